@@ -1,0 +1,72 @@
+"""The command line: parse, call the library, print. Nothing else lives here.
+
+Each command is a module in :mod:`stackmeta.commands` with ``register(subparsers, common)``
+that adds its parser and sets ``func(args, output) -> int`` as the parser's default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from stackmeta import __version__
+from stackmeta.console import Output
+from stackmeta.errors import StackmetaError
+
+# One line a command; the order is the order of `stackmeta --help`.
+COMMANDS = (
+    "export",
+    "show",
+)
+
+
+def common_options() -> argparse.ArgumentParser:
+    """Options every command takes (a parent parser)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--locks-dir", type=Path, default=Path("locks"),
+        help="folder of the release records and locks (default: ./locks)",
+    )
+    common.add_argument("--json", action="store_true", help="print the result as JSON")
+    common.add_argument("-q", "--quiet", action="store_true", help="no progress, no chatter")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stackmeta",
+        description="Turn a CMSSW release's Python stack into locks and metapackages.",
+    )
+    parser.add_argument("--version", action="version", version=f"stackmeta {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    common = common_options()
+    for name in COMMANDS:
+        module = importlib.import_module(f"stackmeta.commands.{name}")
+        module.register(subparsers, common)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    output = Output(json_mode=args.json, quiet=args.quiet)
+    try:
+        return int(args.func(args, output))
+    except StackmetaError as exc:
+        if args.debug:
+            raise
+        output.err.print(f"error: {exc}", markup=False, style="red", highlight=False)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        if args.debug:
+            raise
+        output.err.print("interrupted: nothing half-written was left behind", markup=False)
+        return 130
+
+
+def entrypoint() -> None:
+    sys.exit(main())

@@ -1,0 +1,280 @@
+"""The release record: what a release ships, as later steps read it from locks/.
+
+A record is one JSON document, ``locks/<lock-name>.json``, with sections:
+
+- ``"release"``: written by ``stackmeta export`` (this module's :class:`Release`);
+- ``"check"``: written by ``stackmeta check`` (see :mod:`stackmeta.check`);
+- ``"consistent"``: written by the resolver (see :mod:`stackmeta.resolve`).
+
+Each step owns its section and replaces it atomically with :func:`update_section`; the
+others are kept as they are. This module owns the paths, the format and the export section.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from stackmeta import atomic
+from stackmeta.errors import RecordError
+
+FORMAT = 1
+
+
+class BuildKind(str, Enum):
+    """How CMS built a package."""
+
+    PYPI = "pypi"  # pip from the PyPI source of that version
+    VCS = "vcs"  # from a git (or other VCS) repository
+    URL = "url"  # from a download that is not PyPI
+    OTHER = "other"  # another recipe (no source, a local file, a system build)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Package:
+    """One Python package the release ships."""
+
+    rpm: str  # py3-numpy; several rpms joined by "+" when two name one project
+    name: NormalizedName  # canonical PyPI name
+    display_name: str  # the PyPI name as CMS writes it (pip_name, or the rpm name)
+    version_written: str  # as in the spec or pin: "3.2.3-2"
+    version: Version | None  # PEP 440 form, None when the written form is not PEP 440
+    build: BuildKind
+    source_url: str | None = None  # the main source, when not plain PyPI
+    patches: tuple[str, ...] = ()  # Patch lines and patch sources: bits differ from PyPI
+    reasons: tuple[str, ...] = ()  # comments written next to the pin
+    requires: tuple[NormalizedName, ...] = ()  # Python packages of the stack it requires
+    system_libs: tuple[str, ...] = ()  # non-Python packages it requires
+    arches: tuple[str, ...] = ()  # the arches that ship it
+
+    @property
+    def patched(self) -> bool:
+        return bool(self.patches)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class UnshippedPin:
+    """A pin of pip/requirements.txt that nothing the release ships requires."""
+
+    rpm: str
+    name: NormalizedName
+    version_written: str
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Problem:
+    """Something the reader could not evaluate or had to decide: reported, never hidden."""
+
+    kind: str  # e.g. "unevaluated", "not-pep440", "duplicate-pin", "version-mismatch"
+    message: str
+    where: str = ""  # file:line, or the rpm name
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Release:
+    """The export section of a release record."""
+
+    release: str  # CMSSW_14_0_0
+    metapackage_version: Version  # 14.0.0
+    arches: tuple[str, ...]  # el9_amd64_gcc12
+    python: Version  # 3.9.14 (the interpreter CMS builds)
+    pythons: Mapping[str, Version] = field(default_factory=dict)  # per arch when they differ
+    source: str  # "git <commit> <tag>" or "folder <path>" or "freeze <file>"
+    stackmeta_version: str
+    packages: tuple[Package, ...]
+    unshipped: tuple[UnshippedPin, ...] = ()
+    problems: tuple[Problem, ...] = ()
+
+    @property
+    def python_major(self) -> int:
+        return self.python.major
+
+    @property
+    def lock_name(self) -> str:
+        return lock_name(self.release, self.python_major, default_major=None)
+
+    @property
+    def system_libs(self) -> tuple[str, ...]:
+        return tuple(sorted({lib for pkg in self.packages for lib in pkg.system_libs}))
+
+    def package(self, name: str) -> Package:
+        wanted = canonicalize_name(name)
+        for pkg in self.packages:
+            if pkg.name == wanted:
+                return pkg
+        raise KeyError(name)
+
+
+# -- names and paths -------------------------------------------------------------------
+
+
+def lock_name(release: str, python_major: int, *, default_major: int | None) -> str:
+    """The lock's base name: the release, plus ``-py2``/``-py3`` when not the default stack.
+
+    ``default_major`` is the Python major of the release's default stack; None means the
+    caller exports the default, so the name is the release itself.
+    """
+    if default_major is None or python_major == default_major:
+        return release
+    return f"{release}-py{python_major}"
+
+
+def record_path(locks_dir: Path, name: str) -> Path:
+    return locks_dir / f"{name}.json"
+
+
+def constraints_path(locks_dir: Path, name: str) -> Path:
+    return locks_dir / f"{name}.txt"
+
+
+def list_records(locks_dir: Path) -> list[str]:
+    """The lock names that have a record in *locks_dir*, sorted."""
+    if not locks_dir.is_dir():
+        return []
+    return sorted(p.stem for p in locks_dir.glob("*.json"))
+
+
+# -- the document ----------------------------------------------------------------------
+
+
+def read_document(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        raise RecordError(
+            f"no release record at {path}: run 'stackmeta export' first "
+            "(or pass --locks-dir where the locks are)"
+        )
+    try:
+        doc = json.loads(path.read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RecordError(f"{path}: not a readable release record ({exc}): export it again") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT or "release" not in doc:
+        raise RecordError(f"{path}: not a stackmeta release record of format {FORMAT}: export it again")
+    return doc
+
+
+def dump_document(doc: Mapping[str, Any]) -> str:
+    return json.dumps(doc, indent=1, sort_keys=False, ensure_ascii=False) + "\n"
+
+
+def write_document(path: Path, doc: Mapping[str, Any]) -> None:
+    atomic.write_text(path, dump_document(doc))
+
+
+def update_section(path: Path, key: str, value: Any) -> None:
+    """Replace one section of an existing record atomically, keeping the others."""
+    doc = read_document(path)
+    doc[key] = value
+    write_document(path, doc)
+
+
+def load_release(locks_dir: Path, name: str) -> Release:
+    path = record_path(locks_dir, name)
+    doc = read_document(path)
+    try:
+        return release_from_json(doc["release"])
+    except (KeyError, TypeError, ValueError, InvalidVersion) as exc:
+        raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
+
+
+# -- JSON form of the export section ---------------------------------------------------
+
+
+def _package_to_json(pkg: Package) -> dict[str, Any]:
+    return {
+        "name": pkg.name,
+        "display_name": pkg.display_name,
+        "rpm": pkg.rpm,
+        "version": None if pkg.version is None else str(pkg.version),
+        "version_written": pkg.version_written,
+        "build": pkg.build.value,
+        "source_url": pkg.source_url,
+        "patches": list(pkg.patches),
+        "reasons": list(pkg.reasons),
+        "requires": list(pkg.requires),
+        "system_libs": list(pkg.system_libs),
+        "arches": list(pkg.arches),
+    }
+
+
+def _package_from_json(data: Mapping[str, Any]) -> Package:
+    return Package(
+        name=canonicalize_name(data["name"]),
+        display_name=data["display_name"],
+        rpm=data["rpm"],
+        version=None if data["version"] is None else Version(data["version"]),
+        version_written=data["version_written"],
+        build=BuildKind(data["build"]),
+        source_url=data.get("source_url"),
+        patches=tuple(data.get("patches", ())),
+        reasons=tuple(data.get("reasons", ())),
+        requires=tuple(canonicalize_name(n) for n in data.get("requires", ())),
+        system_libs=tuple(data.get("system_libs", ())),
+        arches=tuple(data.get("arches", ())),
+    )
+
+
+def release_to_json(rel: Release) -> dict[str, Any]:
+    return {
+        "release": rel.release,
+        "metapackage_version": str(rel.metapackage_version),
+        "arches": list(rel.arches),
+        "python": str(rel.python),
+        "pythons": {arch: str(v) for arch, v in sorted(rel.pythons.items())},
+        "source": rel.source,
+        "stackmeta_version": rel.stackmeta_version,
+        "packages": [_package_to_json(p) for p in sorted(rel.packages, key=lambda p: p.name)],
+        "unshipped": [
+            {"rpm": u.rpm, "name": u.name, "version_written": u.version_written,
+             "reasons": list(u.reasons)}
+            for u in sorted(rel.unshipped, key=lambda u: (u.name, u.rpm))
+        ],
+        "problems": [{"kind": p.kind, "message": p.message, "where": p.where} for p in rel.problems],
+    }
+
+
+def release_from_json(data: Mapping[str, Any]) -> Release:
+    return Release(
+        release=data["release"],
+        metapackage_version=Version(data["metapackage_version"]),
+        arches=tuple(data["arches"]),
+        python=Version(data["python"]),
+        pythons={arch: Version(v) for arch, v in data.get("pythons", {}).items()},
+        source=data["source"],
+        stackmeta_version=data["stackmeta_version"],
+        packages=tuple(_package_from_json(p) for p in data["packages"]),
+        unshipped=tuple(
+            UnshippedPin(rpm=u["rpm"], name=canonicalize_name(u["name"]),
+                         version_written=u["version_written"], reasons=tuple(u.get("reasons", ())))
+            for u in data.get("unshipped", ())
+        ),
+        problems=tuple(
+            Problem(kind=p["kind"], message=p["message"], where=p.get("where", ""))
+            for p in data.get("problems", ())
+        ),
+    )
+
+
+def new_document(rel: Release, keep: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """A record document for *rel*; sections of *keep* (an older record) that still
+    describe the same pins are the caller's to carry over."""
+    doc: dict[str, Any] = {"format": FORMAT, "release": release_to_json(rel)}
+    if keep:
+        for key, value in keep.items():
+            if key not in ("format", "release"):
+                doc[key] = value
+    return doc
+
+
+def pins(rel: Release) -> Iterable[tuple[NormalizedName, Version]]:
+    """The release's pins: every shipped package with a PEP 440 version."""
+    for pkg in sorted(rel.packages, key=lambda p: p.name):
+        if pkg.version is not None:
+            yield pkg.name, pkg.version

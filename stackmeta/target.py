@@ -1,0 +1,142 @@
+"""The environment a stack is checked and resolved for: a Python version and a platform.
+
+A :class:`Target` gives the marker environment (to evaluate ``Requires-Dist`` markers)
+and the ordered wheel tags it accepts (most specific first, as pip orders them), both
+through ``packaging``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from packaging import tags
+from packaging.markers import Marker
+from packaging.utils import parse_wheel_filename
+from packaging.version import Version
+
+from stackmeta.errors import UsageError
+
+# platform name -> (sys_platform, platform_system, os_name, platform_machine)
+PLATFORMS: dict[str, tuple[str, str, str, str]] = {
+    "linux-x86_64": ("linux", "Linux", "posix", "x86_64"),
+    "linux-aarch64": ("linux", "Linux", "posix", "aarch64"),
+    "linux-ppc64le": ("linux", "Linux", "posix", "ppc64le"),
+    "macos-x86_64": ("darwin", "Darwin", "posix", "x86_64"),
+    "macos-arm64": ("darwin", "Darwin", "posix", "arm64"),
+    "windows-amd64": ("win32", "Windows", "nt", "AMD64"),
+}
+LAPTOP_PLATFORMS = ("linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-arm64", "windows-amd64")
+
+# CMS arch field -> platform name
+CMS_ARCH_MACHINES = {"amd64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le"}
+
+DEFAULT_GLIBC = (2, 28)  # manylinux_2_28: EL8 and later, the oldest CMS OS of current releases
+DEFAULT_MACOS = (14, 0)
+
+
+def platform_for_arch(arch: str) -> str:
+    """'el9_amd64_gcc12' -> 'linux-x86_64'."""
+    parts = arch.split("_")
+    if len(parts) < 3 or parts[1] not in CMS_ARCH_MACHINES:
+        raise UsageError(
+            f"{arch!r} is not a CMS arch of the form <os>_<amd64|aarch64|ppc64le>_<compiler>"
+        )
+    return f"linux-{CMS_ARCH_MACHINES[parts[1]]}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Target:
+    """A Python version (as precise as known) and a platform name from PLATFORMS."""
+
+    python: Version
+    platform: str = "linux-x86_64"
+    glibc: tuple[int, int] = DEFAULT_GLIBC
+
+    def __post_init__(self) -> None:
+        if self.platform not in PLATFORMS:
+            raise UsageError(
+                f"unknown platform {self.platform!r}: use one of {', '.join(PLATFORMS)}"
+            )
+
+    @property
+    def python_minor(self) -> tuple[int, int]:
+        return (self.python.major, self.python.minor)
+
+    @property
+    def python_full(self) -> str:
+        release = self.python.release + (0,) * (3 - len(self.python.release))
+        return ".".join(str(p) for p in release[:3])
+
+    def environment(self) -> dict[str, str]:
+        sys_platform, system, os_name, machine = PLATFORMS[self.platform]
+        major, minor = self.python_minor
+        return {
+            "implementation_name": "cpython",
+            "implementation_version": self.python_full,
+            "os_name": os_name,
+            "platform_machine": machine,
+            "platform_python_implementation": "CPython",
+            "platform_release": "",
+            "platform_system": system,
+            "platform_version": "",
+            "python_full_version": self.python_full,
+            "python_version": f"{major}.{minor}",
+            "sys_platform": sys_platform,
+        }
+
+    def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
+        """Whether *marker* holds for this target (with the given extras requested)."""
+        if marker is None:
+            return True
+        env = self.environment()
+        if not extras:
+            return marker.evaluate({**env, "extra": ""})
+        return any(marker.evaluate({**env, "extra": extra}) for extra in extras)
+
+    def _platform_tags(self) -> list[str]:
+        machine = PLATFORMS[self.platform][3]
+        if self.platform.startswith("linux-"):
+            out = []
+            for minor in range(self.glibc[1], 4, -1):
+                out.append(f"manylinux_2_{minor}_{machine}")
+                legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}.get(minor)
+                if legacy and (minor == 17 or machine in ("x86_64", "i686")):
+                    out.append(f"{legacy}_{machine}")
+                if minor == 17 and machine not in ("x86_64", "i686"):
+                    break
+            return out
+        if self.platform.startswith("macos-"):
+            arch = "arm64" if machine == "arm64" else "x86_64"
+            return list(tags.mac_platforms(DEFAULT_MACOS, arch))
+        return ["win_amd64"]
+
+    def _tag_order(self) -> dict[tags.Tag, int]:
+        return _tag_order(self.python_minor, tuple(self._platform_tags()))
+
+    def wheel_rank(self, filename: str) -> int | None:
+        """The rank of the best tag of a wheel for this target (lower is better), or None
+        when the wheel cannot be installed here."""
+        try:
+            _, _, _, wheel_tags = parse_wheel_filename(filename)
+        except ValueError:
+            return None
+        order = self._tag_order()
+        ranks = [order[tag] for tag in wheel_tags if tag in order]
+        return min(ranks) if ranks else None
+
+    def __str__(self) -> str:
+        return f"Python {self.python} on {self.platform}"
+
+
+@lru_cache(maxsize=64)
+def _tag_order(python: tuple[int, int], platforms: tuple[str, ...]) -> dict[tags.Tag, int]:
+    major, minor = python
+    abis = [f"cp{major}{minor}"]
+    if major == 2:
+        abis = ["cp27mu", "cp27m"]
+    elif (major, minor) < (3, 8):
+        abis = [f"cp{major}{minor}m"]
+    ordered = list(tags.cpython_tags((major, minor), abis, list(platforms)))
+    ordered += list(tags.compatible_tags((major, minor), f"cp{major}{minor}", list(platforms)))
+    return {tag: i for i, tag in enumerate(ordered)}
