@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from stackmeta.errors import RecordError
 FORMAT = 1
 
 
-class BuildKind(str, Enum):
+class BuildKind(StrEnum):
     """How CMS built a package."""
 
     PYPI = "pypi"  # pip from the PyPI source of that version

@@ -1,0 +1,137 @@
+"""The sides a diff compares, read from where they live: a release record, an installed
+environment, a requirements or constraints file, a PEP 751 pylock file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from packaging.pylock import Pylock, PylockValidationError
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+
+from stackmeta import record
+from stackmeta.diff import Side
+from stackmeta.errors import ManifestError, RecordError, UsageError
+
+
+def from_record(locks_dir: Path, name: str) -> Side:
+    path = record.record_path(locks_dir, name)
+    doc = record.read_document(path)
+    rel = record.release_from_json(doc["release"])
+    versions = {
+        pkg.name: str(pkg.version) if pkg.version is not None else pkg.version_written
+        for pkg in rel.packages
+    }
+    return Side(
+        label=name,
+        versions=versions,
+        system_libs=frozenset(rel.system_libs),
+        deviations=frozenset(deviation_lines(doc.get("consistent"))),
+        python=str(rel.python),
+    )
+
+
+def deviation_lines(consistent: Any) -> list[str]:
+    """One line per deviation of a record's nearest set (its "consistent" section)."""
+    if not isinstance(consistent, dict):
+        return []
+    lines = []
+    for item in consistent.get("deviations", ()):
+        lines.append(f"{item.get('name')} {item.get('release_version')} -> {item.get('version')}")
+    for item in consistent.get("omissions", ()):
+        lines.append(f"{item.get('name')} left out")
+    return lines
+
+
+def from_requirements(path: Path) -> Side:
+    """A requirements or constraints file of ``name==version`` lines (hashes, options and
+    comments are skipped; anything else that is not an exact pin is an error)."""
+    try:
+        text = path.read_text("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    versions: dict[NormalizedName, str] = {}
+    logical = text.replace("\\\n", " ")
+    for number, raw in enumerate(logical.splitlines(), start=1):
+        line = raw.split(" #", 1)[0].strip()
+        if not line or line.startswith(("#", "-")):
+            continue
+        line = line.split(" --hash", 1)[0].strip()
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            raise ManifestError(
+                f"{path}:{number}: not a requirement ({exc}): fix or remove the line"
+            ) from None
+        specs = list(req.specifier)
+        if len(specs) != 1 or specs[0].operator not in ("==", "==="):
+            raise ManifestError(
+                f"{path}:{number}: {line!r} is not an exact pin (name==version): a diff compares "
+                "exact versions"
+            )
+        versions[canonicalize_name(req.name)] = specs[0].version
+    return Side(label=path.name, versions=versions)
+
+
+def from_pylock(path: Path) -> Side:
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+        lock = Pylock.from_dict(data)
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except (tomllib.TOMLDecodeError, PylockValidationError) as exc:
+        raise ManifestError(f"{path}: not a valid PEP 751 lock file ({exc})") from None
+    versions = {
+        canonicalize_name(pkg.name): str(pkg.version) for pkg in lock.packages if pkg.version is not None
+    }
+    python = str(lock.requires_python) if lock.requires_python else None
+    return Side(label=path.name, versions=versions, python=python)
+
+
+_PROBE = (
+    "import json, sys\n"
+    "try:\n"
+    "    from importlib.metadata import distributions\n"
+    "    d = [(x.metadata['Name'], x.version) for x in distributions()]\n"
+    "except ImportError:\n"
+    "    import pkg_resources\n"
+    "    d = [(x.project_name, x.version) for x in pkg_resources.working_set]\n"
+    "sys.stdout.write(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'dists': d}))\n"
+)
+
+
+def from_environment(python: str) -> Side:
+    """What is installed for the interpreter *python* (a path or a command name)."""
+    try:
+        proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise UsageError(f"cannot run the interpreter {python!r} ({exc}): pass --env PYTHON") from None
+    if proc.returncode != 0:
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise UsageError(f"{python} could not list its packages: {last}")
+    data = json.loads(proc.stdout)
+    versions = {canonicalize_name(name): version for name, version in data["dists"] if name}
+    # the environment's own tools are not part of a stack
+    for tool in ("pip", "setuptools", "wheel", "distribute"):
+        versions.pop(canonicalize_name(tool), None)
+    return Side(label=f"environment of {python}", versions=versions, python=data["python"])
+
+
+def resolve_side(spec: str, locks_dir: Path) -> Side:
+    """A release name (a record in *locks_dir*) or a path to a requirements or pylock file."""
+    path = Path(spec)
+    if path.suffix == ".toml" and path.exists():
+        return from_pylock(path)
+    if path.suffix in (".txt", ".in") and path.exists():
+        return from_requirements(path)
+    if record.record_path(locks_dir, spec).exists():
+        return from_record(locks_dir, spec)
+    known = record.list_records(locks_dir)
+    raise RecordError(
+        f"{spec!r} is neither a record in {locks_dir} nor a requirements (.txt) or pylock (.toml) "
+        f"file; records there: {', '.join(known) or 'none'}"
+    )

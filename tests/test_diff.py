@@ -1,0 +1,118 @@
+"""stackmeta diff on real records written through the record module, real files and a real
+interpreter's environment."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from stackmeta import record
+from stackmeta.cli import main
+from stackmeta.record import BuildKind, Package, Release
+
+
+def _release(name: str, pins: dict[str, str], libs: tuple[str, ...] = ()) -> Release:
+    return Release(
+        release=name,
+        metapackage_version=Version(name.removeprefix("CMSSW_").replace("_", ".")),
+        arches=("el9_amd64_gcc12",),
+        python=Version("3.9.14"),
+        source="folder test",
+        stackmeta_version="test",
+        packages=tuple(
+            Package(rpm=f"py3-{n}", name=canonicalize_name(n), display_name=n, version_written=v,
+                    version=Version(v), build=BuildKind.PYPI, system_libs=libs if n == "numpy" else ())
+            for n, v in pins.items()
+        ),
+    )
+
+
+def _write(locks: Path, rel: Release) -> None:
+    record.write_document(record.record_path(locks, rel.release), record.new_document(rel))
+
+
+def test_two_releases(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_13_0_0", {"numpy": "1.22.3", "six": "1.16.0", "rootpy": "1.0"},
+                              libs=("OpenBLAS",)))
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3", "six": "1.16.0", "pandas": "1.5.3",
+                                               "Rootpy": "0.9"}, libs=("OpenBLAS", "hdf5")))
+    code = main(["diff", "CMSSW_13_0_0", "CMSSW_14_0_0", "--locks-dir", str(tmp_path), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert data["added"] == [{"name": "pandas", "old": None, "new": "1.5.3"}]
+    assert data["upgraded"] == [{"name": "numpy", "old": "1.22.3", "new": "1.24.3"}]
+    assert data["downgraded"] == [{"name": "rootpy", "old": "1.0", "new": "0.9"}]
+    assert data["removed"] == []
+    assert data["unchanged"] == 1
+    assert data["system_libs"] == {"added": ["hdf5"], "removed": []}
+
+
+def test_markdown_for_release_notes(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_13_0_0", {"numpy": "1.22.3", "six": "1.15.0"}))
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
+    assert main(["diff", "CMSSW_13_0_0", "CMSSW_14_0_0", "--locks-dir", str(tmp_path),
+                 "--format", "markdown", "--exit-code"]) == 1
+    out = capsys.readouterr().out  # type: ignore[attr-defined]
+    assert out == (
+        "## CMSSW_14_0_0 compared with CMSSW_13_0_0\n\n"
+        "1 removed, 1 upgraded; 0 unchanged.\n\n"
+        "### Removed (1)\n\n| package | version |\n| --- | --- |\n| six | 1.15.0 |\n\n"
+        "### Upgraded (1)\n\n| package | version |\n| --- | --- |\n| numpy | 1.22.3 -> 1.24.3 |\n"
+    )
+
+
+def test_release_against_a_requirements_file(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3", "six": "1.16.0"}))
+    req = tmp_path / "mine.txt"
+    req.write_text("# my pins\nNumPy==1.24.3 \\\n    --hash=sha256:abc\nsix==1.17.0  # newer\n")
+    assert main(["diff", "CMSSW_14_0_0", str(req), "--locks-dir", str(tmp_path), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert data["upgraded"] == [{"name": "six", "old": "1.16.0", "new": "1.17.0"}]
+    assert data["unchanged"] == 1
+
+
+def test_not_a_pin_is_a_clear_error(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
+    req = tmp_path / "loose.txt"
+    req.write_text("numpy>=1.20\n")
+    assert main(["diff", "CMSSW_14_0_0", str(req), "--locks-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err.strip() == (
+        f"error: {req}:1: 'numpy>=1.20' is not an exact pin (name==version): a diff compares exact versions"
+    )
+
+
+def test_unknown_side_lists_the_records(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
+    assert main(["diff", "CMSSW_14_0_1", "CMSSW_14_0_0", "--locks-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert "'CMSSW_14_0_1' is neither a record in" in err
+    assert "records there: CMSSW_14_0_0" in err
+    assert "Traceback" not in err
+
+
+def test_release_against_a_real_environment(tmp_path: Path, capsys: object) -> None:
+    env = tmp_path / "env"
+    venv.EnvBuilder(with_pip=False).create(env)
+    site = next((env / "lib").glob("python3.*/site-packages"))
+    # a real installed distribution: its .dist-info, as an installer writes it
+    info = site / "six-1.15.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: six\nVersion: 1.15.0\n")
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3", "six": "1.16.0"}))
+    code = main(["diff", "CMSSW_14_0_0", "--env", str(env / "bin" / "python"),
+                 "--locks-dir", str(tmp_path), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert data["removed"] == [{"name": "numpy", "old": "1.24.3", "new": None}]
+    assert data["downgraded"] == [{"name": "six", "old": "1.16.0", "new": "1.15.0"}]
+    version = subprocess.run([str(env / "bin" / "python"), "-c", "import sys; print(sys.version.split()[0])"],
+                             capture_output=True, text=True, check=True).stdout.strip()
+    assert data["python"] == {"old": "3.9.14", "new": version}
+    assert sys.executable  # the diff ran another interpreter, not this one
