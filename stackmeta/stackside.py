@@ -107,7 +107,9 @@ _PROBE = (
 def from_environment(python: str) -> Side:
     """What is installed for the interpreter *python* (a path or a command name)."""
     try:
-        proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=120)
+        # run outside the current folder, so its own metadata folders do not count as installed
+        proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=120,
+                              cwd=Path(python).parent if Path(python).is_absolute() else None)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise UsageError(f"cannot run the interpreter {python!r} ({exc}): pass --env PYTHON") from None
     if proc.returncode != 0:

@@ -1,0 +1,99 @@
+"""PEP 751 lock files (``pylock.<name>.toml``), built and validated through
+``packaging.pylock`` and written with a TOML writer. Pure: the caller supplies the files."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import tomli_w
+from packaging.markers import Marker
+from packaging.pylock import Package, PackageSdist, PackageWheel, Pylock, PylockValidationError
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from stackmeta.errors import RecordError
+
+LOCK_VERSION = Version("1.0")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockedFile:
+    filename: str
+    url: str
+    sha256: str
+    size: int | None = None
+    upload_time: datetime | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class LockedPackage:
+    name: NormalizedName
+    version: Version
+    marker: Marker | None = None
+    requires_python: SpecifierSet | None = None
+    index: str | None = None  # the project's simple page on the index
+    wheels: tuple[LockedFile, ...] = ()
+    sdist: LockedFile | None = None
+
+
+def _wheel(f: LockedFile) -> PackageWheel:
+    return PackageWheel(name=f.filename, url=f.url, size=f.size, upload_time=f.upload_time,
+                        hashes={"sha256": f.sha256})
+
+
+def _sdist(f: LockedFile) -> PackageSdist:
+    return PackageSdist(name=f.filename, url=f.url, size=f.size, upload_time=f.upload_time,
+                        hashes={"sha256": f.sha256})
+
+
+def build(
+    packages: Sequence[LockedPackage],
+    *,
+    created_by: str,
+    requires_python: SpecifierSet | None,
+    environments: Sequence[Marker] | None,
+) -> Pylock:
+    """A validated :class:`packaging.pylock.Pylock` for *packages* (sorted by name)."""
+    missing = [str(p.name) for p in packages if not p.wheels and p.sdist is None]
+    if missing:
+        raise RecordError(
+            f"no file with a sha256 is known for {', '.join(sorted(missing))}: run 'stackmeta check' "
+            "so the record holds the index's files"
+        )
+    lock = Pylock(
+        lock_version=LOCK_VERSION,
+        created_by=created_by,
+        requires_python=requires_python,
+        environments=list(environments) if environments else None,
+        packages=[
+            Package(
+                name=p.name,
+                version=p.version,
+                marker=p.marker,
+                requires_python=p.requires_python,
+                index=p.index,
+                wheels=[_wheel(w) for w in p.wheels] or None,
+                sdist=None if p.sdist is None else _sdist(p.sdist),
+            )
+            for p in sorted(packages, key=lambda p: (p.name, str(p.marker or "")))
+        ],
+    )
+    try:
+        lock.validate()
+    except PylockValidationError as exc:  # a bug of ours, said plainly
+        raise RecordError(f"the PEP 751 lock built from the record is invalid: {exc}") from None
+    return lock
+
+
+def dumps(lock: Pylock) -> str:
+    """The TOML text of *lock*."""
+    return tomli_w.dumps(dict(lock.to_dict()))
+
+
+def file_name(lock_name: str) -> str:
+    """``pylock.<name>.toml``: PEP 751 names must match ``pylock\\.[^.]+\\.toml``."""
+    safe = lock_name.replace(".", "-")
+    return f"pylock.{safe}.toml"

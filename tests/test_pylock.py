@@ -1,0 +1,112 @@
+"""PEP 751 locks written by stackmeta, installed by the real pip and the real uv from a real
+HTTP server on loopback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from packaging.markers import Marker
+from packaging.pylock import Pylock
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from stackmeta import pylock
+from tests.staticserver import serve_folder
+from tests.wheelfactory import build_project
+
+
+@pytest.fixture(scope="module")
+def dists(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    work = tmp_path_factory.mktemp("dists")
+    build_project(work, "alpha-stack-demo", "1.0", requires=("beta-stack-demo>=2",))
+    build_project(work, "beta-stack-demo", "2.0", sdist=True)
+    return work / "dist"
+
+
+def _lock(folder: Path, base: str) -> str:
+    packages = []
+    for name, version in (("alpha-stack-demo", "1.0"), ("beta-stack-demo", "2.0")):
+        files = sorted(p for p in folder.iterdir() if p.name.startswith(name.replace("-", "_")))
+        wheels = tuple(
+            pylock.LockedFile(filename=p.name, url=f"{base}/{p.name}", sha256=_sha(p), size=p.stat().st_size)
+            for p in files if p.suffix == ".whl"
+        )
+        sdists = [p for p in files if p.name.endswith(".tar.gz")]
+        sdist = None if not sdists else pylock.LockedFile(
+            filename=sdists[0].name, url=f"{base}/{sdists[0].name}", sha256=_sha(sdists[0]),
+            size=sdists[0].stat().st_size)
+        packages.append(pylock.LockedPackage(name=canonicalize_name(name), version=Version(version),
+                                             wheels=wheels, sdist=sdist))
+    lock = pylock.build(
+        packages, created_by="stackmeta", requires_python=SpecifierSet(">=3.9"),
+        environments=[Marker('sys_platform == "linux"')],
+    )
+    return pylock.dumps(lock)
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _installed(python: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [str(python), "-c", "import json, importlib.metadata as m; "
+         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+        capture_output=True, text=True, check=True, cwd=python.parent).stdout
+    return {k: v for k, v in json.loads(out).items() if k not in ("pip", "setuptools")}
+
+
+def test_written_lock_is_valid_pep_751(dists: Path) -> None:
+    import tomllib
+
+    text = _lock(dists, "http://127.0.0.1:1")
+    data = tomllib.loads(text)
+    parsed = Pylock.from_dict(data)
+    assert [str(p.name) for p in parsed.packages] == ["alpha-stack-demo", "beta-stack-demo"]
+    assert data["lock-version"] == "1.0"
+    assert data["created-by"] == "stackmeta"
+    assert pylock.file_name("CMSSW_14_0_0") == "pylock.CMSSW_14_0_0.toml"
+
+
+@pytest.mark.slow
+def test_real_pip_installs_the_lock(dists: Path, tmp_path: Path) -> None:
+    with serve_folder(dists) as base:
+        lock = tmp_path / pylock.file_name("demo")
+        lock.write_text(_lock(dists, base))
+        env = tmp_path / "env"
+        venv.EnvBuilder(with_pip=False).create(env)
+        python = env / "bin" / "python"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index",
+             "--disable-pip-version-check", "-q", "-r", str(lock)],
+            check=True, capture_output=True, text=True,
+        )
+    assert _installed(python) == {"alpha-stack-demo": "1.0", "beta-stack-demo": "2.0"}
+
+
+@pytest.mark.slow
+def test_real_uv_installs_the_lock(dists: Path, tmp_path: Path) -> None:
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv is None:
+        pytest.skip("uv is not installed in the test environment (pip install uv)")
+    with serve_folder(dists) as base:
+        lock = tmp_path / pylock.file_name("demo")
+        lock.write_text(_lock(dists, base))
+        env = tmp_path / "env"
+        venv.EnvBuilder(with_pip=False).create(env)
+        python = env / "bin" / "python"
+        proc = subprocess.run(
+            [uv, "pip", "install", "--preview-features", "pylock", "--no-cache", "--python", str(python), "-r", str(lock)],
+            capture_output=True, text=True,
+        )
+        assert proc.returncode == 0, proc.stderr
+    assert _installed(python) == {"alpha-stack-demo": "1.0", "beta-stack-demo": "2.0"}
