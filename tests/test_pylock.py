@@ -105,7 +105,8 @@ def test_real_uv_installs_the_lock(dists: Path, tmp_path: Path) -> None:
         venv.EnvBuilder(with_pip=False).create(env)
         python = env / "bin" / "python"
         proc = subprocess.run(
-            [uv, "pip", "install", "--preview-features", "pylock", "--no-cache", "--python", str(python), "-r", str(lock)],
+            [uv, "pip", "install", "--preview-features", "pylock", "--no-cache",
+             "--python", str(python), "-r", str(lock)],
             capture_output=True, text=True,
         )
         assert proc.returncode == 0, proc.stderr
