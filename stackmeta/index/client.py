@@ -1,0 +1,300 @@
+"""The index client: project pages and core metadata from any standard index.
+
+``IndexClient(index_url, cache_dir)`` reads PEP 691 JSON when the index offers it, PEP 503
+HTML otherwise, from ``https://``, ``http://`` or ``file://`` (a static folder, e.g. one
+written by ``stackmeta snapshot``). Metadata comes, in this order, from the cache, the PEP 658
+``.metadata`` file (tried even when the page does not advertise it, unless it says there is
+none), HTTP range requests into the wheel, and a whole download (hash-verified). For an sdist:
+its PKG-INFO (download, hash-verified).
+
+Single calls (:meth:`project`, :meth:`metadata`) raise :class:`IndexAccessError`; batch calls
+(:meth:`projects`, :meth:`metadatas`) return the error as the item's result so one bad
+package never stops the others. Results are kept in memory for the client's life.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import tarfile
+import threading
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from stackmeta.errors import IndexAccessError, StackmetaError
+from stackmeta.index import lazywheel
+from stackmeta.index.cache import Cache, default_cache_dir
+from stackmeta.index.http import Transport
+from stackmeta.index.metadata import CoreMetadata, MetadataSource, parse_metadata
+from stackmeta.index.simple import ACCEPT, ProjectFile, ProjectPage, parse_project_page
+from stackmeta.progress import NO_PROGRESS, Progress
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+PYPI = "https://pypi.org/simple"
+DEFAULT_PAGE_MAX_AGE = 600.0
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileMetadata:
+    """The core metadata read for one file, and how it was read."""
+
+    project: NormalizedName
+    file: ProjectFile
+    source: MetadataSource
+    raw: bytes | None  # the bytes read (METADATA / PKG-INFO); None when nothing could be read
+    metadata: CoreMetadata | None
+
+    @property
+    def dependencies_known(self) -> bool:
+        if self.metadata is None:
+            return False
+        if self.source == "pkg-info":
+            return self.metadata.dependencies_known
+        return True
+
+
+def normalize_index_url(url: str) -> str:
+    """Strip the trailing slash; a ``file://`` folder holding ``simple/`` means that folder."""
+    url = url.rstrip("/")
+    if url.startswith("file:"):
+        from urllib.parse import unquote, urlsplit
+        from urllib.request import url2pathname
+
+        path = Path(url2pathname(unquote(urlsplit(url).path)))
+        if not (path / "index.html").exists() and (path / "simple" / "index.html").exists():
+            return url + "/simple"
+    return url
+
+
+class IndexClient:
+    """Pages and metadata from one index; thread-safe; ``jobs`` requests in flight at once.
+
+    *cache_dir*: a folder, None for the default user cache, or False for no disk cache.
+    *page_max_age*: seconds a cached page is trusted (0: always fetch pages).
+    """
+
+    def __init__(self, index_url: str = PYPI, cache_dir: Path | Literal[False] | None = None, *,
+                 jobs: int = 16, timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
+                 page_max_age: float = DEFAULT_PAGE_MAX_AGE, transport: Transport | None = None) -> None:
+        self.index_url = normalize_index_url(index_url)
+        root = None if cache_dir is False else (cache_dir or default_cache_dir())
+        self.cache = Cache(root)
+        self.transport = transport or Transport(jobs=jobs, timeout=timeout, retries=retries, backoff=backoff)
+        self.page_max_age = page_max_age if not self.index_url.startswith("file:") else 0.0
+        self._lock = threading.Lock()
+        self._pages: dict[NormalizedName, ProjectPage | None] = {}
+        self._metadata: dict[str, FileMetadata] = {}
+        # what was read, for snapshots: name -> (body, content type, url); filename -> bytes
+        self.raw_pages: dict[NormalizedName, tuple[bytes, str, str]] = {}
+
+    def __enter__(self) -> IndexClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self.transport.close()
+
+    @property
+    def jobs(self) -> int:
+        return self.transport.jobs
+
+    def project_url(self, name: str) -> str:
+        return f"{self.index_url}/{canonicalize_name(name)}/"
+
+    # -- pages -------------------------------------------------------------------------
+
+    def project(self, name: str) -> ProjectPage | None:
+        """The project's page, or None when the index does not have the project (404)."""
+        cname = canonicalize_name(name)
+        with self._lock:
+            if cname in self._pages:
+                return self._pages[cname]
+        url = self.project_url(cname)
+        cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
+        if cached is not None:
+            body, ctype, final = cached
+            page: ProjectPage | None = parse_project_page(body, ctype, final, cname)
+        else:
+            resp = self.transport.get(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
+            if resp.status in (404, 410):
+                page = None
+            elif resp.status != 200:
+                raise IndexAccessError(f"{url}: HTTP {resp.status} for project {cname}: check the index URL")
+            else:
+                page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
+                body, ctype, final = resp.body, resp.content_type, resp.url
+                self.cache.put_page(self.index_url, cname, body, ctype, final)
+        with self._lock:
+            self._pages[cname] = page
+            if page is not None:
+                self.raw_pages[cname] = (body, ctype, final)
+        return page
+
+    def projects(self, names: Iterable[str], progress: Progress = NO_PROGRESS
+                 ) -> dict[NormalizedName, ProjectPage | StackmetaError | None]:
+        """Many pages at once; an error is the item's result."""
+        wanted = [canonicalize_name(n) for n in names]
+        return self.map(self.project, wanted, progress, "pages")
+
+    # -- metadata ----------------------------------------------------------------------
+
+    def metadata(self, file: ProjectFile, project: str) -> FileMetadata:
+        """The core metadata of *file* (a file of *project*'s page)."""
+        key = file.sha256 or file.url
+        with self._lock:
+            if key in self._metadata:
+                return self._metadata[key]
+        result = self._read_metadata(file, canonicalize_name(project))
+        with self._lock:
+            self._metadata[key] = result
+        return result
+
+    def metadatas(self, files: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS
+                  ) -> dict[tuple[str, ProjectFile], FileMetadata | StackmetaError]:
+        return self.map(lambda item: self.metadata(item[1], item[0]), files, progress, "metadata")
+
+    def map(self, fn: Callable[[T], R], items: Iterable[T], progress: Progress = NO_PROGRESS,
+            what: str = "requests") -> dict[T, R | StackmetaError]:
+        """Run *fn* over *items* concurrently (``jobs`` at once); errors are results."""
+        todo = list(items)
+        progress.start(what, len(todo))
+        try:
+            return self.transport.map(fn, todo, lambda _i, _r: progress.advance())
+        finally:
+            progress.done()
+
+    def _read_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
+        sha = file.sha256
+        hit = self.cache.get_metadata(sha)
+        if hit is not None:
+            data, source = hit
+            md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
+            return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
+                                raw=data, metadata=md)
+        if file.kind == "wheel":
+            return self._wheel_metadata(file, project)
+        if file.kind == "sdist":
+            return self._sdist_metadata(file, project)
+        return FileMetadata(project=project, file=file, source="unknown", raw=None, metadata=None)
+
+    def _keep(self, file: ProjectFile, project: NormalizedName, data: bytes, source: MetadataSource,
+              url: str) -> FileMetadata:
+        md = parse_metadata(data, url=url, project=project)  # raises before anything is cached
+        self.cache.put_metadata(file.sha256, data, source)
+        return FileMetadata(project=project, file=file, source=source, raw=data, metadata=md)
+
+    def _wheel_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
+        if file.core_metadata is not False:
+            resp = self.transport.get(file.metadata_url)
+            if resp.status == 200:
+                if file.core_metadata_sha256 is not None:
+                    got = hashlib.sha256(resp.body).hexdigest()
+                    if got != file.core_metadata_sha256:
+                        raise IndexAccessError(
+                            f"{file.metadata_url}: hash mismatch for {project} metadata (sha256 {got}, "
+                            f"the page says {file.core_metadata_sha256}): nothing was cached; "
+                            "the index or a proxy serves a wrong file"
+                        )
+                return self._keep(file, project, resp.body, "pep658", file.metadata_url)
+            if resp.status not in (404, 403, 410):
+                raise IndexAccessError(f"{file.metadata_url}: HTTP {resp.status} for {project} metadata")
+        try:
+            data, _ = lazywheel.read_metadata(self._range_reader(file.url, project), project, file.size)
+        except lazywheel.ZipReadError:
+            return self._download_wheel(file, project)
+        except _RangeUnsupported as whole:
+            return self._from_whole_wheel(file, project, whole.body)
+        return self._keep(file, project, data, "range", file.url)
+
+    def _range_reader(self, url: str, project: str) -> lazywheel.RangeReader:
+        def read(start: int | None, end: int) -> lazywheel.Chunk:
+            rng = f"bytes=-{end}" if start is None else f"bytes={start}-{end}"
+            resp = self.transport.get(url, headers={"Range": rng})
+            if resp.status == 206:
+                cr = resp.headers.get("content-range", "")
+                try:
+                    span, _, total = cr.removeprefix("bytes ").partition("/")
+                    first = int(span.split("-")[0])
+                    return lazywheel.Chunk(data=resp.body, offset=first, total=int(total))
+                except ValueError:
+                    raise lazywheel.ZipReadError(f"bad Content-Range {cr!r}") from None
+            if resp.status == 200:
+                raise _RangeUnsupported(resp.body)
+            raise IndexAccessError(f"{url}: HTTP {resp.status} reading {project}'s wheel")
+        return read
+
+    def _download(self, file: ProjectFile, project: str) -> bytes:
+        resp = self.transport.get(file.url)
+        if resp.status != 200:
+            raise IndexAccessError(f"{file.url}: HTTP {resp.status} downloading {project}")
+        self._verify(file, project, resp.body)
+        return resp.body
+
+    def _verify(self, file: ProjectFile, project: str, body: bytes) -> None:
+        for algo, digest in file.hashes:
+            if algo in hashlib.algorithms_guaranteed:
+                got = hashlib.new(algo, body).hexdigest()
+                if got != digest:
+                    raise IndexAccessError(
+                        f"{file.url}: hash mismatch for {project} ({algo} {got}, the page says {digest}): "
+                        "nothing was cached; the index or a proxy serves a wrong file"
+                    )
+
+    def _download_wheel(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
+        return self._from_whole_wheel(file, project, self._download(file, project), verified=True)
+
+    def _from_whole_wheel(self, file: ProjectFile, project: NormalizedName, body: bytes,
+                          verified: bool = False) -> FileMetadata:
+        if not verified:
+            self._verify(file, project, body)
+        try:
+            with zipfile.ZipFile(io.BytesIO(body)) as zf:
+                names = [n for n in zf.namelist() if lazywheel._METADATA.match(n)]
+                match = [n for n in names
+                         if canonicalize_name(n.split(".dist-info")[0].rsplit("-", 1)[0]) == project]
+                if not (match or names):
+                    raise IndexAccessError(f"{file.url}: wheel of {project} has no .dist-info/METADATA")
+                data = zf.read((match or names)[0])
+        except (zipfile.BadZipFile, OSError, KeyError) as exc:
+            raise IndexAccessError(f"{file.url}: wheel of {project} is not a readable zip ({exc})") from None
+        return self._keep(file, project, data, "download", file.url)
+
+    def _sdist_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
+        body = self._download(file, project)
+        data = _pkg_info(body, file.filename)
+        if data is None:
+            return FileMetadata(project=project, file=file, source="unknown", raw=None, metadata=None)
+        return self._keep(file, project, data, "pkg-info", file.url)
+
+
+class _RangeUnsupported(Exception):
+    def __init__(self, body: bytes) -> None:
+        super().__init__("range not supported")
+        self.body = body
+
+
+def _pkg_info(body: bytes, filename: str) -> bytes | None:
+    """The top-level PKG-INFO of an sdist archive (tar.* or zip), or None."""
+    try:
+        if filename.lower().endswith(".zip"):
+            with zipfile.ZipFile(io.BytesIO(body)) as zf:
+                names = sorted((n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")),
+                               key=len)
+                return zf.read(names[0]) if names else None
+        with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tf:
+            for member in tf:
+                if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/PKG-INFO"):
+                    handle = tf.extractfile(member)
+                    return handle.read() if handle else None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError):
+        return None
+    return None

@@ -1,0 +1,162 @@
+"""A wheel's METADATA read with HTTP range requests, as pip's lazy wheel does.
+
+Fetch the tail of the wheel, find the zip central directory (fetching the rest of it when the
+tail did not hold it all), find ``<name>-<version>.dist-info/METADATA``, then fetch only that
+member (often already inside the tail) and inflate it, checking its CRC-32. The zip reading is
+pure: it works over a :class:`RangeReader`, which the client implements with HTTP.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from packaging.utils import canonicalize_name
+
+TAIL = 64 * 1024
+
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOC = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_CENTRAL = b"PK\x01\x02"
+_LOCAL = b"PK\x03\x04"
+_METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA$")
+
+
+class ZipReadError(Exception):
+    """The bytes are not the zip (or the wheel) they should be."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Chunk:
+    """Bytes of the remote file: ``data`` starts at ``offset``; ``total`` is the file size."""
+
+    data: bytes
+    offset: int
+    total: int
+
+
+# A reader answers (start, end) inclusive, or (None, n) for the last n bytes.
+RangeReader = Callable[[int | None, int], Chunk]
+
+
+class _Sparse:
+    def __init__(self, read: RangeReader) -> None:
+        self._read = read
+        self._chunks: list[Chunk] = []
+        self.total = -1
+        self.requests = 0
+
+    def fetch(self, start: int | None, end: int) -> Chunk:
+        chunk = self._read(start, end)
+        self.requests += 1
+        self.total = chunk.total
+        self._chunks.append(chunk)
+        return chunk
+
+    def get(self, start: int, length: int) -> bytes:
+        """Bytes [start, start+length), fetching them unless already held."""
+        for c in self._chunks:
+            if c.offset <= start and start + length <= c.offset + len(c.data):
+                return c.data[start - c.offset:start - c.offset + length]
+        c = self.fetch(start, start + length - 1)
+        if not (c.offset <= start and start + length <= c.offset + len(c.data)):
+            raise ZipReadError(f"the server answered bytes {c.offset}-{c.offset + len(c.data)} "
+                               f"for {start}-{start + length - 1}")
+        return c.data[start - c.offset:start - c.offset + length]
+
+
+def read_metadata(read: RangeReader, project: str, size: int | None = None) -> tuple[bytes, int]:
+    """The METADATA bytes of the wheel behind *read*, and the number of requests made."""
+    sparse = _Sparse(read)
+    tail = sparse.fetch(0, size - 1) if size is not None and size <= TAIL else sparse.fetch(None, TAIL)
+    total = tail.total
+    end_data = tail.data
+    pos = end_data.rfind(_EOCD)
+    while pos >= 0 and len(end_data) - pos < 22:
+        pos = end_data.rfind(_EOCD, 0, pos)
+    if pos < 0:
+        raise ZipReadError("no end of central directory: not a zip file")
+    eocd_at = tail.offset + pos
+    (_, _, _, _, entries, cd_size, cd_offset, _) = struct.unpack("<4s4H2LH", end_data[pos:pos + 22])
+    if cd_offset == 0xFFFFFFFF or cd_size == 0xFFFFFFFF or entries == 0xFFFF:
+        loc = sparse.get(eocd_at - 20, 20)
+        if loc[:4] != _EOCD64_LOC:
+            raise ZipReadError("zip64 locator missing")
+        (_, _, eocd64_at, _) = struct.unpack("<4sLQL", loc)
+        rec = sparse.get(eocd64_at, 56)
+        if rec[:4] != _EOCD64:
+            raise ZipReadError("zip64 end of central directory missing")
+        (_, _, _, _, _, _, _, entries, cd_size, cd_offset) = struct.unpack("<4sQ2H2L4Q", rec)
+    if cd_offset + cd_size > total:
+        raise ZipReadError("central directory beyond the end of the file")
+    central = sparse.get(cd_offset, cd_size)
+    member = _find_metadata(central, project)
+    if member is None:
+        raise ZipReadError("no .dist-info/METADATA in the wheel")
+    method, crc, csize, local_at, guess = member
+    # one request for the local header and the data (the local extra field may differ from
+    # the central one: ask for a little more, and again only if that was not enough)
+    want = min(30 + guess + csize + 1024, total - local_at)
+    block = sparse.get(local_at, want)
+    if block[:4] != _LOCAL:
+        raise ZipReadError("bad local file header")
+    name_len, extra_len = struct.unpack("<2H", block[26:30])
+    start = 30 + name_len + extra_len
+    data = block[start:start + csize] if start + csize <= len(block) else sparse.get(local_at + start, csize)
+    if method == 0:
+        content = data
+    elif method == 8:
+        try:
+            content = zlib.decompress(data, -15)
+        except zlib.error as exc:
+            raise ZipReadError(f"METADATA does not inflate: {exc}") from None
+    else:
+        raise ZipReadError(f"METADATA compressed with unsupported method {method}")
+    if zlib.crc32(content) & 0xFFFFFFFF != crc:
+        raise ZipReadError("METADATA fails its CRC-32")
+    return content, sparse.requests
+
+
+def _find_metadata(central: bytes, project: str) -> tuple[int, int, int, int, int] | None:
+    wanted = canonicalize_name(project)
+    found: list[tuple[bool, tuple[int, int, int, int, int]]] = []
+    pos = 0
+    while pos + 46 <= len(central) and central[pos:pos + 4] == _CENTRAL:
+        (_, _, _, _, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, _, local_at) = struct.unpack(
+            "<4s6H3L5H2L", central[pos:pos + 46])
+        name = central[pos + 46:pos + 46 + nlen].decode("utf-8", "replace")
+        extra = central[pos + 46 + nlen:pos + 46 + nlen + xlen]
+        m = _METADATA.match(name)
+        if m:
+            if 0xFFFFFFFF in (csize, usize, local_at):
+                csize, local_at = _zip64_extra(extra, usize, csize, local_at)
+            dist = m.group(1).rsplit("-", 1)[0]
+            found.append((canonicalize_name(dist) == wanted, (method, crc, csize, local_at, nlen + xlen)))
+        pos += 46 + nlen + xlen + clen
+    if not found:
+        return None
+    found.sort(key=lambda x: not x[0])
+    return found[0][1]
+
+
+def _zip64_extra(extra: bytes, usize: int, csize: int, local_at: int) -> tuple[int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        hid, hlen = struct.unpack("<2H", extra[pos:pos + 4])
+        if hid == 1:
+            body = extra[pos + 4:pos + 4 + hlen]
+            vals = [struct.unpack("<Q", body[i:i + 8])[0] for i in range(0, len(body) - 7, 8)]
+            it = iter(vals)
+            if usize == 0xFFFFFFFF:
+                next(it, None)
+            if csize == 0xFFFFFFFF:
+                csize = next(it, csize)
+            if local_at == 0xFFFFFFFF:
+                local_at = next(it, local_at)
+            return csize, local_at
+        pos += 4 + hlen
+    raise ZipReadError("zip64 sizes missing")

@@ -1,0 +1,104 @@
+"""Core metadata (METADATA, PKG-INFO, PEP 658 files) as the check and the resolver read it.
+
+Parsed with ``packaging.metadata`` without validation, then the three fields that matter are
+read one item at a time, so that the junk found in old real metadata (an unparsable
+requirement, a bad Requires-Python) is reported and skipped instead of failing the package.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from packaging.metadata import Metadata, parse_email
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from stackmeta.errors import IndexAccessError
+
+MetadataSource = Literal["pep658", "range", "download", "pkg-info", "unknown"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CoreMetadata:
+    """What stackmeta reads of one file's core metadata."""
+
+    name: NormalizedName
+    version: Version | None
+    metadata_version: str
+    requires_dist: tuple[Requirement, ...]
+    requires_python: SpecifierSet | None
+    dynamic: tuple[str, ...] = ()
+    provides_extra: tuple[str, ...] = ()
+    junk: tuple[str, ...] = ()  # what could not be read, one note each
+
+    @property
+    def dependencies_known(self) -> bool:
+        """Whether Requires-Dist is authoritative (always for a wheel's METADATA; for an
+        sdist's PKG-INFO only from Metadata-Version 2.2 when not Dynamic)."""
+        try:
+            mv = Version(self.metadata_version)
+        except InvalidVersion:
+            return False
+        return mv >= Version("2.2") and "requires-dist" not in self.dynamic
+
+
+def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
+    """Parse core metadata; a file that is not core metadata of *project* raises
+    IndexAccessError naming the URL."""
+    if not data.strip():
+        raise IndexAccessError(f"{url}: empty metadata file for {project}: the index serves a broken file")
+    if b"\x00" in data[:4096]:
+        raise IndexAccessError(f"{url}: metadata of {project} is binary, not core metadata")
+    try:
+        raw, unparsed = parse_email(data)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise IndexAccessError(f"{url}: metadata of {project} does not parse ({exc})") from None
+    junk: list[str] = []
+    name = raw.get("name")
+    mv = raw.get("metadata_version")
+    if not name or not mv:
+        raise IndexAccessError(
+            f"{url}: metadata of {project} lacks {'Name' if not name else 'Metadata-Version'}: "
+            "not a core metadata file (truncated or malformed)"
+        )
+    if canonicalize_name(name) != canonicalize_name(project):
+        raise IndexAccessError(f"{url}: metadata names project {name!r}, expected {project}")
+    try:
+        Metadata.from_raw(raw, validate=False)
+    except Exception as exc:  # packaging's own checks: a note, never a failure
+        junk.append(f"metadata: {exc}")
+    version: Version | None = None
+    try:
+        version = Version(raw.get("version", ""))
+    except InvalidVersion:
+        junk.append(f"Version: {raw.get('version')!r}")
+    reqs: list[Requirement] = []
+    for item in raw.get("requires_dist", []):
+        try:
+            reqs.append(Requirement(item))
+        except InvalidRequirement:
+            junk.append(f"Requires-Dist: {item!r}")
+    for key in unparsed:
+        if key.lower() in ("requires-dist", "requires_dist"):
+            for item in unparsed[key]:
+                junk.append(f"Requires-Dist: {item!r}")
+    rp: SpecifierSet | None = None
+    if raw.get("requires_python"):
+        try:
+            rp = SpecifierSet(raw["requires_python"])
+        except InvalidSpecifier:
+            junk.append(f"Requires-Python: {raw['requires_python']!r}")
+    return CoreMetadata(
+        name=canonicalize_name(name),
+        version=version,
+        metadata_version=mv,
+        requires_dist=tuple(reqs),
+        requires_python=rp,
+        dynamic=tuple(d.lower() for d in raw.get("dynamic", [])),
+        provides_extra=tuple(raw.get("provides_extra", [])),
+        junk=tuple(junk),
+    )
+

@@ -1,0 +1,395 @@
+"""Parsing of simple-repository project pages (PEP 503 HTML, PEP 691 JSON). No I/O here.
+
+:func:`parse_project_page` turns ``(body, content_type, url)`` into a :class:`ProjectPage`;
+a page that is not what the standards describe raises :class:`IndexAccessError` naming the URL.
+:func:`parse_index_page` lists the projects of a root page. :func:`render_project_html` /
+:func:`render_project_json` write pages back (for snapshots).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from typing import Any, Literal
+from urllib.parse import urldefrag, urljoin
+
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
+    NormalizedName,
+    canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
+)
+from packaging.version import InvalidVersion, Version
+
+from stackmeta.errors import IndexAccessError
+
+JSON_TYPE = "application/vnd.pypi.simple.v1+json"
+HTML_TYPE = "application/vnd.pypi.simple.v1+html"
+ACCEPT = f"{JSON_TYPE}, {HTML_TYPE};q=0.2, text/html;q=0.1"
+
+FileKind = Literal["wheel", "sdist", "other"]
+
+# what pip accepts as an sdist, longest first
+SDIST_SUFFIXES = (".tar.gz", ".tar.bz2", ".tar.xz", ".tar.lz", ".tar.lzma", ".tar", ".tbz", ".tgz",
+                  ".txz", ".tlz", ".zip")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectFile:
+    """One file of a project page."""
+
+    filename: str
+    url: str  # absolute, without the hash fragment
+    hashes: tuple[tuple[str, str], ...] = ()  # (algorithm, hex digest), sorted
+    requires_python: SpecifierSet | None = None
+    yanked: bool = False
+    yanked_reason: str | None = None
+    size: int | None = None
+    # PEP 658/714: None = the page says nothing; False = says there is none; True = there is one
+    core_metadata: bool | None = None
+    core_metadata_sha256: str | None = None
+    upload_time: str | None = None
+
+    @property
+    def sha256(self) -> str | None:
+        return dict(self.hashes).get("sha256")
+
+    @property
+    def kind(self) -> FileKind:
+        return file_kind(self.filename)
+
+    @property
+    def metadata_url(self) -> str:
+        return self.url + ".metadata"
+
+    def version(self, project: str) -> Version | None:
+        """The version this file is of, or None when its name does not parse."""
+        return file_version(self.filename, project)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ProjectPage:
+    """A project's page: its files (as the index lists them)."""
+
+    name: NormalizedName
+    url: str
+    files: tuple[ProjectFile, ...]
+    api_version: str | None = None
+
+    def by_version(self) -> dict[Version, list[ProjectFile]]:
+        out: dict[Version, list[ProjectFile]] = {}
+        for f in self.files:
+            v = f.version(self.name)
+            if v is not None:
+                out.setdefault(v, []).append(f)
+        return out
+
+    def files_of(self, version: Version) -> list[ProjectFile]:
+        return [f for f in self.files if f.version(self.name) == version]
+
+
+def file_kind(filename: str) -> FileKind:
+    if filename.endswith(".whl"):
+        return "wheel"
+    if filename.lower().endswith(SDIST_SUFFIXES):
+        return "sdist"
+    return "other"
+
+
+def file_version(filename: str, project: str) -> Version | None:
+    """The version of a wheel or sdist of *project* named *filename* (None when unknown)."""
+    kind = file_kind(filename)
+    try:
+        if kind == "wheel":
+            name, version, _, _ = parse_wheel_filename(filename)
+            return version if name == canonicalize_name(project) else None
+        if kind == "sdist":
+            if filename.endswith((".tar.gz", ".zip")):
+                try:
+                    name, version = parse_sdist_filename(filename)
+                    if name == canonicalize_name(project):
+                        return version
+                except InvalidSdistFilename:
+                    pass
+            return _loose_sdist_version(filename, project)
+    except (InvalidWheelFilename, InvalidVersion):
+        return None
+    return None
+
+
+def _loose_sdist_version(filename: str, project: str) -> Version | None:
+    lower = filename.lower()
+    stem = next((filename[: -len(s)] for s in SDIST_SUFFIXES if lower.endswith(s)), filename)
+    wanted = canonicalize_name(project)
+    # the name part may itself contain dashes: try every split, name first
+    parts = stem.split("-")
+    for i in range(1, len(parts)):
+        if canonicalize_name("-".join(parts[:i])) == wanted:
+            try:
+                return Version("-".join(parts[i:]))
+            except InvalidVersion:
+                return None
+    return None
+
+
+# -- parsing ---------------------------------------------------------------------------
+
+
+def _bad(url: str, what: str) -> IndexAccessError:
+    return IndexAccessError(f"{url}: malformed project page ({what}): check that it is a PEP 503/691 index")
+
+
+def _specifier(text: str | None, url: str) -> SpecifierSet | None:
+    if text is None or not text.strip():
+        return None
+    try:
+        return SpecifierSet(text)
+    except InvalidSpecifier:
+        # pip ignores a Requires-Python it cannot parse; so do we (the file stays usable)
+        return None
+
+
+def _metadata_flag(value: Any) -> tuple[bool | None, str | None]:
+    """PEP 658/714 value (True, False, {"sha256": ...}, "true", "sha256=...")."""
+    if value is None:
+        return None, None
+    if value is False or value == "false":
+        return False, None
+    if isinstance(value, Mapping):
+        sha = value.get("sha256")
+        return True, sha.lower() if isinstance(sha, str) else None
+    if isinstance(value, str) and "=" in value:
+        algo, _, digest = value.partition("=")
+        return True, digest.lower() if algo.strip().lower() == "sha256" else None
+    return True, None
+
+
+def parse_project_page(body: bytes, content_type: str, url: str, name: str | None = None) -> ProjectPage:
+    """Parse a project page; *content_type* picks JSON (PEP 691) or HTML (PEP 503)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype == JSON_TYPE or ctype.endswith("+json") or ctype == "application/json":
+        return _parse_json(body, url, name)
+    if ctype in ("text/html", HTML_TYPE, "application/xhtml+xml", ""):
+        return _parse_html(body, url, name)
+    raise _bad(url, f"unexpected content type {content_type!r}")
+
+
+def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad(url, f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        raise _bad(url, "no 'files' list")
+    meta = data.get("meta") or {}
+    api = meta.get("api-version") if isinstance(meta, dict) else None
+    if isinstance(api, str) and not api.startswith("1."):
+        raise _bad(url, f"unsupported api-version {api}")
+    page_name = data.get("name") or name or ""
+    files = []
+    for entry in data["files"]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
+                or not isinstance(entry.get("url"), str):
+            raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
+        hashes = entry.get("hashes") or {}
+        if not isinstance(hashes, dict):
+            raise _bad(url, f"hashes of {entry['filename']} is not a mapping")
+        yanked = entry.get("yanked", False)
+        flag = entry.get("core-metadata", entry.get("dist-info-metadata"))
+        has_md, md_sha = _metadata_flag(flag)
+        size = entry.get("size")
+        files.append(ProjectFile(
+            filename=entry["filename"],
+            url=urldefrag(urljoin(url, entry["url"]))[0],
+            hashes=tuple(sorted((str(k).lower(), str(v).lower()) for k, v in hashes.items())),
+            requires_python=_specifier(entry.get("requires-python"), url),
+            yanked=bool(yanked),
+            yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
+            size=size if isinstance(size, int) else None,
+            core_metadata=has_md,
+            core_metadata_sha256=md_sha,
+            upload_time=entry.get("upload-time") if isinstance(entry.get("upload-time"), str) else None,
+        ))
+    return ProjectPage(name=canonicalize_name(str(page_name)), url=url, files=tuple(files),
+                       api_version=api if isinstance(api, str) else None)
+
+
+class _AnchorParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.anchors: list[tuple[dict[str, str | None], list[str]]] = []
+        self.base: str | None = None
+        self.meta_api: str | None = None
+        self._text: list[str] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            self._text = []
+            self.anchors.append((dict(attrs), self._text))
+        elif tag == "base" and self.base is None:
+            self.base = dict(attrs).get("href")
+        elif tag == "meta":
+            d = dict(attrs)
+            if d.get("name") == "pypi:repository-version":
+                self.meta_api = d.get("content")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a":
+            self._text = None
+
+    def handle_data(self, data: str) -> None:
+        if self._text is not None:
+            self._text.append(data)
+
+
+def _parse_html(body: bytes, url: str, name: str | None) -> ProjectPage:
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise _bad(url, f"not UTF-8: {exc}") from None
+    if "<" not in text or ("<a" not in text.lower() and "<html" not in text.lower()
+                           and "<!doctype" not in text.lower()):
+        raise _bad(url, "not an HTML page")
+    parser = _AnchorParser()
+    try:
+        parser.feed(text)
+        parser.close()
+    except AssertionError as exc:  # HTMLParser's way of failing on broken markup
+        raise _bad(url, f"broken HTML: {exc}") from None
+    if parser.meta_api and not parser.meta_api.startswith("1."):
+        raise _bad(url, f"unsupported repository-version {parser.meta_api}")
+    base = urljoin(url, parser.base) if parser.base else url
+    files = []
+    for attrs, text_parts in parser.anchors:
+        href = attrs.get("href")
+        if not href:
+            continue
+        full, fragment = urldefrag(urljoin(base, href))
+        filename = "".join(text_parts).strip() or full.rsplit("/", 1)[-1]
+        hashes: tuple[tuple[str, str], ...] = ()
+        if fragment and "=" in fragment:
+            algo, _, digest = fragment.partition("=")
+            hashes = ((algo.lower(), digest.lower()),)
+        yanked_attr = attrs.get("data-yanked")
+        flag = attrs.get("data-core-metadata", attrs.get("data-dist-info-metadata"))
+        has_md, md_sha = _metadata_flag(flag)
+        if ("data-core-metadata" in attrs or "data-dist-info-metadata" in attrs) and flag is None:
+            has_md = True  # an attribute without a value means "true"
+        files.append(ProjectFile(
+            filename=filename,
+            url=full,
+            hashes=hashes,
+            requires_python=_specifier(attrs.get("data-requires-python"), url),
+            yanked="data-yanked" in attrs,
+            yanked_reason=yanked_attr or None,
+            core_metadata=has_md,
+            core_metadata_sha256=md_sha,
+        ))
+    page_name = name or url.rstrip("/").rsplit("/", 1)[-1]
+    return ProjectPage(name=canonicalize_name(page_name), url=url, files=tuple(files),
+                       api_version=parser.meta_api)
+
+
+def parse_index_page(body: bytes, content_type: str, url: str) -> list[NormalizedName]:
+    """The project names of a root page (JSON or HTML)."""
+    ctype = content_type.split(";")[0].strip().lower()
+    if ctype.endswith("json"):
+        try:
+            data = json.loads(body)
+            return [canonicalize_name(p["name"]) for p in data["projects"]]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise _bad(url, f"root page: {exc}") from None
+    parser = _AnchorParser()
+    parser.feed(body.decode("utf-8", "replace"))
+    return [canonicalize_name("".join(t).strip()) for _, t in parser.anchors if "".join(t).strip()]
+
+
+# -- rendering (snapshots) -------------------------------------------------------------
+
+
+
+def _href(url: str, file: ProjectFile) -> str:
+    sha = file.sha256
+    return f"{url}#sha256={sha}" if sha else url
+
+
+def render_project_html(page: ProjectPage, urls: Mapping[str, str] | None = None,
+                        metadata: Mapping[str, str] | None = None) -> str:
+    """PEP 503 HTML (repository-version 1.1) for *page*; *urls* overrides file URLs by
+    filename, *metadata* maps a filename to the sha256 of its served ``.metadata`` file."""
+    urls = urls or {}
+    metadata = metadata or {}
+    lines = [
+        "<!DOCTYPE html>",
+        "<html>",
+        "  <head>",
+        '    <meta name="pypi:repository-version" content="1.1">',
+        f"    <title>Links for {html.escape(page.name)}</title>",
+        "  </head>",
+        "  <body>",
+        f"    <h1>Links for {html.escape(page.name)}</h1>",
+    ]
+    for f in page.files:
+        attrs = [f'href="{html.escape(_href(urls.get(f.filename, f.url), f))}"']
+        if f.requires_python is not None:
+            attrs.append(f'data-requires-python="{html.escape(str(f.requires_python))}"')
+        if f.yanked:
+            attrs.append(f'data-yanked="{html.escape(f.yanked_reason or "")}"')
+        if f.filename in metadata:
+            value = f"sha256={metadata[f.filename]}"
+            attrs.append(f'data-dist-info-metadata="{value}" data-core-metadata="{value}"')
+        lines.append(f"    <a {' '.join(attrs)}>{html.escape(f.filename)}</a><br/>")
+    lines += ["  </body>", "</html>", ""]
+    return "\n".join(lines)
+
+
+def render_project_json(page: ProjectPage, urls: Mapping[str, str] | None = None,
+                        metadata: Mapping[str, str] | None = None) -> str:
+    """PEP 691 JSON (api-version 1.1) for *page* (same arguments as the HTML form)."""
+    urls = urls or {}
+    metadata = metadata or {}
+    files = []
+    versions: set[str] = set()
+    for f in page.files:
+        entry: dict[str, Any] = {
+            "filename": f.filename,
+            "url": urls.get(f.filename, f.url),
+            "hashes": dict(f.hashes),
+            "requires-python": None if f.requires_python is None else str(f.requires_python),
+            "yanked": (f.yanked_reason or True) if f.yanked else False,
+        }
+        if f.size is not None:
+            entry["size"] = f.size
+        if f.upload_time is not None:
+            entry["upload-time"] = f.upload_time
+        if f.filename in metadata:
+            entry["core-metadata"] = {"sha256": metadata[f.filename]}
+            entry["dist-info-metadata"] = {"sha256": metadata[f.filename]}
+        files.append(entry)
+        v = f.version(page.name)
+        if v is not None:
+            versions.add(str(v))
+    doc = {"meta": {"api-version": "1.1"}, "name": page.name, "files": files,
+           "versions": sorted(versions, key=Version)}
+    return json.dumps(doc, indent=None, separators=(",", ":")) + "\n"
+
+
+def render_index_html(names: Iterable[str]) -> str:
+    lines = ["<!DOCTYPE html>", "<html>", "  <head>",
+             '    <meta name="pypi:repository-version" content="1.1">',
+             "    <title>Simple index</title>", "  </head>", "  <body>"]
+    for n in sorted(set(names)):
+        lines.append(f'    <a href="{html.escape(n)}/">{html.escape(n)}</a><br/>')
+    lines += ["  </body>", "</html>", ""]
+    return "\n".join(lines)
+
+
+def render_index_json(names: Iterable[str]) -> str:
+    doc = {"meta": {"api-version": "1.1"}, "projects": [{"name": n} for n in sorted(set(names))]}
+    return json.dumps(doc, separators=(",", ":")) + "\n"

@@ -1,0 +1,119 @@
+"""The resolver's view of an index: :class:`IndexSource` implements
+:class:`stackmeta.candidates.CandidateSource` for one target over an :class:`IndexClient`.
+
+The pure helpers (:func:`file_usable`, :func:`installable_versions`, :func:`metadata_file`)
+say which files pip could use for a target; the check uses them too.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from stackmeta.errors import StackmetaError
+from stackmeta.index.client import FileMetadata, IndexClient
+from stackmeta.index.simple import ProjectFile, ProjectPage
+from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.target import Target
+
+
+def python_ok(file: ProjectFile, target: Target) -> bool:
+    """Whether the file's Requires-Python (from the page) admits the target's Python."""
+    return file.requires_python is None or file.requires_python.contains(target.python_full, prereleases=True)
+
+
+def file_usable(file: ProjectFile, target: Target) -> bool:
+    """pip could install this file for the target (yanked or not): a wheel whose tags fit or
+    an sdist, with a Requires-Python admitting the target's Python."""
+    if file.kind == "wheel":
+        return target.wheel_rank(file.filename) is not None and python_ok(file, target)
+    return file.kind == "sdist" and python_ok(file, target)
+
+
+def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = False
+                         ) -> dict[Version, list[ProjectFile]]:
+    """Versions with a file pip could use for the target (yanked files only if *yanked*)."""
+    out: dict[Version, list[ProjectFile]] = {}
+    for version, files in page.by_version().items():
+        usable = [f for f in files if file_usable(f, target) and (yanked or not f.yanked)]
+        if usable:
+            out[version] = usable
+    return out
+
+
+def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
+    """The file whose metadata describes this version for the target: the best usable wheel
+    (as pip would pick it), else an sdist (``.tar.gz`` first), else None."""
+    wheels = [(target.wheel_rank(f.filename), f) for f in files if f.kind == "wheel"]
+    ranked = [(r, f) for r, f in wheels if r is not None and python_ok(f, target)]
+    if ranked:
+        return min(ranked, key=lambda rf: (rf[0], rf[1].yanked))[1]
+    sdists = [f for f in files if f.kind == "sdist"]
+    if sdists:
+        return sorted(sdists, key=lambda f: (not f.filename.endswith(".tar.gz"), f.yanked))[0]
+    return None
+
+
+class IndexSource:
+    """Versions and Requires-Dist for a target, read from an index through *client*.
+
+    Errors (an unreachable page, a broken metadata file) do not raise: the project has no
+    versions / the dependencies are unknown (None), and the message is in :attr:`errors`.
+    """
+
+    def __init__(self, client: IndexClient, target: Target) -> None:
+        self.client = client
+        self.target = target
+        self.errors: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def _page(self, name: NormalizedName) -> ProjectPage | None:
+        try:
+            return self.client.project(name)
+        except StackmetaError as exc:
+            with self._lock:
+                self.errors[name] = str(exc)
+            return None
+
+    def versions(self, name: NormalizedName) -> Sequence[Version]:
+        page = self._page(canonicalize_name(name))
+        if page is None:
+            return []
+        return sorted(installable_versions(page, self.target))
+
+    def files(self, name: NormalizedName, version: Version) -> list[ProjectFile]:
+        """All files of that version on the page (usable or not)."""
+        page = self._page(canonicalize_name(name))
+        return [] if page is None else page.files_of(version)
+
+    def file_metadata(self, name: NormalizedName, version: Version) -> FileMetadata | None:
+        cname = canonicalize_name(name)
+        chosen = metadata_file(self.files(cname, version), self.target)
+        if chosen is None:
+            return None
+        try:
+            return self.client.metadata(chosen, cname)
+        except StackmetaError as exc:
+            with self._lock:
+                self.errors[f"{cname}=={version}"] = str(exc)
+            return None
+
+    def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
+        fm = self.file_metadata(name, version)
+        if fm is None or fm.metadata is None or not fm.dependencies_known:
+            return None
+        return fm.metadata.requires_dist
+
+    def prefetch(self, names: Iterable[str], progress: Progress = NO_PROGRESS) -> None:
+        """Fetch many pages at once (errors land in :attr:`errors`)."""
+        self.client.map(lambda n: self._page(canonicalize_name(n)), list(names), progress, "pages")
+
+    def prefetch_dependencies(self, pins: Iterable[tuple[str, Version]],
+                              progress: Progress = NO_PROGRESS) -> None:
+        """Fetch many pages and the metadata of the given versions at once."""
+        self.client.map(lambda p: self.file_metadata(canonicalize_name(p[0]), p[1]), list(pins),
+                        progress, "metadata")
