@@ -18,6 +18,8 @@ from stackmeta.errors import StackmetaError
 
 # One line a command; the order is the order of `stackmeta --help`.
 COMMANDS = (
+    "export",
+    "show",
     "diff",
 )
 

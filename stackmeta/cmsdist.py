@@ -1,0 +1,319 @@
+"""Reading a cmsdist tree: the I/O edge of the manifest reader.
+
+A :class:`Tree` is one release for one arch, laid out like the cmsdist repository. Three
+sources give trees (:func:`open_source`):
+
+- a plain folder laid out like the repository (one arch);
+- a folder of such folders named ``<RELEASE>__<ARCH>`` (the shared excerpts);
+- a git clone, bare or not, read at the tag ``REL/<release>/<arch>`` straight from the git
+  objects with one long-lived ``git cat-file --batch`` process: nothing is checked out and
+  nothing in the clone changes.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import subprocess
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+from stackmeta.errors import ManifestError, UsageError
+from stackmeta.release import release_key
+
+# Files one of which every cmsdist tree of any era holds.
+_MARKERS = ("cmssw-tool-conf.spec", "cmssw-tools.spec", "rpm-preamble.file")
+
+
+class Tree(Protocol):
+    """One release for one arch, as files."""
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes of the file at *path* (relative, '/'-separated), or None."""
+
+    def list(self, directory: str) -> list[str]:
+        """The names of the entries directly inside *directory* ('' for the top), sorted."""
+
+    def key(self, path: str) -> str | None:
+        """A content key for *path* (a git blob id), or None: the bytes are the key."""
+
+
+class FolderTree:
+    """A plain folder laid out like the repository."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self, path: str) -> bytes | None:
+        target = self.root / path
+        try:
+            return target.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise ManifestError(f"{target}: cannot be read ({exc.strerror})") from None
+
+    def list(self, directory: str) -> list[str]:
+        target = self.root / directory if directory else self.root
+        try:
+            return sorted(os.listdir(target))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    def key(self, path: str) -> str | None:
+        return None
+
+
+class GitObjects:
+    """One ``git cat-file --batch`` process over a repository (bare or not)."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def git(self, *args: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(self.repo), *args], capture_output=True, check=False,
+            )
+        except FileNotFoundError:
+            raise ManifestError("git is not installed: install git to read a cmsdist clone") from None
+        if done.returncode != 0:
+            message = done.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise ManifestError(
+                f"git {' '.join(args)} failed in {self.repo}: {message[-1] if message else 'no message'}"
+            )
+        return done.stdout.decode("utf-8", "replace")
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        if self._proc is None:
+            self._proc = subprocess.Popen(
+                ["git", "-C", str(self.repo), "cat-file", "--batch"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+            )
+        return self._proc
+
+    def blob(self, object_id: str) -> bytes | None:
+        proc = self._start()
+        stdin: IO[bytes] | None = proc.stdin
+        stdout: IO[bytes] | None = proc.stdout
+        assert stdin is not None and stdout is not None
+        stdin.write(object_id.encode() + b"\n")
+        stdin.flush()
+        head = stdout.readline()
+        if not head or head.endswith(b" missing\n"):
+            return None
+        size = int(head.split()[2])
+        data = stdout.read(size)
+        stdout.read(1)  # the newline after the object
+        return data
+
+    def close(self) -> None:
+        if self._proc is not None:
+            proc, self._proc = self._proc, None
+            if proc.stdin:
+                proc.stdin.close()
+            if proc.stdout:
+                proc.stdout.close()
+            proc.wait()
+
+    def __enter__(self) -> GitObjects:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class GitTree:
+    """The tree of one commit, read from git objects."""
+
+    def __init__(self, objects: GitObjects, commit: str) -> None:
+        self.objects = objects
+        self.commit = commit
+        self._blobs: dict[str, str] = {}
+        self._dirs: dict[str, set[str]] = {"": set()}
+        listing = objects.git("ls-tree", "-r", "-z", "--full-tree", commit)
+        for entry in listing.split("\0"):
+            if not entry:
+                continue
+            meta, _, path = entry.partition("\t")
+            _mode, kind, oid = meta.split()
+            if kind != "blob":
+                continue
+            self._blobs[path] = oid
+            parts = path.split("/")
+            for depth in range(len(parts)):
+                parent = "/".join(parts[:depth])
+                self._dirs.setdefault(parent, set()).add(parts[depth])
+
+    def read(self, path: str) -> bytes | None:
+        oid = self._blobs.get(path)
+        return None if oid is None else self.objects.blob(oid)
+
+    def list(self, directory: str) -> list[str]:
+        return sorted(self._dirs.get(directory.strip("/"), ()))
+
+    def key(self, path: str) -> str | None:
+        return self._blobs.get(path)
+
+
+def is_cmsdist_tree(tree: Tree) -> bool:
+    names = set(tree.list(""))
+    return any(m in names for m in _MARKERS)
+
+
+# -- sources ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Source:
+    """Where a release's trees come from, and how the record names it."""
+
+    description: str  # "folder CMSSW_9_3_0__slc6_amd64_gcc630", "git <commit> <tag>"
+    trees: dict[str, Tree]  # arch -> tree
+
+
+_FOLDER = re.compile(r"^(CMSSW_[A-Za-z0-9_-]+?)__([a-z0-9]+_[a-z0-9]+_[a-z]+[0-9]+\w*)$")
+
+
+def is_git_repo(path: Path) -> bool:
+    return (path / ".git").exists() or ((path / "HEAD").is_file() and (path / "objects").is_dir())
+
+
+class Opened:
+    """An open cmsdist source: list its releases/arches, pick trees; close the git process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.objects: GitObjects | None = None
+        self.kind: str
+        if not path.exists():
+            raise UsageError(f"--cmsdist {path}: no such file or folder: give a cmsdist clone or folder")
+        if not path.is_dir():
+            raise UsageError(f"--cmsdist {path}: not a folder: give a cmsdist clone or folder")
+        if is_git_repo(path):
+            self.kind = "git"
+            self.objects = GitObjects(path)
+        elif is_cmsdist_tree(FolderTree(path)):
+            self.kind = "folder"
+        elif any(_FOLDER.match(name) for name in os.listdir(path)):
+            self.kind = "folders"
+        else:
+            raise ManifestError(
+                f"{path} is not a cmsdist tree (no {', '.join(_MARKERS)}, no <RELEASE>__<ARCH> "
+                "folders, not a git clone): give a cmsdist clone or a folder laid out like it"
+            )
+
+    def close(self) -> None:
+        if self.objects is not None:
+            self.objects.close()
+
+    def __enter__(self) -> Opened:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def available(self) -> list[tuple[str, str]]:
+        """Every (release, arch) this source holds ('' arch: a plain folder that does not say)."""
+        if self.kind == "git":
+            assert self.objects is not None
+            refs = self.objects.git("for-each-ref", "--format=%(refname)", "refs/tags/REL/")
+            out = []
+            for ref in refs.split():
+                parts = ref.split("/")
+                if len(parts) == 5:
+                    out.append((parts[3], parts[4]))
+            return out
+        if self.kind == "folders":
+            out = []
+            for name in sorted(os.listdir(self.path)):
+                m = _FOLDER.match(name)
+                if m and (self.path / name).is_dir():
+                    out.append((m.group(1), m.group(2)))
+            return out
+        m = _FOLDER.match(self.path.name)
+        return [(m.group(1), m.group(2))] if m else []
+
+    def arches(self, release: str) -> list[str]:
+        return sorted({arch for rel, arch in self.available() if rel == release})
+
+    def choose_arches(self, release: str, wanted: Iterable[str]) -> list[str]:
+        """The arches to export: *wanted*, or the release's only arch; errors name what exists."""
+        wanted = list(dict.fromkeys(wanted))
+        have = self.arches(release)
+        if self.kind == "folder" and not self.available():
+            # A plain folder whose name does not say its release and arch: trust --arch.
+            if len(wanted) != 1:
+                raise UsageError(
+                    f"{self.path} does not say its arch (its name is not <RELEASE>__<ARCH>): "
+                    "give exactly one --arch"
+                )
+            return wanted
+        if not have:
+            known = sorted({rel for rel, _ in self.available()}, key=_safe_key)
+            near = difflib.get_close_matches(release, known, n=5, cutoff=0.6)
+            where = self._what()
+            raise ManifestError(
+                f"release {release} not found in {where} (looked for {self._looked(release)}); "
+                + (f"nearest: {', '.join(near)}" if near else f"it holds {len(known)} other releases")
+            )
+        if not wanted:
+            if len(have) == 1:
+                return have
+            raise UsageError(
+                f"{release} has {len(have)} arches in {self._what()}: {', '.join(have)}; choose with --arch "
+                "(several --arch give one lock with markers)"
+            )
+        for arch in wanted:
+            if arch not in have:
+                tags = [f"{self._name(release, a)}" for a in have]
+                near = difflib.get_close_matches(self._name(release, arch), tags, n=5, cutoff=0.0)
+                raise ManifestError(
+                    f"{self._name(release, arch)} not found in {self._what()}; nearest: {', '.join(near)}"
+                )
+        return wanted
+
+    def _what(self) -> str:
+        return {"git": "the git clone", "folders": "the folder", "folder": "the folder"}[self.kind] + \
+            f" {self.path.name}"
+
+    def _name(self, release: str, arch: str) -> str:
+        return f"REL/{release}/{arch}" if self.kind == "git" else f"{release}__{arch}"
+
+    def _looked(self, release: str) -> str:
+        return f"tags REL/{release}/*" if self.kind == "git" else f"folders {release}__*"
+
+    def source(self, release: str, arches: list[str]) -> Source:
+        trees: dict[str, Tree] = {}
+        if self.kind == "git":
+            assert self.objects is not None
+            commits = []
+            for arch in arches:
+                tag = f"REL/{release}/{arch}"
+                commit = self.objects.git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}").strip()
+                trees[arch] = GitTree(self.objects, commit)
+                commits.append(f"{commit} {tag}")
+            return Source(description="git " + ", ".join(commits), trees=trees)
+        if self.kind == "folders":
+            names = []
+            for arch in arches:
+                folder = self.path / f"{release}__{arch}"
+                tree = FolderTree(folder)
+                if not is_cmsdist_tree(tree):
+                    raise ManifestError(f"{folder} is not a cmsdist tree (no {', '.join(_MARKERS)})")
+                trees[arch] = tree
+                names.append(folder.name)
+            return Source(description=f"folder {self.path.name}: " + ", ".join(names), trees=trees)
+        trees[arches[0]] = FolderTree(self.path)
+        return Source(description=f"folder {self.path.name}", trees=trees)
+
+
+def _safe_key(name: str) -> tuple[int, ...]:
+    try:
+        return release_key(name)
+    except UsageError:
+        return (0,)

@@ -1,0 +1,145 @@
+"""A release manifest from ``pip freeze`` or ``pip list --format=json`` output (pure parsing).
+
+``name==version`` lines become pins. ``name @ url`` lines become packages without a pinned
+version (built from that URL) and a problem; ``-e`` lines and other options are reported
+as problems and skipped. A line that cannot be read stops with its file:line.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from stackmeta.errors import ManifestError
+from stackmeta.manifest import build_kind
+from stackmeta.record import BuildKind, Package, Problem
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Frozen:
+    packages: tuple[Package, ...]
+    problems: tuple[Problem, ...]
+
+
+def parse_freeze(text: str, path: str, *, arches: tuple[str, ...] = ()) -> Frozen:
+    """Read *text* (the output of pip freeze or pip list --format=json) named *path*."""
+    if text.lstrip().startswith("["):
+        return _parse_json(text, path, arches)
+    packages: dict[str, Package] = {}
+    problems: list[Problem] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = raw.split(" #", 1)[0].strip() if not raw.lstrip().startswith("#") else ""
+        where = f"{path}:{lineno}"
+        if not line:
+            continue
+        if line.startswith(("-e ", "--editable")):
+            problems.append(Problem(kind="editable", message=f"editable install {line[2:].strip()!r} "
+                                    "is not a release package: skipped", where=where))
+            continue
+        if line.startswith("-"):
+            problems.append(Problem(kind="option", message=f"pip option {line!r} skipped", where=where))
+            continue
+        try:
+            req = Requirement(line)
+        except InvalidRequirement as exc:
+            raise ManifestError(f"{where}: cannot read {line!r} as 'name==version' ({exc})") from None
+        name = canonicalize_name(req.name)
+        if req.url:
+            problems.append(Problem(kind="url-requirement",
+                                    message=f"{req.name} is installed from {req.url}: no version to pin",
+                                    where=where))
+            kind = build_kind(req.url)
+            pkg = Package(rpm="", name=name, display_name=req.name, version_written="", version=None,
+                          build=kind if kind is not BuildKind.PYPI else BuildKind.URL,
+                          source_url=req.url, arches=arches)
+        else:
+            specs = list(req.specifier)
+            if len(specs) != 1 or specs[0].operator not in ("==", "==="):
+                raise ManifestError(
+                    f"{where}: {line!r} is not 'name==version': give the output of pip freeze"
+                )
+            written = specs[0].version
+            pkg = _package(req.name, written, where, problems, arches)
+        if name in packages:
+            problems.append(Problem(kind="duplicate-pin", message=f"{req.name} listed twice: the last wins",
+                                    where=where))
+        packages[name] = pkg
+    return Frozen(packages=tuple(sorted(packages.values(), key=lambda p: p.name)), problems=tuple(problems))
+
+
+def _package(
+    name: str, written: str, where: str, problems: list[Problem], arches: tuple[str, ...]
+) -> Package:
+    try:
+        version: Version | None = Version(written)
+    except InvalidVersion:
+        version = None
+        problems.append(Problem(kind="not-pep440",
+                                message=f"{name} version {written!r} is not a PEP 440 version: not pinned",
+                                where=where))
+    return Package(rpm="", name=canonicalize_name(name), display_name=name, version_written=written,
+                   version=version, build=BuildKind.PYPI, arches=arches)
+
+
+def _parse_json(text: str, path: str, arches: tuple[str, ...]) -> Frozen:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}): give the output of "
+                            "pip list --format=json") from None
+    if not isinstance(data, list):
+        raise ManifestError(f"{path}:1: expected a JSON list of {{name, version}} objects")
+    packages: dict[str, Package] = {}
+    problems: list[Problem] = []
+    for index, item in enumerate(data):
+        where = f"{path}:{_item_line(text, index)}"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
+                or not isinstance(item.get("version"), str):
+            raise ManifestError(f"{where}: item {index} is not an object with a name and a version")
+        if item.get("editable_project_location"):
+            problems.append(Problem(kind="editable",
+                                    message=f"editable install {item['name']} is not a release package: "
+                                            "skipped",
+                                    where=where))
+            continue
+        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", item["name"]):
+            raise ManifestError(f"{where}: {item['name']!r} is not a package name")
+        pkg = _package(item["name"], item["version"], where, problems, arches)
+        packages[pkg.name] = pkg
+    return Frozen(packages=tuple(sorted(packages.values(), key=lambda p: p.name)), problems=tuple(problems))
+
+
+def _item_line(text: str, index: int) -> int:
+    """The line where the *index*-th object of a JSON list starts (best effort)."""
+    depth = 0
+    count = -1
+    line = 1
+    in_string = False
+    escape = False
+    for c in text:
+        if c == "\n":
+            line += 1
+        if in_string:
+            if escape:
+                escape = False
+            elif c == "\\":
+                escape = True
+            elif c == '"':
+                in_string = False
+            continue
+        if c == '"':
+            in_string = True
+        elif c == "{":
+            depth += 1
+            if depth == 1:
+                count += 1
+                if count == index:
+                    return line
+        elif c == "}":
+            depth -= 1
+    return line

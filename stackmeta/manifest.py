@@ -1,0 +1,807 @@
+"""From a cmsdist tree to the Python stack a release ships (RULES.md §2, §5-7).
+
+:func:`read_release` walks each arch's tree from ``cmssw-tool-conf`` and returns one
+:class:`stackmeta.record.Release`. The walk is pure over a :class:`stackmeta.cmsdist.Tree`
+(``read``/``list``); parsing and evaluation are cached per file content, so a batch over
+many tags parses each distinct blob once.
+
+The default stack (``python_major=None``) is Python 3 when the release reaches ``python3``
+and that stack has packages, otherwise Python 2 (RULES §6).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from stackmeta import __version__, spec
+from stackmeta.cmsdist import Tree
+from stackmeta.errors import ManifestError, UsageError
+from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
+from stackmeta.release import release_key, release_version
+
+# -- eras (RULES §2) ------------------------------------------------------------------------
+
+
+def _key(name: str) -> tuple[int, int, int, int, int]:
+    return release_key(name)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Era:
+    """The rules that depend on the release."""
+
+    pins: str | None  # None, "py2", "middle", "py3", "cmsos"
+    first_pin_wins: bool
+    include_pip_name_file: bool
+    generated_toolfiles: bool
+    generated_tool_conf: bool
+
+
+def era(release: str) -> Era:
+    k = _key(release)
+    if k < _key("CMSSW_10_4_0_pre3"):
+        pins = None
+    elif k < _key("CMSSW_11_0_0_pre10"):
+        pins = "py2"
+    elif k < _key("CMSSW_12_0_0_pre5"):
+        pins = "middle"
+    elif k < _key("CMSSW_12_5_0_pre2"):
+        pins = "py3"
+    else:
+        pins = "cmsos"
+    return Era(
+        pins=pins,
+        first_pin_wins=k >= _key("CMSSW_13_3_0_pre2"),
+        include_pip_name_file=k >= _key("CMSSW_11_0_0_pre10"),
+        generated_toolfiles=k >= _key("CMSSW_12_1_0_pre2"),
+        generated_tool_conf=k >= _key("CMSSW_14_1_0_pre5"),
+    )
+
+
+# -- arches -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Arch:
+    """A SCRAM_ARCH such as el9_amd64_gcc12."""
+
+    name: str
+    os: str  # el9
+    cmsos: str  # el9_amd64
+    machine: str  # x86_64
+    compiler: str  # gcc
+    compiler_version: str  # 12
+
+    @classmethod
+    def parse(cls, name: str) -> Arch:
+        parts = name.split("_")
+        m = re.match(r"^([a-z]+)(\d+)", parts[2]) if len(parts) >= 3 else None
+        if not m:
+            raise UsageError(f"arch {name!r} is not <os>_<cpu>_<compiler> (e.g. el9_amd64_gcc12)")
+        machine = {"amd64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le"}.get(parts[1], parts[1])
+        return cls(name=name, os=parts[0], cmsos=f"{parts[0]}_{parts[1]}", machine=machine,
+                   compiler=m.group(1), compiler_version=m.group(2))
+
+    @property
+    def marker(self) -> str:
+        return f'platform_machine == "{self.machine}"'
+
+
+# -- pins (RULES §2) --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Pin:
+    rpm: str
+    name: str
+    version: str
+    lineno: int
+    reasons: tuple[str, ...] = ()
+    switch_off: str | None = None  # "doPython2" or "doPython3" (middle era)
+
+
+_MARKER = re.compile(r"^([A-Za-z_]+)(==|!=|<=|>=|<|>|~=)['\"]?([^'\"]*)['\"]?$")
+_COMMENTED_PIN = re.compile(r"^#+\s*[A-Za-z0-9_.\-]+\s*==")
+
+
+def read_pins(text: str, release: str, arch: Arch) -> list[Pin]:
+    """The pins of ``pip/requirements.txt`` that pass for *arch* (duplicates settled)."""
+    rules = era(release)
+    if rules.pins is None:
+        return []
+    values = {"platform_machine": arch.machine, "sys_platform": "linux", "os_name": "posix",
+              "cmsos_name": arch.os}
+    chosen: dict[str, Pin] = {}
+    comments: list[str] = []
+    for lineno, raw in enumerate(text.splitlines(), 1):
+        line = re.sub(r"\s", "", raw)
+        if not line:
+            comments = []
+            continue
+        if line.startswith("#"):
+            stripped = raw.strip().lstrip("#").strip()
+            if stripped and not _COMMENTED_PIN.match(raw.strip()):
+                comments.append(stripped)
+            elif not stripped:
+                comments = []
+            continue
+        if "==" not in line:
+            comments = []
+            continue
+        name, _, rest = line.partition("==")
+        version, *markers = rest.split(";")
+        reasons = tuple(comments)
+        comments = []
+        keep, prefix, switch = True, "py3" if rules.pins in ("py3", "cmsos") else "py2", None
+        saw_python = False
+        for piece in markers:
+            m = _MARKER.match(piece)
+            if not m:
+                continue
+            var, op, value = m.groups()
+            if rules.pins == "py2":
+                continue
+            if var == "python_version" and rules.pins == "middle":
+                saw_python = True
+                try:
+                    three = Version(value) >= Version("3")
+                except InvalidVersion:
+                    keep = False
+                    continue
+                if op in (">", ">=", "==") and three:
+                    prefix, switch = "py3", "doPython2"
+                elif op == "<" and three:
+                    prefix, switch = "py2", "doPython3"
+                else:
+                    keep = False
+                continue
+            if var not in values or (var == "cmsos_name" and rules.pins != "cmsos"):
+                continue
+            if op not in ("==", "!="):
+                continue
+            if rules.pins == "cmsos":
+                try:
+                    hit = re.match(value, values[var]) is not None
+                except re.error:
+                    hit = value == values[var]
+            else:
+                hit = value == values[var]
+            if hit != (op == "=="):
+                keep = False
+        if not keep:
+            continue
+        del saw_python
+        rpm = f"{prefix}-{name}"
+        pin = Pin(rpm=rpm, name=name, version=version, lineno=lineno, reasons=reasons, switch_off=switch)
+        if rpm in chosen and rules.first_pin_wins:
+            continue
+        chosen.pop(rpm, None)
+        chosen[rpm] = pin
+    return list(chosen.values())
+
+
+# -- specs ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpecFile:
+    """Where a package's spec comes from: a file of the tree or generated text."""
+
+    name: str
+    path: str
+    text: str
+    generated: bool = False
+    pin: Pin | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SpecFacts:
+    """One spec evaluated for one arch."""
+
+    rpm: str
+    version_written: str
+    requires: tuple[tuple[str, str], ...]  # (name, where)
+    build_requires: tuple[tuple[str, str], ...]
+    sources: tuple[tuple[str, str], ...]  # (tag, value)
+    patches: tuple[str, ...]
+    pip_name: str | None
+    imports_pip: bool
+    do_python: Mapping[str, str]  # doPython2/doPython3 values when defined
+    initenv: tuple[str, ...]
+    body: spec.BodyFacts
+    issues: tuple[spec.Issue, ...]
+
+
+_TEXTS: dict[tuple[str, str], str] = {}
+
+
+def _decode(data: bytes, path: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        return data.decode("latin-1")
+
+
+@lru_cache(maxsize=8192)
+def _split(text: str, path: str) -> tuple[spec.Line, ...]:
+    return tuple(spec.split_lines(text, path))
+
+
+class _Reader:
+    """The tree's files as text, cached by content key (git blob id) across trees."""
+
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self._local: dict[str, str | None] = {}
+
+    def __call__(self, path: str) -> str | None:
+        if path in self._local:
+            return self._local[path]
+        key = self.tree.key(path)
+        if key is not None and (key, path) in _TEXTS:
+            text: str | None = _TEXTS[(key, path)]
+        else:
+            data = self.tree.read(path)
+            text = None if data is None else _decode(data, path)
+            if key is not None and text is not None:
+                if len(_TEXTS) > 50000:
+                    _TEXTS.clear()
+                _TEXTS[(key, path)] = text
+        self._local[path] = text
+        return text
+
+
+_EVALUATED: dict[tuple[object, ...], SpecFacts] = {}
+
+
+class Walker:
+    """One release, one arch: names to specs, specs to facts, the walk."""
+
+    def __init__(self, tree: Tree, release: str, arch: Arch, progress: Progress = NO_PROGRESS) -> None:
+        self.tree = tree
+        self.read = _Reader(tree)
+        self.release = release
+        self.arch = arch
+        self.era = era(release)
+        self.progress = progress
+        self.problems: list[Problem] = []
+        self.pins: dict[str, Pin] = {}
+        req = self.read("pip/requirements.txt")
+        if req is not None and self.era.pins is not None:
+            for pin in read_pins(req, release, arch):
+                self.pins[pin.rpm] = pin
+        self.data: set[str] = set()
+        data = self.read("data/cmsswdata.txt")
+        if data is not None:
+            for line in data.splitlines():
+                line = line.strip()
+                if line and not line.startswith(("#", "[")) and "=" in line:
+                    self.data.add("data-" + line.split("=", 1)[0].strip())
+        self.tools: set[str] = set()
+        if self.era.generated_toolfiles:
+            self.tools = set(tree.list("scram-tools.file/tools"))
+        self._specs: dict[str, SpecFile | None] = {}
+        self._facts: dict[str, SpecFacts] = {}
+        self._base = self._preamble_macros()
+
+    # Names to specs (RULES §2).
+    def spec_file(self, name: str) -> SpecFile | None:
+        if name in self._specs:
+            return self._specs[name]
+        found = self._find(name)
+        self._specs[name] = found
+        return found
+
+    def _find(self, name: str) -> SpecFile | None:
+        if not name or "/" in name or name.startswith("."):
+            return None
+        for path in (f"{name}.spec", f"{name}/spec"):
+            text = self.read(path)
+            if text is not None:
+                return SpecFile(name=name, path=path, text=text)
+        pin = self.pins.get(name)
+        if pin is not None:
+            own = self.read(f"pip/{name}.spec")
+            if own is not None:
+                return SpecFile(name=name, path=f"pip/{name}.spec", text=own, pin=pin)
+            lines = [f"### RPM external {name} {pin.version}", "## IMPORT build-with-pip"]
+            if self.era.pins == "middle" and pin.switch_off:
+                lines.append(f"%define {pin.switch_off} no")
+            if self.era.include_pip_name_file and self.read(f"pip/{pin.name}.file") is not None:
+                lines.append(f"## INCLUDE pip/{pin.name}")
+            if self.read(f"pip/{name}.file") is not None:
+                lines.append(f"## INCLUDE pip/{name}")
+            return SpecFile(name=name, path=f"pip/requirements.txt:{pin.lineno}",
+                            text="\n".join(lines) + "\n",
+                            generated=True, pin=pin)
+        if name.endswith("-toolfile") and name[: -len("-toolfile")] in self.tools:
+            tool = name[: -len("-toolfile")]
+            text = f"### RPM external {name} 1.0\nRequires: {tool}\n## INCLUDE scram-tools.file/toolfile\n"
+            return SpecFile(name=name, path=f"scram-tools.file/tools/{tool}", text=text, generated=True)
+        if name in self.data:
+            return SpecFile(name=name, path="data/cmsswdata.txt", text=f"### RPM cms {name} 1.0\n",
+                            generated=True)
+        if name == "cmssw-tool-conf" and self.era.generated_tool_conf:
+            lines = ["### RPM cms cmssw-tool-conf 1.0", "Requires: cmssw-tools"]
+            if self.read("cmssw-tool-conf.file") is not None:
+                lines.append("## INCLUDE cmssw-tool-conf")
+            lines.append("## INCLUDE scram/tool-conf")
+            return SpecFile(name=name, path="cmssw-tool-conf (generated)", text="\n".join(lines) + "\n",
+                            generated=True)
+        return None
+
+    def _preamble_macros(self) -> dict[str, spec.Macro]:
+        macros = {
+            "cmsos": spec.Macro(self.arch.cmsos),
+            "cmscompilerv": spec.Macro(self.arch.compiler_version),
+        }
+        if self.arch.compiler != "gcc":
+            macros["cmscompiler"] = spec.Macro(self.arch.compiler)
+        text = self.read("rpm-preamble.file")
+        if text is None:
+            return macros
+        key = ("rpm-preamble", text, self.arch.name)
+        cached = _PREAMBLES.get(key)
+        if cached is None:
+            lines = spec.preamble(list(_split(text, "rpm-preamble.file")))
+            evaluated = spec.evaluate(lines, macros, self._context())
+            cached = dict(evaluated.macros)
+            _PREAMBLES[key] = cached
+            for issue in evaluated.issues:
+                self.problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))
+        return dict(cached)
+
+    def _context(self) -> spec.Context:
+        return spec.Context(machine=self.arch.machine)
+
+    def facts(self, name: str) -> SpecFacts | None:
+        if name in self._facts:
+            return self._facts[name]
+        sf = self.spec_file(name)
+        if sf is None:
+            return None
+        self.progress.advance()
+        facts = self._evaluate(sf)
+        self._facts[name] = facts
+        return facts
+
+    def _evaluate(self, sf: SpecFile) -> SpecFacts:
+        assembled = spec.assemble(sf.path, sf.text, self.read, package=sf.name)
+        key_parts: list[object] = [sf.name, sf.path, sf.text, self.arch.name, self.release_era_key()]
+        for path in assembled.files[1:]:
+            key_parts.append((path, self.tree.key(path) or self.read(path)))
+        key = tuple(key_parts)
+        cached = _EVALUATED.get(key)
+        if cached is not None:
+            return cached
+        lines = list(assembled.lines)
+        pre = spec.preamble(lines)
+        head = spec.header(pre) or spec.header(lines)
+        issues = list(assembled.issues)
+        if head is None:
+            raise ManifestError(
+                f"{sf.path}:1: no '### RPM <group> <name> <version>' header: is this a cmsdist spec?"
+            )
+        _, _, written, head_line = head
+        written = re.sub(r"-CMS.*$", "", written)
+        macros = dict(self._base)
+        macros["n"] = spec.Macro(sf.name)
+        has_macro = "%" in written
+        macros["realversion"] = spec.Macro("1.0" if has_macro else written)
+        evaluated = spec.evaluate(pre, macros, self._context())
+        issues.extend(evaluated.issues)
+        version = written
+        if has_macro:
+            exp = spec.Expander(macros=dict(evaluated.macros), context=self._context(), where=head_line.where)
+            version = exp.expand(written)
+            issues.extend(exp.issues)
+        sources = tuple((t.name, t.value) for t in evaluated.tags if re.fullmatch(r"(?i)source\d*", t.name))
+        patches = [t.value for t in evaluated.tags if re.fullmatch(r"(?i)patch\d*", t.name)]
+        for name, where in evaluated.defines:
+            if re.fullmatch(r"patchsrc\d*", name):
+                patches.append(f"%{name} ({where})")
+        pip_name = evaluated.value("pip_name", self._context()) if "pip_name" in evaluated.macros else None
+        do_python = {}
+        for flag in ("doPython2", "doPython3"):
+            if flag in evaluated.macros:
+                do_python[flag] = evaluated.value(flag, self._context()) or ""
+        body = spec.body_facts(sf.text, lines[len(pre):])
+        facts = SpecFacts(
+            rpm=sf.name,
+            version_written=version,
+            requires=tuple(evaluated.requires("Requires")),
+            build_requires=tuple(evaluated.requires("BuildRequires")),
+            sources=sources,
+            patches=tuple(patches),
+            pip_name=pip_name,
+            imports_pip="build-with-pip" in assembled.imports,
+            do_python=do_python,
+            initenv=evaluated.initenv,
+            body=body,
+            issues=tuple(issues),
+        )
+        if len(_EVALUATED) > 50000:
+            _EVALUATED.clear()
+        _EVALUATED[key] = facts
+        return facts
+
+    def release_era_key(self) -> Era:
+        return self.era
+
+
+_PREAMBLES: dict[tuple[str, str, str], dict[str, spec.Macro]] = {}
+
+
+# -- the walk (RULES §5) -------------------------------------------------------------------
+
+
+@dataclass(kw_only=True, slots=True)
+class Stack:
+    """What one arch ships: the walk's result before fields are filled in."""
+
+    arch: Arch
+    reached: list[str]
+    copied: dict[str, set[str]]  # copy -> the bundles that copy it
+    bundles: set[str]
+    facts: dict[str, SpecFacts]
+    python: dict[int, str]  # major -> interpreter version
+    interpreters: dict[str, frozenset[int]] = field(default_factory=dict)
+    unshipped: list[Pin] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+
+
+def walk(walker: Walker) -> Stack:
+    root = "cmssw-tool-conf"
+    if walker.facts(root) is None:
+        raise ManifestError(
+            f"no {root}.spec for {walker.release} {walker.arch.name}: not a cmsdist tree of a CMSSW release"
+        )
+    reached: list[str] = [root]
+    seen = {root}
+    queue = deque([root])
+    while queue:
+        name = queue.popleft()
+        facts = walker.facts(name)
+        assert facts is not None
+        for dep, _where in facts.requires:
+            if dep not in seen and walker.spec_file(dep) is not None:
+                seen.add(dep)
+                reached.append(dep)
+                queue.append(dep)
+    bundles: set[str] = set()
+    copied: dict[str, set[str]] = {}
+    pending = deque(n for n in reached if walker.facts(n).body.copies)  # type: ignore[union-attr]
+    while pending:
+        bundle = pending.popleft()
+        if bundle in bundles:
+            continue
+        bundles.add(bundle)
+        facts = walker.facts(bundle)
+        assert facts is not None
+        for dep, _where in facts.build_requires:
+            dep_facts = walker.facts(dep)
+            if dep_facts is None:
+                continue
+            copied.setdefault(dep, set()).add(bundle)
+            if dep_facts.body.copies and dep not in bundles:
+                pending.append(dep)
+    facts_by_name = {n: f for n in [*reached, *copied] if (f := walker.facts(n)) is not None}
+    python: dict[int, str] = {}
+    for major, rpm in ((2, "python"), (3, "python3")):
+        if rpm in seen and rpm in facts_by_name:
+            python[major] = facts_by_name[rpm].version_written
+    stack = Stack(arch=walker.arch, reached=reached, copied=copied, bundles=bundles, facts=facts_by_name,
+                  python=python)
+    for name in dict.fromkeys([*reached, *copied]):
+        if not _is_python_package(name) or name in bundles:
+            continue
+        stack.interpreters[name] = _interpreters(stack, name)
+    shipped = set(reached) | set(copied)
+    stack.unshipped = [pin for rpm, pin in walker.pins.items() if rpm not in shipped]
+    problems: list[Problem] = list(walker.problems)
+    for name in dict.fromkeys([*reached, *copied]):
+        for issue in facts_by_name[name].issues:
+            problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))
+    stack.problems = list(dict.fromkeys(problems))
+    return stack
+
+
+def _is_python_package(name: str) -> bool:
+    return name.startswith(("py2-", "py3-")) and not name.endswith("-toolfile")
+
+
+def _prefix(name: str) -> frozenset[int]:
+    return frozenset({2} if name.startswith("py2-") else {3})
+
+
+def _own_interpreters(stack: Stack, name: str) -> frozenset[int]:
+    facts = stack.facts[name]
+    if name in stack.bundles:
+        return facts.body.site_packages
+    if facts.imports_pip:
+        if facts.do_python:
+            out = set()
+            if facts.do_python.get("doPython2", "yes") != "no":
+                out.add(2)
+            if facts.do_python.get("doPython3", "yes") != "no":
+                out.add(3)
+            return frozenset(out)
+        requires = {dep for dep, _ in facts.requires}
+        out = set()
+        if "python" in requires:
+            out.add(2)
+        if "python3" in requires:
+            out.add(3)
+        return frozenset(out) if out else _prefix(name)
+    out = set()
+    paths = set(facts.initenv)
+    if paths & {"PYTHONPATH", "PYTHON27PATH"} and (name.startswith("py2-") or 2 in facts.body.uses):
+        out.add(2)
+    if "PYTHON3PATH" in paths and (name.startswith("py3-") or 3 in facts.body.uses):
+        out.add(3)
+    return frozenset(out) if out else _prefix(name)
+
+
+def _interpreters(stack: Stack, name: str) -> frozenset[int]:
+    own = _own_interpreters(stack, name)
+    if name in stack.copied and name not in set(stack.reached):
+        shared: set[int] = set()
+        for bundle in stack.copied[name]:
+            shared |= stack.facts[bundle].body.site_packages
+        return own & frozenset(shared)
+    return own
+
+
+def default_major(stack: Stack) -> int:
+    if 3 in stack.python and any(3 in i for i in stack.interpreters.values()):
+        return 3
+    return 2
+
+
+# -- fields (RULES §7) -------------------------------------------------------------------
+
+
+_ARCHIVE = r"(?:tar\.gz|tgz|tar\.bz2|tbz2|tar\.xz|txz|tar|zip|whl|gz)"
+_PYPI_HOSTS = ("pypi.python.org", "files.pythonhosted.org", "pypi.io", "pypi.org")
+
+
+def main_source(facts: SpecFacts, generated: bool) -> str | None:
+    if not facts.sources:
+        return None
+    first = next((v for t, v in facts.sources if t.lower() in ("source", "source0")), facts.sources[0][1])
+    if len(facts.sources) > 1 and not generated:
+        for _, value in facts.sources:
+            if facts.version_written and facts.version_written in _file_name(value):
+                return value
+    return first
+
+
+def _file_name(url: str) -> str:
+    return url.split("?", 1)[0].rstrip("/").rsplit("/", 1)[-1]
+
+
+def name_from_source(source: str, version: str) -> str | None:
+    if source.startswith("pip://"):
+        return source[len("pip://"):].split("/", 1)[0] or None
+    filename = _file_name(source)
+    m = re.match(rf"^(.+?)[-_]v?{re.escape(version)}\.{_ARCHIVE}$", filename)
+    if m:
+        return m.group(1)
+    m = re.search(r"(?:github\.com|gitlab\.[a-z.]+)[/:]([^/]+)/([^/?#]+)", source)
+    if m:
+        repo = m.group(2)
+        return repo[:-4] if repo.endswith(".git") else repo
+    return None
+
+
+def build_kind(source: str | None) -> BuildKind:
+    if source is None:
+        return BuildKind.OTHER
+    s = source.strip()
+    if s.startswith("pip://"):
+        return BuildKind.PYPI
+    if re.match(r"^(git\+|git://|svn|cvs|hg\+|hg://)", s) or re.search(r"\.git(?:$|[?/#])", s.split("?")[0]):
+        return BuildKind.VCS
+    if s.startswith("usercommand://"):
+        return BuildKind.PYPI if re.search(r"pip[23]?(%20|\s)+download", s) else BuildKind.URL
+    m = re.match(r"^[a-z][a-z0-9+.-]*://([^/?#]+)", s)
+    if m:
+        host = m.group(1).split("@")[-1].split(":")[0]
+        if host in _PYPI_HOSTS:
+            return BuildKind.PYPI
+        return BuildKind.URL
+    return BuildKind.OTHER
+
+
+def pep440(written: str) -> Version | None:
+    try:
+        return Version(written)
+    except InvalidVersion:
+        return None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ArchStack:
+    """One arch's packages of the chosen Python stack, fields filled in."""
+
+    arch: Arch
+    python: str
+    packages: tuple[Package, ...]
+    unshipped: tuple[UnshippedPin, ...]
+    problems: tuple[Problem, ...]
+
+
+def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
+    problems = list(stack.problems)
+    members = [n for n, inter in stack.interpreters.items() if major in inter]
+    member_set = set(members)
+    names: dict[str, NormalizedName] = {}
+    display: dict[str, str] = {}
+    for rpm in members:
+        facts = stack.facts[rpm]
+        sf = walker.spec_file(rpm)
+        source = main_source(facts, bool(sf and sf.generated))
+        written = facts.pip_name or (source and name_from_source(source, facts.version_written)) or \
+            rpm.split("-", 1)[1]
+        display[rpm] = written
+        names[rpm] = canonicalize_name(written)
+    packages: list[Package] = []
+    for rpm in members:
+        facts = stack.facts[rpm]
+        sf = walker.spec_file(rpm)
+        source = main_source(facts, bool(sf and sf.generated))
+        kind = build_kind(source)
+        version = pep440(facts.version_written)
+        if version is None:
+            problems.append(Problem(
+                kind="not-pep440",
+                message=f"{rpm} version {facts.version_written!r} is not a PEP 440 version: not pinned",
+                where=sf.path if sf else rpm))
+        requires = sorted({names[d] for d, _ in facts.requires if d in member_set and d != rpm})
+        system = sorted({d for d, _ in facts.requires
+                         if not _is_python_package(d) and d not in ("python", "python3", "python2")})
+        pin = sf.pin if sf else None
+        packages.append(Package(
+            rpm=rpm, name=names[rpm], display_name=display[rpm], version_written=facts.version_written,
+            version=version, build=kind,
+            source_url=None if kind in (BuildKind.PYPI,) and (source or "").startswith("pip://") else source,
+            patches=facts.patches, reasons=pin.reasons if pin else (),
+            requires=tuple(requires), system_libs=tuple(system), arches=(stack.arch.name,),
+        ))
+    packages = _merge_projects(packages, problems)
+    unshipped = tuple(
+        UnshippedPin(rpm=p.rpm, name=canonicalize_name(p.name), version_written=p.version, reasons=p.reasons)
+        for p in stack.unshipped
+    )
+    if major not in stack.python:
+        raise ManifestError(
+            f"{walker.release} {stack.arch.name} does not ship python{'' if major == 2 else '3'}: "
+            f"no Python {major} stack to export"
+        )
+    return ArchStack(arch=stack.arch, python=stack.python[major], packages=tuple(packages),
+                     unshipped=unshipped, problems=tuple(problems))
+
+
+def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Package]:
+    """Two rpms that name one PyPI project (click, Click) become one package."""
+    by_name: dict[NormalizedName, list[Package]] = {}
+    for pkg in packages:
+        by_name.setdefault(pkg.name, []).append(pkg)
+    out: list[Package] = []
+    for name, group in by_name.items():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        group.sort(key=lambda p: p.rpm)
+        versions = {p.version_written for p in group}
+        best = max(group, key=lambda p: (p.version is not None, p.version or Version("0")))
+        if len(versions) > 1:
+            problems.append(Problem(
+                kind="version-mismatch",
+                message=f"{' and '.join(p.rpm + ' ' + p.version_written for p in group)} name one "
+                        f"project {name}: pinned {best.version_written}",
+                where=name))
+        out.append(Package(
+            rpm="+".join(p.rpm for p in group), name=name, display_name=best.display_name,
+            version_written=best.version_written, version=best.version, build=best.build,
+            source_url=best.source_url,
+            patches=tuple(dict.fromkeys(x for p in group for x in p.patches)),
+            reasons=tuple(dict.fromkeys(x for p in group for x in p.reasons)),
+            requires=tuple(sorted({x for p in group for x in p.requires} - {name})),
+            system_libs=tuple(sorted({x for p in group for x in p.system_libs})),
+            arches=best.arches,
+        ))
+    return out
+
+
+# -- several arches into one Release ---------------------------------------------------
+
+
+def read_release(
+    trees: Mapping[str, Tree],
+    release: str,
+    *,
+    source: str,
+    python_major: int | None = None,
+    version: str | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> tuple[Release, int]:
+    """The Release of *release* over the arches of *trees*, and the default Python major."""
+    metapackage = release_version(release, version)
+    stacks: list[tuple[Walker, Stack]] = []
+    for arch_name in sorted(trees):
+        arch = Arch.parse(arch_name)
+        progress.start(f"reading {release} {arch_name}", None)
+        walker = Walker(trees[arch_name], release, arch, progress)
+        try:
+            stacks.append((walker, walk(walker)))
+        finally:
+            progress.done()
+    defaults = {default_major(s) for _, s in stacks}
+    default = max(defaults)
+    major = default if python_major is None else python_major
+    per_arch = [arch_stack(w, s, major) for w, s in stacks]
+    rel = combine(release, metapackage, per_arch, source=source)
+    return rel, default
+
+
+def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *, source: str) -> Release:
+    arches = tuple(a.arch.name for a in per_arch)
+    merged: dict[tuple[object, ...], Package] = {}
+    for stack in per_arch:
+        for pkg in stack.packages:
+            key = (pkg.name, pkg.version_written, pkg.rpm, pkg.build, pkg.source_url, pkg.patches)
+            old = merged.get(key)
+            if old is None:
+                merged[key] = pkg
+                continue
+            merged[key] = Package(
+                rpm=old.rpm, name=old.name, display_name=old.display_name,
+                version_written=old.version_written, version=old.version, build=old.build,
+                source_url=old.source_url, patches=old.patches,
+                reasons=tuple(dict.fromkeys([*old.reasons, *pkg.reasons])),
+                requires=tuple(sorted(set(old.requires) | set(pkg.requires))),
+                system_libs=tuple(sorted(set(old.system_libs) | set(pkg.system_libs))),
+                arches=(*old.arches, *pkg.arches),
+            )
+    packages = tuple(sorted(merged.values(), key=lambda p: (p.name, p.arches)))
+    unshipped: dict[tuple[str, str], UnshippedPin] = {}
+    for stack in per_arch:
+        for pin in stack.unshipped:
+            unshipped.setdefault((pin.rpm, pin.version_written), pin)
+    problems = _combine_problems(per_arch)
+    pythons = {a.arch.name: Version(a.python) for a in per_arch}
+    python = pythons[arches[0]]
+    return Release(
+        release=release, metapackage_version=metapackage, arches=arches, python=python,
+        pythons=pythons if len(set(pythons.values())) > 1 else {},
+        source=source, stackmeta_version=__version__, packages=packages,
+        unshipped=tuple(sorted(unshipped.values(), key=lambda u: (u.name, u.rpm))), problems=problems,
+    )
+
+
+def _combine_problems(per_arch: Sequence[ArchStack]) -> tuple[Problem, ...]:
+    seen: dict[tuple[str, str, str], list[str]] = {}
+    for stack in per_arch:
+        for p in stack.problems:
+            arches = seen.setdefault((p.kind, p.message, p.where), [])
+            if stack.arch.name not in arches:
+                arches.append(stack.arch.name)
+    out = []
+    for (kind, message, where), arches in seen.items():
+        if len(per_arch) > 1 and len(arches) < len(per_arch):
+            message = f"{message} (on {', '.join(arches)})"
+        out.append(Problem(kind=kind, message=message, where=where))
+    return tuple(out)
+
+
+def shipped_rpms(stack: Stack) -> Iterable[str]:
+    return dict.fromkeys([*stack.reached, *stack.copied])
