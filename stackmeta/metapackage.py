@@ -1,0 +1,318 @@
+"""The metapackage of a release: a standard project generated from the record, no I/O here.
+
+:func:`project` turns a release (the record's export section) and its nearest consistent
+set into the files of a setuptools project: ``pyproject.toml`` (PEP 621 metadata, the nearest
+set's exact pins as dependencies), ``setup.cfg`` (only the wheel's Python tag), a
+``README.md`` that becomes the long description (every deviation, addition and omission with
+its reason, and which packages CMS patches), and a small module (``cms_analysis_stack`` for
+the project ``cms-analysis-stack``) whose package data holds the release data, so that
+``python -m cms_analysis_stack [check]`` works on the release's own Python (2.7 included).
+:mod:`stackmeta.builder` writes the files and builds them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+import tomli_w
+from packaging.requirements import Requirement
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from stackmeta.errors import UsageError
+from stackmeta.record import Release
+from stackmeta.release import parse_release, release_version
+from stackmeta.resolve import NearestSet
+
+DEFAULT_NAME = "cms-analysis-stack"
+LICENSE = "Apache-2.0"
+# The timestamp of every file in the sdist and wheel when the release name carries no date:
+# 1980-01-01T00:00:00Z, the earliest time a ZIP file can hold. Same record, same bytes.
+DEFAULT_EPOCH = 315532800
+_PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Options:
+    """What the maintainer may override on the command line."""
+
+    name: str = DEFAULT_NAME
+    version: str | None = None  # default: from the release name
+    requires_python: str | None = None  # default: ==<major>.<minor>.* of the release's Python
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Project:
+    """A generated metapackage project: its identity and its files (path -> text)."""
+
+    name: NormalizedName
+    version: Version
+    module: str  # the import name: cms_analysis_stack
+    requires_python: SpecifierSet
+    python_tag: str  # py2 / py3: the wheel's tag
+    source_date_epoch: int
+    dependencies: tuple[Requirement, ...]
+    files: tuple[tuple[str, str], ...]  # sorted (relative posix path, text)
+
+    @property
+    def sdist_name(self) -> str:
+        return f"{self.module}-{self.version}.tar.gz"
+
+    @property
+    def wheel_name(self) -> str:
+        return f"{self.module}-{self.version}-{self.python_tag}-none-any.whl"
+
+
+def module_name(project_name: str) -> str:
+    """'cms-analysis-stack' -> 'cms_analysis_stack' (the import name)."""
+    return canonicalize_name(project_name).replace("-", "_")
+
+
+def source_date_epoch(rel: Release) -> int:
+    """The timestamp of every archived file: the build date of an integration release
+    (CMSSW_14_0_X_2024-10-13-0000), else :data:`DEFAULT_EPOCH`."""
+    try:
+        parsed = parse_release(rel.release)
+    except UsageError:
+        return DEFAULT_EPOCH
+    if parsed.date is None:
+        return DEFAULT_EPOCH
+    when = datetime.strptime(parsed.date, "%Y%m%d%H%M").replace(tzinfo=UTC)
+    return int(when.timestamp())
+
+
+def requirements(nearest: NearestSet) -> tuple[Requirement, ...]:
+    """The metapackage's Requires-Dist: one ``name==version`` per pin, nothing else."""
+    return tuple(Requirement(f"{name}=={version}") for name, version in nearest.pins)
+
+
+def project(rel: Release, nearest: NearestSet, options: Options = Options()) -> Project:
+    """The metapackage project of *rel* pinning *nearest*."""
+    if not _PROJECT_NAME.match(options.name):
+        raise UsageError(f"--name {options.name!r} is not a valid project name: use letters, digits, '-'")
+    name = canonicalize_name(options.name)
+    version = release_version(rel.release, options.version) if options.version else rel.metapackage_version
+    py = rel.python
+    if options.requires_python is not None:
+        try:
+            requires_python = SpecifierSet(options.requires_python)
+        except InvalidSpecifier:
+            raise UsageError(
+                f"--requires-python {options.requires_python!r} is not a version specifier: "
+                "use e.g. '==3.9.*' or '>=3.9'"
+            ) from None
+    else:
+        requires_python = SpecifierSet(f"=={py.major}.{py.minor}.*")
+    deps = requirements(nearest)
+    module = module_name(options.name)
+    data = release_data(rel, nearest, name=name, version=version)
+    files = {
+        "pyproject.toml": _pyproject(rel, name, version, requires_python, deps, module),
+        "setup.cfg": f"[bdist_wheel]\npython_tag = py{py.major}\n",
+        "README.md": readme(rel, nearest, name=name, version=version),
+        f"src/{module}/__init__.py": _template("stack_module.py.in"),
+        f"src/{module}/__main__.py": _MAIN,
+        f"src/{module}/release.json": json.dumps(data, indent=1, sort_keys=True, ensure_ascii=True) + "\n",
+    }
+    return Project(
+        name=name,
+        version=version,
+        module=module,
+        requires_python=requires_python,
+        python_tag=f"py{py.major}",
+        source_date_epoch=source_date_epoch(rel),
+        dependencies=deps,
+        files=tuple(sorted(files.items())),
+    )
+
+
+_MAIN = '''\
+"""python -m <this package> [check [--json] [--strict]]: see the package's __init__."""
+from __future__ import absolute_import
+
+import sys
+
+from . import main
+
+sys.exit(main(sys.argv[1:]))
+'''
+
+
+def _template(name: str) -> str:
+    return resources.files("stackmeta").joinpath("templates", name).read_text("utf-8")
+
+
+def _pyproject(
+    rel: Release, name: str, version: Version, requires_python: SpecifierSet,
+    deps: tuple[Requirement, ...], module: str,
+) -> str:
+    py = rel.python
+    classifiers = [
+        "Development Status :: 5 - Production/Stable",
+        "Intended Audience :: Science/Research",
+        "Operating System :: POSIX :: Linux",
+        "Programming Language :: Python",
+        f"Programming Language :: Python :: {py.major}",
+        f"Programming Language :: Python :: {py.major}.{py.minor}",
+        "Topic :: Scientific/Engineering :: Physics",
+    ]
+    if py.major == 3:
+        classifiers.append("Programming Language :: Python :: 3 :: Only")
+    arch = rel.arches[0] if rel.arches else ""
+    urls = {
+        "Homepage": "https://cms-sw.github.io/",
+        "Release": f"https://github.com/cms-sw/cmssw/releases/tag/{rel.release}",
+    }
+    if arch:
+        urls["Source"] = f"https://github.com/cms-sw/cmsdist/tree/REL/{rel.release}/{arch}"
+    doc: dict[str, Any] = {
+        "build-system": {"requires": ["setuptools>=77"], "build-backend": "setuptools.build_meta"},
+        "project": {
+            "name": name,
+            "version": str(version),
+            "description": _description(rel),
+            "readme": {"file": "README.md", "content-type": "text/markdown"},
+            "requires-python": str(requires_python),
+            "license": LICENSE,
+            "keywords": ["CMS", "CMSSW", "HEP", "lock", "metapackage"],
+            "classifiers": classifiers,
+            "dependencies": [str(r) for r in deps],
+            "urls": urls,
+        },
+        "tool": {
+            "setuptools": {
+                "packages": [module],
+                "package-dir": {"": "src"},
+                "include-package-data": False,
+                "package-data": {module: ["release.json"]},
+                "zip-safe": False,
+            },
+        },
+    }
+    return tomli_w.dumps(doc)
+
+
+def _description(rel: Release) -> str:
+    arches = ", ".join(rel.arches) or "no arch"
+    return f"The Python stack of {rel.release} ({arches}, Python {rel.python}) as pins pip accepts"
+
+
+def release_data(rel: Release, nearest: NearestSet, *, name: str, version: Version) -> dict[str, Any]:
+    """What the module's ``release.json`` holds (read by ``python -m <module>``)."""
+    return {
+        "project": name,
+        "version": str(version),
+        "release": rel.release,
+        "arches": list(rel.arches),
+        "python": str(rel.python),
+        "target": {"python": str(nearest.python), "platform": nearest.platform},
+        "index_url": nearest.index_url,
+        "rule": nearest.rule,
+        "pins": {n: str(v) for n, v in nearest.pins},
+        "release_versions": {p.name: p.version_written for p in rel.packages},
+        "deviations": [
+            {"name": d.name, "release_version": d.release_version, "version": str(d.version),
+             "reason": d.reason}
+            for d in nearest.deviations
+        ],
+        "additions": [
+            {"name": a.name, "version": str(a.version), "required_by": list(a.required_by)}
+            for a in nearest.additions
+        ],
+        "omissions": [
+            {"name": o.name, "release_version": o.release_version, "reason": o.reason}
+            for o in nearest.omissions
+        ],
+        "patched": {p.name: list(p.patches) for p in rel.packages if p.patched},
+    }
+
+
+def _cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def readme(rel: Release, nearest: NearestSet, *, name: str, version: Version) -> str:
+    """The long description: what the metapackage pins and everything that differs."""
+    py = rel.python
+    arches = ", ".join(f"`{a}`" for a in rel.arches) or "none recorded"
+    shipped = {p.name: p for p in rel.packages}
+    lines = [
+        f"# {name} {version}",
+        "",
+        f"The Python stack of the CMS software release **{rel.release}** "
+        f"(arch {arches}, Python {py}), as exact pins that pip's resolver accepts.",
+        "",
+        "```",
+        f"pip install {name}=={version}",
+        f"python -m {module_name(name)}          # release, arch, Python, pins, deviations",
+        f"python -m {module_name(name)} check    # compare this environment with the release",
+        "```",
+        "",
+        f"- Release: {rel.release}; arch(es): {arches}; Python: {py}",
+        f"- Resolved for Python {nearest.python} on {nearest.platform} against {nearest.index_url}",
+        f"- {len(nearest.pins)} pins: {len(rel.packages)} packages ship in the release; "
+        f"{len(nearest.deviations)} pinned at another version, {len(nearest.additions)} added, "
+        f"{len(nearest.omissions)} left out",
+        "",
+        "The release itself is not consistent by pip's rules (CMS installs each package with "
+        "`--no-deps`). This metapackage pins the nearest consistent set: the release's exact "
+        "version wherever pip allows it. Which pin moves when two conflict: "
+        f"{nearest.rule}.",
+        "",
+        "## Deviations from the release",
+        "",
+    ]
+    if nearest.deviations:
+        lines += ["| package | release | pinned here | why |", "| --- | --- | --- | --- |"]
+        lines += [
+            f"| {d.name} | {_cell(d.release_version)} | {d.version} | {_cell(d.reason)} |"
+            for d in nearest.deviations
+        ]
+    else:
+        lines.append("None: every pin is the release's version.")
+    lines += ["", "## Added: dependencies the release does not ship", ""]
+    if nearest.additions:
+        lines += ["| package | pinned here | required by |", "| --- | --- | --- |"]
+        lines += [
+            f"| {a.name} | {a.version} | {_cell('; '.join(a.required_by))} |" for a in nearest.additions
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", "## Left out: shipped packages pip cannot install from the index", ""]
+    if nearest.omissions:
+        lines += ["| package | release | why |", "| --- | --- | --- |"]
+        lines += [
+            f"| {o.name} | {_cell(o.release_version)} | {_cell(o.reason)} |" for o in nearest.omissions
+        ]
+    else:
+        lines.append("None.")
+    patched = [p for p in sorted(rel.packages, key=lambda p: p.name) if p.patched]
+    lines += ["", "## Patched by CMS", ""]
+    if patched:
+        lines += [
+            "CMS builds these packages with its own patches: the index's file of the same "
+            "version is not the same bits.",
+            "",
+            "| package | release | patches |",
+            "| --- | --- | --- |",
+        ]
+        lines += [
+            f"| {p.name} | {_cell(p.version_written)} | {_cell(', '.join(p.patches))} |" for p in patched
+        ]
+    else:
+        lines.append("None.")
+    lines += ["", "## Pins", "", "| package | pinned here | release |", "| --- | --- | --- |"]
+    for pin_name, pin_version in nearest.pins:
+        pkg = shipped.get(pin_name)
+        lines.append(
+            f"| {pin_name} | {pin_version} | {_cell(pkg.version_written) if pkg else 'not shipped'} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
