@@ -11,7 +11,8 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any, Literal
 from urllib.parse import urldefrag, urljoin
@@ -82,16 +83,23 @@ class ProjectPage:
     files: tuple[ProjectFile, ...]
     api_version: str | None = None
 
-    def by_version(self) -> dict[Version, list[ProjectFile]]:
+    _by_version: dict[Version, tuple[ProjectFile, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
         out: dict[Version, list[ProjectFile]] = {}
         for f in self.files:
             v = f.version(self.name)
             if v is not None:
                 out.setdefault(v, []).append(f)
-        return out
+        object.__setattr__(self, "_by_version", {v: tuple(fs) for v, fs in out.items()})
 
-    def files_of(self, version: Version) -> list[ProjectFile]:
-        return [f for f in self.files if f.version(self.name) == version]
+    def by_version(self) -> Mapping[Version, tuple[ProjectFile, ...]]:
+        """The files of each version (files whose name gives no version are left out)."""
+        return self._by_version
+
+    def files_of(self, version: Version) -> tuple[ProjectFile, ...]:
+        return self._by_version.get(version, ())
 
 
 def file_kind(filename: str) -> FileKind:
@@ -102,6 +110,7 @@ def file_kind(filename: str) -> FileKind:
     return "other"
 
 
+@lru_cache(maxsize=1 << 17)
 def file_version(filename: str, project: str) -> Version | None:
     """The version of a wheel or sdist of *project* named *filename* (None when unknown)."""
     kind = file_kind(filename)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -21,6 +22,12 @@ from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target
 
 
+@lru_cache(maxsize=1 << 17)
+def wheel_rank(target: Target, filename: str) -> int | None:
+    """``target.wheel_rank(filename)``, remembered (pages list the same wheels again and again)."""
+    return target.wheel_rank(filename)
+
+
 def python_ok(file: ProjectFile, target: Target) -> bool:
     """Whether the file's Requires-Python (from the page) admits the target's Python."""
     return file.requires_python is None or file.requires_python.contains(target.python_full, prereleases=True)
@@ -30,7 +37,7 @@ def file_usable(file: ProjectFile, target: Target) -> bool:
     """pip could install this file for the target (yanked or not): a wheel whose tags fit or
     an sdist, with a Requires-Python admitting the target's Python."""
     if file.kind == "wheel":
-        return target.wheel_rank(file.filename) is not None and python_ok(file, target)
+        return wheel_rank(target, file.filename) is not None and python_ok(file, target)
     return file.kind == "sdist" and python_ok(file, target)
 
 
@@ -48,7 +55,7 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
     """The file whose metadata describes this version for the target: the best usable wheel
     (as pip would pick it), else an sdist (``.tar.gz`` first), else None."""
-    wheels = [(target.wheel_rank(f.filename), f) for f in files if f.kind == "wheel"]
+    wheels = [(wheel_rank(target, f.filename), f) for f in files if f.kind == "wheel"]
     ranked = [(r, f) for r, f in wheels if r is not None and python_ok(f, target)]
     if ranked:
         return min(ranked, key=lambda rf: (rf[0], rf[1].yanked))[1]
@@ -85,10 +92,10 @@ class IndexSource:
             return []
         return sorted(installable_versions(page, self.target))
 
-    def files(self, name: NormalizedName, version: Version) -> list[ProjectFile]:
+    def files(self, name: NormalizedName, version: Version) -> tuple[ProjectFile, ...]:
         """All files of that version on the page (usable or not)."""
         page = self._page(canonicalize_name(name))
-        return [] if page is None else page.files_of(version)
+        return () if page is None else page.files_of(version)
 
     def file_metadata(self, name: NormalizedName, version: Version) -> FileMetadata | None:
         cname = canonicalize_name(name)

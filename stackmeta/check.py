@@ -1,0 +1,578 @@
+"""Check a release against a package index: availability, files, hashes, closure, conflicts.
+
+The analysis is pure: :func:`plan` says which pages and metadata are still needed to close
+the release's dependency graph for a target, :func:`analyse` turns what the index returned
+into a :class:`CheckReport`. :func:`run_check` is the thin driver that fetches what
+:func:`plan` asks for (concurrently, through an :class:`IndexClient`) until nothing is missing.
+
+The closure starts at the release's pins (the packages it ships with a PEP 440 version, for
+the target's platform), follows every Requires-Dist whose marker holds for the target (extras
+requested by a requirement, ``foo[bar]``, are followed), and, for a dependency the release
+does not pin, the version pip would pick (the newest installable one matching every
+requirement on it), whose own dependencies are followed in turn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from enum import Enum, StrEnum
+from pathlib import Path
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from stackmeta import __version__
+from stackmeta.errors import RecordError, StackmetaError, UsageError
+from stackmeta.index.client import FileMetadata, IndexClient
+from stackmeta.index.simple import ProjectPage
+from stackmeta.index.source import file_usable, installable_versions, metadata_file, python_ok
+from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.record import BuildKind, Package, Release, update_section
+from stackmeta.target import Target, platform_for_arch
+
+SECTION = "check"
+MAX_ROUNDS = 30
+
+Pages = Mapping[NormalizedName, "ProjectPage | StackmetaError | None"]
+Metas = Mapping[tuple[NormalizedName, Version], "FileMetadata | StackmetaError | None"]
+
+
+class PinStatus(StrEnum):
+    WHEEL = "wheel"  # a wheel usable for the target
+    SDIST_ONLY = "sdist-only"  # pip would have to build it
+    NO_PROJECT = "no-project"  # the index does not have the project
+    NO_VERSION = "no-version"  # ... nor that version
+    NO_FILE = "no-usable-file"  # files, but none pip could use for the target
+    NOT_PEP440 = "not-pep440"  # the release's version is not a PEP 440 version
+    MISSING = "missing"  # the index failed to answer: result missing
+
+    @property
+    def installable(self) -> bool:
+        return self in (PinStatus.WHEEL, PinStatus.SDIST_ONLY)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class FileInfo:
+    filename: str
+    url: str
+    sha256: str | None
+    size: int | None
+    kind: str  # wheel / sdist / other
+    usable: bool  # pip could install it for the target
+    yanked: bool = False
+    requires_python: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PinResult:
+    """One package of the closure: a pin of the release, or an unpinned dependency's pick."""
+
+    name: NormalizedName
+    version: str  # the pinned (or picked) version, as written when not PEP 440
+    status: PinStatus
+    pinned: bool = True
+    build: str = "pypi"
+    url: str = ""  # the project page
+    yanked: bool = False
+    yanked_reason: str | None = None
+    files: tuple[FileInfo, ...] = ()  # the files of this version
+    metadata_file: str | None = None
+    metadata_source: str | None = None  # pep658 / range / download / pkg-info / unknown
+    requires_dist: tuple[str, ...] | None = None  # None: dependencies unknown
+    requires_python: str | None = None  # from the metadata
+    extras: tuple[str, ...] = ()  # extras the closure requests of it
+    notes: tuple[str, ...] = ()
+    error: str | None = None  # why a result is missing
+
+    @property
+    def spec(self) -> str:
+        return f"{self.name}=={self.version}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Conflict:
+    requirer: NormalizedName
+    requirer_version: str
+    requirement: str
+    dependency: NormalizedName
+    pinned: str  # the release's version of the dependency
+    requirer_pinned: bool = True
+
+    @property
+    def message(self) -> str:
+        who = "" if self.requirer_pinned else " (unpinned, as pip would pick it)"
+        return (f"{self.requirer}=={self.requirer_version}{who} requires {self.requirement}; "
+                f"the release pins {self.dependency}=={self.pinned}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unpinned:
+    """A dependency the release does not pin: pip would pick it freely."""
+
+    name: NormalizedName
+    required_by: tuple[str, ...]  # "tensorflow==2.12.0: libclang>=13.0.0"
+    specifier: str  # all requirements on it together
+    picked: str | None  # what pip would pick from the index, None when nothing fits
+
+    @property
+    def message(self) -> str:
+        pick = f"pip would pick {self.picked}" if self.picked else "NO version on the index satisfies it"
+        by = ", ".join(self.required_by)
+        return f"{self.name}{self.specifier or ''} is not pinned ({pick}); required by {by}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class PythonProblem:
+    name: NormalizedName
+    version: str
+    requires_python: str
+    python: str
+    where: str  # "metadata" or the filename
+
+    @property
+    def message(self) -> str:
+        return (f"{self.name}=={self.version} requires Python {self.requires_python} ({self.where}); "
+                f"the release's Python is {self.python}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class CheckReport:
+    release: str
+    lock_name: str
+    python: str
+    platform: str
+    index_url: str
+    pins: tuple[PinResult, ...]
+    picks: tuple[PinResult, ...] = ()  # unpinned dependencies as pip would pick them
+    conflicts: tuple[Conflict, ...] = ()
+    unpinned: tuple[Unpinned, ...] = ()
+    python_problems: tuple[PythonProblem, ...] = ()
+    stackmeta_version: str = __version__
+    seconds: float = 0.0
+    requests: int = 0
+
+    # -- groups --------------------------------------------------------------------------
+
+    @property
+    def not_installable(self) -> tuple[PinResult, ...]:
+        return tuple(p for p in self.pins if p.status in (
+            PinStatus.NO_PROJECT, PinStatus.NO_VERSION, PinStatus.NO_FILE, PinStatus.NOT_PEP440))
+
+    @property
+    def missing(self) -> tuple[PinResult, ...]:
+        """Packages whose results are missing: the index failed (see each ``error``)."""
+        return tuple(p for p in (*self.pins, *self.picks) if p.error)
+
+    @property
+    def sdist_only(self) -> tuple[PinResult, ...]:
+        return tuple(p for p in self.pins if p.status is PinStatus.SDIST_ONLY)
+
+    @property
+    def unknown_dependencies(self) -> tuple[PinResult, ...]:
+        return tuple(p for p in self.pins if p.status.installable and p.requires_dist is None and not p.error)
+
+    @property
+    def yanked(self) -> tuple[PinResult, ...]:
+        return tuple(p for p in self.pins if p.yanked)
+
+    @property
+    def fine(self) -> tuple[PinResult, ...]:
+        bad = ({c.requirer for c in self.conflicts} | {c.dependency for c in self.conflicts}
+               | {p.name for p in self.python_problems})
+        return tuple(p for p in self.pins if p.status is PinStatus.WHEEL and not p.error and not p.yanked
+                     and p.name not in bad and p.requires_dist is not None)
+
+    @property
+    def blocking(self) -> bool:
+        """Something prevents pip from installing the pins as they are."""
+        return bool(self.not_installable or self.conflicts or self.python_problems
+                    or any(u.picked is None for u in self.unpinned))
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.missing)
+
+    def pin(self, name: str) -> PinResult:
+        wanted = canonicalize_name(name)
+        for p in (*self.pins, *self.picks):
+            if p.name == wanted:
+                return p
+        raise KeyError(name)
+
+    # -- JSON ----------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        return _to_json(self)  # type: ignore[no-any-return]
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CheckReport:
+        try:
+            return CheckReport(
+                **{k: data[k] for k in ("release", "lock_name", "python", "platform", "index_url")},
+                pins=tuple(_pin_from_json(p) for p in data["pins"]),
+                picks=tuple(_pin_from_json(p) for p in data.get("picks", ())),
+                conflicts=tuple(Conflict(**c) for c in data.get("conflicts", ())),
+                unpinned=tuple(Unpinned(**{**u, "required_by": tuple(u["required_by"])})
+                               for u in data.get("unpinned", ())),
+                python_problems=tuple(PythonProblem(**p) for p in data.get("python_problems", ())),
+                stackmeta_version=data.get("stackmeta_version", ""),
+                seconds=data.get("seconds", 0.0),
+                requests=data.get("requests", 0),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"malformed check section ({exc!r}): run 'stackmeta check' again") from None
+
+
+def _to_json(obj: Any) -> Any:
+    if isinstance(obj, Enum):
+        return obj.value
+    if hasattr(obj, "__dataclass_fields__"):
+        return {f.name: _to_json(getattr(obj, f.name)) for f in fields(obj)}
+    if isinstance(obj, tuple | list):
+        return [_to_json(x) for x in obj]
+    return obj
+
+
+def _pin_from_json(d: Mapping[str, Any]) -> PinResult:
+    rd = d.get("requires_dist")
+    return PinResult(
+        name=canonicalize_name(d["name"]), version=d["version"], status=PinStatus(d["status"]),
+        pinned=d.get("pinned", True), build=d.get("build", "pypi"), url=d.get("url", ""),
+        yanked=d.get("yanked", False), yanked_reason=d.get("yanked_reason"),
+        files=tuple(FileInfo(**f) for f in d.get("files", ())),
+        metadata_file=d.get("metadata_file"), metadata_source=d.get("metadata_source"),
+        requires_dist=None if rd is None else tuple(rd), requires_python=d.get("requires_python"),
+        extras=tuple(d.get("extras", ())), notes=tuple(d.get("notes", ())), error=d.get("error"),
+    )
+
+
+# -- the closure (pure) ----------------------------------------------------------------
+
+
+def shipped_pins(release: Release, target: Target) -> list[Package]:
+    """The release's packages that ship for the target's platform."""
+    out = []
+    for pkg in release.packages:
+        plats = set()
+        for arch in pkg.arches:
+            try:
+                plats.add(platform_for_arch(arch))
+            except UsageError:
+                continue
+        if pkg.arches and plats and target.platform not in plats:
+            continue
+        out.append(pkg)
+    return sorted(out, key=lambda p: p.name)
+
+
+@dataclass(kw_only=True, slots=True)
+class _Walk:
+    nodes: dict[NormalizedName, Version] = field(default_factory=dict)  # pins + picks
+    extras: dict[NormalizedName, set[str]] = field(default_factory=dict)
+    wants: dict[NormalizedName, list[tuple[str, Requirement]]] = field(default_factory=dict)  # unpinned
+    picks: dict[NormalizedName, Version | None] = field(default_factory=dict)
+
+
+def _known_deps(meta: FileMetadata | StackmetaError | None) -> tuple[Requirement, ...] | None:
+    if isinstance(meta, FileMetadata) and meta.metadata is not None and meta.dependencies_known:
+        return meta.metadata.requires_dist
+    return None
+
+
+def pick_version(page: ProjectPage, target: Target, specifier: SpecifierSet,
+                 memo: dict[NormalizedName, list[Version]] | None = None) -> Version | None:
+    """The version pip would pick: the newest installable one (not yanked) matching."""
+    memo = {} if memo is None else memo
+    if page.name not in memo:
+        memo[page.name] = sorted(installable_versions(page, target))
+    candidates = list(specifier.filter(memo[page.name]))
+    return max(candidates) if candidates else None
+
+
+def _walk(release: Release, target: Target, pages: Pages, metas: Metas) -> _Walk:
+    pins = {p.name: p.version for p in shipped_pins(release, target) if p.version is not None}
+    w = _Walk()
+    memo: dict[NormalizedName, list[Version]] = {}
+    for _ in range(MAX_ROUNDS):
+        nodes: dict[NormalizedName, Version] = dict(pins)
+        nodes.update({n: v for n, v in w.picks.items() if v is not None})
+        extras: dict[NormalizedName, set[str]] = {}
+        wants: dict[NormalizedName, list[tuple[str, Requirement]]] = {}
+        for name, version in nodes.items():
+            deps = _known_deps(metas.get((name, version)))
+            if not deps:
+                continue
+            requested = frozenset(w.extras.get(name, ()))
+            for req in deps:
+                if not target.evaluate(req.marker, requested):
+                    continue
+                dep = canonicalize_name(req.name)
+                extras.setdefault(dep, set()).update(req.extras)
+                if dep not in pins:
+                    wants.setdefault(dep, []).append((f"{name}=={version}", req))
+        picks: dict[NormalizedName, Version | None] = {}
+        for dep, reqs in wants.items():
+            page = pages.get(dep)
+            if isinstance(page, ProjectPage):
+                spec = SpecifierSet()
+                for _, r in reqs:
+                    spec &= r.specifier
+                picks[dep] = pick_version(page, target, spec, memo)
+        stable = picks == w.picks and extras == w.extras
+        w = _Walk(nodes=nodes, extras=extras, wants=wants, picks=picks)
+        if stable:
+            break
+    return w
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Needs:
+    pages: tuple[NormalizedName, ...]
+    metadata: tuple[tuple[NormalizedName, Version], ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.pages or self.metadata)
+
+
+def plan(release: Release, target: Target, pages: Pages, metas: Metas) -> Needs:
+    """What is still to be fetched to close the graph (pages first, then metadata)."""
+    w = _walk(release, target, pages, metas)
+    names = {p.name for p in shipped_pins(release, target) if p.version is not None} | set(w.wants)
+    need_pages = sorted(n for n in names if n not in pages)
+    need_md = []
+    nodes = dict(w.nodes)
+    nodes.update({n: v for n, v in w.picks.items() if v is not None})
+    for name, version in nodes.items():
+        page = pages.get(name)
+        if (isinstance(page, ProjectPage) and (name, version) not in metas
+                and metadata_file(page.files_of(version), target) is not None):
+            need_md.append((name, version))
+    return Needs(pages=tuple(need_pages), metadata=tuple(sorted(need_md)))
+
+
+def _file_info(page: ProjectPage, version: Version, target: Target) -> tuple[FileInfo, ...]:
+    return tuple(
+        FileInfo(filename=f.filename, url=f.url, sha256=f.sha256, size=f.size, kind=f.kind,
+                 usable=file_usable(f, target), yanked=f.yanked,
+                 requires_python=None if f.requires_python is None else str(f.requires_python))
+        for f in sorted(page.files_of(version), key=lambda f: f.filename)
+    )
+
+
+def _result(name: NormalizedName, version: Version | None, written: str, *, pinned: bool, pkg: Package | None,
+            target: Target, pages: Pages, metas: Metas, extras: set[str], url: str) -> PinResult:
+    notes: list[str] = []
+    build = pkg.build.value if pkg else "pypi"
+    if pkg is not None:
+        if pkg.build is not BuildKind.PYPI:
+            where = f" {pkg.source_url}" if pkg.source_url else ""
+            notes.append(f"CMS builds it from {pkg.build.value}{where}")
+        if pkg.patches:
+            notes.append(f"CMS patches it ({len(pkg.patches)} patch{'es' * (len(pkg.patches) > 1)}): "
+                         "the index's files are not the same bits")
+    base: dict[str, Any] = {"name": name, "version": written, "pinned": pinned, "build": build, "url": url,
+                            "extras": tuple(sorted(extras))}
+    if version is None:
+        return PinResult(status=PinStatus.NOT_PEP440, notes=(*notes, f"{written!r} is not a PEP 440 version"),
+                         **base)
+    page = pages.get(name)
+    if isinstance(page, StackmetaError):
+        return PinResult(status=PinStatus.MISSING, error=str(page), notes=tuple(notes), **base)
+    if page is None:
+        return PinResult(status=PinStatus.NO_PROJECT, notes=(*notes, "the index has no such project"), **base)
+    files = page.files_of(version)
+    if not files:
+        return PinResult(status=PinStatus.NO_VERSION, notes=(*notes, f"the index has no files of {version}"),
+                         **base)
+    infos = _file_info(page, version, target)
+    usable_wheels = [f for f in infos if f.usable and f.kind == "wheel"]
+    usable_sdists = [f for f in infos if f.usable and f.kind == "sdist"]
+    status = (PinStatus.WHEEL if usable_wheels
+              else PinStatus.SDIST_ONLY if usable_sdists else PinStatus.NO_FILE)
+    if status is PinStatus.NO_FILE:
+        notes.append("no wheel for this Python and platform, and no sdist")
+    yanked = all(f.yanked for f in files)
+    reasons = {f.yanked_reason for f in files if f.yanked and f.yanked_reason}
+    md = metas.get((name, version))
+    chosen = metadata_file(files, target)
+    error = str(md) if isinstance(md, StackmetaError) else None
+    rd: tuple[str, ...] | None = None
+    rp: str | None = None
+    source: str | None = None
+    if isinstance(md, FileMetadata):
+        source = md.source
+        if md.metadata is not None:
+            rp = None if md.metadata.requires_python is None else str(md.metadata.requires_python)
+            notes.extend(f"metadata junk skipped: {j}" for j in md.metadata.junk)
+            if md.dependencies_known:
+                rd = tuple(str(r) for r in md.metadata.requires_dist)
+            else:
+                source = "unknown"
+                dyn = " with dynamic Requires-Dist" if "requires-dist" in md.metadata.dynamic else ""
+                notes.append(f"dependencies unknown: {md.file.filename} has Metadata-Version "
+                             f"{md.metadata.metadata_version}{dyn}")
+        else:
+            source = "unknown"
+            notes.append(f"dependencies unknown: no metadata in {md.file.filename}")
+    elif chosen is not None and md is None and error is None:
+        source = "unknown"
+    return PinResult(status=status, yanked=yanked, yanked_reason="; ".join(sorted(reasons)) or None,
+                     files=infos, metadata_file=chosen.filename if chosen else None, metadata_source=source,
+                     requires_dist=rd, requires_python=rp, notes=tuple(notes), error=error, **base)
+
+
+def analyse(release: Release, target: Target, index_url: str, pages: Pages, metas: Metas, *,
+            seconds: float = 0.0, requests: int = 0) -> CheckReport:
+    """The report, from what the index returned (pure)."""
+    url_of = f"{index_url.rstrip('/')}/{{}}/"
+    w = _walk(release, target, pages, metas)
+    shipped = shipped_pins(release, target)
+    pinned = {p.name: p.version for p in shipped if p.version is not None}
+    pins = tuple(
+        _result(p.name, p.version, p.version_written if p.version is None else str(p.version),
+                pinned=True, pkg=p, target=target, pages=pages, metas=metas,
+                extras=w.extras.get(p.name, set()),
+                url=url_of.format(p.name))
+        for p in shipped
+    )
+    picks = tuple(
+        _result(n, v, str(v), pinned=False, pkg=None, target=target, pages=pages, metas=metas,
+                extras=w.extras.get(n, set()), url=url_of.format(n))
+        for n, v in sorted(w.picks.items()) if v is not None
+    )
+    conflicts = []
+    for name, version in sorted(w.nodes.items()):
+        deps = _known_deps(metas.get((name, version)))
+        for req in deps or ():
+            if not target.evaluate(req.marker, frozenset(w.extras.get(name, ()))):
+                continue
+            dep = canonicalize_name(req.name)
+            have = pinned.get(dep)
+            if have is not None and not req.specifier.contains(have, prereleases=True):
+                conflicts.append(Conflict(requirer=name, requirer_version=str(version), requirement=str(req),
+                                          dependency=dep, pinned=str(have), requirer_pinned=name in pinned))
+    unpinned = []
+    for dep, reqs in sorted(w.wants.items()):
+        spec = SpecifierSet()
+        for _, r in reqs:
+            spec &= r.specifier
+        page = pages.get(dep)
+        picked = w.picks.get(dep)
+        if picked is not None:
+            shown: str | None = str(picked)
+        else:
+            shown = "?" if not isinstance(page, ProjectPage) else None
+        unpinned.append(Unpinned(name=dep, required_by=tuple(sorted({f"{who}: {r}" for who, r in reqs})),
+                                 specifier=str(spec), picked=shown))
+    pyprobs = []
+    python = target.python_full
+    for p in (*pins, *picks):
+        if p.requires_python and not SpecifierSet(p.requires_python).contains(python, prereleases=True):
+            pyprobs.append(PythonProblem(name=p.name, version=p.version, requires_python=p.requires_python,
+                                         python=python, where="metadata"))
+        elif p.status.installable or p.status is PinStatus.NO_FILE:
+            page = pages.get(p.name)
+            if isinstance(page, ProjectPage) and p.status is PinStatus.NO_FILE:
+                for f in page.files_of(Version(p.version)):
+                    if not python_ok(f, target):
+                        pyprobs.append(PythonProblem(
+                            name=p.name, version=p.version, python=python,
+                            requires_python=str(f.requires_python), where=f.filename))
+                        break
+    return CheckReport(
+        release=release.release, lock_name=release.lock_name, python=python, platform=target.platform,
+        index_url=index_url, pins=pins, picks=picks, conflicts=tuple(conflicts), unpinned=tuple(unpinned),
+        python_problems=tuple(pyprobs), seconds=round(seconds, 3), requests=requests,
+    )
+
+
+# -- the driver (I/O through the client) -----------------------------------------------
+
+
+def default_target(release: Release, python: str | None = None, platform: str | None = None) -> Target:
+    """The release's Python and the platform of its first arch, unless given."""
+    try:
+        py = Version(python) if python else release.python
+    except ValueError:
+        raise UsageError(f"--python {python!r} is not a version: use e.g. 3.9") from None
+    plat = platform or (platform_for_arch(release.arches[0]) if release.arches else "linux-x86_64")
+    return Target(python=py, platform=plat)
+
+
+def fetch(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
+          ) -> tuple[dict[NormalizedName, ProjectPage | StackmetaError | None],
+                     dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None]]:
+    """Fetch, round by round, every page and metadata file the closure needs."""
+    pages: dict[NormalizedName, ProjectPage | StackmetaError | None] = {}
+    metas: dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None] = {}
+    pins = {p.name: p.version for p in shipped_pins(release, target) if p.version is not None}
+
+    def page_then_metadata(name: NormalizedName) -> None:
+        # one task a project: its page, then at once the metadata of the pinned version
+        try:
+            page = client.project(name)
+        except StackmetaError as exc:
+            pages[name] = exc
+            return
+        pages[name] = page
+        version = pins.get(name)
+        if page is not None and version is not None:
+            metadata_of(name, version)
+
+    def metadata_of(name: NormalizedName, version: Version) -> None:
+        page = pages.get(name)
+        chosen = metadata_file(page.files_of(version), target) if isinstance(page, ProjectPage) else None
+        if chosen is None:
+            metas[(name, version)] = None
+            return
+        try:
+            metas[(name, version)] = client.metadata(chosen, name)
+        except StackmetaError as exc:
+            metas[(name, version)] = exc
+
+    first = True
+    for _ in range(MAX_ROUNDS):
+        needs = plan(release, target, pages, metas)
+        if not needs:
+            break
+        items: list[tuple[str, Any]] = [("page", n) for n in needs.pages]
+        items += [("md", nv) for nv in needs.metadata if nv[0] not in needs.pages]
+        progress.start("checking pins" if first else "following dependencies", len(items))
+        first = False
+
+        def run(item: tuple[str, Any]) -> None:
+            kind, arg = item
+            if kind == "page":
+                page_then_metadata(arg)
+            else:
+                metadata_of(*arg)
+
+        try:
+            client.transport.map(run, items, lambda _i, _r: progress.advance())
+        finally:
+            progress.done()
+    return pages, metas
+
+
+def run_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
+              ) -> CheckReport:
+    """Check *release* for *target* against the client's index."""
+    start = time.perf_counter()
+    before = len(client.transport.log)
+    pages, metas = fetch(release, target, client, progress)
+    return analyse(release, target, client.index_url, pages, metas,
+                   seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)
+
+
+def save(report: CheckReport, record: Path) -> None:
+    """Write the report as the record's "check" section (the other sections are kept)."""
+    update_section(record, SECTION, report.to_json())
+
+
+def conflict_names(report: CheckReport) -> Sequence[str]:
+    return sorted({c.requirer for c in report.conflicts})
