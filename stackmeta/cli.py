@@ -22,6 +22,7 @@ COMMANDS = (
     "show",
     "diff",
     "build",
+    "publish",
 )
 
 

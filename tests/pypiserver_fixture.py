@@ -23,6 +23,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import warnings
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -57,14 +58,16 @@ def free_port() -> int:
 @contextlib.contextmanager
 def pypiserver(folder: Path) -> Iterator[Server]:
     """A real pypiserver on loopback serving *folder*/packages, uploads for USER/PASSWORD."""
-    from passlib.apache import HtpasswdFile
+    with warnings.catch_warnings():  # passlib imports crypt, deprecated in Python 3.11
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from passlib.apache import HtpasswdFile
 
-    packages = folder / "packages"
-    packages.mkdir(parents=True, exist_ok=True)
-    htpasswd = folder / "htpasswd"
-    ht = HtpasswdFile(str(htpasswd), new=True)
-    ht.set_password(USER, PASSWORD)
-    ht.save()
+        packages = folder / "packages"
+        packages.mkdir(parents=True, exist_ok=True)
+        htpasswd = folder / "htpasswd"
+        ht = HtpasswdFile(str(htpasswd), new=True)
+        ht.set_password(USER, PASSWORD)
+        ht.save()
     port = free_port()
     log = open(folder / "pypiserver.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(

@@ -1,0 +1,73 @@
+"""stackmeta publish RELEASE --repository-url URL: build, check, upload with twine, read back."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from stackmeta import metapackage, publish, record
+from stackmeta.commands.build import build_release
+from stackmeta.console import Output
+from stackmeta.resolve import load_nearest
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "publish", parents=[common],
+        help="upload a release's metapackage with twine, skipping what is there, then verify",
+        description=(
+            "Build the metapackage of RELEASE (byte-reproducible, so the same bytes as 'stackmeta build') "
+            "and upload it with twine. Credentials come the way twine takes them: TWINE_USERNAME and "
+            "TWINE_PASSWORD, keyring, or .pypirc; never on this command line. Files already on the index "
+            "with the same sha256 are skipped; one there with another sha256 stops the publish. "
+            "Afterwards the index is read back to verify the sha256 of every file."
+        ),
+    )
+    p.add_argument("release", help="lock name, e.g. CMSSW_14_0_0")
+    p.add_argument("--repository-url", required=True,
+                   help="upload URL, e.g. https://upload.pypi.org/legacy/ or http://host:8080/ (pypiserver)")
+    p.add_argument("--index-url",
+                   help="the simple index to read back (default: from the upload URL: PyPI -> "
+                        "https://pypi.org/simple, otherwise <repository-url>/simple; for devpi give "
+                        "<user>/<index>/+simple)")
+    p.add_argument("--force", action="store_true",
+                   help="publish although the release's check has blocking problems the nearest set "
+                        "does not answer")
+    p.add_argument("--name", default=metapackage.DEFAULT_NAME,
+                   help=f"project name (default: {metapackage.DEFAULT_NAME})")
+    p.add_argument("--version", dest="meta_version", metavar="VERSION",
+                   help="metapackage version (default: from the release name)")
+    p.add_argument("--requires-python", help="Requires-Python (default: ==<major>.<minor>.* of the release)")
+    p.add_argument("--out", type=Path, default=Path("dist"),
+                   help="where the files are built (default: dist/)")
+    p.add_argument("--build-dir", type=Path, default=Path("build"), help="build folder (default: build/)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    options = metapackage.Options(
+        name=args.name, version=args.meta_version, requires_python=args.requires_python
+    )
+    nearest = load_nearest(args.locks_dir, args.release)
+    doc = record.read_document(record.record_path(args.locks_dir, args.release))
+    built = build_release(args.locks_dir, args.release, options, args.out, args.build_dir)
+    output.info(f"built {', '.join(p.name for p in built.files)}")
+    done = publish.publish(
+        built.files, nearest, repository_url=args.repository_url, index_url=args.index_url,
+        check=doc.get("check"), force=args.force,
+    )
+    if output.json_mode:
+        output.json({
+            "index_url": done.index_url,
+            "uploaded": [{"file": f.filename, "sha256": f.sha256} for f in done.uploaded],
+            "skipped": [{"file": f.filename, "sha256": f.sha256} for f in done.skipped],
+            "verified": list(done.verified),
+        })
+        return 0
+    for f in done.uploaded:
+        output.result(f"uploaded {f.filename}  sha256:{f.sha256}")
+    for f in done.skipped:
+        output.result(f"skipped {f.filename}: already on the index with the same sha256")
+    output.result(f"verified: {done.index_url} serves {len(done.verified)} file(s) with the expected sha256")
+    return 0
