@@ -21,6 +21,8 @@ COMMANDS = (
     "export",
     "show",
     "diff",
+    "check",
+    "snapshot",
     "build",
     "publish",
 )

@@ -1,0 +1,164 @@
+"""stackmeta check: can pip install a release's pins from an index, for its Python and platform?
+
+Exit codes: 0 nothing blocks installing; 1 something blocks (a pin the index cannot serve, a
+conflict between pins, a Requires-Python excluding the release's Python, an unpinned
+dependency no version satisfies) — also any other error; 2 bad usage; 3 nothing found that
+blocks, but some results are missing because the index failed (the report lists them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from pathlib import Path
+from typing import Literal
+
+from rich.table import Table
+
+from stackmeta import check, record
+from stackmeta.console import Output
+from stackmeta.errors import RecordError, UsageError
+from stackmeta.index.client import PYPI, IndexClient
+from stackmeta.target import PLATFORMS
+
+EXIT_OK = 0
+EXIT_BLOCKED = 1
+EXIT_INCOMPLETE = 3
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+             common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "check", parents=[common], help="check a release's pins against a package index",
+        description="Look every pin of a release up on a package index (project, version, yanked, files "
+                    "usable for the target, sha256), follow every pin's Requires-Dist for the target, and "
+                    "report what blocks 'pip install': conflicts, unpinned dependencies, Requires-Python. "
+                    "The result is saved in the record's \"check\" section. Exit codes: 0 installable, "
+                    "1 something blocks, 2 bad usage, 3 results missing (index failures).",
+    )
+    p.add_argument("release", help="a lock name: CMSSW_14_0_0, CMSSW_10_6_0-py2")
+    p.add_argument("--index-url", default=PYPI,
+                   help=f"a PEP 503/691 index: https://..., or file://DIR of a snapshot (default: {PYPI})")
+    p.add_argument("--python", help="the target Python (default: the release's, e.g. 3.9.14)")
+    p.add_argument("--platform", choices=sorted(PLATFORMS),
+                   help="the target platform (default: the platform of the release's first arch)")
+    p.add_argument("--cache-dir", type=Path, help="the on-disk cache (default: the user cache dir)")
+    p.add_argument("--no-cache", action="store_true", help="use no on-disk cache")
+    p.add_argument("--refresh", action="store_true", help="fetch project pages again even if cached")
+    p.add_argument("--jobs", type=int, default=16, help="requests in flight at once (default: 16)")
+    p.add_argument("--no-save", action="store_true", help="do not write the check section into the record")
+    p.set_defaults(func=run)
+
+
+def _load(args: argparse.Namespace) -> tuple[record.Release, Path]:
+    path = record.record_path(args.locks_dir, args.release)
+    if not path.exists():
+        have = record.list_records(args.locks_dir)
+        near = difflib.get_close_matches(args.release, have, n=5, cutoff=0.5)
+        raise RecordError(f"no record {path}: run 'stackmeta export' first"
+                          + (f"; nearest: {', '.join(near)}" if near else ""))
+    return record.load_release(args.locks_dir, args.release), path
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    rel, path = _load(args)
+    target = check.default_target(rel, args.python, args.platform)
+    cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
+    output.info(f"checking {rel.lock_name} ({len(rel.packages)} packages) for {target} "
+                f"against {args.index_url}")
+    with IndexClient(args.index_url, cache_dir, jobs=args.jobs,
+                     page_max_age=0 if args.refresh else 600.0) as client:
+        report = check.run_check(rel, target, client, output.progress())
+    if not args.no_save:
+        check.save(report, path)
+    code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
+    if output.json_mode:
+        output.json({"exit_code": code, "blocking": report.blocking, "incomplete": report.incomplete,
+                     "report": report.to_json()})
+        return code
+    show(report, output)
+    if not args.no_save:
+        output.info(f"saved in {path} (section \"check\")")
+    return code
+
+
+def verdict(report: check.CheckReport) -> str:
+    n = len(report.pins)
+    head = f"{report.lock_name} on Python {report.python} {report.platform}, {report.index_url}: "
+    if report.blocking:
+        parts = []
+        if report.not_installable:
+            parts.append(f"{len(report.not_installable)} not installable")
+        if report.conflicts:
+            parts.append(f"{len(report.conflicts)} conflicts")
+        if report.python_problems:
+            parts.append(f"{len(report.python_problems)} Requires-Python problems")
+        bad = [u for u in report.unpinned if u.picked is None]
+        if bad:
+            parts.append(f"{len(bad)} unsatisfiable dependencies")
+        text = f"NOT installable by pip as pinned ({', '.join(parts)})"
+    elif report.incomplete:
+        text = "nothing found that blocks, but results are missing"
+    else:
+        text = "pip can install every pin"
+    extra = ""
+    if report.incomplete and report.blocking:
+        extra = f"; {len(report.missing)} results missing (index errors)"
+    return (f"{head}{text}{extra}. {len(report.fine)}/{n} pins fine, "
+            f"{len(report.unpinned)} unpinned dependencies.")
+
+
+def _table(title: str, *columns: str) -> Table:
+    t = Table(title=title, title_justify="left", title_style="bold", show_lines=False)
+    for c in columns:
+        t.add_column(c, overflow="fold")
+    return t
+
+
+def show(report: check.CheckReport, output: Output) -> None:
+    out = output.out
+    style = "bold red" if report.blocking else "bold yellow" if report.incomplete else "bold green"
+    out.print(verdict(report), style=style, markup=False)
+    if report.missing:
+        t = _table(f"Results missing: the index failed ({len(report.missing)})", "package", "error")
+        for p in report.missing:
+            t.add_row(p.spec, p.error or "")
+        out.print(t)
+    if report.not_installable:
+        t = _table(f"Not installable ({len(report.not_installable)})", "package", "status", "why")
+        for p in report.not_installable:
+            t.add_row(p.spec, p.status.value, "; ".join(p.notes))
+        out.print(t)
+    if report.conflicts:
+        t = _table(f"Conflicts ({len(report.conflicts)})", "package", "requires", "release pins")
+        for c in report.conflicts:
+            who = f"{c.requirer}=={c.requirer_version}" + ("" if c.requirer_pinned else " (unpinned)")
+            t.add_row(who, c.requirement, f"{c.dependency}=={c.pinned}")
+        out.print(t)
+    if report.unpinned:
+        t = _table(f"Unpinned dependencies ({len(report.unpinned)}): pip picks them freely",
+                   "dependency", "pip would pick", "required by")
+        for u in report.unpinned:
+            t.add_row(f"{u.name}{u.specifier}", u.picked or "NOTHING fits", "; ".join(u.required_by))
+        out.print(t)
+    if report.python_problems:
+        t = _table(f"Requires-Python excludes {report.python} ({len(report.python_problems)})",
+                   "package", "requires", "from")
+        for pp in report.python_problems:
+            t.add_row(f"{pp.name}=={pp.version}", pp.requires_python, pp.where)
+        out.print(t)
+    if report.sdist_only or report.unknown_dependencies or report.yanked:
+        t = _table("Sdist only, unknown dependencies, yanked", "package", "what")
+        for p in report.sdist_only:
+            t.add_row(p.spec, "sdist only: pip builds it" + ("" if p.requires_dist is not None
+                                                             else "; dependencies unknown"))
+        for p in report.unknown_dependencies:
+            if p.status is not check.PinStatus.SDIST_ONLY:
+                t.add_row(p.spec, "; ".join(n for n in p.notes if n.startswith("dependencies")) or "unknown")
+        for p in report.yanked:
+            t.add_row(p.spec, f"yanked: {p.yanked_reason or 'no reason given'}")
+        out.print(t)
+    out.print(f"Fine: {len(report.fine)} of {len(report.pins)} pins (a usable wheel, dependencies known "
+              f"and satisfied). {report.requests} requests in {report.seconds:.1f} s.", markup=False)
