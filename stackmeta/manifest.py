@@ -290,6 +290,7 @@ class Walker:
             self.tools = set(tree.list("scram-tools.file/tools"))
         self._specs: dict[str, SpecFile | None] = {}
         self._facts: dict[str, SpecFacts] = {}
+        self._preamble_text: str | None = None
         self._base = self._preamble_macros()
 
     # Names to specs (RULES §2).
@@ -346,18 +347,19 @@ class Walker:
         if self.arch.compiler != "gcc":
             macros["cmscompiler"] = spec.Macro(self.arch.compiler)
         text = self.read("rpm-preamble.file")
+        self._preamble_text = text
         if text is None:
             return macros
-        key = ("rpm-preamble", text, self.arch.name)
+        key = (text, self.arch.name)
         cached = _PREAMBLES.get(key)
         if cached is None:
             lines = spec.preamble(list(_split(text, "rpm-preamble.file")))
             evaluated = spec.evaluate(lines, macros, self._context())
-            cached = dict(evaluated.macros)
+            cached = (dict(evaluated.macros), evaluated.issues)
             _PREAMBLES[key] = cached
-            for issue in evaluated.issues:
-                self.problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))
-        return dict(cached)
+        for issue in cached[1]:
+            self.problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))
+        return dict(cached[0])
 
     def _context(self) -> spec.Context:
         return spec.Context(machine=self.arch.machine)
@@ -375,7 +377,7 @@ class Walker:
 
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
         assembled = spec.assemble(sf.path, sf.text, self.read, package=sf.name)
-        key_parts: list[object] = [sf.name, sf.path, sf.text, self.arch.name, self.release_era_key()]
+        key_parts: list[object] = [sf.name, sf.path, sf.text, self.arch.name, self.era, self._preamble_text]
         for path in assembled.files[1:]:
             key_parts.append((path, self.tree.key(path) or self.read(path)))
         key = tuple(key_parts)
@@ -403,9 +405,15 @@ class Walker:
             exp = spec.Expander(macros=dict(evaluated.macros), context=self._context(), where=head_line.where)
             version = exp.expand(written)
             issues.extend(exp.issues)
-        sources = tuple((t.name, t.value) for t in evaluated.tags if re.fullmatch(r"(?i)source\d*", t.name))
-        patches = [t.value for t in evaluated.tags if re.fullmatch(r"(?i)patch\d*", t.name)]
-        for name, where in evaluated.defines:
+        # The walk reads the spec with realversion=1.0 when the header holds macros (RULES §4);
+        # the sources and patches are read again with the real version so their URLs are right.
+        fields = evaluated
+        if has_macro and "%" not in version:
+            macros["realversion"] = spec.Macro(version)
+            fields = spec.evaluate(pre, macros, self._context())
+        sources = tuple((t.name, t.value) for t in fields.tags if re.fullmatch(r"(?i)source\d*", t.name))
+        patches = [t.value for t in fields.tags if re.fullmatch(r"(?i)patch\d*", t.name)]
+        for name, where in fields.defines:
             if re.fullmatch(r"patchsrc\d*", name):
                 patches.append(f"%{name} ({where})")
         pip_name = evaluated.value("pip_name", self._context()) if "pip_name" in evaluated.macros else None
@@ -433,11 +441,8 @@ class Walker:
         _EVALUATED[key] = facts
         return facts
 
-    def release_era_key(self) -> Era:
-        return self.era
 
-
-_PREAMBLES: dict[tuple[str, str, str], dict[str, spec.Macro]] = {}
+_PREAMBLES: dict[tuple[str, str], tuple[dict[str, spec.Macro], tuple[spec.Issue, ...]]] = {}
 
 
 # -- the walk (RULES §5) -------------------------------------------------------------------
@@ -672,7 +677,8 @@ def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
         packages.append(Package(
             rpm=rpm, name=names[rpm], display_name=display[rpm], version_written=facts.version_written,
             version=version, build=kind,
-            source_url=None if kind in (BuildKind.PYPI,) and (source or "").startswith("pip://") else source,
+            source_url=None if source is None or source.startswith("pip://") or source.lower() == "none"
+            else source,
             patches=facts.patches, reasons=pin.reasons if pin else (),
             requires=tuple(requires), system_libs=tuple(system), arches=(stack.arch.name,),
         ))
