@@ -25,6 +25,7 @@ COMMANDS = (
     "snapshot",
     "build",
     "publish",
+    "resolve",
 )
 
 

@@ -1,0 +1,222 @@
+"""The nearest consistent set, with resolvelib, over a source of known metadata."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from stackmeta import record
+from stackmeta.errors import RecordError
+from stackmeta.record import BuildKind
+from stackmeta.resolve import (
+    NearestSet,
+    load_nearest,
+    nearest_order,
+    nearest_path,
+    resolve,
+    save_nearest,
+)
+from stackmeta.target import Target
+from tests.pypiserver_fixture import package, synthetic_release, write_record
+
+TARGET = Target(python=Version("3.9.14"))
+
+
+class MemorySource:
+    """A CandidateSource over metadata written down: {name: {version: [Requires-Dist]}}."""
+
+    def __init__(self, projects: Mapping[str, Mapping[str, Sequence[str]]]) -> None:
+        self.projects = {
+            canonicalize_name(n): {Version(v): [Requirement(r) for r in reqs] for v, reqs in vs.items()}
+            for n, vs in projects.items()
+        }
+        self.asked: list[tuple[str, str]] = []
+
+    def versions(self, name: NormalizedName) -> list[Version]:
+        return sorted(self.projects.get(name, {}))
+
+    def dependencies(self, name: NormalizedName, version: Version) -> list[Requirement] | None:
+        self.asked.append((name, str(version)))
+        return self.projects.get(name, {}).get(version)
+
+
+TF_INDEX = {
+    "numpy": {"1.22.4": [], "1.23.5": [], "1.24.3": [], "1.25.0": []},
+    "scipy": {"1.10.1": ["numpy<1.27,>=1.19.5"]},
+    "pandas": {"2.0.1": ["numpy>=1.20.3"]},
+    "tensorflow": {
+        "2.11.0": ["numpy>=1.20"],
+        "2.12.0": ["numpy<1.24,>=1.22", "libclang>=13.0.0"],
+        "2.12.1": ["numpy<1.24,>=1.22", "libclang>=13.0.0"],
+        "2.13.0": ["numpy<=1.24.3,>=1.22", "libclang>=13.0.0"],
+    },
+    "libclang": {"13.0.0": [], "16.0.6": [], "18.1.1": []},
+}
+
+
+def tf_release() -> record.Release:
+    return synthetic_release([
+        package("numpy", "1.24.3"), package("scipy", "1.10.1"), package("pandas", "2.0.1"),
+        package("tensorflow", "2.12.0"),
+    ])
+
+
+def test_nearest_order_is_by_distance_lower_first() -> None:
+    versions = [Version(v) for v in ["1.0", "1.1", "1.2", "1.3", "2.0rc1", "2.0", "2.1"]]
+    assert [str(v) for v in nearest_order(versions, Version("1.2"))] == [
+        "1.2", "1.1", "1.3", "1.0", "2.0", "2.1"]
+    # a release version the index does not have: its neighbours first
+    assert [str(v) for v in nearest_order(versions, Version("1.2.5"))] == [
+        "1.2", "1.3", "1.1", "2.0", "1.0", "2.1"]
+    # pre-releases only for a pre-release
+    assert Version("2.0rc1") in nearest_order(versions, Version("2.0rc1"))
+    # a package the release does not ship: newest first
+    assert [str(v) for v in nearest_order(versions, None)] == ["2.1", "2.0", "1.3", "1.2", "1.1", "1.0"]
+
+
+def test_a_consistent_release_keeps_every_pin() -> None:
+    rel = synthetic_release([package("numpy", "1.24.3"), package("scipy", "1.10.1")])
+    nearest = resolve(rel, MemorySource(TF_INDEX), TARGET, index_url="mem")
+    assert nearest.pins == ((canonicalize_name("numpy"), Version("1.24.3")),
+                            (canonicalize_name("scipy"), Version("1.10.1")))
+    assert (nearest.deviations, nearest.additions, nearest.omissions) == ((), (), ())
+
+
+def test_numpy_stays_and_tensorflow_moves_to_the_nearest_version_that_fits() -> None:
+    nearest = resolve(tf_release(), MemorySource(TF_INDEX), TARGET, index_url="mem")
+    pins = {n: str(v) for n, v in nearest.pins}
+    # distance 1 below (2.11.0) accepts numpy 1.24.3: nearest wins over newer
+    assert pins == {"numpy": "1.24.3", "scipy": "1.10.1", "pandas": "2.0.1", "tensorflow": "2.11.0"}
+    dev = nearest.deviation("tensorflow")
+    assert dev is not None
+    assert dev.reason == (
+        "tensorflow 2.12.0 requires numpy<1.24,>=1.22, but the release's numpy 1.24.3 is kept "
+        "(more of the stack depends on it)"
+    )
+    assert [d.name for d in nearest.deviations] == ["tensorflow"]
+    assert nearest.additions == ()  # 2.11.0 needs no libclang
+
+
+def test_moving_up_when_nothing_below_fits_and_pinning_what_the_release_lacks() -> None:
+    index = {**TF_INDEX, "tensorflow": {**TF_INDEX["tensorflow"], "2.11.0": ["numpy<1.24"]}}
+    nearest = resolve(tf_release(), MemorySource(index), TARGET, index_url="mem")
+    pins = {n: str(v) for n, v in nearest.pins}
+    assert pins["tensorflow"] == "2.13.0" and pins["numpy"] == "1.24.3"
+    assert pins["libclang"] == "18.1.1"  # pinned, newest that fits: pip picks nothing freely
+    (added,) = nearest.additions
+    assert (added.name, str(added.version), added.required_by) == (
+        "libclang", "18.1.1", ("tensorflow 2.13.0 (libclang>=13.0.0)",))
+
+
+def test_the_dependency_stays_and_its_dependent_moves() -> None:
+    # awkward 2.1.1 requires awkward-cpp==12; the release ships awkward-cpp 13
+    index = {
+        "awkward-cpp": {"12": ["numpy>=1.14.5"], "13": ["numpy>=1.14.5"]},
+        "awkward": {"2.1.0": ["awkward-cpp==12"], "2.1.1": ["awkward-cpp==12"],
+                    "2.1.2": ["awkward-cpp==13"], "2.2.0": ["awkward-cpp==14"]},
+        "uproot": {"5.0.7": ["awkward>=2.0.0", "numpy"]},
+        "numpy": {"1.24.3": []},
+    }
+    rel = synthetic_release([package("awkward-cpp", "13"), package("awkward", "2.1.1"),
+                             package("uproot", "5.0.7"), package("numpy", "1.24.3")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    pins = {n: str(v) for n, v in nearest.pins}
+    assert pins == {"awkward-cpp": "13", "awkward": "2.1.2", "uproot": "5.0.7", "numpy": "1.24.3"}
+    dev = nearest.deviation("awkward")
+    assert dev is not None and dev.release_version == "2.1.1"
+    assert dev.reason.startswith(
+        "awkward 2.1.1 requires awkward-cpp==12, but the release's awkward-cpp 13 is kept")
+
+
+def test_on_a_tie_the_name_that_sorts_first_moves() -> None:
+    # two leaves that nobody depends on, each excluding the other's release version
+    index = {
+        "alpha": {"1.0": ["beta<2"], "1.1": []},
+        "beta": {"1.0": [], "2.0": ["alpha>=1.1"]},
+    }
+    rel = synthetic_release([package("alpha", "1.0"), package("beta", "2.0")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {"alpha": "1.1", "beta": "2.0"}
+    assert [d.name for d in nearest.deviations] == ["alpha"]
+
+
+def test_what_pip_cannot_install_is_left_out_with_its_reason() -> None:
+    index = {**TF_INDEX, "pybrain": {"0.3": []}}
+    rel = synthetic_release([
+        *tf_release().packages, package("pybrain", "0.3.3", build=BuildKind.VCS),
+        package("rootpy", "1.0"),
+    ])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {o.name: o.reason for o in nearest.omissions} == {
+        "pybrain": "pybrain 0.3.3 is not on the index in a form pip could install for Python 3.9.14 on "
+                   "linux-x86_64 (absent, yanked, no usable wheel or sdist, or Requires-Python excludes it) "
+                   "(CMS builds it from vcs git+https://github.com/example/x)",
+        "rootpy": "no version of rootpy on the index that pip could install for Python 3.9.14 "
+                  "on linux-x86_64",
+    }
+    assert "pybrain" not in dict(nearest.pins)
+
+
+def test_a_shipped_version_the_index_lacks_is_pinned_when_something_needs_it() -> None:
+    index = {"six": {"1.15.0": [], "1.16.0": []}, "user": {"1.0": ["six>=1.16"]}}
+    rel = synthetic_release([package("six", "1.16.0.post1"), package("user", "1.0")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert dict(nearest.pins)[canonicalize_name("six")] == Version("1.16.0")
+    dev = nearest.deviation("six")
+    assert dev is not None and dev.reason.endswith("; pinned because user 1.0 (six>=1.16)")
+    assert nearest.omissions == ()
+
+
+def test_markers_and_extras_are_evaluated_for_the_target() -> None:
+    index = {
+        "dask": {"2023.3.2": ["pyyaml", "numpy>=1.21; extra == 'array'",
+                              "importlib-metadata; python_version < '3.8'"]},
+        "numpy": {"1.24.3": []},
+        "pyyaml": {"6.0": []},
+        "importlib-metadata": {"6.0.0": []},
+        "coffea": {"2023.6.0": ["dask[array]>=2023.3"]},
+    }
+    rel = synthetic_release([package("coffea", "2023.6.0"), package("dask", "2023.3.2")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {
+        "coffea": "2023.6.0", "dask": "2023.3.2", "numpy": "1.24.3", "pyyaml": "6.0"}
+    assert {a.name: a.required_by for a in nearest.additions} == {
+        "numpy": ("dask[array] 2023.3.2 (numpy>=1.21)",),
+        "pyyaml": ("dask 2023.3.2 (pyyaml)", "dask[array] 2023.3.2 (pyyaml)")}
+
+
+def test_saved_in_the_record_and_as_requirements_with_reasons(tmp_path: Path) -> None:
+    index = {**TF_INDEX, "tensorflow": {**TF_INDEX["tensorflow"], "2.11.0": ["numpy<1.24"]}}
+    rel = synthetic_release([*tf_release().packages, package("pybrain", "0.3.3", build=BuildKind.VCS)])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="https://pypi.org/simple")
+    locks = tmp_path / "locks"
+    write_record(locks, rel)
+    path = save_nearest(locks, rel.release, rel, nearest)
+    assert path == nearest_path(locks, rel.release)
+    assert load_nearest(locks, rel.release) == nearest
+    assert NearestSet.from_json(nearest.to_json()) == nearest
+    text = path.read_text()
+    assert "tensorflow==2.13.0\n" in text and "numpy==1.24.3\n" in text
+    assert ("# DEVIATION: the release ships tensorflow 2.12.0:\n"
+            "#   tensorflow 2.12.0 requires numpy<1.24,>=1.22, but the release's numpy 1.24.3 is kept"
+            ) in text
+    assert "# ADDITION: not shipped by the release, required by tensorflow 2.13.0 (libclang>=13.0.0)\n" \
+           "libclang==18.1.1\n" in text
+    assert "# OMITTED: pybrain 0.3.3:\n" in text
+    doc = record.read_document(record.record_path(locks, rel.release))
+    assert doc["consistent"]["pins"]["tensorflow"] == "2.13.0"
+
+
+def test_no_nearest_set_yet(tmp_path: Path) -> None:
+    write_record(tmp_path, tf_release())
+    with pytest.raises(RecordError) as info:
+        load_nearest(tmp_path, "CMSSW_14_0_0")
+    assert str(info.value) == (
+        f"{tmp_path}/CMSSW_14_0_0.json has no nearest consistent set: "
+        "run 'stackmeta resolve CMSSW_14_0_0' first"
+    )
