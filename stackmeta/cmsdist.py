@@ -289,6 +289,7 @@ class Opened:
 
     def source(self, release: str, arches: list[str]) -> Source:
         trees: dict[str, Tree] = {}
+        arches = sorted(arches)
         if self.kind == "git":
             assert self.objects is not None
             commits = []

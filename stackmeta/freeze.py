@@ -19,6 +19,8 @@ from stackmeta.errors import ManifestError
 from stackmeta.manifest import build_kind
 from stackmeta.record import BuildKind, Package, Problem
 
+_PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*===?\s*([^\s;]+)$")
+
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Frozen:
@@ -38,25 +40,57 @@ def parse_freeze(text: str, path: str, *, arches: tuple[str, ...] = ()) -> Froze
         if not line:
             continue
         if line.startswith(("-e ", "--editable")):
-            problems.append(Problem(kind="editable", message=f"editable install {line[2:].strip()!r} "
-                                    "is not a release package: skipped", where=where))
+            problems.append(
+                Problem(
+                    kind="editable",
+                    message=f"editable install {line[2:].strip()!r} is not a release package: skipped",
+                    where=where,
+                )
+            )
             continue
         if line.startswith("-"):
             problems.append(Problem(kind="option", message=f"pip option {line!r} skipped", where=where))
             continue
+        pin = _PIN.match(line)
+        if pin:
+            pkg = _package(pin.group(1), pin.group(2), where, problems, arches)
+            if pkg.name in packages:
+                problems.append(
+                    Problem(
+                        kind="duplicate-pin",
+                        message=f"{pkg.display_name} listed twice: the last wins",
+                        where=where,
+                    )
+                )
+            packages[pkg.name] = pkg
+            continue
         try:
             req = Requirement(line)
-        except InvalidRequirement as exc:
-            raise ManifestError(f"{where}: cannot read {line!r} as 'name==version' ({exc})") from None
+        except InvalidRequirement:
+            raise ManifestError(
+                f"{where}: cannot read {line!r}: not 'name==version' nor 'name @ url': "
+                "give the output of pip freeze"
+            ) from None
         name = canonicalize_name(req.name)
         if req.url:
-            problems.append(Problem(kind="url-requirement",
-                                    message=f"{req.name} is installed from {req.url}: no version to pin",
-                                    where=where))
+            problems.append(
+                Problem(
+                    kind="url-requirement",
+                    message=f"{req.name} is installed from {req.url}: no version to pin",
+                    where=where,
+                )
+            )
             kind = build_kind(req.url)
-            pkg = Package(rpm="", name=name, display_name=req.name, version_written="", version=None,
-                          build=kind if kind is not BuildKind.PYPI else BuildKind.URL,
-                          source_url=req.url, arches=arches)
+            pkg = Package(
+                rpm="",
+                name=name,
+                display_name=req.name,
+                version_written="",
+                version=None,
+                build=kind if kind is not BuildKind.PYPI else BuildKind.URL,
+                source_url=req.url,
+                arches=arches,
+            )
         else:
             specs = list(req.specifier)
             if len(specs) != 1 or specs[0].operator not in ("==", "==="):
@@ -66,8 +100,9 @@ def parse_freeze(text: str, path: str, *, arches: tuple[str, ...] = ()) -> Froze
             written = specs[0].version
             pkg = _package(req.name, written, where, problems, arches)
         if name in packages:
-            problems.append(Problem(kind="duplicate-pin", message=f"{req.name} listed twice: the last wins",
-                                    where=where))
+            problems.append(
+                Problem(kind="duplicate-pin", message=f"{req.name} listed twice: the last wins", where=where)
+            )
         packages[name] = pkg
     return Frozen(packages=tuple(sorted(packages.values(), key=lambda p: p.name)), problems=tuple(problems))
 
@@ -79,33 +114,51 @@ def _package(
         version: Version | None = Version(written)
     except InvalidVersion:
         version = None
-        problems.append(Problem(kind="not-pep440",
-                                message=f"{name} version {written!r} is not a PEP 440 version: not pinned",
-                                where=where))
-    return Package(rpm="", name=canonicalize_name(name), display_name=name, version_written=written,
-                   version=version, build=BuildKind.PYPI, arches=arches)
+        problems.append(
+            Problem(
+                kind="not-pep440",
+                message=f"{name} version {written!r} is not a PEP 440 version: not pinned",
+                where=where,
+            )
+        )
+    return Package(
+        rpm="",
+        name=canonicalize_name(name),
+        display_name=name,
+        version_written=written,
+        version=version,
+        build=BuildKind.PYPI,
+        arches=arches,
+    )
 
 
 def _parse_json(text: str, path: str, arches: tuple[str, ...]) -> Frozen:
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise ManifestError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg}): give the output of "
-                            "pip list --format=json") from None
+        raise ManifestError(
+            f"{path}:{exc.lineno}: not valid JSON ({exc.msg}): give the output of pip list --format=json"
+        ) from None
     if not isinstance(data, list):
         raise ManifestError(f"{path}:1: expected a JSON list of {{name, version}} objects")
     packages: dict[str, Package] = {}
     problems: list[Problem] = []
     for index, item in enumerate(data):
         where = f"{path}:{_item_line(text, index)}"
-        if not isinstance(item, dict) or not isinstance(item.get("name"), str) \
-                or not isinstance(item.get("version"), str):
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not isinstance(item.get("version"), str)
+        ):
             raise ManifestError(f"{where}: item {index} is not an object with a name and a version")
         if item.get("editable_project_location"):
-            problems.append(Problem(kind="editable",
-                                    message=f"editable install {item['name']} is not a release package: "
-                                            "skipped",
-                                    where=where))
+            problems.append(
+                Problem(
+                    kind="editable",
+                    message=f"editable install {item['name']} is not a release package: skipped",
+                    where=where,
+                )
+            )
             continue
         if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", item["name"]):
             raise ManifestError(f"{where}: {item['name']!r} is not a package name")

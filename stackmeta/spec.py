@@ -515,9 +515,32 @@ class _Shell:
 
     def _simple(self, text: str, stdin: str) -> tuple[str, int]:
         words = self._words(text)
-        words = [w for w in words if not re.match(r"^\d?>", w) and w != "/dev/null"]
+        discard = False
+        kept: list[str] = []
+        i = 0
+        while i < len(words):
+            w = words[i]
+            m = re.match(r"^(\d?)>(.*)$", w)
+            if not m:
+                kept.append(w)
+                i += 1
+                continue
+            target = m.group(2)
+            if not target and i + 1 < len(words):
+                target = words[i + 1]
+                i += 1
+            if target not in ("/dev/null", "&1", "&2"):
+                raise Unevaluated(f"the redirection {w!r}")
+            if m.group(1) in ("", "1") and target == "/dev/null":
+                discard = True
+            i += 1
+        words = kept
         if not words:
             return "", 0
+        out, status = self._command(words, stdin)
+        return ("" if discard else out), status
+
+    def _command(self, words: list[str], stdin: str) -> tuple[str, int]:
         cmd, args = words[0], words[1:]
         if cmd == "echo":
             newline = True
@@ -1120,10 +1143,17 @@ def evaluate(lines: list[Line], macros: Mapping[str, Macro], context: Context) -
             return
         tm = _TAG.match(stripped)
         if tm and not stripped.startswith("%"):
-            tags.append(Tag(name=tm.group(1), value=exp.expand(tm.group(3)).strip(), where=exp.where))
+            before = len(exp.issues)
+            value = exp.expand(tm.group(3)).strip()
+            if len(exp.issues) == before:
+                tags.append(Tag(name=tm.group(1), value=value, where=exp.where))
+            # else: a construct in the line could not be evaluated; the line is reported, not used
             return
         if stripped.startswith("%"):
+            before = len(exp.issues)
             expanded = exp.expand(stripped)
+            if len(exp.issues) > before:
+                return
             if expanded.strip() and expanded.strip() != stripped:
                 for sub in expanded.split("\n"):
                     if sub.strip() and not sub.strip().startswith("%"):
