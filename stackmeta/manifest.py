@@ -260,6 +260,9 @@ class _Reader:
 
 
 _EVALUATED: dict[tuple[object, ...], SpecFacts] = {}
+_ASSEMBLED: dict[
+    tuple[str, str, str], list[tuple[tuple[tuple[str, str | None], ...], spec.Assembled]]
+] = {}
 
 
 class Walker:
@@ -375,12 +378,28 @@ class Walker:
         self._facts[name] = facts
         return facts
 
+    def _assemble(self, sf: SpecFile) -> tuple[spec.Assembled, tuple[tuple[str, str | None], ...]]:
+        """The spec assembled, and every file read doing it (the cache checks they are unchanged)."""
+        key = (sf.path, sf.text, sf.name)
+        for reads, assembled in _ASSEMBLED.get(key, ()):
+            if all(self.read(path) == content for path, content in reads):
+                return assembled, reads
+        log: list[tuple[str, str | None]] = []
+
+        def read(path: str) -> str | None:
+            content = self.read(path)
+            log.append((path, content))
+            return content
+
+        assembled = spec.assemble(sf.path, sf.text, read, package=sf.name)
+        if len(_ASSEMBLED) > 50000:
+            _ASSEMBLED.clear()
+        _ASSEMBLED.setdefault(key, []).append((tuple(log), assembled))
+        return assembled, tuple(log)
+
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
-        assembled = spec.assemble(sf.path, sf.text, self.read, package=sf.name)
-        key_parts: list[object] = [sf.name, sf.path, sf.text, self.arch.name, self.era, self._preamble_text]
-        for path in assembled.files[1:]:
-            key_parts.append((path, self.tree.key(path) or self.read(path)))
-        key = tuple(key_parts)
+        assembled, reads = self._assemble(sf)
+        key = (sf.name, sf.path, sf.text, reads, self.arch.name, self.era, self._preamble_text)
         cached = _EVALUATED.get(key)
         if cached is not None:
             return cached

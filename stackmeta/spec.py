@@ -28,6 +28,7 @@ import re
 import shlex
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 # -- lines ------------------------------------------------------------------------------
 
@@ -82,6 +83,12 @@ def split_lines(text: str, path: str) -> list[Line]:
         out.append(Line(text=line, path=path, lineno=start + 1))
         i += 1
     return out
+
+
+@lru_cache(maxsize=16384)
+def cached_lines(text: str, path: str) -> tuple[Line, ...]:
+    """:func:`split_lines`, once per distinct (text, path)."""
+    return tuple(split_lines(text, path))
 
 
 def is_section(text: str) -> bool:
@@ -144,7 +151,7 @@ def assemble(path: str, text: str, read: Reader, *, package: str) -> Assembled:
 
     def expand_file(file_path: str, content: str) -> list[Line]:
         out: list[Line] = []
-        for line in split_lines(content, file_path):
+        for line in cached_lines(content, file_path):
             match = _DIRECTIVE.match(line.text.strip())
             if not match:
                 out.append(line)
@@ -164,7 +171,7 @@ def assemble(path: str, text: str, read: Reader, *, package: str) -> Assembled:
                 out.extend(expand_file(*found))
             else:
                 imports.append(name)
-                appended.extend(split_lines(found[1], found[0]))
+                appended.extend(cached_lines(found[1], found[0]))
         return out
 
     lines = expand_file(path, text)
