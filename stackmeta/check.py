@@ -121,7 +121,8 @@ class Unpinned:
 
     @property
     def message(self) -> str:
-        pick = f"pip would pick {self.picked}" if self.picked else "NO version on the index satisfies it"
+        pick = (f"pip would pick {self.picked}" if self.picked and self.picked != "?"
+                else "the index failed to answer" if self.picked else "NO version on the index satisfies it")
         by = ", ".join(self.required_by)
         return f"{self.name}{self.specifier or ''} is not pinned ({pick}); required by {by}"
 
@@ -191,7 +192,12 @@ class CheckReport:
     def blocking(self) -> bool:
         """Something prevents pip from installing the pins as they are."""
         return bool(self.not_installable or self.conflicts or self.python_problems
-                    or any(u.picked is None for u in self.unpinned))
+                    or self.unsatisfiable)
+
+    @property
+    def unsatisfiable(self) -> tuple[Unpinned, ...]:
+        """Unpinned dependencies that no version on the index satisfies (or not on it at all)."""
+        return tuple(u for u in self.unpinned if u.picked is None)
 
     @property
     def incomplete(self) -> bool:
@@ -465,8 +471,8 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
         picked = w.picks.get(dep)
         if picked is not None:
             shown: str | None = str(picked)
-        else:
-            shown = "?" if not isinstance(page, ProjectPage) else None
+        else:  # None: no version fits (or no such project); "?": the index failed to say
+            shown = "?" if isinstance(page, StackmetaError) else None
         unpinned.append(Unpinned(name=dep, required_by=tuple(sorted({f"{who}: {r}" for who, r in reqs})),
                                  specifier=str(spec), picked=shown))
     pyprobs = []

@@ -6,7 +6,8 @@ HTTP by any static server, e.g. ``python -m http.server -d DIR``, as ``http://HO
     DIR/simple/index.html                  PEP 503 root page (index.json: PEP 691)
     DIR/simple/<name>/index.html           PEP 503 project page, repository-version 1.1
     DIR/simple/<name>/index.json           the same page as PEP 691 JSON (with file sizes)
-    DIR/files/<name>/<filename>.metadata   PEP 658 core metadata of the files the check read
+    DIR/files/<name>/<filename>.metadata   PEP 658 core metadata of the files the check read,
+                                           without the long description
     DIR/SNAPSHOT.json                      what was recorded: release, target, index, counts
 
 A static server sends ``index.html`` for ``/simple/<name>/`` whatever the Accept header says,
@@ -15,14 +16,21 @@ negotiate (``tests/httpserver.py``) give stackmeta the JSON form. A file whose m
 read is listed with a relative URL ``../../files/<name>/<filename>`` and advertised with
 ``data-core-metadata``/``data-dist-info-metadata`` (``core-metadata`` in JSON) and the sha256
 of its ``.metadata`` file: pip, uv and stackmeta resolve from these without the file itself.
-Every other file keeps its absolute URL on the original index. Distribution files are never
-copied: installing from a snapshot needs the original index (or ``--find-links``).
+The other files of the versions the check looked at keep their absolute URL on the original
+index (so pip can install the pins through the snapshot when that index is reachable). The
+files of the other versions are listed with a relative URL ``../../files/<name>/<filename>``
+that the snapshot does not hold (a 404): they are there for the version lists a resolver
+reads, and absolute URLs would double the size. Distribution files are never copied.
 
 What a page keeps: every file of the versions the check looked at (the pins and the versions
-it picked for unpinned dependencies), and of every other version the files usable for the
-target (wheels whose tags and Requires-Python fit, sdists whose Requires-Python fits), yanked
-or not. Dropped: wheels for other platforms or Pythons, eggs, installers, and files whose
-Requires-Python excludes the target. A check of the same release for the same target against
+it picked for unpinned dependencies); of every other version that has a file usable for the
+target (a wheel whose tags and Requires-Python fit, an sdist whose Requires-Python fits), the
+one file pip would pick for the target: the best-ranked usable wheel, else the sdist (a
+yanked file only when every usable file of that version is yanked). So every version the
+resolver could choose stays listed, with its Requires-Python and yanked state. Dropped:
+other versions' other files (wheels for other platforms or Pythons, duplicates of the kept
+one), eggs and installers, versions with nothing usable for the target. The JSON form leaves
+out ``upload-time``. A check of the same release for the same target against
 the snapshot gives the same report (metadata then comes from the ``.metadata`` files).
 """
 
@@ -49,7 +57,7 @@ from stackmeta.index.simple import (
     render_project_html,
     render_project_json,
 )
-from stackmeta.index.source import file_usable
+from stackmeta.index.source import file_usable, metadata_file
 from stackmeta.target import Target
 
 MARKER = "SNAPSHOT.json"
@@ -67,13 +75,36 @@ class SnapshotSummary:
 
 def keep_files(page: ProjectPage, target: Target, versions: set[Version],
                read: set[str]) -> list[ProjectFile]:
-    """The files of *page* a snapshot keeps (see the module docstring)."""
-    kept = []
-    for f in page.files:
-        v = f.version(page.name)
-        if f.filename in read or (v is not None and (v in versions or file_usable(f, target))):
-            kept.append(f)
-    return kept
+    """The files of *page* a snapshot keeps (see the module docstring): every file of the
+    *versions* the check looked at and every file whose metadata was *read*; of any other
+    version, the one file pip would pick for the target (the best usable wheel, else an
+    sdist; a yanked one only when all are yanked), if it has a usable file at all."""
+    keep: set[str] = set(read)
+    for version, files in page.by_version().items():
+        if version in versions:
+            keep.update(f.filename for f in files)
+            continue
+        usable = [f for f in files if file_usable(f, target)]
+        if usable:
+            live = [f for f in usable if not f.yanked] or usable
+            best = metadata_file(live, target)
+            keep.add((best or live[0]).filename)
+    return [f for f in page.files if f.filename in keep]
+
+
+def strip_description(data: bytes) -> bytes:
+    """Core metadata without its long description (the message body and any ``Description``
+    field with its continuation lines): what a resolver reads, at a fraction of the size."""
+    head, _, _body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    out: list[bytes] = []
+    skipping = False
+    for line in head.split(b"\n"):
+        if line[:1] in (b" ", b"\t") and skipping:
+            continue
+        skipping = line.lower().startswith(b"description:")
+        if not skipping:
+            out.append(line)
+    return b"\n".join(out) + b"\n"
 
 
 def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | StackmetaError | None],
@@ -104,13 +135,19 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
         hashes: dict[str, str] = {}
         for filename, md in mine.items():
             assert md.raw is not None
-            atomic.write_bytes(tmp / "files" / name / f"{filename}.metadata", md.raw)
+            data = strip_description(md.raw)
+            atomic.write_bytes(tmp / "files" / name / f"{filename}.metadata", data)
             urls[filename] = f"../../files/{name}/{filename}"
-            hashes[filename] = hashlib.sha256(md.raw).hexdigest()
+            hashes[filename] = hashlib.sha256(data).hexdigest()
             n_md += 1
+        looked_at = versions.get(name, set())
+        for f in files:  # other versions' files: listed for the version lists only
+            if f.filename not in urls and f.version(name) not in looked_at:
+                urls[f.filename] = f"../../files/{name}/{f.filename}"
         kept = replace(page, files=tuple(files))
         atomic.write_text(tmp / "simple" / name / "index.html", render_project_html(kept, urls, hashes))
-        atomic.write_text(tmp / "simple" / name / "index.json", render_project_json(kept, urls, hashes))
+        atomic.write_text(tmp / "simple" / name / "index.json",
+                          render_project_json(kept, urls, hashes, upload_time=False))
     atomic.write_text(tmp / "simple" / "index.html", render_index_html(names))
     atomic.write_text(tmp / "simple" / "index.json", render_index_json(names))
     atomic.write_text(tmp / MARKER, json.dumps({**about, "projects": len(names), "files": total_files,

@@ -95,9 +95,8 @@ def verdict(report: check.CheckReport) -> str:
             parts.append(f"{len(report.conflicts)} conflicts")
         if report.python_problems:
             parts.append(f"{len(report.python_problems)} Requires-Python problems")
-        bad = [u for u in report.unpinned if u.picked is None]
-        if bad:
-            parts.append(f"{len(bad)} unsatisfiable dependencies")
+        if report.unsatisfiable:
+            parts.append(f"{len(report.unsatisfiable)} unpinned dependencies nothing satisfies")
         text = f"NOT installable by pip as pinned ({', '.join(parts)})"
     elif report.incomplete:
         text = "nothing found that blocks, but results are missing"

@@ -55,7 +55,7 @@ class FileMetadata:
     def dependencies_known(self) -> bool:
         if self.metadata is None:
             return False
-        if self.source == "pkg-info":
+        if self.source == "pkg-info" or self.file.kind == "sdist":  # PEP 643 rules, however read
             return self.metadata.dependencies_known
         return True
 
@@ -192,21 +192,28 @@ class IndexClient:
         self.cache.put_metadata(file.sha256, data, source)
         return FileMetadata(project=project, file=file, source=source, raw=data, metadata=md)
 
+    def _pep658(self, file: ProjectFile, project: NormalizedName) -> FileMetadata | None:
+        """The PEP 658 file, or None when the index has none (404)."""
+        resp = self.transport.get(file.metadata_url)
+        if resp.status == 200:
+            if file.core_metadata_sha256 is not None:
+                got = hashlib.sha256(resp.body).hexdigest()
+                if got != file.core_metadata_sha256:
+                    raise IndexAccessError(
+                        f"{file.metadata_url}: hash mismatch for {project} metadata (sha256 {got}, "
+                        f"the page says {file.core_metadata_sha256}): nothing was cached; "
+                        "the index or a proxy serves a wrong file"
+                    )
+            return self._keep(file, project, resp.body, "pep658", file.metadata_url)
+        if resp.status not in (404, 403, 410):
+            raise IndexAccessError(f"{file.metadata_url}: HTTP {resp.status} for {project} metadata")
+        return None
+
     def _wheel_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
         if file.core_metadata is not False:
-            resp = self.transport.get(file.metadata_url)
-            if resp.status == 200:
-                if file.core_metadata_sha256 is not None:
-                    got = hashlib.sha256(resp.body).hexdigest()
-                    if got != file.core_metadata_sha256:
-                        raise IndexAccessError(
-                            f"{file.metadata_url}: hash mismatch for {project} metadata (sha256 {got}, "
-                            f"the page says {file.core_metadata_sha256}): nothing was cached; "
-                            "the index or a proxy serves a wrong file"
-                        )
-                return self._keep(file, project, resp.body, "pep658", file.metadata_url)
-            if resp.status not in (404, 403, 410):
-                raise IndexAccessError(f"{file.metadata_url}: HTTP {resp.status} for {project} metadata")
+            found = self._pep658(file, project)
+            if found is not None:
+                return found
         try:
             data, _ = lazywheel.read_metadata(self._range_reader(file.url, project), project, file.size)
         except lazywheel.ZipReadError:
@@ -269,6 +276,10 @@ class IndexClient:
         return self._keep(file, project, data, "download", file.url)
 
     def _sdist_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
+        if file.core_metadata:  # advertised only: indexes rarely serve it for sdists
+            found = self._pep658(file, project)
+            if found is not None:
+                return found
         body = self._download(file, project)
         data = _pkg_info(body, file.filename)
         if data is None:

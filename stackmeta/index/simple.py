@@ -359,7 +359,7 @@ def render_project_html(page: ProjectPage, urls: Mapping[str, str] | None = None
 
 
 def render_project_json(page: ProjectPage, urls: Mapping[str, str] | None = None,
-                        metadata: Mapping[str, str] | None = None) -> str:
+                        metadata: Mapping[str, str] | None = None, *, upload_time: bool = True) -> str:
     """PEP 691 JSON (api-version 1.1) for *page* (same arguments as the HTML form)."""
     urls = urls or {}
     metadata = metadata or {}
@@ -375,7 +375,7 @@ def render_project_json(page: ProjectPage, urls: Mapping[str, str] | None = None
         }
         if f.size is not None:
             entry["size"] = f.size
-        if f.upload_time is not None:
+        if f.upload_time is not None and upload_time:
             entry["upload-time"] = f.upload_time
         if f.filename in metadata:
             entry["core-metadata"] = {"sha256": metadata[f.filename]}
