@@ -56,7 +56,7 @@ def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: 
     header = [
         f"# {release.release}: the Python packages the release ships, as pip constraints",
         f"# metapackage version: {release.metapackage_version}",
-        f"# arch{'es' if len(release.arches) != 1 else ''}: {', '.join(release.arches) or 'not given'}",
+        f"# arch{'es' if len(release.arches) > 1 else ''}: {', '.join(release.arches) or 'not given'}",
         f"# Python: {python_text(release)}",
         f"# source: {release.source}",
         f"# written by stackmeta {release.stackmeta_version}",

@@ -208,6 +208,7 @@ class SpecFacts:
 
     rpm: str
     version_written: str
+    where: str  # file:line of the header
     requires: tuple[tuple[str, str], ...]  # (name, where)
     build_requires: tuple[tuple[str, str], ...]
     sources: tuple[tuple[str, str], ...]  # (tag, value)
@@ -307,6 +308,13 @@ class Walker:
     def _find(self, name: str) -> SpecFile | None:
         if not name or "/" in name or name.startswith("."):
             return None
+        if name == "cmssw-tool-conf" and self.era.generated_tool_conf:
+            lines = ["### RPM cms cmssw-tool-conf 1.0", "Requires: cmssw-tools"]
+            if self.read("cmssw-tool-conf.file") is not None:
+                lines.append("## INCLUDE cmssw-tool-conf")
+            lines.append("## INCLUDE scram/tool-conf")
+            return SpecFile(name=name, path="cmssw-tool-conf (generated)", text="\n".join(lines) + "\n",
+                            generated=True)
         for path in (f"{name}.spec", f"{name}/spec"):
             text = self.read(path)
             if text is not None:
@@ -332,13 +340,6 @@ class Walker:
             return SpecFile(name=name, path=f"scram-tools.file/tools/{tool}", text=text, generated=True)
         if name in self.data:
             return SpecFile(name=name, path="data/cmsswdata.txt", text=f"### RPM cms {name} 1.0\n",
-                            generated=True)
-        if name == "cmssw-tool-conf" and self.era.generated_tool_conf:
-            lines = ["### RPM cms cmssw-tool-conf 1.0", "Requires: cmssw-tools"]
-            if self.read("cmssw-tool-conf.file") is not None:
-                lines.append("## INCLUDE cmssw-tool-conf")
-            lines.append("## INCLUDE scram/tool-conf")
-            return SpecFile(name=name, path="cmssw-tool-conf (generated)", text="\n".join(lines) + "\n",
                             generated=True)
         return None
 
@@ -444,6 +445,7 @@ class Walker:
         facts = SpecFacts(
             rpm=sf.name,
             version_written=version,
+            where=head_line.where,
             requires=tuple(evaluated.requires("Requires")),
             build_requires=tuple(evaluated.requires("BuildRequires")),
             sources=sources,
@@ -688,7 +690,7 @@ def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
             problems.append(Problem(
                 kind="not-pep440",
                 message=f"{rpm} version {facts.version_written!r} is not a PEP 440 version: not pinned",
-                where=sf.path if sf else rpm))
+                where=facts.where))
         requires = sorted({names[d] for d, _ in facts.requires if d in member_set and d != rpm})
         system = sorted({d for d, _ in facts.requires
                          if not _is_python_package(d) and d not in ("python", "python3", "python2")})

@@ -68,7 +68,7 @@ def test_export_one_folder_and_warnings(tmp_path: Path, capsys: pytest.CaptureFi
         capsys, "export", "CMSSW_14_0_0", "--cmsdist", str(folder), "--locks-dir", str(tmp_path)
     )
     assert code == 0
-    assert "warning: py3-dxr.spec: py3-dxr version '1.0.x' is not a PEP 440 version: not pinned" in err
+    assert "warning: py3-dxr.spec:1: py3-dxr version '1.0.x' is not a PEP 440 version: not pinned" in err
     assert "# source: folder CMSSW_14_0_0__el9_amd64_gcc12\n" in (tmp_path / "CMSSW_14_0_0.txt").read_text()
     assert (
         out == f"{tmp_path}/CMSSW_14_0_0.txt: 320 pins of CMSSW_14_0_0 (el9_amd64_gcc12, Python 3.9.14); "

@@ -123,7 +123,7 @@ def test_known_facts_14_0_0() -> None:
     assert [(p.kind, p.where) for p in rel.problems] == [
         ("unevaluated", "cmssw-vectorization.file:2"),
         ("unevaluated", "scram-tool-conf.file:9"),
-        ("not-pep440", "py3-dxr.spec"),
+        ("not-pep440", "py3-dxr.spec:1"),
     ]
 
 
