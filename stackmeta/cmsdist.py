@@ -104,7 +104,9 @@ class GitObjects:
         stdin.write(object_id.encode() + b"\n")
         stdin.flush()
         head = stdout.readline()
-        if not head or head.endswith(b" missing\n"):
+        if not head:
+            raise ManifestError(f"git cat-file stopped answering in {self.repo}: is the clone readable?")
+        if head.endswith(b" missing\n"):
             return None
         size = int(head.split()[2])
         data = stdout.read(size)

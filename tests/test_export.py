@@ -10,12 +10,15 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
-from stackmeta import record
+from stackmeta import lock, manifest, record
 from stackmeta.cli import main
 from stackmeta.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.errors import ManifestError
 from stackmeta.export import export
+from stackmeta.record import BuildKind, Package, Problem
 
 SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"
 EXPECTED = Path(__file__).parent / "data" / "manifest" / "expected"
@@ -386,3 +389,70 @@ def test_opened_lists_folders() -> None:
     with Opened(SHARED) as opened:
         assert opened.kind == "folders"
         assert opened.arches("CMSSW_9_3_0") == ["slc6_amd64_gcc630", "slc7_aarch64_gcc700"]
+
+
+# -- the lock's markers and merged projects -----------------------------------------------
+
+
+def _pkg(name: str, version: str, arches: tuple[str, ...], rpm: str = "") -> Package:
+    return Package(
+        rpm=rpm or f"py3-{name}",
+        name=canonicalize_name(name),
+        display_name=name,
+        version_written=version,
+        version=Version(version),
+        build=BuildKind.PYPI,
+        arches=arches,
+    )
+
+
+def test_markers_by_machine() -> None:
+    arches = ("el8_aarch64_gcc12", "el9_amd64_gcc12", "el9_ppc64le_gcc12")
+    assert lock.marker(_pkg("a", "1", arches), arches) is None
+    assert lock.marker(_pkg("a", "1", ("el9_amd64_gcc12",)), arches) == 'platform_machine == "x86_64"'
+    assert lock.marker(_pkg("a", "1", ("el8_aarch64_gcc12", "el9_ppc64le_gcc12")), arches) == (
+        'platform_machine == "aarch64" or platform_machine == "ppc64le"'
+    )
+    # Two amd64 arches that differ by OS: no standard marker tells them apart.
+    assert lock.marker(_pkg("a", "1", ("el9_amd64_gcc12",)), ("el8_amd64_gcc12", "el9_amd64_gcc12")) is None
+
+
+def test_merged_project_with_different_versions_is_a_problem() -> None:
+    problems: list[Problem] = []
+    merged = manifest._merge_projects(
+        [_pkg("Click", "8.1.3", ("a",), "py3-Click"), _pkg("click", "8.0.0", ("a",), "py3-click")], problems
+    )
+    assert [(p.rpm, p.version_written) for p in merged] == [("py3-Click+py3-click", "8.1.3")]
+    assert problems == [
+        Problem(
+            kind="version-mismatch",
+            where="click",
+            message="py3-Click 8.1.3 and py3-click 8.0.0 name one project click: pinned 8.1.3",
+        )
+    ]
+
+
+def test_spec_in_a_folder_of_its_name(tmp_path: Path) -> None:
+    tree = tmp_path / "CMSSW_13_0_0__el8_amd64_gcc11"
+    (tree / "py3-a").mkdir(parents=True)
+    (tree / "cmssw-tool-conf.spec").write_text("### RPM cms cmssw-tool-conf 1\nRequires: python3 py3-a\n")
+    (tree / "python3.spec").write_text("### RPM external python3 3.11.4\n")
+    (tree / "py3-a" / "spec").write_text("### RPM external py3-a 2.0\n## INCLUDE extra\n")
+    (tree / "py3-a" / "extra.file").write_text("%define pip_name A-Dist\nSource: pip://A-Dist/2.0\n")
+    done = export("CMSSW_13_0_0", locks_dir=tmp_path / "locks", cmsdist=tree)
+    assert [(p.rpm, p.name, p.display_name) for p in done.release.packages] == [("py3-a", "a-dist", "A-Dist")]
+
+
+def test_freeze_file_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(
+        capsys,
+        "export",
+        "CMSSW_14_0_0",
+        "--from-freeze",
+        str(tmp_path / "nope.txt"),
+        "--python",
+        "3.9.14",
+        "--locks-dir",
+        str(tmp_path),
+    )
+    assert (code, err) == (2, f"error: --from-freeze {tmp_path / 'nope.txt'}: no such file\n")
