@@ -45,6 +45,12 @@ def python_text(release: Release) -> str:
     return str(release.python)
 
 
+def _unpinned(pkg: Package) -> str:
+    if pkg.version_written:
+        return f"{pkg.rpm or pkg.name} {pkg.version_written!r}"
+    return f"{pkg.rpm or pkg.name} ({pkg.source_url or 'no version'})"
+
+
 def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: str | None = None) -> str:
     """The lock file's text: a comment header, then ``name==version`` lines by canonical name.
 
@@ -60,9 +66,9 @@ def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: 
         f"# Python: {python_text(release)}",
         f"# source: {release.source}",
         f"# written by stackmeta {release.stackmeta_version}",
-        f"# {len(pins)} pins ({rpms} rpms shipped)"
-        + (f"; not pinned: {', '.join(f'{p.rpm} {p.version_written!r}' for p in unpinned)}"
-           if unpinned else ""),
+        (f"# {len(pins)} pins ({rpms} rpms shipped)" if all(p.rpm for p in release.packages)
+         else f"# {len(pins)} pins ({len(release.packages)} packages)")
+        + (f"; not pinned: {', '.join(_unpinned(p) for p in unpinned)}" if unpinned else ""),
         f"# usage: pip install -c {lock_name or release.lock_name}.txt <package>...",
     ]
     header.extend(f"# {note}" if not note.startswith("#") else note for note in notes)

@@ -125,6 +125,9 @@ def test_export_from_freeze(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         "# written by stackmeta 0.1.0",
     ]
     assert text.endswith("click==8.1.3\nfunctools32==3.2.3.post2\nnumpy==1.24.3\n")
+    assert (
+        "# 3 pins (5 packages); not pinned: dxr '1.0.x', pybrain (git+https://github.com/pybrain/pybrain@0.3.3)\n"
+    ) in text
     rel = record.load_release(locks, "CMSSW_14_0_0")
     assert rel.python == Version("3.9.14")
 
