@@ -18,7 +18,8 @@ Misbehaviours (:meth:`StaticServer.fail`; *pattern* is an ``fnmatch`` pattern on
 - ``"404"`` / ``"500"`` / ``"503"`` / ``"429"``: that status, empty body;
 - ``"timeout"``: wait ``delay`` seconds (default 5) before answering normally;
 - ``"truncate"``: announce the full Content-Length, send half of the body, close;
-- ``"garbage"``: answer ``body`` (default: bytes that are no page and no metadata) with 200;
+- ``"garbage"``: answer ``body`` (default: bytes that are no page and no metadata) with 200
+  and ``content_type`` (default ``application/octet-stream``);
 - ``"redirect-loop"``: 302 to the path itself;
 - ``"no-range"``: ignore Range headers (answer 200 with the whole file).
 
@@ -48,6 +49,7 @@ class Fault:
     times: int | None = None
     delay: float = 5.0
     body: bytes = b"\x00\x01 this is not what you asked for \xff"
+    content_type: str = "application/octet-stream"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -70,7 +72,7 @@ class _Handler(BaseHTTPRequestHandler):
             if fault.kind == "timeout":
                 time.sleep(fault.delay)
             elif fault.kind == "garbage":
-                self._send(200, fault.body, "application/octet-stream")
+                self._send(200, fault.body, fault.content_type)
                 return
             elif fault.kind == "redirect-loop":
                 self.send_response(302)
@@ -128,6 +130,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     owner: StaticServer
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up (a timeout test) is not news
+
 
 class StaticServer:
     """A folder served on 127.0.0.1 (a free port) by a real ThreadingHTTPServer."""
@@ -148,10 +153,12 @@ class StaticServer:
         return f"http://{host!s}:{port}"
 
     def fail(self, pattern: str, kind: str, *, times: int | None = None, delay: float = 5.0,
-             body: bytes | None = None) -> None:
+             body: bytes | None = None, content_type: str | None = None) -> None:
         fault = Fault(pattern=pattern, kind=kind, times=times, delay=delay)
         if body is not None:
             fault.body = body
+        if content_type is not None:
+            fault.content_type = content_type
         with self.lock:
             self.faults.append(fault)
 

@@ -1,0 +1,257 @@
+"""The index client against a real loopback HTTP server serving tests/data/index/fixture,
+well-behaved and misbehaving on purpose."""
+
+from __future__ import annotations
+
+import hashlib
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.version import Version
+
+from stackmeta.errors import IndexAccessError
+from stackmeta.index import IndexClient, IndexSource
+from stackmeta.index.simple import ProjectFile
+from stackmeta.target import Target
+from tests.httpserver import StaticServer, unreachable_url
+
+FIXTURE = Path(__file__).parent / "data" / "index" / "fixture"
+T39 = Target(python=Version("3.9.14"))
+SIX_SHA = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
+
+
+@pytest.fixture
+def server() -> Iterator[StaticServer]:
+    with StaticServer(FIXTURE) as s:
+        yield s
+
+
+def client(url: str, cache: Path | None, **kw: object) -> IndexClient:
+    opts: dict[str, object] = {"retries": 2, "backoff": 0.01, "timeout": 5.0, "page_max_age": 0}
+    opts.update(kw)
+    return IndexClient(url, cache if cache is not None else False, **opts)  # type: ignore[arg-type]
+
+
+def only(c: IndexClient, project: str, filename: str) -> ProjectFile:
+    page = c.project(project)
+    assert page is not None
+    return next(f for f in page.files if f.filename == filename)
+
+
+def cached_files(cache: Path) -> list[str]:
+    return sorted(p.name for p in (cache / "metadata").rglob("*") if p.is_file()) if cache.exists() else []
+
+
+def wheel_metadata(name: str) -> bytes:
+    with zipfile.ZipFile(Path(__file__).parent / "data" / "index" / name) as zf:
+        md = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+        return zf.read(md)
+
+
+# -- how metadata is read ---------------------------------------------------------------
+
+
+def test_pep658_file_not_advertised_is_still_used(server: StaticServer, tmp_path: Path) -> None:
+    with client(server.url + "/simple", tmp_path / "c") as c:
+        f = only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl")
+        assert f.core_metadata is None  # the JSON page omits the key, as pypi.org does
+        fm = c.metadata(f, "urllib3")
+    assert fm.source == "pep658"
+    assert fm.raw == wheel_metadata("urllib3-2.0.0-py3-none-any.whl")
+    paths = [p for p, _ in server.log]
+    assert paths == ["/simple/urllib3/", "/files/urllib3/urllib3-2.0.0-py3-none-any.whl.metadata"]
+
+
+def test_range_requests_read_metadata_out_of_the_wheel(server: StaticServer, tmp_path: Path) -> None:
+    with client(server.url + "/simple", tmp_path / "c") as c:
+        fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
+    assert fm.source == "range"
+    assert fm.raw == wheel_metadata("six-1.16.0-py2.py3-none-any.whl")
+    wheel_gets = [h for p, h in server.log if p.endswith(".whl")]
+    assert wheel_gets and all("Range" in h for h in wheel_gets)  # never the whole wheel
+    assert cached_files(tmp_path / "c") == [f"{SIX_SHA}.range"]  # keyed by the wheel's sha256
+
+
+def test_range_reads_a_wheel_larger_than_the_first_chunk(tmp_path: Path) -> None:
+    # urllib3's wheel is 123 kB: the tail request does not hold all of it
+    folder = tmp_path / "idx"
+    (folder / "files").mkdir(parents=True)
+    src = Path(__file__).parent / "data" / "index" / "urllib3-2.0.0-py3-none-any.whl"
+    (folder / "files" / src.name).write_bytes(src.read_bytes())
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    (folder / "simple" / "urllib3").mkdir(parents=True)
+    (folder / "simple" / "urllib3" / "index.html").write_text(
+        f'<a href="../../files/{src.name}#sha256={sha}">{src.name}</a>')
+    with StaticServer(folder) as s, client(s.url + "/simple", None) as c:
+        fm = c.metadata(only(c, "urllib3", src.name), "urllib3")
+    assert fm.source == "range" and fm.raw == wheel_metadata(src.name)
+
+
+def test_server_ignoring_ranges_gives_a_verified_download(server: StaticServer, tmp_path: Path) -> None:
+    server.fail("/files/six/*.whl", "no-range")
+    with client(server.url + "/simple", tmp_path / "c") as c:
+        fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
+    assert fm.source == "download"
+    assert fm.raw == wheel_metadata("six-1.16.0-py2.py3-none-any.whl")
+
+
+def test_sdist_pkg_info(server: StaticServer, tmp_path: Path) -> None:
+    with client(server.url + "/simple", tmp_path / "c") as c:
+        new = c.metadata(only(c, "newsdist", "newsdist-1.0.tar.gz"), "newsdist")
+        old = c.metadata(only(c, "oldsdist", "oldsdist-0.1.tar.gz"), "oldsdist")
+    assert new.source == "pkg-info" and new.dependencies_known
+    assert new.metadata is not None and [str(r) for r in new.metadata.requires_dist] == ["six"]
+    assert old.source == "pkg-info" and not old.dependencies_known  # Metadata-Version 1.1
+
+
+def test_second_run_downloads_no_metadata(server: StaticServer, tmp_path: Path) -> None:
+    cache = tmp_path / "c"
+    files = [("six", "six-1.16.0-py2.py3-none-any.whl"), ("urllib3", "urllib3-2.0.0-py3-none-any.whl"),
+             ("newsdist", "newsdist-1.0.tar.gz")]
+    for _ in range(2):
+        server.clear()
+        with client(server.url + "/simple", cache) as c:
+            results = c.metadatas([(p, only(c, p, fn)) for p, fn in files])
+        assert all(not isinstance(r, Exception) for r in results.values())
+    assert sorted(p for p, _ in server.log) == ["/simple/newsdist/", "/simple/six/", "/simple/urllib3/"]
+
+
+def test_pages_are_cached_for_page_max_age(server: StaticServer, tmp_path: Path) -> None:
+    for _ in range(2):
+        with client(server.url + "/simple", tmp_path / "c", page_max_age=600) as c:
+            assert c.project("six") is not None
+    assert [p for p, _ in server.log] == ["/simple/six/"]
+
+
+def test_html_only_server(tmp_path: Path) -> None:
+    with StaticServer(FIXTURE, negotiate=False) as s, client(s.url + "/simple", tmp_path / "c") as c:
+        f = only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl")
+        assert f.core_metadata is True and f.core_metadata_sha256 is not None  # the HTML advertises it
+        assert c.metadata(f, "urllib3").source == "pep658"
+
+
+def test_file_url_index(tmp_path: Path) -> None:
+    with client(FIXTURE.as_uri(), tmp_path / "c") as c:  # the folder holding simple/
+        assert c.index_url == FIXTURE.as_uri() + "/simple"
+        fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
+        assert fm.source == "range"
+        assert c.project("notthere") is None
+
+
+def test_index_source_versions_and_dependencies(server: StaticServer) -> None:
+    with client(server.url + "/simple", None) as c:
+        src = IndexSource(c, T39)
+        src.prefetch(["delta", "alpha", "yankedpkg", "py3only"])
+        assert src.versions("delta") == [Version("2.0"), Version("3.0"), Version("4.0rc1")]
+        assert src.versions("yankedpkg") == []  # yanked: not a candidate
+        assert src.versions("py3only") == []  # Requires-Python >=3.12
+        deps = src.dependencies("alpha", Version("1.0"))
+        assert deps is not None and [str(r) for r in deps] == ["beta<2", "gamma[extra1]", "six"]
+        assert src.dependencies("oldsdist", Version("0.1")) is None
+        assert src.versions("notthere") == [] and src.errors == {}
+
+
+# -- faults: one clear message naming the package and the URL; nothing wrong cached -------
+
+
+def test_unreachable_index(tmp_path: Path) -> None:
+    url = unreachable_url()
+    with client(url + "/simple", tmp_path / "c") as c:
+        results = c.projects(["six", "alpha"])
+    for name in ("six", "alpha"):
+        assert str(results[name]) == (  # type: ignore[index]
+            f"{url}/simple/{name}/: cannot connect (after 3 attempts): "
+            "check that the index is reachable, or retry later")
+
+
+def test_404_for_a_project_is_an_answer(server: StaticServer) -> None:
+    with client(server.url + "/simple", None) as c:
+        assert c.project("notthere") is None
+
+
+def test_5xx_then_success(server: StaticServer) -> None:
+    server.fail("/simple/six/", "503", times=2)
+    with client(server.url + "/simple", None) as c:
+        assert c.project("six") is not None
+    assert [p for p, _ in server.log] == ["/simple/six/"] * 3
+
+
+def test_429_retried(server: StaticServer) -> None:
+    server.fail("/simple/six/", "429", times=1)
+    with client(server.url + "/simple", None) as c:
+        assert c.project("six") is not None
+
+
+def test_5xx_forever(server: StaticServer) -> None:
+    server.fail("/simple/six/", "500")
+    with client(server.url + "/simple", None) as c, pytest.raises(IndexAccessError) as err:
+        c.project("six")
+    assert str(err.value) == (f"{server.url}/simple/six/: HTTP 500 (after 3 attempts): "
+                              "check that the index is reachable, or retry later")
+
+
+def test_timeout(server: StaticServer) -> None:
+    server.fail("/simple/six/", "timeout", delay=1.0)
+    with client(server.url + "/simple", None, timeout=0.3, retries=1) as c:
+        results = c.projects(["six", "alpha"])
+    assert str(results["six"]).startswith(f"{server.url}/simple/six/: timed out (after 2 attempts)")
+    assert not isinstance(results["alpha"], Exception)
+
+
+def test_truncated_metadata_file(server: StaticServer, tmp_path: Path) -> None:
+    server.fail("/files/urllib3/*.metadata", "truncate")
+    with client(server.url + "/simple", tmp_path / "c") as c:
+        f = only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl")
+        with pytest.raises(IndexAccessError) as err:
+            c.metadata(f, "urllib3")
+    assert str(err.value).startswith(f"{server.url}/files/urllib3/urllib3-2.0.0-py3-none-any.whl.metadata: ")
+    assert "IncompleteRead" in str(err.value) or "ProtocolError" in str(err.value)
+    assert cached_files(tmp_path / "c") == []
+
+
+def test_malformed_metadata_file(server: StaticServer, tmp_path: Path) -> None:
+    server.fail("/files/alpha/*.metadata", "garbage")
+    with client(server.url + "/simple", tmp_path / "c") as c, pytest.raises(IndexAccessError) as err:
+        c.metadata(only(c, "alpha", "alpha-1.0-py3-none-any.whl"), "alpha")
+    url = f"{server.url}/files/alpha/alpha-1.0-py3-none-any.whl.metadata"
+    assert str(err.value) == f"{url}: metadata of alpha is binary, not core metadata"
+    assert cached_files(tmp_path / "c") == []
+
+
+def test_metadata_hash_mismatch(tmp_path: Path) -> None:
+    with StaticServer(FIXTURE, negotiate=False) as s:  # the HTML page advertises the hash
+        other = b"Metadata-Version: 2.1\nName: urllib3\nVersion: 2.0.0\n"  # parses; not the advertised bytes
+        s.fail("/files/urllib3/*.metadata", "garbage", body=other)
+        with client(s.url + "/simple", tmp_path / "c") as c, pytest.raises(IndexAccessError) as err:
+            c.metadata(only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl"), "urllib3")
+    assert str(err.value).startswith(
+        f"{s.url}/files/urllib3/urllib3-2.0.0-py3-none-any.whl.metadata: hash mismatch for urllib3 metadata")
+    assert cached_files(tmp_path / "c") == []
+
+
+def test_download_hash_mismatch(server: StaticServer, tmp_path: Path) -> None:
+    server.fail("/files/newsdist/*", "garbage")
+    with client(server.url + "/simple", tmp_path / "c") as c, pytest.raises(IndexAccessError) as err:
+        c.metadata(only(c, "newsdist", "newsdist-1.0.tar.gz"), "newsdist")
+    url = f"{server.url}/files/newsdist/newsdist-1.0.tar.gz"
+    assert str(err.value).startswith(f"{url}: hash mismatch for newsdist")
+    assert "nothing was cached" in str(err.value)
+    assert cached_files(tmp_path / "c") == []
+
+
+def test_malformed_page(server: StaticServer) -> None:
+    server.fail("/simple/beta/", "garbage", body=b"{oops", content_type="application/vnd.pypi.simple.v1+json")
+    with client(server.url + "/simple", None) as c:
+        results = c.projects(["beta", "six"])
+    assert str(results["beta"]).startswith(f"{server.url}/simple/beta/: malformed project page (not JSON")
+    assert not isinstance(results["six"], Exception)
+
+
+def test_redirect_loop(server: StaticServer) -> None:
+    server.fail("/simple/gamma/", "redirect-loop")
+    with client(server.url + "/simple", None) as c, pytest.raises(IndexAccessError) as err:
+        c.project("gamma")
+    url = f"{server.url}/simple/gamma/"
+    assert str(err.value) == f"{url}: redirect loop (back to {url}): fix the index URL"
