@@ -46,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--no-cache", action="store_true", help="use no on-disk cache")
     p.add_argument("--refresh", action="store_true", help="fetch project pages again even if cached")
     p.add_argument("--jobs", type=int, default=16, help="requests in flight at once (default: 16)")
+    p.add_argument("--retries", type=int, default=4,
+                   help="retries of a request on 429, 5xx, timeouts, connection errors (default: 4)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer (default: 30)")
     p.add_argument("--no-save", action="store_true", help="do not write the check section into the record")
     p.set_defaults(func=run)
 
@@ -68,8 +71,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
     output.info(f"checking {rel.lock_name} ({len(rel.packages)} packages) for {target} "
                 f"against {args.index_url}")
-    with IndexClient(args.index_url, cache_dir, jobs=args.jobs,
-                     page_max_age=0 if args.refresh else 600.0) as client:
+    with IndexClient(args.index_url, cache_dir, jobs=args.jobs, retries=max(0, args.retries),
+                     timeout=args.timeout, page_max_age=0 if args.refresh else 600.0) as client:
         report = check.run_check(rel, target, client, output.progress())
     if not args.no_save:
         check.save(report, path)

@@ -1,0 +1,195 @@
+"""stackmeta check on a small release against the fixture index served on loopback: every
+group of the report, the record's check section, exit codes, and index faults."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from stackmeta import check, record
+from stackmeta.check import CheckReport, PinStatus
+from stackmeta.cli import main
+from stackmeta.index import IndexClient
+from stackmeta.record import BuildKind, Package, Release
+from tests.httpserver import StaticServer, unreachable_url
+
+FIXTURE = Path(__file__).parent / "data" / "index" / "fixture"
+ARCH = "el9_amd64_gcc12"
+
+PINS = {
+    "alpha": "1.0", "beta": "2.0", "gamma": "1.0", "six": "1.16.0", "urllib3": "2.0.0",
+    "oldsdist": "0.1", "newsdist": "1.0", "py3only": "1.0", "yankedpkg": "1.0",
+    "notthere": "1.0", "epsilon-from-git": "0.3", "oddversion": "1.0.x",
+}
+
+
+def release() -> Release:
+    pkgs = []
+    for name, version in PINS.items():
+        try:
+            v: Version | None = Version(version)
+        except ValueError:
+            v = None
+        git = name == "epsilon-from-git"
+        pkgs.append(Package(
+            rpm=f"py3-{name}", name=canonicalize_name(name), display_name=name, version_written=version,
+            version=v, build=BuildKind.VCS if git else BuildKind.PYPI,
+            source_url="git+https://example.org/epsilon.git" if git else None, arches=(ARCH,)))
+    # a package that ships only on aarch64 is not part of an x86_64 check
+    pkgs.append(Package(rpm="py3-armonly", name=canonicalize_name("armonly"), display_name="armonly",
+                        version_written="1.0", version=Version("1.0"), build=BuildKind.PYPI,
+                        arches=("el9_aarch64_gcc12",)))
+    return Release(release="CMSSW_99_0_0", metapackage_version=Version("99.0.0"), arches=(ARCH,),
+                   python=Version("3.9.14"), source="test", stackmeta_version="0", packages=tuple(pkgs))
+
+
+@pytest.fixture
+def server() -> Iterator[StaticServer]:
+    with StaticServer(FIXTURE) as s:
+        yield s
+
+
+@pytest.fixture
+def locks(tmp_path: Path) -> Path:
+    folder = tmp_path / "locks"
+    record.write_document(record.record_path(folder, "CMSSW_99_0_0"), record.new_document(release()))
+    return folder
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_report_groups(server: StaticServer, tmp_path: Path) -> None:
+    rel = release()
+    target = check.default_target(rel)
+    with IndexClient(server.url + "/simple", tmp_path / "cache", retries=1, backoff=0.01) as c:
+        r = check.run_check(rel, target, c)
+    assert r.python == "3.9.14" and r.platform == "linux-x86_64"
+    assert [c.message for c in r.conflicts] == ["alpha==1.0 requires beta<2; the release pins beta==2.0"]
+    # gamma[extra1] (asked by alpha) brings delta; pip would pick 3.0, not the 4.0rc1 pre-release
+    assert [u.message for u in r.unpinned] == [
+        "delta>=2 is not pinned (pip would pick 3.0); required by gamma==1.0: delta>=2; extra == \"extra1\""]
+    assert [(p.spec, p.requires_dist) for p in r.picks] == [("delta==3.0", ())]
+    assert r.pin("gamma").extras == ("extra1",)
+    status = {p.name: p.status for p in r.pins}
+    assert status == {
+        "alpha": PinStatus.WHEEL, "beta": PinStatus.WHEEL, "gamma": PinStatus.WHEEL, "six": PinStatus.WHEEL,
+        "urllib3": PinStatus.WHEEL, "oldsdist": PinStatus.SDIST_ONLY, "newsdist": PinStatus.SDIST_ONLY,
+        "py3only": PinStatus.NO_FILE, "yankedpkg": PinStatus.WHEEL, "notthere": PinStatus.NO_PROJECT,
+        "epsilon-from-git": PinStatus.NO_PROJECT, "oddversion": PinStatus.NOT_PEP440,
+    }
+    assert [p.message for p in r.python_problems] == [
+        "py3only==1.0 requires Python >=3.12 (py3only-1.0-py3-none-any.whl); the release's Python is 3.9.14"]
+    assert [p.spec for p in r.yanked] == ["yankedpkg==1.0"] and r.pin("yankedpkg").yanked_reason == "broken"
+    assert [p.spec for p in r.unknown_dependencies] == ["oldsdist==0.1"]
+    assert r.pin("newsdist").requires_dist == ("six",) and r.pin("newsdist").metadata_source == "pkg-info"
+    assert r.pin("six").metadata_source == "range" and r.pin("urllib3").metadata_source == "pep658"
+    assert "CMS builds it from vcs git+https://example.org/epsilon.git" in r.pin("epsilon-from-git").notes
+    six = r.pin("six").files[0]
+    assert (six.filename, six.sha256, six.size, six.kind, six.usable) == (
+        "six-1.16.0-py2.py3-none-any.whl", "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254",
+        11053, "wheel", True)
+    assert r.blocking and not r.incomplete
+    assert sorted(p.name for p in r.fine) == ["gamma", "six", "urllib3"]
+    assert CheckReport.from_json(json.loads(json.dumps(r.to_json()))) == r
+
+
+def test_cli_json_and_record(server: StaticServer, locks: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--json",
+                             "--index-url", server.url + "/simple", "--cache-dir", str(tmp_path / "c"))
+    assert code == 1, err
+    data = json.loads(out)
+    assert data["blocking"] is True and data["exit_code"] == 1
+    doc = json.loads(record.record_path(locks, "CMSSW_99_0_0").read_text())
+    assert set(doc) == {"format", "release", "check"}
+    assert CheckReport.from_json(doc["check"]).conflicts == CheckReport.from_json(data["report"]).conflicts
+
+
+def test_cli_terminal_output(server: StaticServer, locks: Path, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--no-save",
+                             "--index-url", server.url + "/simple", "--cache-dir", str(tmp_path / "c"))
+    assert code == 1
+    first = out.splitlines()[0]
+    assert first.startswith(f"CMSSW_99_0_0 on Python 3.9.14 linux-x86_64, {server.url}/simple: "
+                            "NOT installable")
+    for title in ("Not installable (4)", "Conflicts (1)", "Unpinned dependencies (1)",
+                  "Requires-Python excludes 3.9.14 (1)", "Sdist only, unknown dependencies, yanked",
+                  "Fine: 3 of 12 pins"):
+        assert title in out
+    assert "Traceback" not in out + err
+    assert "check" not in json.loads(record.record_path(locks, "CMSSW_99_0_0").read_text())
+
+
+def test_consistent_release_exits_0(server: StaticServer, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    rel = release()
+    keep = {"alpha", "gamma", "six", "urllib3"}
+    pkgs = [p for p in rel.packages if p.name in keep]
+    pkgs.append(Package(rpm="py3-beta", name=canonicalize_name("beta"), display_name="beta",
+                        version_written="1.5", version=Version("1.5"), build=BuildKind.PYPI, arches=(ARCH,)))
+    ok = Release(**{**{f: getattr(rel, f) for f in rel.__dataclass_fields__}, "packages": tuple(pkgs)})
+    locks = tmp_path / "locks"
+    record.write_document(record.record_path(locks, "CMSSW_99_0_0"), record.new_document(ok))
+    code, out, _ = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--no-cache",
+                           "--index-url", server.url + "/simple")
+    assert code == 0
+    assert "pip can install every pin" in out.splitlines()[0]
+
+
+def test_unreachable_index(locks: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = unreachable_url() + "/simple"
+    args = ["check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--no-save", "--no-cache", "--retries", "0",
+            "--index-url", url]
+    code, out, err = run_cli(capsys, *args)
+    assert code == 1  # the not-PEP 440 pin blocks whatever the index says
+    assert "; 11 results missing (index errors)." in out.replace("\n", " ")
+    assert "Results missing: the index failed (11)" in out
+    assert "Traceback" not in out + err
+    code, out, _ = run_cli(capsys, *args, "--json")
+    errors = {p["name"]: p["error"] for p in json.loads(out)["report"]["pins"] if p["error"]}
+    assert errors["alpha"] == (f"{url}/alpha/: cannot connect (after 1 attempt): "
+                               "check that the index is reachable, or retry later")
+    assert len(errors) == 11
+
+
+def test_faults_leave_the_other_pins_checked(server: StaticServer, tmp_path: Path) -> None:
+    server.fail("/simple/beta/", "500")  # beta's page never comes
+    server.fail("/files/gamma/*.metadata", "garbage")  # gamma's metadata is broken
+    server.fail("/simple/six/", "redirect-loop")
+    rel = release()
+    with IndexClient(server.url + "/simple", tmp_path / "cache", retries=1, backoff=0.01) as c:
+        r = check.run_check(rel, check.default_target(rel), c)
+    missing = {p.name: p.error for p in r.missing}
+    u = server.url
+    assert missing == {
+        "beta": f"{u}/simple/beta/: HTTP 500 (after 2 attempts): check that the index is reachable, "
+                "or retry later",
+        "gamma": f"{u}/files/gamma/gamma-1.0-py3-none-any.whl.metadata: metadata of gamma is binary, "
+                 "not core metadata",
+        "six": f"{u}/simple/six/: redirect loop (back to {u}/simple/six/): fix the index URL",
+    }
+    assert r.incomplete
+    assert r.pin("beta").status is PinStatus.MISSING
+    # the others were checked all the same
+    assert r.pin("urllib3").status is PinStatus.WHEEL and r.pin("urllib3").requires_dist
+    assert [p.message for p in r.python_problems] == [
+        "py3only==1.0 requires Python >=3.12 (py3only-1.0-py3-none-any.whl); the release's Python is 3.9.14"]
+    cached = sorted(p.name for p in (tmp_path / "cache" / "metadata").rglob("*") if p.is_file())
+    gamma_sha = next(f.sha256 for f in r.pin("gamma").files)
+    assert all(not name.startswith(str(gamma_sha)) for name in cached)
+
+
+def test_missing_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run_cli(capsys, "check", "CMSSW_1_0_0", "--locks-dir", str(tmp_path))
+    assert code == 1
+    assert err.startswith(f"error: no record {tmp_path}/CMSSW_1_0_0.json: run 'stackmeta export' first")
