@@ -21,6 +21,7 @@ COMMANDS = (
     "export",
     "show",
     "diff",
+    "lock",
     "check",
     "snapshot",
     "build",

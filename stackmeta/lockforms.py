@@ -1,0 +1,173 @@
+"""The lock forms of one record, all from the same data so that they agree:
+
+- the constraints file (``<name>.txt``, :mod:`stackmeta.lock`), for ``pip install -c``;
+- the hashed requirements (``<name>.hashes.txt``), for exact reproduction the way CMS
+  installs: ``pip install --no-deps --require-hashes -r``;
+- PEP 751 ``pylock.<name>.toml`` (:mod:`stackmeta.pylock`) for the faithful set and
+  ``pylock.<name>-nearest.toml`` for the nearest consistent set.
+
+Files and hashes come from the record's check section (what ``stackmeta check`` read on the
+index); versions it did not read (a pin the nearest set moved) are looked up through an
+optional index client.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+from packaging.markers import Marker
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
+from stackmeta import lock, pylock
+from stackmeta.check import CheckReport, FileInfo
+from stackmeta.errors import RecordError
+from stackmeta.record import Release
+from stackmeta.target import Target
+
+# (name, version) -> the files of that version on the index, or None when not known
+FileLookup = Callable[[NormalizedName, Version], Sequence[FileInfo] | None]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Entry:
+    """One line of a lock: an exact version, maybe only for some arches."""
+
+    name: NormalizedName
+    version: Version
+    marker: Marker | None = None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Unhashable:
+    entry: Entry
+    reason: str
+
+
+def faithful_entries(release: Release) -> list[Entry]:
+    """Exactly the release's pins (what the constraints file lists)."""
+    out = []
+    for pkg in sorted(release.packages, key=lambda p: (p.name, p.arches)):
+        if pkg.version is None:
+            continue
+        mark = lock.marker(pkg, release.arches)
+        out.append(Entry(name=pkg.name, version=pkg.version, marker=Marker(mark) if mark else None))
+    return out
+
+
+def nearest_entries(pins: Iterable[tuple[NormalizedName, Version]]) -> list[Entry]:
+    return [Entry(name=n, version=v) for n, v in sorted(pins)]
+
+
+def report_lookup(report: CheckReport | None) -> FileLookup:
+    """Files from a check report (its pins and the picks of unpinned dependencies)."""
+    known: dict[tuple[NormalizedName, str], tuple[FileInfo, ...]] = {}
+    if report is not None:
+        for result in (*report.pins, *report.picks):
+            if result.files:
+                known[(result.name, result.version)] = result.files
+
+    def lookup(name: NormalizedName, version: Version) -> Sequence[FileInfo] | None:
+        return known.get((name, str(version)))
+
+    return lookup
+
+
+def chain(*lookups: FileLookup) -> FileLookup:
+    def lookup(name: NormalizedName, version: Version) -> Sequence[FileInfo] | None:
+        for one in lookups:
+            found = one(name, version)
+            if found:
+                return found
+        return None
+
+    return lookup
+
+
+def _hashable(files: Sequence[FileInfo] | None) -> list[FileInfo]:
+    """The files an installer may take for the target: usable wheels and the sdist, with a
+    sha256 and not yanked."""
+    return [f for f in files or () if f.sha256 and not f.yanked and (f.usable or f.kind == "sdist")]
+
+
+def split(entries: Sequence[Entry], lookup: FileLookup) -> tuple[list[tuple[Entry, list[FileInfo]]],
+                                                                  list[Unhashable]]:
+    ok: list[tuple[Entry, list[FileInfo]]] = []
+    missing: list[Unhashable] = []
+    for entry in entries:
+        files = lookup(entry.name, entry.version)
+        usable = _hashable(files)
+        if usable:
+            ok.append((entry, usable))
+        elif files and all(f.yanked for f in files):
+            missing.append(Unhashable(entry=entry, reason="yanked on the index"))
+        elif files:
+            missing.append(Unhashable(entry=entry, reason="no file pip could install for the target"))
+        else:
+            missing.append(Unhashable(entry=entry, reason="not on the index (or not checked)"))
+    return ok, missing
+
+
+def hashes_text(release: Release, title: str, entries: Sequence[Entry], lookup: FileLookup,
+                *, file_name: str) -> str:
+    """A requirements file with ``--hash`` options, for ``pip install --no-deps --require-hashes``."""
+    ok, missing = split(entries, lookup)
+    lines = [
+        f"# {title}",
+        f"# arch{'es' if len(release.arches) > 1 else ''}: {', '.join(release.arches)}; "
+        f"Python: {lock.python_text(release)}; source: {release.source}",
+        f"# {len(ok)} pins with the sha256 of every file pip may take for the target",
+        f"# usage: pip install --no-deps --require-hashes -r {file_name}",
+    ]
+    if missing:
+        lines.append(f"# {len(missing)} pins have no file on the index and are left out here "
+                     "(install them the way the release builds them):")
+        lines += [f"#   {m.entry.name}=={m.entry.version}: {m.reason}" for m in missing]
+    for entry, files in ok:
+        head = f"{entry.name}=={entry.version}"
+        if entry.marker is not None:
+            head += f" ; {entry.marker}"
+        hashes = sorted({f.sha256 for f in files if f.sha256})
+        lines.append(head + " \\")
+        lines += [f"    --hash=sha256:{h}" + (" \\" if i < len(hashes) - 1 else "")
+                  for i, h in enumerate(hashes)]
+    return "\n".join(lines) + "\n"
+
+
+def pylock_text(release: Release, target: Target, entries: Sequence[Entry], lookup: FileLookup, *,
+                index_url: str, created_by: str) -> tuple[str, list[Unhashable]]:
+    """A PEP 751 lock of *entries*; entries without files are left out and returned."""
+    ok, missing = split(entries, lookup)
+    base = index_url.rstrip("/")
+    packages = []
+    for entry, files in ok:
+        wheels = tuple(_locked(f) for f in files if f.kind == "wheel")
+        sdists = [f for f in files if f.kind == "sdist"]
+        packages.append(pylock.LockedPackage(
+            name=entry.name, version=entry.version, marker=entry.marker,
+            index=f"{base}/{entry.name}/",
+            wheels=wheels, sdist=_locked(sdists[0]) if sdists else None,
+        ))
+    env = target.environment()
+    environments = [Marker(
+        f'python_version == "{env["python_version"]}" and sys_platform == "{env["sys_platform"]}" '
+        f'and platform_machine == "{env["platform_machine"]}"'
+    )]
+    major, minor = target.python_minor
+    text = pylock.dumps(pylock.build(
+        packages, created_by=created_by, requires_python=SpecifierSet(f"=={major}.{minor}.*"),
+        environments=environments,
+    ))
+    header = [f"# {release.release} for {target}: {len(ok)} packages"]
+    if missing:
+        header.append(f"# left out, no file on the index for {target}:")
+        header += [f"#   {m.entry.name}=={m.entry.version}: {m.reason}" for m in missing]
+    return "\n".join(header) + "\n" + text, missing
+
+
+def _locked(f: FileInfo) -> pylock.LockedFile:
+    if f.sha256 is None:  # filtered out by _hashable
+        raise RecordError(f"{f.filename}: no sha256 recorded: run 'stackmeta check' again")
+    return pylock.LockedFile(filename=f.filename, url=f.url, sha256=f.sha256, size=f.size)

@@ -1,0 +1,143 @@
+"""The lock forms of one record agree, and real installers install each of them: pip from the
+hashed requirements and from pylock.toml, uv from pylock.toml, all from a real pypiserver."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import subprocess
+import sys
+import tomllib
+import venv
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from packaging.pylock import Pylock
+
+from stackmeta.cli import main
+from tests.pypiserver_fixture import (
+    Server,
+    env_without_index,
+    make_wheel,
+    package,
+    pypiserver,
+    synthetic_release,
+    write_record,
+)
+
+# pip reads pylock.toml from 26.1, which runs on Python 3.10 and later: the synthetic release's
+# Python is the one running the tests, so pip, uv and the record agree on the target
+PYTHON = platform.python_version()
+MINOR = ".".join(PYTHON.split(".")[:2])
+PINS = {"alpha-lib": "1.0", "beta-lib": "2.0", "gamma-lib": "0.5"}
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    root = tmp_path_factory.mktemp("pypiserver")
+    with pypiserver(root) as srv:
+        make_wheel(srv.packages, "alpha-lib", "1.0", requires=["beta-lib>=2"])
+        make_wheel(srv.packages, "alpha-lib", "1.1", requires=["beta-lib>=2"])
+        make_wheel(srv.packages, "beta-lib", "2.0")
+        make_wheel(srv.packages, "gamma-lib", "0.5", requires_python=">=3.8")
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def locks(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    locks = tmp_path_factory.mktemp("locks")
+    rel = synthetic_release([package(n, v) for n, v in PINS.items()], python=PYTHON)
+    write_record(locks, rel)
+    cache = tmp_path_factory.mktemp("cache")
+    assert main(["check", "CMSSW_14_0_0", "--locks-dir", str(locks), "--index-url", server.simple,
+                 "--cache-dir", str(cache), "--quiet"]) == 0
+    assert main(["lock", "CMSSW_14_0_0", "--locks-dir", str(locks), "--quiet"]) == 0
+    return locks
+
+
+def _pins_of_requirements(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith(("#", " ")):
+            name, _, version = line.split(" ")[0].partition("==")
+            out[name] = version
+    return out
+
+
+def test_the_three_forms_agree(locks: Path) -> None:
+    constraints = _pins_of_requirements(locks / "CMSSW_14_0_0.txt")
+    hashed = _pins_of_requirements(locks / "CMSSW_14_0_0.hashes.txt")
+    lock = Pylock.from_dict(tomllib.loads((locks / "pylock.CMSSW_14_0_0.toml").read_text()))
+    pylocked = {str(p.name): str(p.version) for p in lock.packages}
+    assert constraints == hashed == pylocked == PINS
+    assert str(lock.requires_python) == f"=={MINOR}.*"
+    assert [str(m) for m in lock.environments or ()] == [
+        f'python_version == "{MINOR}" and sys_platform == "linux" and platform_machine == "x86_64"'
+    ]
+    # every hash in the pylock is the sha256 the index serves, and is in the hashed form too
+    text = (locks / "CMSSW_14_0_0.hashes.txt").read_text()
+    for pkg in lock.packages:
+        for wheel in pkg.wheels or ():
+            assert f"--hash=sha256:{wheel.hashes['sha256']}" in text
+
+
+def _venv(tmp_path: Path) -> Path:
+    env = tmp_path / "env"
+    venv.EnvBuilder(with_pip=False).create(env)
+    return env / "bin" / "python"
+
+
+def _installed(python: Path) -> dict[str, str]:
+    out = subprocess.run(
+        [str(python), "-c", "import json, importlib.metadata as m; "
+         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
+        capture_output=True, text=True, check=True, cwd=python.parent).stdout
+    return {k: v for k, v in json.loads(out).items() if k not in ("pip", "setuptools")}
+
+
+@pytest.mark.slow
+def test_pip_installs_the_hashed_form(locks: Path, server: Server, tmp_path: Path) -> None:
+    python = _venv(tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--require-hashes",
+         "--index-url", server.simple, "-q", "-r", str(locks / "CMSSW_14_0_0.hashes.txt")],
+        check=True, env=env_without_index(),
+    )
+    assert _installed(python) == PINS
+
+
+@pytest.mark.slow
+def test_pip_installs_the_pylock(locks: Path, tmp_path: Path) -> None:
+    python = _venv(tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "-q",
+         "-r", str(locks / "pylock.CMSSW_14_0_0.toml")],
+        check=True, env=env_without_index(),
+    )
+    assert _installed(python) == PINS
+
+
+@pytest.mark.slow
+def test_uv_installs_the_pylock(locks: Path, tmp_path: Path) -> None:
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv is None:
+        pytest.skip("uv is not installed in the test environment (pip install uv)")
+    python = _venv(tmp_path)
+    proc = subprocess.run(
+        [uv, "pip", "install", "--preview-features", "pylock", "--no-cache", "--python", str(python),
+         "-r", str(locks / "pylock.CMSSW_14_0_0.toml")],
+        capture_output=True, text=True, env=env_without_index(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _installed(python) == PINS
+
+
+def test_lock_without_check_says_what_to_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    write_record(tmp_path, synthetic_release([package("alpha-lib", "1.0")]))
+    assert main(["lock", "CMSSW_14_0_0", "--locks-dir", str(tmp_path), "--format", "pylock"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"error: {tmp_path / 'CMSSW_14_0_0.json'} has no check results (files and hashes): "
+                   "run 'stackmeta check' first")
+    assert not list(tmp_path.glob("pylock.*"))
