@@ -256,12 +256,14 @@ class Opened:
                 )
             return wanted
         if not have:
-            known = sorted({rel for rel, _ in self.available()}, key=_safe_key)
-            near = difflib.get_close_matches(release, known, n=5, cutoff=0.6)
+            available = self.available()
+            known = sorted({rel for rel, _ in available}, key=_safe_key)
+            near = difflib.get_close_matches(release, known, n=3, cutoff=0.6)
+            tags = [self._name(rel, arch) for rel in near for r, arch in sorted(available) if r == rel][:5]
             where = self._what()
             raise ManifestError(
                 f"release {release} not found in {where} (looked for {self._looked(release)}); "
-                + (f"nearest: {', '.join(near)}" if near else f"it holds {len(known)} other releases")
+                + (f"nearest: {', '.join(tags)}" if tags else f"it holds {len(known)} other releases")
             )
         if not wanted:
             if len(have) == 1:

@@ -209,7 +209,8 @@ def test_git_several_arches_and_unknown_names(
     )
     assert err == (
         "error: release CMSSW_14_0_1 not found in the git clone two.git (looked for tags "
-        "REL/CMSSW_14_0_1/*); nearest: CMSSW_14_0_0\n"
+        "REL/CMSSW_14_0_1/*); nearest: REL/CMSSW_14_0_0/el8_aarch64_gcc12, "
+        "REL/CMSSW_14_0_0/el9_amd64_gcc12\n"
     )
     code, _, err = run(
         capsys,
@@ -262,7 +263,8 @@ def test_git_several_arches_and_unknown_names(
             1,
             "release CMSSW_9_3_1 not found in the folder cmsdist-excerpts "
             "(looked for folders CMSSW_9_3_1__*); "
-            "nearest: CMSSW_9_3_0, CMSSW_14_0_0, CMSSW_10_6_0",
+            "nearest: CMSSW_9_3_0__slc6_amd64_gcc630, CMSSW_9_3_0__slc7_aarch64_gcc700, "
+            "CMSSW_14_0_0__el9_amd64_gcc12, CMSSW_10_6_0__slc7_amd64_gcc700",
         ),
         (
             ["CMSSW_9_3_0"],
