@@ -141,7 +141,6 @@ def read_pins(text: str, release: str, arch: Arch) -> list[Pin]:
         reasons = tuple(comments)
         comments = []
         keep, prefix, switch = True, "py3" if rules.pins in ("py3", "cmsos") else "py2", None
-        saw_python = False
         for piece in markers:
             m = _MARKER.match(piece)
             if not m:
@@ -150,7 +149,6 @@ def read_pins(text: str, release: str, arch: Arch) -> list[Pin]:
             if rules.pins == "py2":
                 continue
             if var == "python_version" and rules.pins == "middle":
-                saw_python = True
                 try:
                     three = Version(value) >= Version("3")
                 except InvalidVersion:
@@ -178,7 +176,6 @@ def read_pins(text: str, release: str, arch: Arch) -> list[Pin]:
                 keep = False
         if not keep:
             continue
-        del saw_python
         rpm = f"{prefix}-{name}"
         pin = Pin(rpm=rpm, name=name, version=version, lineno=lineno, reasons=reasons, switch_off=switch)
         if rpm in chosen and rules.first_pin_wins:

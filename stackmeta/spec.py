@@ -1133,8 +1133,9 @@ def evaluate(lines: list[Line], macros: Mapping[str, Macro], context: Context) -
                 initenv.append(m.group(1))
             cm = _COMMENT_DEFINE.search(stripped)
             if cm:
-                defines.append((stripped[cm.end():].split(None, 1)[0] if stripped[cm.end():].strip()
-                                else "", exp.where))
+                rest = stripped[cm.end():].split(None, 1)
+                if rest:
+                    defines.append((re.split(r"[\s(]", rest[0], maxsplit=1)[0], exp.where))
                 exp.expand(stripped[cm.start():])
             return
         m = re.match(r"^%(define|global)\s+(.*)$", stripped, re.S)
