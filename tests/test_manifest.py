@@ -354,3 +354,54 @@ def test_build_kind(source: str | None, kind: BuildKind) -> None:
 )
 def test_name_from_source(source: str, version: str, name: str | None) -> None:
     assert manifest.name_from_source(source, version) == name
+
+
+def test_middle_era_two_stacks(tmp_path: Path) -> None:
+    """11_0_0_pre10 - 12_0_0_pre4: python_version markers name the rpm; §6 decides each stack."""
+    files = {
+        "cmssw-tool-conf.spec": "### RPM cms cmssw-tool-conf 1\nRequires: python python3 python_tools\n",
+        "python.spec": "### RPM external python 2.7.15\n%prep\n",
+        "python3.spec": "### RPM external python3 3.8.2\n%prep\n",
+        "python_tools.spec": (
+            "### RPM external python_tools 2.0\n"
+            "Requires: py2-numpy py2-sqlalchemy py2-PyYAML py3-ipython py2-six py2-futures py2-lzma\n"
+        ),
+        "build-with-pip.file": (
+            '%if "%{?pip_name:set}" != "set"\n%define pip_name %(echo %n | cut -f2-10 -d-)\n%endif\n'
+            '%if "%{?doPython2:set}" != "set"\nRequires: python\n%define doPython2 yes\n%endif\n'
+            '%if "%{?doPython3:set}" != "set"\nRequires: python3\n%define doPython3 yes\n%endif\n'
+            "Source: pip://%{pip_name}/%{realversion}\n%prep\n"
+        ),
+        "pip/requirements.txt": (
+            "six==1.15.0\nipython==7.18.1;python_version>'3.0'\nfutures==3.3.0;python_version<'3'\n"
+            "lzma==0.1;python_version=='2.7'\n"
+        ),
+        "pip/ipython.file": "%define pip_name ipython-generic\nRequires: py2-six\n",
+        "pip/py3-ipython.file": "%define pip_name IPython\n",
+    }
+    bodies = {
+        "py2-numpy": ("PYTHON27PATH PYTHON3PATH", "2,3"),
+        "py2-sqlalchemy": ("PYTHON27PATH PYTHON3PATH", "2"),
+        "py2-PyYAML": ("PYTHON3PATH", "2,3"),
+    }
+    for name, (paths, uses) in bodies.items():
+        initenv = "".join(f"## INITENV +PATH {p} %{{i}}/lib\n" for p in paths.split())
+        files[f"{name}.spec"] = (
+            f"### RPM external {name} 1.0\n{initenv}Source: https://example.org/{name[4:]}-1.0.tar.gz\n%prep\n"
+            f"## BODY-FACTS copies=no site-packages=- uses={uses}\n"
+        )
+    for path, text in files.items():
+        (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / path).write_text(text)
+    trees = {"slc7_amd64_gcc900": FolderTree(tmp_path)}
+    py3, default = manifest.read_release(trees, "CMSSW_11_2_0", source="folder t")
+    py2, _ = manifest.read_release(trees, "CMSSW_11_2_0", source="folder t", python_major=2)
+    assert default == 3
+    assert (py3.python, py2.python) == (Version("3.8.2"), Version("2.7.15"))
+    assert sorted(p.rpm for p in py3.packages) == ["py2-PyYAML", "py2-numpy", "py2-six", "py3-ipython"]
+    # py2-PyYAML puts itself on PYTHON3PATH only: Python 3 stack only, whatever its rpm prefix.
+    assert sorted(p.rpm for p in py2.packages) == ["py2-futures", "py2-numpy", "py2-six", "py2-sqlalchemy"]
+    ipython = py3.package("ipython")
+    assert ipython.display_name == "IPython"  # pip/ipython.file, then pip/py3-ipython.file
+    assert ipython.requires == ("six",)
+    assert [u.rpm for u in py3.unshipped] == []  # lzma: python_version=='2.7' drops the line
