@@ -27,6 +27,7 @@ COMMANDS = (
     "build",
     "publish",
     "resolve",
+    "env",
 )
 
 

@@ -100,7 +100,8 @@ _PROBE = (
     "except ImportError:\n"
     "    import pkg_resources\n"
     "    d = [(x.project_name, x.version) for x in pkg_resources.working_set]\n"
-    "sys.stdout.write(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'dists': d}))\n"
+    "sys.stdout.write(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'dists': d,\n"
+    "                             'prefix': sys.prefix}))\n"
 )
 
 
@@ -120,7 +121,21 @@ def from_environment(python: str) -> Side:
     # the environment's own tools are not part of a stack
     for tool in ("pip", "setuptools", "wheel", "distribute"):
         versions.pop(canonicalize_name(tool), None)
-    return Side(label=f"environment of {python}", versions=versions, python=data["python"])
+    label, deviations = f"environment of {python}", frozenset[str]()
+    made = _env_record(Path(data["prefix"])) if data.get("prefix") else None
+    if made is not None:  # made by 'stackmeta env': say from what, carry its deviation lines
+        label += f" (stackmeta env: {made.get('release')} with {made.get('requested')})"
+        deviations = frozenset(str(line) for line in made.get("deviations", ()))
+    return Side(label=label, versions=versions, python=data["python"], deviations=deviations)
+
+
+def _env_record(prefix: Path) -> dict[str, Any] | None:
+    """The stackmeta-env.json of an environment made by 'stackmeta env' (see stackmeta.overlay)."""
+    try:
+        data = json.loads((prefix / "stackmeta-env.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
 
 
 def resolve_side(spec: str, locks_dir: Path) -> Side:

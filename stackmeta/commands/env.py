@@ -1,0 +1,144 @@
+"""stackmeta env RELEASE DIR: a virtualenv with the release's nearest set, overrides and additions."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from stackmeta import overlay, record, venv
+from stackmeta.console import Output
+from stackmeta.errors import IndexAccessError, ResolutionError
+from stackmeta.index import IndexClient, IndexSource
+from stackmeta.resolve import NearestSet, load_nearest
+from stackmeta.target import Target
+
+
+def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    p = subparsers.add_parser(
+        "env", parents=[common],
+        help="make a virtualenv with a release's nearest consistent set, plus your overrides and additions",
+        description=(
+            "Create a virtualenv at DIR holding the release's nearest consistent set (run 'stackmeta "
+            "resolve' first) with the given overrides and additions. Before anything is installed, the "
+            "overrides and additions are checked against the rest of the set by their metadata; when "
+            "other pins would have to move, the command names them and stops, unless --allow-moves. "
+            "The lock and the record are never changed; DIR/stackmeta-env.json records what the "
+            "environment was made from, so 'stackmeta diff RELEASE --env' inside it shows the overrides."
+        ),
+    )
+    p.add_argument("release", help="lock name, e.g. CMSSW_9_3_0")
+    p.add_argument("dir", type=Path, help="the environment's folder (new, or empty)")
+    p.add_argument("--override", action="append", default=[], metavar="NAME==VERSION",
+                   help="pin a package of the set at another version (repeatable)")
+    p.add_argument("--add", action="append", default=[], metavar="REQ",
+                   help="add a package the set does not hold, e.g. coffea or 'coffea>=0.7' (repeatable)")
+    p.add_argument("--allow-moves", action="store_true",
+                   help="create the environment even when other pins must move to fit")
+    p.add_argument("--python", metavar="PATH",
+                   help="the interpreter (default: python<X.Y> of the release on PATH or in ~/.pyenv)")
+    p.add_argument("--index-url", help="simple index (default: the one the nearest set was resolved on)")
+    p.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
+    p.add_argument("--dry-run", action="store_true", help="print the plan; create nothing")
+    p.set_defaults(func=run)
+
+
+def _record_source(locks_dir: Path, name: str, rel: record.Release) -> dict[str, str]:
+    path = record.record_path(locks_dir, name)
+    return {"path": str(path.absolute()), "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+            "release_source": rel.source}
+
+
+def run(args: argparse.Namespace, output: Output) -> int:
+    overrides = [overlay.parse_override(text) for text in args.override]
+    additions = [overlay.parse_addition(text) for text in args.add]
+    dest: Path = args.dir.absolute()
+    venv.check_destination(dest)
+    rel = record.load_release(args.locks_dir, args.release)
+    nearest = load_nearest(args.locks_dir, args.release)
+    python = venv.find_python(args.release, rel.python, args.python)
+    if python.minor != (rel.python.major, rel.python.minor):
+        output.warn(f"{args.release} is a Python {rel.python} stack; --python {python.path} is Python "
+                    f"{python.version}: the set is checked again for it, and may not fit")
+    else:
+        output.info(f"{args.release} is a Python {rel.python} stack: using {python.path} "
+                    f"(Python {python.version}; --python PATH for another)")
+    target = Target(python=python.version, platform=nearest.platform)
+    progress = output.progress()
+    index_url = args.index_url or nearest.index_url
+    with IndexClient(index_url, cache_dir=args.cache_dir) as client:
+        source = IndexSource(client, target)
+        names = sorted({n for n, _ in nearest.pins} | {o.name for o in overrides}
+                       | {a.name for a in additions})
+        source.prefetch(names, progress)
+        source.prefetch_dependencies([*nearest.pins, *((o.name, o.version) for o in overrides)], progress)
+        page_errors = {n: e for n, e in source.errors.items() if "==" not in n}
+        if page_errors:
+            first = sorted(page_errors.items())[0]
+            raise IndexAccessError(f"{len(page_errors)} project page(s) could not be read, first {first[0]}: "
+                                   f"{first[1]}: nothing was created; run again")
+        nearest_here = replace(nearest, index_url=index_url)
+        plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions)
+    _warn_unknown(plan, output)
+    refused = bool(plan.moves) and not args.allow_moves
+    result: dict[str, Any] = {"plan": plan.to_json(), "dir": str(dest), "created": False,
+                              "dry_run": args.dry_run}
+    if not output.json_mode:
+        _show(plan, nearest, output)
+    if refused:
+        message = (f"{plan.moves_message()}: nothing was created; pass --allow-moves to make the "
+                   "environment with these moves, or choose other versions")
+        if output.json_mode:
+            output.json({**result, "error": message})
+            return 1
+        raise ResolutionError(message)
+    if args.dry_run:
+        if output.json_mode:
+            output.json(result)
+        else:
+            output.result(f"dry run: would create {dest} with {len(plan.pins)} packages for {python.path}")
+        return 0
+    env_record = overlay.env_record(plan, nearest, record=_record_source(args.locks_dir, args.release, rel),
+                                    interpreter=str(python.path), allow_moves=args.allow_moves)
+    venv.make(dest, python, pins=dict(plan.pins), pins_file_text=overlay.pins_text(plan), index_url=index_url,
+              record=env_record, env=os.environ, progress=progress)
+    problems = venv.pip_check(dest, os.environ)
+    for line in problems:
+        output.warn(f"pip check in {dest}: {line}")
+    if output.json_mode:
+        output.json({**result, "created": True, "pip_check": problems})
+    else:
+        output.result(f"created {dest}: {len(plan.pins)} packages for Python {python.version}; "
+                      f"'source {dest}/bin/activate', then 'stackmeta diff {args.release} --env' shows "
+                      "the overrides")
+    return 0
+
+
+def _show(plan: overlay.Plan, nearest: NearestSet, output: Output) -> None:
+    pins = nearest.pin_map
+    output.result(f"{plan.release}: {len(plan.pins)} packages for {plan.target} from {plan.index_url}")
+    for o in plan.overrides:
+        output.result(f"  override  {o.name} {pins[o.name]} -> {o.version}")
+    for n in plan.new:
+        output.result(f"  add       {n.name} {n.version} (for {'; '.join(n.required_by)})")
+    for m in plan.moves:
+        output.result(f"  move      {m}")
+    if plan.fits:
+        output.result(f"  {plan.requested} fits the rest of the set: no other pin moves")
+
+
+def _warn_unknown(plan: overlay.Plan, output: Output) -> None:
+    """Pins whose dependencies no metadata tells (sdists before Metadata 2.2) are not checked:
+    the user's own requests by name, the rest counted."""
+    asked = {o.name for o in plan.overrides} | {n.name for n in plan.new}
+    mine = [item for item in plan.unknown if item.split(" ")[0] in asked]
+    for item in mine:
+        output.warn(f"{item}: its dependencies are unknown (no wheel, and its sdist's metadata does not "
+                    "list them): not checked before installing; 'pip check' runs afterwards")
+    others = len(plan.unknown) - len(mine)
+    if others:
+        output.warn(f"{others} other pins of the set have unknown dependencies (sdists without reliable "
+                    "metadata): taken as having none, as 'stackmeta resolve' does")

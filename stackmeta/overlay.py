@@ -1,0 +1,460 @@
+"""The nimble overlay: a release's nearest consistent set with a user's overrides and additions.
+
+``stackmeta env CMSSW_9_3_0 DIR --override Theano==0.9.0 --add coffea`` makes a virtualenv
+holding the release's nearest set (the record's "consistent" section) with Theano at 0.9.0
+and coffea added. Before anything is installed, :func:`plan` checks by the packages'
+metadata that the overrides and additions fit the rest, with resolvelib over a
+:class:`~stackmeta.candidates.CandidateSource`:
+
+- the overrides are *fixed* (``name==version``) and the additions are requirements that
+  must hold; neither ever moves;
+- every other pin of the nearest set starts as a hard pin. When the set does not resolve,
+  the conflict names the pins that exclude a fixed requirement (or that a fixed package
+  excludes): one of them is released from its hard pin (of several, the one fewer of the
+  set depends on, then the name that sorts first), and the resolver tries its versions
+  nearest first from the set's version (:func:`stackmeta.resolve.nearest_order`). Repeat
+  until the set resolves. Each pin that ends at another version is a :class:`Move`.
+- dependencies of the overrides and additions that the set does not hold are pinned at the
+  newest version consistent with the rest, as pip would pick them.
+
+This module is pure: it reads a CandidateSource and returns a :class:`Plan`. Creating the
+environment is :mod:`stackmeta.venv`'s work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from packaging.requirements import InvalidRequirement, Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+
+from stackmeta.candidates import CandidateSource
+from stackmeta.errors import ResolutionError, UsageError
+from stackmeta.resolve import NearestSet, dependents, nearest_order
+from stackmeta.target import Target
+
+ENV_RECORD = "stackmeta-env.json"  # in the environment's folder: what it was made from
+ENV_FORMAT = 1
+
+
+# -- what the user asks for --------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Override:
+    """``--override NAME==VERSION``: a pin of the set replaced by another version."""
+
+    name: NormalizedName
+    version: Version
+    text: str  # as the user wrote it: "Theano==0.9.0"
+
+
+def parse_override(text: str) -> Override:
+    """``NAME==VERSION`` or UsageError."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement:
+        req = None
+    specs = list(req.specifier) if req is not None else []
+    if req is None or req.extras or req.marker or req.url or len(specs) != 1 or specs[0].operator != "==":
+        raise UsageError(f"--override {text!r}: write NAME==VERSION, e.g. --override Theano==0.9.0")
+    try:
+        version = Version(specs[0].version)
+    except InvalidVersion:
+        raise UsageError(f"--override {text!r}: {specs[0].version!r} is not a version "
+                         "(no wildcards): write NAME==VERSION") from None
+    return Override(name=canonicalize_name(req.name), version=version, text=text)
+
+
+def parse_addition(text: str) -> Requirement:
+    """``--add REQ`` (any PEP 508 requirement without a URL) or UsageError."""
+    try:
+        req = Requirement(text)
+    except InvalidRequirement as exc:
+        raise UsageError(f"--add {text!r} is not a requirement ({exc}): write e.g. --add coffea "
+                         "or --add 'coffea>=0.7'") from None
+    if req.url:
+        raise UsageError(f"--add {text!r}: a URL requirement cannot be checked by its metadata: "
+                         "put the project on an index and add it by name")
+    return req
+
+
+# -- the plan ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Move:
+    """A pin of the nearest set the overrides or additions force to another version."""
+
+    name: NormalizedName
+    old: Version  # the nearest set's version
+    new: Version
+    reason: str  # "theano 0.9.0 requires numpy>=1.9.1"
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.old} -> {self.new} ({self.reason})"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewPin:
+    """A package the set does not hold: an addition, or a dependency of one."""
+
+    name: NormalizedName
+    version: Version
+    required_by: tuple[str, ...]  # "--add coffea", "coffea 0.7.0 (awkward>=1)"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Plan:
+    """What the environment will hold, and how it differs from the release's nearest set."""
+
+    release: str
+    target: Target
+    index_url: str
+    overrides: tuple[Override, ...]
+    additions: tuple[Requirement, ...]
+    pins: tuple[tuple[NormalizedName, Version], ...]  # everything to install, sorted by name
+    moves: tuple[Move, ...] = ()
+    new: tuple[NewPin, ...] = ()
+    unknown: tuple[str, ...] = ()  # "name version" whose dependencies could not be read
+
+    @property
+    def fits(self) -> bool:
+        """The overrides and additions fit the rest of the set without moving any pin."""
+        return not self.moves
+
+    @property
+    def requested(self) -> str:
+        """"Theano==0.9.0, --add coffea" (what the user asked for, as written)."""
+        parts = [o.text for o in self.overrides] + [f"--add {a}" for a in self.additions]
+        return ", ".join(parts) or "nothing"
+
+    def moves_message(self) -> str:
+        """One line: 'Theano==0.9.0 needs: numpy 1.11.0 -> 1.13.3 (theano 0.9.0 requires ...); ...'."""
+        return f"{self.requested} needs: " + "; ".join(str(m) for m in self.moves)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "release": self.release,
+            "python": str(self.target.python),
+            "platform": self.target.platform,
+            "index_url": self.index_url,
+            "requested": self.requested,
+            "overrides": {o.name: str(o.version) for o in self.overrides},
+            "additions": [str(a) for a in self.additions],
+            "moves": [{"name": m.name, "from": str(m.old), "to": str(m.new), "reason": m.reason}
+                      for m in self.moves],
+            "new": [{"name": n.name, "version": str(n.version), "required_by": list(n.required_by)}
+                    for n in self.new],
+            "unknown_dependencies": list(self.unknown),
+            "pins": {name: str(version) for name, version in self.pins},
+        }
+
+
+# -- the resolver's view -------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Req:
+    name: NormalizedName
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}[{','.join(sorted(self.extras))}]" if self.extras else self.name
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Cand:
+    name: NormalizedName
+    extras: frozenset[str]
+    version: Version
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}[{','.join(sorted(self.extras))}]" if self.extras else self.name
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.version}"
+
+
+def _req(req: Requirement, text: str | None = None) -> _Req:
+    extras = frozenset(canonicalize_name(e) for e in req.extras)
+    name = canonicalize_name(req.name)
+    shown = f"{name}[{','.join(sorted(extras))}]" if extras else name
+    return _Req(name=name, extras=extras, specifier=req.specifier, text=text or f"{shown}{req.specifier}")
+
+
+class _Provider(AbstractProvider[_Req, _Cand, str]):
+    """resolvelib over a CandidateSource: *hard* names have one candidate, the others are
+    tried nearest first from *preferred* (newest first when not preferred)."""
+
+    def __init__(self, source: CandidateSource, target: Target, *, hard: Mapping[NormalizedName, Version],
+                 preferred: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int],
+                 memo: dict[Any, Any]) -> None:
+        self.source = source
+        self.target = target
+        self.hard = hard
+        self.preferred = preferred
+        self.rank = rank
+        self.memo = memo  # shared between rounds: versions and evaluated dependencies
+        self.unknown: set[str] = set()
+
+    def available(self, name: NormalizedName) -> list[Version]:
+        key = ("versions", name)
+        if key not in self.memo:
+            self.memo[key] = sorted(self.source.versions(name))
+        versions: list[Version] = self.memo[key]
+        return versions
+
+    def dependencies_of(self, name: NormalizedName, version: Version,
+                        extras: frozenset[str] = frozenset()) -> list[_Req]:
+        key = ("deps", name, version, extras)
+        if key not in self.memo:
+            deps = self.source.dependencies(name, version)
+            if deps is None:
+                self.memo[key] = None
+            else:
+                self.memo[key] = [
+                    _req(r) for r in deps
+                    if self.target.evaluate(r.marker, extras)
+                    and not (canonicalize_name(r.name) == name and not r.extras)
+                ]
+        found: list[_Req] | None = self.memo[key]
+        if found is None:
+            self.unknown.add(f"{name} {version}")
+            return []
+        return list(found)
+
+    def identify(self, requirement_or_candidate: _Req | _Cand) -> str:
+        return requirement_or_candidate.key
+
+    def get_preference(self, identifier: str, resolutions: Mapping[str, _Cand],
+                       candidates: Mapping[str, Iterator[_Cand]], information: Mapping[str, Iterator[Any]],
+                       backtrack_causes: Sequence[Any]) -> tuple[int, int, str]:
+        name = canonicalize_name(identifier.split("[")[0])
+        return (0 if name in self.hard else 1, -self.rank.get(name, 0), identifier)
+
+    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[_Req]],
+                     incompatibilities: Mapping[str, Iterator[_Cand]]) -> list[_Cand]:
+        reqs = list(requirements[identifier])
+        name, extras = reqs[0].name, reqs[0].extras
+        bad = {c.version for c in incompatibilities[identifier]}
+        available = self.available(name)
+        if name in self.hard:
+            pool = [self.hard[name]] if self.hard[name] in available else []
+        else:
+            pool = nearest_order(available, self.preferred.get(name))
+        return [_Cand(name=name, extras=extras, version=v) for v in pool
+                if v not in bad and all(r.specifier.contains(v, prereleases=True) for r in reqs)]
+
+    def is_satisfied_by(self, requirement: _Req, candidate: _Cand) -> bool:
+        return requirement.specifier.contains(candidate.version, prereleases=True)
+
+    def get_dependencies(self, candidate: _Cand) -> list[_Req]:
+        deps = self.dependencies_of(candidate.name, candidate.version, candidate.extras)
+        if candidate.extras:
+            deps.append(_Req(name=candidate.name, extras=frozenset(),
+                             specifier=SpecifierSet(f"=={candidate.version}"),
+                             text=f"{candidate.name}=={candidate.version}"))
+        return deps
+
+
+# -- planning ------------------------------------------------------------------------------
+
+
+def _check_requests(nearest: NearestSet, source: CandidateSource, target: Target,
+                    overrides: Sequence[Override], additions: Sequence[Requirement]) -> None:
+    """Bad requests, each with one clear line, before any resolving."""
+    pins = nearest.pin_map
+    seen: set[NormalizedName] = set()
+    for o in overrides:
+        if o.name in seen:
+            raise UsageError(f"--override {o.text}: {o.name} is overridden twice: give one version")
+        seen.add(o.name)
+        available = sorted(source.versions(o.name))
+        if not available:
+            raise UsageError(f"--override {o.text}: no project {o.name} on {nearest.index_url} that "
+                             f"pip could install for {target}: check the name")
+        if o.name not in pins:
+            raise UsageError(f"--override {o.text}: {nearest.release}'s set has no {o.name}: "
+                             f"add it with --add {o.text}")
+        if o.version not in available:
+            near = [str(v) for v in nearest_order(available, o.version)[:5]]
+            raise UsageError(f"--override {o.text}: {o.name} {o.version} is not on {nearest.index_url} "
+                             f"in a form pip could install for {target}; nearest there: {', '.join(near)}")
+    for a in additions:
+        name = canonicalize_name(a.name)
+        if name in seen:
+            raise UsageError(f"--add {a}: {name} is asked for twice: give it once")
+        seen.add(name)
+        if name in pins:
+            raise UsageError(f"--add {a}: {nearest.release}'s set already pins {name}=={pins[name]}: "
+                             f"use --override {name}==VERSION to change it")
+        available = sorted(source.versions(name))
+        if not available:
+            raise UsageError(f"--add {a}: no project {name} on {nearest.index_url} that pip could "
+                             f"install for {target}: check the name")
+        if not any(a.specifier.contains(v) for v in available):
+            raise UsageError(f"--add {a}: no version of {name} on {nearest.index_url} matches "
+                             f"{a.specifier} for {target}; there: "
+                             + ", ".join(str(v) for v in available[-5:]))
+
+
+def _movable_in_conflict(causes: Sequence[Any], hard: Mapping[NormalizedName, Version],
+                         fixed: Mapping[NormalizedName, Version],
+                         rank: Mapping[NormalizedName, int]) -> tuple[NormalizedName, str] | None:
+    """Of the hard pins in this conflict (never a fixed one), the one to release, and why."""
+    involved: dict[NormalizedName, str] = {}
+    for info in causes:
+        req: _Req = info.requirement
+        parent: _Cand | None = info.parent
+        if parent is None:
+            continue
+        pinned = hard.get(req.name, fixed.get(req.name))
+        if pinned is not None and req.specifier.contains(pinned, prereleases=True):
+            continue
+        if req.name in hard:
+            involved.setdefault(req.name, f"{parent} requires {req.text}")
+        if parent.name in hard and parent.name not in fixed:
+            excluded = f", which excludes {req.name} {pinned}" if pinned is not None else ""
+            involved.setdefault(parent.name, f"{parent} requires {req.text}{excluded}")
+    movable = [n for n in involved if n not in fixed]
+    if not movable:
+        return None
+    victim = min(movable, key=lambda n: (rank.get(n, 0), n))
+    return victim, involved[victim]
+
+
+def _describe(causes: Sequence[Any]) -> str:
+    out = set()
+    for info in causes:
+        parent = info.parent
+        out.add(f"{info.requirement.text} is asked for" if parent is None
+                else f"{parent} requires {info.requirement.text}")
+    return "; ".join(sorted(out))
+
+
+def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
+         overrides: Sequence[Override] = (), additions: Sequence[Requirement] = (),
+         max_rounds: int = 200_000) -> Plan:
+    """The environment *nearest* + *overrides* + *additions* for *target* (see the module's
+    docstring). Raises UsageError for a request that cannot be looked up, ResolutionError
+    when no set holds the overrides and additions together."""
+    _check_requests(nearest, source, target, overrides, additions)
+    fixed = {o.name: o.version for o in overrides}
+    pins = nearest.pin_map
+    hard: dict[NormalizedName, Version] = {n: v for n, v in pins.items() if n not in fixed}
+    preferred = {**pins, **fixed}
+    memo: dict[Any, Any] = {}
+    probe = _Provider(source, target, hard={}, preferred={}, rank={}, memo=memo)
+    graph = {n: {d.name for d in probe.dependencies_of(n, v)} for n, v in pins.items()}
+    rank = dependents(graph)
+    active = [a for a in additions if target.evaluate(a.marker)]
+    released: dict[NormalizedName, str] = {}
+    for name, version in sorted(hard.items()):  # resolved for another Python, or gone from the index
+        if version not in probe.available(name):
+            del hard[name]
+            released[name] = (f"{name} {version} is not on {nearest.index_url} in a form pip could "
+                              f"install for {target}")
+    for _ in range(len(pins) + 1):
+        provider = _Provider(source, target, hard={**hard, **fixed}, preferred=preferred, rank=rank,
+                             memo=memo)
+        roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
+                 for n, v in sorted({**hard, **fixed}.items())]
+        roots += [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n)
+                  for n in sorted(released)]
+        roots += [_req(a, text=f"--add {a}") for a in active]
+        try:
+            result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=max_rounds)
+        except ResolutionImpossible as exc:
+            causes = list(exc.causes)
+            chosen = _movable_in_conflict(causes, hard, fixed, rank)
+            if chosen is None:
+                asked = ", ".join([o.text for o in overrides] + [str(a) for a in additions])
+                raise ResolutionError(
+                    f"{nearest.release}: {asked} cannot be installed together for {target}: "
+                    f"{_describe(causes)}: change the overrides or additions"
+                ) from None
+            name, reason = chosen
+            del hard[name]
+            released[name] = reason
+            continue
+        except ResolutionTooDeep:
+            raise ResolutionError(f"{nearest.release}: the resolver gave up after {max_rounds} rounds: "
+                                  "report it with the command line") from None
+        return _plan_from(nearest, result, provider, target, overrides=overrides, additions=active,
+                          released=released)
+    raise ResolutionError(f"{nearest.release}: no consistent set after moving every pin: report it")
+
+
+def _plan_from(nearest: NearestSet, result: Any, provider: _Provider, target: Target, *,
+               overrides: Sequence[Override], additions: Sequence[Requirement],
+               released: Mapping[NormalizedName, str]) -> Plan:
+    chosen: dict[NormalizedName, Version] = {c.name: c.version for c in result.mapping.values()}
+    parents: dict[NormalizedName, list[tuple[str | None, _Req]]] = {}  # None: asked for by the user
+    for criterion in result.criteria.values():
+        for info in criterion.information:
+            who = None if info.parent is None else str(info.parent)
+            parents.setdefault(info.requirement.name, []).append((who, info.requirement))
+    pins = nearest.pin_map
+    moves: list[Move] = []
+    for name, old in sorted(pins.items()):
+        new = chosen.get(name)
+        if new is None or new == old or name in {o.name for o in overrides}:
+            continue
+        why = sorted({f"{who} requires {req.text}" for who, req in parents.get(name, ())
+                      if who is not None and not req.specifier.contains(old, prereleases=True)})
+        for dep in provider.dependencies_of(name, old):
+            have = chosen.get(dep.name)
+            if have is not None and not dep.specifier.contains(have, prereleases=True):
+                why.append(f"{name} {old} requires {dep.text}, but {dep.name} is {have} here")
+        moves.append(Move(name=name, old=old, new=new,
+                          reason="; ".join(why) or released.get(name, "moved with what it depends on")))
+    new_pins = [
+        NewPin(name=name, version=version,
+               required_by=tuple(sorted({req.text if who is None else f"{who} ({req.text})"
+                                         for who, req in parents.get(name, ())})))
+        for name, version in sorted(chosen.items()) if name not in pins
+    ]
+    return Plan(
+        release=nearest.release, target=target, index_url=nearest.index_url,
+        overrides=tuple(overrides), additions=tuple(additions),
+        pins=tuple(sorted(chosen.items())), moves=tuple(moves), new=tuple(new_pins),
+        unknown=tuple(sorted(provider.unknown)),
+    )
+
+
+def pins_text(p: Plan) -> str:
+    """The requirements file pip installs from (``--no-deps``): every pin, exact."""
+    lines = [f"# {p.release}'s nearest set with {p.requested}, for {p.target} (stackmeta env)"]
+    lines += [f"{name}=={version}" for name, version in p.pins]
+    return "\n".join(lines) + "\n"
+
+
+def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
+    """The differences from the release an environment holds, one line each, in the form of
+    :func:`stackmeta.stackside.deviation_lines`: the nearest set's own, then the overrides
+    and the moves they forced (so a diff against the release shows the overlay's as new)."""
+    pins = nearest.pin_map
+    lines = [f"{d.name} {d.release_version} -> {d.version}" for d in nearest.deviations]
+    lines += [f"{o.name} left out" for o in nearest.omissions]
+    lines += [f"{o.name} {pins[o.name]} -> {o.version}: {o.text}" for o in p.overrides]
+    lines += [f"{m.name} {m.old} -> {m.new}: moved for {p.requested} ({m.reason})" for m in p.moves]
+    return lines
+
+
+def env_record(p: Plan, nearest: NearestSet, *, record: Mapping[str, str], interpreter: str,
+               allow_moves: bool) -> dict[str, Any]:
+    """The content of ``DIR/stackmeta-env.json``: what the environment was made from.
+    *record*: where the release record was read (path, sha256, its export source)."""
+    return {"format": ENV_FORMAT, "made_by": "stackmeta env", "record": dict(record),
+            "interpreter": interpreter, "allow_moves": allow_moves,
+            "deviations": deviation_lines(p, nearest), **p.to_json()}

@@ -1,0 +1,229 @@
+"""The edges of ``stackmeta env``: finding an interpreter, creating a virtualenv, running pip.
+
+Python 3 environments are made by the interpreter's own ``venv`` module; Python 2.7 ones by
+``virtualenv`` (before 20.22, the last line that creates 2.7 environments) run from
+stackmeta's own interpreter. Packages are installed by the environment's own pip
+(``--no-deps``, every pin exact), so any interpreter pip ever supported works.
+
+A virtualenv cannot be moved (``bin/activate`` and the console scripts name its absolute
+path), so it is made where it belongs, and removed again on any failure: a folder that
+exists and holds no ``stackmeta-env.json`` was never finished.
+"""
+
+from __future__ import annotations
+
+import glob
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import InvalidVersion, Version
+
+from stackmeta import atomic, stackside
+from stackmeta.errors import StackmetaError, UsageError
+from stackmeta.overlay import ENV_RECORD
+from stackmeta.progress import NO_PROGRESS, Progress
+
+
+class VenvError(StackmetaError):
+    """An environment could not be created or filled."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Interpreter:
+    path: Path
+    version: Version  # major.minor.micro
+
+    @property
+    def minor(self) -> tuple[int, int]:
+        return (self.version.major, self.version.minor)
+
+
+_VERSION_PROBE = "import sys; sys.stdout.write('%d.%d.%d' % sys.version_info[:3])"
+
+
+def interpreter(path: str | Path) -> Interpreter:
+    """The interpreter at *path* (or a command name on PATH), asked for its version."""
+    found = shutil.which(str(path)) if os.sep not in str(path) else str(path)
+    if found is None or not Path(found).exists():
+        raise UsageError(f"no Python interpreter at {path}: pass --python PATH to an existing one")
+    try:
+        proc = subprocess.run([found, "-c", _VERSION_PROBE], capture_output=True, text=True, timeout=60)
+        version = Version(proc.stdout.strip())
+    except (OSError, subprocess.TimeoutExpired, InvalidVersion) as exc:
+        raise UsageError(f"{found} does not run as a Python interpreter ({exc}): pass --python PATH "
+                         "to a working one") from None
+    if proc.returncode != 0:
+        raise UsageError(f"{found} does not run as a Python interpreter: pass --python PATH to a working one")
+    return Interpreter(path=Path(found).absolute(), version=version)
+
+
+def candidates(minor: tuple[int, int], *, search_path: str | None = None,
+               pyenv_root: Path | None = None) -> list[Path]:
+    """Where a Python major.minor may be: ``pythonX.Y`` on PATH, then pyenv's versions
+    (newest micro first), then the interpreter running stackmeta."""
+    major, mnr = minor
+    out: list[Path] = []
+    on_path = shutil.which(f"python{major}.{mnr}", path=search_path)
+    if on_path:
+        out.append(Path(on_path))
+    root = pyenv_root if pyenv_root is not None else Path(
+        os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
+    found = glob.glob(str(root / "versions" / f"{major}.{mnr}.*" / "bin" / "python"))
+
+    def micro(p: str) -> tuple[int, ...]:
+        try:
+            return Version(Path(p).parent.parent.name).release
+        except InvalidVersion:
+            return ()
+
+    out += [Path(p) for p in sorted(found, key=micro, reverse=True)]
+    if sys.version_info[:2] == minor:
+        out.append(Path(sys.executable))
+    return out
+
+
+def find_python(release: str, wanted: Version, given: str | None, *, search_path: str | None = None,
+                pyenv_root: Path | None = None) -> Interpreter:
+    """The interpreter for an environment of *release*, whose Python is *wanted*: *given*
+    (``--python``) when there is one, whatever its version; else the first of
+    :func:`candidates` with the same major.minor; else UsageError pointing to ``--python``."""
+    if given:
+        return interpreter(given)
+    minor = (wanted.major, wanted.minor)
+    for path in candidates(minor, search_path=search_path, pyenv_root=pyenv_root):
+        try:
+            found = interpreter(path)
+        except UsageError:
+            continue
+        if found.minor == minor:
+            return found
+    running = ".".join(str(p) for p in sys.version_info[:3])
+    raise UsageError(
+        f"{release} is a Python {wanted} stack and stackmeta runs on Python {running}; no Python "
+        f"{minor[0]}.{minor[1]} found (python{minor[0]}.{minor[1]} on PATH, ~/.pyenv/versions/"
+        f"{minor[0]}.{minor[1]}.*): install one and pass --python PATH"
+    )
+
+
+# -- creating and filling ---------------------------------------------------------------
+
+
+def check_destination(dest: Path) -> None:
+    """DIR must not exist, or be an empty folder."""
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise UsageError(f"{dest} exists and is not an empty folder: give a new folder for the environment")
+    if not dest.parent.is_dir():
+        raise UsageError(f"{dest.parent} is not a folder: create it first, or give another DIR")
+
+
+def env_python(dest: Path) -> Path:
+    return dest / "bin" / "python"
+
+
+def _run(cmd: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    except OSError as exc:
+        raise VenvError(f"{what}: cannot run {cmd[0]} ({exc})") from None
+    if proc.returncode != 0:
+        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
+        errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
+        raise VenvError(f"{what} failed (exit {proc.returncode}): {errors[0]}")
+
+
+def create(dest: Path, python: Interpreter) -> None:
+    """An empty virtualenv at *dest* for *python*, with its own pip."""
+    if python.version.major >= 3:
+        _run([str(python.path), "-m", "venv", str(dest)], f"{python.path} -m venv {dest}")
+        return
+    if importlib.util.find_spec("virtualenv") is None:
+        raise VenvError(f"a Python {python.version} environment needs virtualenv<20.22 next to stackmeta: "
+                        "pip install 'virtualenv<20.22'")
+    _run([sys.executable, "-m", "virtualenv", "-q", "--no-periodic-update", "--no-wheel",
+          "-p", str(python.path), str(dest)], f"virtualenv -p {python.path} {dest}")
+
+
+# pip settings that would add packages from elsewhere, or constrain them otherwise
+_SOURCES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONSTRAINT",
+            "PIP_REQUIREMENT", "PIP_PRE", "PIP_ONLY_BINARY", "PIP_NO_BINARY", "PIP_CONFIG_FILE")
+
+
+def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
+    """*base* for a child pip that installs from the planned index only: no pip configuration
+    files (PIP_CONFIG_FILE=/dev/null) and no PIP_* variable naming another source or
+    constraint; the rest (certificates, proxies, timeouts) is kept."""
+    env = {k: v for k, v in base.items() if k not in _SOURCES}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+    return env
+
+
+def pip_install(dest: Path, requirements: Path, index_url: str, env: Mapping[str, str] | None = None) -> None:
+    """The environment's own pip installs exactly the pins of *requirements* (``--no-deps``)."""
+    _run([str(env_python(dest)), "-m", "pip", "install", "--no-deps", "--no-input",
+          "--index-url", index_url, "-r", str(requirements)],
+         f"pip install into {dest}", pip_environment(os.environ if env is None else env))
+
+
+def pip_check(dest: Path, env: Mapping[str, str] | None = None) -> list[str]:
+    """What ``pip check`` finds wrong in the environment (read from the installed metadata,
+    which also knows the dependencies of packages built from sdists): one line each."""
+    proc = subprocess.run([str(env_python(dest)), "-m", "pip", "check"], capture_output=True, text=True,
+                          env=pip_environment(os.environ if env is None else env))
+    if proc.returncode == 0:
+        return []
+    return [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+
+
+def installed(dest: Path) -> dict[NormalizedName, str]:
+    """What the environment holds (its own pip and setuptools left out)."""
+    side = stackside.from_environment(str(env_python(dest)))
+    return {canonicalize_name(n): v for n, v in side.versions.items()}
+
+
+def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Version], pins_file_text: str,
+         index_url: str, record: Mapping[str, Any], env: Mapping[str, str] | None = None,
+         progress: Progress = NO_PROGRESS) -> dict[NormalizedName, str]:
+    """Create the environment at *dest* holding exactly *pins*, write ``stackmeta-env.json``
+    last; on any failure (or an interrupt) remove what was made. Returns what is installed."""
+    check_destination(dest)
+    existed = dest.exists()
+    try:
+        progress.start("creating the environment", 3)
+        create(dest, python)
+        progress.advance()
+        requirements = dest / "stackmeta-pins.txt"
+        atomic.write_text(requirements, pins_file_text)
+        pip_install(dest, requirements, index_url, env)
+        progress.advance()
+        have = installed(dest)
+        wanted = {n: str(v) for n, v in pins.items()}
+        wrong = sorted(f"{n} {have.get(n, 'missing')} (planned {v})" for n, v in wanted.items()
+                       if n not in have or Version(have[n]) != Version(v))
+        extra = sorted(f"{n} {v}" for n, v in have.items() if n not in wanted)
+        if wrong or extra:
+            raise VenvError(f"{dest}: pip installed other versions than planned: "
+                            + "; ".join(wrong + [f"unplanned {e}" for e in extra]))
+        atomic.write_text(dest / ENV_RECORD, _dumps(record))
+        progress.advance()
+        return have
+    except BaseException:
+        shutil.rmtree(dest, ignore_errors=True)
+        if existed:
+            dest.mkdir(exist_ok=True)
+        raise
+    finally:
+        progress.done()
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
