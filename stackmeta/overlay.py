@@ -23,7 +23,7 @@ environment is :mod:`stackmeta.venv`'s work.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,36 +309,53 @@ def _check_requests(nearest: NearestSet, source: CandidateSource, target: Target
 
 
 def _movable_in_conflict(causes: Sequence[Any], hard: Mapping[NormalizedName, Version],
-                         fixed: Mapping[NormalizedName, Version],
-                         rank: Mapping[NormalizedName, int]) -> tuple[NormalizedName, str] | None:
-    """Of the hard pins in this conflict (never a fixed one), the one to release, and why."""
+                         fixed: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int],
+                         available: Callable[[NormalizedName], Sequence[Version]],
+                         ) -> tuple[NormalizedName, str] | None:
+    """Of the hard pins in this conflict (never a fixed one), the one to release, and why: a
+    pin whose version a requirement excludes, or a pin whose requirement excludes every
+    version the other requirements on that package leave."""
     involved: dict[NormalizedName, str] = {}
+    by_name: dict[NormalizedName, list[Any]] = {}
     for info in causes:
-        req: _Req = info.requirement
-        parent: _Cand | None = info.parent
-        if parent is None:
-            continue
-        pinned = hard.get(req.name, fixed.get(req.name))
-        if pinned is not None and req.specifier.contains(pinned, prereleases=True):
-            continue
-        if req.name in hard:
-            involved.setdefault(req.name, f"{parent} requires {req.text}")
-        if parent.name in hard and parent.name not in fixed:
-            excluded = f", which excludes {req.name} {pinned}" if pinned is not None else ""
-            involved.setdefault(parent.name, f"{parent} requires {req.text}{excluded}")
-    movable = [n for n in involved if n not in fixed]
-    if not movable:
+        by_name.setdefault(info.requirement.name, []).append(info)
+    for name, infos in sorted(by_name.items()):
+        pinned = hard.get(name, fixed.get(name))
+        for info in infos:
+            req: _Req = info.requirement
+            parent: _Cand | None = info.parent
+            if parent is None:
+                continue
+            if pinned is not None:
+                if req.specifier.contains(pinned, prereleases=True):
+                    continue
+                if name in hard:
+                    involved.setdefault(name, f"{parent} requires {req.text}")
+                if parent.name in hard:
+                    involved.setdefault(parent.name,
+                                        f"{parent} requires {req.text}, which excludes {name} {pinned}")
+                continue
+            if parent.name not in hard:
+                continue
+            others = [i.requirement.specifier for i in infos if i is not info]
+            left = [v for v in available(name) if all(o.contains(v, prereleases=True) for o in others)]
+            if left and not any(req.specifier.contains(v, prereleases=True) for v in left):
+                involved.setdefault(parent.name, f"{parent} requires {req.text}")
+    if not involved:
         return None
-    victim = min(movable, key=lambda n: (rank.get(n, 0), n))
+    victim = min(involved, key=lambda n: (rank.get(n, 0), n))
     return victim, involved[victim]
 
 
-def _describe(causes: Sequence[Any]) -> str:
+def _describe(causes: Sequence[Any], available: Callable[[NormalizedName], Sequence[Version]]) -> str:
+    """The requirements of a conflict, leaving out those every version satisfies."""
     out = set()
     for info in causes:
+        versions = available(info.requirement.name)
+        if versions and all(info.requirement.specifier.contains(v, prereleases=True) for v in versions):
+            continue
         parent = info.parent
-        out.add(f"{info.requirement.text} is asked for" if parent is None
-                else f"{parent} requires {info.requirement.text}")
+        out.add(info.requirement.text if parent is None else f"{parent} requires {info.requirement.text}")
     return "; ".join(sorted(out))
 
 
@@ -367,21 +384,23 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
     for _ in range(len(pins) + 1):
         provider = _Provider(source, target, hard={**hard, **fixed}, preferred=preferred, rank=rank,
                              memo=memo)
-        roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
-                 for n, v in sorted({**hard, **fixed}.items())]
-        roots += [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n)
+        roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"),
+                      text=f"the set's {n}=={v}") for n, v in sorted(hard.items())]
+        roots += [_Req(name=o.name, extras=frozenset(), specifier=SpecifierSet(f"=={o.version}"),
+                       text=f"--override {o.text}") for o in overrides]
+        roots += [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=f"the set's {n}")
                   for n in sorted(released)]
         roots += [_req(a, text=f"--add {a}") for a in active]
         try:
             result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=max_rounds)
         except ResolutionImpossible as exc:
             causes = list(exc.causes)
-            chosen = _movable_in_conflict(causes, hard, fixed, rank)
+            chosen = _movable_in_conflict(causes, hard, fixed, rank, probe.available)
             if chosen is None:
                 asked = ", ".join([o.text for o in overrides] + [str(a) for a in additions])
                 raise ResolutionError(
                     f"{nearest.release}: {asked} cannot be installed together for {target}: "
-                    f"{_describe(causes)}: change the overrides or additions"
+                    f"{_describe(causes, probe.available)}: change the overrides or additions"
                 ) from None
             name, reason = chosen
             del hard[name]

@@ -1,0 +1,174 @@
+"""Planning an overlay: the nearest set with overrides and additions, checked by metadata with
+resolvelib before anything is installed."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import pytest
+from packaging.requirements import Requirement
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+
+from stackmeta.errors import ResolutionError, UsageError
+from stackmeta.overlay import Override, deviation_lines, parse_addition, parse_override, pins_text, plan
+from stackmeta.resolve import RULE, Deviation, NearestSet
+from stackmeta.target import Target
+
+TARGET = Target(python=Version("2.7.18"))
+
+
+class IndexData:
+    """A CandidateSource over metadata written down: {name: {version: [Requires-Dist]}}."""
+
+    def __init__(self, projects: Mapping[str, Mapping[str, Sequence[str] | None]]) -> None:
+        self.projects = {
+            canonicalize_name(n): {Version(v): None if reqs is None else [Requirement(r) for r in reqs]
+                                   for v, reqs in vs.items()}
+            for n, vs in projects.items()
+        }
+
+    def versions(self, name: NormalizedName) -> list[Version]:
+        return sorted(self.projects.get(name, {}))
+
+    def dependencies(self, name: NormalizedName, version: Version) -> list[Requirement] | None:
+        return self.projects.get(name, {}).get(version)
+
+
+# Theano 0.9.0 is what the user wants on top of CMSSW_9_3_0 (metadata as on PyPI, abridged)
+INDEX = IndexData({
+    "numpy": {"1.11.0": [], "1.12.1": [], "1.13.3": [], "1.14.0": []},
+    "scipy": {"0.19.0": ["numpy>=1.8.2"], "1.0.0": ["numpy>=1.8.2"]},
+    "six": {"1.10.0": [], "1.16.0": []},
+    "theano": {
+        "0.8.2": ["numpy>=1.7.1", "scipy>=0.11", "six>=1.9.0"],
+        "0.9.0": ["numpy>=1.9.1", "scipy>=0.14", "six>=1.9.0"],
+        "1.0.0": ["numpy>=1.13.3", "scipy>=0.14", "six>=1.9.0"],
+    },
+    "rootpy": {"0.9.1": ["numpy<1.13", "six"]},
+    "coffea": {
+        "0.6.0": ["numpy>=1.11", "awkward<0.9"],
+        "0.7.0": ["numpy>=1.16", "awkward>=0.9"],  # the newest: excluded by the set's numpy
+    },
+    "awkward": {"0.8.0": ["numpy>=1.11"], "0.9.0": ["numpy>=1.13"]},
+    "mystery": {"1.0": None},  # an sdist whose metadata says nothing
+})
+
+
+def nearest(**pins: str) -> NearestSet:
+    return NearestSet(
+        release="CMSSW_9_3_0", python=Version("2.7.11"), platform="linux-x86_64",
+        index_url="http://index/simple", rule=RULE,
+        pins=tuple(sorted((canonicalize_name(n), Version(v)) for n, v in pins.items())),
+    )
+
+
+SET = nearest(numpy="1.12.1", scipy="0.19.0", six="1.10.0", theano="0.8.2")
+
+
+def test_an_override_that_fits_moves_nothing() -> None:
+    p = plan(SET, INDEX, TARGET, overrides=[parse_override("Theano==0.9.0")])
+    assert p.fits and p.moves == () and p.new == ()
+    assert dict(p.pins) == {"numpy": Version("1.12.1"), "scipy": Version("0.19.0"),
+                            "six": Version("1.10.0"), "theano": Version("0.9.0")}
+    assert pins_text(p).splitlines()[1:] == ["numpy==1.12.1", "scipy==0.19.0", "six==1.10.0",
+                                             "theano==0.9.0"]
+
+
+def test_an_override_that_does_not_fit_names_the_pins_that_move_and_to_what() -> None:
+    p = plan(SET, INDEX, TARGET, overrides=[parse_override("Theano==1.0.0")])
+    assert not p.fits
+    # numpy goes to the nearest version that fits, not the newest
+    assert p.moves_message() == (
+        "Theano==1.0.0 needs: numpy 1.12.1 -> 1.13.3 (theano 1.0.0 requires numpy>=1.13.3)")
+    assert dict(p.pins)["numpy"] == Version("1.13.3")
+
+
+def test_no_set_holds_the_override_the_message_names_the_conflict() -> None:
+    with_rootpy = nearest(numpy="1.12.1", scipy="0.19.0", six="1.10.0", theano="0.8.2", rootpy="0.9.1")
+    with pytest.raises(ResolutionError) as err:
+        plan(with_rootpy, INDEX, TARGET, overrides=[parse_override("theano==1.0.0")])
+    # rootpy 0.9.1 (its only version) requires numpy<1.13: no set holds theano 1.0.0 with it
+    assert str(err.value) == (
+        "CMSSW_9_3_0: theano==1.0.0 cannot be installed together for Python 2.7.18 on linux-x86_64: "
+        "rootpy 0.9.1 requires numpy<1.13; theano 1.0.0 requires numpy>=1.13.3: "
+        "change the overrides or additions")
+
+
+def test_an_override_that_moves_a_dependent() -> None:
+    # numpy 1.14.0 is newer than rootpy 0.9.1 accepts: rootpy moves to the version that fits
+    index = IndexData({"numpy": {"1.12.1": [], "1.14.0": []},
+                       "rootpy": {"0.9.1": ["numpy<1.13"], "1.0.0": ["numpy>=1.13"]}})
+    p = plan(nearest(numpy="1.12.1", rootpy="0.9.1"), index, TARGET,
+             overrides=[parse_override("numpy==1.14.0")])
+    assert [str(m) for m in p.moves] == [
+        "rootpy 0.9.1 -> 1.0.0 (rootpy 0.9.1 requires numpy<1.13, but numpy is 1.14.0 here)"]
+
+
+def test_an_addition_gets_the_newest_version_that_fits_and_its_new_dependencies() -> None:
+    p = plan(SET, INDEX, TARGET, additions=[parse_addition("coffea")])
+    assert p.fits
+    assert [(n.name, str(n.version), n.required_by) for n in p.new] == [
+        ("awkward", "0.8.0", ("coffea 0.6.0 (awkward<0.9)",)),
+        ("coffea", "0.6.0", ("--add coffea",)),
+    ]
+
+
+def test_deviation_lines_carry_the_sets_own_then_the_overlays() -> None:
+    base = NearestSet(
+        release="CMSSW_9_3_0", python=Version("2.7.11"), platform="linux-x86_64",
+        index_url="http://index/simple", rule=RULE, pins=SET.pins,
+        deviations=(Deviation(name=canonicalize_name("scipy"), release_version="0.18.1",
+                              version=Version("0.19.0"), reason="r"),),
+    )
+    p = plan(base, INDEX, TARGET, overrides=[parse_override("Theano==1.0.0")])
+    assert deviation_lines(p, base) == [
+        "scipy 0.18.1 -> 0.19.0",
+        "theano 0.8.2 -> 1.0.0: Theano==1.0.0",
+        "numpy 1.12.1 -> 1.13.3: moved for Theano==1.0.0 (theano 1.0.0 requires numpy>=1.13.3)",
+    ]
+
+
+def test_unknown_dependencies_are_reported_not_hidden() -> None:
+    p = plan(nearest(numpy="1.12.1"), INDEX, TARGET, additions=[parse_addition("mystery")])
+    assert p.unknown == ("mystery 1.0",)
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("Theano", "--override 'Theano': write NAME==VERSION, e.g. --override Theano==0.9.0"),
+    ("Theano>=0.9", "--override 'Theano>=0.9': write NAME==VERSION, e.g. --override Theano==0.9.0"),
+    ("Theano==0.9.*", "--override 'Theano==0.9.*': '0.9.*' is not a version (no wildcards): "
+                      "write NAME==VERSION"),
+    ("==0.9", "--override '==0.9': write NAME==VERSION, e.g. --override Theano==0.9.0"),
+])
+def test_malformed_overrides(text: str, message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        parse_override(text)
+    assert str(err.value) == message
+
+
+@pytest.mark.parametrize(("overrides", "additions", "message"), [
+    (["nosuch==1.0"], [], "--override nosuch==1.0: no project nosuch on http://index/simple that pip could "
+                          "install for Python 2.7.18 on linux-x86_64: check the name"),
+    (["theano==0.9.5"], [], "--override theano==0.9.5: theano 0.9.5 is not on http://index/simple in a form "
+                            "pip could install for Python 2.7.18 on linux-x86_64; nearest there: 0.9.0, "
+                            "1.0.0, 0.8.2"),
+    (["coffea==0.6.0"], [], "--override coffea==0.6.0: CMSSW_9_3_0's set has no coffea: add it with "
+                            "--add coffea==0.6.0"),
+    ([], ["numpy"], "--add numpy: CMSSW_9_3_0's set already pins numpy==1.12.1: use --override "
+                    "numpy==VERSION to change it"),
+    ([], ["coffea>=2"], "--add coffea>=2: no version of coffea on http://index/simple matches >=2 for "
+                        "Python 2.7.18 on linux-x86_64; there: 0.6.0, 0.7.0"),
+    ([], ["nosuch"], "--add nosuch: no project nosuch on http://index/simple that pip could install for "
+                     "Python 2.7.18 on linux-x86_64: check the name"),
+])
+def test_bad_requests_are_one_clear_line(overrides: list[str], additions: list[str], message: str) -> None:
+    with pytest.raises(UsageError) as err:
+        plan(SET, INDEX, TARGET, overrides=[parse_override(o) for o in overrides],
+             additions=[parse_addition(a) for a in additions])
+    assert str(err.value) == message
+
+
+def test_override_keeps_what_the_user_wrote() -> None:
+    assert parse_override("Theano==0.9.0") == Override(name=canonicalize_name("theano"),
+                                                      version=Version("0.9.0"), text="Theano==0.9.0")
