@@ -1,0 +1,233 @@
+"""stackmeta env end to end: tiny real wheels on a real pypiserver, the release's nearest set
+resolved by the real resolver, virtualenvs made and filled by the real pip, and
+``stackmeta diff --env`` run against them."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stackmeta.cli import main
+from tests.pypiserver_fixture import (
+    env_without_index,
+    make_wheel,
+    package,
+    pypiserver,
+    synthetic_release,
+    write_record,
+)
+
+RELEASE = "CMSSW_9_3_0"
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}.1"  # the running Python's minor: found
+
+# what the index has: name -> {version: Requires-Dist}
+INDEX = {
+    "numlib": {"1.11.0": [], "1.12.1": [], "1.13.3": [], "1.14.0": []},
+    "scilib": {"0.19.0": ["numlib>=1.8.2"]},
+    "sixlib": {"1.10.0": []},
+    "theanolib": {
+        "0.8.2": ["numlib>=1.7.1", "scilib>=0.11", "sixlib>=1.9.0"],
+        "0.9.0": ["numlib>=1.9.1", "scilib>=0.14", "sixlib>=1.9.0"],
+        "1.0.0": ["numlib>=1.13.3", "scilib>=0.14", "sixlib>=1.9.0"],
+    },
+}
+PINS = {"numlib": "1.12.1", "scilib": "0.19.0", "sixlib": "1.10.0", "theanolib": "0.8.2"}
+
+
+def stackmeta(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(argv))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with pypiserver(tmp_path_factory.mktemp("server")) as server:
+        for name, versions in INDEX.items():
+            for version, requires in versions.items():
+                make_wheel(server.packages, name, version, requires)
+        yield server.simple
+
+
+@pytest.fixture(scope="module")
+def locks(index: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A release record written through stackmeta.record, its nearest set by 'stackmeta resolve'."""
+    folder = tmp_path_factory.mktemp("locks")
+    write_record(folder, synthetic_release([package(n, v) for n, v in PINS.items()], release=RELEASE,
+                                           python=PYTHON))
+    code, out, err = stackmeta("resolve", RELEASE, "--index-url", index, "--locks-dir", str(folder),
+                               "--cache-dir", str(folder / "cache"), "--json")
+    assert code == 0, err
+    assert json.loads(out)["pins"] == PINS  # the release is consistent: its nearest set is itself
+    return folder
+
+
+def installed(venv: Path) -> dict[str, str]:
+    listed = subprocess.run([venv / "bin/python", "-m", "pip", "list", "--format=json"],
+                            env=env_without_index(), capture_output=True, text=True, check=True)
+    return {p["name"]: p["version"] for p in json.loads(listed.stdout)
+            if p["name"] not in ("pip", "setuptools", "wheel")}
+
+
+def env_cmd(locks: Path, *argv: str) -> tuple[int, str, str]:
+    return stackmeta("env", RELEASE, *argv, "--locks-dir", str(locks), "--cache-dir", str(locks / "cache"))
+
+
+@pytest.mark.slow
+def test_an_override_that_fits_then_one_that_does_not(locks: Path, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    record_before = (locks / f"{RELEASE}.json").read_bytes()
+    lock_before = (locks / f"{RELEASE}.nearest.txt").read_bytes()
+
+    # 1. an override that fits: the environment holds the set with it, and says so
+    fits = tmp_path / "fits"
+    code, out, err = env_cmd(locks, str(fits), "--override", "theanolib==0.9.0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["created"] is True and result["pip_check"] == []
+    assert result["plan"]["moves"] == []
+    planned = {**PINS, "theanolib": "0.9.0"}
+    assert result["plan"]["pins"] == planned
+    assert installed(fits) == planned
+    made = json.loads((fits / "stackmeta-env.json").read_text())
+    assert (made["release"], made["overrides"], made["additions"], made["moves"]) == (
+        RELEASE, {"theanolib": "0.9.0"}, [], [])
+    assert made["pins"] == planned
+    assert made["record"]["path"] == str((locks / f"{RELEASE}.json").absolute())
+
+    # 'stackmeta diff RELEASE --env' inside it shows exactly the override
+    monkeypatch.setenv("VIRTUAL_ENV", str(fits))
+    code, out, err = stackmeta("diff", RELEASE, "--env", "--locks-dir", str(locks), "--json")
+    assert code == 0, err
+    diff = json.loads(out)
+    assert diff["upgraded"] == [{"name": "theanolib", "old": "0.8.2", "new": "0.9.0"}]
+    assert diff["added"] == diff["removed"] == diff["downgraded"] == []
+    assert diff["deviations"] == {"added": ["theanolib 0.8.2 -> 0.9.0: theanolib==0.9.0"], "removed": []}
+    assert diff["new"].endswith(f"(stackmeta env: {RELEASE} with theanolib==0.9.0)")
+    monkeypatch.delenv("VIRTUAL_ENV")
+
+    # 2. an override that does not fit: the pins that would move, and nothing created
+    moved = tmp_path / "moved"
+    code, out, err = env_cmd(locks, str(moved), "--override", "theanolib==1.0.0")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        "error: theanolib==1.0.0 needs: numlib 1.12.1 -> 1.13.3 (theanolib 1.0.0 requires numlib>=1.13.3): "
+        "nothing was created; pass --allow-moves to make the environment with these moves, or choose "
+        "other versions")
+    assert "  move      numlib 1.12.1 -> 1.13.3 (theanolib 1.0.0 requires numlib>=1.13.3)" in out
+    assert not moved.exists()
+
+    # 3. the same with --allow-moves: created, the moves recorded
+    code, out, err = env_cmd(locks, str(moved), "--override", "theanolib==1.0.0", "--allow-moves")
+    assert code == 0, err
+    assert installed(moved) == {**PINS, "theanolib": "1.0.0", "numlib": "1.13.3"}
+    made = json.loads((moved / "stackmeta-env.json").read_text())
+    assert made["allow_moves"] is True
+    assert made["moves"] == [{"name": "numlib", "from": "1.12.1", "to": "1.13.3",
+                              "reason": "theanolib 1.0.0 requires numlib>=1.13.3"}]
+
+    # the lock and the record are never changed
+    assert (locks / f"{RELEASE}.json").read_bytes() == record_before
+    assert (locks / f"{RELEASE}.nearest.txt").read_bytes() == lock_before
+
+
+def test_dry_run_prints_the_plan_and_creates_nothing(locks: Path, tmp_path: Path) -> None:
+    code, out, err = env_cmd(locks, str(tmp_path / "dry"), "--override", "theanolib==1.0.0",
+                             "--allow-moves", "--dry-run")
+    assert code == 0, err
+    assert out.splitlines()[1:] == [
+        "  override  theanolib 0.8.2 -> 1.0.0",
+        "  move      numlib 1.12.1 -> 1.13.3 (theanolib 1.0.0 requires numlib>=1.13.3)",
+        f"dry run: would create {tmp_path / 'dry'} with 4 packages for {out.split(' for ')[-1].strip()}",
+    ]
+    assert not (tmp_path / "dry").exists()
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--override", "theanolib>=0.9"],
+     "error: --override 'theanolib>=0.9': write NAME==VERSION, e.g. --override Theano==0.9.0"),
+    (["--override", "nosuchlib==1.0"],
+     "error: --override nosuchlib==1.0: no project nosuchlib on {index} that pip could install for "
+     "Python {python} on linux-x86_64: check the name"),
+    (["--override", "theanolib==0.9.5"],
+     "error: --override theanolib==0.9.5: theanolib 0.9.5 is not on {index} in a form pip could install "
+     "for Python {python} on linux-x86_64; nearest there: 0.9.0, 1.0.0, 0.8.2"),
+    (["--add", "nosuchlib"],
+     "error: --add nosuchlib: no project nosuchlib on {index} that pip could install for Python {python} "
+     "on linux-x86_64: check the name"),
+])
+def test_bad_input_is_one_line_and_creates_nothing(locks: Path, index: str, tmp_path: Path,
+                                                   argv: list[str], message: str) -> None:
+    dest = tmp_path / "env"
+    code, _, err = env_cmd(locks, str(dest), *argv)
+    python = ".".join(str(p) for p in sys.version_info[:3])
+    assert code != 0
+    assert err.splitlines()[-1] == message.format(index=index.rstrip("/"), python=python)
+    assert not dest.exists()
+
+
+def test_a_folder_that_is_not_empty_is_refused(locks: Path, tmp_path: Path) -> None:
+    dest = tmp_path / "full"
+    dest.mkdir()
+    (dest / "mine.txt").write_text("keep me")
+    code, _, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0")
+    assert code == 2
+    assert err.strip() == (
+        f"error: {dest} exists and is not an empty folder: give a new folder for the environment")
+    assert [p.name for p in dest.iterdir()] == ["mine.txt"]
+
+
+def test_a_release_of_another_python_points_to_python(locks: Path, tmp_path: Path) -> None:
+    other = tmp_path / "locks"
+    other.mkdir()
+    write_record(other, synthetic_release([package(n, v) for n, v in PINS.items()], release=RELEASE,
+                                          python="2.5.6"))
+    (other / f"{RELEASE}.json").write_text(
+        json.dumps({**json.loads((other / f"{RELEASE}.json").read_text()),
+                    "consistent": json.loads((locks / f"{RELEASE}.json").read_text())["consistent"]}))
+    code, _, err = stackmeta("env", RELEASE, str(tmp_path / "env"), "--locks-dir", str(other))
+    running = ".".join(str(p) for p in sys.version_info[:3])
+    assert code == 2
+    assert err.strip() == (
+        f"error: {RELEASE} is a Python 2.5.6 stack and stackmeta runs on Python {running}; no Python 2.5 "
+        "found (python2.5 on PATH, ~/.pyenv/versions/2.5.*): install one and pass --python PATH")
+
+
+PY27 = Path.home() / ".pyenv/versions/2.7.18/bin/python"
+
+
+@pytest.mark.network
+def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
+    """The real case: CMSSW_9_3_0 (Python 2.7) with Theano 0.9.0, from the real PyPI."""
+    if not PY27.exists():
+        pytest.skip(f"no Python 2.7 interpreter at {PY27}")
+    repo_locks = Path(__file__).resolve().parent.parent / "locks"
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    for suffix in (".json", ".txt"):
+        (locks / f"{RELEASE}{suffix}").write_bytes((repo_locks / f"{RELEASE}{suffix}").read_bytes())
+    cache = str(tmp_path / "cache")
+    if "consistent" not in json.loads((locks / f"{RELEASE}.json").read_text()):
+        code, _, err = stackmeta("resolve", RELEASE, "--locks-dir", str(locks), "--cache-dir", cache, "-q")
+        assert code == 0, err
+    dest = tmp_path / "theano"
+    code, out, err = stackmeta("env", RELEASE, str(dest), "--override", "Theano==0.9.0", "--python",
+                               str(PY27), "--locks-dir", str(locks), "--cache-dir", cache, "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["created"] is True
+    assert installed(dest)["Theano"] == "0.9.0"
+    env = {**os.environ, "VIRTUAL_ENV": str(dest)}
+    diff = subprocess.run([sys.executable, "-m", "stackmeta", "diff", RELEASE, "--env",
+                           "--locks-dir", str(locks), "--json"], capture_output=True, text=True, env=env)
+    assert diff.returncode == 0, diff.stderr
+    assert {"name": "theano", "old": "0.8.2", "new": "0.9.0"} in json.loads(diff.stdout)["upgraded"]
