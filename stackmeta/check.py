@@ -18,9 +18,11 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from packaging.markers import Marker
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -284,6 +286,12 @@ class _Walk:
     picks: dict[NormalizedName, Version | None] = field(default_factory=dict)
 
 
+@lru_cache(maxsize=1 << 16)
+def _holds(target: Target, marker: Marker | None, extras: frozenset[str]) -> bool:
+    """``target.evaluate(marker, extras)``, remembered: the closure asks the same again and again."""
+    return target.evaluate(marker, extras)
+
+
 def _known_deps(meta: FileMetadata | StackmetaError | None) -> tuple[Requirement, ...] | None:
     if isinstance(meta, FileMetadata) and meta.metadata is not None and meta.dependencies_known:
         return meta.metadata.requires_dist
@@ -315,7 +323,7 @@ def _walk(release: Release, target: Target, pages: Pages, metas: Metas) -> _Walk
                 continue
             requested = frozenset(w.extras.get(name, ()))
             for req in deps:
-                if not target.evaluate(req.marker, requested):
+                if not _holds(target, req.marker, requested):
                     continue
                 dep = canonicalize_name(req.name)
                 extras.setdefault(dep, set()).update(req.extras)
@@ -455,7 +463,7 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
     for name, version in sorted(w.nodes.items()):
         deps = _known_deps(metas.get((name, version)))
         for req in deps or ():
-            if not target.evaluate(req.marker, frozenset(w.extras.get(name, ()))):
+            if not _holds(target, req.marker, frozenset(w.extras.get(name, ()))):
                 continue
             dep = canonicalize_name(req.name)
             have = pinned.get(dep)

@@ -40,7 +40,7 @@ import hashlib
 import json
 import shutil
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -129,7 +129,7 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
         assert isinstance(page, ProjectPage)
         mine = read.get(name, {})
         files = keep_files(page, target, versions.get(name, set()), set(mine))
-        dropped += len(page.files) - len(files)
+        dropped += len(page.filenames) - len(files)
         total_files += len(files)
         urls: dict[str, str] = {}
         hashes: dict[str, str] = {}
@@ -144,7 +144,7 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
         for f in files:  # other versions' files: listed for the version lists only
             if f.filename not in urls and f.version(name) not in looked_at:
                 urls[f.filename] = f"../../files/{name}/{f.filename}"
-        kept = replace(page, files=tuple(files))
+        kept = page.replace_files(files)
         atomic.write_text(tmp / "simple" / name / "index.html", render_project_html(kept, urls, hashes))
         atomic.write_text(tmp / "simple" / name / "index.json",
                           render_project_json(kept, urls, hashes, upload_time=False))

@@ -8,9 +8,10 @@ requirement, a bad Requires-Python) is reported and skipped instead of failing t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Literal
 
-from packaging.metadata import Metadata, parse_email
+from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
@@ -45,31 +46,43 @@ class CoreMetadata:
         return mv >= Version("2.2") and "requires-dist" not in self.dynamic
 
 
+class _Bad(Exception):
+    """A metadata file that is not core metadata (the message lacks the URL)."""
+
+
 def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
     """Parse core metadata; a file that is not core metadata of *project* raises
-    IndexAccessError naming the URL."""
+    IndexAccessError naming the URL. Parsed with ``packaging.metadata.parse_email`` (what
+    ``Metadata.from_email(..., validate=False)`` does), then read field by field."""
+    try:
+        return _parse(data, canonicalize_name(project))
+    except _Bad as exc:
+        raise IndexAccessError(f"{url}: {exc}") from None
+
+
+@lru_cache(maxsize=4096)
+def _requirement(text: str) -> Requirement:
+    return Requirement(text)
+
+
+@lru_cache(maxsize=2048)
+def _parse(data: bytes, project: NormalizedName) -> CoreMetadata:
     if not data.strip():
-        raise IndexAccessError(f"{url}: empty metadata file for {project}: the index serves a broken file")
+        raise _Bad(f"empty metadata file for {project}: the index serves a broken file")
     if b"\x00" in data[:4096]:
-        raise IndexAccessError(f"{url}: metadata of {project} is binary, not core metadata")
+        raise _Bad(f"metadata of {project} is binary, not core metadata")
     try:
         raw, unparsed = parse_email(data)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise IndexAccessError(f"{url}: metadata of {project} does not parse ({exc})") from None
+        raise _Bad(f"metadata of {project} does not parse ({exc})") from None
     junk: list[str] = []
     name = raw.get("name")
     mv = raw.get("metadata_version")
     if not name or not mv:
-        raise IndexAccessError(
-            f"{url}: metadata of {project} lacks {'Name' if not name else 'Metadata-Version'}: "
-            "not a core metadata file (truncated or malformed)"
-        )
-    if canonicalize_name(name) != canonicalize_name(project):
-        raise IndexAccessError(f"{url}: metadata names project {name!r}, expected {project}")
-    try:
-        Metadata.from_raw(raw, validate=False)
-    except Exception as exc:  # packaging's own checks: a note, never a failure
-        junk.append(f"metadata: {exc}")
+        raise _Bad(f"metadata of {project} lacks {'Name' if not name else 'Metadata-Version'}: "
+                   "not a core metadata file (truncated or malformed)")
+    if canonicalize_name(name) != project:
+        raise _Bad(f"metadata names project {name!r}, expected {project}")
     version: Version | None = None
     try:
         version = Version(raw.get("version", ""))
@@ -78,7 +91,7 @@ def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
     reqs: list[Requirement] = []
     for item in raw.get("requires_dist", []):
         try:
-            reqs.append(Requirement(item))
+            reqs.append(_requirement(item))
         except InvalidRequirement:
             junk.append(f"Requires-Dist: {item!r}")
     for key in unparsed:
@@ -101,4 +114,3 @@ def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
         provides_extra=tuple(raw.get("provides_extra", [])),
         junk=tuple(junk),
     )
-

@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+import posixpath
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 from typing import Any, Literal
-from urllib.parse import urldefrag, urljoin
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
     InvalidSdistFilename,
-    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
     parse_sdist_filename,
-    parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
@@ -74,32 +73,80 @@ class ProjectFile:
         return file_version(self.filename, project)
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
 class ProjectPage:
-    """A project's page: its files (as the index lists them)."""
+    """A project's page: its files (as the index lists them).
 
-    name: NormalizedName
-    url: str
-    files: tuple[ProjectFile, ...]
-    api_version: str | None = None
+    Read-only. ``ProjectPage(name=, url=, files=)`` holds ready files; a parsed page builds a
+    file's object only when asked for (a page lists thousands of files, a check needs a few):
+    :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all.
+    """
 
-    _by_version: dict[Version, tuple[ProjectFile, ...]] = field(
-        default_factory=dict, init=False, repr=False, compare=False)
+    __slots__ = ("_built", "_index", "_make", "_names", "api_version", "name", "url")
 
-    def __post_init__(self) -> None:
-        out: dict[Version, list[ProjectFile]] = {}
-        for f in self.files:
-            v = f.version(self.name)
-            if v is not None:
-                out.setdefault(v, []).append(f)
-        object.__setattr__(self, "_by_version", {v: tuple(fs) for v, fs in out.items()})
+    def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
+                 api_version: str | None = None,
+                 lazy: tuple[Sequence[str], Callable[[int], ProjectFile]] | None = None) -> None:
+        self.name = name
+        self.url = url
+        self.api_version = api_version
+        if lazy is None:
+            built = list(files)
+            self._names: Sequence[str] = [f.filename for f in built]
+            self._built: list[ProjectFile | None] = list(built)
+            self._make: Callable[[int], ProjectFile] | None = None
+        else:
+            self._names, self._make = lazy
+            self._built = [None] * len(self._names)
+        self._index: dict[Version, list[int]] | None = None
 
-    def by_version(self) -> Mapping[Version, tuple[ProjectFile, ...]]:
+    def __repr__(self) -> str:
+        return f"ProjectPage(name={self.name!r}, url={self.url!r}, {len(self._names)} files)"
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ProjectPage):
+            return NotImplemented
+        return (self.name, self.url, self.files) == (other.name, other.url, other.files)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def _file(self, i: int) -> ProjectFile:
+        f = self._built[i]
+        if f is None:
+            assert self._make is not None
+            f = self._built[i] = self._make(i)
+        return f
+
+    @property
+    def files(self) -> tuple[ProjectFile, ...]:
+        return tuple(self._file(i) for i in range(len(self._names)))
+
+    @property
+    def filenames(self) -> Sequence[str]:
+        return self._names
+
+    def _versions(self) -> dict[Version, list[int]]:
+        if self._index is None:
+            index: dict[Version, list[int]] = {}
+            for i, filename in enumerate(self._names):
+                v = file_version(filename, self.name)
+                if v is not None:
+                    index.setdefault(v, []).append(i)
+            self._index = index
+        return self._index
+
+    def versions(self) -> list[Version]:
+        """The versions that have files, in page order of first appearance."""
+        return list(self._versions())
+
+    def by_version(self) -> dict[Version, tuple[ProjectFile, ...]]:
         """The files of each version (files whose name gives no version are left out)."""
-        return self._by_version
+        return {v: tuple(self._file(i) for i in idx) for v, idx in self._versions().items()}
 
     def files_of(self, version: Version) -> tuple[ProjectFile, ...]:
-        return self._by_version.get(version, ())
+        return tuple(self._file(i) for i in self._versions().get(version, ()))
+
+    def replace_files(self, files: Iterable[ProjectFile]) -> ProjectPage:
+        return ProjectPage(name=self.name, url=self.url, files=files, api_version=self.api_version)
 
 
 def file_kind(filename: str) -> FileKind:
@@ -111,24 +158,31 @@ def file_kind(filename: str) -> FileKind:
 
 
 @lru_cache(maxsize=1 << 17)
+def _version(text: str) -> Version | None:
+    try:
+        return Version(text)
+    except InvalidVersion:
+        return None
+
+
+@lru_cache(maxsize=1 << 17)
 def file_version(filename: str, project: str) -> Version | None:
     """The version of a wheel or sdist of *project* named *filename* (None when unknown)."""
     kind = file_kind(filename)
-    try:
-        if kind == "wheel":
-            name, version, _, _ = parse_wheel_filename(filename)
-            return version if name == canonicalize_name(project) else None
-        if kind == "sdist":
-            if filename.endswith((".tar.gz", ".zip")):
-                try:
-                    name, version = parse_sdist_filename(filename)
-                    if name == canonicalize_name(project):
-                        return version
-                except InvalidSdistFilename:
-                    pass
-            return _loose_sdist_version(filename, project)
-    except (InvalidWheelFilename, InvalidVersion):
-        return None
+    if kind == "wheel":
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6) or canonicalize_name(parts[0]) != canonicalize_name(project):
+            return None
+        return _version(parts[1])
+    if kind == "sdist":
+        if filename.endswith((".tar.gz", ".zip")):
+            try:
+                name, version = parse_sdist_filename(filename)
+                if name == canonicalize_name(project):
+                    return version
+            except (InvalidSdistFilename, InvalidVersion):
+                pass
+        return _loose_sdist_version(filename, project)
     return None
 
 
@@ -154,7 +208,8 @@ def _bad(url: str, what: str) -> IndexAccessError:
     return IndexAccessError(f"{url}: malformed project page ({what}): check that it is a PEP 503/691 index")
 
 
-def _specifier(text: str | None, url: str) -> SpecifierSet | None:
+@lru_cache(maxsize=4096)
+def _specifier(text: str | None) -> SpecifierSet | None:
     if text is None or not text.strip():
         return None
     try:
@@ -162,6 +217,35 @@ def _specifier(text: str | None, url: str) -> SpecifierSet | None:
     except InvalidSpecifier:
         # pip ignores a Requires-Python it cannot parse; so do we (the file stays usable)
         return None
+
+
+def _joiner(page_url: str) -> Callable[[str], str]:
+    """A fast ``urljoin(page_url, href)`` without the fragment, for the hrefs of one page."""
+    parts = urlsplit(page_url)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    base_dir = parts.path.rsplit("/", 1)[0].split("/")  # ["", "simple", "six"]
+    up2 = origin + "/".join(base_dir[:-2]) + "/" if len(base_dir) > 2 else origin + "/"
+
+    def join(href: str) -> str:
+        href = href.split("#", 1)[0]
+        if "://" in href[:12] or href.startswith("file:"):
+            return href
+        if href.startswith("//") or "?" in href or "%2e" in href.lower() or "\\" in href:
+            return urldefrag(urljoin(page_url, href))[0]
+        if href.startswith("/"):
+            return origin + posixpath.normpath(href) + ("/" if href.endswith("/") else "")
+        if href.startswith("../../") and "/.." not in href[5:] and "/./" not in href:
+            return up2 + href[6:]
+        segs = list(base_dir)
+        for seg in href.split("/"):
+            if seg == "..":
+                if len(segs) > 1:
+                    segs.pop()
+            elif seg != ".":
+                segs.append(seg)
+        return origin + "/".join(segs)
+
+    return join
 
 
 def _metadata_flag(value: Any) -> tuple[bool | None, str | None]:
@@ -201,31 +285,40 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
     if isinstance(api, str) and not api.startswith("1."):
         raise _bad(url, f"unsupported api-version {api}")
     page_name = data.get("name") or name or ""
-    files = []
-    for entry in data["files"]:
+    entries = data["files"]
+    names = []
+    for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
                 or not isinstance(entry.get("url"), str):
             raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
+        names.append(entry["filename"])
+    join = _joiner(url)
+
+    def make(i: int) -> ProjectFile:
+        entry = entries[i]
         hashes = entry.get("hashes") or {}
         if not isinstance(hashes, dict):
-            raise _bad(url, f"hashes of {entry['filename']} is not a mapping")
+            hashes = {}  # not what PEP 691 says: the file simply has no hash we can use
         yanked = entry.get("yanked", False)
         flag = entry.get("core-metadata", entry.get("dist-info-metadata"))
         has_md, md_sha = _metadata_flag(flag)
         size = entry.get("size")
-        files.append(ProjectFile(
+        rp = entry.get("requires-python")
+        upload = entry.get("upload-time")
+        return ProjectFile(
             filename=entry["filename"],
-            url=urldefrag(urljoin(url, entry["url"]))[0],
+            url=join(entry["url"]),
             hashes=tuple(sorted((str(k).lower(), str(v).lower()) for k, v in hashes.items())),
-            requires_python=_specifier(entry.get("requires-python"), url),
+            requires_python=_specifier(rp) if isinstance(rp, str) else None,
             yanked=bool(yanked),
             yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
             size=size if isinstance(size, int) else None,
             core_metadata=has_md,
             core_metadata_sha256=md_sha,
-            upload_time=entry.get("upload-time") if isinstance(entry.get("upload-time"), str) else None,
-        ))
-    return ProjectPage(name=canonicalize_name(str(page_name)), url=url, files=tuple(files),
+            upload_time=upload if isinstance(upload, str) else None,
+        )
+
+    return ProjectPage(name=canonicalize_name(str(page_name)), url=url, lazy=(names, make),
                        api_version=api if isinstance(api, str) else None)
 
 
@@ -294,15 +387,14 @@ def _parse_html(body: bytes, url: str, name: str | None) -> ProjectPage:
             filename=filename,
             url=full,
             hashes=hashes,
-            requires_python=_specifier(attrs.get("data-requires-python"), url),
+            requires_python=_specifier(attrs.get("data-requires-python")),
             yanked="data-yanked" in attrs,
             yanked_reason=yanked_attr or None,
             core_metadata=has_md,
             core_metadata_sha256=md_sha,
         ))
     page_name = name or url.rstrip("/").rsplit("/", 1)[-1]
-    return ProjectPage(name=canonicalize_name(page_name), url=url, files=tuple(files),
-                       api_version=parser.meta_api)
+    return ProjectPage(name=canonicalize_name(page_name), url=url, files=files, api_version=parser.meta_api)
 
 
 def parse_index_page(body: bytes, content_type: str, url: str) -> list[NormalizedName]:

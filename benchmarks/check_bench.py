@@ -1,0 +1,158 @@
+"""How fast is ``stackmeta check``? Serve the CMSSW_14_0_0 snapshot on loopback and time, in one run:
+
+- cold: the check with an empty cache;
+- warm: the same check again (pages and metadata from the on-disk cache);
+- floor: the very requests the cold check made, fired with the same concurrency through the
+  same kind of connection pool, bodies read, nothing else done (no parsing, no analysis);
+- uv: ``uv pip compile`` of a consistent variant of the same pins against the same server;
+- pip: ``pip install --dry-run --report`` of that variant against the same server.
+
+The consistent variant is the record's "consistent" section when the resolver has written
+one; otherwise the pins minus those the check reports as conflicting, not installable, sdist
+only (pip and uv would build them: a build is not a resolution) or yanked; the script says
+which it used. The server runs in its own process (tests/httpserver.py, which answers PEP 691
+JSON to whoever asks for it, as pypi.org does).
+
+    .venv/bin/python benchmarks/check_bench.py [--jobs 16] [--repeat 3] [--lock CMSSW_14_0_0]
+
+Targets: cold within 1.5x of the floor and faster than uv; warm under 0.5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import urllib3
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from stackmeta import check, record  # noqa: E402
+from stackmeta.index import IndexClient  # noqa: E402
+from stackmeta.index.http import LoggedRequest  # noqa: E402
+
+SERVER = """
+import sys, time
+sys.path.insert(0, sys.argv[2])
+from pathlib import Path
+from tests.httpserver import StaticServer
+with StaticServer(Path(sys.argv[1])) as s:
+    print(s.url, flush=True)
+    sys.stdin.read()
+"""
+
+
+def start_server(folder: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(folder), str(ROOT)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def timed_check(rel: record.Release, url: str, cache: Path, jobs: int) -> tuple[float, check.CheckReport,
+                                                                                   list[LoggedRequest]]:
+    start = time.perf_counter()
+    with IndexClient(url, cache, jobs=jobs) as client:
+        report = check.run_check(rel, check.default_target(rel), client)
+        log = list(client.transport.log)
+    return time.perf_counter() - start, report, log
+
+
+def floor(log: list[LoggedRequest], jobs: int) -> float:
+    pool = urllib3.PoolManager(maxsize=jobs, retries=False)
+
+    def get(req: LoggedRequest) -> int:
+        return len(pool.request("GET", req.url, headers=dict(req.headers), preload_content=True).data)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(jobs) as ex:
+        list(ex.map(get, log))
+    elapsed = time.perf_counter() - start
+    pool.clear()
+    return elapsed
+
+
+def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tuple[list[str], str]:
+    doc = json.loads(record.record_path(locks, rel.lock_name).read_text())
+    if "consistent" in doc and isinstance(doc["consistent"], dict) and doc["consistent"].get("pins"):
+        pins = doc["consistent"]["pins"]
+        items = pins.items() if isinstance(pins, dict) else [(p["name"], p["version"]) for p in pins]
+        return [f"{n}=={v}" for n, v in sorted(items)], "the record's consistent section"
+    drop = {c.requirer for c in report.conflicts} | {p.name for p in report.not_installable}
+    drop |= {p.name for p in report.sdist_only} | {p.name for p in report.yanked}
+    drop |= {p.name for p in report.python_problems}
+    kept = [f"{p.name}=={p.version}" for p in report.pins if p.name not in drop]
+    return kept, (f"the pins minus {len(drop)} conflicting / not installable / sdist-only / yanked ones "
+                  f"(no consistent section in the record yet): {len(kept)} pins")
+
+
+def run_tool(cmd: list[str]) -> tuple[float, int, str]:
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    return time.perf_counter() - start, proc.returncode, (proc.stderr or proc.stdout)[-600:]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--lock", default="CMSSW_14_0_0")
+    ap.add_argument("--jobs", type=int, default=16)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--locks-dir", type=Path, default=ROOT / "locks")
+    args = ap.parse_args()
+    rel = record.load_release(args.locks_dir, args.lock)
+    snap = ROOT / "tests" / "data" / "snapshots" / args.lock
+    proc, base = start_server(snap)
+    url = base + "/simple"
+    work = Path(tempfile.mkdtemp(prefix="check-bench-"))
+    try:
+        colds, warms, floors = [], [], []
+        for i in range(args.repeat):
+            cache = work / f"cache{i}"
+            cold, report, log = timed_check(rel, url, cache, args.jobs)
+            warm, warm_report, warm_log = timed_check(rel, url, cache, args.jobs)
+            assert warm_report.conflicts == report.conflicts
+            colds.append(cold)
+            warms.append(warm)
+            floors.append(floor(log, args.jobs))
+        pins, how = variant(rel, report, args.locks_dir)
+        reqs = work / "requirements.in"
+        reqs.write_text("\n".join(pins) + "\n")
+        uv = [str(ROOT / ".venv" / "bin" / "uv"), "pip", "compile", str(reqs), "--index-url", url,
+              "--python", sys.executable, "--python-version", "3.9", "--python-platform",
+              "x86_64-manylinux_2_28", "--no-cache", "--quiet", "-o", str(work / "uv.txt")]
+        pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+               "--report", str(work / "pip.json"), "--index-url", url, "--no-cache-dir",
+               "--python-version", "3.9", "--platform", "manylinux_2_28_x86_64", "--platform",
+               "manylinux2014_x86_64", "--only-binary", ":all:", "--disable-pip-version-check",
+               "-r", str(reqs)]
+        uv_t, uv_rc, uv_err = run_tool(uv)
+        pip_t, pip_rc, pip_err = run_tool(pip)
+    finally:
+        assert proc.stdin is not None
+        proc.stdin.close()
+        proc.wait(10)
+        shutil.rmtree(work, ignore_errors=True)
+    cold, warm, fl = statistics.median(colds), statistics.median(warms), statistics.median(floors)
+    print(f"{args.lock}: {len(rel.packages)} packages, {len(log)} requests by a cold check, "
+          f"{len(warm_log)} by a warm one; jobs={args.jobs}; median of {args.repeat}")
+    print(f"  cold check   {cold:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in colds)})")
+    print(f"  warm check   {warm:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in warms)})  target < 0.5 s")
+    print(f"  floor        {fl:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in floors)})")
+    print(f"  uv compile   {uv_t:7.3f} s   exit {uv_rc}" + (f": {uv_err.strip()}" if uv_rc else ""))
+    print(f"  pip dry-run  {pip_t:7.3f} s   exit {pip_rc}" + (f": {pip_err.strip()}" if pip_rc else ""))
+    print(f"  uv and pip resolved {how}")
+    print(f"  cold / floor = {cold / fl:.2f} (target <= 1.5)   cold / uv = {cold / uv_t:.2f} (target < 1)   "
+          f"cold / pip = {cold / pip_t:.2f}   warm = {warm:.3f} s")
+
+
+if __name__ == "__main__":
+    main()
