@@ -1,7 +1,8 @@
 """How fast is ``stackmeta check``? Serve the CMSSW_14_0_0 snapshot on loopback and time, in one run:
 
 - cold: the check with an empty cache;
-- warm: the same check again (pages and metadata from the on-disk cache);
+- warm: the same check again (pages and metadata from the on-disk cache), in the same process
+  and, once, as a new ``stackmeta check`` process (imports included);
 - floor: the very requests the cold check made, fired with the same concurrency through the
   same kind of connection pool, bodies read, nothing else done (no parsing, no analysis);
 - uv: ``uv pip compile`` of a consistent variant of the same pins against the same server;
@@ -32,6 +33,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import urllib3
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -89,9 +92,25 @@ def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tupl
         return [f"{n}=={v}" for n, v in sorted(items)], "the record's consistent section"
     drop = {c.requirer for c in report.conflicts} | {p.name for p in report.not_installable}
     drop |= {p.name for p in report.sdist_only} | {p.name for p in report.yanked}
-    drop |= {p.name for p in report.python_problems}
+    drop |= {p.name for p in report.python_problems} | {u.name for u in report.unsatisfiable}
+    drop |= {p.name for p in report.pins if p.requires_dist is None}
+    target = check.default_target(rel)
+    deps: dict[str, set[str]] = {}
+    for p in (*report.pins, *report.picks):
+        active = set()
+        for text in p.requires_dist or ():
+            req = Requirement(text)
+            if target.evaluate(req.marker, frozenset(p.extras)):
+                active.add(canonicalize_name(req.name))
+        deps[p.name] = active
+    while True:  # drop, too, whatever needs (directly or through an unpinned pick) what was dropped
+        more = {n for n, d in deps.items() if n not in drop and d & drop}
+        if not more:
+            break
+        drop |= more
     kept = [f"{p.name}=={p.version}" for p in report.pins if p.name not in drop]
-    return kept, (f"the pins minus {len(drop)} conflicting / not installable / sdist-only / yanked ones "
+    return kept, (f"a consistent variant: the pins minus {len(report.pins) - len(kept)} that conflict, "
+                  "cannot be installed, are sdist-only or yanked, or need one of those "
                   f"(no consistent section in the record yet): {len(kept)} pins")
 
 
@@ -134,6 +153,9 @@ def main() -> None:
                "--python-version", "3.9", "--platform", "manylinux_2_28_x86_64", "--platform",
                "manylinux2014_x86_64", "--only-binary", ":all:", "--disable-pip-version-check",
                "-r", str(reqs)]
+        cli = [sys.executable, "-m", "stackmeta", "check", args.lock, "--locks-dir", str(args.locks_dir),
+               "--index-url", url, "--cache-dir", str(work / "cache0"), "--no-save", "--quiet", "--json"]
+        cli_t, cli_rc, _ = run_tool(cli)  # a new process, warm cache: imports included
         uv_t, uv_rc, uv_err = run_tool(uv)
         pip_t, pip_rc, pip_err = run_tool(pip)
     finally:
@@ -146,6 +168,7 @@ def main() -> None:
           f"{len(warm_log)} by a warm one; jobs={args.jobs}; median of {args.repeat}")
     print(f"  cold check   {cold:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in colds)})")
     print(f"  warm check   {warm:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in warms)})  target < 0.5 s")
+    print(f"  warm CLI     {cli_t:7.3f} s   (a new stackmeta check process, imports included; exit {cli_rc})")
     print(f"  floor        {fl:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in floors)})")
     print(f"  uv compile   {uv_t:7.3f} s   exit {uv_rc}" + (f": {uv_err.strip()}" if uv_rc else ""))
     print(f"  pip dry-run  {pip_t:7.3f} s   exit {pip_rc}" + (f": {pip_err.strip()}" if pip_rc else ""))

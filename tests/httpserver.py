@@ -8,7 +8,7 @@ Usage::
         ...
         server.log                                 # [(path, {header: value})] of every request
 
-Serving: ``/x/`` answers ``x/index.json`` with the PEP 691 content type when the request
+Serving (GET and HEAD): ``/x/`` answers ``x/index.json`` with the PEP 691 content type when the request
 accepts it and the file exists (``negotiate=True``, the default), else ``x/index.html``;
 other files by their suffix. ``Range: bytes=a-b`` and ``bytes=-n`` are honoured (206).
 
@@ -58,6 +58,12 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def do_HEAD(self) -> None:
+        self._head_only = True
+        self.do_GET()
+
+    _head_only = False
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
@@ -123,7 +129,8 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         self.end_headers()
-        self.wfile.write(body)
+        if not self._head_only:
+            self.wfile.write(body)
 
 
 class _Server(ThreadingHTTPServer):
