@@ -24,7 +24,7 @@ environment is :mod:`stackmeta.venv`'s work.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -121,6 +121,7 @@ class Plan:
     pins: tuple[tuple[NormalizedName, Version], ...]  # everything to install, sorted by name
     moves: tuple[Move, ...] = ()
     new: tuple[NewPin, ...] = ()
+    excluded: tuple[NormalizedName, ...] = ()  # pins of the set left out (--exclude)
     unknown: tuple[str, ...] = ()  # "name version" whose dependencies could not be read
 
     @property
@@ -132,6 +133,7 @@ class Plan:
     def requested(self) -> str:
         """"Theano==0.9.0, --add coffea" (what the user asked for, as written)."""
         parts = [o.text for o in self.overrides] + [f"--add {a}" for a in self.additions]
+        parts += [f"--exclude {name}" for name in self.excluded]
         return ", ".join(parts) or "nothing"
 
     def moves_message(self) -> str:
@@ -149,6 +151,7 @@ class Plan:
             "additions": [str(a) for a in self.additions],
             "moves": [{"name": m.name, "from": str(m.old), "to": str(m.new), "reason": m.reason}
                       for m in self.moves],
+            "excluded": list(self.excluded),
             "new": [{"name": n.name, "version": str(n.version), "required_by": list(n.required_by)}
                     for n in self.new],
             "unknown_dependencies": list(self.unknown),
@@ -361,10 +364,26 @@ def _describe(causes: Sequence[Any], available: Callable[[NormalizedName], Seque
 
 def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
          overrides: Sequence[Override] = (), additions: Sequence[Requirement] = (),
-         max_rounds: int = 200_000) -> Plan:
-    """The environment *nearest* + *overrides* + *additions* for *target* (see the module's
-    docstring). Raises UsageError for a request that cannot be looked up, ResolutionError
-    when no set holds the overrides and additions together."""
+         exclude: Sequence[str] = (), max_rounds: int = 200_000) -> Plan:
+    """The environment *nearest* + *overrides* + *additions* - *exclude* for *target* (see the
+    module's docstring). Raises UsageError for a request that cannot be looked up (or a
+    package left out that the rest requires), ResolutionError when no set holds the
+    overrides and additions together."""
+    excluded = tuple(sorted({canonicalize_name(n) for n in exclude}))
+    for name in excluded:
+        if name not in nearest.pin_map:
+            raise UsageError(f"--exclude {name}: {nearest.release}'s set has no {name}: nothing to leave out")
+        if name in {o.name for o in overrides}:
+            raise UsageError(f"--exclude {name}: {name} is overridden too: give one of the two")
+    if excluded:
+        p = plan(replace(nearest, pins=tuple(pin for pin in nearest.pins if pin[0] not in excluded)),
+                 source, target, overrides=overrides, additions=additions, max_rounds=max_rounds)
+        for name in excluded:
+            needed = next((n for n in p.new if n.name == name), None)
+            if needed is not None:
+                raise UsageError(f"--exclude {name}: {'; '.join(needed.required_by)} requires it: it cannot "
+                                 "be left out without those")
+        return replace(p, excluded=excluded)
     _check_requests(nearest, source, target, overrides, additions)
     fixed = {o.name: o.version for o in overrides}
     pins = nearest.pin_map
@@ -466,6 +485,7 @@ def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
     lines = [f"{d.name} {d.release_version} -> {d.version}" for d in nearest.deviations]
     lines += [f"{o.name} left out" for o in nearest.omissions]
     lines += [f"{o.name} {pins[o.name]} -> {o.version}: {o.text}" for o in p.overrides]
+    lines += [f"{name} left out: --exclude {name}" for name in p.excluded]
     lines += [f"{m.name} {m.old} -> {m.new}: moved for {p.requested} ({m.reason})" for m in p.moves]
     return lines
 

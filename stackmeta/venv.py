@@ -16,6 +16,7 @@ import glob
 import importlib.util
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -129,15 +130,32 @@ def env_python(dest: Path) -> Path:
     return dest / "bin" / "python"
 
 
+_EXCEPTION = re.compile(r"^[\w.]*(Error|Exception|Exit)\b.*:\s*\S")
+
+
+def pip_failure(output: str) -> str:
+    """What went wrong in pip's *output*, in one line: the package pip was collecting when
+    the first error came, and the error (an exception line from a build, if there is one)."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    collecting = None
+    for i, line in enumerate(lines):
+        if line.startswith("Collecting "):
+            collecting = line.removeprefix("Collecting ").split(" ")[0]
+        elif line.lower().startswith("error"):
+            rest = lines[i:]
+            cause = next((ln for ln in reversed(rest) if _EXCEPTION.match(ln)), line)
+            where = f"{collecting}: " if collecting else ""
+            return f"{where}{cause}"
+    return lines[-1] if lines else "no output"
+
+
 def _run(cmd: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     except OSError as exc:
         raise VenvError(f"{what}: cannot run {cmd[0]} ({exc})") from None
     if proc.returncode != 0:
-        lines = [ln.strip() for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
-        errors = [ln for ln in lines if ln.startswith("ERROR")] or lines[-1:] or ["no output"]
-        raise VenvError(f"{what} failed (exit {proc.returncode}): {errors[0]}")
+        raise VenvError(f"{what} failed (exit {proc.returncode}): {pip_failure(proc.stdout + proc.stderr)}")
 
 
 def create(dest: Path, python: Interpreter) -> None:

@@ -14,6 +14,7 @@ from stackmeta.errors import ResolutionError, UsageError
 from stackmeta.overlay import Override, deviation_lines, parse_addition, parse_override, pins_text, plan
 from stackmeta.resolve import RULE, Deviation, NearestSet
 from stackmeta.target import Target
+from stackmeta.venv import pip_failure
 
 TARGET = Target(python=Version("2.7.18"))
 
@@ -172,3 +173,48 @@ def test_bad_requests_are_one_clear_line(overrides: list[str], additions: list[s
 def test_override_keeps_what_the_user_wrote() -> None:
     assert parse_override("Theano==0.9.0") == Override(name=canonicalize_name("theano"),
                                                       version=Version("0.9.0"), text="Theano==0.9.0")
+
+
+def test_exclude_leaves_a_pin_out_unless_the_rest_requires_it() -> None:
+    p = plan(SET, INDEX, TARGET, additions=[parse_addition("coffea")], exclude=["Theano"])
+    assert p.excluded == ("theano",)
+    assert "theano" not in dict(p.pins)
+    assert p.requested == "--add coffea, --exclude theano"
+    assert deviation_lines(p, SET)[-1] == "theano left out: --exclude theano"
+    with_rootpy = nearest(numpy="1.12.1", six="1.10.0", rootpy="0.9.1")
+    with pytest.raises(UsageError) as err:
+        plan(with_rootpy, INDEX, TARGET, exclude=["numpy"])
+    assert str(err.value) == ("--exclude numpy: rootpy 0.9.1 (numpy<1.13) requires it: it cannot be left "
+                              "out without those")
+    with pytest.raises(UsageError) as err:
+        plan(SET, INDEX, TARGET, exclude=["coffea"])
+    assert str(err.value) == "--exclude coffea: CMSSW_9_3_0's set has no coffea: nothing to leave out"
+
+
+# pip 20.3.4 (the last for Python 2.7) failing on a CMSSW_9_3_0 pin, as it printed it on a machine
+# without Oracle (abridged: the command line of the failing call left out)
+PIP20_FAILURE = """\
+Collecting configparser==3.5.0
+  Downloading configparser-3.5.0.tar.gz (39 kB)
+Collecting cx-oracle==5.2.1
+  Downloading cx_Oracle-5.2.1.tar.gz (113 kB)
+    ERROR: Command errored out with exit status 1:
+         cwd: /tmp/pip-install-oheZDA/cx-oracle/
+    Complete output (5 lines):
+    Traceback (most recent call last):
+      File "<string>", line 1, in <module>
+      File "/tmp/pip-install-oheZDA/cx-oracle/setup.py", line 170, in <module>
+        raise DistutilsSetupError("cannot locate an Oracle software " \\
+    distutils.errors.DistutilsSetupError: cannot locate an Oracle software installation
+    ----------------------------------------
+ERROR: Command errored out with exit status 1: python setup.py egg_info \
+Check the logs for full command output.
+"""
+
+
+def test_a_pip_failure_is_one_line_naming_the_package() -> None:
+    assert pip_failure(PIP20_FAILURE) == (
+        "cx-oracle==5.2.1: distutils.errors.DistutilsSetupError: cannot locate an Oracle software "
+        "installation")
+    output = "Looking in indexes: http://x\nERROR: No matching distribution found for a==1\n"
+    assert pip_failure(output) == "ERROR: No matching distribution found for a==1"

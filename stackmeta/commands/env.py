@@ -36,6 +36,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="pin a package of the set at another version (repeatable)")
     p.add_argument("--add", action="append", default=[], metavar="REQ",
                    help="add a package the set does not hold, e.g. coffea or 'coffea>=0.7' (repeatable)")
+    p.add_argument("--exclude", action="append", default=[], metavar="NAME",
+                   help="leave a package of the set out, e.g. one that needs system software to build "
+                        "(repeatable)")
     p.add_argument("--allow-moves", action="store_true",
                    help="create the environment even when other pins must move to fit")
     p.add_argument("--python", metavar="PATH",
@@ -81,7 +84,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
             raise IndexAccessError(f"{len(page_errors)} project page(s) could not be read, first {first[0]}: "
                                    f"{first[1]}: nothing was created; run again")
         nearest_here = replace(nearest, index_url=index_url)
-        plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions)
+        plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions,
+                            exclude=args.exclude)
     _warn_unknown(plan, output)
     refused = bool(plan.moves) and not args.allow_moves
     result: dict[str, Any] = {"plan": plan.to_json(), "dir": str(dest), "created": False,
@@ -103,8 +107,11 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return 0
     env_record = overlay.env_record(plan, nearest, record=_record_source(args.locks_dir, args.release, rel),
                                     interpreter=str(python.path), allow_moves=args.allow_moves)
-    venv.make(dest, python, pins=dict(plan.pins), pins_file_text=overlay.pins_text(plan), index_url=index_url,
-              record=env_record, env=os.environ, progress=progress)
+    try:
+        venv.make(dest, python, pins=dict(plan.pins), pins_file_text=overlay.pins_text(plan),
+                  index_url=index_url, record=env_record, env=os.environ, progress=progress)
+    except venv.VenvError as exc:
+        raise venv.VenvError(f"{exc}{_build_hint(str(exc), plan, rel)}; nothing was created") from None
     problems = venv.pip_check(dest, os.environ)
     for line in problems:
         output.warn(f"pip check in {dest}: {line}")
@@ -124,6 +131,8 @@ def _show(plan: overlay.Plan, nearest: NearestSet, output: Output) -> None:
         output.result(f"  override  {o.name} {pins[o.name]} -> {o.version}")
     for n in plan.new:
         output.result(f"  add       {n.name} {n.version} (for {'; '.join(n.required_by)})")
+    for name in plan.excluded:
+        output.result(f"  exclude   {name} {pins[name]}")
     for m in plan.moves:
         output.result(f"  move      {m}")
     if plan.fits:
@@ -142,3 +151,16 @@ def _warn_unknown(plan: overlay.Plan, output: Output) -> None:
     if others:
         output.warn(f"{others} other pins of the set have unknown dependencies (sdists without reliable "
                     "metadata): taken as having none, as 'stackmeta resolve' does")
+
+
+def _build_hint(message: str, plan: overlay.Plan, rel: record.Release) -> str:
+    """For a pin pip could not build: what the release builds it with, and --exclude."""
+    for name, version in plan.pins:
+        if f"{name}=={version}:" in message:
+            try:
+                libs = rel.package(name).system_libs
+            except KeyError:
+                libs = ()
+            needs = f" (CMS builds it with {', '.join(libs)})" if libs else ""
+            return f"; install what {name} needs to build{needs}, or leave it out with --exclude {name}"
+    return ""
