@@ -292,6 +292,28 @@ def _holds(target: Target, marker: Marker | None, extras: frozenset[str]) -> boo
     return target.evaluate(marker, extras)
 
 
+_Active = tuple[tuple[NormalizedName, Requirement], ...]
+_ACTIVE: dict[tuple[int, frozenset[str], Target], tuple[object, _Active]] = {}
+
+
+def _active(target: Target, meta: FileMetadata | StackmetaError | None, extras: frozenset[str]
+            ) -> _Active | None:
+    """The (dependency name, requirement) pairs of *meta* whose markers hold for the target with
+    these extras; None when the dependencies are unknown. Remembered by the metadata object."""
+    deps = _known_deps(meta)
+    if deps is None:
+        return None
+    key = (id(deps), extras, target)
+    hit = _ACTIVE.get(key)
+    if hit is not None and hit[0] is deps:
+        return hit[1]
+    out = tuple((canonicalize_name(r.name), r) for r in deps if _holds(target, r.marker, extras))
+    if len(_ACTIVE) > 100_000:
+        _ACTIVE.clear()
+    _ACTIVE[key] = (deps, out)
+    return out
+
+
 def _known_deps(meta: FileMetadata | StackmetaError | None) -> tuple[Requirement, ...] | None:
     if isinstance(meta, FileMetadata) and meta.metadata is not None and meta.dependencies_known:
         return meta.metadata.requires_dist
@@ -318,15 +340,10 @@ def _walk(release: Release, target: Target, pages: Pages, metas: Metas) -> _Walk
         extras: dict[NormalizedName, set[str]] = {}
         wants: dict[NormalizedName, list[tuple[str, Requirement]]] = {}
         for name, version in nodes.items():
-            deps = _known_deps(metas.get((name, version)))
-            if not deps:
-                continue
-            requested = frozenset(w.extras.get(name, ()))
-            for req in deps:
-                if not _holds(target, req.marker, requested):
-                    continue
-                dep = canonicalize_name(req.name)
-                extras.setdefault(dep, set()).update(req.extras)
+            active = _active(target, metas.get((name, version)), frozenset(w.extras.get(name, ())))
+            for dep, req in active or ():
+                if req.extras:
+                    extras.setdefault(dep, set()).update(req.extras)
                 if dep not in pins:
                     wants.setdefault(dep, []).append((f"{name}=={version}", req))
         picks: dict[NormalizedName, Version | None] = {}
@@ -337,6 +354,7 @@ def _walk(release: Release, target: Target, pages: Pages, metas: Metas) -> _Walk
                 for _, r in reqs:
                     spec &= r.specifier
                 picks[dep] = pick_version(page, target, spec, memo)
+        extras = {n: e for n, e in extras.items() if e}
         stable = picks == w.picks and extras == w.extras
         w = _Walk(nodes=nodes, extras=extras, wants=wants, picks=picks)
         if stable:
@@ -461,11 +479,7 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
     )
     conflicts = []
     for name, version in sorted(w.nodes.items()):
-        deps = _known_deps(metas.get((name, version)))
-        for req in deps or ():
-            if not _holds(target, req.marker, frozenset(w.extras.get(name, ()))):
-                continue
-            dep = canonicalize_name(req.name)
+        for dep, req in _active(target, metas.get((name, version)), frozenset(w.extras.get(name, ()))) or ():
             have = pinned.get(dep)
             if have is not None and not req.specifier.contains(have, prereleases=True):
                 conflicts.append(Conflict(requirer=name, requirer_version=str(version), requirement=str(req),
