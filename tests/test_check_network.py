@@ -1,0 +1,27 @@
+"""The check against the real pypi.org (opt-in: ``pytest -m network``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from stackmeta import check, record
+from stackmeta.index import PYPI, IndexClient
+from tests.test_snapshot import KNOWN_14_0_0, conflicts
+
+LOCKS = Path(__file__).parent.parent / "locks"
+
+
+@pytest.mark.network
+def test_cmssw_14_0_0_on_pypi(tmp_path: Path) -> None:
+    rel = record.load_release(LOCKS, "CMSSW_14_0_0")
+    with IndexClient(PYPI, tmp_path / "cache") as client:
+        report = check.run_check(rel, check.default_target(rel), client)
+    assert not report.incomplete, [p.error for p in report.missing]
+    assert conflicts(report) >= KNOWN_14_0_0
+    libclang = next(u for u in report.unpinned if u.name == "libclang")
+    assert "tensorflow==2.12.0: libclang>=13.0.0" in libclang.required_by
+    sources = {p.metadata_source for p in report.pins}
+    assert {"pep658", "range"} <= sources  # pypi.org has no .metadata for some wheels
+    assert report.pin("numpy").files and all(f.sha256 for f in report.pin("numpy").files)
