@@ -16,7 +16,8 @@ backoff=0.25, page_max_age=600.0)``
       ``StackmetaError`` in a dict, in input order;
     - ``raw_pages``: the page bodies read (for snapshots); ``transport.log``: every request.
 
-``ProjectPage(name, url, files)`` with ``by_version()``, ``files_of(version)``;
+``ProjectPage(name=, url=, files=)`` (read-only; a parsed page builds file objects on demand)
+with ``files``, ``filenames``, ``versions()``, ``by_version()``, ``files_of(version)``;
 ``ProjectFile(filename, url, hashes, requires_python, yanked, yanked_reason, size,
 core_metadata, core_metadata_sha256)`` with ``sha256``, ``kind`` ("wheel"/"sdist"/"other"),
 ``version(project)``, ``metadata_url``.
