@@ -255,3 +255,15 @@ def test_redirect_loop(server: StaticServer) -> None:
         c.project("gamma")
     url = f"{server.url}/simple/gamma/"
     assert str(err.value) == f"{url}: redirect loop (back to {url}): fix the index URL"
+
+
+def test_one_request_per_page_and_file_however_many_threads_ask(server: StaticServer) -> None:
+    with client(server.url + "/simple", None, jobs=8) as c:
+        pages = c.map(c.project, ["six"] * 20)
+        assert len(pages) == 1  # the same item is one task
+        f = only(c, "six", "six-1.16.0-py2.py3-none-any.whl")
+        src = IndexSource(c, T39)
+        src.prefetch_dependencies([("six", Version("1.16.0"))] * 5 + [("SIX", Version("1.16.0"))] * 5)
+        c.transport.map(lambda i: c.metadata(f, "six"), range(10))
+    assert [p for p, _ in server.log].count("/simple/six/") == 1
+    assert [p for p, _ in server.log].count("/files/six/six-1.16.0-py2.py3-none-any.whl.metadata") == 1

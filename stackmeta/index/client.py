@@ -91,6 +91,7 @@ class IndexClient:
         self._lock = threading.Lock()
         self._pages: dict[NormalizedName, ProjectPage | None] = {}
         self._metadata: dict[str, FileMetadata] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
         # what was read, for snapshots: name -> (body, content type, url); filename -> bytes
         self.raw_pages: dict[NormalizedName, tuple[bytes, str, str]] = {}
 
@@ -118,6 +119,14 @@ class IndexClient:
         with self._lock:
             if cname in self._pages:
                 return self._pages[cname]
+            key_lock = self._key_locks.setdefault(f"page:{cname}", threading.Lock())
+        with key_lock:  # one request per page, however many threads ask at once
+            with self._lock:
+                if cname in self._pages:
+                    return self._pages[cname]
+            return self._fetch_page(cname)
+
+    def _fetch_page(self, cname: NormalizedName) -> ProjectPage | None:
         url = self.project_url(cname)
         cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
         if cached is not None:
@@ -153,10 +162,15 @@ class IndexClient:
         with self._lock:
             if key in self._metadata:
                 return self._metadata[key]
-        result = self._read_metadata(file, canonicalize_name(project))
-        with self._lock:
-            self._metadata[key] = result
-        return result
+            key_lock = self._key_locks.setdefault(f"md:{key}", threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._metadata:
+                    return self._metadata[key]
+            result = self._read_metadata(file, canonicalize_name(project))
+            with self._lock:
+                self._metadata[key] = result
+            return result
 
     def metadatas(self, files: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS
                   ) -> dict[tuple[str, ProjectFile], FileMetadata | StackmetaError]:
