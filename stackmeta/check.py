@@ -523,12 +523,20 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
 
 
 def default_target(release: Release, python: str | None = None, platform: str | None = None) -> Target:
-    """The release's Python and the platform of its first arch, unless given."""
+    """The platform of the release's first arch and the Python CMS builds there, unless given
+    (with ``platform`` only: the Python of the first arch on that platform)."""
+    def plat_of(arch: str) -> str | None:
+        try:
+            return platform_for_arch(arch)
+        except UsageError:
+            return None
+
+    plat = platform or (plat_of(release.arches[0]) if release.arches else None) or "linux-x86_64"
+    arch = next((a for a in release.arches if plat_of(a) == plat), None)
     try:
-        py = Version(python) if python else release.python
+        py = Version(python) if python else release.pythons.get(arch or "", release.python)
     except ValueError:
         raise UsageError(f"--python {python!r} is not a version: use e.g. 3.9") from None
-    plat = platform or (platform_for_arch(release.arches[0]) if release.arches else "linux-x86_64")
     return Target(python=py, platform=plat)
 
 

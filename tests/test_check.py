@@ -193,3 +193,10 @@ def test_missing_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     code, _, err = run_cli(capsys, "check", "CMSSW_1_0_0", "--locks-dir", str(tmp_path))
     assert code == 1
     assert err.startswith(f"error: no record {tmp_path}/CMSSW_1_0_0.json: run 'stackmeta export' first")
+
+
+def test_default_target_follows_the_arch() -> None:
+    rel = record.load_release(Path(__file__).parent.parent / "locks", "CMSSW_9_3_0")
+    assert str(check.default_target(rel)) == "Python 2.7.11 on linux-x86_64"  # slc6_amd64_gcc630
+    assert str(check.default_target(rel, platform="linux-aarch64")) == "Python 2.7.13 on linux-aarch64"
+    assert str(check.default_target(rel, "3.9")) == "Python 3.9 on linux-x86_64"
