@@ -157,9 +157,10 @@ def test_unreachable_index(locks: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert "Traceback" not in out + err
     code, out, _ = run_cli(capsys, *args, "--json")
     errors = {p["name"]: p["error"] for p in json.loads(out)["report"]["pins"] if p["error"]}
-    assert errors["alpha"] == (f"{url}/alpha/: cannot connect (after 1 attempt): "
-                               "check that the index is reachable, or retry later")
     assert len(errors) == 11
+    for name, error in errors.items():
+        assert error.startswith(f"{url}/{name}/: cannot connect (")
+        assert error.endswith("): check that the index is reachable, or retry later")
 
 
 def test_faults_leave_the_other_pins_checked(server: StaticServer, tmp_path: Path) -> None:

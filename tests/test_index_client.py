@@ -158,12 +158,17 @@ def test_index_source_versions_and_dependencies(server: StaticServer) -> None:
 
 def test_unreachable_index(tmp_path: Path) -> None:
     url = unreachable_url()
-    with client(url + "/simple", tmp_path / "c") as c:
-        results = c.projects(["six", "alpha"])
-    for name in ("six", "alpha"):
-        assert str(results[name]) == (  # type: ignore[index]
-            f"{url}/simple/{name}/: cannot connect (after 3 attempts): "
-            "check that the index is reachable, or retry later")
+    with client(url + "/simple", tmp_path / "c", jobs=1) as c:
+        results = c.projects(["six", "alpha", "beta"])
+    host = url.removeprefix("http://")
+    assert [str(results[n]) for n in ("six", "alpha", "beta")] == [  # type: ignore[index]
+        f"{url}/simple/six/: cannot connect (after 3 attempts): check that the index is reachable, "
+        "or retry later",
+        f"{url}/simple/alpha/: cannot connect ({host} refused 3 attempts): check that the index is "
+        "reachable, or retry later",
+        f"{url}/simple/beta/: cannot connect ({host} refused 3 attempts): check that the index is "
+        "reachable, or retry later",
+    ]
 
 
 def test_404_for_a_project_is_an_answer(server: StaticServer) -> None:

@@ -24,6 +24,7 @@ from stackmeta.target import PLATFORMS
 EXIT_OK = 0
 EXIT_BLOCKED = 1
 EXIT_INCOMPLETE = 3
+MAX_MISSING_ROWS = 20
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -125,8 +126,10 @@ def show(report: check.CheckReport, output: Output) -> None:
     out.print(verdict(report), style=style, markup=False)
     if report.missing:
         t = _table(f"Results missing: the index failed ({len(report.missing)})", "package", "error")
-        for p in report.missing:
+        for p in report.missing[:MAX_MISSING_ROWS]:
             t.add_row(p.spec, p.error or "")
+        if len(report.missing) > MAX_MISSING_ROWS:
+            t.add_row("...", f"and {len(report.missing) - MAX_MISSING_ROWS} more (all of them: --json)")
         out.print(t)
     if report.not_installable:
         t = _table(f"Not installable ({len(report.not_installable)})", "package", "status", "why")

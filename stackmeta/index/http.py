@@ -5,6 +5,8 @@ edge of :mod:`stackmeta.index` besides the cache.
   callers run many requests at once from a thread pool (:meth:`Transport.map`).
 - Retries with exponential backoff on 429, 5xx, timeouts and connection errors (honouring a
   short ``Retry-After``); after the last attempt an :class:`IndexAccessError` naming the URL.
+  A host that refused every attempt is not tried again by this transport (its other URLs
+  fail at once with the same kind of message).
 - Redirects are followed by hand (at most 10) so that a loop is reported as one.
 - 404 and other 4xx are returned, not raised: "not there" is an answer the caller judges.
 - ``file://`` URLs read a static folder: a folder URL serves its ``index.json`` (when JSON is
@@ -79,6 +81,7 @@ class Transport:
         )
         self._lock = threading.Lock()
         self.log: list[LoggedRequest] = []
+        self._dead: dict[str, str] = {}  # host -> why: hosts that refused connections
 
     def close(self) -> None:
         self._pool.clear()
@@ -107,6 +110,11 @@ class Transport:
         raise IndexAccessError(f"{url}: more than {MAX_REDIRECTS} redirects: fix the index URL")
 
     def _get_with_retries(self, url: str, headers: Mapping[str, str]) -> Response:
+        host = urlsplit(url).netloc
+        dead = self._dead.get(host)
+        if dead is not None:  # do not wait through the retries of every URL of a host that is down
+            raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
+                                   "check that the index is reachable, or retry later")
         last = ""
         for attempt in range(self.retries + 1):
             if attempt:
@@ -127,6 +135,8 @@ class Transport:
                 continue
             return resp
         attempts = self.retries + 1
+        if last == "cannot connect":
+            self._dead.setdefault(host, f"refused {attempts} attempt{'s' * (attempts > 1)}")
         raise IndexAccessError(
             f"{url}: {last} (after {attempts} attempt{'s' * (attempts > 1)}): "
             "check that the index is reachable, or retry later"
