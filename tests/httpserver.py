@@ -54,7 +54,8 @@ class Fault:
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
-    protocol_version = "HTTP/1.1"
+    protocol_version = "HTTP/1.1"  # keep-alive, as real index servers
+    disable_nagle_algorithm = True  # TCP_NODELAY, as real servers: no 40 ms stall per response
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass

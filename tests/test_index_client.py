@@ -13,6 +13,7 @@ from packaging.version import Version
 
 from stackmeta.errors import IndexAccessError
 from stackmeta.index import IndexClient, IndexSource
+from stackmeta.index.cache import Cache
 from stackmeta.index.simple import ProjectFile
 from stackmeta.target import Target
 from tests.httpserver import StaticServer, unreachable_url
@@ -41,7 +42,13 @@ def only(c: IndexClient, project: str, filename: str) -> ProjectFile:
 
 
 def cached_files(cache: Path) -> list[str]:
-    return sorted(p.name for p in (cache / "metadata").rglob("*") if p.is_file()) if cache.exists() else []
+    if not cache.exists():
+        return []
+    store = Cache(cache)
+    try:
+        return [f"{sha}.{source}" for sha, source in store.metadata_keys()]
+    finally:
+        store.close()
 
 
 def wheel_metadata(name: str) -> bytes:

@@ -3,28 +3,40 @@ pages kept for a short time.
 
 The index reachable here strips HTTP cache headers, so HTTP caching rules cannot be used.
 Metadata is content-addressed instead: the page gives each file's sha256, and the metadata of
-a file with that sha256 never changes, so it is kept forever under
-``<root>/metadata/<sha[:2]>/<sha>.<source>`` (source: pep658, range, download, pkg-info).
-An entry is written only after what can be verified was verified (the caller's job: the
-advertised core-metadata hash, the whole file's hash). Pages change (new uploads, yanks):
-they are kept under ``<root>/pages/<index-key>/<name>`` for ``max_age`` seconds.
-Every write is atomic, so a reader never sees a part.
+a file with that sha256 never changes, so it is kept for good, with how it was read (pep658,
+range, download, pkg-info). An entry is written only after what can be verified was verified
+(the caller's job: the advertised core-metadata hash, the whole file's hash). Pages change
+(new uploads, yanks): they are trusted for ``max_age`` seconds.
+
+Storage: one SQLite database, ``<root>/cache.sqlite3`` (WAL journal): every write is one
+transaction, so a reader never sees a part, several processes can share the cache, and a
+check writes its ~700 entries without creating ~700 files (file creation is what costs on
+slow disks). A damaged database is moved aside and started again (it is only a cache).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import json
 import re
+import sqlite3
+import threading
 import time
 from pathlib import Path
 
 import platformdirs
 
-from stackmeta import atomic
-
 SOURCES = ("pep658", "range", "download", "pkg-info")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
+DB_NAME = "cache.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS metadata (sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, data BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS pages (
+    index_key TEXT NOT NULL, name TEXT NOT NULL, fetched REAL NOT NULL,
+    content_type TEXT NOT NULL, url TEXT NOT NULL, body BLOB NOT NULL,
+    PRIMARY KEY (index_key, name));
+"""
 
 
 def default_cache_dir() -> Path:
@@ -32,75 +44,105 @@ def default_cache_dir() -> Path:
 
 
 class Cache:
-    """An on-disk cache under *root*; ``Cache(None)`` keeps nothing."""
+    """An on-disk cache under *root*; ``Cache(None)`` keeps nothing. Thread-safe."""
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
 
     @property
     def enabled(self) -> bool:
         return self.root is not None
 
-    # -- metadata, by the sha256 of the file it was read from ----------------------------
-
-    def _md_path(self, sha256: str, source: str) -> Path | None:
-        if self.root is None or not _SHA.match(sha256):
+    def _conn(self) -> sqlite3.Connection | None:
+        if self.root is None:
             return None
-        return self.root / "metadata" / sha256[:2] / f"{sha256}.{source}"
+        if self._db is None:
+            self.root.mkdir(parents=True, exist_ok=True)
+            path = self.root / DB_NAME
+            try:
+                self._db = self._open(path)
+            except sqlite3.DatabaseError:
+                with contextlib.suppress(OSError):
+                    path.rename(path.with_name(f"{DB_NAME}.damaged-{int(time.time())}"))
+                self._db = self._open(path)
+        return self._db
+
+    @staticmethod
+    def _open(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+
+    # -- metadata, by the sha256 of the file it was read from ----------------------------
 
     def get_metadata(self, sha256: str | None) -> tuple[bytes, str] | None:
         """(metadata bytes, source) for the file with this sha256, or None."""
-        if sha256 is None:
+        if sha256 is None or not _SHA.match(sha256):
             return None
-        for source in SOURCES:
-            path = self._md_path(sha256, source)
-            if path is None:
+        with self._lock:
+            db = self._conn()
+            if db is None:
                 return None
             try:
-                return path.read_bytes(), source
-            except FileNotFoundError:
-                continue
-            except OSError:
+                row = db.execute("SELECT data, source FROM metadata WHERE sha256 = ?", (sha256,)).fetchone()
+            except sqlite3.Error:
                 return None
-        return None
+        return (bytes(row[0]), str(row[1])) if row else None
 
     def put_metadata(self, sha256: str | None, data: bytes, source: str) -> None:
-        if sha256 is None or source not in SOURCES:
+        if sha256 is None or not _SHA.match(sha256) or source not in SOURCES:
             return
-        path = self._md_path(sha256, source)
-        if path is not None:
-            atomic.write_bytes(path, data)
+        with self._lock:
+            db = self._conn()
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):  # a cache that cannot write is no cache
+                    db.execute("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?)", (sha256, source, data))
+
+    def metadata_keys(self) -> list[tuple[str, str]]:
+        """(sha256, source) of every metadata entry, sorted."""
+        with self._lock:
+            db = self._conn()
+            if db is None:
+                return []
+            return sorted(db.execute("SELECT sha256, source FROM metadata").fetchall())
 
     # -- pages, for a short time ---------------------------------------------------------
 
-    def _page_path(self, index_url: str, name: str) -> Path | None:
-        if self.root is None:
-            return None
-        key = hashlib.sha256(index_url.rstrip("/").encode()).hexdigest()[:16]
-        return self.root / "pages" / key / name
+    @staticmethod
+    def _index_key(index_url: str) -> str:
+        return hashlib.sha256(index_url.rstrip("/").encode()).hexdigest()[:16]
 
     def get_page(self, index_url: str, name: str, max_age: float) -> tuple[bytes, str, str] | None:
         """(body, content type, url) of a page fetched less than *max_age* seconds ago."""
-        path = self._page_path(index_url, name)
-        if path is None or max_age <= 0:
+        if max_age <= 0:
             return None
-        try:
-            raw = path.read_bytes()
-        except OSError:
-            return None
-        head, sep, body = raw.partition(b"\n")
-        try:
-            meta = json.loads(head)
-            if not sep or time.time() - float(meta["time"]) > max_age or len(body) != meta["length"]:
+        with self._lock:
+            db = self._conn()
+            if db is None:
                 return None
-            return body, str(meta["content_type"]), str(meta["url"])
-        except (ValueError, KeyError, TypeError):
-            return None
+            try:
+                row = db.execute(
+                    "SELECT body, content_type, url FROM pages"
+                    " WHERE index_key = ? AND name = ? AND fetched > ?",
+                    (self._index_key(index_url), name, time.time() - max_age)).fetchone()
+            except sqlite3.Error:
+                return None
+        return (bytes(row[0]), str(row[1]), str(row[2])) if row else None
 
     def put_page(self, index_url: str, name: str, body: bytes, content_type: str, url: str) -> None:
-        path = self._page_path(index_url, name)
-        if path is None:
-            return
-        head = json.dumps({"time": time.time(), "content_type": content_type, "url": url,
-                           "length": len(body)}).encode()
-        atomic.write_bytes(path, head + b"\n" + body)
+        with self._lock:
+            db = self._conn()
+            if db is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
+                               (self._index_key(index_url), name, time.time(), content_type, url, body))

@@ -103,6 +103,7 @@ class IndexClient:
 
     def close(self) -> None:
         self.transport.close()
+        self.cache.close()
 
     @property
     def jobs(self) -> int:
@@ -191,9 +192,13 @@ class IndexClient:
         hit = self.cache.get_metadata(sha)
         if hit is not None:
             data, source = hit
-            md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
-            return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
-                                raw=data, metadata=md)
+            try:
+                md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
+            except IndexAccessError:
+                pass  # a damaged cache entry is a miss
+            else:
+                return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
+                                    raw=data, metadata=md)
         if file.kind == "wheel":
             return self._wheel_metadata(file, project)
         if file.kind == "sdist":
