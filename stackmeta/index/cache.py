@@ -8,10 +8,12 @@ range, download, pkg-info). An entry is written only after what can be verified 
 (the caller's job: the advertised core-metadata hash, the whole file's hash). Pages change
 (new uploads, yanks): they are trusted for ``max_age`` seconds.
 
-Storage: one SQLite database, ``<root>/cache.sqlite3`` (WAL journal): every write is one
-transaction, so a reader never sees a part, several processes can share the cache, and a
-check writes its ~700 entries without creating ~700 files (file creation is what costs on
-slow disks). A damaged database is moved aside and started again (it is only a cache).
+Storage: one SQLite database, ``<root>/cache.sqlite3`` (WAL journal). Writes are kept in
+memory (and served from there) and written in one transaction when the cache is closed (the
+client closes it) or when more than ``FLUSH_BYTES`` wait: a reader never sees a part, several
+processes can share the cache, and a check writes its ~700 entries without creating ~700 files
+and without making its threads queue for the database. A damaged database is moved aside and
+started again (it is only a cache).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import platformdirs
 SOURCES = ("pep658", "range", "download", "pkg-info")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DB_NAME = "cache.sqlite3"
+FLUSH_BYTES = 64 << 20
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS metadata (sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, data BLOB NOT NULL);
@@ -50,6 +53,9 @@ class Cache:
         self.root = root
         self._lock = threading.Lock()
         self._db: sqlite3.Connection | None = None
+        self._md_pending: dict[str, tuple[str, bytes]] = {}
+        self._pages_pending: dict[tuple[str, str], tuple[float, str, str, bytes]] = {}
+        self._pending_bytes = 0
 
     @property
     def enabled(self) -> bool:
@@ -77,8 +83,35 @@ class Cache:
         db.executescript(_SCHEMA)
         return db
 
+    def flush(self) -> None:
+        """Write what waits in memory, in one transaction."""
+        with self._lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if not (self._md_pending or self._pages_pending):
+            return
+        db = self._conn()
+        if db is None:
+            return
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?)",
+                           [(sha, src, data) for sha, (src, data) in self._md_pending.items()])
+            db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
+                           [(key, name, t, ctype, url, body)
+                            for (key, name), (t, ctype, url, body) in self._pages_pending.items()])
+            db.execute("COMMIT")
+        except sqlite3.Error:  # a cache that cannot write is no cache: drop, never fail
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+        self._md_pending.clear()
+        self._pages_pending.clear()
+        self._pending_bytes = 0
+
     def close(self) -> None:
         with self._lock:
+            self._flush_locked()
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -90,6 +123,9 @@ class Cache:
         if sha256 is None or not _SHA.match(sha256):
             return None
         with self._lock:
+            if sha256 in self._md_pending:
+                source, data = self._md_pending[sha256]
+                return data, source
             db = self._conn()
             if db is None:
                 return None
@@ -103,14 +139,17 @@ class Cache:
         if sha256 is None or not _SHA.match(sha256) or source not in SOURCES:
             return
         with self._lock:
-            db = self._conn()
-            if db is not None:
-                with contextlib.suppress(sqlite3.Error):  # a cache that cannot write is no cache
-                    db.execute("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?)", (sha256, source, data))
+            if self.root is None:
+                return
+            self._md_pending[sha256] = (source, data)
+            self._pending_bytes += len(data)
+            if self._pending_bytes > FLUSH_BYTES:
+                self._flush_locked()
 
     def metadata_keys(self) -> list[tuple[str, str]]:
         """(sha256, source) of every metadata entry, sorted."""
         with self._lock:
+            self._flush_locked()
             db = self._conn()
             if db is None:
                 return []
@@ -126,7 +165,11 @@ class Cache:
         """(body, content type, url) of a page fetched less than *max_age* seconds ago."""
         if max_age <= 0:
             return None
+        key = (self._index_key(index_url), name)
         with self._lock:
+            if key in self._pages_pending:
+                t, ctype, url, body = self._pages_pending[key]
+                return (body, ctype, url) if t > time.time() - max_age else None
             db = self._conn()
             if db is None:
                 return None
@@ -141,8 +184,9 @@ class Cache:
 
     def put_page(self, index_url: str, name: str, body: bytes, content_type: str, url: str) -> None:
         with self._lock:
-            db = self._conn()
-            if db is not None:
-                with contextlib.suppress(sqlite3.Error):
-                    db.execute("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
-                               (self._index_key(index_url), name, time.time(), content_type, url, body))
+            if self.root is None:
+                return
+            self._pages_pending[(self._index_key(index_url), name)] = (time.time(), content_type, url, body)
+            self._pending_bytes += len(body)
+            if self._pending_bytes > FLUSH_BYTES:
+                self._flush_locked()
