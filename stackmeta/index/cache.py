@@ -51,8 +51,11 @@ class Cache:
 
     def __init__(self, root: Path | None) -> None:
         self.root = root
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the pending writes (no I/O under it)
+        self._db_lock = threading.Lock()  # the writer connection
         self._db: sqlite3.Connection | None = None
+        self._local = threading.local()  # a reader connection per thread (WAL: readers run at once)
+        self._readers: list[sqlite3.Connection] = []
         self._md_pending: dict[str, tuple[str, bytes]] = {}
         self._pages_pending: dict[tuple[str, str], tuple[float, str, str, bytes]] = {}
         self._pending_bytes = 0
@@ -75,6 +78,21 @@ class Cache:
                 self._db = self._open(path)
         return self._db
 
+    def _reader(self) -> sqlite3.Connection | None:
+        if self.root is None or not (self.root / DB_NAME).exists():
+            return None
+        db: sqlite3.Connection | None = getattr(self._local, "db", None)
+        if db is None:
+            try:
+                db = sqlite3.connect(self.root / DB_NAME, timeout=30, check_same_thread=False,
+                                     isolation_level=None)
+            except sqlite3.Error:
+                return None
+            self._local.db = db
+            with self._lock:
+                self._readers.append(db)
+        return db
+
     @staticmethod
     def _open(path: Path) -> sqlite3.Connection:
         db = sqlite3.connect(path, timeout=30, check_same_thread=False, isolation_level=None)
@@ -86,32 +104,43 @@ class Cache:
     def flush(self) -> None:
         """Write what waits in memory, in one transaction."""
         with self._lock:
-            self._flush_locked()
+            md, pages = self._md_pending, self._pages_pending
+            self._md_pending, self._pages_pending, self._pending_bytes = {}, {}, 0
+        self._write(md, pages)
 
-    def _flush_locked(self) -> None:
-        if not (self._md_pending or self._pages_pending):
+    def _write(self, md: dict[str, tuple[str, bytes]],
+               pages: dict[tuple[str, str], tuple[float, str, str, bytes]]) -> None:
+        if not (md or pages):
             return
-        db = self._conn()
-        if db is None:
-            return
+        with self._db_lock:
+            db = self._conn()
+            if db is None:
+                return
+            self._write_locked(db, md, pages)
+
+    @staticmethod
+    def _write_locked(db: sqlite3.Connection, md: dict[str, tuple[str, bytes]],
+                      pages: dict[tuple[str, str], tuple[float, str, str, bytes]]) -> None:
         try:
             db.execute("BEGIN IMMEDIATE")
             db.executemany("INSERT OR REPLACE INTO metadata VALUES (?, ?, ?)",
-                           [(sha, src, data) for sha, (src, data) in self._md_pending.items()])
+                           [(sha, src, data) for sha, (src, data) in md.items()])
             db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
-                           [(key, name, t, ctype, url, body)
-                            for (key, name), (t, ctype, url, body) in self._pages_pending.items()])
+                           [(key, name, *rest) for (key, name), rest in pages.items()])
             db.execute("COMMIT")
         except sqlite3.Error:  # a cache that cannot write is no cache: drop, never fail
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
-        self._md_pending.clear()
-        self._pages_pending.clear()
-        self._pending_bytes = 0
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
-            self._flush_locked()
+            readers, self._readers = self._readers, []
+        for r in readers:
+            with contextlib.suppress(sqlite3.Error):
+                r.close()
+        self._local = threading.local()
+        with self._db_lock:
             if self._db is not None:
                 self._db.close()
                 self._db = None
@@ -126,13 +155,13 @@ class Cache:
             if sha256 in self._md_pending:
                 source, data = self._md_pending[sha256]
                 return data, source
-            db = self._conn()
-            if db is None:
-                return None
-            try:
-                row = db.execute("SELECT data, source FROM metadata WHERE sha256 = ?", (sha256,)).fetchone()
-            except sqlite3.Error:
-                return None
+        db = self._reader()
+        if db is None:
+            return None
+        try:
+            row = db.execute("SELECT data, source FROM metadata WHERE sha256 = ?", (sha256,)).fetchone()
+        except sqlite3.Error:
+            return None
         return (bytes(row[0]), str(row[1])) if row else None
 
     def put_metadata(self, sha256: str | None, data: bytes, source: str) -> None:
@@ -143,13 +172,14 @@ class Cache:
                 return
             self._md_pending[sha256] = (source, data)
             self._pending_bytes += len(data)
-            if self._pending_bytes > FLUSH_BYTES:
-                self._flush_locked()
+            full = self._pending_bytes > FLUSH_BYTES
+        if full:
+            self.flush()
 
     def metadata_keys(self) -> list[tuple[str, str]]:
         """(sha256, source) of every metadata entry, sorted."""
-        with self._lock:
-            self._flush_locked()
+        self.flush()
+        with self._db_lock:
             db = self._conn()
             if db is None:
                 return []
@@ -170,16 +200,15 @@ class Cache:
             if key in self._pages_pending:
                 t, ctype, url, body = self._pages_pending[key]
                 return (body, ctype, url) if t > time.time() - max_age else None
-            db = self._conn()
-            if db is None:
-                return None
-            try:
-                row = db.execute(
-                    "SELECT body, content_type, url FROM pages"
-                    " WHERE index_key = ? AND name = ? AND fetched > ?",
-                    (self._index_key(index_url), name, time.time() - max_age)).fetchone()
-            except sqlite3.Error:
-                return None
+        db = self._reader()
+        if db is None:
+            return None
+        try:
+            row = db.execute(
+                "SELECT body, content_type, url FROM pages WHERE index_key = ? AND name = ? AND fetched > ?",
+                (*key, time.time() - max_age)).fetchone()
+        except sqlite3.Error:
+            return None
         return (bytes(row[0]), str(row[1]), str(row[2])) if row else None
 
     def put_page(self, index_url: str, name: str, body: bytes, content_type: str, url: str) -> None:
@@ -188,5 +217,6 @@ class Cache:
                 return
             self._pages_pending[(self._index_key(index_url), name)] = (time.time(), content_type, url, body)
             self._pending_bytes += len(body)
-            if self._pending_bytes > FLUSH_BYTES:
-                self._flush_locked()
+            full = self._pending_bytes > FLUSH_BYTES
+        if full:
+            self.flush()
