@@ -136,6 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default 5 drops simultaneous connects (SYN retried after 1 s)
     owner: StaticServer
 
     def handle_error(self, request: Any, client_address: Any) -> None:
