@@ -6,7 +6,9 @@ Stable API (other modules import from here):
 backoff=0.25, page_max_age=600.0)``
     Any standard index (PEP 691 JSON or PEP 503 HTML; ``https://``, ``http://``, ``file://``
     folders such as a ``stackmeta snapshot``). ``cache_dir``: folder, None (user cache dir) or
-    False (no disk cache). Thread-safe; results are memoised for the client's life.
+    False (no disk cache). Thread-safe; results are memoised for the client's life. The disk
+    cache (``<cache_dir>/cache.sqlite3``) keeps metadata by the file's sha256 for good and pages
+    for ``page_max_age`` seconds; it is written when the client is closed (use ``with``).
 
     - ``project(name) -> ProjectPage | None`` (None: the index has no such project; raises
       ``IndexAccessError`` for any other failure);
