@@ -118,11 +118,16 @@ def from_environment(python: str) -> Side:
         raise UsageError(f"{python} could not list its packages: {last}")
     data = json.loads(proc.stdout)
     versions = {canonicalize_name(name): version for name, version in data["dists"] if name}
-    # the environment's own tools are not part of a stack
-    for tool in ("pip", "setuptools", "wheel", "distribute"):
-        versions.pop(canonicalize_name(tool), None)
-    label, deviations = f"environment of {python}", frozenset[str]()
     made = _env_record(Path(data["prefix"])) if data.get("prefix") else None
+    # the environment's own tools are not part of a stack (unless 'stackmeta env' pinned them)
+    pinned = made.get("pins", {}) if made is not None else {}
+    for tool in ("pip", "setuptools", "wheel", "distribute"):
+        if canonicalize_name(tool) not in pinned:
+            versions.pop(canonicalize_name(tool), None)
+    if data["python"].startswith("2."):  # Python 2.7's own egg-info files: the interpreter, wsgiref
+        for stdlib in ("python", "wsgiref"):
+            versions.pop(canonicalize_name(stdlib), None)
+    label, deviations = f"environment of {python}", frozenset[str]()
     if made is not None:  # made by 'stackmeta env': say from what, carry its deviation lines
         label += f" (stackmeta env: {made.get('release')} with {made.get('requested')})"
         deviations = frozenset(str(line) for line in made.get("deviations", ()))

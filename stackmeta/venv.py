@@ -28,7 +28,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from stackmeta import atomic, stackside
+from stackmeta import atomic
 from stackmeta.errors import StackmetaError, UsageError
 from stackmeta.overlay import ENV_RECORD
 from stackmeta.progress import NO_PROGRESS, Progress
@@ -202,10 +202,26 @@ def pip_check(dest: Path, env: Mapping[str, str] | None = None) -> list[str]:
     return [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
 
 
+_LIST_PROBE = (
+    "import json, sys\n"
+    "try:\n"
+    "    from importlib.metadata import distributions\n"
+    "    d = [(x.metadata['Name'], x.version) for x in distributions()]\n"
+    "except ImportError:\n"
+    "    import pkg_resources\n"
+    "    d = [(x.project_name, x.version) for x in pkg_resources.working_set]\n"
+    "sys.stdout.write(json.dumps(d))\n"
+)
+
+
 def installed(dest: Path) -> dict[NormalizedName, str]:
-    """What the environment holds (its own pip and setuptools left out)."""
-    side = stackside.from_environment(str(env_python(dest)))
-    return {canonicalize_name(n): v for n, v in side.versions.items()}
+    """Every distribution the environment holds, its own pip and setuptools included."""
+    proc = subprocess.run([str(env_python(dest)), "-c", _LIST_PROBE], capture_output=True, text=True,
+                          cwd=dest)
+    if proc.returncode != 0:
+        raise VenvError(f"{env_python(dest)} could not list its packages: "
+                        + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    return {canonicalize_name(n): v for n, v in json.loads(proc.stdout) if n}
 
 
 def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Version], pins_file_text: str,
@@ -218,6 +234,7 @@ def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Versi
     try:
         progress.start("creating the environment", 3)
         create(dest, python)
+        seeded = installed(dest)  # pip, setuptools; Python 2.7 lists itself and wsgiref too
         progress.advance()
         requirements = dest / "stackmeta-pins.txt"
         atomic.write_text(requirements, pins_file_text)
@@ -227,7 +244,7 @@ def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Versi
         wanted = {n: str(v) for n, v in pins.items()}
         wrong = sorted(f"{n} {have.get(n, 'missing')} (planned {v})" for n, v in wanted.items()
                        if n not in have or Version(have[n]) != Version(v))
-        extra = sorted(f"{n} {v}" for n, v in have.items() if n not in wanted)
+        extra = sorted(f"{n} {v}" for n, v in have.items() if n not in wanted and n not in seeded)
         if wrong or extra:
             raise VenvError(f"{dest}: pip installed other versions than planned: "
                             + "; ".join(wrong + [f"unplanned {e}" for e in extra]))
