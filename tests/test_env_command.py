@@ -224,8 +224,8 @@ def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
         assert code == 0, err
     dest = tmp_path / "theano"
     excludes = [arg for name in NEEDS_SYSTEM_SOFTWARE for arg in ("--exclude", name)]
-    code, out, err = stackmeta("env", RELEASE, str(dest), "--override", "Theano==0.9.0", "--python", str(PY27),
-                               *excludes, "--locks-dir", str(locks), "--cache-dir", cache, "--json")
+    options = ["--python", str(PY27), *excludes, "--locks-dir", str(locks), "--cache-dir", cache, "--json"]
+    code, out, err = stackmeta("env", RELEASE, str(dest), "--override", "Theano==0.9.0", *options)
     assert code == 0, err
     result = json.loads(out)
     assert result["created"] is True
