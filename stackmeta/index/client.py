@@ -18,6 +18,7 @@ import hashlib
 import io
 import tarfile
 import threading
+import weakref
 import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -86,6 +87,8 @@ class IndexClient:
         self.index_url = normalize_index_url(index_url)
         root = None if cache_dir is False else (cache_dir or default_cache_dir())
         self.cache = Cache(root)
+        # a client nobody closed still writes its cache (at exit at the latest)
+        self._finalizer = weakref.finalize(self, self.cache.close)
         self.transport = transport or Transport(jobs=jobs, timeout=timeout, retries=retries, backoff=backoff)
         self.page_max_age = page_max_age if not self.index_url.startswith("file:") else 0.0
         self._lock = threading.Lock()
