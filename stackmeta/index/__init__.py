@@ -16,7 +16,7 @@ backoff=0.25, page_max_age=600.0)``
     - ``projects(names, progress)`` / ``metadatas([(project, file)], progress)`` /
       ``map(fn, items, progress)``: concurrent; each item's result or its
       ``StackmetaError`` in a dict, in input order;
-    - ``raw_pages``: the page bodies read (for snapshots); ``transport.log``: every request.
+    - ``transport.log``: every request made (URL and headers).
 
 ``ProjectPage(name=, url=, files=)`` (read-only; a parsed page builds file objects on demand)
 with ``files``, ``filenames``, ``versions()``, ``by_version()``, ``files_of(version)``;

@@ -95,8 +95,6 @@ class IndexClient:
         self._pages: dict[NormalizedName, ProjectPage | None] = {}
         self._metadata: dict[str, FileMetadata] = {}
         self._key_locks: dict[str, threading.Lock] = {}
-        # what was read, for snapshots: name -> (body, content type, url); filename -> bytes
-        self.raw_pages: dict[NormalizedName, tuple[bytes, str, str]] = {}
 
     def __enter__(self) -> IndexClient:
         return self
@@ -144,12 +142,9 @@ class IndexClient:
                 raise IndexAccessError(f"{url}: HTTP {resp.status} for project {cname}: check the index URL")
             else:
                 page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
-                body, ctype, final = resp.body, resp.content_type, resp.url
-                self.cache.put_page(self.index_url, cname, body, ctype, final)
+                self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
         with self._lock:
             self._pages[cname] = page
-            if page is not None:
-                self.raw_pages[cname] = (body, ctype, final)
         return page
 
     def projects(self, names: Iterable[str], progress: Progress = NO_PROGRESS

@@ -20,10 +20,8 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
-    InvalidSdistFilename,
     NormalizedName,
     canonicalize_name,
-    parse_sdist_filename,
 )
 from packaging.version import InvalidVersion, Version
 
@@ -126,11 +124,18 @@ class ProjectPage:
 
     def _versions(self) -> dict[Version, list[int]]:
         if self._index is None:
-            index: dict[Version, list[int]] = {}
+            by_text: dict[str, list[int]] = {}  # a page repeats each version string many times
             for i, filename in enumerate(self._names):
-                v = file_version(filename, self.name)
+                text = _version_text(filename, self.name)
+                if text is not None:
+                    by_text.setdefault(text, []).append(i)
+            index: dict[Version, list[int]] = {}
+            for text, idx in by_text.items():
+                v = _version(text)
                 if v is not None:
-                    index.setdefault(v, []).append(i)
+                    index.setdefault(v, []).extend(idx)
+            for idx in index.values():
+                idx.sort()
             self._index = index
         return self._index
 
@@ -165,28 +170,35 @@ def _version(text: str) -> Version | None:
         return None
 
 
-@lru_cache(maxsize=1 << 17)
+def _same_name(name: str, project: NormalizedName) -> bool:
+    return name.lower().replace("_", "-").replace(".", "-") == project or canonicalize_name(name) == project
+
+
+def _version_text(filename: str, project: NormalizedName) -> str | None:
+    """The version part of a wheel or sdist file name of *project* (not yet parsed)."""
+    if filename.endswith(".whl"):
+        parts = filename[:-4].split("-")
+        if len(parts) in (5, 6) and _same_name(parts[0], project):
+            return parts[1]
+        return None
+    lower = filename.lower()
+    if not lower.endswith(SDIST_SUFFIXES):
+        return None
+    for suffix in (".tar.gz", ".zip"):  # as packaging.utils.parse_sdist_filename reads them
+        if lower.endswith(suffix):
+            name, sep, text = filename[: -len(suffix)].rpartition("-")
+            if sep and _same_name(name, project) and _version(text) is not None:
+                return text
+    return _loose_sdist_version(filename, project)
+
+
 def file_version(filename: str, project: str) -> Version | None:
     """The version of a wheel or sdist of *project* named *filename* (None when unknown)."""
-    kind = file_kind(filename)
-    if kind == "wheel":
-        parts = filename[:-4].split("-")
-        if len(parts) not in (5, 6) or canonicalize_name(parts[0]) != canonicalize_name(project):
-            return None
-        return _version(parts[1])
-    if kind == "sdist":
-        if filename.endswith((".tar.gz", ".zip")):
-            try:
-                name, version = parse_sdist_filename(filename)
-                if name == canonicalize_name(project):
-                    return version
-            except (InvalidSdistFilename, InvalidVersion):
-                pass
-        return _loose_sdist_version(filename, project)
-    return None
+    text = _version_text(filename, canonicalize_name(project))
+    return None if text is None else _version(text)
 
 
-def _loose_sdist_version(filename: str, project: str) -> Version | None:
+def _loose_sdist_version(filename: str, project: str) -> str | None:
     lower = filename.lower()
     stem = next((filename[: -len(s)] for s in SDIST_SUFFIXES if lower.endswith(s)), filename)
     wanted = canonicalize_name(project)
@@ -194,10 +206,7 @@ def _loose_sdist_version(filename: str, project: str) -> Version | None:
     parts = stem.split("-")
     for i in range(1, len(parts)):
         if canonicalize_name("-".join(parts[:i])) == wanted:
-            try:
-                return Version("-".join(parts[i:]))
-            except InvalidVersion:
-                return None
+            return "-".join(parts[i:])
     return None
 
 
