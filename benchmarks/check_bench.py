@@ -87,10 +87,17 @@ def floor(log: list[LoggedRequest], jobs: int) -> float:
 
 def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tuple[list[str], str]:
     doc = json.loads(record.record_path(locks, rel.lock_name).read_text())
+    note = "no consistent section in the record yet"
     if "consistent" in doc and isinstance(doc["consistent"], dict) and doc["consistent"].get("pins"):
         pins = doc["consistent"]["pins"]
-        items = pins.items() if isinstance(pins, dict) else [(p["name"], p["version"]) for p in pins]
-        return [f"{n}=={v}" for n, v in sorted(items)], "the record's consistent section"
+        items = sorted(pins.items() if isinstance(pins, dict) else [(p["name"], p["version"]) for p in pins])
+        # the snapshot holds metadata for the versions the check read: the pins and its picks
+        known = {(p.name, p.version) for p in (*report.pins, *report.picks)}
+        moved = [f"{n}=={v}" for n, v in items if (canonicalize_name(n), str(v)) not in known]
+        if not moved:
+            return [f"{n}=={v}" for n, v in items], "the record's consistent section"
+        note = (f"the record's consistent section moves {len(moved)} pins to versions whose metadata the "
+                f"snapshot does not hold ({', '.join(moved[:5])}{', ...' if len(moved) > 5 else ''})")
     drop = {c.requirer for c in report.conflicts} | {p.name for p in report.not_installable}
     drop |= {p.name for p in report.sdist_only} | {p.name for p in report.yanked}
     drop |= {p.name for p in report.python_problems} | {u.name for u in report.unsatisfiable}
@@ -112,7 +119,7 @@ def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tupl
     kept = [f"{p.name}=={p.version}" for p in report.pins if p.name not in drop]
     return kept, (f"a consistent variant: the pins minus {len(report.pins) - len(kept)} that conflict, "
                   "cannot be installed, are sdist-only or yanked, or need one of those "
-                  f"(no consistent section in the record yet): {len(kept)} pins")
+                  f"({note}): {len(kept)} pins")
 
 
 def run_tool(cmd: list[str]) -> tuple[float, int, str]:
