@@ -125,8 +125,9 @@ class ProjectPage:
     def _versions(self) -> dict[Version, list[int]]:
         if self._index is None:
             by_text: dict[str, list[int]] = {}  # a page repeats each version string many times
+            same: dict[str, bool] = {}  # ... and its project's name in a few spellings
             for i, filename in enumerate(self._names):
-                text = _version_text(filename, self.name)
+                text = _version_text(filename, self.name, same)
                 if text is not None:
                     by_text.setdefault(text, []).append(i)
             index: dict[Version, list[int]] = {}
@@ -170,15 +171,20 @@ def _version(text: str) -> Version | None:
         return None
 
 
-def _same_name(name: str, project: NormalizedName) -> bool:
-    return name.lower().replace("_", "-").replace(".", "-") == project or canonicalize_name(name) == project
+def _same_name(name: str, project: NormalizedName, memo: dict[str, bool] | None = None) -> bool:
+    if memo is not None:
+        hit = memo.get(name)
+        if hit is None:
+            hit = memo[name] = canonicalize_name(name) == project
+        return hit
+    return canonicalize_name(name) == project
 
 
-def _version_text(filename: str, project: NormalizedName) -> str | None:
+def _version_text(filename: str, project: NormalizedName, memo: dict[str, bool] | None = None) -> str | None:
     """The version part of a wheel or sdist file name of *project* (not yet parsed)."""
     if filename.endswith(".whl"):
         parts = filename[:-4].split("-")
-        if len(parts) in (5, 6) and _same_name(parts[0], project):
+        if len(parts) in (5, 6) and _same_name(parts[0], project, memo):
             return parts[1]
         return None
     lower = filename.lower()
@@ -187,7 +193,7 @@ def _version_text(filename: str, project: NormalizedName) -> str | None:
     for suffix in (".tar.gz", ".zip"):  # as packaging.utils.parse_sdist_filename reads them
         if lower.endswith(suffix):
             name, sep, text = filename[: -len(suffix)].rpartition("-")
-            if sep and _same_name(name, project) and _version(text) is not None:
+            if sep and _same_name(name, project, memo) and _version(text) is not None:
                 return text
     return _loose_sdist_version(filename, project)
 
