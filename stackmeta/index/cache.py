@@ -56,6 +56,7 @@ class Cache:
         self._db: sqlite3.Connection | None = None
         self._local = threading.local()  # a reader connection per thread (WAL: readers run at once)
         self._readers: list[sqlite3.Connection] = []
+        self._absent = False
         self._md_pending: dict[str, tuple[str, bytes]] = {}
         self._pages_pending: dict[tuple[str, str], tuple[float, str, str, bytes]] = {}
         self._pending_bytes = 0
@@ -79,10 +80,15 @@ class Cache:
         return self._db
 
     def _reader(self) -> sqlite3.Connection | None:
-        if self.root is None or not (self.root / DB_NAME).exists():
-            return None
         db: sqlite3.Connection | None = getattr(self._local, "db", None)
         if db is None:
+            # no database yet: none will appear before this cache writes (at flush), bar another
+            # process, so ask the file system once
+            if self.root is None or self._absent:
+                return None
+            if not (self.root / DB_NAME).exists():
+                self._absent = True
+                return None
             try:
                 db = sqlite3.connect(self.root / DB_NAME, timeout=30, check_same_thread=False,
                                      isolation_level=None)
@@ -117,6 +123,7 @@ class Cache:
             if db is None:
                 return
             self._write_locked(db, md, pages)
+            self._absent = False
 
     @staticmethod
     def _write_locked(db: sqlite3.Connection, md: dict[str, tuple[str, bytes]],
