@@ -135,7 +135,7 @@ _EXCEPTION = re.compile(r"^[\w.]*(Error|Exception|Exit)\b.*:\s*\S")
 
 def pip_failure(output: str) -> str:
     """What went wrong in pip's *output*, in one line: the package pip was collecting when
-    the first error came, and the error (an exception line from a build, if there is one)."""
+    the first error came, and the error (the last line a failed build printed, if any)."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     collecting = None
     for i, line in enumerate(lines):
@@ -143,7 +143,11 @@ def pip_failure(output: str) -> str:
             collecting = line.removeprefix("Collecting ").split(" ")[0]
         elif line.lower().startswith("error"):
             rest = lines[i:]
-            cause = next((ln for ln in reversed(rest) if _EXCEPTION.match(ln)), line)
+            # pip >= 22 quotes a failed build between "╰─> [N lines of output]" and "[end of output]"
+            ends = [k for k, ln in enumerate(rest) if ln == "[end of output]"]
+            last = rest[ends[0] - 1] if ends else ""
+            quoted = last if last and not last.endswith("lines of output]") else None
+            cause = quoted or next((ln for ln in reversed(rest) if _EXCEPTION.match(ln)), line)
             where = f"{collecting}: " if collecting else ""
             return f"{where}{cause}"
     return lines[-1] if lines else "no output"

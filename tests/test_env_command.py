@@ -8,12 +8,15 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import virtualenv
 
 from stackmeta.cli import main
 from tests.pypiserver_fixture import (
@@ -42,6 +45,19 @@ INDEX = {
 PINS = {"numlib": "1.12.1", "scilib": "0.19.0", "sixlib": "1.10.0", "theanolib": "0.8.2"}
 
 
+def failing_sdist(folder: Path) -> None:
+    """oraclelib 1.0: an sdist whose build fails, as cx-Oracle's does without Oracle."""
+    files = {
+        "PKG-INFO": b"Metadata-Version: 2.1\nName: oraclelib\nVersion: 1.0\n",
+        "setup.py": b"raise SystemExit('error: cannot locate an Oracle software installation')\n",
+    }
+    with tarfile.open(folder / "oraclelib-1.0.tar.gz", "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(f"oraclelib-1.0/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
 def stackmeta(*argv: str) -> tuple[int, str, str]:
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
@@ -55,6 +71,12 @@ def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         for name, versions in INDEX.items():
             for version, requires in versions.items():
                 make_wheel(server.packages, name, version, requires)
+        failing_sdist(server.packages)
+        # pip builds sdists in isolation, with setuptools and wheel from the index: the ones
+        # virtualenv carries (setuptools 67.6.1, wheel 0.40.0)
+        embed = Path(virtualenv.__file__).parent / "seed" / "wheels" / "embed"
+        for wheel in ("setuptools-67.6.1-py3-none-any.whl", "wheel-0.40.0-py3-none-any.whl"):
+            shutil.copy(embed / wheel, server.packages)
         yield server.simple
 
 
@@ -200,6 +222,25 @@ def test_a_release_of_another_python_points_to_python(locks: Path, tmp_path: Pat
     assert err.strip() == (
         f"error: {RELEASE} is a Python 2.5.6 stack and stackmeta runs on Python {running}; no Python 2.5 "
         "found (python2.5 on PATH, ~/.pyenv/versions/2.5.*): install one and pass --python PATH")
+
+
+@pytest.mark.slow
+def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_path: Path) -> None:
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
+                                          release=RELEASE, python=PYTHON))
+    code, _, err = stackmeta("resolve", RELEASE, "--index-url", index, "--locks-dir", str(locks), "-q",
+                             "--cache-dir", str(locks / "cache"))
+    assert code == 0, err
+    dest = tmp_path / "env"
+    code, _, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0")
+    assert code == 1
+    assert err.splitlines()[-1] == (
+        f"error: pip install into {dest} failed (exit 1): oraclelib==1.0: error: cannot locate an Oracle "
+        "software installation; install what oraclelib needs to build, or leave it out with --exclude "
+        "oraclelib; nothing was created")
+    assert not dest.exists()
 
 
 PY27 = Path.home() / ".pyenv/versions/2.7.18/bin/python"
