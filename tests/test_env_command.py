@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 import virtualenv
+from packaging.version import Version
 
 from stackmeta.cli import main
+from stackmeta.venv import find_python
 from tests.pypiserver_fixture import (
     env_without_index,
     make_wheel,
@@ -283,3 +285,33 @@ def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
     changes = json.loads(diff.stdout)
     assert {"name": "theano", "old": "0.8.2", "new": "0.9.0"} in changes["upgraded"]
     assert "theano 0.8.2 -> 0.9.0: Theano==0.9.0" in changes["deviations"]["added"]
+
+
+def test_python_is_found_on_path_by_the_releases_minor(tmp_path: Path) -> None:
+    running = sys.version_info
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / f"python{running.major}.{running.minor}").symlink_to(sys.executable)
+    found = find_python(RELEASE, Version(f"{running.major}.{running.minor}.0"), None,
+                        search_path=str(bin_dir), pyenv_root=tmp_path / "no-pyenv")
+    assert found.path == bin_dir / f"python{running.major}.{running.minor}"
+    assert found.version == Version(".".join(str(p) for p in running[:3]))
+
+
+def test_python_of_another_minor_is_used_when_given_with_a_warning(locks: Path, tmp_path: Path) -> None:
+    other = tmp_path / "locks"
+    other.mkdir()
+    write_record(other, synthetic_release([package(n, v) for n, v in PINS.items()], release=RELEASE,
+                                          python="3.5.2"))
+    (other / f"{RELEASE}.json").write_text(
+        json.dumps({**json.loads((other / f"{RELEASE}.json").read_text()),
+                    "consistent": json.loads((locks / f"{RELEASE}.json").read_text())["consistent"]}))
+    code, out, err = stackmeta("env", RELEASE, str(tmp_path / "env"), "--locks-dir", str(other),
+                               "--python", sys.executable, "--dry-run")
+    running = ".".join(str(p) for p in sys.version_info[:3])
+    assert code == 0, err
+    assert err.splitlines()[0] == (
+        f"warning: {RELEASE} is a Python 3.5.2 stack; --python {Path(sys.executable).absolute()} is Python "
+        f"{running}: the set is checked again for it, and may not fit")
+    assert "  no overrides, additions or exclusions: the set as it is" in out
+    assert not (tmp_path / "env").exists()

@@ -135,7 +135,9 @@ def _show(plan: overlay.Plan, nearest: NearestSet, output: Output) -> None:
         output.result(f"  exclude   {name} {pins[name]}")
     for m in plan.moves:
         output.result(f"  move      {m}")
-    if plan.fits:
+    if not (plan.overrides or plan.additions or plan.excluded):
+        output.result("  no overrides, additions or exclusions: the set as it is")
+    elif plan.fits:
         output.result(f"  {plan.requested} fits the rest of the set: no other pin moves")
 
 
