@@ -9,9 +9,16 @@ from datetime import datetime
 
 import tomli_w
 from packaging.markers import Marker
-from packaging.pylock import Package, PackageSdist, PackageWheel, Pylock, PylockValidationError
+from packaging.pylock import (
+    Package,
+    PackageArchive,
+    PackageSdist,
+    PackageWheel,
+    Pylock,
+    PylockValidationError,
+)
 from packaging.specifiers import SpecifierSet
-from packaging.utils import NormalizedName
+from packaging.utils import InvalidSdistFilename, NormalizedName, parse_sdist_filename
 from packaging.version import Version
 
 from stackmeta.errors import RecordError
@@ -36,7 +43,7 @@ class LockedPackage:
     requires_python: SpecifierSet | None = None
     index: str | None = None  # the project's simple page on the index
     wheels: tuple[LockedFile, ...] = ()
-    sdist: LockedFile | None = None
+    sdist: LockedFile | None = None  # also a legacy-named source archive (see ``build``)
 
 
 def _wheel(f: LockedFile) -> PackageWheel:
@@ -47,6 +54,31 @@ def _wheel(f: LockedFile) -> PackageWheel:
 def _sdist(f: LockedFile) -> PackageSdist:
     return PackageSdist(name=f.filename, url=f.url, size=f.size, upload_time=f.upload_time,
                         hashes={"sha256": f.sha256})
+
+
+def sdist_name_fits(filename: str, name: NormalizedName, version: Version) -> bool:
+    """Whether PEP 751 can list *filename* as the sdist of *name* *version*: old sdists with
+    other archive types (``.tar.bz2``) or unnormalised names (``functools32-3.2.3-2.tar.gz``)
+    cannot be, and are written as a plain ``archive`` instead."""
+    try:
+        sdist_name, sdist_version = parse_sdist_filename(filename)
+    except InvalidSdistFilename:
+        return False
+    return sdist_name == name and sdist_version == version
+
+
+def _source(p: LockedPackage) -> dict[str, object]:
+    """The sdist, or the archive for a legacy-named source file (only when there is no wheel:
+    PEP 751 allows an archive only alone)."""
+    if p.sdist is None:
+        return {}
+    if sdist_name_fits(p.sdist.filename, p.name, p.version):
+        return {"sdist": _sdist(p.sdist)}
+    if p.wheels:
+        return {}
+    f = p.sdist
+    return {"archive": PackageArchive(url=f.url, size=f.size, upload_time=f.upload_time,
+                                      hashes={"sha256": f.sha256})}
 
 
 def build(
@@ -76,7 +108,7 @@ def build(
                 requires_python=p.requires_python,
                 index=p.index,
                 wheels=[_wheel(w) for w in p.wheels] or None,
-                sdist=None if p.sdist is None else _sdist(p.sdist),
+                **_source(p),  # type: ignore[arg-type]
             )
             for p in sorted(packages, key=lambda p: (p.name, str(p.marker or "")))
         ],

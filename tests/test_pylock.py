@@ -111,3 +111,31 @@ def test_real_uv_installs_the_lock(dists: Path, tmp_path: Path) -> None:
         )
         assert proc.returncode == 0, proc.stderr
     assert _installed(python) == {"alpha-stack-demo": "1.0", "beta-stack-demo": "2.0"}
+
+
+def test_legacy_source_names_become_archives() -> None:
+    """Real old sdists (functools32 3.2.3-2 of CMSSW_9_3_0, prettytable's .tar.bz2) have names
+    PEP 751 cannot list as an sdist: alone they are written as an archive; beside wheels,
+    they are left out (PEP 751 allows an archive only alone)."""
+    import tomllib
+
+    legacy = pylock.LockedFile(filename="functools32-3.2.3-2.tar.gz", url="https://x/functools32-3.2.3-2.tar.gz",
+                               sha256="0" * 64, size=31171)
+    bz2 = pylock.LockedFile(filename="prettytable-0.7.2.tar.bz2", url="https://x/prettytable-0.7.2.tar.bz2",
+                            sha256="1" * 64)
+    wheel = pylock.LockedFile(filename="prettytable-0.7.2-py2-none-any.whl", url="https://x/p.whl",
+                              sha256="2" * 64)
+    lock = pylock.build(
+        [pylock.LockedPackage(name=canonicalize_name("functools32"), version=Version("3.2.3.post2"),
+                              sdist=legacy),
+         pylock.LockedPackage(name=canonicalize_name("prettytable"), version=Version("0.7.2"), sdist=bz2,
+                              wheels=(wheel,))],
+        created_by="stackmeta", requires_python=None, environments=None,
+    )
+    data = tomllib.loads(pylock.dumps(lock))
+    functools32, prettytable = data["packages"]
+    assert functools32["archive"] == {"url": "https://x/functools32-3.2.3-2.tar.gz", "size": 31171,
+                                      "hashes": {"sha256": "0" * 64}}
+    assert "sdist" not in functools32
+    assert "sdist" not in prettytable and "archive" not in prettytable
+    assert [w["name"] for w in prettytable["wheels"]] == ["prettytable-0.7.2-py2-none-any.whl"]
