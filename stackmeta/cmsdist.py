@@ -12,10 +12,12 @@ sources give trees (:func:`open_source`):
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import os
 import re
 import subprocess
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,16 +70,25 @@ class FolderTree:
 
 
 class GitObjects:
-    """One ``git cat-file --batch`` process over a repository (bare or not)."""
+    """One ``git cat-file --batch`` process over a repository (bare or not).
+
+    Commits, trees and blobs are all read through it: no process per file or per tag. Parsed
+    trees are kept in a small cache by object id (consecutive tags share most of them), so
+    memory stays flat however many tags are read.
+    """
+
+    TREE_CACHE = 512
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo
         self._proc: subprocess.Popen[bytes] | None = None
+        self._trees: OrderedDict[str, dict[str, tuple[str, str]]] = OrderedDict()
 
     def git(self, *args: str) -> str:
         try:
             done = subprocess.run(
                 ["git", "-C", str(self.repo), *args], capture_output=True, check=False,
+                process_group=0,
             )
         except FileNotFoundError:
             raise ManifestError("git is not installed: install git to read a cmsdist clone") from None
@@ -90,34 +101,90 @@ class GitObjects:
 
     def _start(self) -> subprocess.Popen[bytes]:
         if self._proc is None:
-            self._proc = subprocess.Popen(
-                ["git", "-C", str(self.repo), "cat-file", "--batch"],
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            )
+            try:
+                # Its own process group: a Ctrl-C meant for us does not kill the reader mid-batch.
+                self._proc = subprocess.Popen(
+                    ["git", "-C", str(self.repo), "cat-file", "--batch"],
+                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                    process_group=0,
+                )
+            except FileNotFoundError:
+                raise ManifestError("git is not installed: install git to read a cmsdist clone") from None
         return self._proc
 
-    def blob(self, object_id: str) -> bytes | None:
+    def read(self, name: str) -> tuple[str, bytes] | None:
+        """(type, bytes) of the object *name* (an id, or anything git names: ``tag^{commit}``)."""
         proc = self._start()
         stdin: IO[bytes] | None = proc.stdin
         stdout: IO[bytes] | None = proc.stdout
         assert stdin is not None and stdout is not None
-        stdin.write(object_id.encode() + b"\n")
-        stdin.flush()
+        try:
+            stdin.write(name.encode() + b"\n")
+            stdin.flush()
+        except BrokenPipeError:
+            raise ManifestError(
+                f"git cat-file stopped answering in {self.repo}: is the clone readable?"
+            ) from None
         head = stdout.readline()
         if not head:
             raise ManifestError(f"git cat-file stopped answering in {self.repo}: is the clone readable?")
-        if head.endswith(b" missing\n"):
+        if head.endswith((b" missing\n", b" ambiguous\n")):
             return None
-        size = int(head.split()[2])
-        data = stdout.read(size)
+        _oid, kind, size = head.split()
+        data = stdout.read(int(size))
         stdout.read(1)  # the newline after the object
-        return data
+        return kind.decode(), data
+
+    def blob(self, object_id: str) -> bytes | None:
+        found = self.read(object_id)
+        return None if found is None or found[0] != "blob" else found[1]
+
+    def tree(self, object_id: str) -> dict[str, tuple[str, str]]:
+        """The entries of a tree object: name -> (kind, id), kind "blob", "tree" or "commit"."""
+        cached = self._trees.get(object_id)
+        if cached is not None:
+            self._trees.move_to_end(object_id)
+            return cached
+        found = self.read(object_id)
+        if found is None or found[0] != "tree":
+            raise ManifestError(
+                f"git object {object_id} in {self.repo} is not a tree: is the clone complete?"
+            )
+        entries = _parse_tree(found[1], len(object_id) // 2)
+        self._trees[object_id] = entries
+        if len(self._trees) > self.TREE_CACHE:
+            self._trees.popitem(last=False)
+        return entries
+
+    def commit_tree(self, commit: str) -> str:
+        """The root tree of *commit* (an id or a name such as ``REL/x/y^{commit}``)."""
+        found = self.read(commit)
+        if found is None or found[0] != "commit":
+            raise ManifestError(f"{commit} is not a commit in {self.repo}")
+        first = found[1].split(b"\n", 1)[0]
+        if not first.startswith(b"tree "):
+            raise ManifestError(f"commit {commit} in {self.repo} has no tree: is the clone complete?")
+        return first[5:].decode()
+
+    def tags(self, prefix: str = "refs/tags/REL/") -> dict[str, str]:
+        """Every tag under *prefix* (without ``refs/tags/``) -> the commit it names, in one call."""
+        listing = self.git("for-each-ref", "--format=%(refname) %(objecttype) %(objectname) %(*objecttype) "
+                           "%(*objectname)", prefix)
+        out: dict[str, str] = {}
+        for line in listing.splitlines():
+            parts = line.split()
+            if len(parts) == 5 and parts[3] == "commit":
+                out[parts[0][len("refs/tags/"):]] = parts[4]
+            elif len(parts) == 3 and parts[1] == "commit":
+                out[parts[0][len("refs/tags/"):]] = parts[2]
+        return out
 
     def close(self) -> None:
         if self._proc is not None:
             proc, self._proc = self._proc, None
             if proc.stdin:
-                proc.stdin.close()
+                with contextlib.suppress(BrokenPipeError):
+                    proc.stdin.close()
             if proc.stdout:
                 proc.stdout.close()
             proc.wait()
@@ -129,37 +196,54 @@ class GitObjects:
         self.close()
 
 
+_MODE_KIND = {b"40000": "tree", b"160000": "commit"}
+
+
+def _parse_tree(data: bytes, id_size: int) -> dict[str, tuple[str, str]]:
+    entries: dict[str, tuple[str, str]] = {}
+    pos, end = 0, len(data)
+    while pos < end:
+        space = data.index(b" ", pos)
+        nul = data.index(b"\0", space)
+        mode = data[pos:space]
+        name = data[space + 1:nul].decode("utf-8", "surrogateescape")
+        entries[name] = (_MODE_KIND.get(mode, "blob"), data[nul + 1:nul + 1 + id_size].hex())
+        pos = nul + 1 + id_size
+    return entries
+
+
 class GitTree:
-    """The tree of one commit, read from git objects."""
+    """The tree of one commit, read from git objects as paths are asked for."""
 
     def __init__(self, objects: GitObjects, commit: str) -> None:
         self.objects = objects
         self.commit = commit
-        self._blobs: dict[str, str] = {}
-        self._dirs: dict[str, set[str]] = {"": set()}
-        listing = objects.git("ls-tree", "-r", "-z", "--full-tree", commit)
-        for entry in listing.split("\0"):
-            if not entry:
-                continue
-            meta, _, path = entry.partition("\t")
-            _mode, kind, oid = meta.split()
-            if kind != "blob":
-                continue
-            self._blobs[path] = oid
-            parts = path.split("/")
-            for depth in range(len(parts)):
-                parent = "/".join(parts[:depth])
-                self._dirs.setdefault(parent, set()).add(parts[depth])
+        self.root = objects.commit_tree(commit)
+        self._paths: dict[str, tuple[str, str] | None] = {"": ("tree", self.root)}
+
+    def _entry(self, path: str) -> tuple[str, str] | None:
+        path = path.strip("/")
+        if path in self._paths:
+            return self._paths[path]
+        parent, _, name = path.rpartition("/")
+        up = self._entry(parent)
+        found = None if up is None or up[0] != "tree" else self.objects.tree(up[1]).get(name)
+        self._paths[path] = found
+        return found
 
     def read(self, path: str) -> bytes | None:
-        oid = self._blobs.get(path)
-        return None if oid is None else self.objects.blob(oid)
+        entry = self._entry(path)
+        return None if entry is None or entry[0] != "blob" else self.objects.blob(entry[1])
 
     def list(self, directory: str) -> list[str]:
-        return sorted(self._dirs.get(directory.strip("/"), ()))
+        entry = self._entry(directory)
+        if entry is None or entry[0] != "tree":
+            return []
+        return sorted(n for n, (kind, _) in self.objects.tree(entry[1]).items() if kind != "commit")
 
     def key(self, path: str) -> str | None:
-        return self._blobs.get(path)
+        entry = self._entry(path)
+        return None if entry is None or entry[0] != "blob" else entry[1]
 
 
 def is_cmsdist_tree(tree: Tree) -> bool:
@@ -191,6 +275,7 @@ class Opened:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.objects: GitObjects | None = None
+        self._tags: dict[str, str] | None = None
         self.kind: str
         if not path.exists():
             raise UsageError(f"--cmsdist {path}: no such file or folder: give a cmsdist clone or folder")
@@ -213,6 +298,13 @@ class Opened:
         if self.objects is not None:
             self.objects.close()
 
+    def tags(self) -> dict[str, str]:
+        """A git source's release tags ``REL/<release>/<arch>`` -> commit (read once)."""
+        if self._tags is None:
+            assert self.objects is not None
+            self._tags = self.objects.tags()
+        return self._tags
+
     def __enter__(self) -> Opened:
         return self
 
@@ -222,13 +314,11 @@ class Opened:
     def available(self) -> list[tuple[str, str]]:
         """Every (release, arch) this source holds ('' arch: a plain folder that does not say)."""
         if self.kind == "git":
-            assert self.objects is not None
-            refs = self.objects.git("for-each-ref", "--format=%(refname)", "refs/tags/REL/")
             out = []
-            for ref in refs.split():
-                parts = ref.split("/")
-                if len(parts) == 5:
-                    out.append((parts[3], parts[4]))
+            for tag in self.tags():
+                parts = tag.split("/")
+                if len(parts) == 3:
+                    out.append((parts[1], parts[2]))
             return out
         if self.kind == "folders":
             out = []
@@ -299,7 +389,7 @@ class Opened:
             commits = []
             for arch in arches:
                 tag = f"REL/{release}/{arch}"
-                commit = self.objects.git("rev-parse", "--verify", "--quiet", f"{tag}^{{commit}}").strip()
+                commit = self.tags()[tag]
                 trees[arch] = GitTree(self.objects, commit)
                 commits.append(f"{commit} {tag}")
             return Source(description="git " + ", ".join(commits), trees=trees)

@@ -85,9 +85,17 @@ def read_freeze(
     )
 
 
-def write(release: Release, locks_dir: Path, *, default_major: int, notes: Sequence[str] = ()) -> Exported:
-    """Write the lock and the record of *release* into *locks_dir* (atomically, both complete)."""
-    name = record.lock_name(release.release, release.python_major, default_major=default_major)
+def write(
+    release: Release, locks_dir: Path, *, default_major: int, notes: Sequence[str] = (),
+    base: str | None = None,
+) -> Exported:
+    """Write the lock and the record of *release* into *locks_dir* (atomically, both complete).
+
+    *base* names the files instead of the release (``<release>__<arch>`` in a batch that
+    exports each arch apart). The lock is written first and the record last: a record whose
+    source names the tag's commit means both files are complete.
+    """
+    name = record.lock_name(base or release.release, release.python_major, default_major=default_major)
     json_path = record.record_path(locks_dir, name)
     txt_path = record.constraints_path(locks_dir, name)
     keep: dict[str, Any] | None = None
@@ -103,8 +111,8 @@ def write(release: Release, locks_dir: Path, *, default_major: int, notes: Seque
     text = lock.constraints_text(release, notes, lock_name=name)
     json_text = record.dump_document(doc)
     json.loads(json_text)  # complete and readable before anything is written
-    atomic.write_text(json_path, json_text)
     atomic.write_text(txt_path, text)
+    atomic.write_text(json_path, json_text)
     kept = tuple(k for k in doc if k not in ("format", "release"))
     return Exported(release=release, lock_name=name, constraints=txt_path, record=json_path,
                     default_major=default_major, kept_sections=kept)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from stackmeta.batch import ARCH_POLICIES, Summary, default_workers, export_all
 from stackmeta.console import Output
+from stackmeta.errors import ManifestError, UsageError
 from stackmeta.export import export
 
 
@@ -17,7 +19,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                     "REL/<release>/<arch>, or a folder laid out like it) or from pip freeze output, "
                     "and write locks/<name>.txt and locks/<name>.json.",
     )
-    p.add_argument("release", help="the release, e.g. CMSSW_14_0_0")
+    p.add_argument("release", nargs="?", help="the release, e.g. CMSSW_14_0_0 (or --all)")
+    p.add_argument("--all", action="store_true",
+                   help="export every release tag REL/<release>/<arch> of the --cmsdist clone (or every "
+                        "<RELEASE>__<ARCH> folder), skipping records already up to date with the tag")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--cmsdist", type=Path, metavar="PATH",
                         help="a cmsdist git clone (bare or not), a folder laid out like it, "
@@ -32,10 +37,26 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                         "Python 3 packages, else 2); with --from-freeze: the interpreter version")
     p.add_argument("--version", dest="metapackage_version", metavar="V",
                    help="the metapackage version, for release names without a standard mapping")
+    batch = p.add_argument_group("with --all")
+    batch.add_argument("--match", action="append", default=[], metavar="GLOB",
+                       help="only releases matching this pattern, e.g. 'CMSSW_14_*' (repeatable); with "
+                            "--all, --arch also takes patterns ('el9_*')")
+    batch.add_argument("--arch-policy", choices=ARCH_POLICIES, default="merge",
+                       help="merge: one record per release over all its arches, with markers (default); "
+                            "each: one record per tag, named <release>__<arch>")
+    batch.add_argument("--force", action="store_true", help="export again records that are up to date")
+    batch.add_argument("--jobs", type=int, metavar="N",
+                       help=f"worker processes (default: the CPUs available, {default_workers()} here)")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.all:
+        return run_all(args, output)
+    if args.release is None:
+        raise UsageError("give a RELEASE, or --all for every release tag of the --cmsdist clone")
+    if args.match or args.force or args.jobs is not None or args.arch_policy != "merge":
+        raise UsageError("--match, --arch-policy, --force and --jobs go with --all")
     progress = output.progress()
     try:
         done = export(
@@ -66,3 +87,44 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if done.kept_sections:
         output.info(f"pins unchanged: kept {', '.join(done.kept_sections)} of the old record")
     return 0
+
+
+def run_all(args: argparse.Namespace, output: Output) -> int:
+    if args.release is not None:
+        raise UsageError(f"give a RELEASE ({args.release}) or --all, not both")
+    if args.cmsdist is None:
+        raise UsageError("--all reads a --cmsdist clone or folder, not --from-freeze")
+    if args.metapackage_version:
+        raise UsageError("--version needs a RELEASE: each release has its own version")
+    if args.python not in (None, "2", "3"):
+        raise UsageError(f"--python {args.python}: with --all give 2 or 3 (the stack to export)")
+    summary = export_all(
+        args.cmsdist, locks_dir=args.locks_dir, match=args.match, arches=args.arch, policy=args.arch_policy,
+        python_major=None if args.python is None else int(args.python), force=args.force,
+        workers=args.jobs, progress=output.progress(),
+    )
+    report(summary, output)
+    if summary.failed and not output.json_mode:
+        first = summary.failed[0]
+        raise ManifestError(
+            f"{len(summary.failed)} of {len(summary.failed) + len(summary.exported)} releases failed to "
+            f"export, first {first.base}: {first.message}"
+        )
+    return 1 if summary.failed else 0
+
+
+def report(summary: Summary, output: Output) -> None:
+    if output.json_mode:
+        output.json({
+            "exported": list(summary.exported),
+            "skipped": list(summary.skipped),
+            "failed": [{"release": f.release, "lock": f.base, "arches": list(f.arches), "message": f.message}
+                       for f in summary.failed],
+        })
+        return
+    for f in summary.failed:
+        output.warn(f"{f.base} ({', '.join(f.arches)}): {f.message}")
+    output.result(
+        f"exported {len(summary.exported)}, skipped {len(summary.skipped)} (up to date), "
+        f"failed {len(summary.failed)}"
+    )

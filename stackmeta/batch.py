@@ -1,0 +1,321 @@
+"""``export --all``: every release tag of a cmsdist clone to ``locks/``, fast and resumable.
+
+The tags are listed once (``git for-each-ref``); each worker process reads git objects
+through its own long-lived ``git cat-file --batch`` and keeps the manifest reader's caches
+(parsed blobs, assembled and evaluated specs, by content), so a file shared by many tags is
+parsed once per worker. Releases are sorted so that neighbours in a chunk share their files.
+
+Arch policies (a release often has several tags ``REL/<release>/<arch>``):
+
+- ``merge`` (default): one record per release over all its (matching) arches, named after
+  the release, as ``export <release> --arch A --arch B`` writes it: a package that is not on
+  every arch carries a ``platform_machine`` marker.
+- ``each``: one record per tag, named ``<release>__<arch>`` (the name of an excerpt folder),
+  e.g. ``locks/CMSSW_14_0_0__el9_amd64_gcc12.txt``; the other Python stack adds ``-py2``
+  (``CMSSW_10_6_0__slc7_amd64_gcc700-py2``).
+
+A release is skipped when its record is up to date: the record and the lock both name the
+same commits and tags as the clone does now, written by this stackmeta version. The lock is
+written before the record, each atomically, so an interrupted run leaves finished releases
+complete and the others as they were; the next run exports what is left. A release that
+fails is reported (with file:line when the reader knows it) and the others go on.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import re
+import signal
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from stackmeta import __version__, export, record
+from stackmeta.cmsdist import Opened
+from stackmeta.errors import StackmetaError, UsageError
+from stackmeta.manifest import read_release
+from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.release import release_key
+
+ARCH_POLICIES = ("merge", "each")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Job:
+    """One record to write: a release over some of its arches."""
+
+    release: str
+    base: str  # the lock's base name: the release, or <release>__<arch> with the "each" policy
+    arches: tuple[str, ...]  # sorted
+    source: str  # what the record's "source" says once written ("git <commit> <tag>, ...")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Failure:
+    """A release that could not be exported, and why (one line)."""
+
+    release: str
+    base: str
+    arches: tuple[str, ...]
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Summary:
+    """What :func:`export_all` did."""
+
+    exported: tuple[str, ...]  # lock names written
+    skipped: tuple[str, ...]  # lock names already up to date
+    failed: tuple[Failure, ...]
+
+
+# -- planning (pure) -------------------------------------------------------------------
+
+
+def plan(
+    available: Iterable[tuple[str, str]],
+    describe: Callable[[str, Sequence[str]], str],
+    *,
+    match: Sequence[str] = (),
+    arches: Sequence[str] = (),
+    policy: str = "merge",
+) -> list[Job]:
+    """The jobs for every (release, arch) of *available* that *match* and *arches* (fnmatch
+    patterns; none = all) select, ordered so neighbours share files. *describe(release, arches)*
+    gives the source the record will name."""
+    if policy not in ARCH_POLICIES:
+        raise UsageError(f"--arch-policy {policy!r}: give one of {', '.join(ARCH_POLICIES)}")
+    by_release: dict[str, list[str]] = {}
+    for release, arch in available:
+        if match and not any(fnmatch.fnmatchcase(release, m) for m in match):
+            continue
+        if arches and not any(fnmatch.fnmatchcase(arch, a) for a in arches):
+            continue
+        by_release.setdefault(release, []).append(arch)
+    jobs: list[Job] = []
+    for release, found in by_release.items():
+        found = sorted(set(found))
+        groups = [tuple(found)] if policy == "merge" else [(a,) for a in found]
+        for group in groups:
+            base = release if policy == "merge" else f"{release}__{group[0]}"
+            jobs.append(Job(release=release, base=base, arches=group, source=describe(release, group)))
+    jobs.sort(key=lambda j: (j.arches, _order(j.release), j.release))
+    return jobs
+
+
+def _order(release: str) -> tuple[int, ...]:
+    try:
+        return release_key(release)
+    except UsageError:
+        return (1 << 30,)
+
+
+# -- up to date ------------------------------------------------------------------------
+
+_HEAD = 8192  # the record's "source" and "stackmeta_version" come before its packages
+
+
+def up_to_date(locks_dir: Path, job: Job, python_major: int | None = None) -> str | None:
+    """The lock name of *job*'s record when it is complete and names the same source, else None."""
+    names = [job.base] if python_major is None else [job.base, f"{job.base}-py{python_major}"]
+    for name in names:
+        if _fresh(locks_dir, name, job.source, python_major):
+            return name
+    return None
+
+
+def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None) -> bool:
+    try:
+        with open(record.record_path(locks_dir, name), "rb") as handle:
+            head = handle.read(_HEAD).decode("utf-8", "replace")
+        with open(record.constraints_path(locks_dir, name), "rb") as handle:
+            lock_head = handle.read(_HEAD).decode("utf-8", "replace")
+    except OSError:
+        return False
+    fields = {}
+    for key in ("source", "stackmeta_version", "python"):
+        m = re.search(rf'^  "{key}": ("(?:[^"\\]|\\.)*"),?$', head, re.M)
+        if m is None:
+            return False
+        fields[key] = json.loads(m.group(1))
+    if fields["source"] != source or fields["stackmeta_version"] != __version__:
+        return False
+    if python_major is not None and not fields["python"].startswith(f"{python_major}."):
+        return False
+    return f"\n# source: {source}\n" in lock_head and f"\n# written by stackmeta {__version__}\n" in lock_head
+
+
+# -- running ---------------------------------------------------------------------------
+
+
+def run_job(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> str:
+    """Read and write one job's record; returns the lock name."""
+    source = opened.source(job.release, list(job.arches))
+    rel, default = read_release(source.trees, job.release, source=source.description,
+                                python_major=python_major)
+    done = export.write(rel, locks_dir, default_major=default, base=job.base)
+    return done.lock_name
+
+
+_Result = tuple[Job, str | None, str | None]  # (job, lock name, failure message)
+
+
+def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> _Result:
+    try:
+        return job, run_job(opened, job, locks_dir, python_major), None
+    except StackmetaError as exc:
+        return job, None, str(exc)
+    except (KeyboardInterrupt, SystemExit, MemoryError):
+        raise
+    except Exception as exc:  # a reader bug on one odd tag must not stop the batch
+        return job, None, f"internal error {type(exc).__name__}: {exc} (please report it with the tag)"
+
+
+_WORKER: Opened | None = None
+
+
+def _worker_init(cmsdist: Path) -> None:
+    # Ctrl-C is the parent's to handle: it lets the chunks in flight finish, so no write is cut.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    global _WORKER
+    _WORKER = Opened(cmsdist)
+
+
+def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, python_major: int | None) -> list[_Result]:
+    assert _WORKER is not None
+    return [_attempt(_WORKER, job, locks_dir, python_major) for job in jobs]
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C until the block ends (one release's two files are written together)."""
+    caught: list[bool] = []
+
+    def hold(signum: int, frame: FrameType | None) -> None:
+        caught.append(True)
+
+    try:
+        old = signal.signal(signal.SIGINT, hold)
+    except ValueError:  # not the main thread: nothing to defer
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if caught:
+            raise KeyboardInterrupt
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def export_all(
+    cmsdist: Path,
+    *,
+    locks_dir: Path,
+    match: Sequence[str] = (),
+    arches: Sequence[str] = (),
+    policy: str = "merge",
+    python_major: int | None = None,
+    force: bool = False,
+    workers: int | None = None,
+    progress: Progress = NO_PROGRESS,
+) -> Summary:
+    """Export every release of *cmsdist* that *match*/*arches* select (see the module doc).
+
+    A folder source (no commits) is always exported again; a git source skips up-to-date
+    records unless *force*. Raises KeyboardInterrupt after the releases in flight are written.
+    """
+    if python_major not in (None, 2, 3):
+        raise UsageError(f"--python {python_major}: with --all give 2 or 3 (the stack to export)")
+    with Opened(cmsdist) as opened:
+        if opened.kind == "folder":
+            raise UsageError(
+                f"--all needs a git clone or a folder of <RELEASE>__<ARCH> folders, not {cmsdist}"
+            )
+        describe = (
+            (lambda rel, group: "git " + ", ".join(f"{opened.tags()[f'REL/{rel}/{a}']} REL/{rel}/{a}"
+                                                  for a in group))
+            if opened.kind == "git" else
+            (lambda rel, group: opened.source(rel, list(group)).description)
+        )
+        jobs = plan(opened.available(), describe, match=match, arches=arches, policy=policy)
+        if not jobs:
+            what = f"matching {' '.join(match)}" if match else "at all"
+            raise UsageError(f"no release tags {what} in {cmsdist}" +
+                             (f" for arches {' '.join(arches)}" if arches else "") +
+                             ": check --match/--arch (tags are REL/<release>/<arch>)")
+        skipped: list[str] = []
+        todo: list[Job] = []
+        for job in jobs:
+            name = None if force or opened.kind != "git" else up_to_date(locks_dir, job, python_major)
+            if name is not None:
+                skipped.append(name)
+            else:
+                todo.append(job)
+        workers = default_workers() if workers is None else max(1, workers)
+        workers = min(workers, len(todo)) if todo else 1
+        results: list[_Result] = []
+        progress.start(f"exporting {len(todo)} of {len(jobs)} releases", len(todo))
+        try:
+            if workers == 1:
+                for job in todo:
+                    with _sigint_deferred():
+                        results.append(_attempt(opened, job, locks_dir, python_major))
+                    progress.advance()
+            else:
+                opened.close()  # the workers have their own readers
+                results.extend(_in_pool(cmsdist, todo, locks_dir, python_major, workers, progress))
+        finally:
+            progress.done()
+    exported = tuple(name for _, name, _ in results if name is not None)
+    failed = tuple(Failure(release=j.release, base=j.base, arches=j.arches, message=m)
+                   for j, _, m in results if m is not None)
+    return Summary(exported=exported, skipped=tuple(skipped), failed=failed)
+
+
+def _chunks(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
+    size = max(1, min(16, len(jobs) // (workers * 4)))
+    return [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+
+
+def _in_pool(
+    cmsdist: Path, jobs: Sequence[Job], locks_dir: Path, python_major: int | None, workers: int,
+    progress: Progress,
+) -> list[_Result]:
+    results: list[_Result] = []
+    chunks = _chunks(jobs, workers)
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cmsdist,))
+    try:
+        pending: set[Future[list[_Result]]] = set()
+        queue = iter(chunks)
+        for chunk in queue:  # a few chunks ahead per worker; the rest waits here, easy to drop
+            pending.add(pool.submit(_worker_chunk, chunk, locks_dir, python_major))
+            if len(pending) >= workers * 2:
+                break
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                chunk_results = future.result()
+                results.extend(chunk_results)
+                progress.advance(len(chunk_results))
+                nxt = next(queue, None)
+                if nxt is not None:
+                    pending.add(pool.submit(_worker_chunk, nxt, locks_dir, python_major))
+    except KeyboardInterrupt:
+        # The chunks in flight finish (their files are written whole); nothing new starts.
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return results
