@@ -540,12 +540,15 @@ def default_target(release: Release, python: str | None = None, platform: str | 
     return Target(python=py, platform=plat)
 
 
-def fetch(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
+def fetch(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS, *,
+          pages: dict[NormalizedName, ProjectPage | StackmetaError | None] | None = None,
+          metas: dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None] | None = None,
           ) -> tuple[dict[NormalizedName, ProjectPage | StackmetaError | None],
                      dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None]]:
-    """Fetch, round by round, every page and metadata file the closure needs."""
-    pages: dict[NormalizedName, ProjectPage | StackmetaError | None] = {}
-    metas: dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None] = {}
+    """Fetch, round by round, every page and metadata file the closure needs. Given *pages*
+    and *metas* (what an earlier fetch returned), only what they lack is fetched, into them."""
+    pages = {} if pages is None else pages
+    metas = {} if metas is None else metas
     pins = {p.name: p.version for p in shipped_pins(release, target) if p.version is not None}
 
     def page_then_metadata(name: NormalizedName) -> None:

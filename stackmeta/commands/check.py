@@ -1,5 +1,13 @@
 """stackmeta check: can pip install a release's pins from an index, for its Python and platform?
 
+With ``--platform all``, the laptop report (:mod:`stackmeta.platforms`): for each pin, whether
+each of linux-x86_64, linux-aarch64, macos-x86_64, macos-arm64 and windows-amd64 has a wheel for
+the Python (the release's, or ``--python``), only an sdist, or nothing, computed from the pages
+the check fetched; per platform the share installable from wheels and the pins that block it.
+With ``--python`` too, per pin the nearest version with a wheel, and whether the moved set stays
+consistent. ``--format html --out FILE`` writes it as a self-contained page. The exit code is
+still the check's, for the release's own platform.
+
 Exit codes: 0 nothing blocks installing; 1 something blocks (a pin the index cannot serve, a
 conflict between pins, a Requires-Python excluding the release's Python, an unpinned
 dependency no version satisfies) — also any other error; 2 bad usage; 3 nothing found that
@@ -10,16 +18,19 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import time
 from pathlib import Path
 from typing import Literal
 
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
-from stackmeta import check, record
+from stackmeta import atomic, check, platforms, record, report_html
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, UsageError
 from stackmeta.index.client import PYPI, IndexClient
-from stackmeta.target import PLATFORMS
+from stackmeta.target import LAPTOP_PLATFORMS, PLATFORMS
 
 EXIT_OK = 0
 EXIT_BLOCKED = 1
@@ -41,8 +52,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--index-url", default=PYPI,
                    help=f"a PEP 503/691 index: https://..., or file://DIR of a snapshot (default: {PYPI})")
     p.add_argument("--python", help="the target Python (default: the release's, e.g. 3.9.14)")
-    p.add_argument("--platform", choices=sorted(PLATFORMS),
-                   help="the target platform (default: the platform of the release's first arch)")
+    p.add_argument("--platform", choices=[*sorted(PLATFORMS), "all"],
+                   help="the target platform (default: the platform of the release's first arch); "
+                        f"'all': the laptop report over {', '.join(LAPTOP_PLATFORMS)}")
+    p.add_argument("--format", choices=("text", "html"), default="text",
+                   help="text on the terminal, or (with --platform all) a self-contained HTML page")
+    p.add_argument("--out", type=Path, help="write the report (--format html) into this file, not stdout")
     p.add_argument("--cache-dir", type=Path, help="the on-disk cache (default: the user cache dir)")
     p.add_argument("--no-cache", action="store_true", help="use no on-disk cache")
     p.add_argument("--refresh", action="store_true", help="fetch project pages again even if cached")
@@ -67,22 +82,50 @@ def _load(args: argparse.Namespace) -> tuple[record.Release, Path]:
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    laptop = args.platform == "all"
+    if args.format == "html" and not laptop:
+        raise UsageError("--format html writes the laptop report: add --platform all")
+    if args.out is not None and args.format != "html":
+        raise UsageError("--out is for --format html")
     rel, path = _load(args)
-    target = check.default_target(rel, args.python, args.platform)
+    target = check.default_target(rel, args.python, None if laptop else args.platform)
     cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
     output.info(f"checking {rel.lock_name} ({len(rel.packages)} packages) for {target} "
                 f"against {args.index_url}")
+    matrix: platforms.PlatformMatrix | None = None
     with IndexClient(args.index_url, cache_dir, jobs=args.jobs, retries=max(0, args.retries),
                      timeout=args.timeout, page_max_age=0 if args.refresh else 600.0) as client:
-        report = check.run_check(rel, target, client, output.progress())
+        start = time.perf_counter()
+        pages, metas = check.fetch(rel, target, client, output.progress())
+        report = check.analyse(rel, target, client.index_url, pages, metas,
+                               seconds=time.perf_counter() - start, requests=len(client.transport.log))
+        if laptop:
+            pins = check.shipped_pins(rel, target)
+            matrix = platforms.matrix(rel.lock_name, pins, target.python, pages, nearest=args.python is not None)
+            if args.python is not None:
+                matrix = platforms.check_moves(rel, pins, matrix, client, pages, metas, output.progress())
     if not args.no_save:
         check.save(report, path)
     code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
+    if args.format == "html":
+        assert matrix is not None
+        page = report_html.render(report, matrix)
+        if args.out is None:
+            output.result(page)
+        else:
+            atomic.write_text(args.out, page)
+            output.info(f"wrote {args.out}")
     if output.json_mode:
-        output.json({"exit_code": code, "blocking": report.blocking, "incomplete": report.incomplete,
-                     "report": report.to_json()})
+        data = {"exit_code": code, "blocking": report.blocking, "incomplete": report.incomplete,
+                "report": report.to_json()}
+        if matrix is not None:
+            data["platforms"] = matrix.to_json()
+        output.json(data)
         return code
-    show(report, output)
+    if args.format == "text":
+        show(report, output)
+        if matrix is not None:
+            show_matrix(matrix, output)
     if not args.no_save:
         output.info(f"saved in {path} (section \"check\")")
     return code
@@ -167,3 +210,50 @@ def show(report: check.CheckReport, output: Output) -> None:
         out.print(t)
     out.print(f"Fine: {len(report.fine)} of {len(report.pins)} pins (a usable wheel, dependencies known "
               f"and satisfied). {report.requests} requests in {report.seconds:.1f} s.", markup=False)
+
+
+CELL_STYLE = {"wheel": "green", "sdist": "yellow"}
+
+
+def cell_text(c: platforms.Cell) -> str:
+    if c.nearest is not None:
+        return f"{c.label} -> {c.nearest}"
+    return c.label
+
+
+def show_matrix(m: platforms.PlatformMatrix, output: Output) -> None:
+    out = output.out
+    t = Table(title=f"Wheels for Python {m.python} ({len(m.rows)} pins)", title_justify="left",
+              title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
+    t.add_column("package", overflow="fold")
+    t.add_column("version", overflow="fold")
+    for p in m.platforms:
+        t.add_column(p.replace("-", "\n", 1), overflow="fold")
+    for r in m.rows:
+        t.add_row(r.name, Text(r.version), *(Text(cell_text(c), style=CELL_STYLE.get(c.label, "red"))
+                                             for c in (r.cells[p] for p in m.platforms)))
+    out.print(t)
+    out.print(f"Per platform, pins installable from wheels (Python {m.python}):", style="bold")
+    for s in m.summaries:
+        line = f"{s.platform}: {s.wheels}/{s.total} ({s.percent})"
+        if s.sdist_only:
+            line += f"; sdist only, pip builds them ({len(s.sdist_only)}): {', '.join(s.sdist_only)}"
+        if s.nothing:
+            line += f"; nothing installable ({len(s.nothing)}): {', '.join(s.nothing)}"
+        out.print(line, markup=False)
+    if not m.nearest:
+        return
+    out.print(f"Nearest versions with a wheel for Python {m.python}, and whether the moved set holds:",
+              style="bold")
+    for s in m.summaries:
+        mv = s.moved
+        ok = ("results missing" if mv is None or mv.consistent is None
+              else "consistent" if mv.consistent else "NOT consistent")
+        line = f"{s.platform}: {len(mv.moves) if mv else 0} moves, {ok}"
+        if mv and mv.moves:
+            line += ": " + ", ".join(f"{n} {a} -> {b}" for n, a, b in mv.moves)
+        if s.no_wheel_anywhere:
+            line += f"; no version with a wheel: {', '.join(s.no_wheel_anywhere)}"
+        out.print(line, markup=False)
+        for problem in mv.problems if mv else ():
+            out.print(f"    {problem}", markup=False)
