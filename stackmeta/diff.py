@@ -30,6 +30,7 @@ class Side:
     system_libs: frozenset[str] = frozenset()
     deviations: frozenset[str] = frozenset()  # "tensorflow 2.12.0 -> 2.11.1: ..." lines
     python: str | None = None
+    made_from: str | None = None  # an environment made by 'stackmeta env' from this release
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

@@ -35,6 +35,22 @@ def from_record(locks_dir: Path, name: str) -> Side:
     )
 
 
+def from_nearest(locks_dir: Path, name: str) -> Side | None:
+    """The nearest consistent set of a record (its "consistent" section), or None."""
+    doc = record.read_document(record.record_path(locks_dir, name))
+    consistent = doc.get("consistent")
+    if not isinstance(consistent, dict) or not isinstance(consistent.get("pins"), dict):
+        return None
+    rel = record.release_from_json(doc["release"])
+    return Side(
+        label=f"{name} (nearest consistent set)",
+        versions={canonicalize_name(n): str(v) for n, v in consistent["pins"].items()},
+        system_libs=frozenset(rel.system_libs),
+        deviations=frozenset(deviation_lines(consistent)),
+        python=str(rel.python),
+    )
+
+
 def deviation_lines(consistent: Any) -> list[str]:
     """One line per deviation of a record's nearest set (its "consistent" section)."""
     if not isinstance(consistent, dict):
@@ -131,7 +147,8 @@ def from_environment(python: str) -> Side:
     if made is not None:  # made by 'stackmeta env': say from what, carry its deviation lines
         label += f" (stackmeta env: {made.get('release')} with {made.get('requested')})"
         deviations = frozenset(str(line) for line in made.get("deviations", ()))
-    return Side(label=label, versions=versions, python=data["python"], deviations=deviations)
+    return Side(label=label, versions=versions, python=data["python"], deviations=deviations,
+                made_from=None if made is None else str(made.get("release")))
 
 
 def _env_record(prefix: Path) -> dict[str, Any] | None:

@@ -116,3 +116,29 @@ def test_release_against_a_real_environment(tmp_path: Path, capsys: object) -> N
                              capture_output=True, text=True, check=True).stdout.strip()
     assert data["python"] == {"old": "3.9.14", "new": version}
     assert sys.executable  # the diff ran another interpreter, not this one
+
+
+def test_an_environment_made_by_stackmeta_env_is_compared_with_its_nearest_set(
+        tmp_path: Path, capsys: object) -> None:
+    """The nearest set moved numpy; the user overrode six: the diff shows only the override."""
+    rel = _release("CMSSW_14_0_0", {"numpy": "1.24.3", "six": "1.16.0"})
+    doc = record.new_document(rel)
+    doc["consistent"] = {"pins": {"numpy": "1.23.5", "six": "1.16.0"},
+                         "deviations": [{"name": "numpy", "release_version": "1.24.3", "version": "1.23.5"}]}
+    record.write_document(record.record_path(tmp_path, "CMSSW_14_0_0"), doc)
+    env = tmp_path / "env"
+    venv.EnvBuilder(with_pip=False).create(env)
+    site = next((env / "lib").glob("python3.*/site-packages"))
+    for name, version in (("numpy", "1.23.5"), ("six", "1.17.0")):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    (env / "stackmeta-env.json").write_text(json.dumps(
+        {"release": "CMSSW_14_0_0", "requested": "six==1.17.0", "deviations": ["six 1.16.0 -> 1.17.0"]}))
+    code = main(["diff", "CMSSW_14_0_0", "--env", str(env / "bin" / "python"),
+                 "--locks-dir", str(tmp_path), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert data["old"] == "CMSSW_14_0_0 (nearest consistent set)"
+    assert data["upgraded"] == [{"name": "six", "old": "1.16.0", "new": "1.17.0"}]
+    assert data["downgraded"] == data["added"] == data["removed"] == []

@@ -137,6 +137,7 @@ def test_an_override_that_fits_then_one_that_does_not(locks: Path, tmp_path: Pat
     assert diff["added"] == diff["removed"] == diff["downgraded"] == []
     assert diff["deviations"] == {"added": ["theanolib 0.8.2 -> 0.9.0: theanolib==0.9.0"], "removed": []}
     assert diff["new"].endswith(f"(stackmeta env: {RELEASE} with theanolib==0.9.0)")
+    assert diff["old"] == f"{RELEASE} (nearest consistent set)"
     monkeypatch.delenv("VIRTUAL_ENV")
 
     # 2. an override that does not fit: the pins that would move, and nothing created

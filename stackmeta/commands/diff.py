@@ -50,6 +50,12 @@ def run(args: argparse.Namespace, output: Output) -> int:
         if args.new is not None:
             raise UsageError("give one release with --env (the environment is the second side)")
         new = stackside.from_environment(_env_python(args.env))
+        if new.made_from is not None and new.made_from == old.label:
+            # made by 'stackmeta env' from this release: compare with the set it was made from,
+            # so the diff shows exactly the user's overrides, additions and moves
+            base = stackside.from_nearest(args.locks_dir, args.old)
+            if base is not None:
+                old = base
     elif args.new is None:
         raise UsageError("stackmeta diff needs two sides: OLD NEW, or OLD --env")
     else:
