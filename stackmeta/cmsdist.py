@@ -219,27 +219,30 @@ class GitTree:
         self.objects = objects
         self.commit = commit
         self.root = objects.commit_tree(commit)
-        self._paths: dict[str, tuple[str, str] | None] = {"": ("tree", self.root)}
+        self._dirs: dict[str, dict[str, tuple[str, str]] | None] = {"": objects.tree(self.root)}
+
+    def _dir(self, path: str) -> dict[str, tuple[str, str]] | None:
+        if path in self._dirs:
+            return self._dirs[path]
+        parent, _, name = path.rpartition("/")
+        up = self._dir(parent)
+        entry = None if up is None else up.get(name)
+        found = None if entry is None or entry[0] != "tree" else self.objects.tree(entry[1])
+        self._dirs[path] = found
+        return found
 
     def _entry(self, path: str) -> tuple[str, str] | None:
-        path = path.strip("/")
-        if path in self._paths:
-            return self._paths[path]
-        parent, _, name = path.rpartition("/")
-        up = self._entry(parent)
-        found = None if up is None or up[0] != "tree" else self.objects.tree(up[1]).get(name)
-        self._paths[path] = found
-        return found
+        parent, _, name = path.strip("/").rpartition("/")
+        entries = self._dirs.get(parent) if parent in self._dirs else self._dir(parent)
+        return None if entries is None else entries.get(name)
 
     def read(self, path: str) -> bytes | None:
         entry = self._entry(path)
         return None if entry is None or entry[0] != "blob" else self.objects.blob(entry[1])
 
     def list(self, directory: str) -> list[str]:
-        entry = self._entry(directory)
-        if entry is None or entry[0] != "tree":
-            return []
-        return sorted(n for n, (kind, _) in self.objects.tree(entry[1]).items() if kind != "commit")
+        entries = self._dir(directory.strip("/"))
+        return [] if entries is None else sorted(n for n, (kind, _) in entries.items() if kind != "commit")
 
     def key(self, path: str) -> str | None:
         entry = self._entry(path)
