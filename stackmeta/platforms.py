@@ -75,8 +75,14 @@ class MovedSet:
     """The pins moved to their nearest version with a wheel on one platform, checked."""
 
     moves: tuple[tuple[NormalizedName, str, str], ...]  # (name, release version, moved to)
-    consistent: bool | None  # None: results missing (the index failed)
-    problems: tuple[str, ...] = ()  # conflicts, Requires-Python, unsatisfiable dependencies
+    consistent: bool | None  # no problem at all; None: results missing (the index failed)
+    problems: tuple[str, ...] = ()  # conflicts, Requires-Python, unsatisfiable: new with the moves
+    release_problems: tuple[str, ...] = ()  # those the release has as pinned, still there
+
+    @property
+    def stays(self) -> bool | None:
+        """The moves add no problem to those the release already has (None: results missing)."""
+        return None if self.consistent is None and not self.problems else not self.problems
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -138,8 +144,10 @@ class PlatformMatrix:
             if self.nearest:
                 out["no_wheel_anywhere"] = list(s.no_wheel_anywhere)
             if s.moved is not None:
-                out["moved"] = {"moves": [{"name": n, "from": a, "to": b} for n, a, b in s.moved.moves],
-                                "consistent": s.moved.consistent, "problems": list(s.moved.problems)}
+                mv = s.moved
+                out["moved"] = {"moves": [{"name": n, "from": a, "to": b} for n, a, b in mv.moves],
+                                "consistent": mv.consistent, "stays": mv.stays, "problems": list(mv.problems),
+                                "release_problems": list(mv.release_problems)}
             return out
 
         return {
@@ -214,15 +222,15 @@ def matrix(lock_name: str, pins: Sequence[Package], python: Version, pages: Page
                           platforms=tuple(platforms), rows=rows, summaries=tuple(summaries), nearest=nearest)
 
 
-def moved_release(release: Release, pins: Sequence[Package], m: PlatformMatrix, platform: str
-                  ) -> tuple[Release, tuple[tuple[NormalizedName, str, str], ...]]:
-    """*release* reduced to *pins*, shipped on every platform, with each pin that has no wheel
-    on *platform* moved to its nearest version with one; and the moves made (pure)."""
+def moved_release(release: Release, pins: Sequence[Package], m: PlatformMatrix, platform: str, *,
+                  move: bool = True) -> tuple[Release, tuple[tuple[NormalizedName, str, str], ...]]:
+    """*release* reduced to *pins*, shipped on every platform, with (if *move*) each pin that
+    has no wheel on *platform* moved to its nearest version with one; and the moves made (pure)."""
     moves = []
     packages = []
     for pkg in pins:
         c = m.row(pkg.name).cells[platform]
-        if c.nearest is not None:
+        if move and c.nearest is not None:
             moves.append((pkg.name, pkg.version_written if pkg.version is None else str(pkg.version),
                           str(c.nearest)))
             pkg = dataclasses.replace(pkg, version=c.nearest, version_written=str(c.nearest))
@@ -230,30 +238,40 @@ def moved_release(release: Release, pins: Sequence[Package], m: PlatformMatrix, 
     return dataclasses.replace(release, packages=tuple(packages)), tuple(moves)
 
 
-def verdict(report: check.CheckReport) -> tuple[bool | None, tuple[str, ...]]:
-    """Whether the checked set is consistent (None: results missing), and why not."""
-    problems = (*(c.message for c in report.conflicts), *(p.message for p in report.python_problems),
-                *(u.message for u in report.unsatisfiable))
-    if problems:
-        return False, tuple(problems)
-    return (None if report.incomplete else True), ()
+def problems(report: check.CheckReport) -> dict[tuple[str, ...], str]:
+    """What makes a checked set inconsistent, keyed so that the same problem of a release and
+    of its moved set compare equal: conflicts, Requires-Python, unsatisfiable dependencies."""
+    out: dict[tuple[str, ...], str] = {}
+    for c in report.conflicts:
+        out[("conflict", c.requirer, c.requirement, c.dependency)] = c.message
+    for p in report.python_problems:
+        out[("python", p.name, p.requires_python)] = p.message
+    for u in report.unsatisfiable:
+        out[("unsatisfiable", u.name, u.specifier)] = u.message
+    return out
 
 
 def check_moves(release: Release, pins: Sequence[Package], m: PlatformMatrix, client: IndexClient,
                 pages: dict[NormalizedName, ProjectPage | StackmetaError | None],
                 metas: dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None],
                 progress: Progress = NO_PROGRESS) -> PlatformMatrix:
-    """*m* with each platform's moved set checked by the check's analysis; *pages* and
-    *metas* (what the check fetched) are extended with what the moved sets need."""
+    """*m* with each platform's moved set checked by the check's analysis, and compared with
+    the release as pinned on that platform; *pages* and *metas* (what the check fetched) are
+    extended with what the moved sets need."""
     python = Version(m.python)
     summaries = []
     for s in m.summaries:
-        rel, moves = moved_release(release, pins, m, s.platform)
         target = laptop_target(python, s.platform)
+        before_rel, _ = moved_release(release, pins, m, s.platform, move=False)
+        rel, moves = moved_release(release, pins, m, s.platform)
+        check.fetch(before_rel, target, client, progress, pages=pages, metas=metas)
         check.fetch(rel, target, client, progress, pages=pages, metas=metas)
+        before = problems(check.analyse(before_rel, target, client.index_url, pages, metas))
         report = check.analyse(rel, target, client.index_url, pages, metas)
-        consistent, problems = verdict(report)
-        summaries.append(dataclasses.replace(
-            s, moved=MovedSet(moves=moves, consistent=consistent, problems=problems)))
+        after = problems(report)
+        consistent = False if after else None if report.incomplete else True
+        summaries.append(dataclasses.replace(s, moved=MovedSet(
+            moves=moves, consistent=consistent,
+            problems=tuple(msg for key, msg in after.items() if key not in before),
+            release_problems=tuple(msg for key, msg in after.items() if key in before))))
     return dataclasses.replace(m, summaries=tuple(summaries))
-

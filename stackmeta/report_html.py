@@ -11,7 +11,7 @@ from html import escape
 
 from stackmeta import __version__
 from stackmeta.check import CheckReport
-from stackmeta.platforms import Cell, PlatformMatrix
+from stackmeta.platforms import Cell, MovedSet, PlatformMatrix
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5em; color: #1a1a1a; }
@@ -43,21 +43,33 @@ def _list(items: tuple[str, ...]) -> str:
     return escape(", ".join(items)) if items else "&ndash;"
 
 
-def render(report: CheckReport, m: PlatformMatrix) -> str:
-    """The page (a str of HTML5)."""
-    from stackmeta.commands.check import verdict  # the same sentence as on the terminal
+def _holds(mv: MovedSet | None) -> str:
+    if mv is None or mv.stays is None:
+        return "results missing"
+    head = (("yes" if mv.consistent else "no new problem")
+            if mv.stays else f"NO: {len(mv.problems)} new problem{'s' * (len(mv.problems) != 1)}")
+    lines = [f"<b>{head}</b>"]
+    lines += [f'<span class="small">{escape(p)}</span>' for p in mv.problems]
+    if mv.release_problems:
+        lines.append(f'<span class="small">and {len(mv.release_problems)} the release has as pinned</span>')
+    return "<br>".join(lines)
 
+
+def render(report: CheckReport, m: PlatformMatrix, headline: str) -> str:
+    """The page (a str of HTML5); *headline* is the check's verdict, as on the terminal."""
     cls = "bad" if report.blocking else "meh" if report.incomplete else "ok"
     out = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{escape(m.lock_name)}: wheels for Python {escape(m.python)}</title>",
         f"<style>{CSS}</style></head><body>",
-        f"<h1>{escape(m.lock_name)}: wheels for Python {escape(m.python)} on {len(m.platforms)} platforms</h1>",
-        f'<p class="verdict {cls}">{escape(verdict(report))}</p>',
+        f"<h1>{escape(m.lock_name)}: wheels for Python {escape(m.python)} "
+        f"on {len(m.platforms)} platforms</h1>",
+        f'<p class="verdict {cls}">{escape(headline)}</p>',
         "<h2>Per platform</h2>",
         '<table id="summary"><thead><tr><th>platform</th><th>from wheels</th>'
         "<th>sdist only (pip builds them)</th><th>nothing installable</th>"
-        + ("<th>moved to the nearest version with a wheel</th><th>consistent</th>" if m.nearest else "")
+        + ("<th>moved to the nearest version with a wheel</th><th>does the moved set hold?</th>"
+           if m.nearest else "")
         + "</tr></thead><tbody>",
     ]
     for s in m.summaries:
@@ -69,9 +81,7 @@ def render(report: CheckReport, m: PlatformMatrix) -> str:
             moves = [f"{n} {a} \u2192 {b}" for n, a, b in (mv.moves if mv else ())]
             if s.no_wheel_anywhere:
                 moves.append("no version with a wheel: " + ", ".join(s.no_wheel_anywhere))
-            ok = "?" if mv is None or mv.consistent is None else "yes" if mv.consistent else "NO"
-            problems = "".join(f"<br><span class=small>{escape(p)}</span>" for p in (mv.problems if mv else ()))
-            row += f"<td>{_list(tuple(moves))}</td><td>{ok}{problems}</td>"
+            row += f"<td>{_list(tuple(moves))}</td><td>{_holds(mv)}</td>"
         out.append(row + "</tr>")
     out += [
         "</tbody></table>",

@@ -32,6 +32,12 @@ other versions' other files (wheels for other platforms or Pythons, duplicates o
 one), eggs and installers, versions with nothing usable for the target. The JSON form leaves
 out ``upload-time``. A check of the same release for the same target against
 the snapshot gives the same report (metadata then comes from the ``.metadata`` files).
+
+``stackmeta snapshot --laptop`` records what ``stackmeta check --platform all`` reads (with
+``--python``: the metadata of the versions the laptop report moves to, for every platform) and
+keeps, of every other version, the file pip would pick on each of the laptop platforms
+(:data:`~stackmeta.target.LAPTOP_PLATFORMS`) for the target's Python, so the laptop report
+against the snapshot is the same as against the original index.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,21 +80,23 @@ class SnapshotSummary:
 
 
 def keep_files(page: ProjectPage, target: Target, versions: set[Version],
-               read: set[str]) -> list[ProjectFile]:
+               read: set[str], also: Sequence[Target] = ()) -> list[ProjectFile]:
     """The files of *page* a snapshot keeps (see the module docstring): every file of the
     *versions* the check looked at and every file whose metadata was *read*; of any other
     version, the one file pip would pick for the target (the best usable wheel, else an
-    sdist; a yanked one only when all are yanked), if it has a usable file at all."""
+    sdist; a yanked one only when all are yanked), if it has a usable file at all — and the
+    same for each of the targets *also* (``stackmeta snapshot --laptop``)."""
     keep: set[str] = set(read)
     for version, files in page.by_version().items():
         if version in versions:
             keep.update(f.filename for f in files)
             continue
-        usable = [f for f in files if file_usable(f, target)]
-        if usable:
-            live = [f for f in usable if not f.yanked] or usable
-            best = metadata_file(live, target)
-            keep.add((best or live[0]).filename)
+        for t in (target, *also):
+            usable = [f for f in files if file_usable(f, t)]
+            if usable:
+                live = [f for f in usable if not f.yanked] or usable
+                best = metadata_file(live, t)
+                keep.add((best or live[0]).filename)
     return [f for f in page.files if f.filename in keep]
 
 
@@ -109,8 +117,10 @@ def strip_description(data: bytes) -> bytes:
 
 def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | StackmetaError | None],
                    metas: Mapping[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None],
-                   target: Target, about: Mapping[str, object]) -> SnapshotSummary:
-    """Write the snapshot into *out* (replacing a previous snapshot there, nothing else)."""
+                   target: Target, about: Mapping[str, object], also: Sequence[Target] = ()
+                   ) -> SnapshotSummary:
+    """Write the snapshot into *out* (replacing a previous snapshot there, nothing else);
+    *also*: more targets whose pick of every version is kept (see :func:`keep_files`)."""
     if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
         raise UsageError(f"{out} exists and is not a snapshot: give an empty or new folder")
     tmp = out.with_name(f".{out.name}.tmp")
@@ -128,7 +138,7 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
         page = pages[name]
         assert isinstance(page, ProjectPage)
         mine = read.get(name, {})
-        files = keep_files(page, target, versions.get(name, set()), set(mine))
+        files = keep_files(page, target, versions.get(name, set()), set(mine), also)
         dropped += len(page.filenames) - len(files)
         total_files += len(files)
         urls: dict[str, str] = {}

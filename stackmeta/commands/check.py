@@ -101,7 +101,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
                                seconds=time.perf_counter() - start, requests=len(client.transport.log))
         if laptop:
             pins = check.shipped_pins(rel, target)
-            matrix = platforms.matrix(rel.lock_name, pins, target.python, pages, nearest=args.python is not None)
+            matrix = platforms.matrix(rel.lock_name, pins, target.python, pages,
+                                      nearest=args.python is not None)
             if args.python is not None:
                 matrix = platforms.check_moves(rel, pins, matrix, client, pages, metas, output.progress())
     if not args.no_save:
@@ -109,7 +110,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
     if args.format == "html":
         assert matrix is not None
-        page = report_html.render(report, matrix)
+        page = report_html.render(report, matrix, verdict(report))
         if args.out is None:
             output.result(page)
         else:
@@ -243,12 +244,17 @@ def show_matrix(m: platforms.PlatformMatrix, output: Output) -> None:
         out.print(line, markup=False)
     if not m.nearest:
         return
-    out.print(f"Nearest versions with a wheel for Python {m.python}, and whether the moved set holds:",
-              style="bold")
+    out.print(f"Nearest versions with a wheel for Python {m.python}: does the moved set hold?", style="bold")
     for s in m.summaries:
         mv = s.moved
-        ok = ("results missing" if mv is None or mv.consistent is None
-              else "consistent" if mv.consistent else "NOT consistent")
+        if mv is None or mv.stays is None:
+            ok = "results missing"
+        elif mv.stays:
+            ok = "consistent" if mv.consistent else "no new problem"
+        else:
+            ok = f"NOT consistent, {len(mv.problems)} new problem{'s' * (len(mv.problems) != 1)}"
+        if mv is not None and mv.release_problems:
+            ok += f" (and {len(mv.release_problems)} the release has as pinned)"
         line = f"{s.platform}: {len(mv.moves) if mv else 0} moves, {ok}"
         if mv and mv.moves:
             line += ": " + ", ".join(f"{n} {a} -> {b}" for n, a, b in mv.moves)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stackmeta import check, snapshot
+from stackmeta import check, platforms, snapshot
 from stackmeta.commands.check import _load
 from stackmeta.console import Output
 from stackmeta.index.client import PYPI, IndexClient
-from stackmeta.target import PLATFORMS
+from stackmeta.target import LAPTOP_PLATFORMS, PLATFORMS, Target
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--platform", choices=sorted(PLATFORMS), help="the target platform")
     p.add_argument("--cache-dir", type=Path, help="the on-disk cache (default: the user cache dir)")
     p.add_argument("--jobs", type=int, default=16, help="requests in flight at once (default: 16)")
+    p.add_argument("--laptop", action="store_true",
+                   help="also record what 'check --platform all' reads (with --python: the nearest versions "
+                        "with a wheel too) and keep every version's pick for each laptop platform")
     p.set_defaults(func=run)
 
 
@@ -35,9 +38,18 @@ def run(args: argparse.Namespace, output: Output) -> int:
     target = check.default_target(rel, args.python, args.platform)
     with IndexClient(args.index_url, args.cache_dir, jobs=args.jobs) as client:
         pages, metas = check.fetch(rel, target, client, output.progress())
+        also: list[Target] = []
+        if args.laptop:
+            pins = check.shipped_pins(rel, target)
+            m = platforms.matrix(rel.lock_name, pins, target.python, pages, nearest=args.python is not None)
+            if args.python is not None:
+                platforms.check_moves(rel, pins, m, client, pages, metas, output.progress())
+            also = [platforms.laptop_target(target.python, p) for p in LAPTOP_PLATFORMS]
     about = {"release": rel.release, "lock_name": rel.lock_name, "python": target.python_full,
-             "platform": target.platform, "index_url": client.index_url}
-    summary = snapshot.write_snapshot(args.out, pages=pages, metas=metas, target=target, about=about)
+             "platform": target.platform, "index_url": client.index_url,
+             **({"laptop": list(LAPTOP_PLATFORMS)} if args.laptop else {})}
+    summary = snapshot.write_snapshot(args.out, pages=pages, metas=metas, target=target, about=about,
+                                      also=also)
     failed = sorted(str(n) for n, p in pages.items() if isinstance(p, Exception))
     failed += sorted(f"{n}=={v}" for (n, v), m in metas.items() if isinstance(m, Exception))
     data = {"out": str(summary.out), "projects": summary.projects, "files": summary.files,
