@@ -77,7 +77,7 @@ class GitObjects:
     memory stays flat however many tags are read.
     """
 
-    TREE_CACHE = 512
+    TREE_CACHE = 32  # a tag's trees; consecutive tags share most
 
     def __init__(self, repo: Path) -> None:
         self.repo = repo

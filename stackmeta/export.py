@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from stackmeta import __version__, atomic, lock, record
+from stackmeta import __version__, atomic, lock, manifest, record
 from stackmeta.cmsdist import Opened
 from stackmeta.errors import ManifestError, RecordError, UsageError
 from stackmeta.freeze import parse_freeze
@@ -138,9 +138,7 @@ def dump_document(doc: dict[str, Any], release: Release) -> str:
         if text is None:
             text = _PACKAGE_INDENT + json.dumps(data, indent=1, ensure_ascii=False).replace(
                 "\n", "\n" + _PACKAGE_INDENT)
-            if len(_PACKAGE_JSON) > 20000:
-                _PACKAGE_JSON.clear()
-            _PACKAGE_JSON[pkg] = text
+            manifest.remember(_PACKAGE_JSON, pkg, text)
         parts.append(text)
     listing = "[\n" + ",\n".join(parts) + "\n  ]" if parts else "[]"
     shell = {**doc, "release": {**section, "packages": _PLACEHOLDER}}

@@ -11,11 +11,13 @@ and that stack has packages, otherwise Python 2 (RULES §6).
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
@@ -218,6 +220,20 @@ class SpecFacts:
     issues: tuple[spec.Issue, ...]
 
 
+# Caches shared by every walk of a process, keyed by content: a batch over many tags parses
+# each distinct file once. Bounded so that memory stays flat over thousands of tags: past
+# CACHE_SIZE entries the older half is dropped (a batch walks tags in release order, so the
+# entries still in use are met again and come back once).
+CACHE_SIZE = 4096
+
+
+def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= CACHE_SIZE:
+        for old in list(itertools.islice(cache, CACHE_SIZE // 2)):
+            del cache[old]
+    cache[key] = value
+
+
 _TEXTS: dict[tuple[str, str], str] = {}
 
 
@@ -228,7 +244,7 @@ def _decode(data: bytes, path: str) -> str:
         return data.decode("latin-1")
 
 
-@lru_cache(maxsize=8192)
+@lru_cache(maxsize=CACHE_SIZE)
 def _split(text: str, path: str) -> tuple[spec.Line, ...]:
     return tuple(spec.split_lines(text, path))
 
@@ -250,9 +266,7 @@ class _Reader:
             data = self.tree.read(path)
             text = None if data is None else _decode(data, path)
             if key is not None and text is not None:
-                if len(_TEXTS) > 50000:
-                    _TEXTS.clear()
-                _TEXTS[(key, path)] = text
+                remember(_TEXTS, (key, path), text)
         self._local[path] = text
         return text
 
@@ -357,7 +371,7 @@ class Walker:
             lines = spec.preamble(list(_split(text, "rpm-preamble.file")))
             evaluated = spec.evaluate(lines, macros, self._context())
             cached = (dict(evaluated.macros), evaluated.issues)
-            _PREAMBLES[key] = cached
+            remember(_PREAMBLES, key, cached)
         for issue in cached[1]:
             self.problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))
         return dict(cached[0])
@@ -390,9 +404,11 @@ class Walker:
             return content
 
         assembled = spec.assemble(sf.path, sf.text, read, package=sf.name)
-        if len(_ASSEMBLED) > 50000:
-            _ASSEMBLED.clear()
-        _ASSEMBLED.setdefault(key, []).append((tuple(log), assembled))
+        variants = _ASSEMBLED.get(key)
+        if variants is None:
+            variants = []
+            remember(_ASSEMBLED, key, variants)
+        variants.append((tuple(log), assembled))
         return assembled, tuple(log)
 
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
@@ -454,9 +470,7 @@ class Walker:
             body=body,
             issues=tuple(issues),
         )
-        if len(_EVALUATED) > 50000:
-            _EVALUATED.clear()
-        _EVALUATED[key] = facts
+        remember(_EVALUATED, key, facts)
         return facts
 
 

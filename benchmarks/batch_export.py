@@ -1,0 +1,155 @@
+"""Benchmark: ``stackmeta export --all`` over a synthetic cmsdist history, against a naive baseline.
+
+1. Builds, with :mod:`make_history`, synthetic git repositories of 250, 500 and 1,000 release
+   tags from the shared excerpt folders (each tag changes one file of its predecessor).
+2. Times the batch export of every tag of each, each size in a fresh subprocess (the same code
+   as ``stackmeta export --all``: worker processes, one ``git cat-file --batch`` each), and
+   prints its peak RSS (the largest of the batch process and its workers) to show memory stays
+   flat as the number of tags grows.
+3. Times a naive baseline on a sample of the 1,000 tags (the full run would take an hour): a
+   separate export per tag, with fresh caches, one ``git ls-tree`` per tag and one
+   ``git show <commit>:<path>`` per file read, as a script around ``git show`` would do.
+
+    python benchmarks/batch_export.py [--tags 1000] [--sample 8] [--jobs N] [--shared DIR]
+
+Targets (issue 6): under 20 ms per release tag amortized; at least 20x faster than the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from make_history import DEFAULT_SHARED, make_history  # noqa: E402
+
+from stackmeta import export, manifest  # noqa: E402
+from stackmeta.batch import default_workers, export_all  # noqa: E402
+from stackmeta.cmsdist import GitObjects  # noqa: E402
+
+
+def child(repo: Path, locks: Path, jobs: int | None) -> None:
+    """One batch run (the CLI's code path); prints timings and peak RSS as JSON."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    summary = export_all(repo, locks_dir=locks, workers=jobs)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(json.dumps({
+        "wall": wall, "cpu_parent": cpu, "cpu_children": kids.ru_utime + kids.ru_stime,
+        "exported": len(summary.exported), "failed": [f.message for f in summary.failed],
+        "rss_parent_mb": me.ru_maxrss / 1024, "rss_worker_mb": kids.ru_maxrss / 1024,
+    }))
+
+
+class ShowTree:
+    """The naive reader: ``git ls-tree`` once per tag, ``git show`` once per file read."""
+
+    def __init__(self, repo: Path, commit: str) -> None:
+        self.repo, self.commit = repo, commit
+        listing = self._git("ls-tree", "-r", "-z", "--name-only", "--full-tree", commit)
+        self.paths = set(listing.decode().split("\0")) - {""}
+
+    def _git(self, *args: str) -> bytes:
+        return subprocess.run(["git", "-C", str(self.repo), *args], capture_output=True, check=True).stdout
+
+    def read(self, path: str) -> bytes | None:
+        return self._git("show", f"{self.commit}:{path}") if path in self.paths else None
+
+    def list(self, directory: str) -> list[str]:
+        prefix = directory.strip("/") + "/" if directory else ""
+        return sorted({p[len(prefix):].split("/", 1)[0] for p in self.paths if p.startswith(prefix)})
+
+    def key(self, path: str) -> str | None:
+        return None
+
+
+def fresh_caches() -> None:
+    for cache in (manifest._TEXTS, manifest._ASSEMBLED, manifest._EVALUATED, manifest._PREAMBLES,
+                  export._PACKAGE_JSON):
+        cache.clear()
+    manifest._split.cache_clear()
+
+
+def baseline(repo: Path, tags: list[str], locks: Path) -> float:
+    """Seconds per tag of the naive export over *tags*."""
+    with GitObjects(repo) as objects:
+        commits = objects.tags()
+    start = time.perf_counter()
+    for tag in tags:
+        fresh_caches()
+        _, release, arch = tag.split("/")
+        tree = ShowTree(repo, commits[tag])
+        rel, default = manifest.read_release({arch: tree}, release, source=f"git {commits[tag]} {tag}")
+        export.write(rel, locks, default_major=default, base=f"{release}__{arch}")
+    return (time.perf_counter() - start) / len(tags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tags", type=int, default=1000)
+    parser.add_argument("--sample", type=int, default=8, help="tags the baseline exports (spread evenly)")
+    parser.add_argument("--jobs", type=int, help=f"batch workers (default: {default_workers()})")
+    parser.add_argument("--shared", type=Path, default=DEFAULT_SHARED)
+    parser.add_argument("--child", nargs=2, type=Path, metavar=("REPO", "LOCKS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        child(args.child[0], args.child[1], args.jobs)
+        return 0
+    if not args.shared.is_dir():
+        print(f"error: no excerpt folders at {args.shared}: pass --shared", file=sys.stderr)
+        return 1
+    sizes = sorted({max(1, args.tags // 4), max(1, args.tags // 2), args.tags})
+    print(f"machine: {os.cpu_count()} CPUs, {default_workers()} available, load {os.getloadavg()[0]:.1f}; "
+          f"batch workers: {args.jobs or default_workers()}")
+    with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
+        base = Path(tmp)
+        runs = {}
+        for size in sizes:
+            repo = base / f"repo{size}"
+            tags = make_history(repo, size, args.shared)
+            cmd = [sys.executable, __file__, "--child", str(repo), str(base / f"locks{size}")]
+            if args.jobs:
+                cmd += ["--jobs", str(args.jobs)]
+            done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            run = json.loads(done.stdout.strip().splitlines()[-1])
+            runs[size] = (run, tags)
+            if run["failed"]:
+                print(f"  {len(run['failed'])} failed, first: {run['failed'][0]}")
+            cpu = run["cpu_parent"] + run["cpu_children"]
+            wall = run["wall"]
+            print(f"batch {size:5d} tags: {wall:6.2f} s wall = {wall / size * 1000:5.1f} ms/tag "
+                  f"({run['exported']} records; CPU {cpu:.1f} s = {cpu / size * 1000:.1f} ms/tag); "
+                  f"peak RSS {run['rss_parent_mb']:.0f} MB batch, "
+                  f"{run['rss_worker_mb']:.0f} MB largest worker")
+        run, tags = runs[args.tags]
+        per_tag = run["wall"] / args.tags
+        step = max(1, len(tags) // args.sample)
+        sample = tags[::step][: args.sample]
+        naive = baseline(base / f"repo{args.tags}", sample, base / "naive")
+        print(f"naive baseline on a sample of {len(sample)} of {args.tags} tags (git show per file, fresh "
+              f"caches per tag): {naive * 1000:.0f} ms/tag")
+        print(f"batch: {per_tag * 1000:.1f} ms/tag amortized (target < 20): "
+              f"{'met' if per_tag < 0.020 else 'NOT met'}; "
+              f"{naive / per_tag:.0f}x faster than the baseline (target >= 20x): "
+              f"{'met' if naive / per_tag >= 20 else 'NOT met'}")
+        rss = [runs[s][0]["rss_worker_mb"] for s in sizes]
+        print("peak worker RSS at " + ", ".join(f"{s} tags: {r:.0f} MB"
+                                                for s, r in zip(sizes, rss, strict=True)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
