@@ -20,6 +20,7 @@ table { border-collapse: collapse; font-size: 0.9em; }
 th, td { border: 1px solid #c8c8c8; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }
 th { background: #eef0f3; position: sticky; top: 0; }
 td.c { text-align: center; white-space: nowrap; }
+td.share { font-weight: bold; white-space: nowrap; }
 .wheel { background: #d4f4dd; } .sdist { background: #fff1c2; } .none { background: #f9d0d0; }
 .verdict { font-weight: bold; padding: 0.5em; border-radius: 4px; }
 .ok { background: #d4f4dd; } .bad { background: #f9d0d0; } .meh { background: #fff1c2; }
