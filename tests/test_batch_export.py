@@ -278,3 +278,58 @@ def test_up_to_date_needs_both_files(repo: Path, tmp_path: Path, capsys: pytest.
     assert up_to_date(tmp_path, other) is None
     (tmp_path / "CMSSW_10_6_0.json").write_text("{")
     assert up_to_date(tmp_path, job) is None
+
+
+# -- publish --new ------------------------------------------------------------------------
+
+
+def test_publish_new_uploads_only_what_the_index_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from stackmeta.resolve import save_nearest
+    from tests.pypiserver_fixture import PASSWORD, USER, pypiserver, write_record
+    from tests.test_metapackage import sample
+
+    monkeypatch.setenv("TWINE_USERNAME", USER)
+    monkeypatch.setenv("TWINE_PASSWORD", PASSWORD)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
+    locks = tmp_path / "locks"
+    for release in ("CMSSW_14_0_1", "CMSSW_14_0_2"):
+        rel, nearest = sample(release=release)
+        write_record(locks, rel)
+        save_nearest(locks, release, rel, nearest)
+    with pypiserver(tmp_path / "server") as server:
+
+        def publish(*args: str) -> tuple[int, str]:
+            code, out, _ = run(capsys, "publish", *args, "--locks-dir", str(locks), "--repository-url",
+                               server.url, "--out", str(tmp_path / "dist"),
+                               "--build-dir", str(tmp_path / "b"),
+                               "--json")
+            return code, out
+
+        assert publish("CMSSW_14_0_1")[0] == 0
+        code, out = publish("--new")
+        assert code == 0
+        assert json.loads(out) == {
+            "index_url": f"{server.url}/simple",
+            "published": {"CMSSW_14_0_2": ["cms_analysis_stack-14.0.2.tar.gz",
+                                           "cms_analysis_stack-14.0.2-py3-none-any.whl"]},
+            "already": ["CMSSW_14_0_1"],
+            "failed": [],
+        }
+        code, out = publish("--new")
+        assert (code, json.loads(out)["published"], json.loads(out)["already"]) == (
+            0, {}, ["CMSSW_14_0_1", "CMSSW_14_0_2"])
+        assert sorted(p.name for p in server.packages.iterdir()) == [
+            "cms_analysis_stack-14.0.1-py3-none-any.whl", "cms_analysis_stack-14.0.1.tar.gz",
+            "cms_analysis_stack-14.0.2-py3-none-any.whl", "cms_analysis_stack-14.0.2.tar.gz"]
+        # A record that cannot be built is that release's failure only.
+        rel, _ = sample(release="CMSSW_14_0_3")
+        write_record(locks, rel)  # no nearest set: not resolved
+        code, out = publish("--new")
+        assert code == 1
+        assert json.loads(out)["failed"] == [{
+            "release": "CMSSW_14_0_3",
+            "message": f"{locks}/CMSSW_14_0_3.json has no nearest consistent set: run 'stackmeta resolve "
+                       "CMSSW_14_0_3' first"}]

@@ -9,6 +9,8 @@ from typing import Any
 from stackmeta import metapackage, publish, record
 from stackmeta.commands.build import build_release
 from stackmeta.console import Output
+from stackmeta.errors import PublishError, UsageError
+from stackmeta.pipeline import publish_new
 from stackmeta.resolve import load_nearest
 
 
@@ -24,7 +26,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "Afterwards the index is read back to verify the sha256 of every file."
         ),
     )
-    p.add_argument("release", help="lock name, e.g. CMSSW_14_0_0")
+    p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (or --new)")
+    p.add_argument("--new", action="store_true",
+                   help="every record in --locks-dir whose files the index does not have yet: build each, "
+                        "skip those already there with the same sha256, publish the others")
     p.add_argument("--repository-url", required=True,
                    help="upload URL, e.g. https://upload.pypi.org/legacy/ or http://host:8080/ (pypiserver)")
     p.add_argument("--index-url",
@@ -49,6 +54,12 @@ def run(args: argparse.Namespace, output: Output) -> int:
     options = metapackage.Options(
         name=args.name, version=args.meta_version, requires_python=args.requires_python
     )
+    if args.new:
+        if args.release:
+            raise UsageError(f"give a RELEASE ({args.release}) or --new, not both")
+        return run_new(args, options, output)
+    if not args.release:
+        raise UsageError("give a RELEASE, or --new for every record the index does not have yet")
     nearest = load_nearest(args.locks_dir, args.release)
     doc = record.read_document(record.record_path(args.locks_dir, args.release))
     built = build_release(args.locks_dir, args.release, options, args.out, args.build_dir)
@@ -71,3 +82,28 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.result(f"skipped {f.filename}: already on the index with the same sha256")
     output.result(f"verified: {done.index_url} serves {len(done.verified)} file(s) with the expected sha256")
     return 0
+
+
+def run_new(args: argparse.Namespace, options: metapackage.Options, output: Output) -> int:
+    done = publish_new(
+        args.locks_dir, repository_url=args.repository_url, index_url=args.index_url, options=options,
+        out=args.out, build_dir=args.build_dir, force=args.force, progress=output.progress(),
+    )
+    if output.json_mode:
+        output.json({
+            "index_url": done.index_url,
+            "published": {name: [f.filename for f in p.uploaded] for name, p in done.published},
+            "already": list(done.already),
+            "failed": [{"release": name, "message": message} for name, message in done.failed],
+        })
+    else:
+        for name, message in done.failed:
+            output.warn(f"{name}: {message}")
+        for name, p in done.published:
+            output.result(f"{name}: uploaded {', '.join(f.filename for f in p.uploaded)}")
+        output.result(f"published {len(done.published)}, already on {done.index_url} {len(done.already)}, "
+                      f"failed {len(done.failed)}")
+    if done.failed and not output.json_mode:
+        name, message = done.failed[0]
+        raise PublishError(f"{len(done.failed)} releases failed to publish, first {name}: {message}")
+    return 1 if done.failed else 0

@@ -1,0 +1,121 @@
+"""The maintainer's pipeline over every record: publish what the index does not have yet.
+
+:func:`publish_new` builds each record's metapackage (offline, byte-reproducible: the same
+bytes as ``stackmeta build``), reads the project's page on the index once, and publishes with
+:func:`stackmeta.publish.publish` only the releases whose files are not all there; a file
+there with another sha256 is that release's failure, the others go on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from stackmeta import builder, metapackage, publish, record
+from stackmeta.errors import PublishError, StackmetaError, UsageError
+from stackmeta.index import IndexClient, ProjectPage
+from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.release import release_key
+from stackmeta.resolve import load_nearest
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class NewPublished:
+    """What :func:`publish_new` did, by lock name."""
+
+    index_url: str
+    published: tuple[tuple[str, publish.Published], ...]
+    already: tuple[str, ...]  # every file already on the index with the same sha256
+    failed: tuple[tuple[str, str], ...]  # (lock name, one-line reason)
+
+
+def build_record(
+    locks_dir: Path, name: str, options: metapackage.Options, out: Path, build_dir: Path
+) -> builder.Built:
+    """Build the metapackage of the record *name* (as ``stackmeta build NAME`` does)."""
+    rel = record.load_release(locks_dir, name)
+    nearest = load_nearest(locks_dir, name)
+    project = metapackage.project(rel, nearest, options)
+    return builder.build(project, out, work_dir=build_dir / name, sdist=(name == rel.release))
+
+
+def _order(name: str) -> tuple[tuple[int, ...], str]:
+    try:
+        return release_key(name.split("-py")[0].split("__")[0]), name
+    except UsageError:
+        return (1 << 30,), name
+
+
+def publish_new(
+    locks_dir: Path,
+    *,
+    repository_url: str,
+    index_url: str | None = None,
+    options: metapackage.Options,
+    out: Path,
+    build_dir: Path,
+    names: Sequence[str] = (),
+    force: bool = False,
+    progress: Progress = NO_PROGRESS,
+) -> NewPublished:
+    """Publish every record of *locks_dir* (or *names*) whose files the index does not have yet."""
+    if options.version is not None:
+        raise UsageError("--version needs a RELEASE: each release has its own version")
+    names = sorted(names or record.list_records(locks_dir), key=_order)
+    if not names:
+        raise UsageError(f"no release records in {locks_dir}: run 'stackmeta export' first")
+    index = (index_url or publish.simple_index_for(repository_url)).rstrip("/")
+    client = IndexClient(index, cache_dir=False, page_max_age=0, retries=2)
+    try:
+        try:
+            page = client.project(canonicalize_name(options.name))
+        except StackmetaError as exc:
+            raise PublishError(f"cannot read {index}/{options.name}/ before publishing ({exc})") from None
+        published: list[tuple[str, publish.Published]] = []
+        already: list[str] = []
+        failed: list[tuple[str, str]] = []
+        progress.start(f"publishing {len(names)} records", len(names))
+        try:
+            for name in names:
+                try:
+                    done = _one(locks_dir, name, page, client, repository_url=repository_url, index=index,
+                                options=options, out=out, build_dir=build_dir, force=force)
+                except StackmetaError as exc:
+                    failed.append((name, str(exc)))
+                else:
+                    if done is None:
+                        already.append(name)
+                    else:
+                        published.append((name, done))
+                progress.advance()
+        finally:
+            progress.done()
+    finally:
+        client.close()
+    return NewPublished(index_url=index, published=tuple(published), already=tuple(already),
+                        failed=tuple(failed))
+
+
+def _one(
+    locks_dir: Path, name: str, page: ProjectPage | None, client: IndexClient, *, repository_url: str,
+    index: str, options: metapackage.Options, out: Path, build_dir: Path, force: bool,
+) -> publish.Published | None:
+    built = build_record(locks_dir, name, options, out, build_dir)
+    files = publish.local_files(built.files)
+    upload, _ = publish.plan(files, page, fetch_sha256=lambda url: _sha256(client, url))
+    if not upload:
+        return None
+    doc = record.read_document(record.record_path(locks_dir, name))
+    return publish.publish(built.files, load_nearest(locks_dir, name), repository_url=repository_url,
+                           index_url=index, check=doc.get("check"), force=force)
+
+
+def _sha256(client: IndexClient, url: str) -> str:
+    resp = client.transport.get(url)
+    if resp.status != 200:
+        raise PublishError(f"{url}: HTTP {resp.status} reading a file of the index: check the index")
+    return hashlib.sha256(resp.body).hexdigest()
