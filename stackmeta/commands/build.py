@@ -24,6 +24,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         ),
     )
     p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (default: every record)")
+    p.add_argument("--all", action="store_true",
+                   help="every record in --locks-dir (the default without RELEASE)")
     p.add_argument("--name", default=metapackage.DEFAULT_NAME,
                    help=f"project name (default: {metapackage.DEFAULT_NAME})")
     p.add_argument("--version", dest="meta_version", metavar="VERSION",
@@ -49,6 +51,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     options = metapackage.Options(
         name=args.name, version=args.meta_version, requires_python=args.requires_python
     )
+    if args.release and args.all:
+        raise UsageError(f"give a RELEASE ({args.release}) or --all, not both")
     if args.release:
         names = [args.release]
     else:
