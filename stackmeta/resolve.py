@@ -15,15 +15,21 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    **rule**: keep the package more of the stack depends on (counted transitively over
    the release versions' metadata) and release the other one from its hard pin; on a tie,
    release the one whose name sorts first. So a dependency stays and its dependent moves:
-   numpy stays at 1.24.3, tensorflow moves. Repeat until the set resolves; each
-   released pin is one move.
+   numpy stays at 1.24.3, tensorflow moves. Exception: when no version of the requiring
+   package accepts the kept pin (every dask requires toolz>=0.8.2, the release ships toolz
+   0.7.1), moving it cannot help, so the required package moves instead. Conflicts between
+   two hard pins are settled this way before the first resolve; conflicts the resolver
+   finds later (through moved pins and added dependencies) one at a time, by the same rule.
+   Repeat until the set resolves; each released pin is one move. A moved pin whose every
+   version conflicts with the rest is finally left out (an omission with the conflict).
 3. A released pin is still required, and its candidates are tried *nearest first*:
    "nearest" is the distance in the project's ascending list of installable versions
    (pre-releases only when the release's own version is one) from the release version; the
    release version itself first, then distance 1 below, distance 1 above, distance 2 below,
    ... (on equal distance the lower version wins: an older version is less likely to
-   require newer dependencies). resolvelib tries candidates in that order, so each moved pin
-   lands on the nearest version consistent with the rest.
+   require newer dependencies). resolvelib tries candidates in that order (skipping versions
+   whose own requirements exclude a hard pin), so each moved pin lands on the nearest
+   version consistent with the rest.
 4. Dependencies the release does not ship are pinned too (*additions*): the newest version
    consistent with the set, as pip would pick, so pip picks nothing freely.
 """
@@ -33,8 +39,8 @@ from __future__ import annotations
 import bisect
 import json
 import textwrap
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -53,8 +59,9 @@ from stackmeta.target import Target
 RULE = (
     "keep the package more of the release's stack depends on (transitively, by the release "
     "versions' metadata) and move the other one; on a tie move the one whose name sorts first; "
-    "a moved pin goes to the nearest version (by position in the ascending list of installable "
-    "versions, lower first on a tie) that makes the whole set consistent"
+    "but when no version of the requiring package accepts the kept pin, move the required one "
+    "instead; a moved pin goes to the nearest version (by position in the ascending list of "
+    "installable versions, lower first on a tie) that makes the whole set consistent"
 )
 
 
@@ -230,16 +237,26 @@ def nearest_text(rel: record.Release, nearest: NearestSet) -> str:
 # -- the resolver ----------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
 class _Req:
+    """A requirement (identity equality: each is made once and memoised, so its cached
+    answers to "does this version satisfy me" are found fast)."""
+
     name: NormalizedName
     extras: frozenset[str]
     specifier: SpecifierSet
     text: str  # as written (for reasons)
+    answers: dict[Version, bool] = field(default_factory=dict, repr=False)
 
     @property
     def key(self) -> str:
         return _key(self.name, self.extras)
+
+    def allows(self, version: Version) -> bool:
+        found = self.answers.get(version)
+        if found is None:
+            found = self.answers[version] = self.specifier.contains(version, prereleases=True)
+        return found
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -280,17 +297,46 @@ def nearest_order(versions: Iterable[Version], release: Version | None) -> list[
     return [pool[i] for i in sorted(range(len(pool)), key=distance)]
 
 
+class _Memo:
+    """A CandidateSource's answers, asked once each (the resolver asks again and again)."""
+
+    def __init__(self, source: CandidateSource) -> None:
+        self.source = source
+        self._versions: dict[NormalizedName, frozenset[Version]] = {}
+        self._deps: dict[tuple[NormalizedName, Version], Sequence[Requirement] | None] = {}
+        # (name, version, extras) -> its requirements for the target, markers evaluated
+        self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[_Req, ...]] = {}
+        self.unknown: set[tuple[NormalizedName, Version]] = set()
+
+    def versions(self, name: NormalizedName) -> frozenset[Version]:
+        if name not in self._versions:
+            self._versions[name] = frozenset(self.source.versions(name))
+        return self._versions[name]
+
+    def prefetch(self, name: NormalizedName) -> None:
+        """Ask for the metadata of every version of *name* at once, when the source can."""
+        batch = getattr(self.source, "prefetch_dependencies", None)
+        todo = [(name, v) for v in sorted(self.versions(name)) if (name, v) not in self._deps]
+        if batch is not None and len(todo) > 1:
+            batch(todo)
+
+    def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
+        key = (name, version)
+        if key not in self._deps:
+            self._deps[key] = self.source.dependencies(name, version)
+        return self._deps[key]
+
+
 class _Provider(AbstractProvider[_Req, _Cand, str]):
     """resolvelib's view of a CandidateSource, for one target, with hard and soft pins."""
 
-    def __init__(self, source: CandidateSource, target: Target, *, hard: Mapping[NormalizedName, Version],
+    def __init__(self, source: _Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
                  preferred: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int]) -> None:
         self.source = source
         self.target = target
         self.hard = hard
         self.preferred = preferred
         self.rank = rank
-        self.unknown: set[tuple[NormalizedName, Version]] = set()
         self._versions: dict[NormalizedName, list[Version]] = {}
 
     def versions(self, name: NormalizedName) -> list[Version]:
@@ -303,33 +349,60 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
 
     def get_preference(self, identifier: str, resolutions: Mapping[str, _Cand],
                        candidates: Mapping[str, Iterator[_Cand]], information: Mapping[str, Iterator[Any]],
-                       backtrack_causes: Sequence[Any]) -> tuple[int, int, str]:
+                       backtrack_causes: Sequence[Any]) -> tuple[int, int, int, str]:
         name = canonicalize_name(identifier.split("[")[0])
-        # hard pins first (one candidate each), then what more of the stack depends on
-        return (0 if name in self.hard else 1, -self.rank.get(name, 0), identifier)
+        # hard pins first (one candidate each), then what the last conflict named (as pip
+        # does), then what more of the stack depends on
+        in_conflict = any(c.requirement.name == name or (c.parent is not None and c.parent.name == name)
+                          for c in backtrack_causes)
+        return (0 if name in self.hard else 1, 0 if in_conflict else 1, -self.rank.get(name, 0), identifier)
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[_Req]],
-                     incompatibilities: Mapping[str, Iterator[_Cand]]) -> list[_Cand]:
+                     incompatibilities: Mapping[str, Iterator[_Cand]]) -> Callable[[], Iterator[_Cand]]:
         reqs = list(requirements[identifier])
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
-        pool = [self.hard[name]] if name in self.hard else self.versions(name)
-        if name in self.hard and self.hard[name] not in self.source.versions(name):
-            pool = []
-        return [
-            _Cand(name=name, extras=extras, version=v) for v in pool
-            if v not in bad and all(r.specifier.contains(v, prereleases=True) for r in reqs)
-        ]
+        moved = name not in self.hard and name in self.preferred
+        if name in self.hard:
+            pool = [self.hard[name]] if self.hard[name] in self.source.versions(name) else []
+        else:
+            pool = self.versions(name)
+
+        def matches() -> Iterator[_Cand]:
+            # lazy: metadata is read only for the versions tried, nearest first
+            for v in pool:
+                if v in bad or not all(r.allows(v) for r in reqs):
+                    continue
+                # a moved pin: only versions whose own requirements accept every hard pin
+                if moved and not self.fits(name, v, self.hard):
+                    continue
+                yield _Cand(name=name, extras=extras, version=v)
+
+        return matches
+
+    def fits(self, name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version]) -> bool:
+        """Whether *name* *version*'s requirements accept every pin of *hard*."""
+        for dep in self.dependencies_of(name, version):
+            pinned = hard.get(dep.name)
+            if pinned is not None and dep.name != name and not dep.allows(pinned):
+                return False
+        return True
 
     def is_satisfied_by(self, requirement: _Req, candidate: _Cand) -> bool:
-        return requirement.specifier.contains(candidate.version, prereleases=True)
+        return requirement.allows(candidate.version)
 
     def dependencies_of(self, name: NormalizedName, version: Version,
                         extras: frozenset[str] = frozenset()) -> list[_Req]:
+        key = (name, version, extras)
+        if key not in self.source.evaluated:
+            self.source.evaluated[key] = self._evaluate(name, version, extras)
+        return list(self.source.evaluated[key])
+
+    def _evaluate(self, name: NormalizedName, version: Version, extras: frozenset[str]) -> tuple[_Req, ...]:
         deps = self.source.dependencies(name, version)
         if deps is None:
-            self.unknown.add((name, version))
-            return []
+            self.source.unknown.add((name, version))
+            return ()
         out = []
         for req in deps:
             if not self.target.evaluate(req.marker, extras):
@@ -339,7 +412,7 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
                 continue
             out.append(_Req(name=dep, extras=frozenset(canonicalize_name(e) for e in req.extras),
                             specifier=req.specifier, text=_req_text(req)))
-        return out
+        return tuple(out)
 
     def get_dependencies(self, candidate: _Cand) -> list[_Req]:
         deps = self.dependencies_of(candidate.name, candidate.version, candidate.extras)
@@ -395,6 +468,7 @@ def resolve(
 ) -> NearestSet:
     """The nearest consistent set of *rel* for *target* (see the module's docstring)."""
     shipped = {p.name: p for p in rel.packages}
+    memo = _Memo(source)
     omitted: dict[NormalizedName, str] = {}
     hard: dict[NormalizedName, Version] = {}
     progress.start("versions", len(shipped))
@@ -403,7 +477,7 @@ def resolve(
         if pkg.version is None:
             omitted[name] = f"{pkg.version_written!r} is not a PEP 440 version: pip cannot install it"
             continue
-        available = source.versions(name)
+        available = memo.versions(name)
         if pkg.version in available:
             hard[name] = pkg.version
             continue
@@ -420,36 +494,52 @@ def resolve(
     progress.done()
     preferred = {n: p.version for n, p in shipped.items() if p.version is not None}
     graph: dict[NormalizedName, set[NormalizedName]] = {}
-    probe = _Provider(source, target, hard=hard, preferred=preferred, rank={})
+    probe = _Provider(memo, target, hard=hard, preferred=preferred, rank={})
     for name, version in hard.items():
         graph[name] = {d.name for d in probe.dependencies_of(name, version) if d.name in shipped}
     rank = dependents(graph)
-    moves: list[_Move] = []
+    moves = _direct_moves(hard, probe, rank)
+    moves += _settle_moved(hard, probe, moves)
     dropped: dict[NormalizedName, str] = {}
+    anchored: set[NormalizedName] = set()
     progress.start("resolving", None)
     try:
         for _ in range(len(shipped) + 1):
             progress.advance()
-            provider = _Provider(source, target, hard=hard, preferred=preferred, rank=rank)
+            provider = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
             roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
                      for n, v in sorted(hard.items())]
             roots += [_Req(name=m.name, extras=frozenset(), specifier=SpecifierSet(), text=m.name)
                       for m in moves if m.name not in dropped]
             try:
-                result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=max_rounds)
-            except ResolutionImpossible as exc:
-                move = _choose_move(exc.causes, hard, rank, shipped)
+                result = Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
+            except (ResolutionImpossible, _GiveUp) as exc:
+                move = _choose_move(exc.causes, hard, rank, preferred, anchored)
                 if move is not None:
                     del hard[move.name]
                     moves.append(move)
+                    moves += _settle_moved(hard, probe, moves)
                     continue
-                victim = _choose_drop(exc.causes, moves, dropped, rank)
+                victim = _choose_drop(exc.causes, moves, dropped, rank, anchored)
+                if victim is not None and victim not in anchored and victim in preferred \
+                        and preferred[victim] in memo.versions(victim):
+                    # no version of the moved package fits: moving it cannot help, so it keeps
+                    # the release's version and what conflicts with that moves instead
+                    anchored.add(victim)
+                    hard[victim] = preferred[victim]
+                    changes = _unblock(victim, hard, probe, anchored)
+                    back = {victim} | {m.name for m in changes if m.reason == "__unmove__"}
+                    moves = [m for m in moves if m.name not in back]
+                    moves += [m for m in changes if m.reason != "__unmove__" and m.name not in back]
+                    moves += _settle_moved(hard, probe, moves)
+                    continue
                 if victim is None:
                     raise ResolutionError(
                         f"{rel.release}: no consistent set for {target}: "
                         + "; ".join(sorted({_describe(c) for c in exc.causes}))
                         + ": check the index, or the release's pins"
                     ) from None
+                hard.pop(victim, None)
                 dropped[victim] = ("no version is consistent with the rest of the set: "
                                    + "; ".join(sorted({_describe(c) for c in exc.causes})))
                 continue
@@ -465,36 +555,170 @@ def resolve(
     raise ResolutionError(f"{rel.release}: no consistent set after moving every pin: report it")
 
 
-def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
-                 rank: Mapping[NormalizedName, int], shipped: Mapping[NormalizedName, Any]) -> _Move | None:
-    """The hard pin to release for this conflict: of the packages in it, the one fewer of
-    the stack depends on (then the one whose name sorts first)."""
-    involved: dict[NormalizedName, str] = {}
-    for info in causes:
-        req: _Req = info.requirement
-        parent: _Cand | None = info.parent
-        if parent is None:
+def _direct_moves(hard: dict[NormalizedName, Version], probe: _Provider,
+                  rank: Mapping[NormalizedName, int]) -> list[_Move]:
+    """Settle the conflicts between two hard pins by the rule before resolving (what the
+    resolver would report one at a time): release the one fewer of the stack depends on."""
+    moves: list[_Move] = []
+    while True:
+        found = None
+        for name in sorted(hard):
+            for dep in probe.dependencies_of(name, hard[name]):
+                pinned = hard.get(dep.name)
+                if pinned is not None and dep.name != name and not dep.allows(pinned):
+                    found = (name, dep, pinned)
+                    break
+            if found:
+                break
+        if found is None:
+            return moves
+        name, dep, pinned = found
+        why = f"{name} {hard[name]} requires {dep.text}"
+        move_name = (rank.get(name, 0), name) <= (rank.get(dep.name, 0), dep.name)
+        if move_name and not _can_move(probe, name, {dep.name: pinned}):
+            # no version of the requirer accepts the pin that stays: move the other one
+            move_name = False
+        if move_name:
+            moves.append(_Move(name=name, reason=f"{why}, which excludes the release's {dep.name} {pinned}"))
+            del hard[name]
+        else:
+            moves.append(_Move(name=dep.name, reason=why))
+            del hard[dep.name]
+
+
+def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider,
+                  moves: Sequence[_Move]) -> list[_Move]:
+    """Make sure every moved pin has a version that accepts every hard pin: when none does,
+    its nearest version that conflicts with the fewest hard pins is the target, and those
+    pins move too (they could not stay whatever the moved package does)."""
+    out: list[_Move] = []
+    done: set[NormalizedName] = set()
+    while True:
+        todo = sorted({m.name for m in (*moves, *out)} - done - set(hard))
+        if not todo:
+            return out
+        for name in todo:
+            done.add(name)
+            probe.source.prefetch(name)
+            best: tuple[int, int, Version, list[tuple[NormalizedName, str]]] | None = None
+            for i, version in enumerate(probe.versions(name)):
+                blockers = [(d.name, d.text) for d in probe.dependencies_of(name, version)
+                            if d.name in hard and d.name != name and not d.allows(hard[d.name])]
+                if not blockers:
+                    best = None
+                    break
+                if best is None or (len(blockers), i) < (best[0], best[1]):
+                    best = (len(blockers), i, version, blockers)
+            if best is None:
+                continue
+            _, _, version, blockers = best
+            for dep_name, text in blockers:
+                if dep_name in hard:
+                    out.append(_Move(name=dep_name, reason=(
+                        f"every version of the moved {name} conflicts with a kept pin; its nearest "
+                        f"version with the fewest conflicts, {name} {version}, requires {text}")))
+                    del hard[dep_name]
+
+
+def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: _Provider,
+             anchored: set[NormalizedName]) -> list[_Move]:
+    """Release the hard pins that conflict with *name* at its (hard) release version."""
+    version = hard[name]
+    why = f"no version of {name} fits the rest, so it keeps the release's {version}"
+    out: list[_Move] = []
+    for dep in probe.dependencies_of(name, version):
+        if dep.name in hard and dep.name != name and dep.name not in anchored \
+                and not dep.allows(hard[dep.name]):
+            out.append(_Move(name=dep.name, reason=f"{name} {version} requires {dep.text} ({why})"))
+    for other, other_version in sorted(hard.items()):
+        if other in anchored or other == name:
             continue
-        pinned = hard.get(req.name)
-        if pinned is not None and req.specifier.contains(pinned, prereleases=True):
-            continue  # this requirement is not part of the conflict
-        if parent.name in hard:
-            kept = f", which excludes the release's {req.name} {pinned}" if pinned is not None else ""
-            involved.setdefault(parent.name, f"{parent} requires {req.text}{kept}")
-        if pinned is not None:
-            involved.setdefault(req.name, f"{parent} requires {req.text}")
-    candidates = [n for n in involved if n in hard]
-    if not candidates:
-        return None
-    # keep what more of the stack depends on: move the one with the fewest dependents
-    victim = min(candidates, key=lambda n: (rank.get(n, 0), n))
-    return _Move(name=victim, reason=involved[victim])
+        for dep in probe.dependencies_of(other, other_version):
+            if dep.name == name and not dep.allows(version):
+                out.append(_Move(name=other, reason=f"{other} {other_version} requires {dep.text} ({why})"))
+                break
+    for move in out:
+        hard.pop(move.name, None)
+    for dep in probe.dependencies_of(name, version):
+        wanted = probe.preferred.get(dep.name)
+        if (dep.name not in hard and dep.name not in anchored and wanted is not None and dep.allows(wanted)
+                and wanted in probe.source.versions(dep.name)):
+            # a moved dependency whose release version this one accepts: it goes back too
+            anchored.add(dep.name)
+            hard[dep.name] = wanted
+            out.append(_Move(name=dep.name, reason="__unmove__"))
+            out += _unblock(dep.name, hard, probe, anchored)
+    return out
+
+
+class _GiveUp(Exception):
+    """The resolver backtracked too long on one conflict: settle it by the rule instead."""
+
+    def __init__(self, causes: Sequence[Any]) -> None:
+        super().__init__("too many backtracks")
+        self.causes = causes
+
+
+class _Reporter(BaseReporter):  # type: ignore[type-arg]
+    LIMIT = 300
+
+    def __init__(self) -> None:
+        self.backtracks = 0
+
+    def resolving_conflicts(self, causes: Any) -> None:
+        self.backtracks += 1
+        if self.backtracks > self.LIMIT:
+            raise _GiveUp(list(causes))
+
+
+def _can_move(probe: _Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version]) -> bool:
+    """Whether some version of *name* accepts the pins of *keep*."""
+    probe.source.prefetch(name)
+    return any(probe.fits(name, v, keep) for v in probe.versions(name))
+
+
+def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
+                 rank: Mapping[NormalizedName, int], preferred: Mapping[NormalizedName, Version],
+                 anchored: set[NormalizedName] | frozenset[NormalizedName] = frozenset()) -> _Move | None:
+    """The hard pin to release for this conflict: of the packages in it, the one fewer of
+    the stack depends on (then the one whose name sorts first). For a package that is not
+    hard-pinned (moved or added), the requirements in the conflict are those that exclude
+    its release version (the ones that pushed it away), or all of them for an addition."""
+    causes = list(causes)
+    for use_pushes in (True, False):
+        involved: dict[NormalizedName, str] = {}
+        for info in causes:
+            req: _Req = info.requirement
+            parent: _Cand | None = info.parent
+            if parent is None:
+                continue
+            pinned = hard.get(req.name)
+            if pinned is not None and req.allows(pinned):
+                continue  # this requirement is not part of the conflict
+            if pinned is None and use_pushes:
+                wanted = preferred.get(req.name)
+                pushes = [c for c in causes if c.parent is not None and c.requirement.name == req.name
+                          and wanted is not None and not c.requirement.allows(wanted)]
+                if pushes and info not in pushes:
+                    continue
+            if parent.name in hard:
+                kept = f", which excludes the release's {req.name} {pinned}" if pinned is not None else ""
+                involved.setdefault(parent.name, f"{parent} requires {req.text}{kept}")
+            if pinned is not None:
+                involved.setdefault(req.name, f"{parent} requires {req.text}")
+        candidates = [n for n in involved if n in hard and n not in anchored]
+        if candidates:
+            # keep what more of the stack depends on: move the one with the fewest dependents
+            victim = min(candidates, key=lambda n: (rank.get(n, 0), n))
+            return _Move(name=victim, reason=involved[victim])
+    return None
 
 
 def _choose_drop(causes: Iterable[Any], moves: Sequence[_Move], dropped: Mapping[NormalizedName, str],
-                 rank: Mapping[NormalizedName, int]) -> NormalizedName | None:
+                 rank: Mapping[NormalizedName, int], anchored: set[NormalizedName]) -> NormalizedName | None:
+    """The moved (or anchored) package of the conflict fewer of the stack depends on."""
     causes = list(causes)
-    moved = {m.name for m in moves} - set(dropped)
+    moved = ({m.name for m in moves} | anchored) - set(dropped)
     involved = {c.requirement.name for c in causes} | {c.parent.name for c in causes if c.parent is not None}
     candidates = sorted(moved & involved, key=lambda n: (rank.get(n, 0), n))
     return candidates[0] if candidates else None
