@@ -125,7 +125,7 @@ def test_the_matrix_costs_no_request(capsys: pytest.CaptureFixture[str]) -> None
 
 def test_terminal_report(capsys: pytest.CaptureFixture[str]) -> None:
     code = main(["check", "CMSSW_14_0_0", "--no-save", "--no-cache", "--platform", "all",
-                 "--index-url", (SNAPSHOTS / "CMSSW_14_0_0").as_uri()])
+                 "--index-url", str(SNAPSHOTS / "CMSSW_14_0_0")])  # a folder: as file://
     out = capsys.readouterr().out
     assert code == 1
     assert "Wheels for Python 3.9.14 (321 pins)" in out
@@ -242,3 +242,9 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--format html writes the laptop report: add --platform all" in capsys.readouterr().err
     assert main(["check", "CMSSW_14_0_0", "--out", "x.html", "--platform", "all"]) == 2
     assert "--out is for --format html" in capsys.readouterr().err
+    assert main(["check", "CMSSW_14_0_0", "--index-url", "ftp://example.org/simple"]) == 2
+    assert capsys.readouterr().err == (
+        "error: --index-url 'ftp://example.org/simple': ftp:// is not supported; "
+        "give https://..., http://... or file://DIR\n")
+    assert main(["check", "CMSSW_14_0_0", "--index-url", "no/such/folder"]) == 2
+    assert "error: --index-url 'no/such/folder': no such folder;" in capsys.readouterr().err

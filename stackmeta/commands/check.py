@@ -21,6 +21,7 @@ import difflib
 import time
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from rich import box
 from rich.table import Table
@@ -50,7 +51,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     )
     p.add_argument("release", help="a lock name: CMSSW_14_0_0, CMSSW_10_6_0-py2")
     p.add_argument("--index-url", default=PYPI,
-                   help=f"a PEP 503/691 index: https://..., or file://DIR of a snapshot (default: {PYPI})")
+                   help="a PEP 503/691 index: https://..., or file://DIR or DIR of a snapshot "
+                        f"(default: {PYPI})")
     p.add_argument("--python", help="the target Python (default: the release's, e.g. 3.9.14)")
     p.add_argument("--platform", choices=[*sorted(PLATFORMS), "all"],
                    help="the target platform (default: the platform of the release's first arch); "
@@ -79,9 +81,24 @@ def _load(args: argparse.Namespace) -> tuple[record.Release, Path]:
     return record.load_release(args.locks_dir, args.release), path
 
 
+def index_url(value: str) -> str:
+    """An index URL as given (http, https, file), or a local folder (a snapshot) as a file:// URL."""
+    scheme = urlsplit(value).scheme.lower()
+    if scheme in ("http", "https", "file"):
+        return value
+    if not scheme or len(scheme) == 1:  # a path (C: on Windows)
+        folder = Path(value).expanduser()
+        if folder.is_dir():
+            return folder.resolve().as_uri()
+        raise UsageError(f"--index-url {value!r}: no such folder; give https://..., http://... or file://DIR")
+    raise UsageError(f"--index-url {value!r}: {scheme}:// is not supported; give https://..., http://... "
+                     "or file://DIR")
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    args.index_url = index_url(args.index_url)
     laptop = args.platform == "all"
     if args.format == "html" and not laptop:
         raise UsageError("--format html writes the laptop report: add --platform all")
