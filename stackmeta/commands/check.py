@@ -243,10 +243,12 @@ def show_matrix(m: platforms.PlatformMatrix, output: Output) -> None:
     out = output.out
     t = Table(title=f"Wheels for Python {m.python} ({len(m.rows)} pins)", title_justify="left",
               title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)
-    t.add_column("package", overflow="fold")
-    t.add_column("version", overflow="fold")
-    for p in m.platforms:
-        t.add_column(p.replace("-", "\n", 1), overflow="fold")
+    names = max((len(r.name) for r in m.rows), default=1)
+    versions = max((len(r.version) for r in m.rows), default=1)
+    t.add_column("package", overflow="fold", min_width=min(24, names))
+    t.add_column("version", overflow="fold", min_width=min(8, versions))
+    for p in m.platforms:  # "wheel", "sdist", "none" never folded
+        t.add_column(p.replace("-", "\n", 1), overflow="fold", min_width=5)
     for r in m.rows:
         t.add_row(r.name, Text(r.version), *(Text(cell_text(c), style=CELL_STYLE.get(c.label, "red"))
                                              for c in (r.cells[p] for p in m.platforms)))
