@@ -4,7 +4,6 @@ environment, a requirements or constraints file, a PEP 751 pylock file."""
 from __future__ import annotations
 
 import json
-import subprocess
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -108,46 +107,26 @@ def from_pylock(path: Path) -> Side:
     return Side(label=path.name, versions=versions, python=python)
 
 
-_PROBE = (
-    "import json, sys\n"
-    "try:\n"
-    "    from importlib.metadata import distributions\n"
-    "    d = [(x.metadata['Name'], x.version) for x in distributions()]\n"
-    "except ImportError:\n"
-    "    import pkg_resources\n"
-    "    d = [(x.project_name, x.version) for x in pkg_resources.working_set]\n"
-    "sys.stdout.write(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'dists': d,\n"
-    "                             'prefix': sys.prefix}))\n"
-)
-
-
 def from_environment(python: str) -> Side:
     """What is installed for the interpreter *python* (a path or a command name)."""
-    try:
-        # run outside the current folder, so its own metadata folders do not count as installed
-        proc = subprocess.run([python, "-c", _PROBE], capture_output=True, text=True, timeout=120,
-                              cwd=Path(python).parent if Path(python).is_absolute() else None)
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise UsageError(f"cannot run the interpreter {python!r} ({exc}): pass --env PYTHON") from None
-    if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise UsageError(f"{python} could not list its packages: {last}")
-    data = json.loads(proc.stdout)
-    versions = {canonicalize_name(name): version for name, version in data["dists"] if name}
-    made = _env_record(Path(data["prefix"])) if data.get("prefix") else None
+    from stackmeta.venv import list_installed  # the edge that runs interpreters
+
+    listing = list_installed(python)
+    versions = dict(listing.dists)
+    made = _env_record(listing.prefix)
     # the environment's own tools are not part of a stack (unless 'stackmeta env' pinned them)
     pinned = made.get("pins", {}) if made is not None else {}
     for tool in ("pip", "setuptools", "wheel", "distribute"):
         if canonicalize_name(tool) not in pinned:
             versions.pop(canonicalize_name(tool), None)
-    if data["python"].startswith("2."):  # Python 2.7's own egg-info files: the interpreter, wsgiref
+    if listing.python.startswith("2."):  # Python 2.7's own egg-info files: the interpreter, wsgiref
         for stdlib in ("python", "wsgiref"):
             versions.pop(canonicalize_name(stdlib), None)
     label, deviations = f"environment of {python}", frozenset[str]()
     if made is not None:  # made by 'stackmeta env': say from what, carry its deviation lines
         label += f" (stackmeta env: {made.get('release')} with {made.get('requested')})"
         deviations = frozenset(str(line) for line in made.get("deviations", ()))
-    return Side(label=label, versions=versions, python=data["python"], deviations=deviations,
+    return Side(label=label, versions=versions, python=listing.python, deviations=deviations,
                 made_from=None if made is None else str(made.get("release")))
 
 

@@ -214,18 +214,40 @@ _LIST_PROBE = (
     "except ImportError:\n"
     "    import pkg_resources\n"
     "    d = [(x.project_name, x.version) for x in pkg_resources.working_set]\n"
-    "sys.stdout.write(json.dumps(d))\n"
+    "sys.stdout.write(json.dumps({'python': '%d.%d.%d' % sys.version_info[:3], 'dists': d,\n"
+    "                             'prefix': sys.prefix}))\n"
 )
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Listing:
+    """What an interpreter has installed, as it says itself (Python 2.7 included)."""
+
+    python: str  # X.Y.Z
+    prefix: Path
+    dists: dict[NormalizedName, str]
+
+
+def list_installed(python: str) -> Listing:
+    """Run *python* (a path or a command name) to list its distributions; it runs outside the
+    current folder, so a source tree's own metadata folders do not count as installed."""
+    cwd = Path(python).parent if Path(python).is_absolute() else None
+    try:
+        proc = subprocess.run([python, "-c", _LIST_PROBE], capture_output=True, text=True, timeout=120,
+                              cwd=cwd)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise VenvError(f"cannot run the interpreter {python!r} ({exc}): give another one") from None
+    if proc.returncode != 0:
+        raise VenvError(f"{python} could not list its packages: "
+                        + (proc.stderr.strip().splitlines() or ["no output"])[-1])
+    data = json.loads(proc.stdout)
+    return Listing(python=data["python"], prefix=Path(data["prefix"]),
+                   dists={canonicalize_name(n): v for n, v in data["dists"] if n})
 
 
 def installed(dest: Path) -> dict[NormalizedName, str]:
     """Every distribution the environment holds, its own pip and setuptools included."""
-    proc = subprocess.run([str(env_python(dest)), "-c", _LIST_PROBE], capture_output=True, text=True,
-                          cwd=dest)
-    if proc.returncode != 0:
-        raise VenvError(f"{env_python(dest)} could not list its packages: "
-                        + (proc.stderr.strip().splitlines() or ["no output"])[-1])
-    return {canonicalize_name(n): v for n, v in json.loads(proc.stdout) if n}
+    return list_installed(str(env_python(dest))).dists
 
 
 def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Version], pins_file_text: str,

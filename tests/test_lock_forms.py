@@ -3,7 +3,6 @@ hashed requirements and from pylock.toml, uv from pylock.toml, all from a real p
 
 from __future__ import annotations
 
-import json
 import platform
 import shutil
 import subprocess
@@ -17,6 +16,7 @@ import pytest
 from packaging.pylock import Pylock
 
 from stackmeta.cli import main
+from stackmeta.venv import list_installed
 from tests.pypiserver_fixture import (
     Server,
     env_without_index,
@@ -90,11 +90,8 @@ def _venv(tmp_path: Path) -> Path:
 
 
 def _installed(python: Path) -> dict[str, str]:
-    out = subprocess.run(
-        [str(python), "-c", "import json, importlib.metadata as m; "
-         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
-        capture_output=True, text=True, check=True, cwd=python.parent).stdout
-    return {k: v for k, v in json.loads(out).items() if k not in ("pip", "setuptools")}
+    dists = list_installed(str(python)).dists
+    return {name: version for name, version in dists.items() if name not in ("pip", "setuptools")}
 
 
 @pytest.mark.slow

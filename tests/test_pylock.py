@@ -3,7 +3,6 @@ HTTP server on loopback."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -18,7 +17,8 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from stackmeta import pylock
-from tests.staticserver import serve_folder
+from stackmeta.venv import list_installed
+from tests.httpserver import StaticServer
 from tests.wheelfactory import build_project
 
 
@@ -58,11 +58,8 @@ def _sha(path: Path) -> str:
 
 
 def _installed(python: Path) -> dict[str, str]:
-    out = subprocess.run(
-        [str(python), "-c", "import json, importlib.metadata as m; "
-         "print(json.dumps({d.metadata['Name']: d.version for d in m.distributions()}))"],
-        capture_output=True, text=True, check=True, cwd=python.parent).stdout
-    return {k: v for k, v in json.loads(out).items() if k not in ("pip", "setuptools")}
+    dists = list_installed(str(python)).dists
+    return {name: version for name, version in dists.items() if name not in ("pip", "setuptools")}
 
 
 def test_written_lock_is_valid_pep_751(dists: Path) -> None:
@@ -79,7 +76,8 @@ def test_written_lock_is_valid_pep_751(dists: Path) -> None:
 
 @pytest.mark.slow
 def test_real_pip_installs_the_lock(dists: Path, tmp_path: Path) -> None:
-    with serve_folder(dists) as base:
+    with StaticServer(dists) as server:
+        base = server.url
         lock = tmp_path / pylock.file_name("demo")
         lock.write_text(_lock(dists, base))
         env = tmp_path / "env"
@@ -98,7 +96,8 @@ def test_real_uv_installs_the_lock(dists: Path, tmp_path: Path) -> None:
     uv = shutil.which("uv", path=str(Path(sys.executable).parent))
     if uv is None:
         pytest.skip("uv is not installed in the test environment (pip install uv)")
-    with serve_folder(dists) as base:
+    with StaticServer(dists) as server:
+        base = server.url
         lock = tmp_path / pylock.file_name("demo")
         lock.write_text(_lock(dists, base))
         env = tmp_path / "env"
