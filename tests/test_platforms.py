@@ -248,3 +248,29 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
         "give https://..., http://... or file://DIR\n")
     assert main(["check", "CMSSW_14_0_0", "--index-url", "no/such/folder"]) == 2
     assert "error: --index-url 'no/such/folder': no such folder;" in capsys.readouterr().err
+
+
+def test_snapshot_laptop_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # the small fixture index: the laptop report from a --laptop snapshot is the original's
+    from tests.test_check import FIXTURE, release
+
+    locks = tmp_path / "locks"
+    record.write_document(record.record_path(locks, "CMSSW_99_0_0"), record.new_document(release()))
+    args = ["--locks-dir", str(locks), "--python", "3.12"]
+    with StaticServer(FIXTURE) as server:
+        url = server.url + "/simple"
+        assert main(["snapshot", "CMSSW_99_0_0", *args, "--laptop", "--out", str(tmp_path / "snap"),
+                     "--index-url", url, "--cache-dir", str(tmp_path / "cache"), "--json"]) == 0
+        capsys.readouterr()
+        main(["check", "CMSSW_99_0_0", *args, "--platform", "all", "--no-save", "--no-cache", "--json",
+              "--index-url", url])
+        original = json.loads(capsys.readouterr().out)["platforms"]
+    main(["check", "CMSSW_99_0_0", *args, "--platform", "all", "--no-save", "--no-cache", "--json",
+          "--index-url", str(tmp_path / "snap")])
+    again = json.loads(capsys.readouterr().out)["platforms"]
+    assert again == original
+    moved = original["summary"]["linux-x86_64"]["moved"]  # nothing moves: every pin is pure Python
+    assert (moved["moves"], moved["consistent"], moved["stays"]) == ([], False, True)
+    assert moved["release_problems"] == ["alpha==1.0 requires beta<2; the release pins beta==2.0"]
+    assert json.loads((tmp_path / "snap" / "SNAPSHOT.json").read_text())["laptop"] == [
+        "linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-arm64", "windows-amd64"]

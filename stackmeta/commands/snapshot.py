@@ -59,7 +59,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.json(data)
     else:
         output.result(f"{summary.out}: {summary.projects} project pages, {summary.files} files "
-                      f"({summary.dropped_files} dropped as unusable for {target}), "
+                      f"({summary.dropped_files} dropped as unusable for {target}"
+                      f"{' and the laptop platforms' if args.laptop else ''}), "
                       f"{summary.metadata_files} metadata files, {summary.bytes / 1e6:.1f} MB")
         for f in failed:
             output.warn(f"not in the snapshot (the index failed): {f}")
