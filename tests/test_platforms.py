@@ -200,17 +200,6 @@ def test_nearest_on_the_terminal(laptop_locks: Path, capsys: pytest.CaptureFixtu
     assert "    wheel==0.48.0" not in out  # the release as pinned has it too: not a new problem
 
 
-def test_the_release_problems_are_told_apart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # numpy 1.24.3 with tensorflow 2.12.0 (numpy<1.24) is the release's own conflict on Python 3.9
-    locks = write_laptop_locks(tmp_path)
-    code, data = run_json(capsys, "--locks-dir", str(locks), "--platform", "all", "--python", "3.9",
-                          "--index-url", LAPTOP_SNAPSHOT.as_uri())
-    assert code in (1, 3)
-    moved = data["platforms"]["summary"]["linux-x86_64"]["moved"]
-    assert "tensorflow==2.12.0 requires numpy<1.24,>=1.22; the release pins numpy==1.24.3" in moved[
-        "release_problems"]
-
-
 # -- the rule, on a small page -------------------------------------------------------------
 
 
