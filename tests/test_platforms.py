@@ -231,6 +231,8 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--format html writes the laptop report: add --platform all" in capsys.readouterr().err
     assert main(["check", "CMSSW_14_0_0", "--out", "x.html", "--platform", "all"]) == 2
     assert "--out is for --format html" in capsys.readouterr().err
+    assert main(["check", "CMSSW_14_0_0", "--platform", "all", "--format", "html", "--json"]) == 2
+    assert "give --out FILE for the page" in capsys.readouterr().err
     assert main(["check", "CMSSW_14_0_0", "--index-url", "ftp://example.org/simple"]) == 2
     assert capsys.readouterr().err == (
         "error: --index-url 'ftp://example.org/simple': ftp:// is not supported; "

@@ -104,6 +104,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--format html writes the laptop report: add --platform all")
     if args.out is not None and args.format != "html":
         raise UsageError("--out is for --format html")
+    if args.format == "html" and args.out is None and output.json_mode:
+        raise UsageError("--format html with --json: give --out FILE for the page (stdout carries the JSON)")
     rel, path = _load(args)
     target = check.default_target(rel, args.python, None if laptop else args.platform)
     cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
