@@ -34,7 +34,7 @@ from stackmeta import check
 from stackmeta.check import Pages, PinStatus
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
-from stackmeta.index.simple import ProjectPage
+from stackmeta.index.simple import ProjectFile, ProjectPage
 from stackmeta.index.source import file_usable, installable_versions, metadata_file
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release
@@ -162,7 +162,7 @@ def laptop_target(python: Version, platform: str) -> Target:
     return Target(python=python, platform=platform)
 
 
-def _best_wheel(files: Sequence[Any], target: Target) -> str | None:
+def _best_wheel(files: Sequence[ProjectFile], target: Target) -> str | None:
     wheels = [f for f in files if f.kind == "wheel" and file_usable(f, target)]
     live = [f for f in wheels if not f.yanked] or wheels
     best = metadata_file(live, target) if live else None
