@@ -27,9 +27,10 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    (pre-releases only when the release's own version is one) from the release version; the
    release version itself first, then distance 1 below, distance 1 above, distance 2 below,
    ... (on equal distance the lower version wins: an older version is less likely to
-   require newer dependencies). resolvelib tries candidates in that order (skipping versions
-   whose own requirements exclude a hard pin), so each moved pin lands on the nearest
-   version consistent with the rest.
+   require newer dependencies); versions with a wheel for the target come before
+   sdist-only ones (an old sdist may not even build on the target's Python). resolvelib
+   tries candidates in that order (skipping versions whose own requirements exclude a hard
+   pin), so each moved pin lands on the nearest version consistent with the rest.
 4. Dependencies the release does not ship are pinned too (*additions*): the newest version
    consistent with the set, as pip would pick, so pip picks nothing freely.
 """
@@ -61,7 +62,8 @@ RULE = (
     "versions' metadata) and move the other one; on a tie move the one whose name sorts first; "
     "but when no version of the requiring package accepts the kept pin, move the required one "
     "instead; a moved pin goes to the nearest version (by position in the ascending list of "
-    "installable versions, lower first on a tie) that makes the whole set consistent"
+    "installable versions, lower first on a tie; versions with a wheel for the target before "
+    "sdist-only ones) that makes the whole set consistent"
 )
 
 
@@ -313,6 +315,13 @@ class _Memo:
             self._versions[name] = frozenset(self.source.versions(name))
         return self._versions[name]
 
+    def has_wheel(self, name: NormalizedName, version: Version, target: Target) -> bool:
+        """Whether that version has a wheel for *target* (True when the source cannot say)."""
+        files = getattr(self.source, "files", None)
+        if files is None:
+            return True
+        return any(target.wheel_rank(f.filename) is not None for f in files(name, version))
+
     def prefetch(self, name: NormalizedName) -> None:
         """Ask for the metadata of every version of *name* at once, when the source can."""
         batch = getattr(self.source, "prefetch_dependencies", None)
@@ -340,8 +349,12 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
         self._versions: dict[NormalizedName, list[Version]] = {}
 
     def versions(self, name: NormalizedName) -> list[Version]:
+        """Nearest first; versions with a wheel for the target before sdist-only ones (an
+        sdist may not even build on the target's Python)."""
         if name not in self._versions:
-            self._versions[name] = nearest_order(self.source.versions(name), self.preferred.get(name))
+            order = nearest_order(self.source.versions(name), self.preferred.get(name))
+            self._versions[name] = sorted(
+                order, key=lambda v: not self.source.has_wheel(name, v, self.target))
         return self._versions[name]
 
     def identify(self, requirement_or_candidate: _Req | _Cand) -> str:
@@ -502,6 +515,7 @@ def resolve(
     moves += _settle_moved(hard, probe, moves)
     dropped: dict[NormalizedName, str] = {}
     anchored: set[NormalizedName] = set()
+    forced: set[NormalizedName] = set()  # moved so that an anchored package fits
     progress.start("resolving", None)
     try:
         for _ in range(len(shipped) + 1):
@@ -520,14 +534,14 @@ def resolve(
                     moves.append(move)
                     moves += _settle_moved(hard, probe, moves)
                     continue
-                victim = _choose_drop(exc.causes, moves, dropped, rank, anchored)
+                victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard)
                 if victim is not None and victim not in anchored and victim in preferred \
                         and preferred[victim] in memo.versions(victim):
                     # no version of the moved package fits: moving it cannot help, so it keeps
                     # the release's version and what conflicts with that moves instead
                     anchored.add(victim)
                     hard[victim] = preferred[victim]
-                    changes = _unblock(victim, hard, probe, anchored)
+                    changes = _unblock(victim, hard, probe, anchored, forced)
                     back = {victim} | {m.name for m in changes if m.reason == "__unmove__"}
                     moves = [m for m in moves if m.name not in back]
                     moves += [m for m in changes if m.reason != "__unmove__" and m.name not in back]
@@ -621,7 +635,7 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider,
 
 
 def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: _Provider,
-             anchored: set[NormalizedName]) -> list[_Move]:
+             anchored: set[NormalizedName], forced: set[NormalizedName]) -> list[_Move]:
     """Release the hard pins that conflict with *name* at its (hard) release version."""
     version = hard[name]
     why = f"no version of {name} fits the rest, so it keeps the release's {version}"
@@ -639,15 +653,17 @@ def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: _
                 break
     for move in out:
         hard.pop(move.name, None)
+        forced.add(move.name)
     for dep in probe.dependencies_of(name, version):
         wanted = probe.preferred.get(dep.name)
-        if (dep.name not in hard and dep.name not in anchored and wanted is not None and dep.allows(wanted)
+        if (dep.name not in hard and dep.name not in anchored and dep.name not in forced
+                and wanted is not None and dep.allows(wanted)
                 and wanted in probe.source.versions(dep.name)):
             # a moved dependency whose release version this one accepts: it goes back too
             anchored.add(dep.name)
             hard[dep.name] = wanted
             out.append(_Move(name=dep.name, reason="__unmove__"))
-            out += _unblock(dep.name, hard, probe, anchored)
+            out += _unblock(dep.name, hard, probe, anchored, forced)
     return out
 
 
@@ -715,11 +731,15 @@ def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
 
 
 def _choose_drop(causes: Iterable[Any], moves: Sequence[_Move], dropped: Mapping[NormalizedName, str],
-                 rank: Mapping[NormalizedName, int], anchored: set[NormalizedName]) -> NormalizedName | None:
+                 rank: Mapping[NormalizedName, int], anchored: set[NormalizedName],
+                 hard: Mapping[NormalizedName, Version]) -> NormalizedName | None:
     """The moved (or anchored) package of the conflict fewer of the stack depends on."""
     causes = list(causes)
     moved = ({m.name for m in moves} | anchored) - set(dropped)
-    involved = {c.requirement.name for c in causes} | {c.parent.name for c in causes if c.parent is not None}
+    guilty = {c.parent.name for c in causes if c.parent is not None and c.requirement.name in hard
+              and not c.requirement.allows(hard[c.requirement.name])}
+    involved = guilty or (
+        {c.requirement.name for c in causes} | {c.parent.name for c in causes if c.parent is not None})
     candidates = sorted(moved & involved, key=lambda n: (rank.get(n, 0), n))
     return candidates[0] if candidates else None
 

@@ -1,0 +1,86 @@
+"""The real release's metapackage against the real PyPI, judged by resolvers no one here wrote."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from stackmeta import builder, metapackage, record
+from stackmeta.index import PYPI, IndexClient, IndexSource
+from stackmeta.resolve import NearestSet, load_nearest
+from stackmeta.target import Target
+from tests.pypiserver_fixture import make_wheel
+
+LOCKS = Path(os.environ.get("STACKMETA_TEST_LOCKS", Path(__file__).resolve().parent.parent / "locks"))
+BIN = Path(sys.executable).parent
+
+
+def _stand_ins(nearest: NearestSet, target: Target, folder: Path) -> list[str]:
+    """Wheels for the pins PyPI has no wheel of (for the target), with PyPI's metadata."""
+    out = []
+    with IndexClient(PYPI, cache_dir=False) as client:
+        source = IndexSource(client, target)
+        for name, version in nearest.pins:
+            files = source.files(name, version)
+            if any(target.wheel_rank(f.filename) is not None for f in files):
+                continue
+            requires = [str(r) for r in source.dependencies(name, version) or ()]
+            make_wheel(folder, name, str(version), requires)
+            out.append(f"{name}=={version}")
+    return out
+
+
+@pytest.mark.network
+@pytest.mark.parametrize("release", ["CMSSW_14_0_0"])
+def test_metapackage_resolves_on_pypi_to_exactly_its_pins(tmp_path: Path, release: str) -> None:
+    rel = record.load_release(LOCKS, release)
+    nearest = load_nearest(LOCKS, release)
+    built = builder.build(metapackage.project(rel, nearest), tmp_path / "dist", work_dir=tmp_path / "w")
+    expected = {str(n): v for n, v in nearest.pins}
+    expected["cms-analysis-stack"] = rel.metapackage_version
+    py = f"{rel.python.major}.{rel.python.minor}"
+    wanted = f"cms-analysis-stack=={rel.metapackage_version}"
+
+    # only PyPI: no pip or uv configuration of this machine (extra indexes, find-links)
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("PIP_FIND_LINKS", "PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL") and not k.startswith("UV_")}
+    env["PIP_CONFIG_FILE"] = os.devnull
+    # pins PyPI has as an sdist only cannot be resolved with --only-binary (nor built here:
+    # pycurl needs curl-config): they stand in as wheels carrying the metadata PyPI has for them
+    links = built.wheel.parent
+    stand_ins = _stand_ins(nearest, Target(python=rel.python), links)
+    pip = subprocess.run(
+        [BIN / "python", "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
+         "--report", "-", "--python-version", py, "--platform", "manylinux2014_x86_64",
+         "--only-binary=:all:", "--target", tmp_path / "target", "--find-links", links,
+         "--index-url", "https://pypi.org/simple", "--disable-pip-version-check", wanted],
+        capture_output=True, text=True, env=env,
+    )
+    assert pip.returncode == 0, pip.stderr[-3000:]
+    report = json.loads(pip.stdout)
+    by_pip = {canonicalize_name(item["metadata"]["name"]): Version(item["metadata"]["version"])
+              for item in report["install"]}
+    assert by_pip == expected
+
+    uv = subprocess.run(
+        [BIN / "uv", "pip", "compile", "--python-version", py,
+         "--python-platform", "x86_64-unknown-linux-gnu",
+         "--find-links", str(links), "--index-url", "https://pypi.org/simple", "--no-build",
+         "--no-header", "--no-annotate", "--no-config", "--native-tls", "--quiet", "-"],
+        input=wanted + "\n", capture_output=True, text=True, env=env,
+    )
+    assert uv.returncode == 0, uv.stderr[-3000:]
+    by_uv = {}
+    for line in uv.stdout.splitlines():
+        if "==" in line and not line.startswith("#"):
+            name, version = line.strip().split("==")
+            by_uv[canonicalize_name(name)] = Version(version)
+    assert by_uv == expected
+    print(f"{release}: pip and uv resolve to the {len(nearest.pins)} pins; stand-ins for {stand_ins}")
