@@ -94,25 +94,8 @@ class Target:
             return marker.evaluate({**env, "extra": ""})
         return any(marker.evaluate({**env, "extra": extra}) for extra in extras)
 
-    def _platform_tags(self) -> list[str]:
-        machine = PLATFORMS[self.platform][3]
-        if self.platform.startswith("linux-"):
-            out = []
-            for minor in range(self.glibc[1], 4, -1):
-                out.append(f"manylinux_2_{minor}_{machine}")
-                legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}.get(minor)
-                if legacy and (minor == 17 or machine in ("x86_64", "i686")):
-                    out.append(f"{legacy}_{machine}")
-                if minor == 17 and machine not in ("x86_64", "i686"):
-                    break
-            return out
-        if self.platform.startswith("macos-"):
-            arch = "arm64" if machine == "arm64" else "x86_64"
-            return list(tags.mac_platforms(DEFAULT_MACOS, arch))
-        return ["win_amd64"]
-
     def _tag_order(self) -> dict[tags.Tag, int]:
-        return _tag_order(self.python_minor, tuple(self._platform_tags()))
+        return _tag_order(self.python_minor, _platform_tags(self.platform, self.glibc))
 
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the best tag of a wheel for this target (lower is better), or None
@@ -127,6 +110,26 @@ class Target:
 
     def __str__(self) -> str:
         return f"Python {self.python} on {self.platform}"
+
+
+@lru_cache(maxsize=64)
+def _platform_tags(platform: str, glibc: tuple[int, int]) -> tuple[str, ...]:
+    """The platform tags of *platform*, most specific first, as pip orders them."""
+    machine = PLATFORMS[platform][3]
+    if platform.startswith("linux-"):
+        out = []
+        for minor in range(glibc[1], 4, -1):
+            out.append(f"manylinux_2_{minor}_{machine}")
+            legacy = {17: "manylinux2014", 12: "manylinux2010", 5: "manylinux1"}.get(minor)
+            if legacy and (minor == 17 or machine in ("x86_64", "i686")):
+                out.append(f"{legacy}_{machine}")
+            if minor == 17 and machine not in ("x86_64", "i686"):
+                break
+        return tuple(out)
+    if platform.startswith("macos-"):
+        arch = "arm64" if machine == "arm64" else "x86_64"
+        return tuple(tags.mac_platforms(DEFAULT_MACOS, arch))
+    return ("win_amd64",)
 
 
 @lru_cache(maxsize=64)
