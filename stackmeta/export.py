@@ -110,7 +110,6 @@ def write(
     doc = record.new_document(release, keep=keep)
     text = lock.constraints_text(release, notes, lock_name=name)
     json_text = dump_document(doc, release)
-    json.loads(json_text)  # complete and readable before anything is written
     atomic.write_text(txt_path, text)
     atomic.write_text(json_path, json_text)
     kept = tuple(k for k in doc if k not in ("format", "release"))

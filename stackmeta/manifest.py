@@ -23,7 +23,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import __version__, spec
-from stackmeta.cmsdist import Tree
+from stackmeta.cmsdist import GitTree, Tree
 from stackmeta.errors import ManifestError, UsageError
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
@@ -255,8 +255,11 @@ class _Reader:
     def __init__(self, tree: Tree) -> None:
         self.tree = tree
         self._local: dict[str, str | None] = {}
+        self.collect: set[str] | None = None  # the paths read, for the walk's memo
 
     def __call__(self, path: str) -> str | None:
+        if self.collect is not None:
+            self.collect.add(path)
         if path in self._local:
             return self._local[path]
         key = self.tree.key(path)
@@ -305,14 +308,51 @@ class Walker:
             self.tools = set(tree.list("scram-tools.file/tools"))
         self._specs: dict[str, SpecFile | None] = {}
         self._facts: dict[str, SpecFacts] = {}
+        self._deps: dict[str, set[str]] = {}  # name -> the paths read finding and evaluating it
         self._preamble_text: str | None = None
         self._base = self._preamble_macros()
+        self._reuse()
+
+    def _reuse(self) -> None:
+        """Take over what the last walk of this arch and era learned about the names whose files
+        and pin did not change since (a batch walks tags in release order: most are the same)."""
+        key = (self.arch.name, self.era)
+        memo = _MEMOS.pop(key, None)
+        _MEMOS[key] = _Memo(tree=self.tree, preamble=self._preamble_text, tools=self.tools, data=self.data,
+                            pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps)
+        while len(_MEMOS) > 8:
+            del _MEMOS[next(iter(_MEMOS))]
+        if memo is None or (memo.preamble, memo.tools, memo.data) != (
+                self._preamble_text, self.tools, self.data):
+            return
+        changed = changed_paths(self.tree, memo.tree)
+        if changed is None:
+            return
+        files, folders = changed
+        for name, deps in memo.deps.items():
+            if name not in memo.specs or memo.pins.get(name) != self.pins.get(name):
+                continue
+            if not deps.isdisjoint(files) or (folders and any(d.startswith(folders) for d in deps)):
+                continue
+            self._specs[name] = memo.specs[name]
+            self._deps[name] = deps
+            if name in memo.facts:
+                self._facts[name] = memo.facts[name]
+
+    def _collecting(self, name: str) -> set[str] | None:
+        previous = self.read.collect
+        self.read.collect = self._deps.setdefault(name, set())
+        return previous
 
     # Names to specs (RULES §2).
     def spec_file(self, name: str) -> SpecFile | None:
         if name in self._specs:
             return self._specs[name]
-        found = self._find(name)
+        previous = self._collecting(name)
+        try:
+            found = self._find(name)
+        finally:
+            self.read.collect = previous
         self._specs[name] = found
         return found
 
@@ -386,7 +426,11 @@ class Walker:
         if sf is None:
             return None
         self.progress.advance()
-        facts = self._evaluate(sf)
+        previous = self._collecting(name)
+        try:
+            facts = self._evaluate(sf)
+        finally:
+            self.read.collect = previous
         self._facts[name] = facts
         return facts
 
@@ -475,6 +519,48 @@ class Walker:
 
 
 _PREAMBLES: dict[tuple[str, str], tuple[dict[str, spec.Macro], tuple[spec.Issue, ...]]] = {}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Memo:
+    """The last walk of one (arch, era): its tree, its inputs, and what it resolved."""
+
+    tree: Tree
+    preamble: str | None
+    tools: set[str]
+    data: set[str]
+    pins: dict[str, Pin]
+    specs: dict[str, SpecFile | None]
+    facts: dict[str, SpecFacts]
+    deps: dict[str, set[str]]
+
+
+_MEMOS: dict[tuple[str, Era], _Memo] = {}
+
+
+def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:
+    """The files that differ between two git trees of one repository, and the folders added or
+    removed whole (as ``folder/``); None when the trees cannot tell (folders on disk)."""
+    if not isinstance(new, GitTree) or not isinstance(old, GitTree) or new.objects is not old.objects:
+        return None
+    files: set[str] = set()
+    folders: list[str] = []
+    pending = [("", new.root, old.root)]
+    while pending:
+        prefix, a, b = pending.pop()
+        if a == b:
+            continue
+        ea, eb = new.objects.tree(a), new.objects.tree(b)
+        for name in {n for n, _ in ea.items() ^ eb.items()}:
+            x, y = ea.get(name), eb.get(name)
+            path = prefix + name
+            if x is not None and y is not None and x[0] == y[0] == "tree":
+                pending.append((path + "/", x[1], y[1]))
+                continue
+            files.add(path)
+            if (x is not None and x[0] == "tree") or (y is not None and y[0] == "tree"):
+                folders.append(path + "/")
+    return files, tuple(folders)
 
 
 # -- the walk (RULES §5) -------------------------------------------------------------------

@@ -333,3 +333,36 @@ def test_publish_new_uploads_only_what_the_index_lacks(
             "release": "CMSSW_14_0_3",
             "message": f"{locks}/CMSSW_14_0_3.json has no nearest consistent set: run 'stackmeta resolve "
                        "CMSSW_14_0_3' first"}]
+
+
+def test_batch_follows_changed_includes_and_moved_pins(repo: Path, tmp_path: Path) -> None:
+    """The walk reuses what the previous tag resolved only where nothing it read changed."""
+    tag = "REL/CMSSW_14_0_{}/el9_amd64_gcc12"
+    include = git(repo, "show", f"{tag.format(1)}:build-with-pip.file")
+    add_tag(repo, tag.format(2), tag.format(1), "build-with-pip.file",
+            ("Requires: cms-test-lib\n" + include).encode())
+    pins = git(repo, "show", f"{tag.format(2)}:pip/requirements.txt")
+    add_tag(repo, tag.format(3), tag.format(2), "pip/requirements.txt", ("aaa-new==1.0\n" + pins).encode())
+    locks = tmp_path / "batch"
+    cmd = [sys.executable, "-m", "stackmeta", "export", "--cmsdist", str(repo)]
+    subprocess.run([*cmd, "--all", "--match", "CMSSW_14_*", "--jobs", "1", "--locks-dir", str(locks)],
+                   cwd=ROOT, check=True, capture_output=True)
+    for release in ("CMSSW_14_0_1", "CMSSW_14_0_2", "CMSSW_14_0_3"):
+        subprocess.run([*cmd, release, "--locks-dir", str(tmp_path / release)], cwd=ROOT, check=True,
+                       capture_output=True)
+        for ext in (".txt", ".json"):
+            single = tmp_path / release / f"{release}{ext}"
+            assert (locks / f"{release}{ext}").read_bytes() == single.read_bytes()
+    absl = {v: record.load_release(locks, f"CMSSW_14_0_{v}").package("absl-py") for v in (1, 2)}
+    assert absl[1].system_libs == () and absl[2].system_libs == ("cms-test-lib",)
+    assert [u.name for u in record.load_release(locks, "CMSSW_14_0_3").unshipped][:1] == ["aaa-new"]
+
+
+def test_remembered_package_json_is_the_record_format() -> None:
+    from stackmeta import export as export_module
+
+    for path in sorted(LOCKS.glob("*.json")):
+        doc = record.read_document(path)
+        rel = record.release_from_json(doc["release"])
+        for _ in range(2):  # encoded, then remembered
+            assert export_module.dump_document(doc, rel) == record.dump_document(doc) == path.read_text()
