@@ -224,7 +224,7 @@ class SpecFacts:
 # each distinct file once. Bounded so that memory stays flat over thousands of tags: past
 # CACHE_SIZE entries the older half is dropped (a batch walks tags in release order, so the
 # entries still in use are met again and come back once).
-CACHE_SIZE = 4096
+CACHE_SIZE = 2048
 
 
 def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
