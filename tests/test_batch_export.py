@@ -366,3 +366,19 @@ def test_remembered_package_json_is_the_record_format() -> None:
         rel = record.release_from_json(doc["release"])
         for _ in range(2):  # encoded, then remembered
             assert export_module.dump_document(doc, rel) == record.dump_document(doc) == path.read_text()
+
+
+def test_a_working_clone_is_left_as_it_was(
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    work = tmp_path / "cmsdist"
+    subprocess.run(["git", "clone", "-q", "--branch", "CMSSW_10_6_0__slc7_amd64_gcc700", str(history),
+                    str(work)], env=GIT_ENV, check=True)
+    (work / "local-edit.txt").write_text("not committed\n")
+    status = git(work, "status", "--porcelain", "--untracked-files=all")
+    before = state(work)
+    code, out, _ = run(capsys, "export", "--all", "--cmsdist", str(work), "--locks-dir",
+                       str(tmp_path / "locks"), "--match", "CMSSW_10_6_*", "--match", "CMSSW_14_0_0")
+    assert (code, out) == (0, "exported 6, skipped 0 (up to date), failed 0\n")
+    assert state(work) == before  # (git status itself may refresh .git/index: looked at last)
+    assert git(work, "status", "--porcelain", "--untracked-files=all") == status == "?? local-edit.txt\n"
