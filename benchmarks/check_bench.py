@@ -6,8 +6,18 @@
   once, as a new ``stackmeta check`` process (imports and record loading included);
 - floor: the very requests the cold check made, fired with the same concurrency through the
   same kind of connection pool, bodies read, nothing else done (no parsing, no analysis);
-- uv: ``uv pip compile`` of a consistent variant of the same pins against the same server;
-- pip: ``pip install --dry-run --report`` of that variant against the same server.
+- cold CLI: the whole ``stackmeta check`` command in a new process with an empty cache
+  (imports and record loading included), to set against uv's whole command;
+- uv: ``uv pip compile`` of a consistent variant of the same pins against the same server,
+  ``--no-cache --no-config``, as many times as the check (median);
+- pip: ``pip install --dry-run --report`` of that variant against the same server, without
+  the machine's ``PIP_*`` settings (here PIP_FIND_LINKS would add a folder of wheels).
+
+Fair both ways: the floor fires all the requests at once (it does not wait, as the check must,
+for a page before its metadata or for metadata before the pages of the dependencies it names),
+so it is a lower bound; uv resolves fewer pins than the check checks (the variant drops those it
+could not install) but its time includes its process start, which the in-process cold time does
+not: hence the cold CLI line as well.
 
 The consistent variant is the record's "consistent" section when the resolver has written
 one; otherwise the pins minus those the check reports as conflicting, not installable, sdist
@@ -24,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -122,9 +133,9 @@ def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tupl
                   f"({note}): {len(kept)} pins")
 
 
-def run_tool(cmd: list[str]) -> tuple[float, int, str]:
+def run_tool(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
     return time.perf_counter() - start, proc.returncode, (proc.stderr or proc.stdout)[-600:]
 
 
@@ -159,8 +170,13 @@ def main() -> None:
     proc, base = start_server(snap)
     url = base + "/simple"
     work = Path(tempfile.mkdtemp(prefix="check-bench-"))
+
+    def cli(cache: Path) -> list[str]:
+        return [sys.executable, "-m", "stackmeta", "check", args.lock, "--locks-dir", str(args.locks_dir),
+                "--index-url", url, "--cache-dir", str(cache), "--no-save", "--quiet", "--json"]
+
     try:
-        colds, warms, floors = [], [], []
+        colds, warms, floors, cold_clis = [], [], [], []
         for i in range(args.repeat):
             # each repeat in a new process: nothing remembered in memory from an earlier run
             cache = work / f"cache{i}"
@@ -173,40 +189,53 @@ def main() -> None:
             log = [LoggedRequest(url=u, headers=tuple(tuple(h) for h in hs)) for u, hs in result["log"]]
             warm_log = result["warm_requests"]
             floors.append(floor(log, args.jobs))
+            # the whole command as a user runs it (imports, record loading, empty cache), to set
+            # against uv's whole command
+            cold_clis.append(run_tool(cli(work / f"clicold{i}"))[0])
         _, report, _ = timed_check(rel, url, work / "cache0", args.jobs)
         pins, how = variant(rel, report, args.locks_dir)
         reqs = work / "requirements.in"
         reqs.write_text("\n".join(pins) + "\n")
         uv = [str(ROOT / ".venv" / "bin" / "uv"), "pip", "compile", str(reqs), "--index-url", url,
               "--python", sys.executable, "--python-version", "3.9", "--python-platform",
-              "x86_64-manylinux_2_28", "--no-cache", "--quiet", "-o", str(work / "uv.txt")]
+              "x86_64-manylinux_2_28", "--no-cache", "--no-config", "--quiet", "-o", str(work / "uv.txt")]
         pip = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
                "--report", str(work / "pip.json"), "--index-url", url, "--no-cache-dir",
                "--python-version", "3.9", "--platform", "manylinux_2_28_x86_64", "--platform",
                "manylinux2014_x86_64", "--only-binary", ":all:", "--disable-pip-version-check",
                "-r", str(reqs)]
-        cli = [sys.executable, "-m", "stackmeta", "check", args.lock, "--locks-dir", str(args.locks_dir),
-               "--index-url", url, "--cache-dir", str(work / "cache0"), "--no-save", "--quiet", "--json"]
-        cli_t, cli_rc, _ = run_tool(cli)  # a new process, warm cache: imports included
-        uv_t, uv_rc, uv_err = run_tool(uv)
-        pip_t, pip_rc, pip_err = run_tool(pip)
+        cli_t, cli_rc, _ = run_tool(cli(work / "cache0"))  # a new process, warm cache: imports included
+        # uv as often as the check, each cold (--no-cache); the median against the check's median
+        uv_runs = [run_tool(uv) for _ in range(args.repeat)]
+        uv_t = statistics.median(t for t, _, _ in uv_runs)
+        uv_rc, uv_err = max(rc for _, rc, _ in uv_runs), uv_runs[-1][2]
+        # pip without the machine's PIP_* settings (PIP_FIND_LINKS would add a folder of wheels)
+        pip_t, pip_rc, pip_err = run_tool(pip, env={k: v for k, v in os.environ.items()
+                                                    if not k.startswith("PIP_")})
     finally:
         assert proc.stdin is not None
         proc.stdin.close()
         proc.wait(10)
         shutil.rmtree(work, ignore_errors=True)
     cold, warm, fl = statistics.median(colds), statistics.median(warms), statistics.median(floors)
+    cold_cli = statistics.median(cold_clis)
     print(f"{args.lock}: {len(rel.packages)} packages, {len(log)} requests by a cold check, "
           f"{warm_log} by a warm one; jobs={args.jobs}; median of {args.repeat}, each in a new process")
     print(f"  cold check   {cold:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in colds)})")
     print(f"  warm check   {warm:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in warms)})  target < 0.5 s")
+    print(f"  cold CLI     {cold_cli:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in cold_clis)}; "
+          "a new stackmeta check process, empty cache, imports included)")
     print(f"  warm CLI     {cli_t:7.3f} s   (a new stackmeta check process, imports included; exit {cli_rc})")
     print(f"  floor        {fl:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in floors)})")
-    print(f"  uv compile   {uv_t:7.3f} s   exit {uv_rc}" + (f": {uv_err.strip()}" if uv_rc else ""))
+    uv_list = ", ".join(f"{t:.3f}" for t, _, _ in uv_runs)
+    print(f"  uv compile   {uv_t:7.3f} s   (runs: {uv_list}; whole process, --no-cache) exit {uv_rc}"
+          + (f": {uv_err.strip()}" if uv_rc else ""))
     print(f"  pip dry-run  {pip_t:7.3f} s   exit {pip_rc}" + (f": {pip_err.strip()}" if pip_rc else ""))
     print(f"  uv and pip resolved {how}")
     print(f"  cold / floor = {cold / fl:.2f} (target <= 1.5)   cold / uv = {cold / uv_t:.2f} (target < 1)   "
           f"cold / pip = {cold / pip_t:.2f}   warm = {warm:.3f} s")
+    print(f"  whole commands: cold CLI / uv = {cold_cli / uv_t:.2f}   "
+          f"(uv resolved {len(pins)} pins, the check {len(rel.packages)})")
 
 
 if __name__ == "__main__":
