@@ -220,3 +220,34 @@ def test_no_nearest_set_yet(tmp_path: Path) -> None:
         f"{tmp_path}/CMSSW_14_0_0.json has no nearest consistent set: "
         "run 'stackmeta resolve CMSSW_14_0_0' first"
     )
+
+
+def test_when_no_version_of_the_requirer_accepts_the_kept_pin_the_required_one_moves() -> None:
+    # every dask requires toolz>=0.8.2; the release ships toolz 0.7.1 (more depend on it)
+    index = {
+        "toolz": {"0.7.1": [], "0.8.2": [], "0.11.0": []},
+        "cytoolz": {"0.12.0": ["toolz>=0.7"]},
+        "dask": {"2023.3.0": ["toolz>=0.8.2"], "2023.4.0": ["toolz>=0.8.2"]},
+    }
+    rel = synthetic_release([package("toolz", "0.7.1"), package("cytoolz", "0.12.0"),
+                             package("dask", "2023.4.0")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {"toolz": "0.8.2", "cytoolz": "0.12.0", "dask": "2023.4.0"}
+    dev = nearest.deviation("toolz")
+    assert dev is not None and dev.reason == "dask 2023.4.0 requires toolz>=0.8.2"
+
+
+def test_a_moved_package_that_fits_nowhere_keeps_its_version_and_its_dependencies_move() -> None:
+    # every tensorflow needs an older numpy than the release's, and numpy has more dependents
+    index = {
+        "numpy": {"1.23.5": [], "1.24.3": []},
+        "scipy": {"1.10.1": ["numpy>=1.19.5"]},
+        "tensorflow": {"2.11.0": ["numpy<1.24"], "2.12.0": ["numpy<1.24,>=1.22"], "2.12.1": ["numpy<1.24"]},
+    }
+    rel = synthetic_release([package("numpy", "1.24.3"), package("scipy", "1.10.1"),
+                             package("tensorflow", "2.12.0")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {
+        "numpy": "1.23.5", "scipy": "1.10.1", "tensorflow": "2.12.0"}
+    assert [d.name for d in nearest.deviations] == ["numpy"]
+    assert nearest.omissions == ()
