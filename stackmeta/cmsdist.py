@@ -197,19 +197,16 @@ class GitObjects:
 
 
 _MODE_KIND = {b"40000": "tree", b"160000": "commit"}
+_ENTRY = {size: re.compile(rb"([0-7]+) ([^\0]*)\0(.{%d})" % size, re.S) for size in (20, 32)}  # sha1, sha256
 
 
 def _parse_tree(data: bytes, id_size: int) -> dict[str, tuple[str, str]]:
-    entries: dict[str, tuple[str, str]] = {}
-    pos, end = 0, len(data)
-    while pos < end:
-        space = data.index(b" ", pos)
-        nul = data.index(b"\0", space)
-        mode = data[pos:space]
-        name = data[space + 1:nul].decode("utf-8", "surrogateescape")
-        entries[name] = (_MODE_KIND.get(mode, "blob"), data[nul + 1:nul + 1 + id_size].hex())
-        pos = nul + 1 + id_size
-    return entries
+    """A tree object's entries ``<mode> <name>\\0<binary id>``: name -> (kind, hex id)."""
+    kinds = _MODE_KIND
+    return {
+        name.decode("utf-8", "surrogateescape"): (kinds.get(mode, "blob"), oid.hex())
+        for mode, name, oid in _ENTRY[id_size].findall(data)
+    }
 
 
 class GitTree:
