@@ -17,7 +17,10 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    release the one whose name sorts first. So a dependency stays and its dependent moves:
    numpy stays at 1.24.3, tensorflow moves. Exception: when no version of the requiring
    package accepts the kept pin (every dask requires toolz>=0.8.2, the release ships toolz
-   0.7.1), moving it cannot help, so the required package moves instead. Conflicts between
+   0.7.1), moving it cannot help, so the required package moves instead. Likewise when every
+   version of a moved package conflicts with some kept pin: it keeps the release's version
+   and the hard pins its release version conflicts with move (it is *anchored*; CMSSW_14_0_0:
+   tensorflow stays 2.12.0, numpy, keras, gast and wrapt move). Conflicts between
    two hard pins are settled this way before the first resolve; conflicts the resolver
    finds later (through moved pins and added dependencies) one at a time, by the same rule.
    Repeat until the set resolves; each released pin is one move. A moved pin whose every
@@ -61,9 +64,11 @@ RULE = (
     "keep the package more of the release's stack depends on (transitively, by the release "
     "versions' metadata) and move the other one; on a tie move the one whose name sorts first; "
     "but when no version of the requiring package accepts the kept pin, move the required one "
-    "instead; a moved pin goes to the nearest version (by position in the ascending list of "
-    "installable versions, lower first on a tie; versions with a wheel for the target before "
-    "sdist-only ones) that makes the whole set consistent"
+    "instead, and when every version of a moved package conflicts with a kept pin, it keeps the "
+    "release's version and the pins it conflicts with move; a moved pin goes to the nearest "
+    "version (by position in the ascending list of installable versions, lower first on a tie; "
+    "versions with a wheel for the target before sdist-only ones) that makes the whole set "
+    "consistent"
 )
 
 
