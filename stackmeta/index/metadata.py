@@ -7,6 +7,7 @@ requirement, a bad Requires-Python) is reported and skipped instead of failing t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
@@ -65,6 +66,32 @@ def _requirement(text: str) -> Requirement:
     return Requirement(text)
 
 
+# the fields read here (lower case), and what the email parser takes for a header line
+_FIELDS = frozenset({b"metadata-version", b"name", b"version", b"requires-dist", b"requires-python",
+                     b"dynamic", b"provides-extra"})
+_HEADER = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
+
+
+def _wanted_headers(data: bytes) -> bytes:
+    """The header lines of the fields read here, with their continuation lines: what
+    ``parse_email`` would read of them from the whole file, without the description (the
+    body, often most of the file) and the classifiers, URLs, etc. The headers end where the
+    email parser ends them: at the first empty line or line that is no header."""
+    out = []
+    keep = False
+    for line in data.split(b"\n"):
+        if not line.strip(b"\r") or not _HEADER.match(line):
+            break
+        if line[:1] in (b" ", b"\t"):
+            if keep:
+                out.append(line)
+            continue
+        keep = line.split(b":", 1)[0].strip().lower() in _FIELDS
+        if keep:
+            out.append(line)
+    return b"\n".join(out) + b"\n"
+
+
 @lru_cache(maxsize=2048)
 def _parse(data: bytes, project: NormalizedName) -> CoreMetadata:
     if not data.strip():
@@ -72,7 +99,7 @@ def _parse(data: bytes, project: NormalizedName) -> CoreMetadata:
     if b"\x00" in data[:4096]:
         raise _Bad(f"metadata of {project} is binary, not core metadata")
     try:
-        raw, unparsed = parse_email(data)
+        raw, unparsed = parse_email(_wanted_headers(data))
     except (ValueError, UnicodeDecodeError) as exc:
         raise _Bad(f"metadata of {project} does not parse ({exc})") from None
     junk: list[str] = []
