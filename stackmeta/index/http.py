@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
@@ -75,21 +75,34 @@ class Transport:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        # one TLS context for every connection: loading the CA certificates costs ~0.2 s of CPU,
-        # which urllib3 would otherwise spend again on each new connection
-        tls = create_urllib3_context()
-        tls.load_default_certs()
-        self._pool = urllib3.PoolManager(
-            num_pools=8, maxsize=self.jobs, block=False, retries=False, ssl_context=tls,
+        self._pool_kw: dict[str, Any] = dict(
+            num_pools=8, maxsize=self.jobs, block=False, retries=False,
             timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
             headers={"User-Agent": user_agent},
         )
+        self._pool = urllib3.PoolManager(**self._pool_kw)  # http://
+        self._tls_pool: urllib3.PoolManager | None = None  # https://, made when first needed
         self._lock = threading.Lock()
         self.log: list[LoggedRequest] = []
         self._dead: dict[str, str] = {}  # host -> why: hosts that refused connections
 
     def close(self) -> None:
         self._pool.clear()
+        if self._tls_pool is not None:
+            self._tls_pool.clear()
+
+    def _pool_for(self, url: str) -> urllib3.PoolManager:
+        if not url.startswith("https:"):
+            return self._pool
+        with self._lock:
+            if self._tls_pool is None:
+                # one TLS context for every connection: loading the CA certificates costs ~0.2 s of
+                # CPU, which urllib3 would otherwise spend again on each new connection (and an
+                # index served over plain HTTP does not spend it at all)
+                tls = create_urllib3_context()
+                tls.load_default_certs()
+                self._tls_pool = urllib3.PoolManager(ssl_context=tls, **self._pool_kw)
+            return self._tls_pool
 
     # -- one request -------------------------------------------------------------------
 
@@ -121,11 +134,12 @@ class Transport:
             raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
                                    "check that the index is reachable, or retry later")
         last = ""
+        pool = self._pool_for(url)
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self._delay(attempt, last))
             try:
-                r = self._pool.request("GET", url, headers=dict(headers), redirect=False,
+                r = pool.request("GET", url, headers=dict(headers), redirect=False,
                                        preload_content=True, decode_content=True)
             except (Urllib3Error, OSError) as exc:
                 last = _describe(exc)
