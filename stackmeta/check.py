@@ -604,6 +604,7 @@ def run_check(release: Release, target: Target, client: IndexClient, progress: P
     start = time.perf_counter()
     before = len(client.transport.log)
     pages, metas = fetch(release, target, client, progress)
+    client.cache.flush_soon()  # the cache is written while the analysis runs
     return analyse(release, target, client.index_url, pages, metas,
                    seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)
 

@@ -60,6 +60,7 @@ class Cache:
         self._md_pending: dict[str, tuple[str, bytes]] = {}
         self._pages_pending: dict[tuple[str, str], tuple[float, str, str, bytes]] = {}
         self._pending_bytes = 0
+        self._flusher: threading.Thread | None = None
 
     @property
     def enabled(self) -> bool:
@@ -109,6 +110,27 @@ class Cache:
 
     def flush(self) -> None:
         """Write what waits in memory, in one transaction."""
+        self._join_flusher()
+        self._flush_now()
+
+    def flush_soon(self) -> None:
+        """Start writing what waits in memory in a background thread (SQLite works without
+        holding the GIL, so the caller's next work runs meanwhile); :meth:`flush` and
+        :meth:`close` wait for it. Entries being written are, until then, a cache miss."""
+        with self._lock:
+            if self._flusher is not None or not (self._md_pending or self._pages_pending):
+                return
+            self._flusher = threading.Thread(target=self._flush_now, name="stackmeta-cache", daemon=True)
+            flusher = self._flusher
+        flusher.start()
+
+    def _join_flusher(self) -> None:
+        with self._lock:
+            flusher, self._flusher = self._flusher, None
+        if flusher is not None and flusher is not threading.current_thread():
+            flusher.join()
+
+    def _flush_now(self) -> None:
         with self._lock:
             md, pages = self._md_pending, self._pages_pending
             self._md_pending, self._pages_pending, self._pending_bytes = {}, {}, 0
