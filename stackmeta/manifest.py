@@ -11,6 +11,7 @@ and that stack has packages, otherwise Python 2 (RULES §6).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import re
 from collections import deque
@@ -762,44 +763,67 @@ class ArchStack:
     problems: tuple[Problem, ...]
 
 
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Parts:
+    """A package as its spec says it; its requires inside the stack are those of its last use."""
+
+    facts: SpecFacts
+    spec: SpecFile | None
+    package: Package
+    problem: Problem | None
+
+
+_PARTS: dict[tuple[str, str], _Parts] = {}
+
+
+def _package_parts(rpm: str, facts: SpecFacts, sf: SpecFile | None, arch: str) -> _Parts:
+    """The Package of *rpm* but its requires, remembered while its facts and spec are the same
+    objects (a batch's walks hand them on from tag to tag)."""
+    cached = _PARTS.get((rpm, arch))
+    if cached is not None and cached.facts is facts and cached.spec is sf:
+        return cached
+    source = main_source(facts, bool(sf and sf.generated))
+    written = facts.pip_name or (source and name_from_source(source, facts.version_written)) or \
+        rpm.split("-", 1)[1]
+    version = pep440(facts.version_written)
+    problem = None if version is not None else Problem(
+        kind="not-pep440",
+        message=f"{rpm} version {facts.version_written!r} is not a PEP 440 version: not pinned",
+        where=facts.where)
+    system = sorted({d for d, _ in facts.requires
+                     if not _is_python_package(d) and d not in ("python", "python3", "python2")})
+    pin = sf.pin if sf else None
+    package = Package(
+        rpm=rpm, name=canonicalize_name(written), display_name=written, version_written=facts.version_written,
+        version=version, build=build_kind(source),
+        source_url=None if source is None or source.startswith("pip://") or source.lower() == "none"
+        else source,
+        patches=facts.patches, reasons=pin.reasons if pin else (),
+        requires=(), system_libs=tuple(system), arches=(arch,),
+    )
+    parts = _Parts(facts=facts, spec=sf, package=package, problem=problem)
+    remember(_PARTS, (rpm, arch), parts)
+    return parts
+
+
 def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
     problems = list(stack.problems)
     members = [n for n, inter in stack.interpreters.items() if major in inter]
     member_set = set(members)
-    names: dict[str, NormalizedName] = {}
-    display: dict[str, str] = {}
-    for rpm in members:
-        facts = stack.facts[rpm]
-        sf = walker.spec_file(rpm)
-        source = main_source(facts, bool(sf and sf.generated))
-        written = facts.pip_name or (source and name_from_source(source, facts.version_written)) or \
-            rpm.split("-", 1)[1]
-        display[rpm] = written
-        names[rpm] = canonicalize_name(written)
+    parts = {rpm: _package_parts(rpm, stack.facts[rpm], walker.spec_file(rpm), stack.arch.name)
+             for rpm in members}
+    names = {rpm: part.package.name for rpm, part in parts.items()}
     packages: list[Package] = []
     for rpm in members:
-        facts = stack.facts[rpm]
-        sf = walker.spec_file(rpm)
-        source = main_source(facts, bool(sf and sf.generated))
-        kind = build_kind(source)
-        version = pep440(facts.version_written)
-        if version is None:
-            problems.append(Problem(
-                kind="not-pep440",
-                message=f"{rpm} version {facts.version_written!r} is not a PEP 440 version: not pinned",
-                where=facts.where))
-        requires = sorted({names[d] for d, _ in facts.requires if d in member_set and d != rpm})
-        system = sorted({d for d, _ in facts.requires
-                         if not _is_python_package(d) and d not in ("python", "python3", "python2")})
-        pin = sf.pin if sf else None
-        packages.append(Package(
-            rpm=rpm, name=names[rpm], display_name=display[rpm], version_written=facts.version_written,
-            version=version, build=kind,
-            source_url=None if source is None or source.startswith("pip://") or source.lower() == "none"
-            else source,
-            patches=facts.patches, reasons=pin.reasons if pin else (),
-            requires=tuple(requires), system_libs=tuple(system), arches=(stack.arch.name,),
-        ))
+        part = parts[rpm]
+        if part.problem is not None:
+            problems.append(part.problem)
+        requires = tuple(sorted({names[d] for d, _ in part.facts.requires if d in member_set and d != rpm}))
+        pkg = part.package
+        if pkg.requires != requires:
+            pkg = dataclasses.replace(pkg, requires=requires)
+            remember(_PARTS, (rpm, stack.arch.name), dataclasses.replace(part, package=pkg))
+        packages.append(pkg)
     packages = _merge_projects(packages, problems)
     unshipped = tuple(
         UnshippedPin(rpm=p.rpm, name=canonicalize_name(p.name), version_written=p.version, reasons=p.reasons)
