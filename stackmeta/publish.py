@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import parse_sdist_filename, parse_wheel_filename
+from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from stackmeta import builder
 from stackmeta.errors import BuildError, PublishError, StackmetaError
@@ -144,6 +144,10 @@ def unresolved_problems(check: Mapping[str, Any] | None, nearest: NearestSet) ->
             out.append(f"{problem['name']}=={problem['version']} requires Python "
                        f"{problem['requires_python']}")
     for unpinned in check.get("unpinned", ()):
+        requirers = {canonicalize_name(str(r).split("==")[0].split(":")[0].strip())
+                     for r in unpinned.get("required_by", ())}
+        if requirers and requirers <= answered:
+            continue  # every package that wanted it moved or was left out
         if unpinned.get("picked") is None and unpinned["name"] not in pins:
             out.append(f"{unpinned['name']}{unpinned.get('specifier') or ''}: no version on the index fits")
     return out

@@ -158,3 +158,15 @@ def test_no_credentials_on_the_command_line(capsys: pytest.CaptureFixture[str]) 
     help_text = capsys.readouterr().out
     assert "TWINE_PASSWORD" in " ".join(help_text.split())
     assert "--password" not in help_text and "--username" not in help_text
+
+
+@pytest.mark.parametrize("release", ["CMSSW_14_0_0", "CMSSW_10_6_0", "CMSSW_10_6_0-py2", "CMSSW_9_3_0"])
+def test_the_shared_releases_checks_are_answered_by_their_nearest_sets(release: str) -> None:
+    from stackmeta import record
+    from stackmeta.resolve import load_nearest
+
+    locks = Path(__file__).resolve().parent.parent / "locks"
+    doc = record.read_document(record.record_path(locks, release))
+    if "check" not in doc:
+        pytest.skip(f"{release} has no check section")
+    assert publish.unresolved_problems(doc["check"], load_nearest(locks, release)) == []
