@@ -278,6 +278,8 @@ def export_all(
                 results.extend(_in_pool(cmsdist, todo, locks_dir, python_major, workers, progress))
         finally:
             progress.done()
+    order = {job: i for i, job in enumerate(todo)}
+    results.sort(key=lambda r: order[r[0]])  # the plan's order, however the workers finished
     exported = tuple(name for _, name, _ in results if name is not None)
     failed = tuple(Failure(release=j.release, base=j.base, arches=j.arches, message=m)
                    for j, _, m in results if m is not None)

@@ -382,3 +382,19 @@ def test_a_working_clone_is_left_as_it_was(
     assert (code, out) == (0, "exported 6, skipped 0 (up to date), failed 0\n")
     assert state(work) == before  # (git status itself may refresh .git/index: looked at last)
     assert git(work, "status", "--porcelain", "--untracked-files=all") == status == "?? local-edit.txt\n"
+
+
+def test_annotated_tags_count_and_tags_of_other_objects_do_not(
+    repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commit = git(repo, "rev-parse", "REL/CMSSW_14_0_1/el9_amd64_gcc12").strip()
+    env = {**GIT_ENV, "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example.org"}
+    subprocess.run(["git", "-C", str(repo), "tag", "-a", "-m", "release", "REL/CMSSW_14_0_7/el9_amd64_gcc12",
+                    commit], env=env, check=True)
+    tree = git(repo, "rev-parse", f"{commit}^{{tree}}").strip()
+    git(repo, "tag", "REL/CMSSW_14_0_8/el9_amd64_gcc12", tree)  # a tag of a tree: not a release
+    code, out, _ = run(capsys, "export", "--all", "--cmsdist", str(repo), "--locks-dir", str(tmp_path),
+                       "--match", "CMSSW_14_0_[178]", "--json")
+    assert (code, json.loads(out)["exported"]) == (0, ["CMSSW_14_0_1", "CMSSW_14_0_7"])
+    text = (tmp_path / "CMSSW_14_0_7.txt").read_text()
+    assert f"# source: git {commit} REL/CMSSW_14_0_7/el9_amd64_gcc12\n" in text
