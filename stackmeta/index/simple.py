@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import json
 import posixpath
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -79,7 +80,7 @@ class ProjectPage:
     :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all.
     """
 
-    __slots__ = ("_built", "_index", "_make", "_names", "api_version", "name", "url")
+    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "api_version", "name", "url")
 
     def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
                  api_version: str | None = None,
@@ -96,6 +97,7 @@ class ProjectPage:
             self._names, self._make = lazy
             self._built = [None] * len(self._names)
         self._index: dict[Version, list[int]] | None = None
+        self._by_text: dict[str, list[int]] | None = None
 
     def __repr__(self) -> str:
         return f"ProjectPage(name={self.name!r}, url={self.url!r}, {len(self._names)} files)"
@@ -122,16 +124,35 @@ class ProjectPage:
     def filenames(self) -> Sequence[str]:
         return self._names
 
-    def _versions(self) -> dict[Version, list[int]]:
-        if self._index is None:
+    def _texts(self) -> dict[str, list[int]]:
+        """The version text of each file name (not yet parsed) -> the files' indexes."""
+        if self._by_text is None:
             by_text: dict[str, list[int]] = {}  # a page repeats each version string many times
             same: dict[str, bool] = {}  # ... and its project's name in a few spellings
+            project = self.name
             for i, filename in enumerate(self._names):
-                text = _version_text(filename, self.name, same)
+                if filename.endswith(".whl"):  # the common case, inline: name-version-tags.whl
+                    parts = filename[:-4].split("-")
+                    if len(parts) not in (5, 6):
+                        continue
+                    hit = same.get(parts[0])
+                    if hit is None:
+                        hit = same[parts[0]] = canonicalize_name(parts[0]) == project
+                    text: str | None = parts[1] if hit else None
+                else:
+                    text = _version_text(filename, project, same)
                 if text is not None:
-                    by_text.setdefault(text, []).append(i)
+                    if text in by_text:
+                        by_text[text].append(i)
+                    else:
+                        by_text[text] = [i]
+            self._by_text = by_text
+        return self._by_text
+
+    def _versions(self) -> dict[Version, list[int]]:
+        if self._index is None:
             index: dict[Version, list[int]] = {}
-            for text, idx in by_text.items():
+            for text, idx in self._texts().items():
                 v = _version(text)
                 if v is not None:
                     index.setdefault(v, []).extend(idx)
@@ -149,10 +170,33 @@ class ProjectPage:
         return {v: tuple(self._file(i) for i in idx) for v, idx in self._versions().items()}
 
     def files_of(self, version: Version) -> tuple[ProjectFile, ...]:
-        return tuple(self._file(i) for i in self._versions().get(version, ()))
+        if self._index is not None:
+            return tuple(self._file(i) for i in self._versions().get(version, ()))
+        # one version's files (a pin's), without parsing every version of the page: only the
+        # texts that can spell an equal version (the same non-zero numbers in the same order)
+        # are parsed and compared
+        wanted = _numbers(str(version))
+        idx: list[int] = []
+        for text, ids in self._texts().items():
+            if _numbers(text) == wanted and _version(text) == version:
+                idx.extend(ids)
+        idx.sort()
+        return tuple(self._file(i) for i in idx)
 
     def replace_files(self, files: Iterable[ProjectFile]) -> ProjectPage:
         return ProjectPage(name=self.name, url=self.url, files=files, api_version=self.api_version)
+
+
+_DIGITS = re.compile(r"[0-9]+")
+
+
+@lru_cache(maxsize=1 << 16)
+def _numbers(text: str) -> tuple[int, ...]:
+    """The non-zero numbers of a version text, in order. Two texts of equal PEP 440 versions
+    have the same: each number is one component (epoch, release, pre, post, dev, a local
+    segment) compared by its value, components in a fixed order, and an omitted one (epoch,
+    trailing release zeros, an implicit pre/post/dev number) counts as 0."""
+    return tuple(n for n in map(int, _DIGITS.findall(text)) if n)
 
 
 def file_kind(filename: str) -> FileKind:
