@@ -34,6 +34,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist/)")
     p.add_argument("--build-dir", type=Path, default=Path("build"),
                    help="where the generated projects are written (default: build/)")
+    group = p.add_argument_group(
+        "a group's baseline",
+        "--base RELEASE builds a working group's own metapackage (give --name and --version): the "
+        "release's nearest consistent set plus --add requirements and --override pins, checked "
+        "for closure against the index like a release; pins of the set that must move are named, "
+        "and moved only with --allow-moves",
+    )
+    group.add_argument("--base", metavar="RELEASE", help="the release the group's stack builds on")
+    group.add_argument("--add", action="append", default=[], metavar="REQ",
+                       help="a package the group adds, e.g. coffea==2024.4.0 (repeatable)")
+    group.add_argument("--override", action="append", default=[], metavar="NAME==VERSION",
+                       help="a pin of the set at another version (repeatable)")
+    group.add_argument("--allow-moves", action="store_true",
+                       help="move other pins of the set where the additions require it")
+    group.add_argument("--index-url", help="the index to check against (default: the set's index)")
+    group.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
     p.set_defaults(func=run)
 
 
@@ -47,7 +63,60 @@ def build_release(
     return builder.build(project, out, work_dir=build_dir / name, sdist=(name == rel.release))
 
 
+def build_group(args: argparse.Namespace, output: Output) -> int:
+    """``stackmeta build --base RELEASE --add ... --name N --version V``."""
+    from dataclasses import replace
+
+    from stackmeta import baseline, overlay
+    from stackmeta.index import IndexClient, IndexSource
+    from stackmeta.target import Target
+
+    if args.release or args.all:
+        raise UsageError("give --base RELEASE or a RELEASE to build, not both")
+    if args.name == metapackage.DEFAULT_NAME or not args.meta_version:
+        raise UsageError("a group's metapackage needs its own --name and --version, e.g. "
+                         "--name hgg-analysis-stack --version 1.0")
+    if not args.add and not args.override:
+        raise UsageError(f"--base {args.base} with nothing to add: give --add REQ or --override "
+                         f"NAME==VERSION (or build the release itself: stackmeta build {args.base})")
+    rel = record.load_release(args.locks_dir, args.base)
+    nearest = load_nearest(args.locks_dir, args.base)
+    additions = [overlay.parse_addition(text) for text in args.add]
+    overrides = [overlay.parse_override(text) for text in args.override]
+    index_url = args.index_url or nearest.index_url
+    target = Target(python=nearest.python, platform=nearest.platform)
+    asked = ", ".join(args.add + args.override)
+    output.info(f"checking {asked} against {args.base}'s set on {index_url} ...")
+    with IndexClient(index_url, cache_dir=args.cache_dir) as client:
+        plan = overlay.plan(replace(nearest, index_url=index_url), IndexSource(client, target), target,
+                            overrides=overrides, additions=additions)
+    if plan.moves and not args.allow_moves:
+        raise BuildError(f"{plan.moves_message()}: nothing was built; pass --allow-moves to build with "
+                         "these moves, or choose other versions")
+    group = baseline.group_set(replace(nearest, index_url=index_url), plan)
+    options = metapackage.Options(name=args.name, version=args.meta_version,
+                                  requires_python=args.requires_python)
+    project = metapackage.project(rel, group, options)
+    built = builder.build(project, args.out, work_dir=args.build_dir / f"{args.name}-{args.meta_version}")
+    files = [{"file": str(path), "sha256": builder.sha256(path)} for path in built.files]
+    if output.json_mode:
+        output.json({"base": args.base, "project": built.project.name, "version": str(built.project.version),
+                     "files": files, **plan.to_json()})
+        return 0
+    for m in plan.moves:
+        output.warn(f"moved: {m}")
+    for n in plan.new:
+        output.info(f"added {n.name}=={n.version} ({'; '.join(n.required_by)})")
+    for item in files:
+        output.result(f"{item['file']}  sha256:{item['sha256']}")
+    return 0
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.base:
+        return build_group(args, output)
+    if args.add or args.override or args.allow_moves:
+        raise UsageError("--add, --override and --allow-moves build a group's stack: give --base RELEASE")
     options = metapackage.Options(
         name=args.name, version=args.meta_version, requires_python=args.requires_python
     )
