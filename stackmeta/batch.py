@@ -25,11 +25,13 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import multiprocessing
 import os
 import re
 import signal
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ from types import FrameType
 
 from stackmeta import __version__, export, record
 from stackmeta.cmsdist import Opened
-from stackmeta.errors import StackmetaError, UsageError
+from stackmeta.errors import ManifestError, StackmetaError, UsageError
 from stackmeta.manifest import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_key
@@ -297,7 +299,9 @@ def _in_pool(
 ) -> list[_Result]:
     results: list[_Result] = []
     chunks = _chunks(jobs, workers)
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cmsdist,))
+    # forkserver, not fork: the parent may run threads (a progress bar) that fork would copy mid-lock.
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cmsdist,),
+                               mp_context=multiprocessing.get_context("forkserver"))
     try:
         pending: set[Future[list[_Result]]] = set()
         queue = iter(chunks)
@@ -308,7 +312,13 @@ def _in_pool(
         while pending:
             done, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in done:
-                chunk_results = future.result()
+                try:
+                    chunk_results = future.result()
+                except BrokenProcessPool:
+                    raise ManifestError(
+                        "a worker process of the batch died (out of memory?): the records it finished are "
+                        "kept; run the export again, or with --jobs 1"
+                    ) from None
                 results.extend(chunk_results)
                 progress.advance(len(chunk_results))
                 nxt = next(queue, None)
