@@ -320,12 +320,44 @@ def _known_deps(meta: FileMetadata | StackmetaError | None) -> tuple[Requirement
     return None
 
 
+_INSTALLABLE: dict[tuple[int, Target], tuple[ProjectPage, list[Version]]] = {}
+
+
+def _installable_sorted(page: ProjectPage, target: Target) -> list[Version]:
+    """``sorted(installable_versions(page, target))``, remembered by the page object (each
+    round of the closure asks again for the same pages)."""
+    key = (id(page), target)
+    hit = _INSTALLABLE.get(key)
+    if hit is not None and hit[0] is page:
+        return hit[1]
+    out = sorted(installable_versions(page, target))
+    if len(_INSTALLABLE) > 4096:
+        _INSTALLABLE.clear()
+    _INSTALLABLE[key] = (page, out)
+    return out
+
+
+_REQ_TEXT: dict[int, tuple[Requirement, str]] = {}
+
+
+def _req_text(req: Requirement) -> str:
+    """``str(req)``, remembered by the (shared, parsed once) requirement object."""
+    hit = _REQ_TEXT.get(id(req))
+    if hit is not None and hit[0] is req:
+        return hit[1]
+    text = str(req)
+    if len(_REQ_TEXT) > 100_000:
+        _REQ_TEXT.clear()
+    _REQ_TEXT[id(req)] = (req, text)
+    return text
+
+
 def pick_version(page: ProjectPage, target: Target, specifier: SpecifierSet,
                  memo: dict[NormalizedName, list[Version]] | None = None) -> Version | None:
     """The version pip would pick: the newest installable one (not yanked) matching."""
     memo = {} if memo is None else memo
     if page.name not in memo:
-        memo[page.name] = sorted(installable_versions(page, target))
+        memo[page.name] = _installable_sorted(page, target)
     candidates = list(specifier.filter(memo[page.name]))
     return max(candidates) if candidates else None
 
@@ -366,6 +398,9 @@ def _walk(release: Release, target: Target, pages: Pages, metas: Metas) -> _Walk
 class Needs:
     pages: tuple[NormalizedName, ...]
     metadata: tuple[tuple[NormalizedName, Version], ...]
+    # the requirements, together, on each unpinned dependency among *pages*: once its page is
+    # read, the version pip would pick (whose metadata comes next) is known at once
+    wanted: Mapping[NormalizedName, SpecifierSet] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.pages or self.metadata)
@@ -384,7 +419,14 @@ def plan(release: Release, target: Target, pages: Pages, metas: Metas) -> Needs:
         if (isinstance(page, ProjectPage) and (name, version) not in metas
                 and metadata_file(page.files_of(version), target) is not None):
             need_md.append((name, version))
-    return Needs(pages=tuple(need_pages), metadata=tuple(sorted(need_md)))
+    wanted = {}
+    for name in need_pages:
+        if name in w.wants:
+            spec = SpecifierSet()
+            for _, r in w.wants[name]:
+                spec &= r.specifier
+            wanted[name] = spec
+    return Needs(pages=tuple(need_pages), metadata=tuple(sorted(need_md)), wanted=wanted)
 
 
 def _file_info(page: ProjectPage, version: Version, target: Target) -> tuple[FileInfo, ...]:
@@ -442,7 +484,7 @@ def _result(name: NormalizedName, version: Version | None, written: str, *, pinn
             rp = None if md.metadata.requires_python is None else str(md.metadata.requires_python)
             notes.extend(f"metadata junk skipped: {j}" for j in md.metadata.junk)
             if md.dependencies_known:
-                rd = tuple(str(r) for r in md.metadata.requires_dist)
+                rd = tuple(_req_text(r) for r in md.metadata.requires_dist)
             else:
                 source = "unknown"
                 dyn = " with dynamic Requires-Dist" if "requires-dist" in md.metadata.dynamic else ""
@@ -482,8 +524,9 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
         for dep, req in _active(target, metas.get((name, version)), frozenset(w.extras.get(name, ()))) or ():
             have = pinned.get(dep)
             if have is not None and not req.specifier.contains(have, prereleases=True):
-                conflicts.append(Conflict(requirer=name, requirer_version=str(version), requirement=str(req),
-                                          dependency=dep, pinned=str(have), requirer_pinned=name in pinned))
+                conflicts.append(Conflict(requirer=name, requirer_version=str(version),
+                                          requirement=_req_text(req), dependency=dep, pinned=str(have),
+                                          requirer_pinned=name in pinned))
     unpinned = []
     for dep, reqs in sorted(w.wants.items()):
         spec = SpecifierSet()
@@ -560,6 +603,10 @@ def fetch(release: Release, target: Target, client: IndexClient, progress: Progr
             return
         pages[name] = page
         version = pins.get(name)
+        if version is None and page is not None and name in wanted:
+            # an unpinned dependency: the metadata of its pick now, not in another round (should
+            # the next plan pick otherwise, it asks for that version's metadata)
+            version = pick_version(page, target, wanted[name])
         if page is not None and version is not None:
             metadata_of(name, version)
 
@@ -575,10 +622,12 @@ def fetch(release: Release, target: Target, client: IndexClient, progress: Progr
             metas[(name, version)] = exc
 
     first = True
+    wanted: Mapping[NormalizedName, SpecifierSet] = {}
     for _ in range(MAX_ROUNDS):
         needs = plan(release, target, pages, metas)
         if not needs:
             break
+        wanted = needs.wanted
         items: list[tuple[str, Any]] = [("page", n) for n in needs.pages]
         items += [("md", nv) for nv in needs.metadata if nv[0] not in needs.pages]
         progress.start("checking pins" if first else "following dependencies", len(items))
