@@ -14,8 +14,10 @@ requirement on it), whose own dependencies are followed in turn.
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from enum import Enum, StrEnum
 from functools import lru_cache
@@ -652,10 +654,26 @@ def run_check(release: Release, target: Target, client: IndexClient, progress: P
     """Check *release* for *target* against the client's index."""
     start = time.perf_counter()
     before = len(client.transport.log)
-    pages, metas = fetch(release, target, client, progress)
-    client.cache.flush_soon()  # the cache is written while the analysis runs
-    return analyse(release, target, client.index_url, pages, metas,
-                   seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)
+    with _no_cyclic_gc():
+        pages, metas = fetch(release, target, client, progress)
+        client.cache.flush_soon()  # the cache is written while the analysis runs
+        return analyse(release, target, client.index_url, pages, metas,
+                       seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)
+
+
+@contextmanager
+def _no_cyclic_gc() -> Iterator[None]:
+    """The cyclic garbage collector paused: a check allocates a few hundred thousand objects
+    (the pages' JSON, which stay alive until the end) and would otherwise spend ~10% of its CPU
+    traversing them again and again; what it leaves as garbage is freed by reference counting.
+    The collector's state is restored after."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def save(report: CheckReport, record: Path) -> None:
