@@ -567,11 +567,118 @@ def resolve(
                     f"{rel.release}: the resolver gave up after {max_rounds} rounds for {target}: "
                     "report it with the record"
                 ) from None
+            better = _improve(rel, memo, target, rank=rank, preferred=preferred, hard=hard, moves=moves,
+                              dropped=dropped, result=result, max_rounds=max_rounds, progress=progress)
+            if better is not None:
+                result, provider, moves, dropped = better
             return _nearest_set(rel, result, provider, target, index_url=index_url,
                                 omitted=omitted, moves=moves, dropped=dropped)
     finally:
         progress.done()
     raise ResolutionError(f"{rel.release}: no consistent set after moving every pin: report it")
+
+
+def _attempt(memo: _Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
+             free: Iterable[NormalizedName], preferred: Mapping[NormalizedName, Version],
+             rank: Mapping[NormalizedName, int], max_rounds: int) -> tuple[Any, _Provider] | None:
+    """Resolve with *hard* pinned and *free* required at any version (nearest first); None
+    when that set has no consistent resolution (or the resolver gives up on it)."""
+    provider = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+    roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
+             for n, v in sorted(hard.items())]
+    roots += [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n) for n in sorted(set(free))]
+    try:
+        return Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds), provider
+    except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
+        return None
+
+
+def _score(rel: record.Release, result: Any,
+           rank: Mapping[NormalizedName, int]) -> tuple[int, int, tuple[int, ...]]:
+    """How far a consistent set is from the release, smaller is nearer: the omissions first
+    (leaving a shipped package out is worse than moving it), then the moved pins, then (the
+    rule) how much of the stack depends on the moved pins, the most depended-on first."""
+    pins = {c.name: c.version for c in result.mapping.values()}
+    omitted = moved = 0
+    ranks: list[int] = []
+    for pkg in rel.packages:
+        if pkg.version is None:
+            continue
+        have = pins.get(pkg.name)
+        if have is None:
+            omitted += 1
+        elif have != pkg.version:
+            moved += 1
+            ranks.append(rank.get(pkg.name, 0))
+    return omitted, moved, tuple(sorted(ranks, reverse=True))
+
+
+def _improve(
+    rel: record.Release, memo: _Memo, target: Target, *, rank: Mapping[NormalizedName, int],
+    preferred: Mapping[NormalizedName, Version], hard: Mapping[NormalizedName, Version],
+    moves: Sequence[_Move], dropped: Mapping[NormalizedName, str], result: Any, max_rounds: int,
+    progress: Progress = NO_PROGRESS, budget: int = 120,
+) -> tuple[Any, _Provider, list[_Move], dict[NormalizedName, str]] | None:
+    """Improve a consistent set by single changes, each tried with resolvelib, kept when the
+    set gets nearer to the release (:func:`_score`): a left-out package brought back as a
+    moved pin; a moved pin put back at the release's version, the hard pins that conflict with
+    that version released instead (each to its nearest version that fits). Repeated until no
+    change helps, at most *budget* resolutions. None when nothing helped."""
+    hard = dict(hard)
+    moves = list(moves)
+    dropped = dict(dropped)
+    best = _score(rel, result, rank)
+    improved: tuple[Any, _Provider] | None = None
+    tried: set[tuple[frozenset[NormalizedName], frozenset[NormalizedName]]] = set()
+    probe = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+    while budget > 0:
+        free = [m.name for m in moves if m.name not in dropped]
+        options: list[tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]] = []
+        for name in sorted(dropped, key=lambda n: (-rank.get(n, 0), n)):
+            why = f"{dropped[name]}; an older or newer version fits"
+            options.append((hard, [*moves, _Move(name=name, reason=why)],
+                            {n: r for n, r in dropped.items() if n != name}))
+        for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
+            version = preferred.get(name)
+            if version is None or version not in memo.versions(name):
+                continue
+            new_hard = {**hard, name: version}
+            released: list[_Move] = []
+            for dep in probe.dependencies_of(name, version):
+                if dep.name in hard and dep.name != name and not dep.allows(hard[dep.name]):
+                    released.append(_Move(name=dep.name, reason=f"{name} {version} requires {dep.text}"))
+            for other, other_version in sorted(hard.items()):
+                for dep in probe.dependencies_of(other, other_version):
+                    if dep.name == name and other != name and not dep.allows(version):
+                        released.append(_Move(name=other, reason=(
+                            f"{other} {other_version} requires {dep.text}, which excludes the release's "
+                            f"{name} {version}")))
+                        break
+            for move in released:
+                new_hard.pop(move.name, None)
+            options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
+        for new_hard, new_moves, new_dropped in options:
+            key = (frozenset(new_hard), frozenset(new_dropped))
+            if key in tried:
+                continue
+            tried.add(key)
+            budget -= 1
+            progress.advance()
+            free = [m.name for m in new_moves if m.name not in new_dropped]
+            found = _attempt(memo, target, hard=new_hard, free=free, preferred=preferred, rank=rank,
+                             max_rounds=max_rounds)
+            if found is not None and _score(rel, found[0], rank) < best:
+                best = _score(rel, found[0], rank)
+                improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
+                probe = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+                break
+            if budget <= 0:
+                break
+        else:
+            break
+    if improved is None:
+        return None
+    return improved[0], improved[1], moves, dropped
 
 
 def _direct_moves(hard: dict[NormalizedName, Version], probe: _Provider,
