@@ -4,8 +4,8 @@
    tags from the shared excerpt folders (each tag changes one file of its predecessor).
 2. Times the batch export of every tag of each, each size in a fresh subprocess (the same code
    as ``stackmeta export --all``: worker processes, one ``git cat-file --batch`` each), and
-   prints its peak RSS (the largest of the batch process and its workers) to show memory stays
-   flat as the number of tags grows.
+   prints the peak RSS of the batch process and of its largest worker (VmHWM sampled in /proc:
+   the workers are children of a forkserver) to show memory stays flat as the tags grow.
 3. Times a naive baseline on a sample of the 1,000 tags (the full run would take an hour): a
    separate export per tag, with fresh caches, one ``git ls-tree`` per tag and one
    ``git show <commit>:<path>`` per file read, as a script around ``git show`` would do.
@@ -24,6 +24,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -38,17 +39,71 @@ from stackmeta.batch import default_workers, export_all  # noqa: E402
 from stackmeta.cmsdist import GitObjects  # noqa: E402
 
 
+class Workers:
+    """Samples the batch's worker processes in /proc (Linux): they are children of the
+    forkserver, so RUSAGE_CHILDREN does not see them. VmHWM is a process's peak RSS."""
+
+    def __init__(self) -> None:
+        self.peak_kb: dict[int, int] = {}
+        self.cpu: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    def __enter__(self) -> Workers:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _descendants(self) -> list[int]:
+        parents: dict[int, int] = {}
+        for entry in os.listdir("/proc"):
+            if entry.isdigit():
+                try:
+                    stat = Path(f"/proc/{entry}/stat").read_text()
+                except OSError:
+                    continue
+                parents[int(entry)] = int(stat.rsplit(")", 1)[1].split()[1])
+        mine, found = {os.getpid()}, True
+        while found:
+            found = False
+            for pid, parent in parents.items():
+                if parent in mine and pid not in mine:
+                    mine.add(pid)
+                    found = True
+        return sorted(mine - {os.getpid()})
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for pid in self._descendants():
+                try:
+                    status = Path(f"/proc/{pid}/status").read_text()
+                    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if "\nName:\tpython" not in "\n" + status:
+                    continue  # git cat-file and git for-each-ref
+                hwm = next((int(line.split()[1]) for line in status.splitlines()
+                            if line.startswith("VmHWM:")), 0)
+                self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), hwm)
+                self.cpu[pid] = (int(stat[11]) + int(stat[12])) / self._tick
+
+
 def child(repo: Path, locks: Path, jobs: int | None) -> None:
     """One batch run (the CLI's code path); prints timings and peak RSS as JSON."""
-    wall, cpu = time.perf_counter(), time.process_time()
-    summary = export_all(repo, locks_dir=locks, workers=jobs)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    with Workers() as workers:
+        wall, cpu = time.perf_counter(), time.process_time()
+        summary = export_all(repo, locks_dir=locks, workers=jobs)
+        wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     me = resource.getrusage(resource.RUSAGE_SELF)
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(json.dumps({
-        "wall": wall, "cpu_parent": cpu, "cpu_children": kids.ru_utime + kids.ru_stime,
+        "wall": wall, "cpu_parent": cpu, "cpu_children": sum(workers.cpu.values()),
         "exported": len(summary.exported), "failed": [f.message for f in summary.failed],
-        "rss_parent_mb": me.ru_maxrss / 1024, "rss_worker_mb": kids.ru_maxrss / 1024,
+        "rss_parent_mb": me.ru_maxrss / 1024,
+        "rss_worker_mb": max(workers.peak_kb.values(), default=0) / 1024,
     }))
 
 
