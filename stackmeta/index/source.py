@@ -22,9 +22,25 @@ from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target
 
 
+@lru_cache(maxsize=64)
+def _tag_parts(target: Target) -> tuple[frozenset[str], frozenset[str]]:
+    """The interpreter and platform parts of the tags the target accepts."""
+    order = target._tag_order()
+    return frozenset(t.interpreter for t in order), frozenset(t.platform for t in order)
+
+
 @lru_cache(maxsize=1 << 17)
 def wheel_rank(target: Target, filename: str) -> int | None:
-    """``target.wheel_rank(filename)``, remembered (pages list the same wheels again and again)."""
+    """``target.wheel_rank(filename)``, remembered (pages list the same wheels again and again).
+    A wheel none of whose interpreter or none of whose platform tags the target accepts is
+    turned down from its name's parts, without parsing it (most wheels of a version: the other
+    Pythons, the other platforms)."""
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
+    if len(parts) in (5, 6):
+        interpreters, platforms = _tag_parts(target)
+        if (interpreters.isdisjoint(parts[-3].lower().split("."))
+                or platforms.isdisjoint(parts[-1].lower().split("."))):
+            return None
     return target.wheel_rank(filename)
 
 
