@@ -80,7 +80,7 @@ class ProjectPage:
     :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all.
     """
 
-    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "api_version", "name", "url")
+    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "_of", "api_version", "name", "url")
 
     def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
                  api_version: str | None = None,
@@ -98,6 +98,7 @@ class ProjectPage:
             self._built = [None] * len(self._names)
         self._index: dict[Version, list[int]] | None = None
         self._by_text: dict[str, list[int]] | None = None
+        self._of: dict[Version, tuple[ProjectFile, ...]] = {}  # files_of's answers
 
     def __repr__(self) -> str:
         return f"ProjectPage(name={self.name!r}, url={self.url!r}, {len(self._names)} files)"
@@ -170,6 +171,12 @@ class ProjectPage:
         return {v: tuple(self._file(i) for i in idx) for v, idx in self._versions().items()}
 
     def files_of(self, version: Version) -> tuple[ProjectFile, ...]:
+        hit = self._of.get(version)
+        if hit is None:
+            hit = self._of[version] = self._files_of(version)
+        return hit
+
+    def _files_of(self, version: Version) -> tuple[ProjectFile, ...]:
         if self._index is not None:
             return tuple(self._file(i) for i in self._versions().get(version, ()))
         # one version's files (a pin's), without parsing every version of the page: only the
