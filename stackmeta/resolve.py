@@ -517,7 +517,7 @@ def resolve(
         graph[name] = {d.name for d in probe.dependencies_of(name, version) if d.name in shipped}
     rank = dependents(graph)
     moves = _direct_moves(hard, probe, rank)
-    moves += _settle_moved(hard, probe, moves)
+    moves += _settle_moved(hard, probe, moves, rank)
     dropped: dict[NormalizedName, str] = {}
     anchored: set[NormalizedName] = set()
     forced: set[NormalizedName] = set()  # moved so that an anchored package fits
@@ -537,7 +537,7 @@ def resolve(
                 if move is not None:
                     del hard[move.name]
                     moves.append(move)
-                    moves += _settle_moved(hard, probe, moves)
+                    moves += _settle_moved(hard, probe, moves, rank)
                     continue
                 victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard)
                 if victim is not None and victim not in anchored and victim in preferred \
@@ -550,7 +550,7 @@ def resolve(
                     back = {victim} | {m.name for m in changes if m.reason == "__unmove__"}
                     moves = [m for m in moves if m.name not in back]
                     moves += [m for m in changes if m.reason != "__unmove__" and m.name not in back]
-                    moves += _settle_moved(hard, probe, moves)
+                    moves += _settle_moved(hard, probe, moves, rank)
                     continue
                 if victim is None:
                     raise ResolutionError(
@@ -712,11 +712,12 @@ def _direct_moves(hard: dict[NormalizedName, Version], probe: _Provider,
             del hard[dep.name]
 
 
-def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider,
-                  moves: Sequence[_Move]) -> list[_Move]:
+def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider, moves: Sequence[_Move],
+                  rank: Mapping[NormalizedName, int]) -> list[_Move]:
     """Make sure every moved pin has a version that accepts every hard pin: when none does,
-    its nearest version that conflicts with the fewest hard pins is the target, and those
-    pins move too (they could not stay whatever the moved package does)."""
+    its version that conflicts with the fewest hard pins is the target (of those, the one
+    whose conflicting pins fewer of the stack depend on, by the rule; then the nearest), and
+    those pins move too (they could not stay whatever the moved package does)."""
     out: list[_Move] = []
     done: set[NormalizedName] = set()
     while True:
@@ -726,18 +727,21 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider,
         for name in todo:
             done.add(name)
             probe.source.prefetch(name)
-            best: tuple[int, int, Version, list[tuple[NormalizedName, str]]] | None = None
+            best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None
+            best = None
             for i, version in enumerate(probe.versions(name)):
                 blockers = [(d.name, d.text) for d in probe.dependencies_of(name, version)
                             if d.name in hard and d.name != name and not d.allows(hard[d.name])]
                 if not blockers:
                     best = None
                     break
-                if best is None or (len(blockers), i) < (best[0], best[1]):
-                    best = (len(blockers), i, version, blockers)
+                names = {n for n, _ in blockers}
+                cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
+                if best is None or cost < best[0]:
+                    best = (cost, version, blockers)
             if best is None:
                 continue
-            _, _, version, blockers = best
+            _, version, blockers = best
             for dep_name, text in blockers:
                 if dep_name in hard:
                     out.append(_Move(name=dep_name, reason=(

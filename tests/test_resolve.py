@@ -251,3 +251,97 @@ def test_a_moved_package_that_fits_nowhere_keeps_its_version_and_its_dependencie
         "numpy": "1.23.5", "scipy": "1.10.1", "tensorflow": "2.12.0"}
     assert [d.name for d in nearest.deviations] == ["numpy"]
     assert nearest.omissions == ()
+
+
+TF_SHAPED = {
+    # numpy: most of the stack depends on it; keras, gast, wrapt: tensorflow's dependencies
+    "numpy": {"1.23.5": [], "1.24.3": []},
+    "scipy": {"1.10.1": ["numpy>=1.19.5"]},
+    "pandas": {"2.0.1": ["numpy>=1.20.3"]},
+    "keras": {"2.11.0": [], "2.12.0": []},
+    "wrapt": {"1.14.1": [], "1.15.0": []},
+    "gast": {"0.4.0": [], "0.5.3": []},
+    "pythran": {"0.9.11": ["gast~=0.4.0", "numpy"], "0.12.1": ["gast~=0.5.0", "numpy"]},
+    "tensorflow": {
+        "2.11.1": ["numpy>=1.20", "keras<2.12,>=2.11.0", "gast<=0.4.0,>=0.2.1", "wrapt>=1.11.0"],
+        "2.12.0": ["numpy<1.24,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1", "wrapt<1.15,>=1.11.0"],
+        "2.13.0": ["numpy<=1.24.3,>=1.22", "keras<2.14,>=2.13.1", "gast<=0.4.0,>=0.2.1",
+                   "wrapt<1.15,>=1.11.0"],
+    },
+}
+
+
+def test_a_dependent_that_fits_nowhere_moves_to_the_version_that_moves_fewest_pins() -> None:
+    # tensorflow 2.12.0 conflicts with four kept pins (numpy, keras, gast, wrapt); every
+    # tensorflow conflicts with gast 0.5.3, but 2.11.1 accepts the other three. Keeping
+    # tensorflow at 2.12.0 would move numpy, keras, gast, wrapt and pythran (5 pins); moving
+    # tensorflow to 2.11.1 moves tensorflow, gast and pythran (3), and keeps numpy, as the rule says.
+    rel = synthetic_release([package(n, v) for n, v in [
+        ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("keras", "2.11.0"),
+        ("wrapt", "1.15.0"), ("gast", "0.5.3"), ("pythran", "0.12.1"), ("tensorflow", "2.12.0")]])
+    nearest = resolve(rel, MemorySource(TF_SHAPED), TARGET, index_url="mem")
+    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
+        "tensorflow": ("2.12.0", "2.11.1"), "gast": ("0.5.3", "0.4.0"), "pythran": ("0.12.1", "0.9.11")}
+    assert {n: str(v) for n, v in nearest.pins} == {
+        "numpy": "1.24.3", "scipy": "1.10.1", "pandas": "2.0.1", "keras": "2.11.0", "wrapt": "1.15.0",
+        "gast": "0.4.0", "pythran": "0.9.11", "tensorflow": "2.11.1"}
+    assert (nearest.additions, nearest.omissions) == ((), ())
+    gast = nearest.deviation("gast")
+    assert gast is not None
+    assert gast.reason == (
+        "pythran 0.9.11 requires gast~=0.4.0; tensorflow 2.11.1 requires gast<=0.4.0,>=0.2.1")
+
+
+def test_of_two_tensorflow_versions_that_move_as_many_pins_the_one_keeping_protobuf_wins() -> None:
+    # as in CMSSW_14_0_0: tensorflow 2.12.0 conflicts with numpy, keras, gast and wrapt;
+    # 2.11.1 accepts numpy, keras and wrapt but conflicts with gast, protobuf and tensorboard;
+    # 2.12.1 accepts numpy and conflicts with gast, keras and wrapt. Three pins either way:
+    # protobuf has dependents (googleapis-common-protos, tensorboard), keras and wrapt none,
+    # so tensorflow goes to 2.12.1 and keras and wrapt move; numpy and protobuf stay
+    index = {
+        **TF_SHAPED,
+        "protobuf": {"3.19.6": [], "4.21.9": []},
+        "googleapis-common-protos": {"1.59.0": ["protobuf>=3.19.5"]},
+        "beniget": {"0.3.0": ["gast~=0.4.0"], "0.4.1": ["gast~=0.5.0"]},
+        "pythran": {"0.9.11": ["gast~=0.4.0", "beniget~=0.3.0", "numpy"],
+                    "0.12.1": ["gast~=0.5.0", "beniget~=0.4.0", "numpy"]},
+        "tensorboard": {"2.11.2": ["protobuf<4,>=3.9.2", "numpy"], "2.12.1": ["protobuf>=3.19.6", "numpy"]},
+        "tensorflow": {
+            "2.11.1": ["numpy>=1.20", "keras<2.12,>=2.11.0", "gast<=0.4.0,>=0.2.1", "wrapt>=1.11.0",
+                       "protobuf<3.20,>=3.9.2", "tensorboard<2.12,>=2.11"],
+            "2.12.0": ["numpy<1.24,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
+                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+            "2.12.1": ["numpy<=1.24.3,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
+                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+        },
+    }
+    rel = synthetic_release([package(n, v) for n, v in [
+        ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("protobuf", "4.21.9"),
+        ("googleapis-common-protos", "1.59.0"), ("keras", "2.11.0"), ("wrapt", "1.15.0"), ("gast", "0.5.3"),
+        ("beniget", "0.4.1"), ("pythran", "0.12.1"), ("tensorboard", "2.12.1"), ("tensorflow", "2.12.0")]])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
+        "tensorflow": ("2.12.0", "2.12.1"), "keras": ("2.11.0", "2.12.0"), "wrapt": ("1.15.0", "1.14.1"),
+        "gast": ("0.5.3", "0.4.0"), "pythran": ("0.12.1", "0.9.11"), "beniget": ("0.4.1", "0.3.0")}
+    pins = {n: str(v) for n, v in nearest.pins}
+    assert (pins["numpy"], pins["protobuf"], pins["tensorboard"]) == ("1.24.3", "4.21.9", "2.12.1")
+    assert (nearest.additions, nearest.omissions) == ((), ())
+
+
+def test_a_package_no_release_version_fits_moves_instead_of_being_left_out() -> None:
+    # awkward 2.1.1 requires awkward-cpp==12, the release ships awkward-cpp 13 (awkward-cpp
+    # stays: awkward depends on it); dask-awkward 2023.4.1 requires awkward>=2.1.3, which
+    # no awkward with awkward-cpp 13 is: dask-awkward moves to 2023.4.0 (awkward>=2.1.2)
+    index = {
+        "awkward-cpp": {"12": [], "13": []},
+        "awkward": {"2.1.1": ["awkward-cpp==12"], "2.1.2": ["awkward-cpp==13"], "2.1.3": ["awkward-cpp==14"]},
+        "dask-awkward": {"2023.3.2": ["awkward>=2.0.0"], "2023.4.0": ["awkward>=2.1.2"],
+                         "2023.4.1": ["awkward>=2.1.3"]},
+        "uproot": {"5.0.7": ["awkward>=2.0.0"]},
+    }
+    rel = synthetic_release([package("awkward-cpp", "13"), package("awkward", "2.1.1"),
+                             package("dask-awkward", "2023.4.1"), package("uproot", "5.0.7")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
+        "awkward": ("2.1.1", "2.1.2"), "dask-awkward": ("2023.4.1", "2023.4.0")}
+    assert nearest.omissions == ()
