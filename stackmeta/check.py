@@ -431,13 +431,38 @@ def plan(release: Release, target: Target, pages: Pages, metas: Metas) -> Needs:
     return Needs(pages=tuple(need_pages), metadata=tuple(sorted(need_md)), wanted=wanted)
 
 
+_FILE_INFO: dict[tuple[int, Version, Target], tuple[ProjectPage, tuple[FileInfo, ...]]] = {}
+
+
 def _file_info(page: ProjectPage, version: Version, target: Target) -> tuple[FileInfo, ...]:
-    return tuple(
+    """The files of *version* as the report lists them; remembered by the page object (the
+    fetch computes them while other requests are in flight, the analysis reuses them)."""
+    key = (id(page), version, target)
+    hit = _FILE_INFO.get(key)
+    if hit is not None and hit[0] is page:
+        return hit[1]
+    out = tuple(
         FileInfo(filename=f.filename, url=f.url, sha256=f.sha256, size=f.size, kind=f.kind,
                  usable=file_usable(f, target), yanked=f.yanked,
                  requires_python=None if f.requires_python is None else str(f.requires_python))
         for f in sorted(page.files_of(version), key=lambda f: f.filename)
     )
+    if len(_FILE_INFO) > 16_384:
+        _FILE_INFO.clear()
+    _FILE_INFO[key] = (page, out)
+    return out
+
+
+def _prepare(page: ProjectPage, version: Version, meta: FileMetadata | StackmetaError | None,
+             target: Target) -> None:
+    """Do ahead the analysis' work on one package (all of it remembered): run by the fetch as
+    soon as the package's page and metadata are in, while other requests are in flight."""
+    _file_info(page, version, target)
+    deps = _known_deps(meta)
+    if deps is not None:
+        _active(target, meta, frozenset())
+        for r in deps:
+            _req_text(r)
 
 
 def _result(name: NormalizedName, version: Version | None, written: str, *, pinned: bool, pkg: Package | None,
@@ -622,6 +647,8 @@ def fetch(release: Release, target: Target, client: IndexClient, progress: Progr
             metas[(name, version)] = client.metadata(chosen, name)
         except StackmetaError as exc:
             metas[(name, version)] = exc
+        if isinstance(page, ProjectPage):
+            _prepare(page, version, metas[(name, version)], target)
 
     first = True
     wanted: Mapping[NormalizedName, SpecifierSet] = {}
