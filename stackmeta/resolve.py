@@ -17,15 +17,26 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    release the one whose name sorts first. So a dependency stays and its dependent moves:
    numpy stays at 1.24.3, tensorflow moves. Exception: when no version of the requiring
    package accepts the kept pin (every dask requires toolz>=0.8.2, the release ships toolz
-   0.7.1), moving it cannot help, so the required package moves instead. Likewise when every
-   version of a moved package conflicts with some kept pin: it keeps the release's version
-   and the hard pins its release version conflicts with move (it is *anchored*; CMSSW_14_0_0:
-   tensorflow stays 2.12.0, numpy, keras, gast and wrapt move). Conflicts between
+   0.7.1), moving it cannot help, so the required package moves instead. When every version
+   of a moved package conflicts with some kept pin, it goes to the version that conflicts
+   with the fewest kept pins (of those, the one whose conflicting pins fewer of the stack
+   depend on, by the same rule; then the nearest) and those pins move too. Conflicts between
    two hard pins are settled this way before the first resolve; conflicts the resolver
    finds later (through moved pins and added dependencies) one at a time, by the same rule.
-   Repeat until the set resolves; each released pin is one move. A moved pin whose every
-   version conflicts with the rest is finally left out (an omission with the conflict).
-3. A released pin is still required, and its candidates are tried *nearest first*:
+   Repeat until the set resolves; each released pin is one move. A moved pin that still
+   fits nowhere keeps the release's version and the pins it conflicts with move (it is
+   *anchored*); failing that it is left out (an omission with the conflict).
+3. Improve: single changes of the consistent set are tried, each resolved with resolvelib,
+   and kept when the set gets nearer to the release: fewer omissions first (leaving a
+   shipped package out is worse than moving it), then fewer moved pins, then (the rule)
+   moved pins fewer of the stack depends on. The changes: a left-out package brought back as
+   a moved pin; a moved (or anchored-over) pin put back at the release's version, the hard
+   pins that conflict with that version released instead. Repeated until no change helps
+   (at most 120 resolutions). CMSSW_14_0_0: 14 moves and 1 omission (was 13 and 2, with
+   numpy moved): numpy 1.24.3 and awkward-cpp 13 stay; tensorflow 2.12.0 -> 2.12.1 (which
+   accepts numpy 1.24.3) with keras, gast, wrapt, pythran, beniget; awkward 2.1.1 -> 2.1.2;
+   dask-awkward 2023.4.1 -> 2023.4.0 instead of being left out.
+4. A released pin is still required, and its candidates are tried *nearest first*:
    "nearest" is the distance in the project's ascending list of installable versions
    (pre-releases only when the release's own version is one) from the release version; the
    release version itself first, then distance 1 below, distance 1 above, distance 2 below,
@@ -34,7 +45,7 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    sdist-only ones (an old sdist may not even build on the target's Python). resolvelib
    tries candidates in that order (skipping versions whose own requirements exclude a hard
    pin), so each moved pin lands on the nearest version consistent with the rest.
-4. Dependencies the release does not ship are pinned too (*additions*): the newest version
+5. Dependencies the release does not ship are pinned too (*additions*): the newest version
    consistent with the set, as pip would pick, so pip picks nothing freely.
 """
 
@@ -64,11 +75,14 @@ RULE = (
     "keep the package more of the release's stack depends on (transitively, by the release "
     "versions' metadata) and move the other one; on a tie move the one whose name sorts first; "
     "but when no version of the requiring package accepts the kept pin, move the required one "
-    "instead, and when every version of a moved package conflicts with a kept pin, it keeps the "
-    "release's version and the pins it conflicts with move; a moved pin goes to the nearest "
-    "version (by position in the ascending list of installable versions, lower first on a tie; "
-    "versions with a wheel for the target before sdist-only ones) that makes the whole set "
-    "consistent"
+    "instead; when every version of a moved package conflicts with a kept pin, it goes to the "
+    "version conflicting with the fewest kept pins, those fewer of the stack depends on first, "
+    "and those pins move too; a moved pin goes to the nearest version (by position in the "
+    "ascending list of installable versions, lower first on a tie; versions with a wheel for the "
+    "target before sdist-only ones) that makes the whole set consistent; finally single changes "
+    "(a left-out package moved instead, a moved pin put back with what conflicts with it moved) "
+    "are kept when they leave out fewer packages, move fewer pins, or move pins fewer of the "
+    "stack depend on"
 )
 
 
