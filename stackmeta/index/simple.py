@@ -183,6 +183,17 @@ class ProjectPage:
         # texts that can spell an equal version (the same non-zero numbers in the same order)
         # are parsed and compared
         wanted = _numbers(str(version))
+        if self._by_text is None and wanted:
+            # nor reading every file name: a name holding such a text holds each of these
+            # numbers' digits (a leading zero only adds to them), the longest first
+            needle = max((str(n) for n in wanted), key=len)
+            same: dict[str, bool] = {}
+            found = []
+            for i in [i for i, name in enumerate(self._names) if needle in name]:
+                text = _version_text(self._names[i], self.name, same)
+                if text is not None and _numbers(text) == wanted and _version(text) == version:
+                    found.append(i)
+            return tuple(self._file(i) for i in found)
         idx: list[int] = []
         for text, ids in self._texts().items():
             if _numbers(text) == wanted and _version(text) == version:
