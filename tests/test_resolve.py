@@ -11,6 +11,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta import record
+from stackmeta import resolve as resolve_module
 from stackmeta.errors import RecordError
 from stackmeta.record import BuildKind
 from stackmeta.resolve import (
@@ -345,3 +346,34 @@ def test_a_package_no_release_version_fits_moves_instead_of_being_left_out() -> 
     assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
         "awkward": ("2.1.1", "2.1.2"), "dask-awkward": ("2023.4.1", "2023.4.0")}
     assert nearest.omissions == ()
+
+
+def test_the_improvement_puts_back_a_kept_pin_that_an_anchored_dependent_had_moved() -> None:
+    # the state the rule's passes reached for CMSSW_14_0_0 (the resolver gave up on tensorflow,
+    # which was anchored at 2.12.0, and numpy, keras, gast, wrapt and pythran moved): putting
+    # numpy back releases tensorflow, which goes to 2.11.1; keras and wrapt go back to the
+    # release's versions; 3 moved pins instead of 5, and numpy stays, as the rule says
+    rel = synthetic_release([package(n, v) for n, v in [
+        ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("keras", "2.11.0"),
+        ("wrapt", "1.15.0"), ("gast", "0.5.3"), ("pythran", "0.12.1"), ("tensorflow", "2.12.0")]])
+    memo = resolve_module._Memo(MemorySource(TF_SHAPED))
+    preferred = {p.name: p.version for p in rel.packages if p.version is not None}
+    moved = ["numpy", "keras", "gast", "wrapt", "pythran"]
+    hard = {n: v for n, v in preferred.items() if n not in moved}
+    graph = {n: {canonicalize_name(r.name) for r in memo.dependencies(n, v) or ()}
+             for n, v in preferred.items()}
+    rank = resolve_module.dependents(graph)
+    moves = [resolve_module._Move(name=canonicalize_name(n), reason="anchored") for n in moved]
+    found = resolve_module._attempt(memo, TARGET, hard=hard, free=[m.name for m in moves],
+                                    preferred=preferred, rank=rank, max_rounds=10_000)
+    assert found is not None
+    before = {c.name: str(c.version) for c in found[0].mapping.values()}
+    assert {n: before[n] for n in moved} == {
+        "numpy": "1.23.5", "keras": "2.12.0", "gast": "0.4.0", "wrapt": "1.14.1", "pythran": "0.9.11"}
+    better = resolve_module._improve(rel, memo, TARGET, rank=rank, preferred=preferred, hard=hard,
+                                     moves=moves, dropped={}, result=found[0], max_rounds=10_000)
+    assert better is not None
+    after = {c.name: str(c.version) for c in better[0].mapping.values()}
+    assert {n: v for n, v in after.items() if Version(v) != preferred[canonicalize_name(n)]} == {
+        "tensorflow": "2.11.1", "gast": "0.4.0", "pythran": "0.9.11"}
+    assert "tensorflow" not in better[3] and after["numpy"] == "1.24.3"
