@@ -377,3 +377,30 @@ def test_the_improvement_puts_back_a_kept_pin_that_an_anchored_dependent_had_mov
     assert {n: v for n, v in after.items() if Version(v) != preferred[canonicalize_name(n)]} == {
         "tensorflow": "2.11.1", "gast": "0.4.0", "pythran": "0.9.11"}
     assert "tensorflow" not in better[3] and after["numpy"] == "1.24.3"
+
+
+def test_the_improvement_moves_a_left_out_package_instead() -> None:
+    # the state the rule's passes reached for CMSSW_14_0_0: dask-awkward left out, as no
+    # version seemed to fit; 2023.3.2 accepts awkward 2.1.1: a move is better than an omission
+    index = {
+        "awkward-cpp": {"12": [], "13": []},
+        "awkward": {"2.1.1": ["awkward-cpp==12"], "2.1.2": ["awkward-cpp==13"]},
+        "dask-awkward": {"2023.3.2": ["awkward>=2.0.0"], "2023.4.1": ["awkward>=2.1.3"]},
+    }
+    rel = synthetic_release([package("awkward-cpp", "13"), package("awkward", "2.1.1"),
+                             package("dask-awkward", "2023.4.1")])
+    memo = resolve_module._Memo(MemorySource(index))
+    preferred = {p.name: p.version for p in rel.packages if p.version is not None}
+    hard = {canonicalize_name("awkward"): Version("2.1.1")}
+    moves = [resolve_module._Move(name=canonicalize_name(n), reason="r")
+             for n in ("awkward-cpp", "dask-awkward")]
+    dropped = {canonicalize_name("dask-awkward"): "no version is consistent with the rest of the set"}
+    found = resolve_module._attempt(memo, TARGET, hard=hard, free=[canonicalize_name("awkward-cpp")],
+                                    preferred=preferred, rank={}, max_rounds=10_000)
+    assert found is not None
+    better = resolve_module._improve(rel, memo, TARGET, rank={}, preferred=preferred, hard=hard,
+                                     moves=moves, dropped=dropped, result=found[0], max_rounds=10_000)
+    assert better is not None
+    assert {c.name: str(c.version) for c in better[0].mapping.values()} == {
+        "awkward-cpp": "12", "awkward": "2.1.1", "dask-awkward": "2023.3.2"}
+    assert better[3] == {}
