@@ -44,7 +44,9 @@ def common_options() -> argparse.ArgumentParser:
     return common
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or of *only* that one (start-up: a command imports only
+    what it uses)."""
     parser = argparse.ArgumentParser(
         prog="stackmeta",
         description="Turn a CMSSW release's Python stack into locks and metapackages.",
@@ -52,14 +54,21 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"stackmeta {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     common = common_options()
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         module = importlib.import_module(f"stackmeta.commands.{name}")
         module.register(subparsers, common)
     return parser
 
 
+def _command(argv: Sequence[str]) -> str | None:
+    """The command named by *argv*, when it is the first word and a known one."""
+    first = next((a for a in argv if not a.startswith("-")), None)
+    return first if first in COMMANDS and argv and argv[0] == first else None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     output = Output(json_mode=args.json, quiet=args.quiet)
     try:

@@ -45,7 +45,10 @@ class Output:
             self.out.print(text, markup=markup)
 
     def json(self, data: Any) -> None:
-        sys.stdout.write(json.dumps(data, indent=2, sort_keys=True, default=str) + "\n")
+        """JSON on stdout: indented for a person at a terminal, compact (and fast: the C
+        encoder) for a pipe or a file."""
+        indent = 2 if sys.stdout.isatty() else None
+        sys.stdout.write(json.dumps(data, indent=indent, sort_keys=True, default=str) + "\n")
 
 
 class _BarProgress:
