@@ -15,6 +15,7 @@ sha256.
 from __future__ import annotations
 
 import hashlib
+import json
 import subprocess
 import sys
 import time
@@ -29,6 +30,7 @@ from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel
 from stackmeta import builder
 from stackmeta.errors import BuildError, PublishError, StackmetaError
 from stackmeta.index import IndexClient, ProjectPage
+from stackmeta.index.http import Transport
 from stackmeta.metapackage import requirements
 from stackmeta.resolve import NearestSet
 
@@ -55,20 +57,54 @@ class Published:
     verified: tuple[str, ...]  # filenames the index serves with the expected sha256
 
 
+_KNOWN_UPLOADS = {
+    "https://upload.pypi.org/legacy": "https://pypi.org/simple",
+    "https://test.pypi.org/legacy": "https://test.pypi.org/simple",
+}
+
+
 def simple_index_for(repository_url: str) -> str:
-    """The simple index that shows what *repository_url* (an upload URL) received: PyPI's and
-    TestPyPI's legacy upload URLs map to their simple index, devpi's ``<user>/<index>`` to
-    ``<user>/<index>/+simple``, anything else (pypiserver) to ``<url>/simple``."""
+    """The simple index that shows what *repository_url* (an upload URL) received, by its form
+    alone: PyPI's and TestPyPI's legacy upload URLs map to their simple index, ``.../legacy`` to
+    ``.../simple``, anything else (pypiserver) to ``<url>/simple``. devpi's ``<user>/<index>/``
+    looks like anything else: :func:`index_for` asks the server."""
     url = repository_url.rstrip("/")
-    known = {
-        "https://upload.pypi.org/legacy": "https://pypi.org/simple",
-        "https://test.pypi.org/legacy": "https://test.pypi.org/simple",
-    }
-    if url in known:
-        return known[url]
+    if url in _KNOWN_UPLOADS:
+        return _KNOWN_UPLOADS[url]
     if url.endswith("/legacy"):
         return url[: -len("/legacy")] + "/simple"
     return url + "/simple"
+
+
+def index_for(repository_url: str, index_url: str | None = None) -> str:
+    """The simple index to read before and after uploading to *repository_url*: *index_url* if
+    given; else a devpi index's own (its ``+api`` page names it: ``<user>/<index>/+simple``);
+    else :func:`simple_index_for`."""
+    if index_url:
+        return index_url.rstrip("/")
+    url = repository_url.rstrip("/")
+    if url in _KNOWN_UPLOADS or url.endswith("/legacy"):
+        return simple_index_for(url)
+    transport = Transport(timeout=10.0, retries=1)
+    try:
+        resp = transport.get(url + "/+api", headers={"Accept": "application/json"})
+    except StackmetaError:
+        resp = None  # the server is down: reading its page says so, with the URL
+    finally:
+        transport.close()
+    devpi = _devpi_simple_index(resp.body) if resp is not None and resp.status == 200 else None
+    return (devpi or simple_index_for(url)).rstrip("/")
+
+
+def _devpi_simple_index(body: bytes) -> str | None:
+    """``result.simpleindex`` of devpi's ``+api`` answer (``{"type": "apiconfig", ...}``)."""
+    try:
+        doc = json.loads(body)
+    except ValueError:
+        return None
+    result = doc.get("result") if isinstance(doc, dict) and doc.get("type") == "apiconfig" else None
+    simple = result.get("simpleindex") if isinstance(result, dict) else None
+    return simple if isinstance(simple, str) and simple.startswith(("http://", "https://")) else None
 
 
 def local_files(paths: Sequence[Path]) -> tuple[LocalFile, ...]:
@@ -262,7 +298,7 @@ def publish(
             f"answer, first: {problems[0]}: fix them, or publish anyway with --force"
         )
     name = project_name(paths)
-    index = (index_url or simple_index_for(repository_url)).rstrip("/")
+    index = index_for(repository_url, index_url)
     files = local_files(paths)
     try:
         page, client = _page(index, name)
