@@ -68,7 +68,7 @@ def publish_new(
     names = sorted(names or record.list_records(locks_dir), key=_order)
     if not names:
         raise UsageError(f"no release records in {locks_dir}: run 'stackmeta export' first")
-    index = (index_url or publish.simple_index_for(repository_url)).rstrip("/")
+    index = publish.index_for(repository_url, index_url).rstrip("/")
     client = IndexClient(index, cache_dir=False, page_max_age=0, retries=2)
     try:
         try:

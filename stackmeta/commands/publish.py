@@ -34,8 +34,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="upload URL, e.g. https://upload.pypi.org/legacy/ or http://host:8080/ (pypiserver)")
     p.add_argument("--index-url",
                    help="the simple index to read back (default: from the upload URL: PyPI -> "
-                        "https://pypi.org/simple, otherwise <repository-url>/simple; for devpi give "
-                        "<user>/<index>/+simple)")
+                        "https://pypi.org/simple; devpi -> its own +simple index, asked from its +api "
+                        "page; otherwise <repository-url>/simple, as pypiserver serves it)")
     p.add_argument("--force", action="store_true",
                    help="publish although the release's check has blocking problems the nearest set "
                         "does not answer")
