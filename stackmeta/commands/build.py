@@ -9,6 +9,7 @@ from typing import Any
 from stackmeta import builder, metapackage, record
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
+from stackmeta.pipeline import build_record
 from stackmeta.resolve import load_nearest
 
 
@@ -51,16 +52,6 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--index-url", help="the index to check against (default: the set's index)")
     group.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
     p.set_defaults(func=run)
-
-
-def build_release(
-    locks_dir: Path, name: str, options: metapackage.Options, out: Path, build_dir: Path
-) -> builder.Built:
-    """Build the metapackage of the record *name* in *locks_dir*."""
-    rel = record.load_release(locks_dir, name)
-    nearest = load_nearest(locks_dir, name)
-    project = metapackage.project(rel, nearest, options)
-    return builder.build(project, out, work_dir=build_dir / name, sdist=(name == rel.release))
 
 
 def build_group(args: argparse.Namespace, output: Output) -> int:
@@ -138,7 +129,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     for name in names:
         output.info(f"building {name} ...")
         try:
-            built = build_release(args.locks_dir, name, options, args.out, args.build_dir)
+            built = build_record(args.locks_dir, name, options, args.out, args.build_dir)
         except StackmetaError as exc:
             if len(names) == 1:
                 raise

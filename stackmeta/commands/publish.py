@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from stackmeta import metapackage, publish, record
-from stackmeta.commands.build import build_release
 from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
-from stackmeta.pipeline import publish_new
+from stackmeta.pipeline import build_record, publish_new
 from stackmeta.resolve import load_nearest
 
 
@@ -62,7 +61,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("give a RELEASE, or --new for every record the index does not have yet")
     nearest = load_nearest(args.locks_dir, args.release)
     doc = record.read_document(record.record_path(args.locks_dir, args.release))
-    built = build_release(args.locks_dir, args.release, options, args.out, args.build_dir)
+    built = build_record(args.locks_dir, args.release, options, args.out, args.build_dir)
     output.info(f"built {', '.join(p.name for p in built.files)}")
     done = publish.publish(
         built.files, nearest, repository_url=args.repository_url, index_url=args.index_url,
