@@ -23,7 +23,7 @@ environment is :mod:`stackmeta.venv`'s work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -31,11 +31,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
-from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
 from stackmeta.candidates import CandidateSource
 from stackmeta.errors import ResolutionError, UsageError
-from stackmeta.resolve import NearestSet, dependents, nearest_order
+from stackmeta.resolve import Cand, Memo, NearestSet, Provider, Req, dependents, nearest_order
 from stackmeta.target import Target
 
 ENV_RECORD = "stackmeta-env.json"  # in the environment's folder: what it was made from
@@ -162,112 +162,11 @@ class Plan:
 # -- the resolver's view -------------------------------------------------------------------
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Req:
-    name: NormalizedName
-    extras: frozenset[str]
-    specifier: SpecifierSet
-    text: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}[{','.join(sorted(self.extras))}]" if self.extras else self.name
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class _Cand:
-    name: NormalizedName
-    extras: frozenset[str]
-    version: Version
-
-    @property
-    def key(self) -> str:
-        return f"{self.name}[{','.join(sorted(self.extras))}]" if self.extras else self.name
-
-    def __str__(self) -> str:
-        return f"{self.key} {self.version}"
-
-
-def _req(req: Requirement, text: str | None = None) -> _Req:
+def _req(req: Requirement, text: str | None = None) -> Req:
     extras = frozenset(canonicalize_name(e) for e in req.extras)
     name = canonicalize_name(req.name)
     shown = f"{name}[{','.join(sorted(extras))}]" if extras else name
-    return _Req(name=name, extras=extras, specifier=req.specifier, text=text or f"{shown}{req.specifier}")
-
-
-class _Provider(AbstractProvider[_Req, _Cand, str]):
-    """resolvelib over a CandidateSource: *hard* names have one candidate, the others are
-    tried nearest first from *preferred* (newest first when not preferred)."""
-
-    def __init__(self, source: CandidateSource, target: Target, *, hard: Mapping[NormalizedName, Version],
-                 preferred: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int],
-                 memo: dict[Any, Any]) -> None:
-        self.source = source
-        self.target = target
-        self.hard = hard
-        self.preferred = preferred
-        self.rank = rank
-        self.memo = memo  # shared between rounds: versions and evaluated dependencies
-        self.unknown: set[str] = set()
-
-    def available(self, name: NormalizedName) -> list[Version]:
-        key = ("versions", name)
-        if key not in self.memo:
-            self.memo[key] = sorted(self.source.versions(name))
-        versions: list[Version] = self.memo[key]
-        return versions
-
-    def dependencies_of(self, name: NormalizedName, version: Version,
-                        extras: frozenset[str] = frozenset()) -> list[_Req]:
-        key = ("deps", name, version, extras)
-        if key not in self.memo:
-            deps = self.source.dependencies(name, version)
-            if deps is None:
-                self.memo[key] = None
-            else:
-                self.memo[key] = [
-                    _req(r) for r in deps
-                    if self.target.evaluate(r.marker, extras)
-                    and not (canonicalize_name(r.name) == name and not r.extras)
-                ]
-        found: list[_Req] | None = self.memo[key]
-        if found is None:
-            self.unknown.add(f"{name} {version}")
-            return []
-        return list(found)
-
-    def identify(self, requirement_or_candidate: _Req | _Cand) -> str:
-        return requirement_or_candidate.key
-
-    def get_preference(self, identifier: str, resolutions: Mapping[str, _Cand],
-                       candidates: Mapping[str, Iterator[_Cand]], information: Mapping[str, Iterator[Any]],
-                       backtrack_causes: Sequence[Any]) -> tuple[int, int, str]:
-        name = canonicalize_name(identifier.split("[")[0])
-        return (0 if name in self.hard else 1, -self.rank.get(name, 0), identifier)
-
-    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[_Req]],
-                     incompatibilities: Mapping[str, Iterator[_Cand]]) -> list[_Cand]:
-        reqs = list(requirements[identifier])
-        name, extras = reqs[0].name, reqs[0].extras
-        bad = {c.version for c in incompatibilities[identifier]}
-        available = self.available(name)
-        if name in self.hard:
-            pool = [self.hard[name]] if self.hard[name] in available else []
-        else:
-            pool = nearest_order(available, self.preferred.get(name))
-        return [_Cand(name=name, extras=extras, version=v) for v in pool
-                if v not in bad and all(r.specifier.contains(v, prereleases=True) for r in reqs)]
-
-    def is_satisfied_by(self, requirement: _Req, candidate: _Cand) -> bool:
-        return requirement.specifier.contains(candidate.version, prereleases=True)
-
-    def get_dependencies(self, candidate: _Cand) -> list[_Req]:
-        deps = self.dependencies_of(candidate.name, candidate.version, candidate.extras)
-        if candidate.extras:
-            deps.append(_Req(name=candidate.name, extras=frozenset(),
-                             specifier=SpecifierSet(f"=={candidate.version}"),
-                             text=f"{candidate.name}=={candidate.version}"))
-        return deps
+    return Req(name=name, extras=extras, specifier=req.specifier, text=text or f"{shown}{req.specifier}")
 
 
 # -- planning ------------------------------------------------------------------------------
@@ -325,8 +224,8 @@ def _movable_in_conflict(causes: Sequence[Any], hard: Mapping[NormalizedName, Ve
     for name, infos in sorted(by_name.items()):
         pinned = hard.get(name, fixed.get(name))
         for info in infos:
-            req: _Req = info.requirement
-            parent: _Cand | None = info.parent
+            req: Req = info.requirement
+            parent: Cand | None = info.parent
             if parent is None:
                 continue
             if pinned is not None:
@@ -389,37 +288,40 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
     pins = nearest.pin_map
     hard: dict[NormalizedName, Version] = {n: v for n, v in pins.items() if n not in fixed}
     preferred = {**pins, **fixed}
-    memo: dict[Any, Any] = {}
-    probe = _Provider(source, target, hard={}, preferred={}, rank={}, memo=memo)
+    memo = Memo(source)
+    probe = Provider(memo, target, hard={}, preferred={}, rank={})
+
+    def available(name: NormalizedName) -> list[Version]:
+        return sorted(memo.versions(name))
+
     graph = {n: {d.name for d in probe.dependencies_of(n, v)} for n, v in pins.items()}
     rank = dependents(graph)
     active = [a for a in additions if target.evaluate(a.marker)]
     released: dict[NormalizedName, str] = {}
     for name, version in sorted(hard.items()):  # resolved for another Python, or gone from the index
-        if version not in probe.available(name):
+        if version not in memo.versions(name):
             del hard[name]
             released[name] = (f"{name} {version} is not on {nearest.index_url} in a form pip could "
                               f"install for {target}")
     for _ in range(len(pins) + 1):
-        provider = _Provider(source, target, hard={**hard, **fixed}, preferred=preferred, rank=rank,
-                             memo=memo)
-        roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"),
+        provider = Provider(memo, target, hard={**hard, **fixed}, preferred=preferred, rank=rank)
+        roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"),
                       text=f"the set's {n}=={v}") for n, v in sorted(hard.items())]
-        roots += [_Req(name=o.name, extras=frozenset(), specifier=SpecifierSet(f"=={o.version}"),
+        roots += [Req(name=o.name, extras=frozenset(), specifier=SpecifierSet(f"=={o.version}"),
                        text=f"--override {o.text}") for o in overrides]
-        roots += [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=f"the set's {n}")
+        roots += [Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=f"the set's {n}")
                   for n in sorted(released)]
         roots += [_req(a, text=f"--add {a}") for a in active]
         try:
             result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=max_rounds)
         except ResolutionImpossible as exc:
             causes = list(exc.causes)
-            chosen = _movable_in_conflict(causes, hard, fixed, rank, probe.available)
+            chosen = _movable_in_conflict(causes, hard, fixed, rank, available)
             if chosen is None:
                 asked = ", ".join([o.text for o in overrides] + [str(a) for a in additions])
                 raise ResolutionError(
                     f"{nearest.release}: {asked} cannot be installed together for {target}: "
-                    f"{_describe(causes, probe.available)}: change the overrides or additions"
+                    f"{_describe(causes, available)}: change the overrides or additions"
                 ) from None
             name, reason = chosen
             del hard[name]
@@ -433,11 +335,11 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
     raise ResolutionError(f"{nearest.release}: no consistent set after moving every pin: report it")
 
 
-def _plan_from(nearest: NearestSet, result: Any, provider: _Provider, target: Target, *,
+def _plan_from(nearest: NearestSet, result: Any, provider: Provider, target: Target, *,
                overrides: Sequence[Override], additions: Sequence[Requirement],
                released: Mapping[NormalizedName, str]) -> Plan:
     chosen: dict[NormalizedName, Version] = {c.name: c.version for c in result.mapping.values()}
-    parents: dict[NormalizedName, list[tuple[str | None, _Req]]] = {}  # None: asked for by the user
+    parents: dict[NormalizedName, list[tuple[str | None, Req]]] = {}  # None: asked for by the user
     for criterion in result.criteria.values():
         for info in criterion.information:
             who = None if info.parent is None else str(info.parent)
@@ -466,7 +368,7 @@ def _plan_from(nearest: NearestSet, result: Any, provider: _Provider, target: Ta
         release=nearest.release, target=target, index_url=nearest.index_url,
         overrides=tuple(overrides), additions=tuple(additions),
         pins=tuple(sorted(chosen.items())), moves=tuple(moves), new=tuple(new_pins),
-        unknown=tuple(sorted(provider.unknown)),
+        unknown=tuple(sorted(f"{n} {v}" for n, v in provider.source.unknown)),
     )
 
 

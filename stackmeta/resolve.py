@@ -259,7 +259,7 @@ def nearest_text(rel: record.Release, nearest: NearestSet) -> str:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True, eq=False)
-class _Req:
+class Req:
     """A requirement (identity equality: each is made once and memoised, so its cached
     answers to "does this version satisfy me" are found fast)."""
 
@@ -281,7 +281,7 @@ class _Req:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
-class _Cand:
+class Cand:
     name: NormalizedName
     extras: frozenset[str]
     version: Version
@@ -318,7 +318,7 @@ def nearest_order(versions: Iterable[Version], release: Version | None) -> list[
     return [pool[i] for i in sorted(range(len(pool)), key=distance)]
 
 
-class _Memo:
+class Memo:
     """A CandidateSource's answers, asked once each (the resolver asks again and again)."""
 
     def __init__(self, source: CandidateSource) -> None:
@@ -326,7 +326,7 @@ class _Memo:
         self._versions: dict[NormalizedName, frozenset[Version]] = {}
         self._deps: dict[tuple[NormalizedName, Version], Sequence[Requirement] | None] = {}
         # (name, version, extras) -> its requirements for the target, markers evaluated
-        self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[_Req, ...]] = {}
+        self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[Req, ...]] = {}
         self.unknown: set[tuple[NormalizedName, Version]] = set()
 
     def versions(self, name: NormalizedName) -> frozenset[Version]:
@@ -355,10 +355,10 @@ class _Memo:
         return self._deps[key]
 
 
-class _Provider(AbstractProvider[_Req, _Cand, str]):
+class Provider(AbstractProvider[Req, Cand, str]):
     """resolvelib's view of a CandidateSource, for one target, with hard and soft pins."""
 
-    def __init__(self, source: _Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
+    def __init__(self, source: Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
                  preferred: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int]) -> None:
         self.source = source
         self.target = target
@@ -376,11 +376,11 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
                 order, key=lambda v: not self.source.has_wheel(name, v, self.target))
         return self._versions[name]
 
-    def identify(self, requirement_or_candidate: _Req | _Cand) -> str:
+    def identify(self, requirement_or_candidate: Req | Cand) -> str:
         return requirement_or_candidate.key
 
-    def get_preference(self, identifier: str, resolutions: Mapping[str, _Cand],
-                       candidates: Mapping[str, Iterator[_Cand]], information: Mapping[str, Iterator[Any]],
+    def get_preference(self, identifier: str, resolutions: Mapping[str, Cand],
+                       candidates: Mapping[str, Iterator[Cand]], information: Mapping[str, Iterator[Any]],
                        backtrack_causes: Sequence[Any]) -> tuple[int, int, int, str]:
         name = canonicalize_name(identifier.split("[")[0])
         # hard pins first (one candidate each), then what the last conflict named (as pip
@@ -389,8 +389,8 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
                           for c in backtrack_causes)
         return (0 if name in self.hard else 1, 0 if in_conflict else 1, -self.rank.get(name, 0), identifier)
 
-    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[_Req]],
-                     incompatibilities: Mapping[str, Iterator[_Cand]]) -> Callable[[], Iterator[_Cand]]:
+    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
+                     incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
         reqs = list(requirements[identifier])
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
@@ -400,7 +400,7 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
         else:
             pool = self.versions(name)
 
-        def matches() -> Iterator[_Cand]:
+        def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first
             for v in pool:
                 if v in bad or not all(r.allows(v) for r in reqs):
@@ -408,7 +408,7 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
                 # a moved pin: only versions whose own requirements accept every hard pin
                 if moved and not self.fits(name, v, self.hard):
                     continue
-                yield _Cand(name=name, extras=extras, version=v)
+                yield Cand(name=name, extras=extras, version=v)
 
         return matches
 
@@ -420,17 +420,17 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
                 return False
         return True
 
-    def is_satisfied_by(self, requirement: _Req, candidate: _Cand) -> bool:
+    def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
         return requirement.allows(candidate.version)
 
     def dependencies_of(self, name: NormalizedName, version: Version,
-                        extras: frozenset[str] = frozenset()) -> list[_Req]:
+                        extras: frozenset[str] = frozenset()) -> list[Req]:
         key = (name, version, extras)
         if key not in self.source.evaluated:
             self.source.evaluated[key] = self._evaluate(name, version, extras)
         return list(self.source.evaluated[key])
 
-    def _evaluate(self, name: NormalizedName, version: Version, extras: frozenset[str]) -> tuple[_Req, ...]:
+    def _evaluate(self, name: NormalizedName, version: Version, extras: frozenset[str]) -> tuple[Req, ...]:
         deps = self.source.dependencies(name, version)
         if deps is None:
             self.source.unknown.add((name, version))
@@ -442,14 +442,14 @@ class _Provider(AbstractProvider[_Req, _Cand, str]):
             dep = canonicalize_name(req.name)
             if dep == name and not req.extras:
                 continue
-            out.append(_Req(name=dep, extras=frozenset(canonicalize_name(e) for e in req.extras),
+            out.append(Req(name=dep, extras=frozenset(canonicalize_name(e) for e in req.extras),
                             specifier=req.specifier, text=_req_text(req)))
         return tuple(out)
 
-    def get_dependencies(self, candidate: _Cand) -> list[_Req]:
+    def get_dependencies(self, candidate: Cand) -> list[Req]:
         deps = self.dependencies_of(candidate.name, candidate.version, candidate.extras)
         if candidate.extras:
-            deps.append(_Req(name=candidate.name, extras=frozenset(),
+            deps.append(Req(name=candidate.name, extras=frozenset(),
                              specifier=SpecifierSet(f"=={candidate.version}"),
                              text=f"{candidate.name}=={candidate.version}"))
         return deps
@@ -489,8 +489,8 @@ class _Move:
 
 
 def _describe(info: Any) -> str:
-    req: _Req = info.requirement
-    parent: _Cand | None = info.parent
+    req: Req = info.requirement
+    parent: Cand | None = info.parent
     return f"the release pins {req.text}" if parent is None else f"{parent} requires {req.text}"
 
 
@@ -500,7 +500,7 @@ def resolve(
 ) -> NearestSet:
     """The nearest consistent set of *rel* for *target* (see the module's docstring)."""
     shipped = {p.name: p for p in rel.packages}
-    memo = _Memo(source)
+    memo = Memo(source)
     omitted: dict[NormalizedName, str] = {}
     hard: dict[NormalizedName, Version] = {}
     progress.start("versions", len(shipped))
@@ -526,7 +526,7 @@ def resolve(
     progress.done()
     preferred = {n: p.version for n, p in shipped.items() if p.version is not None}
     graph: dict[NormalizedName, set[NormalizedName]] = {}
-    probe = _Provider(memo, target, hard=hard, preferred=preferred, rank={})
+    probe = Provider(memo, target, hard=hard, preferred=preferred, rank={})
     for name, version in hard.items():
         graph[name] = {d.name for d in probe.dependencies_of(name, version) if d.name in shipped}
     rank = dependents(graph)
@@ -539,10 +539,10 @@ def resolve(
     try:
         for _ in range(len(shipped) + 1):
             progress.advance()
-            provider = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-            roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
+            provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+            roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
                      for n, v in sorted(hard.items())]
-            roots += [_Req(name=m.name, extras=frozenset(), specifier=SpecifierSet(), text=m.name)
+            roots += [Req(name=m.name, extras=frozenset(), specifier=SpecifierSet(), text=m.name)
                       for m in moves if m.name not in dropped]
             try:
                 result = Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
@@ -592,15 +592,15 @@ def resolve(
     raise ResolutionError(f"{rel.release}: no consistent set after moving every pin: report it")
 
 
-def _attempt(memo: _Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
+def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
              free: Iterable[NormalizedName], preferred: Mapping[NormalizedName, Version],
-             rank: Mapping[NormalizedName, int], max_rounds: int) -> tuple[Any, _Provider] | None:
+             rank: Mapping[NormalizedName, int], max_rounds: int) -> tuple[Any, Provider] | None:
     """Resolve with *hard* pinned and *free* required at any version (nearest first); None
     when that set has no consistent resolution (or the resolver gives up on it)."""
-    provider = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-    roots = [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
+    provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+    roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
              for n, v in sorted(hard.items())]
-    roots += [_Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n) for n in sorted(set(free))]
+    roots += [Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n) for n in sorted(set(free))]
     try:
         return Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds), provider
     except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
@@ -628,11 +628,11 @@ def _score(rel: record.Release, result: Any,
 
 
 def _improve(
-    rel: record.Release, memo: _Memo, target: Target, *, rank: Mapping[NormalizedName, int],
+    rel: record.Release, memo: Memo, target: Target, *, rank: Mapping[NormalizedName, int],
     preferred: Mapping[NormalizedName, Version], hard: Mapping[NormalizedName, Version],
     moves: Sequence[_Move], dropped: Mapping[NormalizedName, str], result: Any, max_rounds: int,
     progress: Progress = NO_PROGRESS, budget: int = 120,
-) -> tuple[Any, _Provider, list[_Move], dict[NormalizedName, str]] | None:
+) -> tuple[Any, Provider, list[_Move], dict[NormalizedName, str]] | None:
     """Improve a consistent set by single changes, each tried with resolvelib, kept when the
     set gets nearer to the release (:func:`_score`): a left-out package brought back as a
     moved pin; a moved pin put back at the release's version, the hard pins that conflict with
@@ -642,9 +642,9 @@ def _improve(
     moves = list(moves)
     dropped = dict(dropped)
     best = _score(rel, result, rank)
-    improved: tuple[Any, _Provider] | None = None
+    improved: tuple[Any, Provider] | None = None
     tried: set[tuple[frozenset[NormalizedName], frozenset[NormalizedName]]] = set()
-    probe = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+    probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
     while budget > 0:
         free = [m.name for m in moves if m.name not in dropped]
         options: list[tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]] = []
@@ -684,7 +684,7 @@ def _improve(
             if found is not None and _score(rel, found[0], rank) < best:
                 best = _score(rel, found[0], rank)
                 improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
-                probe = _Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+                probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
                 break
             if budget <= 0:
                 break
@@ -695,7 +695,7 @@ def _improve(
     return improved[0], improved[1], moves, dropped
 
 
-def _direct_moves(hard: dict[NormalizedName, Version], probe: _Provider,
+def _direct_moves(hard: dict[NormalizedName, Version], probe: Provider,
                   rank: Mapping[NormalizedName, int]) -> list[_Move]:
     """Settle the conflicts between two hard pins by the rule before resolving (what the
     resolver would report one at a time): release the one fewer of the stack depends on."""
@@ -726,7 +726,7 @@ def _direct_moves(hard: dict[NormalizedName, Version], probe: _Provider,
             del hard[dep.name]
 
 
-def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider, moves: Sequence[_Move],
+def _settle_moved(hard: dict[NormalizedName, Version], probe: Provider, moves: Sequence[_Move],
                   rank: Mapping[NormalizedName, int]) -> list[_Move]:
     """Make sure every moved pin has a version that accepts every hard pin: when none does,
     its version that conflicts with the fewest hard pins is the target (of those, the one
@@ -764,7 +764,7 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: _Provider, moves: 
                     del hard[dep_name]
 
 
-def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: _Provider,
+def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: Provider,
              anchored: set[NormalizedName], forced: set[NormalizedName]) -> list[_Move]:
     """Release the hard pins that conflict with *name* at its (hard) release version."""
     version = hard[name]
@@ -817,7 +817,7 @@ class _Reporter(BaseReporter):  # type: ignore[type-arg]
             raise _GiveUp(list(causes))
 
 
-def _can_move(probe: _Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version]) -> bool:
+def _can_move(probe: Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version]) -> bool:
     """Whether some version of *name* accepts the pins of *keep*."""
     probe.source.prefetch(name)
     return any(probe.fits(name, v, keep) for v in probe.versions(name))
@@ -834,8 +834,8 @@ def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
     for use_pushes in (True, False):
         involved: dict[NormalizedName, str] = {}
         for info in causes:
-            req: _Req = info.requirement
-            parent: _Cand | None = info.parent
+            req: Req = info.requirement
+            parent: Cand | None = info.parent
             if parent is None:
                 continue
             pinned = hard.get(req.name)
@@ -875,7 +875,7 @@ def _choose_drop(causes: Iterable[Any], moves: Sequence[_Move], dropped: Mapping
 
 
 def _nearest_set(
-    rel: record.Release, result: Any, provider: _Provider, target: Target, *, index_url: str,
+    rel: record.Release, result: Any, provider: Provider, target: Target, *, index_url: str,
     omitted: Mapping[NormalizedName, str], moves: Sequence[_Move], dropped: Mapping[NormalizedName, str],
 ) -> NearestSet:
     pins: dict[NormalizedName, Version] = {}

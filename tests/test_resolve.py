@@ -356,7 +356,7 @@ def test_the_improvement_puts_back_a_kept_pin_that_an_anchored_dependent_had_mov
     rel = synthetic_release([package(n, v) for n, v in [
         ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("keras", "2.11.0"),
         ("wrapt", "1.15.0"), ("gast", "0.5.3"), ("pythran", "0.12.1"), ("tensorflow", "2.12.0")]])
-    memo = resolve_module._Memo(MemorySource(TF_SHAPED))
+    memo = resolve_module.Memo(MemorySource(TF_SHAPED))
     preferred = {p.name: p.version for p in rel.packages if p.version is not None}
     moved = ["numpy", "keras", "gast", "wrapt", "pythran"]
     hard = {n: v for n, v in preferred.items() if n not in moved}
@@ -389,7 +389,7 @@ def test_the_improvement_moves_a_left_out_package_instead() -> None:
     }
     rel = synthetic_release([package("awkward-cpp", "13"), package("awkward", "2.1.1"),
                              package("dask-awkward", "2023.4.1")])
-    memo = resolve_module._Memo(MemorySource(index))
+    memo = resolve_module.Memo(MemorySource(index))
     preferred = {p.name: p.version for p in rel.packages if p.version is not None}
     hard = {canonicalize_name("awkward"): Version("2.1.1")}
     moves = [resolve_module._Move(name=canonicalize_name(n), reason="r")
