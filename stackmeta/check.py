@@ -434,7 +434,7 @@ def plan(release: Release, target: Target, pages: Pages, metas: Metas) -> Needs:
 _FILE_INFO: dict[tuple[int, Version, Target], tuple[ProjectPage, tuple[FileInfo, ...]]] = {}
 
 
-def _file_info(page: ProjectPage, version: Version, target: Target) -> tuple[FileInfo, ...]:
+def file_infos(page: ProjectPage, version: Version, target: Target) -> tuple[FileInfo, ...]:
     """The files of *version* as the report lists them; remembered by the page object (the
     fetch computes them while other requests are in flight, the analysis reuses them)."""
     key = (id(page), version, target)
@@ -457,7 +457,7 @@ def _prepare(page: ProjectPage, version: Version, meta: FileMetadata | Stackmeta
              target: Target) -> None:
     """Do ahead the analysis' work on one package (all of it remembered): run by the fetch as
     soon as the package's page and metadata are in, while other requests are in flight."""
-    _file_info(page, version, target)
+    file_infos(page, version, target)
     deps = _known_deps(meta)
     if deps is not None:
         _active(target, meta, frozenset())
@@ -490,7 +490,7 @@ def _result(name: NormalizedName, version: Version | None, written: str, *, pinn
     if not files:
         return PinResult(status=PinStatus.NO_VERSION, notes=(*notes, f"the index has no files of {version}"),
                          **base)
-    infos = _file_info(page, version, target)
+    infos = file_infos(page, version, target)
     usable_wheels = [f for f in infos if f.usable and f.kind == "wheel"]
     usable_sdists = [f for f in infos if f.usable and f.kind == "sdist"]
     status = (PinStatus.WHEEL if usable_wheels

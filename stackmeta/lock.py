@@ -5,15 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 
 from stackmeta.record import Package, Release
-
-_MACHINES = {"amd64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le"}
+from stackmeta.target import CMS_ARCH_MACHINES
 
 
 def machine(arch: str) -> str:
     """The ``platform_machine`` of a CMS arch (el9_amd64_gcc12 -> x86_64)."""
     parts = arch.split("_")
     cpu = parts[1] if len(parts) > 1 else arch
-    return _MACHINES.get(cpu, cpu)
+    return CMS_ARCH_MACHINES.get(cpu, cpu)
 
 
 def marker(pkg: Package, arches: Sequence[str]) -> str | None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+from collections.abc import Sequence
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -10,9 +12,10 @@ from packaging.version import Version
 
 from stackmeta import __version__, atomic, lock, lockforms, pylock, record, resolve
 from stackmeta.check import SECTION as CHECK_SECTION
-from stackmeta.check import CheckReport, FileInfo
+from stackmeta.check import CheckReport, FileInfo, file_infos
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError
+from stackmeta.index import IndexClient
 from stackmeta.target import Target
 
 FORMATS = ("constraints", "requirements", "pylock", "all")
@@ -47,95 +50,97 @@ def _report(doc: dict[str, object], path: Path) -> CheckReport:
     return CheckReport.from_json(data)
 
 
-def _index_lookup(index_url: str, cache_dir: Path | None, target: Target) -> lockforms.FileLookup:
-    from stackmeta.index import IndexClient, file_usable
+def _index_lookup(client: IndexClient, target: Target) -> lockforms.FileLookup:
+    """Files of versions the check did not read, from the index (as the check lists them)."""
 
-    client = IndexClient(index_url, cache_dir)
-
-    def lookup(name: NormalizedName, version: Version) -> list[FileInfo] | None:
+    def lookup(name: NormalizedName, version: Version) -> Sequence[FileInfo] | None:
         try:
             page = client.project(name)
         except StackmetaError:
             return None
-        if page is None:
-            return None
-        return [
-            FileInfo(filename=f.filename, url=f.url, sha256=f.sha256, size=f.size, kind=f.kind,
-                     usable=file_usable(f, target), yanked=f.yanked,
-                     requires_python=None if f.requires_python is None else str(f.requires_python))
-            for f in page.files_of(version)
-        ]
+        return None if page is None else file_infos(page, version, target)
 
     return lookup
+
+
+def _write_file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object], path: Path,
+                      release: record.Release) -> tuple[list[Path], dict[str, list[str]]]:
+    """The forms that need the index's files: hashed requirements and the PEP 751 locks."""
+    locks_dir: Path = args.locks_dir
+    name: str = args.release
+    report = _report(doc, path)
+    target = Target(python=Version(report.python), platform=report.platform)
+    checked = lockforms.report_lookup(report)
+    faithful = lockforms.faithful_entries(release)
+    created_by = f"stackmeta {__version__}"
+    written: list[Path] = []
+    left_out: dict[str, list[str]] = {}
+    if args.format in ("requirements", "all"):
+        out = locks_dir / f"{name}.hashes.txt"
+        atomic.write_text(out, lockforms.hashes_text(
+            release, f"{release.release}: the release's exact files, for pip --require-hashes",
+            faithful, checked, file_name=out.name))
+        written.append(out)
+    if args.format not in ("pylock", "all"):
+        return written, left_out
+    text, missing = lockforms.pylock_text(release, target, faithful, checked,
+                                          index_url=report.index_url, created_by=created_by)
+    out = locks_dir / pylock.file_name(name)
+    atomic.write_text(out, text)
+    written.append(out)
+    left_out[out.name] = [f"{m.entry.name}=={m.entry.version}" for m in missing]
+    consistent = doc.get(resolve.SECTION)
+    if not isinstance(consistent, dict):
+        output.warn(f"{name} has no nearest set yet: run 'stackmeta resolve {name}' for its pylock")
+        return written, left_out
+    nearest = resolve.NearestSet.from_json(consistent)
+    with contextlib.ExitStack() as stack:
+        lookup = checked
+        if not args.offline:  # versions the nearest set moved were not read by the check
+            client = stack.enter_context(IndexClient(args.index_url or nearest.index_url, args.cache_dir))
+            lookup = lockforms.chain(checked, _index_lookup(client, target))
+        text, missing = lockforms.pylock_text(release, target, lockforms.nearest_entries(nearest.pins),
+                                              lookup, index_url=nearest.index_url, created_by=created_by)
+    if missing:
+        pins = ", ".join(f"{m.entry.name}=={m.entry.version}" for m in missing)
+        raise RecordError(f"{name}: no files known for {pins} of the nearest set: "
+                          "run without --offline, or 'stackmeta check' again")
+    out = locks_dir / pylock.file_name(f"{name}-nearest")
+    atomic.write_text(out, text)
+    written.append(out)
+    return written, left_out
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
     locks_dir: Path = args.locks_dir
     name: str = args.release
     path = record.record_path(locks_dir, name)
-    doc = record.read_document(path)
-    release = record.load_release(locks_dir, name)
-    fmt = args.format
+    doc = record.read_document(path)  # read once: the check section of a release is megabytes
+    try:
+        release = record.release_from_json(doc["release"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
     written: list[Path] = []
     left_out: dict[str, list[str]] = {}
-
-    if fmt in ("constraints", "all"):
-        target_path = record.constraints_path(locks_dir, name)
-        atomic.write_text(target_path, lock.constraints_text(release, lock_name=name))
-        written.append(target_path)
-    if fmt == "requirements" and not args.hashes:
-        target_path = locks_dir / f"{name}.requirements.txt"
-        atomic.write_text(target_path, "\n".join(lock.pin_lines(release)) + "\n")
-        written.append(target_path)
-
-    need_files = fmt in ("pylock", "all") or (fmt == "requirements" and args.hashes)
-    if need_files:
-        report = _report(doc, path)
-        target = Target(python=Version(report.python), platform=report.platform)
-        lookup = lockforms.report_lookup(report)
-        if not args.offline:
-            lookup = lockforms.chain(
-                lookup, _index_lookup(args.index_url or report.index_url, args.cache_dir, target))
-        faithful = lockforms.faithful_entries(release)
-        if fmt in ("requirements", "all"):
-            file_name = f"{name}.hashes.txt"
-            text = lockforms.hashes_text(
-                release, f"{release.release}: the release's exact files, for pip --require-hashes",
-                faithful, lockforms.report_lookup(report), file_name=file_name)
-            atomic.write_text(locks_dir / file_name, text)
-            written.append(locks_dir / file_name)
-        if fmt in ("pylock", "all"):
-            text, missing = lockforms.pylock_text(
-                release, target, faithful, lockforms.report_lookup(report),
-                index_url=report.index_url, created_by=f"stackmeta {__version__}")
-            out = locks_dir / pylock.file_name(name)
-            atomic.write_text(out, text)
-            written.append(out)
-            left_out[out.name] = [f"{m.entry.name}=={m.entry.version}" for m in missing]
-            if resolve.SECTION in doc:
-                nearest = resolve.load_nearest(locks_dir, name)
-                text, missing = lockforms.pylock_text(
-                    release, target, lockforms.nearest_entries(nearest.pins), lookup,
-                    index_url=nearest.index_url, created_by=f"stackmeta {__version__}")
-                if missing:
-                    pins = ", ".join(f"{m.entry.name}=={m.entry.version}" for m in missing)
-                    raise RecordError(
-                        f"{name}: no files known for {pins} of the nearest set: "
-                        "run without --offline, or 'stackmeta check' again"
-                    )
-                out = locks_dir / pylock.file_name(f"{name}-nearest")
-                atomic.write_text(out, text)
-                written.append(out)
-            else:
-                output.warn(f"{name} has no nearest set yet: run 'stackmeta resolve {name}' for its pylock")
+    if args.format in ("constraints", "all"):
+        out = record.constraints_path(locks_dir, name)
+        atomic.write_text(out, lock.constraints_text(release, lock_name=name))
+        written.append(out)
+    if args.format == "requirements" and not args.hashes:
+        out = locks_dir / f"{name}.requirements.txt"
+        atomic.write_text(out, "\n".join(lock.pin_lines(release)) + "\n")
+        written.append(out)
+    if args.format in ("pylock", "all") or (args.format == "requirements" and args.hashes):
+        more, left_out = _write_file_forms(args, output, doc, path, release)
+        written += more
 
     if args.json:
         output.json({"written": [str(p) for p in written], "left_out": left_out})
-    else:
-        for p in written:
-            output.result(f"wrote {p}")
-        for file_name, names in left_out.items():
-            if names:
-                output.warn(f"{file_name}: {len(names)} pins have no file on the index and are left out: "
-                            + ", ".join(names))
+        return 0
+    for p in written:
+        output.result(f"wrote {p}")
+    for file_name, names in left_out.items():
+        if names:
+            output.warn(f"{file_name}: {len(names)} pins have no file on the index and are left out: "
+                        + ", ".join(names))
     return 0
