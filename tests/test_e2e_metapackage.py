@@ -3,8 +3,6 @@ resolver, build and twine, and the real pip installing the metapackage into a fr
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 from collections.abc import Iterator
@@ -12,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from stackmeta.cli import main
 from stackmeta.record import BuildKind
+from tests.clirunner import run_cli
 from tests.pypiserver_fixture import (
     PASSWORD,
     USER,
@@ -39,13 +37,6 @@ INDEX = {
     "clanglib": {"13.0.0": [], "18.1.1": []},  # not shipped by the release
     "oldlib": {"1.0": [], "1.1": []},
 }
-
-
-def _stackmeta(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture
@@ -76,7 +67,7 @@ def test_pip_installs_the_published_metapackage_at_exactly_its_pins(
     write_record(locks, rel)
     common = ["--locks-dir", str(locks), "--json"]
 
-    code, out, err = _stackmeta("resolve", "CMSSW_14_0_0", "--index-url", simple,
+    code, out, err = run_cli("resolve", "CMSSW_14_0_0", "--index-url", simple,
                                 "--cache-dir", str(tmp_path / "cache"), *common)
     assert code == 0, err
     nearest = json.loads(out)
@@ -88,7 +79,7 @@ def test_pip_installs_the_published_metapackage_at_exactly_its_pins(
         ("tflib", "2.12.0", "2.13.0")]
     assert [o["name"] for o in nearest["omissions"]] == ["gitonly"]
 
-    code, out, err = _stackmeta("publish", "CMSSW_14_0_0", "--repository-url", index,
+    code, out, err = run_cli("publish", "CMSSW_14_0_0", "--repository-url", index,
                                 "--out", str(tmp_path / "dist"), "--build-dir", str(tmp_path / "build"),
                                 *common)
     assert code == 0, err
@@ -130,7 +121,7 @@ def test_pip_installs_the_published_metapackage_at_exactly_its_pins(
     assert "  other version: oldlib 1.1 installed, 1.0 expected" in check.stdout
 
     # publishing again uploads nothing: the same bytes are there
-    code, out, err = _stackmeta("publish", "CMSSW_14_0_0", "--repository-url", index,
+    code, out, err = run_cli("publish", "CMSSW_14_0_0", "--repository-url", index,
                                 "--out", str(tmp_path / "dist2"), "--build-dir", str(tmp_path / "build2"),
                                 *common)
     assert code == 0, err

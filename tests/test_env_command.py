@@ -4,7 +4,6 @@ resolved by the real resolver, virtualenvs made and filled by the real pip, and
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
 import os
@@ -19,8 +18,8 @@ import pytest
 import virtualenv
 from packaging.version import Version
 
-from stackmeta.cli import main
 from stackmeta.venv import find_python
+from tests.clirunner import run_cli
 from tests.pypiserver_fixture import (
     env_without_index,
     make_wheel,
@@ -60,13 +59,6 @@ def failing_sdist(folder: Path) -> None:
             tar.addfile(info, io.BytesIO(data))
 
 
-def stackmeta(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def index(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with pypiserver(tmp_path_factory.mktemp("server")) as server:
@@ -88,7 +80,7 @@ def locks(index: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("locks")
     write_record(folder, synthetic_release([package(n, v) for n, v in PINS.items()], release=RELEASE,
                                            python=PYTHON))
-    code, out, err = stackmeta("resolve", RELEASE, "--index-url", index, "--locks-dir", str(folder),
+    code, out, err = run_cli("resolve", RELEASE, "--index-url", index, "--locks-dir", str(folder),
                                "--cache-dir", str(folder / "cache"), "--json")
     assert code == 0, err
     assert json.loads(out)["pins"] == PINS  # the release is consistent: its nearest set is itself
@@ -103,7 +95,7 @@ def installed(venv: Path) -> dict[str, str]:
 
 
 def env_cmd(locks: Path, *argv: str) -> tuple[int, str, str]:
-    return stackmeta("env", RELEASE, *argv, "--locks-dir", str(locks), "--cache-dir", str(locks / "cache"))
+    return run_cli("env", RELEASE, *argv, "--locks-dir", str(locks), "--cache-dir", str(locks / "cache"))
 
 
 @pytest.mark.slow
@@ -130,7 +122,7 @@ def test_an_override_that_fits_then_one_that_does_not(locks: Path, tmp_path: Pat
 
     # 'stackmeta diff RELEASE --env' inside it shows exactly the override
     monkeypatch.setenv("VIRTUAL_ENV", str(fits))
-    code, out, err = stackmeta("diff", RELEASE, "--env", "--locks-dir", str(locks), "--json")
+    code, out, err = run_cli("diff", RELEASE, "--env", "--locks-dir", str(locks), "--json")
     assert code == 0, err
     diff = json.loads(out)
     assert diff["upgraded"] == [{"name": "theanolib", "old": "0.8.2", "new": "0.9.0"}]
@@ -219,7 +211,7 @@ def test_a_release_of_another_python_points_to_python(locks: Path, tmp_path: Pat
     (other / f"{RELEASE}.json").write_text(
         json.dumps({**json.loads((other / f"{RELEASE}.json").read_text()),
                     "consistent": json.loads((locks / f"{RELEASE}.json").read_text())["consistent"]}))
-    code, _, err = stackmeta("env", RELEASE, str(tmp_path / "env"), "--locks-dir", str(other))
+    code, _, err = run_cli("env", RELEASE, str(tmp_path / "env"), "--locks-dir", str(other))
     running = ".".join(str(p) for p in sys.version_info[:3])
     assert code == 2
     assert err.strip() == (
@@ -233,7 +225,7 @@ def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_pat
     locks.mkdir()
     write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
                                           release=RELEASE, python=PYTHON))
-    code, _, err = stackmeta("resolve", RELEASE, "--index-url", index, "--locks-dir", str(locks), "-q",
+    code, _, err = run_cli("resolve", RELEASE, "--index-url", index, "--locks-dir", str(locks), "-q",
                              "--cache-dir", str(locks / "cache"))
     assert code == 0, err
     dest = tmp_path / "env"
@@ -264,12 +256,12 @@ def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
         (locks / f"{RELEASE}{suffix}").write_bytes((repo_locks / f"{RELEASE}{suffix}").read_bytes())
     cache = str(tmp_path / "cache")
     if "consistent" not in json.loads((locks / f"{RELEASE}.json").read_text()):
-        code, _, err = stackmeta("resolve", RELEASE, "--locks-dir", str(locks), "--cache-dir", cache, "-q")
+        code, _, err = run_cli("resolve", RELEASE, "--locks-dir", str(locks), "--cache-dir", cache, "-q")
         assert code == 0, err
     dest = tmp_path / "theano"
     excludes = [arg for name in NEEDS_SYSTEM_SOFTWARE for arg in ("--exclude", name)]
     options = ["--python", str(PY27), *excludes, "--locks-dir", str(locks), "--cache-dir", cache, "--json"]
-    code, out, err = stackmeta("env", RELEASE, str(dest), "--override", "Theano==0.9.0", *options)
+    code, out, err = run_cli("env", RELEASE, str(dest), "--override", "Theano==0.9.0", *options)
     assert code == 0, err
     result = json.loads(out)
     assert result["created"] is True
@@ -307,7 +299,7 @@ def test_python_of_another_minor_is_used_when_given_with_a_warning(locks: Path, 
     (other / f"{RELEASE}.json").write_text(
         json.dumps({**json.loads((other / f"{RELEASE}.json").read_text()),
                     "consistent": json.loads((locks / f"{RELEASE}.json").read_text())["consistent"]}))
-    code, out, err = stackmeta("env", RELEASE, str(tmp_path / "env"), "--locks-dir", str(other),
+    code, out, err = run_cli("env", RELEASE, str(tmp_path / "env"), "--locks-dir", str(other),
                                "--python", sys.executable, "--dry-run")
     running = ".".join(str(p) for p in sys.version_info[:3])
     assert code == 0, err

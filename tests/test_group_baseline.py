@@ -3,8 +3,6 @@ the real resolver against a real pypiserver, then the real pip installing it."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import subprocess
 import sys
@@ -16,6 +14,7 @@ import pytest
 
 from stackmeta.cli import main
 from stackmeta.venv import list_installed
+from tests.clirunner import run_cli
 from tests.pypiserver_fixture import (
     Server,
     env_without_index,
@@ -35,13 +34,6 @@ INDEX = {
 }
 
 
-def _stackmeta(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     with pypiserver(tmp_path_factory.mktemp("server")) as srv:
@@ -56,7 +48,7 @@ def locks(server: Server, tmp_path: Path) -> Path:
     locks = tmp_path / "locks"
     write_record(locks, synthetic_release([package("numlib", "1.24.3"), package("awklib", "2.1.1")],
                                           python=PYTHON))
-    code, _, err = _stackmeta("resolve", "CMSSW_14_0_0", "--index-url", server.simple,
+    code, _, err = run_cli("resolve", "CMSSW_14_0_0", "--index-url", server.simple,
                               "--cache-dir", str(tmp_path / "cache"), "--locks-dir", str(locks), "--quiet")
     assert code == 0, err
     return locks
@@ -65,7 +57,7 @@ def locks(server: Server, tmp_path: Path) -> Path:
 def test_group_metapackage_adds_to_the_release_and_pip_installs_it(
         locks: Path, server: Server, tmp_path: Path) -> None:
     dist = tmp_path / "dist"
-    code, out, err = _stackmeta(
+    code, out, err = run_cli(
         "build", "--base", "CMSSW_14_0_0", "--add", "coffealib==2024.4.0", "--name", "hgg-analysis-stack",
         "--version", "1.0", "--out", str(dist), "--build-dir", str(tmp_path / "build"),
         "--cache-dir", str(tmp_path / "cache"), "--locks-dir", str(locks), "--json")
@@ -95,7 +87,7 @@ def test_an_addition_that_moves_release_pins_is_refused_without_allow_moves(
     argv = ["build", "--base", "CMSSW_14_0_0", "--add", "coffealib==2024.9.0", "--name", "hgg-analysis-stack",
             "--version", "1.0", "--out", str(tmp_path / "dist"), "--build-dir", str(tmp_path / "build"),
             "--cache-dir", str(tmp_path / "cache"), "--locks-dir", str(locks), "--quiet"]
-    code, _, err = _stackmeta(*argv)
+    code, _, err = run_cli(*argv)
     assert code == 1
     assert err.strip() == (
         "error: --add coffealib==2024.9.0 needs: awklib 2.1.1 -> 2.6.0 (coffealib 2024.9.0 requires "
@@ -103,7 +95,7 @@ def test_an_addition_that_moves_release_pins_is_refused_without_allow_moves(
         "versions"
     )
     assert not (tmp_path / "dist").exists()
-    code, out, err = _stackmeta(*argv, "--allow-moves", "--json")
+    code, out, err = run_cli(*argv, "--allow-moves", "--json")
     assert code == 0, err
     result = json.loads(out)
     assert result["moves"] == [{"name": "awklib", "from": "2.1.1", "to": "2.6.0",

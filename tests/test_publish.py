@@ -14,6 +14,7 @@ from stackmeta import builder, metapackage, publish
 from stackmeta.cli import main
 from stackmeta.errors import PublishError
 from stackmeta.resolve import save_nearest
+from tests.clirunner import run_cli
 from tests.pypiserver_fixture import PASSWORD, USER, Server, pypiserver, write_record
 from tests.test_metapackage import sample
 
@@ -41,15 +42,9 @@ def _locks(tmp_path: Path, release: str = "CMSSW_14_0_0") -> Path:
 
 
 def _publish(tmp_path: Path, server: Server, locks: Path, *extra: str) -> tuple[int, str, str]:
-    import contextlib
-    import io
-
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(["publish", extra[0] if extra else "CMSSW_14_0_0", "--locks-dir", str(locks),
-                     "--repository-url", server.url, "--out", str(tmp_path / "dist"),
-                     "--build-dir", str(tmp_path / "build"), "--json", *extra[1:]])
-    return code, out.getvalue(), err.getvalue()
+    return run_cli("publish", extra[0] if extra else "CMSSW_14_0_0", "--locks-dir", str(locks),
+                   "--repository-url", server.url, "--out", str(tmp_path / "dist"),
+                   "--build-dir", str(tmp_path / "build"), "--json", *extra[1:])
 
 
 def test_publish_uploads_skips_the_same_and_stops_on_another(

@@ -8,9 +8,7 @@ tiny real wheels uploaded there first.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import io
 import json
 import subprocess
 import sys
@@ -23,8 +21,8 @@ from packaging.utils import canonicalize_name as cn
 from packaging.version import Version
 
 from stackmeta import builder, metapackage, publish
-from stackmeta.cli import main
 from stackmeta.resolve import load_nearest
+from tests.clirunner import run_cli
 from tests.devpi_fixture import PASSWORD, USER, Devpi, devpi, installed
 from tests.pypiserver_fixture import env_without_index, make_wheel, package, synthetic_release, write_record
 
@@ -65,13 +63,6 @@ def twine(paths: list[Path], repository_url: str) -> None:
                    env=env, check=True, capture_output=True, timeout=60)
 
 
-def cli(*argv: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(argv))
-    return code, out.getvalue(), err.getvalue()
-
-
 def served(server: Devpi, project: str) -> dict[str, str]:
     """What the index's PEP 691 page lists: filename -> sha256."""
     req = urllib.request.Request(f"{server.simple}{project}/",
@@ -88,7 +79,7 @@ def locks_resolved_on(server: Devpi, tmp_path: Path, release: str) -> Path:
     rel = synthetic_release([package("numpy", "1.24.3"), package("tensorflow", "2.12.0", requires=["numpy"])],
                             release=release, python="3.9.14")
     write_record(locks, rel)
-    code, _, err = cli("resolve", release, "--locks-dir", str(locks), "--index-url", server.simple,
+    code, _, err = run_cli("resolve", release, "--locks-dir", str(locks), "--index-url", server.simple,
                        "--cache-dir", str(tmp_path / "cache"), "--quiet")
     assert code == 0, err
     return locks
@@ -109,7 +100,7 @@ def test_publish_to_devpi_uploads_verifies_and_skips_the_same(
     assert nearest.index_url == server.simple.rstrip("/")
     assert nearest.pins == ((cn("numpy"), Version("1.24.3")), (cn("tensorflow"), Version("2.13.0")))
 
-    code, out, err = cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_1", "1"), "--json")
+    code, out, err = run_cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_1", "1"), "--json")
     assert code == 0, err
     first = json.loads(out)
     files = [SDIST.format(v="14.0.1"), WHEEL.format(v="14.0.1")]
@@ -122,7 +113,7 @@ def test_publish_to_devpi_uploads_verifies_and_skips_the_same(
     assert served(server, "cms-analysis-stack") == built  # what pip would see
 
     # again, from a fresh build: the same bytes (reproducible), so nothing is uploaded
-    code, out, err = cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_1", "2"), "--json")
+    code, out, err = run_cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_1", "2"), "--json")
     assert code == 0, err
     again = json.loads(out)
     assert again["uploaded"] == []
@@ -131,7 +122,7 @@ def test_publish_to_devpi_uploads_verifies_and_skips_the_same(
 
     # without --index-url: devpi's +api page names its simple index
     assert publish.index_for(server.upload) == server.simple.rstrip("/")
-    code, out, err = cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_1", "3", index=False))
+    code, out, err = run_cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_1", "3", index=False))
     assert code == 0, err
     assert out.splitlines() == [
         f"skipped {files[0]}: already on the index with the same sha256",
@@ -154,7 +145,7 @@ def test_another_file_under_the_same_name_on_devpi_stops_before_uploading(
     wheel = next(p for p in theirs.files if p.name.endswith(".whl"))
     twine([wheel], server.upload)
 
-    code, _, err = cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_2", "1"))
+    code, _, err = run_cli(*publish_args(server, tmp_path, locks, "CMSSW_14_0_2", "1"))
     ours = builder.sha256(tmp_path / "dist1" / WHEEL.format(v="14.0.2"))
     assert code == 1
     assert ours != builder.sha256(wheel)
