@@ -45,20 +45,18 @@ def _env_python(given: str) -> str:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    old = stackside.resolve_side(args.old, args.locks_dir)
     if args.env is not None:
         if args.new is not None:
             raise UsageError("give one release with --env (the environment is the second side)")
         new = stackside.from_environment(_env_python(args.env))
-        if new.made_from is not None and new.made_from == old.label:
-            # made by 'stackmeta env' from this release: compare with the set it was made from,
-            # so the diff shows exactly the user's overrides, additions and moves
-            base = stackside.from_nearest(args.locks_dir, args.old)
-            if base is not None:
-                old = base
+        # made by 'stackmeta env' from this release: compare with the set it was made from,
+        # so the diff shows exactly the user's overrides, additions and moves
+        base = stackside.from_nearest(args.locks_dir, args.old) if new.made_from == args.old else None
+        old = base or stackside.resolve_side(args.old, args.locks_dir)
     elif args.new is None:
         raise UsageError("stackmeta diff needs two sides: OLD NEW, or OLD --env")
     else:
+        old = stackside.resolve_side(args.old, args.locks_dir)
         new = stackside.resolve_side(args.new, args.locks_dir)
     result = diff(old, new)
     if args.json:
