@@ -4,9 +4,17 @@ from __future__ import annotations
 
 
 class StackmetaError(Exception):
-    """Base of every error stackmeta reports to a user (one line, no traceback)."""
+    """Base of every error stackmeta reports to a user (one line, no traceback).
+
+    Messages often quote another tool's error (packaging's, git's, pip's), which may span
+    lines and point at a column with a caret line: the message is kept on one line, the
+    caret lines left out."""
 
     exit_code = 1
+
+    def __init__(self, message: str = "", *args: object) -> None:
+        lines = (line.strip() for line in str(message).splitlines())
+        super().__init__(" ".join(line for line in lines if line and set(line) - set("^~ ")), *args)
 
 
 class UsageError(StackmetaError):
@@ -37,3 +45,9 @@ class BuildError(StackmetaError):
 
 class PublishError(StackmetaError):
     """Uploading to or verifying an index failed."""
+
+
+def quoted(exc: BaseException) -> str:
+    """Another tool's error, for quoting inside a message: its first line (packaging's
+    requirement errors go on with the text and a caret line)."""
+    return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)

@@ -34,7 +34,7 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
 from stackmeta.candidates import CandidateSource
-from stackmeta.errors import ResolutionError, UsageError
+from stackmeta.errors import ResolutionError, UsageError, quoted
 from stackmeta.resolve import Cand, Memo, NearestSet, Provider, Req, dependents, nearest_order
 from stackmeta.target import Target
 
@@ -76,7 +76,7 @@ def parse_addition(text: str) -> Requirement:
     try:
         req = Requirement(text)
     except InvalidRequirement as exc:
-        raise UsageError(f"--add {text!r} is not a requirement ({exc}): write e.g. --add coffea "
+        raise UsageError(f"--add {text!r} is not a requirement ({quoted(exc)}): write e.g. --add coffea "
                          "or --add 'coffea>=0.7'") from None
     if req.url:
         raise UsageError(f"--add {text!r}: a URL requirement cannot be checked by its metadata: "

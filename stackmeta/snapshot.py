@@ -115,14 +115,21 @@ def strip_description(data: bytes) -> bytes:
     return b"\n".join(out) + b"\n"
 
 
+def check_destination(out: Path) -> None:
+    """Refuse an *out* that is not a folder stackmeta may (over)write: ask before any request."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"{out} is a file, not a folder: give an empty or new folder for the snapshot")
+    if out.is_dir() and any(out.iterdir()) and not (out / MARKER).exists():
+        raise UsageError(f"{out} exists and is not a snapshot: give an empty or new folder")
+
+
 def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | StackmetaError | None],
                    metas: Mapping[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None],
                    target: Target, about: Mapping[str, object], also: Sequence[Target] = ()
                    ) -> SnapshotSummary:
     """Write the snapshot into *out* (replacing a previous snapshot there, nothing else);
     *also*: more targets whose pick of every version is kept (see :func:`keep_files`)."""
-    if out.exists() and any(out.iterdir()) and not (out / MARKER).exists():
-        raise UsageError(f"{out} exists and is not a snapshot: give an empty or new folder")
+    check_destination(out)
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

@@ -14,7 +14,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 
 from stackmeta import record
 from stackmeta.diff import Side
-from stackmeta.errors import ManifestError, RecordError, UsageError
+from stackmeta.errors import ManifestError, RecordError, UsageError, quoted
 
 
 def from_record(locks_dir: Path, name: str) -> Side:
@@ -80,7 +80,7 @@ def from_requirements(path: Path) -> Side:
             req = Requirement(line)
         except InvalidRequirement as exc:
             raise ManifestError(
-                f"{path}:{number}: not a requirement ({exc}): fix or remove the line"
+                f"{path}:{number}: not a requirement ({quoted(exc)}): fix or remove the line"
             ) from None
         specs = list(req.specifier)
         if len(specs) != 1 or specs[0].operator not in ("==", "==="):

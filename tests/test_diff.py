@@ -142,3 +142,20 @@ def test_an_environment_made_by_stackmeta_env_is_compared_with_its_nearest_set(
     assert data["old"] == "CMSSW_14_0_0 (nearest consistent set)"
     assert data["upgraded"] == [{"name": "six", "old": "1.16.0", "new": "1.17.0"}]
     assert data["downgraded"] == data["added"] == data["removed"] == []
+
+
+def test_a_line_that_is_no_requirement_is_one_line(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
+    req = tmp_path / "broken.txt"
+    req.write_text("numpy==1.24.3\nx y z\n")
+    assert main(["diff", "CMSSW_14_0_0", str(req), "--locks-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err == (f"error: {req}:2: not a requirement (Expected semicolon (after name with no version "
+                   "specifier) or end): fix or remove the line\n")
+
+
+def test_messages_quoting_other_tools_stay_on_one_line() -> None:
+    from stackmeta.errors import StackmetaError
+
+    message = StackmetaError("bad (Expected end\n    x y z\n      ^\n): fix it")
+    assert str(message) == "bad (Expected end x y z ): fix it"

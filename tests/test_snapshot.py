@@ -162,3 +162,16 @@ def test_uv_resolves_from_a_snapshot(plain_http_server: Any, tmp_path: Path) -> 
 def test_snapshots_fit_the_budget() -> None:
     total = sum(p.stat().st_size for p in SNAPSHOTS.rglob("*") if p.is_file())
     assert total < 40e6
+
+
+def test_snapshot_into_a_file_is_refused_before_any_request(tmp_path: Path) -> None:
+    from tests.clirunner import run_cli
+
+    out = tmp_path / "afile"
+    out.write_text("mine\n")
+    locks = Path(__file__).resolve().parents[1] / "locks"
+    code, _, err = run_cli("snapshot", "CMSSW_14_0_0", "--out", str(out), "--locks-dir", str(locks),
+                           "--index-url", "http://127.0.0.1:9/simple", "--cache-dir", str(tmp_path / "c"))
+    assert (code, err) == (2, f"error: {out} is a file, not a folder: give an empty or new folder for the "
+                              "snapshot\n")
+    assert out.read_text() == "mine\n"

@@ -36,6 +36,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 def run(args: argparse.Namespace, output: Output) -> int:
     rel, _ = _load(args)
     target = check.default_target(rel, args.python, args.platform)
+    snapshot.check_destination(args.out)  # before any request
     with IndexClient(args.index_url, args.cache_dir, jobs=args.jobs) as client:
         pages, metas = check.fetch(rel, target, client, output.progress())
         also: list[Target] = []
