@@ -31,6 +31,10 @@ class RecordError(StackmetaError):
     """A release record or lock in locks/ is missing or malformed."""
 
 
+class OutputError(StackmetaError):
+    """A file could not be written (a folder that is a file, no permission, a full disk)."""
+
+
 class IndexAccessError(StackmetaError):
     """A package index did not answer as the standards say it must."""
 

@@ -458,3 +458,17 @@ def test_freeze_file_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         str(tmp_path),
     )
     assert (code, err) == (2, f"error: --from-freeze {tmp_path / 'nope.txt'}: no such file\n")
+
+
+def test_a_locks_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
+    from tests.clirunner import run_cli
+
+    shared = Path(__file__).resolve().parents[2] / "shared" / "cmsdist-excerpts"
+    if not shared.is_dir():
+        pytest.skip(f"the shared cmsdist excerpts are not at {shared}")
+    blocker = tmp_path / "locks"
+    blocker.write_text("mine\n")
+    code, _, err = run_cli("export", "CMSSW_14_0_0", "--cmsdist", str(shared), "--locks-dir", str(blocker))
+    assert (code, err) == (1, f"error: cannot write {blocker / 'CMSSW_14_0_0.txt'}: {blocker} is a file, "
+                              "not a folder: give another folder (--locks-dir, --out)\n")
+    assert blocker.read_text() == "mine\n"
