@@ -205,6 +205,7 @@ def _description(rel: Release) -> str:
 
 def release_data(rel: Release, nearest: NearestSet, *, name: str, version: Version) -> dict[str, Any]:
     """What the module's ``release.json`` holds (read by ``python -m <module>``)."""
+    differences = nearest.to_json()  # deviations, additions, omissions as the record keeps them
     return {
         "project": name,
         "version": str(version),
@@ -216,19 +217,7 @@ def release_data(rel: Release, nearest: NearestSet, *, name: str, version: Versi
         "rule": nearest.rule,
         "pins": {n: str(v) for n, v in nearest.pins},
         "release_versions": {p.name: p.version_written for p in rel.packages},
-        "deviations": [
-            {"name": d.name, "release_version": d.release_version, "version": str(d.version),
-             "reason": d.reason}
-            for d in nearest.deviations
-        ],
-        "additions": [
-            {"name": a.name, "version": str(a.version), "required_by": list(a.required_by)}
-            for a in nearest.additions
-        ],
-        "omissions": [
-            {"name": o.name, "release_version": o.release_version, "reason": o.reason}
-            for o in nearest.omissions
-        ],
+        **{key: differences[key] for key in ("deviations", "additions", "omissions")},
         "patched": {p.name: list(p.patches) for p in rel.packages if p.patched},
     }
 
