@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -113,8 +113,8 @@ def write(
     atomic.write_text(txt_path, text)
     atomic.write_text(json_path, json_text)
     kept = tuple(k for k in doc if k not in ("format", "release"))
-    return Exported(release=release, lock_name=name, constraints=txt_path, record=json_path,
-                    default_major=default_major, kept_sections=kept)
+    return Exported(release=replace(release, lock=name), lock_name=name, constraints=txt_path,
+                    record=json_path, default_major=default_major, kept_sections=kept)
 
 
 # The JSON of a package, as record.dump_document writes it inside a record: most packages are

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -92,6 +92,9 @@ class Release:
     packages: tuple[Package, ...]
     unshipped: tuple[UnshippedPin, ...] = ()
     problems: tuple[Problem, ...] = ()
+    # the record's file name (CMSSW_10_6_0-py2 for a release's second stack): where the record
+    # lives, not part of its JSON; set by load_release and by the exporter
+    lock: str = ""
 
     @property
     def python_major(self) -> int:
@@ -99,7 +102,7 @@ class Release:
 
     @property
     def lock_name(self) -> str:
-        return lock_name(self.release, self.python_major, default_major=None)
+        return self.lock or self.release
 
     @property
     def system_libs(self) -> tuple[str, ...]:
@@ -179,7 +182,7 @@ def load_release(locks_dir: Path, name: str) -> Release:
     path = record_path(locks_dir, name)
     doc = read_document(path)
     try:
-        return release_from_json(doc["release"])
+        return replace(release_from_json(doc["release"]), lock=name)
     except (KeyError, TypeError, ValueError, InvalidVersion) as exc:
         raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
 

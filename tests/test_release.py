@@ -1,6 +1,9 @@
+from pathlib import Path
+
 import pytest
 from packaging.version import Version
 
+from stackmeta import record
 from stackmeta.errors import UsageError
 from stackmeta.release import release_key, release_version
 
@@ -41,3 +44,13 @@ def test_release_order() -> None:
         "CMSSW_9_3_0", "CMSSW_13_3_0_pre2", "CMSSW_14_0_0_pre3", "CMSSW_14_0_0_pre10",
         "CMSSW_14_0_0", "CMSSW_14_0_0_patch1", "CMSSW_14_0_X_2024-10-13-0000",
     ]
+
+
+def test_a_record_knows_the_lock_name_it_is_stored_under(tmp_path: Path) -> None:
+    """A release's second stack lives in CMSSW_10_6_0-py2.json: reports and pages name that."""
+    locks = Path(__file__).resolve().parents[1] / "locks"
+    rel = record.load_release(locks, "CMSSW_10_6_0-py2")
+    assert (rel.release, rel.lock_name, rel.python_major) == ("CMSSW_10_6_0", "CMSSW_10_6_0-py2", 2)
+    assert record.load_release(locks, "CMSSW_10_6_0").lock_name == "CMSSW_10_6_0"
+    doc = record.read_document(record.record_path(locks, "CMSSW_10_6_0-py2"))
+    assert doc["check"]["lock_name"] == "CMSSW_10_6_0-py2"

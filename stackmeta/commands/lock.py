@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -117,7 +118,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     path = record.record_path(locks_dir, name)
     doc = record.read_document(path)  # read once: the check section of a release is megabytes
     try:
-        release = record.release_from_json(doc["release"])
+        release = replace(record.release_from_json(doc["release"]), lock=name)
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
     written: list[Path] = []
