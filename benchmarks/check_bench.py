@@ -5,7 +5,8 @@
 - warm: the same check again in that process (pages and metadata from the on-disk cache), and,
   once, as a new ``stackmeta check`` process (imports and record loading included);
 - floor: the very requests the cold check made, fired with the same concurrency through the
-  same kind of connection pool, bodies read, nothing else done (no parsing, no analysis);
+  check's own transport (libcurl handles, one per thread, connections reused), bodies read,
+  nothing else done (no parsing, no analysis);
 - cold CLI: the whole ``stackmeta check`` command in a new process with an empty cache
   (imports and record loading included), to set against uv's whole command; stackmeta's
   modules are compiled to bytecode once before (as an installed package's are);
@@ -42,10 +43,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import urllib3
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -54,7 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from stackmeta import check, record  # noqa: E402
 from stackmeta.index import IndexClient  # noqa: E402
-from stackmeta.index.http import LoggedRequest  # noqa: E402
+from stackmeta.index.http import LoggedRequest, Transport  # noqa: E402
 
 SERVER = """
 import sys, time
@@ -84,16 +83,17 @@ def timed_check(rel: record.Release, url: str, cache: Path, jobs: int) -> tuple[
 
 
 def floor(log: list[LoggedRequest], jobs: int) -> float:
-    pool = urllib3.PoolManager(maxsize=jobs, retries=False)
-
-    def get(req: LoggedRequest) -> int:
-        return len(pool.request("GET", req.url, headers=dict(req.headers), preload_content=True).data)
-
-    start = time.perf_counter()
-    with ThreadPoolExecutor(jobs) as ex:
-        list(ex.map(get, log))
-    elapsed = time.perf_counter() - start
-    pool.clear()
+    """The logged requests through the check's own transport (the same HTTP stack, connection
+    reuse and thread pool, ``jobs`` at once), bodies read, nothing else done."""
+    transport = Transport(jobs=jobs)
+    try:
+        start = time.perf_counter()
+        results = transport.map(lambda req: len(transport.get(req.url, headers=dict(req.headers)).body), log)
+        elapsed = time.perf_counter() - start
+    finally:
+        transport.close()
+    failed = [r for r in results.values() if not isinstance(r, int)]
+    assert not failed, failed[:3]
     return elapsed
 
 

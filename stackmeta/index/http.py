@@ -1,12 +1,18 @@
 """The transport: GET over HTTP(S) with retries, or from a ``file://`` folder. The only I/O
 edge of :mod:`stackmeta.index` besides the cache.
 
-- One ``urllib3.PoolManager`` shared by all threads (connections are kept alive and reused);
-  callers run many requests at once from a thread pool (:meth:`Transport.map`).
+- HTTP is libcurl's (``pycurl``): each worker thread keeps one curl handle, whose connections
+  are kept alive and reused (HTTP/2 where the server offers it); a transfer runs in C without
+  the GIL, so the threads' Python work (parsing pages and metadata) goes on meanwhile. Callers
+  run many requests at once from the transport's thread pool (:meth:`Transport.map`), which
+  lives as long as the transport. The system's CA certificates are used (``SSL_CERT_FILE`` /
+  ``SSL_CERT_DIR`` honoured), and libcurl's proxy variables (``https_proxy``, ``no_proxy``).
 - Retries with exponential backoff on 429, 5xx, timeouts and connection errors (honouring a
   short ``Retry-After``); after the last attempt an :class:`IndexAccessError` naming the URL.
   A host that refused every attempt is not tried again by this transport (its other URLs
   fail at once with the same kind of message).
+- ``timeout``: seconds to connect (at most 10), and seconds a transfer may go without
+  receiving a byte (counted in whole seconds, at least 1).
 - Redirects are followed by hand (at most 10) so that a loop is reported as one.
 - 404 and other 4xx are returned, not raised: "not there" is an answer the caller judges.
 - ``file://`` URLs read a static folder: a folder URL serves its ``index.json`` (when JSON is
@@ -16,20 +22,22 @@ edge of :mod:`stackmeta.index` besides the cache.
 
 from __future__ import annotations
 
+import io
+import math
 import mimetypes
+import os
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
 from urllib.request import url2pathname
 
-import urllib3
-from urllib3.exceptions import HTTPError as Urllib3Error
-from urllib3.util.ssl_ import create_urllib3_context
+import pycurl
 
 from stackmeta import __version__
 from stackmeta.errors import IndexAccessError, StackmetaError
@@ -75,34 +83,45 @@ class Transport:
         self.timeout = timeout
         self.retries = max(0, retries)
         self.backoff = backoff
-        self._pool_kw: dict[str, Any] = dict(
-            num_pools=8, maxsize=self.jobs, block=False, retries=False,
-            timeout=urllib3.Timeout(connect=min(timeout, 10.0), read=timeout),
-            headers={"User-Agent": user_agent},
-        )
-        self._pool = urllib3.PoolManager(**self._pool_kw)  # http://
-        self._tls_pool: urllib3.PoolManager | None = None  # https://, made when first needed
+        self.user_agent = user_agent
         self._lock = threading.Lock()
         self.log: list[LoggedRequest] = []
         self._dead: dict[str, str] = {}  # host -> why: hosts that refused connections
+        self._local = threading.local()  # each thread's curl handle
+        self._handles: list[pycurl.Curl] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._ca = _ca_paths()
 
     def close(self) -> None:
-        self._pool.clear()
-        if self._tls_pool is not None:
-            self._tls_pool.clear()
-
-    def _pool_for(self, url: str) -> urllib3.PoolManager:
-        if not url.startswith("https:"):
-            return self._pool
         with self._lock:
-            if self._tls_pool is None:
-                # one TLS context for every connection: loading the CA certificates costs ~0.2 s of
-                # CPU, which urllib3 would otherwise spend again on each new connection (and an
-                # index served over plain HTTP does not spend it at all)
-                tls = create_urllib3_context()
-                tls.load_default_certs()
-                self._tls_pool = urllib3.PoolManager(ssl_context=tls, **self._pool_kw)
-            return self._tls_pool
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)
+        with self._lock:
+            handles, self._handles = self._handles, []
+        for h in handles:
+            h.close()
+        self._local = threading.local()
+
+    def _handle(self) -> pycurl.Curl:
+        h: pycurl.Curl | None = getattr(self._local, "curl", None)
+        if h is None:
+            h = pycurl.Curl()
+            h.setopt(pycurl.NOSIGNAL, 1)
+            h.setopt(pycurl.TCP_NODELAY, 1)
+            h.setopt(pycurl.USERAGENT, self.user_agent)
+            h.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(self.timeout, 10.0) * 1000))
+            h.setopt(pycurl.LOW_SPEED_LIMIT, 1)
+            h.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(self.timeout)))
+            cafile, capath = self._ca
+            if cafile:
+                h.setopt(pycurl.CAINFO, cafile)
+            if capath:
+                h.setopt(pycurl.CAPATH, capath)
+            self._local.curl = h
+            with self._lock:
+                self._handles.append(h)
+        return h
 
     # -- one request -------------------------------------------------------------------
 
@@ -134,18 +153,14 @@ class Transport:
             raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
                                    "check that the index is reachable, or retry later")
         last = ""
-        pool = self._pool_for(url)
         for attempt in range(self.retries + 1):
             if attempt:
                 time.sleep(self._delay(attempt, last))
             try:
-                r = pool.request("GET", url, headers=dict(headers), redirect=False,
-                                       preload_content=True, decode_content=True)
-            except (Urllib3Error, OSError) as exc:
+                resp = self._attempt(url, headers)
+            except pycurl.error as exc:
                 last = _describe(exc)
                 continue
-            resp = Response(url=url, status=r.status,
-                            headers={k.lower(): v for k, v in r.headers.items()}, body=r.data or b"")
             if resp.status in RETRY_STATUS:
                 last = f"HTTP {resp.status}"
                 retry_after = resp.headers.get("retry-after", "")
@@ -161,6 +176,41 @@ class Transport:
             "check that the index is reachable, or retry later"
         )
 
+    def _attempt(self, url: str, headers: Mapping[str, str]) -> Response:
+        """One GET, no redirect followed; raises ``pycurl.error`` when no answer came."""
+        h = self._handle()
+        body = io.BytesIO()
+        got: dict[str, str] = {}
+
+        def header(line: bytes) -> None:
+            name, sep, value = line.decode("iso-8859-1").partition(":")
+            if sep:
+                got[name.strip().lower()] = value.strip()
+            elif name.startswith("HTTP/"):  # a new response (after 100 Continue): its own headers
+                got.clear()
+
+        h.setopt(pycurl.URL, url)
+        encoding = None
+        lines = []
+        for k, v in headers.items():
+            if k.lower() == "accept-encoding":
+                encoding = v  # asked through libcurl, which then decodes the body
+            else:
+                lines.append(f"{k}: {v}")
+        h.setopt(pycurl.HTTPHEADER, lines)
+        if encoding is None:
+            h.unsetopt(pycurl.ACCEPT_ENCODING)
+        else:
+            h.setopt(pycurl.ACCEPT_ENCODING, encoding)
+        h.setopt(pycurl.WRITEDATA, body)
+        h.setopt(pycurl.HEADERFUNCTION, header)
+        try:
+            h.perform()
+            status = h.getinfo(pycurl.RESPONSE_CODE)
+        finally:
+            h.setopt(pycurl.HEADERFUNCTION, _ignore)  # no reference to this call's closure kept
+        return Response(url=url, status=status, headers=got, body=body.getvalue())
+
     def _delay(self, attempt: int, last: str) -> float:
         if "retry-after=" in last:
             return min(float(last.rsplit("=", 1)[1]), 10.0)
@@ -171,33 +221,75 @@ class Transport:
     def map(self, fn: Callable[[T], R], items: Iterable[T],
             on_done: Callable[[T, R | StackmetaError], None] | None = None) -> dict[T, R | StackmetaError]:
         """Run *fn* over *items* with ``jobs`` threads. A :class:`StackmetaError` raised for one
-        item is its result; the others go on. *on_done* is called (in this thread) per item."""
+        item is its result; the others go on. *on_done* is called (in this thread) per item.
+        Called from one of the transport's own threads, the items run there, one by one."""
         todo = list(dict.fromkeys(items))
         out: dict[T, R | StackmetaError] = {}
         if not todo:
             return out
-        with ThreadPoolExecutor(max_workers=min(self.jobs, len(todo)), thread_name_prefix="stackmeta") as ex:
-            futures = {ex.submit(fn, item): item for item in todo}
-            for fut in as_completed(futures):
-                item = futures[fut]
+        if getattr(self._local, "worker", False):
+            for item in todo:
                 try:
-                    res: R | StackmetaError = fut.result()
+                    res: R | StackmetaError = fn(item)
                 except StackmetaError as exc:
                     res = exc
                 out[item] = res
                 if on_done is not None:
                     on_done(item, res)
+            return out
+        ex = self._executor()
+        futures = {ex.submit(fn, item): item for item in todo}
+        for fut in as_completed(futures):
+            item = futures[fut]
+            try:
+                res = fut.result()
+            except StackmetaError as exc:
+                res = exc
+            out[item] = res
+            if on_done is not None:
+                on_done(item, res)
         return {item: out[item] for item in todo}
 
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stackmeta",
+                                                initializer=self._mark_worker)
+            return self._pool
 
-def _describe(exc: BaseException) -> str:
-    name = type(exc).__name__
-    if "Timeout" in name or isinstance(exc, TimeoutError):
+    def _mark_worker(self) -> None:
+        self._local.worker = True
+
+
+def _ignore(_line: bytes) -> None:
+    return None
+
+
+def _ca_paths() -> tuple[str | None, str | None]:
+    """The CA certificates Python's ``ssl`` would use (``SSL_CERT_FILE``/``SSL_CERT_DIR`` first):
+    libcurl's built-in path may be another system's."""
+    paths = ssl.get_default_verify_paths()
+    cafile = os.environ.get(paths.openssl_cafile_env) or paths.cafile
+    capath = os.environ.get(paths.openssl_capath_env) or paths.capath
+    return (cafile if cafile and os.path.isfile(cafile) else None,
+            capath if capath and os.path.isdir(capath) else None)
+
+
+# libcurl's error codes that mean "no answer": the connection (or name) failed, or time ran out
+_CANNOT_CONNECT = frozenset({pycurl.E_COULDNT_CONNECT, pycurl.E_COULDNT_RESOLVE_HOST,
+                             pycurl.E_COULDNT_RESOLVE_PROXY})
+_TIMED_OUT = frozenset({pycurl.E_OPERATION_TIMEDOUT})
+
+
+def _describe(exc: pycurl.error) -> str:
+    code, text = (*exc.args, 0, "")[:2]
+    if code in _TIMED_OUT:
         return "timed out"
-    if "NewConnection" in name or isinstance(exc, ConnectionRefusedError):
+    if code in _CANNOT_CONNECT:
         return "cannot connect"
-    text = str(exc).split(": ", 1)[-1] if str(exc) else name
-    return f"{name}: {text}"[:200]
+    if code == pycurl.E_PARTIAL_FILE:
+        return f"incomplete response ({text})"[:200]
+    return f"{text or 'transfer failed'} (curl error {code})"[:200]
 
 
 def _get_file(url: str, headers: Mapping[str, str]) -> Response:
