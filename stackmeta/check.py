@@ -679,13 +679,21 @@ def fetch(release: Release, target: Target, client: IndexClient, progress: Progr
 def run_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
               ) -> CheckReport:
     """Check *release* for *target* against the client's index."""
+    return fetch_and_check(release, target, client, progress)[0]
+
+
+def fetch_and_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
+                    ) -> tuple[CheckReport, dict[NormalizedName, ProjectPage | StackmetaError | None],
+                               dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None]]:
+    """:func:`run_check`, with the pages and metadata it read (for a report that needs more)."""
     start = time.perf_counter()
     before = len(client.transport.log)
     with _no_cyclic_gc():
         pages, metas = fetch(release, target, client, progress)
         client.cache.flush_soon()  # the cache is written while the analysis runs
-        return analyse(release, target, client.index_url, pages, metas,
-                       seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)
+        report = analyse(release, target, client.index_url, pages, metas,
+                         seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)
+        return report, pages, metas
 
 
 @contextmanager

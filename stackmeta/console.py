@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-from rich.progress import Progress as RichProgress
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
 from stackmeta.progress import NO_PROGRESS, Progress
+
+if TYPE_CHECKING:  # rich is imported when something is printed for people (not for --json, --quiet)
+    from rich.console import Console
+    from rich.progress import Progress as RichProgress
+
+
+def _console(file: Any) -> Console:
+    from rich.console import Console
+
+    return Console(file=file, highlight=False, soft_wrap=True)
 
 
 class Output:
@@ -19,12 +26,18 @@ class Output:
     def __init__(self, *, json_mode: bool = False, quiet: bool = False) -> None:
         self.json_mode = json_mode
         self.quiet = quiet
-        self.out = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-        self.err = Console(file=sys.stderr, highlight=False, soft_wrap=True)
+
+    @cached_property
+    def out(self) -> Console:
+        return _console(sys.stdout)
+
+    @cached_property
+    def err(self) -> Console:
+        return _console(sys.stderr)
 
     @property
     def interactive(self) -> bool:
-        return self.err.is_terminal and not self.quiet and not self.json_mode
+        return not self.quiet and not self.json_mode and self.err.is_terminal
 
     def progress(self) -> Progress:
         return _BarProgress(self.err) if self.interactive else NO_PROGRESS
@@ -58,6 +71,9 @@ class _BarProgress:
         self._task: Any = None
 
     def start(self, what: str, total: int | None) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+        from rich.progress import Progress as RichProgress
+
         self.done()
         self._bar = RichProgress(
             TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),

@@ -18,20 +18,20 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
 
-from rich import box
-from rich.table import Table
-from rich.text import Text
-
-from stackmeta import atomic, check, platforms, record, report_html
+from stackmeta import atomic, check, record
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, UsageError
 from stackmeta.index.client import PYPI, IndexClient
 from stackmeta.target import LAPTOP_PLATFORMS, PLATFORMS
+
+if TYPE_CHECKING:  # rich, the laptop report and the HTML page are imported when used
+    from rich.table import Table
+
+    from stackmeta import platforms
 
 EXIT_OK = 0
 EXIT_BLOCKED = 1
@@ -66,7 +66,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--jobs", type=int, default=16, help="requests in flight at once (default: 16)")
     p.add_argument("--retries", type=int, default=4,
                    help="retries of a request on 429, 5xx, timeouts, connection errors (default: 4)")
-    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for an answer (default: 30)")
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds to connect, and seconds a transfer may go without a byte (whole seconds; "
+                        "default: 30)")
     p.add_argument("--no-save", action="store_true", help="do not write the check section into the record")
     p.set_defaults(func=run)
 
@@ -114,11 +116,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
     matrix: platforms.PlatformMatrix | None = None
     with IndexClient(args.index_url, cache_dir, jobs=args.jobs, retries=max(0, args.retries),
                      timeout=args.timeout, page_max_age=0 if args.refresh else 600.0) as client:
-        start = time.perf_counter()
-        pages, metas = check.fetch(rel, target, client, output.progress())
-        report = check.analyse(rel, target, client.index_url, pages, metas,
-                               seconds=time.perf_counter() - start, requests=len(client.transport.log))
+        report, pages, metas = check.fetch_and_check(rel, target, client, output.progress())
         if laptop:
+            from stackmeta import platforms
+
             pins = check.shipped_pins(rel, target)
             matrix = platforms.matrix(rel.lock_name, pins, target.python, pages,
                                       nearest=args.python is not None)
@@ -129,6 +130,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
     if args.format == "html":
         assert matrix is not None
+        from stackmeta import report_html
+
         page = report_html.render(report, matrix, verdict(report))
         if args.out is None:
             output.result(page)
@@ -177,6 +180,8 @@ def verdict(report: check.CheckReport) -> str:
 
 
 def _table(title: str, *columns: str) -> Table:
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", title_style="bold", show_lines=False)
     for c in columns:
         t.add_column(c, overflow="fold")
@@ -242,6 +247,10 @@ def cell_text(c: platforms.Cell) -> str:
 
 
 def show_matrix(m: platforms.PlatformMatrix, output: Output) -> None:
+    from rich import box
+    from rich.table import Table
+    from rich.text import Text
+
     out = output.out
     t = Table(title=f"Wheels for Python {m.python} ({len(m.rows)} pins)", title_justify="left",
               title_style="bold", box=box.SIMPLE_HEAD, pad_edge=False)

@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
-from urllib.request import url2pathname
 
 import pycurl
 
@@ -180,15 +179,7 @@ class Transport:
         """One GET, no redirect followed; raises ``pycurl.error`` when no answer came."""
         h = self._handle()
         body = io.BytesIO()
-        got: dict[str, str] = {}
-
-        def header(line: bytes) -> None:
-            name, sep, value = line.decode("iso-8859-1").partition(":")
-            if sep:
-                got[name.strip().lower()] = value.strip()
-            elif name.startswith("HTTP/"):  # a new response (after 100 Continue): its own headers
-                got.clear()
-
+        raw: list[bytes] = []
         h.setopt(pycurl.URL, url)
         encoding = None
         lines = []
@@ -203,13 +194,13 @@ class Transport:
         else:
             h.setopt(pycurl.ACCEPT_ENCODING, encoding)
         h.setopt(pycurl.WRITEDATA, body)
-        h.setopt(pycurl.HEADERFUNCTION, header)
+        h.setopt(pycurl.HEADERFUNCTION, raw.append)
         try:
             h.perform()
             status = h.getinfo(pycurl.RESPONSE_CODE)
         finally:
-            h.setopt(pycurl.HEADERFUNCTION, _ignore)  # no reference to this call's closure kept
-        return Response(url=url, status=status, headers=got, body=body.getvalue())
+            h.setopt(pycurl.HEADERFUNCTION, _ignore)  # no reference to this call's list kept
+        return Response(url=url, status=status, headers=_headers(raw), body=body.getvalue())
 
     def _delay(self, attempt: int, last: str) -> float:
         if "retry-after=" in last:
@@ -265,6 +256,18 @@ def _ignore(_line: bytes) -> None:
     return None
 
 
+def _headers(raw: list[bytes]) -> dict[str, str]:
+    """The header lines of the last response received (lower-case names)."""
+    got: dict[str, str] = {}
+    for line in raw:
+        name, sep, value = line.decode("iso-8859-1").partition(":")
+        if sep:
+            got[name.strip().lower()] = value.strip()
+        elif name.startswith("HTTP/"):  # a new response (after 100 Continue): its own headers
+            got.clear()
+    return got
+
+
 def _ca_paths() -> tuple[str | None, str | None]:
     """The CA certificates Python's ``ssl`` would use (``SSL_CERT_FILE``/``SSL_CERT_DIR`` first):
     libcurl's built-in path may be another system's."""
@@ -293,6 +296,8 @@ def _describe(exc: pycurl.error) -> str:
 
 
 def _get_file(url: str, headers: Mapping[str, str]) -> Response:
+    from urllib.request import url2pathname  # imports http.client: only for file:// indexes
+
     parts = urlsplit(url)
     path = Path(url2pathname(unquote(parts.path)))
     if path.is_dir():

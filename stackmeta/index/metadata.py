@@ -66,10 +66,11 @@ def _requirement(text: str) -> Requirement:
     return Requirement(text)
 
 
-# the fields read here (lower case), and what the email parser takes for a header line
-_FIELDS = frozenset({b"metadata-version", b"name", b"version", b"requires-dist", b"requires-python",
-                     b"dynamic", b"provides-extra"})
-_HEADER = re.compile(rb"^(From |[\041-\071\073-\176]*:|[\t ])")
+# the header block as the email parser reads it: header lines and their continuations, up to
+# the first empty line or line that is no header; then, in it, the fields read here
+_BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\n]*(?:\n|\Z))*")
+_WANTED = re.compile(rb"^(?:metadata-version|name|version|requires-dist|requires-python|dynamic"
+                     rb"|provides-extra)[\t ]*:[^\n]*(?:\n[\t ][^\n]*)*", re.IGNORECASE | re.MULTILINE)
 
 
 def _wanted_headers(data: bytes) -> bytes:
@@ -77,19 +78,9 @@ def _wanted_headers(data: bytes) -> bytes:
     ``parse_email`` would read of them from the whole file, without the description (the
     body, often most of the file) and the classifiers, URLs, etc. The headers end where the
     email parser ends them: at the first empty line or line that is no header."""
-    out = []
-    keep = False
-    for line in data.split(b"\n"):
-        if not line.strip(b"\r") or not _HEADER.match(line):
-            break
-        if line[:1] in (b" ", b"\t"):
-            if keep:
-                out.append(line)
-            continue
-        keep = line.split(b":", 1)[0].strip().lower() in _FIELDS
-        if keep:
-            out.append(line)
-    return b"\n".join(out) + b"\n"
+    block = _BLOCK.match(data)
+    head = block.group(0) if block else b""
+    return b"\n".join(_WANTED.findall(head)) + b"\n"
 
 
 @lru_cache(maxsize=2048)
