@@ -11,6 +11,8 @@ Usage::
 Serving (GET and HEAD): ``/x/`` answers ``x/index.json`` with the PEP 691 content type when the request
 accepts it and the file exists (``negotiate=True``, the default), else ``x/index.html``;
 other files by their suffix. ``Range: bytes=a-b`` and ``bytes=-n`` are honoured (206).
+With ``gzip=True`` pages (JSON, HTML) go out gzip-compressed to a client that accepts it
+(``Content-Encoding: gzip``), as from nginx with ``gzip on``.
 
 Misbehaviours (:meth:`StaticServer.fail`; *pattern* is an ``fnmatch`` pattern on the path,
 ``times`` how many matching requests misbehave, None for all):
@@ -29,6 +31,7 @@ Misbehaviours (:meth:`StaticServer.fail`; *pattern* is an ``fnmatch`` pattern on
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import mimetypes
 import socket
 import threading
@@ -113,7 +116,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(206, data[start:end + 1], ctype,
                        {"Content-Range": f"bytes {start}-{end}/{total}"}, fault)
             return
-        self._send(200, data, ctype, {"Accept-Ranges": "bytes"}, fault)
+        headers = {"Accept-Ranges": "bytes"}
+        if (owner.gzip and "gzip" in self.headers.get("Accept-Encoding", "")
+                and (ctype.startswith("text/html") or ctype.endswith("json"))):
+            data = gzip.compress(data)
+            headers = {"Content-Encoding": "gzip", "Vary": "Accept-Encoding"}
+        self._send(200, data, ctype, headers, fault)
 
     def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None,
               fault: Fault | None = None) -> None:
@@ -146,9 +154,10 @@ class _Server(ThreadingHTTPServer):
 class StaticServer:
     """A folder served on 127.0.0.1 (a free port) by a real ThreadingHTTPServer."""
 
-    def __init__(self, root: Path, *, negotiate: bool = True) -> None:
+    def __init__(self, root: Path, *, negotiate: bool = True, gzip: bool = False) -> None:
         self.root = Path(root)
         self.negotiate = negotiate
+        self.gzip = gzip
         self.lock = threading.Lock()
         self.log: list[tuple[str, dict[str, str]]] = []
         self.faults: list[Fault] = []

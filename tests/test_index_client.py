@@ -14,7 +14,7 @@ from packaging.version import Version
 from stackmeta.errors import IndexAccessError
 from stackmeta.index import IndexClient, IndexSource
 from stackmeta.index.cache import Cache
-from stackmeta.index.simple import ProjectFile
+from stackmeta.index.simple import JSON_TYPE, ProjectFile
 from stackmeta.target import Target
 from tests.httpserver import StaticServer, unreachable_url
 
@@ -268,6 +268,40 @@ def test_redirect_loop(server: StaticServer) -> None:
         c.project("gamma")
     url = f"{server.url}/simple/gamma/"
     assert str(err.value) == f"{url}: redirect loop (back to {url}): fix the index URL"
+
+
+def test_gzip_page_is_decoded(tmp_path: Path) -> None:
+    with StaticServer(FIXTURE, gzip=True) as s, client(s.url + "/simple", None) as c:
+        page = c.project("six")
+        raw = c.transport.get(s.url + "/simple/six/", headers={"Accept": JSON_TYPE})
+    assert page is not None and [f.filename for f in page.files] == ["six-1.16.0-py2.py3-none-any.whl"]
+    assert s.log[0][1]["Accept-Encoding"] == "gzip"  # asked for, and decoded
+    assert "content-encoding" not in raw.headers and raw.body.startswith(b"{")  # not asked for: plain
+
+
+def test_a_request_carries_only_its_own_headers(server: StaticServer) -> None:
+    # the same curl handle serves one thread's requests one after another
+    with client(server.url + "/simple", None) as c:
+        part = c.transport.get(server.url + "/simple/six/", headers={"Range": "bytes=0-9", "X-Test": "1"})
+        whole = c.transport.get(server.url + "/simple/six/")
+        json_page = c.transport.get(server.url + "/simple/six/",
+                                    headers={"Accept": "application/vnd.pypi.simple.v1+json"})
+        html_page = c.transport.get(server.url + "/simple/six/", headers={"Accept": "text/html"})
+    assert part.status == 206 and len(part.body) == 10
+    assert whole.status == 200 and len(whole.body) > 10
+    assert "Range" not in server.log[1][1] and "X-Test" not in server.log[1][1]
+    assert json_page.body.startswith(b"{") and html_page.body.startswith(b"<")
+
+
+def test_map_inside_map_runs_in_the_worker(server: StaticServer) -> None:
+    # a task that itself maps (a resolver prefetching while a check runs) must not wait for a
+    # free worker of the pool it occupies
+    with client(server.url + "/simple", None, jobs=2) as c:
+        def outer(name: str) -> list[str]:
+            inner = c.transport.map(lambda n: str(c.project(n).name), [name, "six"])  # type: ignore[union-attr]
+            return sorted(str(v) for v in inner.values())
+        results = c.transport.map(outer, ["alpha", "beta", "gamma"])
+    assert results == {"alpha": ["alpha", "six"], "beta": ["beta", "six"], "gamma": ["gamma", "six"]}
 
 
 def test_one_request_per_page_and_file_however_many_threads_ask(server: StaticServer) -> None:

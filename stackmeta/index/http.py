@@ -188,7 +188,10 @@ class Transport:
                 encoding = v  # asked through libcurl, which then decodes the body
             else:
                 lines.append(f"{k}: {v}")
-        h.setopt(pycurl.HTTPHEADER, lines)
+        if lines:
+            h.setopt(pycurl.HTTPHEADER, lines)
+        else:  # an empty list would leave the last request's headers (a Range!) in place
+            h.unsetopt(pycurl.HTTPHEADER)
         if encoding is None:
             h.unsetopt(pycurl.ACCEPT_ENCODING)
         else:
@@ -270,12 +273,20 @@ def _headers(raw: list[bytes]) -> dict[str, str]:
 
 def _ca_paths() -> tuple[str | None, str | None]:
     """The CA certificates Python's ``ssl`` would use (``SSL_CERT_FILE``/``SSL_CERT_DIR`` first):
-    libcurl's built-in path may be another system's."""
+    libcurl's built-in path may be another system's. Where the system has none (a Python
+    from python.org on macOS before its "Install Certificates"), certifi's when installed."""
     paths = ssl.get_default_verify_paths()
     cafile = os.environ.get(paths.openssl_cafile_env) or paths.cafile
     capath = os.environ.get(paths.openssl_capath_env) or paths.capath
-    return (cafile if cafile and os.path.isfile(cafile) else None,
-            capath if capath and os.path.isdir(capath) else None)
+    found = (cafile if cafile and os.path.isfile(cafile) else None,
+             capath if capath and os.path.isdir(capath) else None)
+    if found == (None, None):
+        try:
+            import certifi
+        except ImportError:
+            return found
+        return certifi.where(), None
+    return found
 
 
 # libcurl's error codes that mean "no answer": the connection (or name) failed, or time ran out
