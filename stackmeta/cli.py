@@ -7,7 +7,9 @@ that adds its parser and sets ``func(args, output) -> int`` as the parser's defa
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -86,4 +88,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def entrypoint() -> None:
-    sys.exit(main())
+    code = main()
+    _quick_exit(code)
+
+
+def _quick_exit(code: int) -> None:
+    """Exit as ``sys.exit`` would, but without freeing every object one by one: a check holds
+    a few hundred thousand (its pages), whose teardown takes ~0.1 s of a 1 s command. The
+    exit handlers run first (caches written, temporary folders removed, as at a normal exit),
+    the standard streams are flushed, then the process ends (as mypy ends its runs)."""
+    run_exit_handlers = getattr(atexit, "_run_exitfuncs", None)
+    if run_exit_handlers is None:  # not CPython: the normal way
+        sys.exit(code)
+    try:
+        run_exit_handlers()
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:  # a reader that went away (| head): nothing more to say to it
+        os._exit(code or 1)
+    os._exit(code)

@@ -4,6 +4,8 @@ group of the report, the record's check section, exit codes, and index faults.""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,6 +115,27 @@ def test_cli_json_and_record(server: StaticServer, locks: Path, tmp_path: Path,
     doc = json.loads(record.record_path(locks, "CMSSW_99_0_0").read_text())
     assert set(doc) == {"format", "release", "check"}
     assert CheckReport.from_json(doc["check"]).conflicts == CheckReport.from_json(data["report"]).conflicts
+
+
+def test_cli_process_ends_with_everything_written(server: StaticServer, locks: Path, tmp_path: Path) -> None:
+    # the command as installed (entrypoint: exit handlers run, then the process ends without
+    # freeing its objects one by one): output complete, record saved, cache written
+    cmd = [sys.executable, "-c", "from stackmeta.cli import entrypoint; entrypoint()",
+           "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--json",
+           "--index-url", server.url + "/simple", "--cache-dir", str(tmp_path / "c")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    assert proc.returncode == 1, proc.stderr
+    assert json.loads(proc.stdout)["exit_code"] == 1
+    assert "check" in json.loads(record.record_path(locks, "CMSSW_99_0_0").read_text())
+    store = Cache(tmp_path / "c")
+    try:
+        assert len(store.metadata_keys()) >= 5
+    finally:
+        store.close()
+    # a reader that goes away early (| head -c 10): no traceback
+    shell = subprocess.run(" ".join(f"'{c}'" for c in cmd) + " | head -c 10", shell=True, capture_output=True,
+                           text=True, check=False)
+    assert len(shell.stdout) == 10 and "Traceback" not in shell.stderr
 
 
 def test_cli_terminal_output(server: StaticServer, locks: Path, tmp_path: Path,
