@@ -7,6 +7,7 @@ Usage::
         server.fail("/simple/six/*", "500", times=2)   # two 500s, then normal answers
         ...
         server.log                                 # [(path, {header: value})] of every request
+        server.arrivals                            # when each arrived (time.monotonic())
 
 Serving (GET and HEAD): ``/x/`` answers ``x/index.json`` with the PEP 691 content type when the request
 accepts it and the file exists (``negotiate=True``, the default), else ``x/index.html``;
@@ -74,6 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         with owner.lock:
             owner.log.append((path, dict(self.headers.items())))
+            owner.arrivals.append(time.monotonic())
             fault = owner.take_fault(path)
         if fault is not None:
             if fault.kind.isdigit():
@@ -160,6 +162,7 @@ class StaticServer:
         self.gzip = gzip
         self.lock = threading.Lock()
         self.log: list[tuple[str, dict[str, str]]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each request in the log
         self.faults: list[Fault] = []
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
@@ -184,6 +187,7 @@ class StaticServer:
         with self.lock:
             self.faults.clear()
             self.log.clear()
+            self.arrivals.clear()
 
     def take_fault(self, path: str) -> Fault | None:
         """(called with the lock held)"""

@@ -293,6 +293,17 @@ def test_a_request_carries_only_its_own_headers(server: StaticServer) -> None:
     assert json_page.body.startswith(b"{") and html_page.body.startswith(b"<")
 
 
+def test_a_hosts_first_request_goes_alone(server: StaticServer) -> None:
+    # the threads wait for the host's first answer (then its name is in the shared DNS cache:
+    # one lookup, not one per thread), then go all at once
+    server.fail("/simple/*", "timeout", delay=0.5, times=1)  # whichever comes first is slow
+    with client(server.url + "/simple", None, jobs=8) as c:
+        pages = c.projects(["alpha", "beta", "gamma", "six", "urllib3", "oldsdist"])
+    assert not any(isinstance(p, Exception) for p in pages.values())
+    assert len(server.arrivals) == 6
+    assert all(t >= server.arrivals[0] + 0.45 for t in server.arrivals[1:])
+
+
 def test_map_inside_map_runs_in_the_worker(server: StaticServer) -> None:
     # a task that itself maps (a resolver prefetching while a check runs) must not wait for a
     # free worker of the pool it occupies

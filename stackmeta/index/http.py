@@ -86,6 +86,14 @@ class Transport:
         self._lock = threading.Lock()
         self.log: list[LoggedRequest] = []
         self._dead: dict[str, str] = {}  # host -> why: hosts that refused connections
+        # the handles share one DNS cache and TLS sessions; a host's first request goes alone
+        # (the others to that host wait for it): then one name lookup is made, not one per
+        # thread (a burst of lookups gets some of them dropped by resolvers: 5 s each)
+        self._share = pycurl.CurlShare()
+        self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_DNS)
+        self._share.setopt(pycurl.SH_SHARE, pycurl.LOCK_DATA_SSL_SESSION)
+        self._known: set[str] = set()  # hosts that answered once (their name is in the cache)
+        self._host_locks: dict[str, threading.Lock] = {}
         self._local = threading.local()  # each thread's curl handle
         self._handles: list[pycurl.Curl] = []
         self._pool: ThreadPoolExecutor | None = None
@@ -109,6 +117,7 @@ class Transport:
             h.setopt(pycurl.NOSIGNAL, 1)
             h.setopt(pycurl.TCP_NODELAY, 1)
             h.setopt(pycurl.USERAGENT, self.user_agent)
+            h.setopt(pycurl.SHARE, self._share)
             h.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(self.timeout, 10.0) * 1000))
             h.setopt(pycurl.LOW_SPEED_LIMIT, 1)
             h.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(self.timeout)))
@@ -156,7 +165,7 @@ class Transport:
             if attempt:
                 time.sleep(self._delay(attempt, last))
             try:
-                resp = self._attempt(url, headers)
+                resp = self._first_or_any(host, url, headers)
             except pycurl.error as exc:
                 last = _describe(exc)
                 continue
@@ -174,6 +183,21 @@ class Transport:
             f"{url}: {last} (after {attempts} attempt{'s' * (attempts > 1)}): "
             "check that the index is reachable, or retry later"
         )
+
+    def _first_or_any(self, host: str, url: str, headers: Mapping[str, str]) -> Response:
+        """:meth:`_attempt`; while *host* has not answered yet, one attempt at a time."""
+        if host in self._known:
+            return self._attempt(url, headers)
+        with self._lock:
+            gate = self._host_locks.setdefault(host, threading.Lock())
+        with gate:
+            dead = self._dead.get(host)
+            if dead is not None:  # it failed for another thread meanwhile
+                raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
+                                       "check that the index is reachable, or retry later")
+            resp = self._attempt(url, headers)
+            self._known.add(host)
+            return resp
 
     def _attempt(self, url: str, headers: Mapping[str, str]) -> Response:
         """One GET, no redirect followed; raises ``pycurl.error`` when no answer came."""
