@@ -243,8 +243,12 @@ def main() -> None:
           + (f": {uv_err.strip()}" if uv_rc else ""))
     print(f"  pip dry-run  {pip_t:7.3f} s   exit {pip_rc}" + (f": {pip_err.strip()}" if pip_rc else ""))
     print(f"  uv and pip resolved {how}")
-    print(f"  cold / floor = {cold / fl:.2f} (target <= 1.5)   cold / uv = {cold / uv_t:.2f} (target < 1)   "
-          f"cold / pip = {cold / pip_t:.2f}   warm = {warm:.3f} s")
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "MISSED"
+
+    print(f"  cold / floor = {cold / fl:.2f} (target <= 1.5: {verdict(cold / fl <= 1.5)})   "
+          f"cold / uv = {cold / uv_t:.2f} (target < 1: {verdict(cold < uv_t)})   "
+          f"cold / pip = {cold / pip_t:.2f}   warm = {warm:.3f} s (target < 0.5 s: {verdict(warm < 0.5)})")
     print(f"  whole commands: cold CLI / uv = {cold_cli / uv_t:.2f}   "
           f"(uv resolved {len(pins)} pins, the check {len(rel.packages)})")
 

@@ -238,11 +238,21 @@ class CheckReport:
             raise RecordError(f"malformed check section ({exc!r}): run 'stackmeta check' again") from None
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _to_json(obj: Any) -> Any:
+    """Dataclasses as dicts (fields in order), enums as their values, tuples as lists."""
+    t = type(obj)
+    if t is str or t is int or t is bool or t is float or obj is None:  # most of a report
+        return obj
+    names = _FIELDS.get(t)
+    if names is None and hasattr(t, "__dataclass_fields__"):
+        names = _FIELDS[t] = tuple(f.name for f in fields(t))
+    if names is not None:
+        return {n: _to_json(getattr(obj, n)) for n in names}
     if isinstance(obj, Enum):
         return obj.value
-    if hasattr(obj, "__dataclass_fields__"):
-        return {f.name: _to_json(getattr(obj, f.name)) for f in fields(obj)}
     if isinstance(obj, tuple | list):
         return [_to_json(x) for x in obj]
     return obj
