@@ -15,10 +15,11 @@ requirement on it), whose own dependencies are followed in turn.
 from __future__ import annotations
 
 import gc
+import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -517,6 +518,11 @@ def _result(name: NormalizedName, version: Version | None, written: str, *, pinn
     source: str | None = None
     if isinstance(md, FileMetadata):
         source = md.source
+        if md.note:
+            notes.append(md.note)
+        if md.source == "pep517":
+            notes.append(f"dependencies from a PEP 517 metadata build of {md.file.filename} with Python "
+                         f"{sys.version_info[0]}.{sys.version_info[1]}")
         if md.metadata is not None:
             rp = None if md.metadata.requires_python is None else str(md.metadata.requires_python)
             notes.extend(f"metadata junk skipped: {j}" for j in md.metadata.junk)
@@ -623,10 +629,14 @@ def default_target(release: Release, python: str | None = None, platform: str | 
 def fetch(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS, *,
           pages: dict[NormalizedName, ProjectPage | StackmetaError | None] | None = None,
           metas: dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None] | None = None,
+          build_metadata: bool = False,
           ) -> tuple[dict[NormalizedName, ProjectPage | StackmetaError | None],
                      dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None]]:
     """Fetch, round by round, every page and metadata file the closure needs. Given *pages*
-    and *metas* (what an earlier fetch returned), only what they lack is fetched, into them."""
+    and *metas* (what an earlier fetch returned), only what they lack is fetched, into them.
+    With *build_metadata*, an sdist whose PKG-INFO leaves the dependencies unknown has its
+    metadata built through PEP 517 (:meth:`IndexClient.built_metadata`; runs its build code);
+    a build that fails leaves them unknown, with the reason as the metadata's note."""
     pages = {} if pages is None else pages
     metas = {} if metas is None else metas
     pins = {p.name: p.version for p in shipped_pins(release, target) if p.version is not None}
@@ -654,9 +664,15 @@ def fetch(release: Release, target: Target, client: IndexClient, progress: Progr
             metas[(name, version)] = None
             return
         try:
-            metas[(name, version)] = client.metadata(chosen, name)
+            md = metas[(name, version)] = client.metadata(chosen, name)
         except StackmetaError as exc:
             metas[(name, version)] = exc
+        else:
+            if build_metadata and chosen.kind == "sdist" and not md.dependencies_known:
+                try:
+                    metas[(name, version)] = client.built_metadata(chosen, name)
+                except StackmetaError as exc:
+                    metas[(name, version)] = replace(md, note=f"metadata build failed: {exc}")
         if isinstance(page, ProjectPage):
             _prepare(page, version, metas[(name, version)], target)
 
@@ -686,20 +702,21 @@ def fetch(release: Release, target: Target, client: IndexClient, progress: Progr
     return pages, metas
 
 
-def run_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
-              ) -> CheckReport:
+def run_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS, *,
+              build_metadata: bool = False) -> CheckReport:
     """Check *release* for *target* against the client's index."""
-    return fetch_and_check(release, target, client, progress)[0]
+    return fetch_and_check(release, target, client, progress, build_metadata=build_metadata)[0]
 
 
-def fetch_and_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS
+def fetch_and_check(release: Release, target: Target, client: IndexClient, progress: Progress = NO_PROGRESS,
+                    *, build_metadata: bool = False,
                     ) -> tuple[CheckReport, dict[NormalizedName, ProjectPage | StackmetaError | None],
                                dict[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None]]:
     """:func:`run_check`, with the pages and metadata it read (for a report that needs more)."""
     start = time.perf_counter()
     before = len(client.transport.log)
     with _no_cyclic_gc():
-        pages, metas = fetch(release, target, client, progress)
+        pages, metas = fetch(release, target, client, progress, build_metadata=build_metadata)
         client.cache.flush_soon()  # the cache is written while the analysis runs
         report = analyse(release, target, client.index_url, pages, metas,
                          seconds=time.perf_counter() - start, requests=len(client.transport.log) - before)

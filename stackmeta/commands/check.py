@@ -70,6 +70,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                    help="seconds to connect, and seconds a transfer may go without a byte (whole seconds; "
                         "default: 30)")
     p.add_argument("--no-save", action="store_true", help="do not write the check section into the record")
+    p.add_argument("--build-metadata", action="store_true",
+                   help="for sdists whose PKG-INFO leaves the dependencies unknown, build the metadata "
+                        "through PEP 517 in isolated environments (runs their build code; build "
+                        "requirements from --index-url)")
     p.set_defaults(func=run)
 
 
@@ -116,7 +120,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     matrix: platforms.PlatformMatrix | None = None
     with IndexClient(args.index_url, cache_dir, jobs=args.jobs, retries=max(0, args.retries),
                      timeout=args.timeout, page_max_age=0 if args.refresh else 600.0) as client:
-        report, pages, metas = check.fetch_and_check(rel, target, client, output.progress())
+        report, pages, metas = check.fetch_and_check(rel, target, client, output.progress(),
+                                                     build_metadata=args.build_metadata)
         if laptop:
             from stackmeta import platforms
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import platformdirs
 
-SOURCES = ("pep658", "range", "download", "pkg-info")
+SOURCES = ("pep658", "range", "download", "pkg-info", "pep517")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DB_NAME = "cache.sqlite3"
 FLUSH_BYTES = 64 << 20

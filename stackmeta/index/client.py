@@ -51,11 +51,14 @@ class FileMetadata:
     source: MetadataSource
     raw: bytes | None  # the bytes read (METADATA / PKG-INFO); None when nothing could be read
     metadata: CoreMetadata | None
+    note: str | None = None  # e.g. why a metadata build (--build-metadata) failed
 
     @property
     def dependencies_known(self) -> bool:
         if self.metadata is None:
             return False
+        if self.source == "pep517":  # what the backend itself says, as for a wheel
+            return True
         if self.source == "pkg-info" or self.file.kind == "sdist":  # PEP 643 rules, however read
             return self.metadata.dependencies_known
         return True
@@ -95,6 +98,7 @@ class IndexClient:
         self._pages: dict[NormalizedName, ProjectPage | None] = {}
         self._metadata: dict[str, FileMetadata] = {}
         self._key_locks: dict[str, threading.Lock] = {}
+        self._builds = threading.BoundedSemaphore(2)  # metadata builds at once (each a venv and pip)
 
     def __enter__(self) -> IndexClient:
         return self
@@ -170,6 +174,44 @@ class IndexClient:
             with self._lock:
                 self._metadata[key] = result
             return result
+
+    def built_metadata(self, file: ProjectFile, project: str) -> FileMetadata:
+        """The metadata the sdist *file* builds through PEP 517 in an isolated environment
+        (its build requirements from this index). Opt-in: it runs the project's build code.
+        Cached by the sdist's sha256 like any metadata, so a file is built once. Raises
+        :class:`IndexAccessError` (a download or the build failed)."""
+        key = f"pep517:{file.sha256 or file.url}"
+        with self._lock:
+            if key in self._metadata:
+                return self._metadata[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._metadata:
+                    return self._metadata[key]
+            result = self._build_metadata(file, canonicalize_name(project))
+            with self._lock:
+                self._metadata[key] = result
+            return result
+
+    def _build_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
+        cache_key = _built_key(file.sha256)
+        hit = self.cache.get_metadata(cache_key)
+        if hit is not None:
+            try:
+                md = parse_metadata(hit[0], url=f"{file.url} (built, cached)", project=project)
+            except IndexAccessError:
+                pass
+            else:
+                return FileMetadata(project=project, file=file, source="pep517", raw=hit[0], metadata=md)
+        body = self._download(file, project)
+        from stackmeta.index import pep517
+
+        with self._builds:
+            data = pep517.build_sdist_metadata(body, file.filename, index_url=self.index_url)
+        md = parse_metadata(data, url=f"{file.url} (built)", project=project)
+        self.cache.put_metadata(cache_key, data, "pep517")
+        return FileMetadata(project=project, file=file, source="pep517", raw=data, metadata=md)
 
     def metadatas(self, files: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS
                   ) -> dict[tuple[str, ProjectFile], FileMetadata | StackmetaError]:
@@ -302,6 +344,11 @@ class IndexClient:
         if data is None:
             return FileMetadata(project=project, file=file, source="unknown", raw=None, metadata=None)
         return self._keep(file, project, data, "pkg-info", file.url)
+
+
+def _built_key(sha256: str | None) -> str | None:
+    """The cache key of what an sdist builds: its own sha256 keys what it holds (PKG-INFO)."""
+    return None if sha256 is None else hashlib.sha256(f"pep517:{sha256}".encode()).hexdigest()
 
 
 class _RangeUnsupported(Exception):

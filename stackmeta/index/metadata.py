@@ -20,7 +20,7 @@ from packaging.version import InvalidVersion, Version
 
 from stackmeta.errors import IndexAccessError
 
-MetadataSource = Literal["pep658", "range", "download", "pkg-info", "unknown"]
+MetadataSource = Literal["pep658", "range", "download", "pkg-info", "pep517", "unknown"]
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
