@@ -304,6 +304,15 @@ def test_a_hosts_first_request_goes_alone(server: StaticServer) -> None:
     assert all(t >= server.arrivals[0] + 0.45 for t in server.arrivals[1:])
 
 
+def test_only_http_https_and_file_urls_are_read(server: StaticServer) -> None:
+    # a page may name any URL for a file: nothing but http(s) goes to libcurl
+    with client(server.url + "/simple", None) as c:
+        for url in ("ftp://127.0.0.1/x.whl", "gopher://127.0.0.1/x", "dict://127.0.0.1/x"):
+            with pytest.raises(IndexAccessError) as err:
+                c.transport.get(url)
+            assert str(err.value) == f"{url}: not an http, https or file URL: only those are read"
+
+
 def test_map_inside_map_runs_in_the_worker(server: StaticServer) -> None:
     # a task that itself maps (a resolver prefetching while a check runs) must not wait for a
     # free worker of the pool it occupies

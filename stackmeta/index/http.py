@@ -118,6 +118,7 @@ class Transport:
             h.setopt(pycurl.TCP_NODELAY, 1)
             h.setopt(pycurl.USERAGENT, self.user_agent)
             h.setopt(pycurl.SHARE, self._share)
+            h.setopt(pycurl.PROTOCOLS, pycurl.PROTO_HTTP | pycurl.PROTO_HTTPS)  # nothing else, ever
             h.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(self.timeout, 10.0) * 1000))
             h.setopt(pycurl.LOW_SPEED_LIMIT, 1)
             h.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(self.timeout)))
@@ -140,6 +141,8 @@ class Transport:
             self.log.append(LoggedRequest(url=url, headers=tuple(sorted(hdrs.items()))))
         if url.startswith("file:"):
             return _get_file(url, hdrs)
+        if not url.startswith(("http://", "https://")):
+            raise IndexAccessError(f"{url}: not an http, https or file URL: only those are read")
         seen = {url}
         current = url
         for _ in range(MAX_REDIRECTS + 1):
