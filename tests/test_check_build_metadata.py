@@ -160,3 +160,17 @@ def test_cli_flag(index: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str
     pins = {p["name"]: p for p in out["report"]["pins"]}
     assert pins["selfbuilt"]["metadata_source"] == "pep517"
     assert pins["selfbuilt"]["requires_dist"] == ["dep-a>=2", "dep-b"]
+
+
+def test_an_sdist_member_outside_the_archive_is_refused(tmp_path: Path) -> None:
+    from stackmeta.index.pep517 import BuildError, build_sdist_metadata
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tf:
+        info = tarfile.TarInfo("../escaped.txt")
+        info.size = 1
+        tf.addfile(info, io.BytesIO(b"x"))
+    with pytest.raises(BuildError) as err:
+        build_sdist_metadata(buf.getvalue(), "evil-1.0.tar.gz", index_url=None)
+    assert str(err.value).startswith("evil-1.0.tar.gz: not a readable sdist (")
+    assert "outside" in str(err.value)

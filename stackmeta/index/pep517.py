@@ -5,8 +5,8 @@ When an sdist's PKG-INFO cannot be trusted for its dependencies (Metadata-Versio
 ``prepare_metadata_for_build_wheel`` (or a wheel build) in an isolated environment whose build
 requirements pip installs from the index being checked (only from it: pip's configuration
 files and PIP_* sources are left out, as for ``stackmeta env``). That runs the project's build code,
-so it is opt-in, and it runs in a child process (``python -m stackmeta.index.pep517 SRCDIR
-OUT``, METADATA written to OUT) so that the index settings given to pip stay in that process.
+so it is opt-in, and it runs in a child process (``python .../_pep517_child.py SRCDIR OUT``,
+METADATA written to OUT) so that the index settings given to pip stay in that process.
 
 The isolated environment, the hooks and the metadata path are ``build``'s
 (``DefaultIsolatedEnv``, ``ProjectBuilder``).
@@ -22,7 +22,6 @@ import sys
 import tarfile
 import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
 from pathlib import Path, PurePosixPath
 
 from stackmeta.errors import IndexAccessError
@@ -30,6 +29,7 @@ from stackmeta.venv import pip_environment
 
 _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "build.")
 TIMEOUT = 900.0  # seconds for one build (creating the environment, installing its requirements)
+_CHILD = Path(__file__).with_name("_pep517_child.py")  # run by path: needs only build, not stackmeta
 
 
 class BuildError(IndexAccessError):
@@ -48,7 +48,7 @@ def build_sdist_metadata(archive: bytes, filename: str, *, index_url: str | None
             env["PIP_INDEX_URL"] = index_url
         out = Path(tmp) / "METADATA"
         try:
-            proc = subprocess.run([python, "-m", "stackmeta.index.pep517", str(root), str(out)],
+            proc = subprocess.run([python, str(_CHILD), str(root), str(out)],
                                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                   env=env, cwd=tmp, timeout=timeout, check=False)
         except subprocess.TimeoutExpired:
@@ -84,7 +84,14 @@ def _unpack(archive: bytes, filename: str, dest: Path) -> Path:
                 zf.extractall(dest)
         else:
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:*") as tf:
-                tf.extractall(dest, filter="data")  # no links out, no absolute paths, no devices
+                if hasattr(tarfile, "data_filter"):
+                    tf.extractall(dest, filter="data")  # no links out, no absolute paths, no devices
+                else:  # Python 3.11.0 to 3.11.3: only regular files and folders, inside dest
+                    members = [m for m in tf.getmembers() if m.isfile() or m.isdir()]
+                    for m in members:
+                        if m.name.startswith("/") or ".." in PurePosixPath(m.name).parts:
+                            raise BuildError(f"{filename}: member {m.name!r} points outside the archive")
+                    tf.extractall(dest, members=members)
     except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as exc:
         raise BuildError(f"{filename}: not a readable sdist ({exc})") from None
     tops = [p for p in dest.iterdir() if p.is_dir()]
@@ -92,36 +99,3 @@ def _unpack(archive: bytes, filename: str, dest: Path) -> Path:
     if not ((root / "pyproject.toml").is_file() or (root / "setup.py").is_file()):
         raise BuildError(f"{filename}: no pyproject.toml or setup.py at the top of the sdist")
     return root
-
-
-def _child(srcdir: str, dest: str) -> int:
-    """In the child process: build the metadata of *srcdir* into the file *dest*. What the
-    backend and pip print goes to stderr (the parent keeps the backend's last error line)."""
-    from build import BuildBackendException, BuildException, ProjectBuilder
-    from build.env import DefaultIsolatedEnv
-
-    def runner(cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
-               ) -> None:
-        subprocess.run(cmd, cwd=cwd, env={**os.environ, **(extra_environ or {})}, stdout=sys.stderr,
-                       check=True)
-
-    try:
-        with DefaultIsolatedEnv() as env, tempfile.TemporaryDirectory() as out:
-            builder = ProjectBuilder.from_isolated_env(env, srcdir, runner=runner)
-            env.install(builder.build_system_requires)
-            env.install(builder.get_requires_for_build("wheel"))
-            data = (Path(builder.metadata_path(out)) / "METADATA").read_bytes()
-    except (BuildException, BuildBackendException, OSError, subprocess.CalledProcessError) as exc:
-        if isinstance(exc, subprocess.CalledProcessError):  # pip's own words on what it could not install
-            for out in (exc.stdout, exc.stderr):
-                if out:
-                    sys.stderr.write(out.decode("utf-8", "replace") if isinstance(out, bytes) else out)
-        text = str(exc).strip().splitlines()
-        sys.stderr.write(f"{type(exc).__name__}: {text[-1] if text else ''}\n")
-        return 1
-    Path(dest).write_bytes(data)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1], sys.argv[2]))

@@ -1,0 +1,48 @@
+"""The child process of :mod:`stackmeta.index.pep517`: ``python _pep517_child.py SRCDIR OUT``
+builds the core metadata of the project in SRCDIR through PEP 517, in ``build``'s isolated
+environment, and writes METADATA to OUT. It imports only the standard library and ``build``
+(it is run by path, so it works wherever that Python has ``build``). What the backend and pip
+print goes to stderr; the last line says what failed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+
+def _child(srcdir: str, dest: str) -> int:
+    """Build the metadata of *srcdir* into the file *dest*; 0 on success."""
+    from build import BuildBackendException, BuildException, ProjectBuilder
+    from build.env import DefaultIsolatedEnv
+
+    def runner(cmd: Sequence[str], cwd: str | None = None, extra_environ: Mapping[str, str] | None = None
+               ) -> None:
+        subprocess.run(cmd, cwd=cwd, env={**os.environ, **(extra_environ or {})}, stdout=sys.stderr,
+                       check=True)
+
+    try:
+        with DefaultIsolatedEnv() as env, tempfile.TemporaryDirectory() as out:
+            builder = ProjectBuilder.from_isolated_env(env, srcdir, runner=runner)
+            env.install(builder.build_system_requires)
+            env.install(builder.get_requires_for_build("wheel"))
+            data = (Path(builder.metadata_path(out)) / "METADATA").read_bytes()
+    except (BuildException, BuildBackendException, OSError, subprocess.CalledProcessError) as exc:
+        if isinstance(exc, subprocess.CalledProcessError):  # pip's own words on what it could not install
+            for stream in (exc.stdout, exc.stderr):
+                if isinstance(stream, bytes):
+                    stream = stream.decode("utf-8", "replace")
+                if stream:
+                    sys.stderr.write(stream)
+        text = str(exc).strip().splitlines()
+        sys.stderr.write(f"{type(exc).__name__}: {text[-1] if text else ''}\n")
+        return 1
+    Path(dest).write_bytes(data)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_child(sys.argv[1], sys.argv[2]))
