@@ -13,6 +13,8 @@ backoff=0.25, page_max_age=600.0)``
     - ``project(name) -> ProjectPage | None`` (None: the index has no such project; raises
       ``IndexAccessError`` for any other failure);
     - ``metadata(file, project) -> FileMetadata`` (raises ``IndexAccessError``);
+    - ``built_metadata(sdist_file, project) -> FileMetadata``: the sdist's metadata built
+      through PEP 517 in an isolated environment (runs its build code; opt-in for callers);
     - ``projects(names, progress)`` / ``metadatas([(project, file)], progress)`` /
       ``map(fn, items, progress)``: concurrent; each item's result or its
       ``StackmetaError`` in a dict, in input order;
@@ -24,9 +26,10 @@ with ``files``, ``filenames``, ``versions()``, ``by_version()``, ``files_of(vers
 core_metadata, core_metadata_sha256)`` with ``sha256``, ``kind`` ("wheel"/"sdist"/"other"),
 ``version(project)``, ``metadata_url``.
 
-``FileMetadata(project, file, source, raw, metadata)``: ``source`` is "pep658", "range",
-"download", "pkg-info" or "unknown"; ``metadata`` a ``CoreMetadata(name, version,
-metadata_version, requires_dist: tuple[Requirement], requires_python, dynamic, junk)``;
+``FileMetadata(project, file, source, raw, metadata, note)``: ``source`` is "pep658", "range",
+"download", "pkg-info", "pep517" or "unknown"; ``note`` says e.g. why a build failed;
+``metadata`` a ``CoreMetadata(name, version, metadata_version, requires_dist:
+tuple[Requirement], requires_python, dynamic, junk)``;
 ``dependencies_known`` says whether Requires-Dist can be trusted (an sdist's PKG-INFO only
 from Metadata-Version 2.2 when not Dynamic).
 
