@@ -23,7 +23,7 @@ import zipfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -95,8 +95,7 @@ class IndexClient:
         self.transport = transport or Transport(jobs=jobs, timeout=timeout, retries=retries, backoff=backoff)
         self.page_max_age = page_max_age if not self.index_url.startswith("file:") else 0.0
         self._lock = threading.Lock()
-        self._pages: dict[NormalizedName, ProjectPage | None] = {}
-        self._metadata: dict[str, FileMetadata] = {}
+        self._results: dict[str, object] = {}  # pages and metadata read, by key (see _once)
         self._key_locks: dict[str, threading.Lock] = {}
         self._builds = threading.BoundedSemaphore(2)  # metadata builds at once (each a venv and pip)
 
@@ -122,33 +121,37 @@ class IndexClient:
     def project(self, name: str) -> ProjectPage | None:
         """The project's page, or None when the index does not have the project (404)."""
         cname = canonicalize_name(name)
+        return self._once(f"page:{cname}", lambda: self._fetch_page(cname))
+
+    def _once(self, key: str, compute: Callable[[], T]) -> T:
+        """*compute*'s result for *key*, computed once for the client's life however many
+        threads ask at once (the others wait for it); an exception is not remembered."""
         with self._lock:
-            if cname in self._pages:
-                return self._pages[cname]
-            key_lock = self._key_locks.setdefault(f"page:{cname}", threading.Lock())
-        with key_lock:  # one request per page, however many threads ask at once
+            if key in self._results:
+                return cast(T, self._results[key])
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
             with self._lock:
-                if cname in self._pages:
-                    return self._pages[cname]
-            return self._fetch_page(cname)
+                if key in self._results:
+                    return cast(T, self._results[key])
+            result = compute()
+            with self._lock:
+                self._results[key] = result
+            return result
 
     def _fetch_page(self, cname: NormalizedName) -> ProjectPage | None:
         url = self.project_url(cname)
         cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
         if cached is not None:
             body, ctype, final = cached
-            page: ProjectPage | None = parse_project_page(body, ctype, final, cname)
-        else:
-            resp = self.transport.get(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
-            if resp.status in (404, 410):
-                page = None
-            elif resp.status != 200:
-                raise IndexAccessError(f"{url}: HTTP {resp.status} for project {cname}: check the index URL")
-            else:
-                page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
-                self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
-        with self._lock:
-            self._pages[cname] = page
+            return parse_project_page(body, ctype, final, cname)
+        resp = self.transport.get(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
+        if resp.status in (404, 410):
+            return None
+        if resp.status != 200:
+            raise IndexAccessError(f"{url}: HTTP {resp.status} for project {cname}: check the index URL")
+        page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
+        self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
         return page
 
     def projects(self, names: Iterable[str], progress: Progress = NO_PROGRESS
@@ -161,49 +164,22 @@ class IndexClient:
 
     def metadata(self, file: ProjectFile, project: str) -> FileMetadata:
         """The core metadata of *file* (a file of *project*'s page)."""
-        key = file.sha256 or file.url
-        with self._lock:
-            if key in self._metadata:
-                return self._metadata[key]
-            key_lock = self._key_locks.setdefault(f"md:{key}", threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._metadata:
-                    return self._metadata[key]
-            result = self._read_metadata(file, canonicalize_name(project))
-            with self._lock:
-                self._metadata[key] = result
-            return result
+        return self._once(f"md:{file.sha256 or file.url}",
+                          lambda: self._read_metadata(file, canonicalize_name(project)))
 
     def built_metadata(self, file: ProjectFile, project: str) -> FileMetadata:
         """The metadata the sdist *file* builds through PEP 517 in an isolated environment
         (its build requirements from this index). Opt-in: it runs the project's build code.
         Cached by the sdist's sha256 like any metadata, so a file is built once. Raises
         :class:`IndexAccessError` (a download or the build failed)."""
-        key = f"pep517:{file.sha256 or file.url}"
-        with self._lock:
-            if key in self._metadata:
-                return self._metadata[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._metadata:
-                    return self._metadata[key]
-            result = self._build_metadata(file, canonicalize_name(project))
-            with self._lock:
-                self._metadata[key] = result
-            return result
+        return self._once(f"pep517:{file.sha256 or file.url}",
+                          lambda: self._build_metadata(file, canonicalize_name(project)))
 
     def _build_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
         cache_key = _built_key(file.sha256)
-        hit = self.cache.get_metadata(cache_key)
-        if hit is not None:
-            try:
-                md = parse_metadata(hit[0], url=f"{file.url} (built, cached)", project=project)
-            except IndexAccessError:
-                pass
-            else:
-                return FileMetadata(project=project, file=file, source="pep517", raw=hit[0], metadata=md)
+        cached = self._cached(cache_key, file, project)
+        if cached is not None:
+            return cached
         body = self._download(file, project)
         from stackmeta.index import pep517
 
@@ -227,18 +203,23 @@ class IndexClient:
         finally:
             progress.done()
 
+    def _cached(self, key: str | None, file: ProjectFile, project: NormalizedName) -> FileMetadata | None:
+        """The metadata the disk cache holds under *key*, or None (a damaged entry is a miss)."""
+        hit = self.cache.get_metadata(key)
+        if hit is None:
+            return None
+        data, source = hit
+        try:
+            md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
+        except IndexAccessError:
+            return None
+        return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
+                            raw=data, metadata=md)
+
     def _read_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
-        sha = file.sha256
-        hit = self.cache.get_metadata(sha)
-        if hit is not None:
-            data, source = hit
-            try:
-                md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
-            except IndexAccessError:
-                pass  # a damaged cache entry is a miss
-            else:
-                return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
-                                    raw=data, metadata=md)
+        cached = self._cached(file.sha256, file, project)
+        if cached is not None:
+            return cached
         if file.kind == "wheel":
             return self._wheel_metadata(file, project)
         if file.kind == "sdist":
