@@ -32,6 +32,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote, urljoin, urlsplit
@@ -159,14 +160,12 @@ class Transport:
 
     def _get_with_retries(self, url: str, headers: Mapping[str, str]) -> Response:
         host = urlsplit(url).netloc
-        dead = self._dead.get(host)
-        if dead is not None:  # do not wait through the retries of every URL of a host that is down
-            raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
-                                   "check that the index is reachable, or retry later")
-        last = ""
+        self._refuse_if_dead(url, host)  # do not wait through the retries of every URL of a dead host
+        last, wait = "", 0.0
         for attempt in range(self.retries + 1):
             if attempt:
-                time.sleep(self._delay(attempt, last))
+                time.sleep(wait or self.backoff * (2 ** (attempt - 1)))
+            wait = 0.0
             try:
                 resp = self._first_or_any(host, url, headers)
             except pycurl.error as exc:
@@ -175,8 +174,9 @@ class Transport:
             if resp.status in RETRY_STATUS:
                 last = f"HTTP {resp.status}"
                 retry_after = resp.headers.get("retry-after", "")
-                if retry_after.isdigit():
+                if retry_after.isdigit():  # honoured when short
                     last += f" retry-after={retry_after}"
+                    wait = min(float(retry_after), 10.0)
                 continue
             return resp
         attempts = self.retries + 1
@@ -187,6 +187,12 @@ class Transport:
             "check that the index is reachable, or retry later"
         )
 
+    def _refuse_if_dead(self, url: str, host: str) -> None:
+        dead = self._dead.get(host)
+        if dead is not None:
+            raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
+                                   "check that the index is reachable, or retry later")
+
     def _first_or_any(self, host: str, url: str, headers: Mapping[str, str]) -> Response:
         """:meth:`_attempt`; while *host* has not answered yet, one attempt at a time."""
         if host in self._known:
@@ -194,10 +200,7 @@ class Transport:
         with self._lock:
             gate = self._host_locks.setdefault(host, threading.Lock())
         with gate:
-            dead = self._dead.get(host)
-            if dead is not None:  # it failed for another thread meanwhile
-                raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
-                                       "check that the index is reachable, or retry later")
+            self._refuse_if_dead(url, host)  # it failed for another thread meanwhile
             resp = self._attempt(url, headers)
             self._known.add(host)
             return resp
@@ -232,11 +235,6 @@ class Transport:
             h.setopt(pycurl.HEADERFUNCTION, _ignore)  # no reference to this call's list kept
         return Response(url=url, status=status, headers=_headers(raw), body=body.getvalue())
 
-    def _delay(self, attempt: int, last: str) -> float:
-        if "retry-after=" in last:
-            return min(float(last.rsplit("=", 1)[1]), 10.0)
-        return float(self.backoff * (2 ** (attempt - 1)))
-
     # -- many at once ------------------------------------------------------------------
 
     def map(self, fn: Callable[[T], R], items: Iterable[T],
@@ -246,29 +244,25 @@ class Transport:
         Called from one of the transport's own threads, the items run there, one by one."""
         todo = list(dict.fromkeys(items))
         out: dict[T, R | StackmetaError] = {}
-        if not todo:
-            return out
-        if getattr(self._local, "worker", False):
-            for item in todo:
-                try:
-                    res: R | StackmetaError = fn(item)
-                except StackmetaError as exc:
-                    res = exc
-                out[item] = res
-                if on_done is not None:
-                    on_done(item, res)
-            return out
-        ex = self._executor()
-        futures = {ex.submit(fn, item): item for item in todo}
-        for fut in as_completed(futures):
-            item = futures[fut]
+
+        def done(item: T, result: Callable[[], R]) -> None:
             try:
-                res = fut.result()
+                res: R | StackmetaError = result()
             except StackmetaError as exc:
                 res = exc
             out[item] = res
             if on_done is not None:
                 on_done(item, res)
+
+        if getattr(self._local, "worker", False):
+            for item in todo:
+                done(item, partial(fn, item))
+            return out
+        if todo:
+            ex = self._executor()
+            futures = {ex.submit(fn, item): item for item in todo}
+            for fut in as_completed(futures):
+                done(futures[fut], fut.result)
         return {item: out[item] for item in todo}
 
     def _executor(self) -> ThreadPoolExecutor:
