@@ -94,22 +94,32 @@ class Target:
             return marker.evaluate({**env, "extra": ""})
         return any(marker.evaluate({**env, "extra": extra}) for extra in extras)
 
-    def _tag_order(self) -> dict[tags.Tag, int]:
-        return _tag_order(self.python_minor, _platform_tags(self.platform, self.glibc))
-
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the best tag of a wheel for this target (lower is better), or None
-        when the wheel cannot be installed here."""
-        try:
-            _, _, _, wheel_tags = parse_wheel_filename(filename)
-        except ValueError:
-            return None
-        order = self._tag_order()
-        ranks = [order[tag] for tag in wheel_tags if tag in order]
-        return min(ranks) if ranks else None
+        when the wheel cannot be installed here. Remembered (pages list the same wheels again
+        and again)."""
+        return _wheel_rank(self, filename)
 
     def __str__(self) -> str:
         return f"Python {self.python} on {self.platform}"
+
+
+@lru_cache(maxsize=1 << 17)
+def _wheel_rank(target: Target, filename: str) -> int | None:
+    platform_tags = _platform_tags(target.platform, target.glibc)
+    order, interpreters, platforms = _tag_order(target.python_minor, platform_tags)
+    # a wheel none of whose interpreter or none of whose platform tags fit is turned down from
+    # its name's parts, without parsing it (most wheels of a version: other Pythons, platforms)
+    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
+    if len(parts) in (5, 6) and (interpreters.isdisjoint(parts[-3].lower().split("."))
+                                 or platforms.isdisjoint(parts[-1].lower().split("."))):
+        return None
+    try:
+        _, _, _, wheel_tags = parse_wheel_filename(filename)
+    except ValueError:
+        return None
+    ranks = [order[tag] for tag in wheel_tags if tag in order]
+    return min(ranks) if ranks else None
 
 
 @lru_cache(maxsize=64)
@@ -133,7 +143,9 @@ def _platform_tags(platform: str, glibc: tuple[int, int]) -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=64)
-def _tag_order(python: tuple[int, int], platforms: tuple[str, ...]) -> dict[tags.Tag, int]:
+def _tag_order(python: tuple[int, int], platforms: tuple[str, ...]
+               ) -> tuple[dict[tags.Tag, int], frozenset[str], frozenset[str]]:
+    """The tags pip accepts, best first (tag -> rank), and their interpreter and platform parts."""
     major, minor = python
     abis = [f"cp{major}{minor}"]
     if major == 2:
@@ -142,4 +154,5 @@ def _tag_order(python: tuple[int, int], platforms: tuple[str, ...]) -> dict[tags
         abis = [f"cp{major}{minor}m"]
     ordered = list(tags.cpython_tags((major, minor), abis, list(platforms)))
     ordered += list(tags.compatible_tags((major, minor), f"cp{major}{minor}", list(platforms)))
-    return {tag: i for i, tag in enumerate(ordered)}
+    return ({tag: i for i, tag in enumerate(ordered)}, frozenset(t.interpreter for t in ordered),
+            frozenset(t.platform for t in ordered))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -22,28 +21,6 @@ from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target
 
 
-@lru_cache(maxsize=64)
-def _tag_parts(target: Target) -> tuple[frozenset[str], frozenset[str]]:
-    """The interpreter and platform parts of the tags the target accepts."""
-    order = target._tag_order()
-    return frozenset(t.interpreter for t in order), frozenset(t.platform for t in order)
-
-
-@lru_cache(maxsize=1 << 17)
-def wheel_rank(target: Target, filename: str) -> int | None:
-    """``target.wheel_rank(filename)``, remembered (pages list the same wheels again and again).
-    A wheel none of whose interpreter or none of whose platform tags the target accepts is
-    turned down from its name's parts, without parsing it (most wheels of a version: the other
-    Pythons, the other platforms)."""
-    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
-    if len(parts) in (5, 6):
-        interpreters, platforms = _tag_parts(target)
-        if (interpreters.isdisjoint(parts[-3].lower().split("."))
-                or platforms.isdisjoint(parts[-1].lower().split("."))):
-            return None
-    return target.wheel_rank(filename)
-
-
 def python_ok(file: ProjectFile, target: Target) -> bool:
     """Whether the file's Requires-Python (from the page) admits the target's Python."""
     return file.requires_python is None or file.requires_python.contains(target.python_full, prereleases=True)
@@ -53,7 +30,7 @@ def file_usable(file: ProjectFile, target: Target) -> bool:
     """pip could install this file for the target (yanked or not): a wheel whose tags fit or
     an sdist, with a Requires-Python admitting the target's Python."""
     if file.kind == "wheel":
-        return wheel_rank(target, file.filename) is not None and python_ok(file, target)
+        return target.wheel_rank(file.filename) is not None and python_ok(file, target)
     return file.kind == "sdist" and python_ok(file, target)
 
 
@@ -71,7 +48,7 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
     """The file whose metadata describes this version for the target: the best usable wheel
     (as pip would pick it), else an sdist (``.tar.gz`` first), else None."""
-    wheels = [(wheel_rank(target, f.filename), f) for f in files if f.kind == "wheel"]
+    wheels = [(target.wheel_rank(f.filename), f) for f in files if f.kind == "wheel"]
     ranked = [(r, f) for r, f in wheels if r is not None and python_ok(f, target)]
     if ranked:
         return min(ranked, key=lambda rf: (rf[0], rf[1].yanked))[1]
