@@ -62,10 +62,6 @@ class Cache:
         self._pending_bytes = 0
         self._flusher: threading.Thread | None = None
 
-    @property
-    def enabled(self) -> bool:
-        return self.root is not None
-
     def _conn(self) -> sqlite3.Connection | None:
         if self.root is None:
             return None
