@@ -334,3 +334,14 @@ def test_one_request_per_page_and_file_however_many_threads_ask(server: StaticSe
         c.transport.map(lambda i: c.metadata(f, "six"), range(10))
     assert [p for p, _ in server.log].count("/simple/six/") == 1
     assert [p for p, _ in server.log].count("/files/six/six-1.16.0-py2.py3-none-any.whl.metadata") == 1
+
+
+def test_a_cache_folder_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    from stackmeta.errors import OutputError
+
+    (tmp_path / "f").write_text("x")
+    for root in (tmp_path / "f", tmp_path / "f" / "sub"):
+        with pytest.raises(OutputError) as err:
+            IndexClient(FIXTURE.as_uri() + "/simple", root)
+        assert str(err.value) == (f"cache folder {root}: {tmp_path / 'f'} is a file, not a folder: "
+                                  "give --cache-dir a folder, or --no-cache")

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import platformdirs
 
+from stackmeta.errors import OutputError
+
 SOURCES = ("pep658", "range", "download", "pkg-info", "pep517")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DB_NAME = "cache.sqlite3"
@@ -47,9 +49,17 @@ def default_cache_dir() -> Path:
 
 
 class Cache:
-    """An on-disk cache under *root*; ``Cache(None)`` keeps nothing. Thread-safe."""
+    """An on-disk cache under *root*; ``Cache(None)`` keeps nothing. Thread-safe.
+
+    A *root* that is a file, or lies under one, is refused at once (:class:`OutputError`);
+    a folder that cannot be created or written later makes the cache keep nothing."""
 
     def __init__(self, root: Path | None) -> None:
+        if root is not None:
+            blocker = next((p for p in (root, *root.parents) if p.exists()), None)
+            if blocker is not None and not blocker.is_dir():
+                raise OutputError(f"cache folder {root}: {blocker} is a file, not a folder: "
+                                  "give --cache-dir a folder, or --no-cache")
         self.root = root
         self._lock = threading.Lock()  # the pending writes (no I/O under it)
         self._db_lock = threading.Lock()  # the writer connection
@@ -66,7 +76,10 @@ class Cache:
         if self.root is None:
             return None
         if self._db is None:
-            self.root.mkdir(parents=True, exist_ok=True)
+            try:
+                self.root.mkdir(parents=True, exist_ok=True)
+            except OSError:  # a cache that cannot write is no cache: drop, never fail
+                return None
             path = self.root / DB_NAME
             try:
                 self._db = self._open(path)
