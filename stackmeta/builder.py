@@ -78,7 +78,15 @@ def build(project: Project, out_dir: Path, *, work_dir: Path, sdist: bool = True
     the wheel built from the unpacked sdist, both normalised. *work_dir* holds the project
     folder (left there to inspect)."""
     folder = work_dir / f"{project.module}-{project.version}"
-    write_project(project, folder)
+    # both folders before the build: an --out that is a file fails now, not after the build
+    where = out_dir
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        where = work_dir
+        write_project(project, folder)
+    except OSError as exc:
+        raise BuildError(f"cannot write into {where} ({exc.strerror}: {exc.filename}): "
+                         "give a folder that is not a file and can be written") from None
     env = {
         "SOURCE_DATE_EPOCH": str(project.source_date_epoch),
         "PYTHONHASHSEED": "0",
@@ -103,7 +111,6 @@ def build(project: Project, out_dir: Path, *, work_dir: Path, sdist: bool = True
         wheel_bytes = normalise_wheel(raw_wheel.read_bytes(), project.source_date_epoch)
         sdist_bytes = normalise_sdist(raw_sdist.read_bytes(), project.source_date_epoch)
     verify_wheel(wheel_bytes, project)
-    out_dir.mkdir(parents=True, exist_ok=True)
     wheel_path = out_dir / project.wheel_name
     atomic.write_bytes(wheel_path, wheel_bytes)
     sdist_path = None

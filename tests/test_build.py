@@ -155,3 +155,21 @@ def test_a_record_without_nearest_set_says_to_resolve(
         "run 'stackmeta resolve CMSSW_14_0_0' first"
     )
     assert not (tmp_path / "dist").exists()
+
+
+@pytest.mark.parametrize("option", ["--out", "--build-dir"])
+def test_an_output_folder_that_is_a_file_is_one_error_line_before_building(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str
+) -> None:
+    locks = _locks(tmp_path)
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    folders = {"--out": str(tmp_path / "dist"), "--build-dir": str(tmp_path / "b"), option: str(a_file)}
+    args = [x for kv in folders.items() for x in kv]
+    code = main(["build", "CMSSW_14_0_0", "--locks-dir", str(locks), *args])
+    assert code == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith(f"error: cannot write into {a_file}")
+    assert err[-1].endswith("give a folder that is not a file and can be written")
+    assert a_file.read_text() == "not a folder"
+    assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
