@@ -53,7 +53,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from stackmeta import atomic
-from stackmeta.errors import StackmetaError, UsageError
+from stackmeta.errors import IndexAccessError, StackmetaError, UsageError
 from stackmeta.index.client import FileMetadata
 from stackmeta.index.simple import (
     ProjectFile,
@@ -128,8 +128,13 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
                    target: Target, about: Mapping[str, object], also: Sequence[Target] = ()
                    ) -> SnapshotSummary:
     """Write the snapshot into *out* (replacing a previous snapshot there, nothing else);
-    *also*: more targets whose pick of every version is kept (see :func:`keep_files`)."""
+    *also*: more targets whose pick of every version is kept (see :func:`keep_files`).
+    Refused when the index answered none of the project pages (nothing is written: a
+    snapshot already in *out* is not replaced by an empty one)."""
     check_destination(out)
+    if pages and all(isinstance(p, StackmetaError) for p in pages.values()):
+        raise IndexAccessError(f"{pages[min(pages)]}; the index answered none of the {len(pages)} project "
+                               f"pages: nothing written into {out}")
     tmp = out.with_name(f".{out.name}.tmp")
     if tmp.exists():
         shutil.rmtree(tmp)

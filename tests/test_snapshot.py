@@ -17,9 +17,10 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import check, record
+from stackmeta import check, record, snapshot
 from stackmeta.check import CheckReport, PinStatus
 from stackmeta.cli import main
+from stackmeta.errors import StackmetaError
 from stackmeta.index import IndexClient
 from stackmeta.record import BuildKind, Package, Release
 from tests.httpserver import StaticServer
@@ -175,3 +176,51 @@ def test_snapshot_into_a_file_is_refused_before_any_request(tmp_path: Path) -> N
     assert (code, err) == (2, f"error: {out} is a file, not a folder: give an empty or new folder for the "
                               "snapshot\n")
     assert out.read_text() == "mine\n"
+
+
+def test_a_snapshot_folder_is_an_index_url(tmp_path: Path) -> None:
+    from tests.clirunner import run_cli
+
+    out, source = tmp_path / "snap", SNAPSHOTS / "CMSSW_9_3_0"
+    code, _, err = run_cli("snapshot", "CMSSW_9_3_0", "--out", str(out), "--locks-dir", str(LOCKS), "--quiet",
+                           "--index-url", str(source), "--cache-dir", str(tmp_path / "c"))
+    assert (code, err) == (0, "")
+    assert json.loads((out / "SNAPSHOT.json").read_text())["index_url"] == f"{source.as_uri()}/simple"
+    def files(folder: Path) -> list[Path]:
+        return sorted(p.relative_to(folder) for p in folder.rglob("*") if p.is_file())
+    assert files(out) == files(source)
+    again, original = run("CMSSW_9_3_0", out.as_uri()), run("CMSSW_9_3_0", source.as_uri())
+    assert (again.conflicts, again.unpinned) == (original.conflicts, original.unpinned)
+    def key(r: CheckReport) -> list[tuple[object, ...]]:
+        return [(p.name, p.status, p.requires_dist, [(f.filename, f.sha256) for f in p.files])
+                for p in r.pins]
+    assert key(again) == key(original)
+
+
+def test_an_index_that_answers_nothing_leaves_the_snapshot_there(tmp_path: Path) -> None:
+    out = tmp_path / "snap"
+    out.mkdir()
+    (out / "SNAPSHOT.json").write_text("{}\n")  # an earlier snapshot, replaced only by a better one
+    rel = record.load_release(LOCKS, "CMSSW_9_3_0")
+    target = check.default_target(rel)
+    url = "http://127.0.0.1:9/simple"
+    with IndexClient(url, False, retries=0) as client:
+        pages, metas = check.fetch(rel, target, client)
+    with pytest.raises(StackmetaError) as info:
+        snapshot.write_snapshot(out, pages=pages, metas=metas, target=target, about={})
+    assert str(info.value) == (
+        f"{url}/appdirs/: cannot connect (after 1 attempt): check that the index is reachable, or retry "
+        f"later; the index answered none of the {len(pages)} project pages: nothing written into {out}")
+    assert [p.name for p in tmp_path.iterdir()] == ["snap"] and (out / "SNAPSHOT.json").read_text() == "{}\n"
+
+
+def test_snapshot_usage_errors_before_any_request(tmp_path: Path) -> None:
+    from tests.clirunner import run_cli
+
+    common = ["--out", str(tmp_path / "snap"), "--locks-dir", str(LOCKS), "--cache-dir", str(tmp_path / "c")]
+    assert run_cli("snapshot", "CMSSW_9_3_0", *common, "--index-url", str(tmp_path / "nowhere")) == (
+        2, "", f"error: --index-url '{tmp_path / 'nowhere'}': no such folder; give https://..., http://... "
+               "or file://DIR\n")
+    assert run_cli("snapshot", "CMSSW_9_3_0", *common, "--jobs", "0") == (
+        2, "", "error: --jobs must be at least 1\n")
+    assert not (tmp_path / "snap").exists()

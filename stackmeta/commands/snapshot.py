@@ -6,8 +6,9 @@ import argparse
 from pathlib import Path
 
 from stackmeta import check, platforms, snapshot
-from stackmeta.commands.check import _load
+from stackmeta.commands.check import _load, index_url
 from stackmeta.console import Output
+from stackmeta.errors import UsageError
 from stackmeta.index.client import PYPI, IndexClient
 from stackmeta.target import LAPTOP_PLATFORMS, PLATFORMS, Target
 
@@ -22,7 +23,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     )
     p.add_argument("release", help="a lock name: CMSSW_14_0_0, CMSSW_10_6_0-py2")
     p.add_argument("--out", type=Path, required=True, help="the folder to write (replaced if a snapshot)")
-    p.add_argument("--index-url", default=PYPI, help=f"the index to read (default: {PYPI})")
+    p.add_argument("--index-url", default=PYPI,
+                   help=f"the index to read: https://..., or file://DIR or DIR of a snapshot "
+                        f"(default: {PYPI})")
     p.add_argument("--python", help="the target Python (default: the release's)")
     p.add_argument("--platform", choices=sorted(PLATFORMS), help="the target platform")
     p.add_argument("--cache-dir", type=Path, help="the on-disk cache (default: the user cache dir)")
@@ -34,6 +37,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.jobs < 1:
+        raise UsageError("--jobs must be at least 1")
+    args.index_url = index_url(args.index_url)
     rel, _ = _load(args)
     target = check.default_target(rel, args.python, args.platform)
     snapshot.check_destination(args.out)  # before any request
