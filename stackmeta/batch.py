@@ -240,6 +240,8 @@ def export_all(
     """
     if python_major not in (None, 2, 3):
         raise UsageError(f"--python {python_major}: with --all give 2 or 3 (the stack to export)")
+    if workers is not None and workers < 1:
+        raise UsageError(f"--jobs {workers}: give 1 or more worker processes")
     with Opened(cmsdist) as opened:
         if opened.kind == "folder":
             raise UsageError(
@@ -265,7 +267,7 @@ def export_all(
                 skipped.append(name)
             else:
                 todo.append(job)
-        workers = default_workers() if workers is None else max(1, workers)
+        workers = default_workers() if workers is None else workers
         workers = min(workers, len(todo)) if todo else 1
         results: list[_Result] = []
         progress.start(f"exporting {len(todo)} of {len(jobs)} releases", len(todo))

@@ -256,6 +256,7 @@ def test_match_arch_patterns_and_each_policy(
          "no release tags matching CMSSW_15_* in {repo}: check --match/--arch "
          "(tags are REL/<release>/<arch>)"),
         (["--all", "--version", "1.0"], "--version needs a RELEASE: each release has its own version"),
+        (["--all", "--jobs", "0"], "--jobs 0: give 1 or more worker processes"),
     ],
 )
 def test_usage_errors(history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str],
