@@ -18,7 +18,8 @@ A release is skipped when its record is up to date: the record and the lock both
 same commits and tags as the clone does now, written by this stackmeta version. The lock is
 written before the record, each atomically, so an interrupted run leaves finished releases
 complete and the others as they were; the next run exports what is left. A release that
-fails is reported (with file:line when the reader knows it) and the others go on.
+fails is reported (with file:line when the reader knows it) and the others go on; a file
+that cannot be written (the locks folder is a file, a full disk) stops the batch.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ from types import FrameType
 
 from stackmeta import __version__, export, record
 from stackmeta.cmsdist import Opened
-from stackmeta.errors import ManifestError, StackmetaError, UsageError
+from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
 from stackmeta.manifest import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_key
@@ -170,6 +171,8 @@ _Result = tuple[Job, str | None, str | None]  # (job, lock name, failure message
 def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> _Result:
     try:
         return job, run_job(opened, job, locks_dir, python_major), None
+    except OutputError:
+        raise  # the locks folder, not this release: every other release would fail the same way
     except StackmetaError as exc:
         return job, None, str(exc)
     except (KeyboardInterrupt, SystemExit, MemoryError):

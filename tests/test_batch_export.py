@@ -266,6 +266,20 @@ def test_usage_errors(history: Path, tmp_path: Path, capsys: pytest.CaptureFixtu
     assert not tmp_path.exists() or not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_locks_dir_that_is_a_file_stops_the_batch(
+    history: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], jobs: str
+) -> None:
+    locks = tmp_path / "locks"
+    locks.write_text("not a folder")
+    code, out, err = run(capsys, "export", "--all", "--cmsdist", str(history), "--locks-dir", str(locks),
+                         "--jobs", jobs)
+    assert (code, out) == (1, "")
+    assert err.startswith(f"error: cannot write {locks}/CMSSW_") and err.count("\n") == 1
+    assert err.endswith(f": {locks} is a file, not a folder: give another folder (--locks-dir, --out)\n")
+    assert locks.read_text() == "not a folder" and os.listdir(tmp_path) == ["locks"]
+
+
 def test_up_to_date_needs_both_files(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     from stackmeta.batch import Job
 
