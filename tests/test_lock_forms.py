@@ -138,3 +138,17 @@ def test_lock_without_check_says_what_to_run(tmp_path: Path, capsys: pytest.Capt
     assert err == (f"error: {tmp_path / 'CMSSW_14_0_0.json'} has no check results (files and hashes): "
                    "run 'stackmeta check' first")
     assert not list(tmp_path.glob("pylock.*"))
+
+
+def test_a_nearest_pin_without_files_writes_no_form(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CMSSW_9_3_0's nearest set moves two pins to versions its check did not read: offline, the
+    nearest pylock cannot be made, and the forms made before it are not written either."""
+    real = Path(__file__).parent.parent / "locks" / "CMSSW_9_3_0.json"
+    shutil.copy(real, tmp_path / real.name)
+    assert main(["lock", "CMSSW_9_3_0", "--locks-dir", str(tmp_path), "--offline"]) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: CMSSW_9_3_0: no files known for theanets==0.3.0, xrootdpyfs==0.1.6 of the nearest set: "
+        "nothing was written; run without --offline, or 'stackmeta check' again")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["CMSSW_9_3_0.json"]

@@ -64,9 +64,10 @@ def _index_lookup(client: IndexClient, target: Target) -> lockforms.FileLookup:
     return lookup
 
 
-def _write_file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object], path: Path,
-                      release: record.Release) -> tuple[list[Path], dict[str, list[str]]]:
-    """The forms that need the index's files: hashed requirements and the PEP 751 locks."""
+def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object], path: Path,
+                release: record.Release) -> tuple[list[tuple[Path, str]], dict[str, list[str]]]:
+    """The forms that need the index's files: hashed requirements and the PEP 751 locks
+    (path and text, written by the caller once every form is made)."""
     locks_dir: Path = args.locks_dir
     name: str = args.release
     report = _report(doc, path)
@@ -74,42 +75,41 @@ def _write_file_forms(args: argparse.Namespace, output: Output, doc: dict[str, o
     checked = lockforms.report_lookup(report)
     faithful = lockforms.faithful_entries(release)
     created_by = f"stackmeta {__version__}"
-    written: list[Path] = []
+    forms: list[tuple[Path, str]] = []
     left_out: dict[str, list[str]] = {}
     if args.format in ("requirements", "all"):
         out = locks_dir / f"{name}.hashes.txt"
-        atomic.write_text(out, lockforms.hashes_text(
+        forms.append((out, lockforms.hashes_text(
             release, f"{release.release}: the release's exact files, for pip --require-hashes",
-            faithful, checked, file_name=out.name))
-        written.append(out)
+            faithful, checked, file_name=out.name)))
     if args.format not in ("pylock", "all"):
-        return written, left_out
+        return forms, left_out
     text, missing = lockforms.pylock_text(release, target, faithful, checked,
                                           index_url=report.index_url, created_by=created_by)
     out = locks_dir / pylock.file_name(name)
-    atomic.write_text(out, text)
-    written.append(out)
+    forms.append((out, text))
     left_out[out.name] = [f"{m.entry.name}=={m.entry.version}" for m in missing]
     consistent = doc.get(resolve.SECTION)
     if not isinstance(consistent, dict):
         output.warn(f"{name} has no nearest set yet: run 'stackmeta resolve {name}' for its pylock")
-        return written, left_out
+        return forms, left_out
     nearest = resolve.NearestSet.from_json(consistent)
+    index_url = args.index_url or nearest.index_url
     with contextlib.ExitStack() as stack:
         lookup = checked
         if not args.offline:  # versions the nearest set moved were not read by the check
-            client = stack.enter_context(IndexClient(args.index_url or nearest.index_url, args.cache_dir))
+            client = stack.enter_context(IndexClient(index_url, args.cache_dir))
             lookup = lockforms.chain(checked, _index_lookup(client, target))
         text, missing = lockforms.pylock_text(release, target, lockforms.nearest_entries(nearest.pins),
                                               lookup, index_url=nearest.index_url, created_by=created_by)
     if missing:
         pins = ", ".join(f"{m.entry.name}=={m.entry.version}" for m in missing)
-        raise RecordError(f"{name}: no files known for {pins} of the nearest set: "
-                          "run without --offline, or 'stackmeta check' again")
-    out = locks_dir / pylock.file_name(f"{name}-nearest")
-    atomic.write_text(out, text)
-    written.append(out)
-    return written, left_out
+        todo = ("run without --offline" if args.offline
+                else f"check that {index_url} is reachable and serves them (--index-url)")
+        raise RecordError(f"{name}: no files known for {pins} of the nearest set: nothing was written; "
+                          f"{todo}, or 'stackmeta check' again")
+    forms.append((locks_dir / pylock.file_name(f"{name}-nearest"), text))
+    return forms, left_out
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -121,19 +121,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
         release = replace(record.release_from_json(doc["release"]), lock=name)
     except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
-    written: list[Path] = []
+    forms: list[tuple[Path, str]] = []
     left_out: dict[str, list[str]] = {}
     if args.format in ("constraints", "all"):
-        out = record.constraints_path(locks_dir, name)
-        atomic.write_text(out, lock.constraints_text(release, lock_name=name))
-        written.append(out)
+        forms.append((record.constraints_path(locks_dir, name),
+                      lock.constraints_text(release, lock_name=name)))
     if args.format == "requirements" and not args.hashes:
-        out = locks_dir / f"{name}.requirements.txt"
-        atomic.write_text(out, "\n".join(lock.pin_lines(release)) + "\n")
-        written.append(out)
+        forms.append((locks_dir / f"{name}.requirements.txt", "\n".join(lock.pin_lines(release)) + "\n"))
     if args.format in ("pylock", "all") or (args.format == "requirements" and args.hashes):
-        more, left_out = _write_file_forms(args, output, doc, path, release)
-        written += more
+        more, left_out = _file_forms(args, output, doc, path, release)
+        forms += more
+    for out, text in forms:  # every form made before any is written: a failure leaves the old ones
+        atomic.write_text(out, text)
+    written = [out for out, _ in forms]
 
     if args.json:
         output.json({"written": [str(p) for p in written], "left_out": left_out})
