@@ -224,3 +224,15 @@ def test_snapshot_usage_errors_before_any_request(tmp_path: Path) -> None:
     assert run_cli("snapshot", "CMSSW_9_3_0", *common, "--jobs", "0") == (
         2, "", "error: --jobs must be at least 1\n")
     assert not (tmp_path / "snap").exists()
+
+
+def test_stripping_the_description_twice_changes_nothing() -> None:
+    # a snapshot of a snapshot keeps its metadata files byte for byte (a file without a body,
+    # as many on PyPI are, used to gain a blank line each time)
+    for path in (SNAPSHOTS / "CMSSW_9_3_0" / "files").rglob("*.metadata"):
+        data = path.read_bytes()
+        once = snapshot.strip_description(data)
+        assert once == data.rstrip(b"\n") + b"\n", path
+        assert snapshot.strip_description(once) == once, path
+    assert snapshot.strip_description(b"Name: a\r\nDescription: x\r\n  y\r\nVersion: 1\r\n\r\nbody\r\n") == (
+        b"Name: a\nVersion: 1\n")
