@@ -33,10 +33,6 @@ from stackmeta.release import release_key, release_version
 # -- eras (RULES §2) ------------------------------------------------------------------------
 
 
-def _key(name: str) -> tuple[int, int, int, int, int]:
-    return release_key(name)
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Era:
     """The rules that depend on the release."""
@@ -49,23 +45,23 @@ class Era:
 
 
 def era(release: str) -> Era:
-    k = _key(release)
-    if k < _key("CMSSW_10_4_0_pre3"):
+    k = release_key(release)
+    if k < release_key("CMSSW_10_4_0_pre3"):
         pins = None
-    elif k < _key("CMSSW_11_0_0_pre10"):
+    elif k < release_key("CMSSW_11_0_0_pre10"):
         pins = "py2"
-    elif k < _key("CMSSW_12_0_0_pre5"):
+    elif k < release_key("CMSSW_12_0_0_pre5"):
         pins = "middle"
-    elif k < _key("CMSSW_12_5_0_pre2"):
+    elif k < release_key("CMSSW_12_5_0_pre2"):
         pins = "py3"
     else:
         pins = "cmsos"
     return Era(
         pins=pins,
-        first_pin_wins=k >= _key("CMSSW_13_3_0_pre2"),
-        include_pip_name_file=k >= _key("CMSSW_11_0_0_pre10"),
-        generated_toolfiles=k >= _key("CMSSW_12_1_0_pre2"),
-        generated_tool_conf=k >= _key("CMSSW_14_1_0_pre5"),
+        first_pin_wins=k >= release_key("CMSSW_13_3_0_pre2"),
+        include_pip_name_file=k >= release_key("CMSSW_11_0_0_pre10"),
+        generated_toolfiles=k >= release_key("CMSSW_12_1_0_pre2"),
+        generated_tool_conf=k >= release_key("CMSSW_14_1_0_pre5"),
     )
 
 
