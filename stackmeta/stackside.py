@@ -17,10 +17,18 @@ from stackmeta.diff import Side
 from stackmeta.errors import ManifestError, RecordError, UsageError, quoted
 
 
-def from_record(locks_dir: Path, name: str) -> Side:
+def _read_record(locks_dir: Path, name: str) -> tuple[dict[str, Any], record.Release]:
+    """The record *name*'s document and its release, read once (errors as :func:`record.load_release`'s)."""
     path = record.record_path(locks_dir, name)
     doc = record.read_document(path)
-    rel = record.release_from_json(doc["release"])
+    try:
+        return doc, record.release_from_json(doc["release"])
+    except (KeyError, TypeError, ValueError) as exc:  # InvalidVersion is a ValueError
+        raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
+
+
+def from_record(locks_dir: Path, name: str) -> Side:
+    doc, rel = _read_record(locks_dir, name)
     versions = {
         pkg.name: str(pkg.version) if pkg.version is not None else pkg.version_written
         for pkg in rel.packages
@@ -36,11 +44,10 @@ def from_record(locks_dir: Path, name: str) -> Side:
 
 def from_nearest(locks_dir: Path, name: str) -> Side | None:
     """The nearest consistent set of a record (its "consistent" section), or None."""
-    doc = record.read_document(record.record_path(locks_dir, name))
+    doc, rel = _read_record(locks_dir, name)
     consistent = doc.get("consistent")
     if not isinstance(consistent, dict) or not isinstance(consistent.get("pins"), dict):
         return None
-    rel = record.release_from_json(doc["release"])
     return Side(
         label=f"{name} (nearest consistent set)",
         versions={canonicalize_name(n): str(v) for n, v in consistent["pins"].items()},
@@ -62,13 +69,19 @@ def deviation_lines(consistent: Any) -> list[str]:
     return lines
 
 
+def _read_text(path: Path, what: str) -> str:
+    try:
+        return path.read_text("utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}): give {what}") from None
+
+
 def from_requirements(path: Path) -> Side:
     """A requirements or constraints file of ``name==version`` lines (hashes, options and
     comments are skipped; anything else that is not an exact pin is an error)."""
-    try:
-        text = path.read_text("utf-8")
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+    text = _read_text(path, "a requirements file")
     versions: dict[NormalizedName, str] = {}
     logical = text.replace("\\\n", " ")
     for number, raw in enumerate(logical.splitlines(), start=1):
@@ -93,11 +106,9 @@ def from_requirements(path: Path) -> Side:
 
 
 def from_pylock(path: Path) -> Side:
+    text = _read_text(path, "a PEP 751 lock file")
     try:
-        data = tomllib.loads(path.read_text("utf-8"))
-        lock = Pylock.from_dict(data)
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        lock = Pylock.from_dict(tomllib.loads(text))
     except (tomllib.TOMLDecodeError, PylockValidationError) as exc:
         raise ManifestError(f"{path}: not a valid PEP 751 lock file ({exc})") from None
     versions = {

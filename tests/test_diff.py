@@ -159,3 +159,22 @@ def test_messages_quoting_other_tools_stay_on_one_line() -> None:
 
     message = StackmetaError("bad (Expected end\n    x y z\n      ^\n): fix it")
     assert str(message) == "bad (Expected end x y z ): fix it"
+
+
+def test_a_malformed_record_or_file_is_one_line(tmp_path: Path, capsys: object) -> None:
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
+    doc = json.loads(record.record_path(tmp_path, "CMSSW_14_0_0").read_text())
+    del doc["release"]["packages"][0]["name"]
+    record.write_document(record.record_path(tmp_path, "CMSSW_13_0_0"), doc)
+    latin1 = tmp_path / "latin1.txt"
+    latin1.write_bytes(b"# caf\xe9\nnumpy==1.24.3\n")
+    lock = tmp_path / "pylock.toml"
+    lock.write_bytes(b"# caf\xe9\n")
+    for new, message in (
+        ("CMSSW_13_0_0", f"{tmp_path}/CMSSW_13_0_0.json: malformed release section (KeyError('name')): "
+                         "export it again"),
+        (str(latin1), f"{latin1}: not UTF-8 text (byte 5): give a requirements file"),
+        (str(lock), f"{lock}: not UTF-8 text (byte 5): give a PEP 751 lock file"),
+    ):
+        assert main(["diff", "CMSSW_14_0_0", new, "--locks-dir", str(tmp_path)]) == 1
+        assert capsys.readouterr().err == f"error: {message}\n"  # type: ignore[attr-defined]
