@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
@@ -226,6 +227,14 @@ def _cell(text: str) -> str:
     return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
 
 
+def _table(columns: Sequence[str], rows: Sequence[Sequence[str]], *, empty: str = "None.") -> list[str]:
+    """A markdown table of *rows* (every cell escaped), or the line *empty* when there are none."""
+    if not rows:
+        return [empty]
+    return [f"| {' | '.join(columns)} |", f"|{' --- |' * len(columns)}",
+            *(f"| {' | '.join(_cell(cell) for cell in row)} |" for row in rows)]
+
+
 def readme(rel: Release, nearest: NearestSet, *, name: str, version: Version) -> str:
     """The long description: what the metapackage pins and everything that differs."""
     py = rel.python
@@ -257,51 +266,27 @@ def readme(rel: Release, nearest: NearestSet, *, name: str, version: Version) ->
         "## Deviations from the release",
         "",
     ]
-    if nearest.deviations:
-        lines += ["| package | release | pinned here | why |", "| --- | --- | --- | --- |"]
-        lines += [
-            f"| {d.name} | {_cell(d.release_version)} | {d.version} | {_cell(d.reason)} |"
-            for d in nearest.deviations
-        ]
-    else:
-        lines.append("None: every pin is the release's version.")
+    lines += _table(("package", "release", "pinned here", "why"),
+                    [(d.name, d.release_version, str(d.version), d.reason) for d in nearest.deviations],
+                    empty="None: every pin is the release's version.")
     lines += ["", "## Added: dependencies the release does not ship", ""]
-    if nearest.additions:
-        lines += ["| package | pinned here | required by |", "| --- | --- | --- |"]
-        lines += [
-            f"| {a.name} | {a.version} | {_cell('; '.join(a.required_by))} |" for a in nearest.additions
-        ]
-    else:
-        lines.append("None.")
+    lines += _table(("package", "pinned here", "required by"),
+                    [(a.name, str(a.version), "; ".join(a.required_by)) for a in nearest.additions])
     lines += ["", "## Left out: shipped packages pip cannot install from the index", ""]
-    if nearest.omissions:
-        lines += ["| package | release | why |", "| --- | --- | --- |"]
-        lines += [
-            f"| {o.name} | {_cell(o.release_version)} | {_cell(o.reason)} |" for o in nearest.omissions
-        ]
-    else:
-        lines.append("None.")
+    lines += _table(("package", "release", "why"),
+                    [(o.name, o.release_version, o.reason) for o in nearest.omissions])
     patched = [p for p in sorted(rel.packages, key=lambda p: p.name) if p.patched]
     lines += ["", "## Patched by CMS", ""]
     if patched:
-        lines += [
-            "CMS builds these packages with its own patches: the index's file of the same "
-            "version is not the same bits.",
-            "",
-            "| package | release | patches |",
-            "| --- | --- | --- |",
-        ]
-        lines += [
-            f"| {p.name} | {_cell(p.version_written)} | {_cell(', '.join(p.patches))} |" for p in patched
-        ]
-    else:
-        lines.append("None.")
-    lines += ["", "## Pins", "", "| package | pinned here | release |", "| --- | --- | --- |"]
-    for pin_name, pin_version in nearest.pins:
-        pkg = shipped.get(pin_name)
-        lines.append(
-            f"| {pin_name} | {pin_version} | {_cell(pkg.version_written) if pkg else 'not shipped'} |"
-        )
+        lines += ["CMS builds these packages with its own patches: the index's file of the same "
+                  "version is not the same bits.", ""]
+    lines += _table(("package", "release", "patches"),
+                    [(p.name, p.version_written, ", ".join(p.patches)) for p in patched])
+    lines += ["", "## Pins", ""]
+    lines += _table(("package", "pinned here", "release"),
+                    [(pin_name, str(pin_version),
+                      shipped[pin_name].version_written if pin_name in shipped else "not shipped")
+                     for pin_name, pin_version in nearest.pins])
     lines.append("")
     return "\n".join(lines)
 
