@@ -15,7 +15,8 @@ import dataclasses
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -336,20 +337,22 @@ class Walker:
             if name in memo.facts:
                 self._facts[name] = memo.facts[name]
 
-    def _collecting(self, name: str) -> set[str] | None:
+    @contextmanager
+    def _collecting(self, name: str) -> Iterator[None]:
+        """Within the block, the paths read are remembered as *name*'s (for the next walk's reuse)."""
         previous = self.read.collect
         self.read.collect = self._deps.setdefault(name, set())
-        return previous
+        try:
+            yield
+        finally:
+            self.read.collect = previous
 
     # Names to specs (RULES §2).
     def spec_file(self, name: str) -> SpecFile | None:
         if name in self._specs:
             return self._specs[name]
-        previous = self._collecting(name)
-        try:
+        with self._collecting(name):
             found = self._find(name)
-        finally:
-            self.read.collect = previous
         self._specs[name] = found
         return found
 
@@ -423,11 +426,8 @@ class Walker:
         if sf is None:
             return None
         self.progress.advance()
-        previous = self._collecting(name)
-        try:
+        with self._collecting(name):
             facts = self._evaluate(sf)
-        finally:
-            self.read.collect = previous
         self._facts[name] = facts
         return facts
 
