@@ -173,3 +173,14 @@ def test_chromium_shows_the_moves_for_python_3_12(tmp_path: Path, capsys: pytest
     holds = x86["does the moved set hold?"].splitlines()
     assert holds[0] == "NO: 4 new problems"
     assert holds[-1] == "and 1 the release has as pinned"
+
+
+def test_out_a_folder_is_refused_before_any_request(tmp_path: Path,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["check", "CMSSW_14_0_0", "--no-save", "--no-cache", "--platform", "all", "--format", "html",
+                 "--out", str(tmp_path), "--index-url", "http://127.0.0.1:9/simple"])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"error: --out {tmp_path} is a folder: give the page's file name, e.g. "
+        f"{tmp_path}/CMSSW_14_0_0.html\n")
+    assert list(tmp_path.iterdir()) == []

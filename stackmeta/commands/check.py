@@ -112,6 +112,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--out is for --format html")
     if args.format == "html" and args.out is None and output.json_mode:
         raise UsageError("--format html with --json: give --out FILE for the page (stdout carries the JSON)")
+    if args.out is not None and args.out.is_dir():  # refused before any request, not after the check
+        raise UsageError(f"--out {args.out} is a folder: give the page's file name, e.g. "
+                         f"{args.out / (args.release + '.html')}")
     rel, path = _load(args)
     target = check.default_target(rel, args.python, None if laptop else args.platform)
     cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
