@@ -27,14 +27,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (default: every record)")
     p.add_argument("--all", action="store_true",
                    help="every record in --locks-dir (the default without RELEASE)")
-    p.add_argument("--name", default=metapackage.DEFAULT_NAME,
-                   help=f"project name (default: {metapackage.DEFAULT_NAME})")
-    p.add_argument("--version", dest="meta_version", metavar="VERSION",
-                   help="metapackage version (default: from the release name)")
-    p.add_argument("--requires-python", help="Requires-Python (default: ==<major>.<minor>.* of the release)")
-    p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist/)")
-    p.add_argument("--build-dir", type=Path, default=Path("build"),
-                   help="where the generated projects are written (default: build/)")
+    add_project_options(p)
     group = p.add_argument_group(
         "a group's baseline",
         "--base RELEASE builds a working group's own metapackage (give --name and --version): the "
@@ -52,6 +45,23 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     group.add_argument("--index-url", help="the index to check against (default: the set's index)")
     group.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
     p.set_defaults(func=run)
+
+
+def add_project_options(p: argparse.ArgumentParser) -> None:
+    """The options of the metapackage and where it is built (build and publish share them)."""
+    p.add_argument("--name", default=metapackage.DEFAULT_NAME,
+                   help=f"project name (default: {metapackage.DEFAULT_NAME})")
+    p.add_argument("--version", dest="meta_version", metavar="VERSION",
+                   help="metapackage version (default: from the release name)")
+    p.add_argument("--requires-python", help="Requires-Python (default: ==<major>.<minor>.* of the release)")
+    p.add_argument("--out", type=Path, default=Path("dist"), help="output folder (default: dist/)")
+    p.add_argument("--build-dir", type=Path, default=Path("build"),
+                   help="where the generated projects are written (default: build/)")
+
+
+def project_options(args: argparse.Namespace) -> metapackage.Options:
+    return metapackage.Options(name=args.name, version=args.meta_version,
+                               requires_python=args.requires_python)
 
 
 def build_group(args: argparse.Namespace, output: Output) -> int:
@@ -85,9 +95,7 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
         raise BuildError(f"{plan.moves_message()}: nothing was built; pass --allow-moves to build with "
                          "these moves, or choose other versions")
     group = baseline.group_set(replace(nearest, index_url=index_url), plan)
-    options = metapackage.Options(name=args.name, version=args.meta_version,
-                                  requires_python=args.requires_python)
-    project = metapackage.project(rel, group, options)
+    project = metapackage.project(rel, group, project_options(args))
     built = builder.build(project, args.out, work_dir=args.build_dir / f"{args.name}-{args.meta_version}")
     files = [{"file": str(path), "sha256": builder.sha256(path)} for path in built.files]
     if output.json_mode:
@@ -108,9 +116,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return build_group(args, output)
     if args.add or args.override or args.allow_moves:
         raise UsageError("--add, --override and --allow-moves build a group's stack: give --base RELEASE")
-    options = metapackage.Options(
-        name=args.name, version=args.meta_version, requires_python=args.requires_python
-    )
+    options = project_options(args)
     if args.release and args.all:
         raise UsageError(f"give a RELEASE ({args.release}) or --all, not both")
     if args.release:

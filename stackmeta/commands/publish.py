@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from stackmeta import metapackage, publish, record
+from stackmeta.commands.build import add_project_options, project_options
 from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
 from stackmeta.pipeline import build_record, publish_new
@@ -38,21 +38,12 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="publish although the release's check has blocking problems the nearest set "
                         "does not answer")
-    p.add_argument("--name", default=metapackage.DEFAULT_NAME,
-                   help=f"project name (default: {metapackage.DEFAULT_NAME})")
-    p.add_argument("--version", dest="meta_version", metavar="VERSION",
-                   help="metapackage version (default: from the release name)")
-    p.add_argument("--requires-python", help="Requires-Python (default: ==<major>.<minor>.* of the release)")
-    p.add_argument("--out", type=Path, default=Path("dist"),
-                   help="where the files are built (default: dist/)")
-    p.add_argument("--build-dir", type=Path, default=Path("build"), help="build folder (default: build/)")
+    add_project_options(p)
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
-    options = metapackage.Options(
-        name=args.name, version=args.meta_version, requires_python=args.requires_python
-    )
+    options = project_options(args)
     if args.new:
         if args.release:
             raise UsageError(f"give a RELEASE ({args.release}) or --new, not both")
