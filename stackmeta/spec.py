@@ -251,31 +251,18 @@ class Expander:
             if nxt == "%":
                 out.append("%")
                 i += 2
-            elif nxt == "{":
-                end = _matching(text, i + 1, "{", "}")
+            elif nxt in _CLOSING:  # %{...}, %(...), %[...]
+                end = _matching(text, i + 1, nxt, _CLOSING[nxt])
                 if end < 0:
                     out.append(text[i:])
                     break
-                out.append(self._braced(text[i + 2:end], text[i:end + 1]))
-                i = end + 1
-            elif nxt == "(":
-                end = _matching(text, i + 1, "(", ")")
-                if end < 0:
-                    out.append(text[i:])
-                    break
-                out.append(self._shell(text[i + 2:end], text[i:end + 1]))
-                i = end + 1
-            elif nxt == "[":
-                end = _matching(text, i + 1, "[", "]")
-                if end < 0:
-                    out.append(text[i:])
-                    break
-                value = evaluate_expression(self.expand(text[i + 2:end]))
-                if value is None:
-                    self.issue(f"cannot evaluate the expression {text[i:end + 1]!r}")
-                    out.append(text[i:end + 1])
+                inner, whole = text[i + 2:end], text[i:end + 1]
+                if nxt == "{":
+                    out.append(self._braced(inner, whole))
+                elif nxt == "(":
+                    out.append(self._shell(inner, whole))
                 else:
-                    out.append(str(int(value)) if isinstance(value, bool) else str(value))
+                    out.append(self._expression(inner, whole))
                 i = end + 1
             elif (nxt == "!" and text[i + 2:i + 3] == "?") or nxt == "?":
                 # %?name and %!?name
@@ -300,31 +287,32 @@ class Expander:
                 name = m.group(0)
                 rest_start = m.end()
                 if name in ("define", "global"):
-                    line_end = text.find("\n", rest_start)
-                    line_end = n if line_end < 0 else line_end
-                    self._define_text(text[rest_start:line_end], now=name == "global")
-                    i = line_end
+                    i = _line_end(text, rest_start)
+                    self._define_text(text[rest_start:i], now=name == "global")
                     continue
                 if name == "undefine":
-                    line_end = text.find("\n", rest_start)
-                    line_end = n if line_end < 0 else line_end
-                    self.macros.pop(text[rest_start:line_end].strip(), None)
-                    i = line_end
+                    i = _line_end(text, rest_start)
+                    self.macros.pop(text[rest_start:i].strip(), None)
                     continue
                 macro = self.macros.get(name)
                 if macro is None:
                     out.append(text[i:rest_start])
                     i = rest_start
                     continue
-                if macro.params is not None:
-                    line_end = text.find("\n", rest_start)
-                    line_end = n if line_end < 0 else line_end
-                    out.append(self._call(name, self.expand(text[rest_start:line_end]).split()))
-                    i = line_end
+                if macro.params is not None:  # the rest of the line is the arguments
+                    i = _line_end(text, rest_start)
+                    out.append(self._call(name, self.expand(text[rest_start:i]).split()))
                     continue
                 out.append(self._value(name, ""))
                 i = rest_start
         return "".join(out)
+
+    def _expression(self, inner: str, whole: str) -> str:
+        value = evaluate_expression(self.expand(inner))
+        if value is None:
+            self.issue(f"cannot evaluate the expression {whole!r}")
+            return whole
+        return str(int(value)) if isinstance(value, bool) else str(value)
 
     def _value(self, name: str, args: str) -> str:
         macro = self.macros[name]
@@ -399,6 +387,7 @@ class Expander:
             return whole
 
 
+_CLOSING = {"{": "}", "(": ")", "[": "]"}
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _ARG = re.compile(r"[0-9]+|\*|#")
 
@@ -423,6 +412,12 @@ _BUILTINS: dict[str, Callable[[str], str]] = {
     "upper": str.upper,
     "quote": lambda s: s,
 }
+
+
+def _line_end(text: str, start: int) -> int:
+    """Index of the end of the line *start* is on (of the text when it is the last line)."""
+    end = text.find("\n", start)
+    return len(text) if end < 0 else end
 
 
 def _matching(text: str, start: int, opening: str, closing: str) -> int:
