@@ -15,7 +15,7 @@ import dataclasses
 import itertools
 import re
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -945,7 +945,3 @@ def _combine_problems(per_arch: Sequence[ArchStack]) -> tuple[Problem, ...]:
             message = f"{message} (on {', '.join(arches)})"
         out.append(Problem(kind=kind, message=message, where=where))
     return tuple(out)
-
-
-def shipped_rpms(stack: Stack) -> Iterable[str]:
-    return dict.fromkeys([*stack.reached, *stack.copied])
