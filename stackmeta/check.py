@@ -17,7 +17,7 @@ from __future__ import annotations
 import gc
 import sys
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum, StrEnum
@@ -296,6 +296,7 @@ class _Walk:
     nodes: dict[NormalizedName, Version] = field(default_factory=dict)  # pins + picks
     extras: dict[NormalizedName, set[str]] = field(default_factory=dict)
     wants: dict[NormalizedName, list[tuple[str, Requirement]]] = field(default_factory=dict)  # unpinned
+    specs: dict[NormalizedName, SpecifierSet] = field(default_factory=dict)  # wants' requirements, together
     picks: dict[NormalizedName, Version | None] = field(default_factory=dict)
 
 
@@ -391,17 +392,17 @@ def _walk(release: Release, target: Target, pages: Pages, metas: Metas) -> _Walk
                     extras.setdefault(dep, set()).update(req.extras)
                 if dep not in pins:
                     wants.setdefault(dep, []).append((f"{name}=={version}", req))
-        picks: dict[NormalizedName, Version | None] = {}
+        specs: dict[NormalizedName, SpecifierSet] = {}
         for dep, reqs in wants.items():
-            page = pages.get(dep)
-            if isinstance(page, ProjectPage):
-                spec = SpecifierSet()
-                for _, r in reqs:
-                    spec &= r.specifier
-                picks[dep] = pick_version(page, target, spec, memo)
+            spec = SpecifierSet()
+            for _, r in reqs:
+                spec &= r.specifier
+            specs[dep] = spec
+        picks = {dep: pick_version(page, target, specs[dep], memo)
+                 for dep in wants if isinstance(page := pages.get(dep), ProjectPage)}
         extras = {n: e for n, e in extras.items() if e}
         stable = picks == w.picks and extras == w.extras
-        w = _Walk(nodes=nodes, extras=extras, wants=wants, picks=picks)
+        w = _Walk(nodes=nodes, extras=extras, wants=wants, specs=specs, picks=picks)
         if stable:
             break
     return w
@@ -432,13 +433,7 @@ def plan(release: Release, target: Target, pages: Pages, metas: Metas) -> Needs:
         if (isinstance(page, ProjectPage) and (name, version) not in metas
                 and metadata_file(page.files_of(version), target) is not None):
             need_md.append((name, version))
-    wanted = {}
-    for name in need_pages:
-        if name in w.wants:
-            spec = SpecifierSet()
-            for _, r in w.wants[name]:
-                spec &= r.specifier
-            wanted[name] = spec
+    wanted = {name: w.specs[name] for name in need_pages if name in w.specs}
     return Needs(pages=tuple(need_pages), metadata=tuple(sorted(need_md)), wanted=wanted)
 
 
@@ -572,9 +567,6 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
                                           requirer_pinned=name in pinned))
     unpinned = []
     for dep, reqs in sorted(w.wants.items()):
-        spec = SpecifierSet()
-        for _, r in reqs:
-            spec &= r.specifier
         page = pages.get(dep)
         picked = w.picks.get(dep)
         if picked is not None:
@@ -582,7 +574,7 @@ def analyse(release: Release, target: Target, index_url: str, pages: Pages, meta
         else:  # None: no version fits (or no such project); "?": the index failed to say
             shown = "?" if isinstance(page, StackmetaError) else None
         unpinned.append(Unpinned(name=dep, required_by=tuple(sorted({f"{who}: {r}" for who, r in reqs})),
-                                 specifier=str(spec), picked=shown))
+                                 specifier=str(w.specs[dep]), picked=shown))
     pyprobs = []
     python = target.python_full
     for p in (*pins, *picks):
@@ -745,7 +737,3 @@ def _no_cyclic_gc() -> Iterator[None]:
 def save(report: CheckReport, record: Path) -> None:
     """Write the report as the record's "check" section (the other sections are kept)."""
     update_section(record, SECTION, report.to_json())
-
-
-def conflict_names(report: CheckReport) -> Sequence[str]:
-    return sorted({c.requirer for c in report.conflicts})
