@@ -227,3 +227,11 @@ def test_default_target_follows_the_arch() -> None:
     assert str(check.default_target(rel)) == "Python 2.7.11 on linux-x86_64"  # slc6_amd64_gcc630
     assert str(check.default_target(rel, platform="linux-aarch64")) == "Python 2.7.13 on linux-aarch64"
     assert str(check.default_target(rel, "3.9")) == "Python 3.9 on linux-x86_64"
+
+
+@pytest.mark.parametrize("timeout", ["0", "-5", "nan", "inf"])
+def test_timeout_must_be_seconds(locks: Path, timeout: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--no-save",
+                             "--no-cache", "--index-url", "http://127.0.0.1:9/simple", f"--timeout={timeout}")
+    assert (code, out, err) == (2, "", f"error: --timeout {float(timeout)}: give a number of seconds above 0 "
+                                       "(default: 30)\n")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit
@@ -104,6 +105,8 @@ def index_url(value: str) -> str:
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
+    if not 0 < args.timeout < math.inf:  # nan too
+        raise UsageError(f"--timeout {args.timeout}: give a number of seconds above 0 (default: 30)")
     args.index_url = index_url(args.index_url)
     laptop = args.platform == "all"
     if args.format == "html" and not laptop:
