@@ -143,8 +143,10 @@ def _parse_json(text: str, path: str, arches: tuple[str, ...]) -> Frozen:
         raise ManifestError(f"{path}:1: expected a JSON list of {{name, version}} objects")
     packages: dict[str, Package] = {}
     problems: list[Problem] = []
+    starts = _item_lines(text)
+    last = text.count("\n") + 1
     for index, item in enumerate(data):
-        where = f"{path}:{_item_line(text, index)}"
+        where = f"{path}:{starts[index] if index < len(starts) else last}"
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("name"), str)
@@ -167,10 +169,10 @@ def _parse_json(text: str, path: str, arches: tuple[str, ...]) -> Frozen:
     return Frozen(packages=tuple(sorted(packages.values(), key=lambda p: p.name)), problems=tuple(problems))
 
 
-def _item_line(text: str, index: int) -> int:
-    """The line where the *index*-th object of a JSON list starts (best effort)."""
+def _item_lines(text: str) -> list[int]:
+    """The line where each object of a JSON list starts (best effort), in one pass."""
+    starts: list[int] = []
     depth = 0
-    count = -1
     line = 1
     in_string = False
     escape = False
@@ -190,9 +192,7 @@ def _item_line(text: str, index: int) -> int:
         elif c == "{":
             depth += 1
             if depth == 1:
-                count += 1
-                if count == index:
-                    return line
+                starts.append(line)
         elif c == "}":
             depth -= 1
-    return line
+    return starts
