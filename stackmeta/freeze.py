@@ -54,57 +54,54 @@ def parse_freeze(text: str, path: str, *, arches: tuple[str, ...] = ()) -> Froze
         pin = _PIN.match(line)
         if pin:
             pkg = _package(pin.group(1), pin.group(2), where, problems, arches)
-            if pkg.name in packages:
-                problems.append(
-                    Problem(
-                        kind="duplicate-pin",
-                        message=f"{pkg.display_name} listed twice: the last wins",
-                        where=where,
-                    )
-                )
-            packages[pkg.name] = pkg
-            continue
-        try:
-            req = Requirement(line)
-        except InvalidRequirement:
-            raise ManifestError(
-                f"{where}: cannot read {line!r}: not 'name==version' nor 'name @ url': "
-                "give the output of pip freeze"
-            ) from None
-        name = canonicalize_name(req.name)
-        if req.url:
+        else:
+            pkg = _requirement(line, where, problems, arches)
+        if pkg.name in packages:
             problems.append(
                 Problem(
-                    kind="url-requirement",
-                    message=f"{req.name} is installed from {req.url}: no version to pin",
+                    kind="duplicate-pin",
+                    message=f"{pkg.display_name} listed twice: the last wins",
                     where=where,
                 )
             )
-            kind = build_kind(req.url)
-            pkg = Package(
-                rpm="",
-                name=name,
-                display_name=req.name,
-                version_written="",
-                version=None,
-                build=kind if kind is not BuildKind.PYPI else BuildKind.URL,
-                source_url=req.url,
-                arches=arches,
-            )
-        else:
-            specs = list(req.specifier)
-            if len(specs) != 1 or specs[0].operator not in ("==", "==="):
-                raise ManifestError(
-                    f"{where}: {line!r} is not 'name==version': give the output of pip freeze"
-                )
-            written = specs[0].version
-            pkg = _package(req.name, written, where, problems, arches)
-        if name in packages:
-            problems.append(
-                Problem(kind="duplicate-pin", message=f"{req.name} listed twice: the last wins", where=where)
-            )
-        packages[name] = pkg
+        packages[pkg.name] = pkg
     return Frozen(packages=tuple(sorted(packages.values(), key=lambda p: p.name)), problems=tuple(problems))
+
+
+def _requirement(line: str, where: str, problems: list[Problem], arches: tuple[str, ...]) -> Package:
+    """A line that is not plain 'name==version': 'name @ url', or a pin with markers or spaces."""
+    try:
+        req = Requirement(line)
+    except InvalidRequirement:
+        raise ManifestError(
+            f"{where}: cannot read {line!r}: not 'name==version' nor 'name @ url': "
+            "give the output of pip freeze"
+        ) from None
+    if not req.url:
+        specs = list(req.specifier)
+        if len(specs) != 1 or specs[0].operator not in ("==", "==="):
+            raise ManifestError(
+                f"{where}: {line!r} is not 'name==version': give the output of pip freeze"
+            )
+        return _package(req.name, specs[0].version, where, problems, arches)
+    problems.append(
+        Problem(
+            kind="url-requirement",
+            message=f"{req.name} is installed from {req.url}: no version to pin",
+            where=where,
+        )
+    )
+    kind = build_kind(req.url)
+    return Package(
+        rpm="",
+        name=canonicalize_name(req.name),
+        display_name=req.name,
+        version_written="",
+        version=None,
+        build=kind if kind is not BuildKind.PYPI else BuildKind.URL,
+        source_url=req.url,
+        arches=arches,
+    )
 
 
 def _package(
