@@ -404,3 +404,30 @@ def test_the_improvement_moves_a_left_out_package_instead() -> None:
     assert {c.name: str(c.version) for c in better[0].mapping.values()} == {
         "awkward-cpp": "12", "awkward": "2.1.1", "dask-awkward": "2023.3.2"}
     assert better[3] == {}
+
+
+def test_a_project_page_the_index_fails_stops_the_resolve_before_it_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """beta-lib's page is no page: the resolve would take beta-lib for a project without versions;
+    it stops with the page's error, and the record gets no nearest set."""
+    from tests.clirunner import run_cli
+    from tests.httpserver import StaticServer
+    from tests.pypiserver_fixture import make_wheel
+
+    root = tmp_path / "index"
+    for name, version, requires in (("alpha-lib", "1.0", ["beta-lib>=2"]), ("beta-lib", "2.0", [])):
+        wheel = make_wheel(root / name, name, version, requires=requires)
+        (root / name / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    locks = tmp_path / "locks"
+    write_record(locks, synthetic_release([package("alpha-lib", "1.0"), package("beta-lib", "2.0")]))
+    with StaticServer(tmp_path) as server:
+        server.fail("/index/beta-lib/", "garbage", content_type="text/html")
+        code, _, err = run_cli("resolve", "CMSSW_14_0_0", "--locks-dir", str(locks), "--index-url",
+                               f"{server.url}/index", "--cache-dir", str(tmp_path / "cache"))
+    assert code == 1
+    line = err.strip().splitlines()[-1]
+    page = f"{server.url}/index/beta-lib/"
+    assert line.startswith(f"error: 1 project page(s) could not be read, first beta-lib: {page}")
+    assert line.endswith(": nothing was written; run again")
+    assert "consistent" not in record.read_document(locks / "CMSSW_14_0_0.json")

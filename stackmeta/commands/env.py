@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Any
 
 from stackmeta import overlay, record, venv
+from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
-from stackmeta.errors import IndexAccessError, ResolutionError
+from stackmeta.errors import ResolutionError
 from stackmeta.index import IndexClient, IndexSource
 from stackmeta.resolve import NearestSet, load_nearest
 from stackmeta.target import Target
@@ -78,11 +79,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
                        | {a.name for a in additions})
         source.prefetch(names, progress)
         source.prefetch_dependencies([*nearest.pins, *((o.name, o.version) for o in overrides)], progress)
-        page_errors = {n: e for n, e in source.errors.items() if "==" not in n}
-        if page_errors:
-            first = sorted(page_errors.items())[0]
-            raise IndexAccessError(f"{len(page_errors)} project page(s) could not be read, first {first[0]}: "
-                                   f"{first[1]}: nothing was created; run again")
+        require_pages(source, "nothing was created")
         nearest_here = replace(nearest, index_url=index_url)
         plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions,
                             exclude=args.exclude)

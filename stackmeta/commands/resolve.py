@@ -36,6 +36,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.set_defaults(func=run)
 
 
+def require_pages(source: IndexSource, nothing_done: str) -> None:
+    """IndexAccessError unless every project page prefetched into *source* was read (an unread
+    page would look like a project without versions to the resolver)."""
+    page_errors = {n: e for n, e in source.errors.items() if "==" not in n}  # "name==version": metadata
+    if page_errors:
+        name, error = min(page_errors.items())
+        raise IndexAccessError(f"{len(page_errors)} project page(s) could not be read, first {name}: "
+                               f"{error}: {nothing_done}; run again")
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
     rel = record.load_release(args.locks_dir, args.release)
     try:
@@ -50,14 +60,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         names = sorted(p.name for p in rel.packages)
         source.prefetch(names, progress)
         source.prefetch_dependencies(record.pins(rel), progress)
+        require_pages(source, "nothing was written")
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress)
-        page_errors = {n: e for n, e in source.errors.items() if "==" not in n}
-        if page_errors:
-            first = next(iter(sorted(page_errors.items())))
-            raise IndexAccessError(
-                f"{len(page_errors)} project page(s) could not be read, first {first[0]}: {first[1]}: "
-                "nothing was written; run again"
-            )
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")
     path = save_nearest(args.locks_dir, args.release, rel, nearest)
