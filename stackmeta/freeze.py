@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 
 from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
+from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta.errors import ManifestError
@@ -159,8 +159,10 @@ def _parse_json(text: str, path: str, arches: tuple[str, ...]) -> Frozen:
                 )
             )
             continue
-        if not re.match(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", item["name"]):
-            raise ManifestError(f"{where}: {item['name']!r} is not a package name")
+        try:
+            canonicalize_name(item["name"], validate=True)
+        except InvalidName:
+            raise ManifestError(f"{where}: {item['name']!r} is not a package name") from None
         pkg = _package(item["name"], item["version"], where, problems, arches)
         packages[pkg.name] = pkg
     return Frozen(packages=tuple(sorted(packages.values(), key=lambda p: p.name)), problems=tuple(problems))

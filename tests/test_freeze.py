@@ -68,6 +68,10 @@ def test_freeze_lines() -> None:
             "freeze.txt:3: item 1 is not an object with a name and a version",
         ),
         (
+            '[\n {"name": "a", "version": "1"},\n {"name": "b-", "version": "2"}\n]\n',
+            "freeze.txt:3: 'b-' is not a package name",
+        ),
+        (
             '[\n {"name": "a", "version": "1"},\n',
             "freeze.txt:3: not valid JSON (Expecting value): give the output of pip list --format=json",
         ),
