@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -78,13 +79,28 @@ def _read_text(path: Path, what: str) -> str:
         raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}): give {what}") from None
 
 
+def _logical_lines(text: str) -> Iterator[tuple[int, str]]:
+    """The lines with their ``\\`` continuations joined, each with the number of its first line."""
+    pending: list[str] = []
+    first = 1
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not pending:
+            first = number
+        if raw.endswith("\\"):
+            pending.append(raw[:-1] + " ")
+        else:
+            yield first, "".join(pending) + raw
+            pending = []
+    if pending:
+        yield first, "".join(pending)
+
+
 def from_requirements(path: Path) -> Side:
     """A requirements or constraints file of ``name==version`` lines (hashes, options and
     comments are skipped; anything else that is not an exact pin is an error)."""
     text = _read_text(path, "a requirements file")
     versions: dict[NormalizedName, str] = {}
-    logical = text.replace("\\\n", " ")
-    for number, raw in enumerate(logical.splitlines(), start=1):
+    for number, raw in _logical_lines(text):
         line = raw.split(" #", 1)[0].strip()
         if not line or line.startswith(("#", "-")):
             continue

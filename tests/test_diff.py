@@ -178,3 +178,21 @@ def test_a_malformed_record_or_file_is_one_line(tmp_path: Path, capsys: object) 
     ):
         assert main(["diff", "CMSSW_14_0_0", new, "--locks-dir", str(tmp_path)]) == 1
         assert capsys.readouterr().err == f"error: {message}\n"  # type: ignore[attr-defined]
+
+
+def test_an_error_names_the_line_in_the_file(tmp_path: Path, capsys: object) -> None:
+    # continuation lines (as in the .hashes.txt stackmeta lock writes) do not shift the line numbers
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
+    req = tmp_path / "hashes.txt"
+    req.write_text("numpy==1.24.3 \\\n    --hash=sha256:aa \\\n    --hash=sha256:bb\n"
+                   "six>=1 \\\n  --hash=sha256:cc\n")
+    assert main(["diff", "CMSSW_14_0_0", str(req), "--locks-dir", str(tmp_path)]) == 1
+    err = capsys.readouterr().err  # type: ignore[attr-defined]
+    assert err == (f"error: {req}:4: 'six>=1' is not an exact pin (name==version): a diff compares exact "
+                   "versions\n")
+    hashes = Path(__file__).parent.parent / "locks" / "CMSSW_14_0_0.hashes.txt"
+    assert main(["diff", str(hashes), "CMSSW_14_0_0", "--locks-dir", str(hashes.parent), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    # every pin of the hashes file read (it leaves out dxr 1.0.x and shellingham 1.5.0: no file pip takes)
+    assert data["unchanged"] == 319 and data["removed"] == data["upgraded"] == data["downgraded"] == []
+    assert [c["name"] for c in data["added"]] == ["dxr", "shellingham"]
