@@ -25,7 +25,6 @@ import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.parser import BytesParser
 from pathlib import Path
 from typing import Literal
 
@@ -212,11 +211,33 @@ def normalise_sdist(data: bytes, epoch: int) -> bytes:
 
 def wheel_metadata(data: bytes, filename: str) -> Metadata:
     """The core metadata of a wheel (its ``.dist-info/METADATA``), parsed by packaging."""
-    with zipfile.ZipFile(io.BytesIO(data)) as whl:
-        names = [n for n in whl.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
-        if len(names) != 1:
-            raise BuildError(f"{filename}: expected one .dist-info/METADATA, found {len(names)}")
-        raw = whl.read(names[0])
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as whl:
+            names = [n for n in whl.namelist() if n.endswith(".dist-info/METADATA") and n.count("/") == 1]
+            if len(names) != 1:
+                raise BuildError(f"{filename}: expected one .dist-info/METADATA, found {len(names)}")
+            raw = whl.read(names[0])
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise BuildError(f"{filename}: not a readable wheel ({exc})") from None
+    return _core_metadata(raw, filename)
+
+
+def sdist_metadata(data: bytes, filename: str) -> Metadata:
+    """The core metadata of an sdist (the ``PKG-INFO`` at its top), parsed by packaging."""
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+            member = next((m for m in tar.getmembers()
+                           if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")), None)
+            handle = tar.extractfile(member) if member is not None else None
+            if handle is None:
+                raise BuildError(f"{filename}: the sdist has no PKG-INFO at its top")
+            raw = handle.read()
+    except (tarfile.TarError, OSError) as exc:
+        raise BuildError(f"{filename}: not a readable .tar.gz sdist ({exc})") from None
+    return _core_metadata(raw, filename)
+
+
+def _core_metadata(raw: bytes, filename: str) -> Metadata:
     try:
         return Metadata.from_email(raw, validate=True)
     except Exception as exc:  # packaging raises an ExceptionGroup of InvalidMetadata
@@ -255,16 +276,3 @@ def check_requires_dist(found: Sequence[Requirement], expected: Sequence[Require
             f"{where}: Requires-Dist differs from the nearest set: unexpected {extra[:3]}, "
             f"missing {lacking[:3]}: rebuild it with 'stackmeta build'"
         )
-
-
-def read_pkg_info(data: bytes) -> dict[str, str]:
-    """The headers of an sdist's PKG-INFO (first occurrence of each)."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        member = next((m for m in tar.getmembers() if m.name.count("/") == 1
-                       and m.name.endswith("/PKG-INFO")), None)
-        if member is None:
-            raise BuildError("the sdist has no PKG-INFO at its top")
-        handle = tar.extractfile(member)
-        assert handle is not None
-        msg = BytesParser().parsebytes(handle.read())
-    return {key: str(value) for key, value in msg.items()}

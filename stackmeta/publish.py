@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from stackmeta import builder
@@ -122,38 +121,15 @@ def verify_dists(paths: Sequence[Path], nearest: NearestSet) -> None:
         try:
             if path.name.endswith(".whl"):
                 meta = builder.wheel_metadata(data, path.name)
-                builder.check_requires_dist(meta.requires_dist or [], expected, path.name)
             elif path.name.endswith(".tar.gz"):
-                found = [_requirement(line, path.name) for line in _pkg_info_requires(data)]
-                builder.check_requires_dist(found, expected, path.name)
+                meta = builder.sdist_metadata(data, path.name)
             else:
                 raise PublishError(
                     f"{path}: neither a wheel nor a .tar.gz sdist: build it with 'stackmeta build'"
                 )
+            builder.check_requires_dist(meta.requires_dist or [], expected, path.name)
         except BuildError as exc:
             raise PublishError(f"not published: {exc}") from None
-
-
-def _pkg_info_requires(data: bytes) -> list[str]:
-    import io
-    import tarfile
-    from email.parser import BytesParser
-
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-        member = next((m for m in tar.getmembers()
-                       if m.name.count("/") == 1 and m.name.endswith("/PKG-INFO")), None)
-        handle = tar.extractfile(member) if member is not None else None
-        if handle is None:
-            raise BuildError("the sdist has no PKG-INFO at its top")
-        msg = BytesParser().parsebytes(handle.read())
-    return [str(v) for v in msg.get_all("Requires-Dist") or []]
-
-
-def _requirement(text: str, where: str) -> Requirement:
-    try:
-        return Requirement(text)
-    except InvalidRequirement:
-        raise PublishError(f"{where}: Requires-Dist {text!r} is not a requirement: rebuild it") from None
 
 
 def unresolved_problems(check: Mapping[str, Any] | None, nearest: NearestSet) -> list[str]:
