@@ -236,3 +236,18 @@ def test_stripping_the_description_twice_changes_nothing() -> None:
         assert snapshot.strip_description(once) == once, path
     assert snapshot.strip_description(b"Name: a\r\nDescription: x\r\n  y\r\nVersion: 1\r\n\r\nbody\r\n") == (
         b"Name: a\nVersion: 1\n")
+
+
+def test_snapshot_without_the_cache(tmp_path: Path) -> None:
+    # the cache's own error says "or --no-cache": snapshot has it, as check does
+    from tests.clirunner import run_cli
+
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    args = ["snapshot", "CMSSW_9_3_0", "--out", str(tmp_path / "snap"), "--locks-dir", str(LOCKS), "--quiet",
+            "--index-url", str(SNAPSHOTS / "CMSSW_9_3_0"), "--cache-dir", str(afile)]
+    assert run_cli(*args) == (1, "", f"error: cache folder {afile}: {afile} is a file, not a folder: give "
+                                     "--cache-dir a folder, or --no-cache\n")
+    code, out, err = run_cli(*args, "--no-cache")
+    assert (code, err) == (0, "") and out.startswith(f"{tmp_path / 'snap'}: 130 project pages")
+    assert (tmp_path / "snap" / "SNAPSHOT.json").exists() and afile.read_text() == ""

@@ -29,6 +29,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
     p.add_argument("--python", help="the target Python (default: the release's)")
     p.add_argument("--platform", choices=sorted(PLATFORMS), help="the target platform")
     p.add_argument("--cache-dir", type=Path, help="the on-disk cache (default: the user cache dir)")
+    p.add_argument("--no-cache", action="store_true", help="use no on-disk cache")
     p.add_argument("--jobs", type=int, default=16, help="requests in flight at once (default: 16)")
     p.add_argument("--laptop", action="store_true",
                    help="also record what 'check --platform all' reads (with --python: the nearest versions "
@@ -43,7 +44,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     rel, _ = _load(args)
     target = check.default_target(rel, args.python, args.platform)
     snapshot.check_destination(args.out)  # before any request
-    with IndexClient(args.index_url, args.cache_dir, jobs=args.jobs) as client:
+    with IndexClient(args.index_url, False if args.no_cache else args.cache_dir, jobs=args.jobs) as client:
         pages, metas = check.fetch(rel, target, client, output.progress())
         also: list[Target] = []
         if args.laptop:
