@@ -8,7 +8,6 @@ there with another sha256 is that release's failure, the others go on.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -106,16 +105,9 @@ def _one(
 ) -> publish.Published | None:
     built = build_record(locks_dir, name, options, out, build_dir)
     files = publish.local_files(built.files)
-    upload, _ = publish.plan(files, page, fetch_sha256=lambda url: _sha256(client, url))
+    upload, _ = publish.plan(files, page, fetch_sha256=lambda url: publish.download_sha256(client, url))
     if not upload:
         return None
     doc = record.read_document(record.record_path(locks_dir, name))
     return publish.publish(built.files, load_nearest(locks_dir, name), repository_url=repository_url,
                            index_url=index, check=doc.get("check"), force=force)
-
-
-def _sha256(client: IndexClient, url: str) -> str:
-    resp = client.transport.get(url)
-    if resp.status != 200:
-        raise PublishError(f"{url}: HTTP {resp.status} reading a file of the index: check the index")
-    return hashlib.sha256(resp.body).hexdigest()

@@ -107,7 +107,7 @@ def _devpi_simple_index(body: bytes) -> str | None:
 
 
 def local_files(paths: Sequence[Path]) -> tuple[LocalFile, ...]:
-    return tuple(LocalFile(path=p, sha256=hashlib.sha256(p.read_bytes()).hexdigest()) for p in paths)
+    return tuple(LocalFile(path=p, sha256=builder.sha256(p)) for p in paths)
 
 
 # -- before upload ----------------------------------------------------------------------
@@ -230,7 +230,7 @@ def read_back(
                 if remote is None:
                     bad.append(f"{local.filename} is not listed")
                     continue
-                digest = remote.sha256 or _download_sha256(client, remote.url)
+                digest = remote.sha256 or download_sha256(client, remote.url, "an uploaded file back")
                 if digest != local.sha256:
                     bad.append(f"{local.filename} is served with sha256 {digest}, expected {local.sha256}")
         finally:
@@ -242,10 +242,11 @@ def read_back(
         time.sleep(0.5)
 
 
-def _download_sha256(client: IndexClient, url: str) -> str:
+def download_sha256(client: IndexClient, url: str, what: str = "a file of the index") -> str:
+    """The sha256 of the file at *url* on the index, downloaded (for a page that gives no hash)."""
     resp = client.transport.get(url)
     if resp.status != 200:
-        raise PublishError(f"{url}: HTTP {resp.status} reading back an uploaded file: check the index")
+        raise PublishError(f"{url}: HTTP {resp.status} reading {what}: check the index")
     return hashlib.sha256(resp.body).hexdigest()
 
 
@@ -279,7 +280,7 @@ def publish(
     try:
         page, client = _page(index, name)
         try:
-            upload, skip = plan(files, page, fetch_sha256=lambda url: _download_sha256(client, url))
+            upload, skip = plan(files, page, fetch_sha256=lambda url: download_sha256(client, url))
         finally:
             client.close()
     except PublishError:
