@@ -18,18 +18,26 @@ from stackmeta.diff import Side
 from stackmeta.errors import ManifestError, RecordError, UsageError, quoted
 
 
-def _read_record(locks_dir: Path, name: str) -> tuple[dict[str, Any], record.Release]:
-    """The record *name*'s document and its release, read once (errors as :func:`record.load_release`'s)."""
+def _read_record(locks_dir: Path, name: str) -> tuple[record.Release, Any, frozenset[str]]:
+    """The record *name*'s release, its "consistent" section and that section's deviation
+    lines, read once (a malformed section is a RecordError, as in :func:`record.load_release`
+    and :func:`stackmeta.resolve.load_nearest`)."""
     path = record.record_path(locks_dir, name)
     doc = record.read_document(path)
     try:
-        return doc, record.release_from_json(doc["release"])
+        rel = record.release_from_json(doc["release"])
     except (KeyError, TypeError, ValueError) as exc:  # InvalidVersion is a ValueError
         raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
+    consistent = doc.get("consistent")
+    try:
+        return rel, consistent, frozenset(deviation_lines(consistent))
+    except (AttributeError, TypeError) as exc:
+        raise RecordError(f"{path}: malformed 'consistent' section ({exc!r}): run 'stackmeta resolve {name}' "
+                          "again") from None
 
 
 def from_record(locks_dir: Path, name: str) -> Side:
-    doc, rel = _read_record(locks_dir, name)
+    rel, _, deviations = _read_record(locks_dir, name)
     versions = {
         pkg.name: str(pkg.version) if pkg.version is not None else pkg.version_written
         for pkg in rel.packages
@@ -38,22 +46,21 @@ def from_record(locks_dir: Path, name: str) -> Side:
         label=name,
         versions=versions,
         system_libs=frozenset(rel.system_libs),
-        deviations=frozenset(deviation_lines(doc.get("consistent"))),
+        deviations=deviations,
         python=str(rel.python),
     )
 
 
 def from_nearest(locks_dir: Path, name: str) -> Side | None:
     """The nearest consistent set of a record (its "consistent" section), or None."""
-    doc, rel = _read_record(locks_dir, name)
-    consistent = doc.get("consistent")
+    rel, consistent, deviations = _read_record(locks_dir, name)
     if not isinstance(consistent, dict) or not isinstance(consistent.get("pins"), dict):
         return None
     return Side(
         label=f"{name} (nearest consistent set)",
         versions={canonicalize_name(n): str(v) for n, v in consistent["pins"].items()},
         system_libs=frozenset(rel.system_libs),
-        deviations=frozenset(deviation_lines(consistent)),
+        deviations=deviations,
         python=str(rel.python),
     )
 

@@ -170,9 +170,15 @@ def test_a_malformed_record_or_file_is_one_line(tmp_path: Path, capsys: object) 
     latin1.write_bytes(b"# caf\xe9\nnumpy==1.24.3\n")
     lock = tmp_path / "pylock.toml"
     lock.write_bytes(b"# caf\xe9\n")
+    doc = record.new_document(_release("CMSSW_12_0_0", {"numpy": "1.24.3"}))
+    doc["consistent"] = {"pins": {"numpy": "1.23.5"}, "deviations": ["numpy 1.24.3 -> 1.23.5"]}
+    record.write_document(record.record_path(tmp_path, "CMSSW_12_0_0"), doc)
     for new, message in (
         ("CMSSW_13_0_0", f"{tmp_path}/CMSSW_13_0_0.json: malformed release section (KeyError('name')): "
                          "export it again"),
+        ("CMSSW_12_0_0", f"{tmp_path}/CMSSW_12_0_0.json: malformed 'consistent' section "
+                         "(AttributeError(\"'str' object has no attribute 'get'\")): "
+                         "run 'stackmeta resolve CMSSW_12_0_0' again"),
         (str(latin1), f"{latin1}: not UTF-8 text (byte 5): give a requirements file"),
         (str(lock), f"{lock}: not UTF-8 text (byte 5): give a PEP 751 lock file"),
     ):
