@@ -250,13 +250,7 @@ def export_all(
             raise UsageError(
                 f"--all needs a git clone or a folder of <RELEASE>__<ARCH> folders, not {cmsdist}"
             )
-        describe = (
-            (lambda rel, group: "git " + ", ".join(f"{opened.tags()[f'REL/{rel}/{a}']} REL/{rel}/{a}"
-                                                  for a in group))
-            if opened.kind == "git" else
-            (lambda rel, group: opened.source(rel, list(group)).description)
-        )
-        jobs = plan(opened.available(), describe, match=match, arches=arches, policy=policy)
+        jobs = plan(opened.available(), opened.description, match=match, arches=arches, policy=policy)
         if not jobs:
             what = f"matching {' '.join(match)}" if match else "at all"
             raise UsageError(f"no release tags {what} in {cmsdist}" +

@@ -381,30 +381,34 @@ class Opened:
     def _looked(self, release: str) -> str:
         return f"tags REL/{release}/*" if self.kind == "git" else f"folders {release}__*"
 
+    def description(self, release: str, arches: Iterable[str]) -> str:
+        """What a record read from *release* on *arches* names as its source (reads no file):
+        ``git <commit> REL/<release>/<arch>, ...`` or ``folder <name>[: <RELEASE>__<ARCH>, ...]``."""
+        arches = sorted(arches)
+        if self.kind == "git":
+            tags = [f"REL/{release}/{arch}" for arch in arches]
+            return "git " + ", ".join(f"{self.tags()[tag]} {tag}" for tag in tags)
+        if self.kind == "folders":
+            return f"folder {self.path.name}: " + ", ".join(f"{release}__{a}" for a in arches)
+        return f"folder {self.path.name}"
+
     def source(self, release: str, arches: list[str]) -> Source:
         trees: dict[str, Tree] = {}
         arches = sorted(arches)
         if self.kind == "git":
             assert self.objects is not None
-            commits = []
             for arch in arches:
-                tag = f"REL/{release}/{arch}"
-                commit = self.tags()[tag]
-                trees[arch] = GitTree(self.objects, commit)
-                commits.append(f"{commit} {tag}")
-            return Source(description="git " + ", ".join(commits), trees=trees)
-        if self.kind == "folders":
-            names = []
+                trees[arch] = GitTree(self.objects, self.tags()[f"REL/{release}/{arch}"])
+        elif self.kind == "folders":
             for arch in arches:
                 folder = self.path / f"{release}__{arch}"
                 tree = FolderTree(folder)
                 if not is_cmsdist_tree(tree):
                     raise ManifestError(f"{folder} is not a cmsdist tree (no {', '.join(_MARKERS)})")
                 trees[arch] = tree
-                names.append(folder.name)
-            return Source(description=f"folder {self.path.name}: " + ", ".join(names), trees=trees)
-        trees[arches[0]] = FolderTree(self.path)
-        return Source(description=f"folder {self.path.name}", trees=trees)
+        else:
+            trees[arches[0]] = FolderTree(self.path)
+        return Source(description=self.description(release, arches), trees=trees)
 
 
 def _safe_key(name: str) -> tuple[int, ...]:

@@ -123,6 +123,25 @@ def test_excerpt_folders_regenerate_the_committed_locks(
         assert new["release"] == json.loads((LOCKS / f"{name}.json").read_text())["release"]
 
 
+def test_a_folder_that_is_not_cmsdist_fails_alone(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folders = tmp_path / "folders"
+    folders.mkdir()
+    (folders / "CMSSW_14_0_0__el9_amd64_gcc12").symlink_to(SHARED / "CMSSW_14_0_0__el9_amd64_gcc12")
+    (folders / "CMSSW_13_0_0__el8_amd64_gcc11").mkdir()
+    locks = tmp_path / "locks"
+    code, out, _ = run(capsys, "export", "--all", "--cmsdist", str(folders), "--locks-dir", str(locks),
+                       "--jobs", "1", "--json")
+    assert code == 1 and json.loads(out)["exported"] == ["CMSSW_14_0_0"]
+    assert json.loads(out)["failed"] == [{
+        "release": "CMSSW_13_0_0", "lock": "CMSSW_13_0_0", "arches": ["el8_amd64_gcc11"],
+        "message": f"{folders}/CMSSW_13_0_0__el8_amd64_gcc11 is not a cmsdist tree "
+                   "(no cmssw-tool-conf.spec, cmssw-tools.spec, rpm-preamble.file)",
+    }]
+    written = record.load_release(locks, "CMSSW_14_0_0")
+    assert written.source == "folder folders: CMSSW_14_0_0__el9_amd64_gcc12"
+    assert written.packages == record.load_release(LOCKS, "CMSSW_14_0_0").packages
+
+
 # -- skipping, forcing, a moved tag -----------------------------------------------------
 
 
