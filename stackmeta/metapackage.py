@@ -93,8 +93,9 @@ def requirements(nearest: NearestSet) -> tuple[Requirement, ...]:
     return tuple(Requirement(f"{name}=={version}") for name, version in nearest.pins)
 
 
-def project(rel: Release, nearest: NearestSet, options: Options = Options()) -> Project:
-    """The metapackage project of *rel* pinning *nearest*."""
+def identity(rel: Release, options: Options = Options()) -> tuple[NormalizedName, Version, SpecifierSet]:
+    """The metapackage's name, version and Requires-Python from *options*, or UsageError (cheap:
+    a command calls it to refuse bad options before any slow work)."""
     if not _PROJECT_NAME.match(options.name):
         raise UsageError(f"--name {options.name!r} is not a valid project name: use letters, digits, '-'")
     name = canonicalize_name(options.name)
@@ -110,6 +111,13 @@ def project(rel: Release, nearest: NearestSet, options: Options = Options()) -> 
             ) from None
     else:
         requires_python = SpecifierSet(f"=={py.major}.{py.minor}.*")
+    return name, version, requires_python
+
+
+def project(rel: Release, nearest: NearestSet, options: Options = Options()) -> Project:
+    """The metapackage project of *rel* pinning *nearest*."""
+    name, version, requires_python = identity(rel, options)
+    py = rel.python
     deps = requirements(nearest)
     module = module_name(options.name)
     data = release_data(rel, nearest, name=name, version=version)

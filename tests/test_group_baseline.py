@@ -116,3 +116,16 @@ def test_group_needs_a_name_and_version(locks: Path, capsys: pytest.CaptureFixtu
     assert capsys.readouterr().err.strip() == (
         "error: a group's metapackage needs its own --name and --version, e.g. --name hgg-analysis-stack "
         "--version 1.0")
+
+
+def test_a_bad_group_version_is_refused_before_the_index_is_asked(
+    locks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from tests.httpserver import unreachable_url
+
+    assert main(["build", "--base", "CMSSW_14_0_0", "--add", "coffealib", "--name", "hgg-analysis-stack",
+                 "--version", "one", "--index-url", unreachable_url(), "--locks-dir", str(locks),
+                 "--out", str(tmp_path / "dist")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        "error: --version 'one' is not a PEP 440 version: use e.g. 14.0.0.post1")
+    assert not (tmp_path / "dist").exists()

@@ -81,6 +81,8 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
         raise UsageError(f"--base {args.base} with nothing to add: give --add REQ or --override "
                          f"NAME==VERSION (or build the release itself: stackmeta build {args.base})")
     rel = record.load_release(args.locks_dir, args.base)
+    options = project_options(args)
+    metapackage.identity(rel, options)  # bad --name, --version, --requires-python: before the index
     nearest = load_nearest(args.locks_dir, args.base)
     additions = [overlay.parse_addition(text) for text in args.add]
     overrides = [overlay.parse_override(text) for text in args.override]
@@ -95,7 +97,7 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
         raise BuildError(f"{plan.moves_message()}: nothing was built; pass --allow-moves to build with "
                          "these moves, or choose other versions")
     group = baseline.group_set(replace(nearest, index_url=index_url), plan)
-    project = metapackage.project(rel, group, project_options(args))
+    project = metapackage.project(rel, group, options)
     built = builder.build(project, args.out, work_dir=args.build_dir / f"{args.name}-{args.meta_version}")
     files = [{"file": str(path), "sha256": builder.sha256(path)} for path in built.files]
     if output.json_mode:
