@@ -95,7 +95,8 @@ class GitObjects:
         if done.returncode != 0:
             message = done.stderr.decode("utf-8", "replace").strip().splitlines()
             raise ManifestError(
-                f"git {' '.join(args)} failed in {self.repo}: {message[-1] if message else 'no message'}"
+                f"git {args[0]} failed in {self.repo}: {message[-1] if message else 'no message'}: "
+                "check that --cmsdist names a complete, readable git clone"
             )
         return done.stdout.decode("utf-8", "replace")
 

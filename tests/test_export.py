@@ -321,6 +321,13 @@ def test_not_a_cmsdist_tree(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         2,
         f"error: --cmsdist {tmp_path / 'nothing'}: no such file or folder: give a cmsdist clone or folder\n",
     )
+    (tmp_path / "broken" / ".git").mkdir(parents=True)  # looks like a clone, git says it is not one
+    code, _, err = run(capsys, "export", "CMSSW_14_0_0", "--cmsdist", str(tmp_path / "broken"))
+    assert (code, err) == (
+        1,
+        f"error: git for-each-ref failed in {tmp_path / 'broken'}: fatal: not a git repository (or any of "
+        "the parent directories): .git: check that --cmsdist names a complete, readable git clone\n",
+    )
 
 
 def test_plain_folder_needs_one_arch(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
