@@ -18,7 +18,6 @@ from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
 from packaging.utils import NormalizedName, canonicalize_name
@@ -235,16 +234,11 @@ def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
 _TEXTS: dict[tuple[str, str], str] = {}
 
 
-def _decode(data: bytes, path: str) -> str:
+def _decode(data: bytes) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         return data.decode("latin-1")
-
-
-@lru_cache(maxsize=CACHE_SIZE)
-def _split(text: str, path: str) -> tuple[spec.Line, ...]:
-    return tuple(spec.split_lines(text, path))
 
 
 class _Reader:
@@ -265,7 +259,7 @@ class _Reader:
             text: str | None = _TEXTS[(key, path)]
         else:
             data = self.tree.read(path)
-            text = None if data is None else _decode(data, path)
+            text = None if data is None else _decode(data)
             if key is not None and text is not None:
                 remember(_TEXTS, (key, path), text)
         self._local[path] = text
@@ -408,7 +402,7 @@ class Walker:
         key = (text, self.arch.name)
         cached = _PREAMBLES.get(key)
         if cached is None:
-            lines = spec.preamble(list(_split(text, "rpm-preamble.file")))
+            lines = spec.preamble(list(spec.cached_lines(text, "rpm-preamble.file")))
             evaluated = spec.evaluate(lines, macros, self._context())
             cached = (dict(evaluated.macros), evaluated.issues)
             remember(_PREAMBLES, key, cached)
