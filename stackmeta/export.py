@@ -19,7 +19,7 @@ from stackmeta import __version__, atomic, lock, manifest, record
 from stackmeta.cmsdist import Opened
 from stackmeta.errors import ManifestError, RecordError, UsageError
 from stackmeta.freeze import parse_freeze
-from stackmeta.manifest import read_release
+from stackmeta.manifest import Arch, read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release
 from stackmeta.release import release_version
@@ -70,6 +70,8 @@ def read_freeze(
             f"--python {python}: give the full interpreter version with --from-freeze, e.g. 3.9.14"
         )
     metapackage = release_version(release, version)
+    for arch in arches:
+        Arch.parse(arch)  # refuse a name that is not an arch before it goes into the lock
     try:
         data = path.read_bytes()
     except FileNotFoundError:

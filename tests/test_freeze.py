@@ -148,6 +148,10 @@ def test_export_from_freeze(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
             "error: --python 'three' is not a version: give the release's Python, e.g. 3.9.14\n",
         ),
         ([], "error: --from-freeze needs --python X.Y.Z (the release's interpreter)\n"),
+        (
+            ["--python", "3.9.14", "--arch", "bogus"],
+            "error: arch 'bogus' is not <os>_<cpu>_<compiler> (e.g. el9_amd64_gcc12)\n",
+        ),
     ],
 )
 def test_freeze_bad_python(
