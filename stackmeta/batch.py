@@ -43,7 +43,7 @@ from stackmeta.cmsdist import Opened
 from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
 from stackmeta.manifest import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
-from stackmeta.release import release_key
+from stackmeta.release import release_order
 
 ARCH_POLICIES = ("merge", "each")
 
@@ -107,15 +107,8 @@ def plan(
         for group in groups:
             base = release if policy == "merge" else f"{release}__{group[0]}"
             jobs.append(Job(release=release, base=base, arches=group, source=describe(release, group)))
-    jobs.sort(key=lambda j: (j.arches, _order(j.release), j.release))
+    jobs.sort(key=lambda j: (j.arches, release_order(j.release), j.release))
     return jobs
-
-
-def _order(release: str) -> tuple[int, ...]:
-    try:
-        return release_key(release)
-    except UsageError:
-        return (1 << 30,)
 
 
 # -- up to date ------------------------------------------------------------------------

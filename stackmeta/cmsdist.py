@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from stackmeta.errors import ManifestError, UsageError
-from stackmeta.release import release_key
+from stackmeta.release import release_order
 
 # Files one of which every cmsdist tree of any era holds.
 _MARKERS = ("cmssw-tool-conf.spec", "cmssw-tools.spec", "rpm-preamble.file")
@@ -348,7 +348,7 @@ class Opened:
             return wanted
         if not have:
             available = self.available()
-            known = sorted({rel for rel, _ in available}, key=_safe_key)
+            known = sorted({rel for rel, _ in available}, key=release_order)
             near = difflib.get_close_matches(release, known, n=3, cutoff=0.6)
             tags = [self._name(rel, arch) for rel in near for r, arch in sorted(available) if r == rel][:5]
             where = self._what()
@@ -411,9 +411,3 @@ class Opened:
             trees[arches[0]] = FolderTree(self.path)
         return Source(description=self.description(release, arches), trees=trees)
 
-
-def _safe_key(name: str) -> tuple[int, ...]:
-    try:
-        return release_key(name)
-    except UsageError:
-        return (0,)

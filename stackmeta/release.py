@@ -97,3 +97,11 @@ def release_key(name: str) -> tuple[int, int, int, int, int]:
         elif post_match:
             post = int(post_match.group(1))
     return (int(major), int(minor), patch, pre, post)
+
+
+def release_order(name: str) -> tuple[int, ...]:
+    """:func:`release_key` for sorting any names: one that is not a release sorts after them all."""
+    try:
+        return release_key(name)
+    except UsageError:
+        return (1 << 30,)

@@ -5,7 +5,7 @@ from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.errors import UsageError
-from stackmeta.release import release_key, release_version
+from stackmeta.release import release_key, release_order, release_version
 
 
 @pytest.mark.parametrize(
@@ -54,3 +54,9 @@ def test_a_record_knows_the_lock_name_it_is_stored_under(tmp_path: Path) -> None
     assert record.load_release(locks, "CMSSW_10_6_0").lock_name == "CMSSW_10_6_0"
     doc = record.read_document(record.record_path(locks, "CMSSW_10_6_0-py2"))
     assert doc["check"]["lock_name"] == "CMSSW_10_6_0-py2"
+
+
+def test_release_order_puts_other_names_last() -> None:
+    names = ["CMSSW_14_0_0", "master", "CMSSW_9_3_0", "IB/CMSSW_14_1_X/master"]
+    assert sorted(names, key=release_order) == [
+        "CMSSW_9_3_0", "CMSSW_14_0_0", "master", "IB/CMSSW_14_1_X/master"]
