@@ -126,7 +126,6 @@ class Assembled:
 
     lines: tuple[Line, ...]
     imports: tuple[str, ...]  # the IMPORTed names (build-with-pip, ...)
-    files: tuple[str, ...]  # every file read, in order
     issues: tuple[Issue, ...]
 
 
@@ -137,7 +136,6 @@ def assemble(path: str, text: str, read: Reader, *, package: str) -> Assembled:
     included at most once; the directives of an IMPORTed file are not followed.
     """
     seen: set[str] = {path}
-    files: list[str] = [path]
     issues: list[Issue] = []
     imports: list[str] = []
     appended: list[Line] = []
@@ -166,7 +164,6 @@ def assemble(path: str, text: str, read: Reader, *, package: str) -> Assembled:
             if found[0] in seen:
                 continue
             seen.add(found[0])
-            files.append(found[0])
             if kind == "INCLUDE":
                 out.extend(expand_file(*found))
             else:
@@ -175,8 +172,7 @@ def assemble(path: str, text: str, read: Reader, *, package: str) -> Assembled:
         return out
 
     lines = expand_file(path, text)
-    return Assembled(lines=tuple(lines + appended), imports=tuple(imports), files=tuple(files),
-                     issues=tuple(issues))
+    return Assembled(lines=tuple(lines + appended), imports=tuple(imports), issues=tuple(issues))
 
 
 # -- macros -------------------------------------------------------------------------------
