@@ -31,7 +31,6 @@ class Exported:
     lock_name: str
     constraints: Path
     record: Path
-    default_major: int
     kept_sections: tuple[str, ...]  # sections of the old record carried over
 
 
@@ -88,8 +87,7 @@ def read_freeze(
 
 
 def write(
-    release: Release, locks_dir: Path, *, default_major: int, notes: Sequence[str] = (),
-    base: str | None = None,
+    release: Release, locks_dir: Path, *, default_major: int, base: str | None = None,
 ) -> Exported:
     """Write the lock and the record of *release* into *locks_dir* (atomically, both complete).
 
@@ -110,13 +108,13 @@ def write(
         if old is not None and old_doc is not None and list(record.pins(old)) == list(record.pins(release)):
             keep = old_doc
     doc = record.new_document(release, keep=keep)
-    text = lock.constraints_text(release, notes, lock_name=name)
+    text = lock.constraints_text(release, lock_name=name)
     json_text = dump_document(doc, release)
     atomic.write_text(txt_path, text)
     atomic.write_text(json_path, json_text)
     kept = tuple(k for k in doc if k not in ("format", "release"))
     return Exported(release=replace(release, lock=name), lock_name=name, constraints=txt_path,
-                    record=json_path, default_major=default_major, kept_sections=kept)
+                    record=json_path, kept_sections=kept)
 
 
 # The JSON of a package, as record.dump_document writes it inside a record: most packages are
