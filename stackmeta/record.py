@@ -12,6 +12,7 @@ others are kept as they are. This module owns the paths, the format and the expo
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
@@ -150,9 +151,10 @@ def list_records(locks_dir: Path) -> list[str]:
 
 def read_document(path: Path) -> dict[str, Any]:
     if not path.exists():
+        near = difflib.get_close_matches(path.stem, list_records(path.parent), n=5, cutoff=0.5)
         raise RecordError(
-            f"no release record at {path}: run 'stackmeta export' first "
-            "(or pass --locks-dir where the locks are)"
+            f"no record {path}: run 'stackmeta export' first (or pass --locks-dir where the locks are)"
+            + (f"; nearest: {', '.join(near)}" if near else "")
         )
     try:
         doc = json.loads(path.read_text("utf-8"))

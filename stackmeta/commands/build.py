@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from stackmeta import builder, metapackage, record
+from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.pipeline import build_record
@@ -114,6 +115,8 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.index_url:
+        args.index_url = common.index_url(args.index_url)
     if args.base:
         return build_group(args, output)
     if args.add or args.override or args.allow_moves:

@@ -17,15 +17,14 @@ blocks, but some results are missing because the index failed (the report lists 
 from __future__ import annotations
 
 import argparse
-import difflib
 import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlsplit
 
 from stackmeta import atomic, check, record
+from stackmeta.commands import common
 from stackmeta.console import Output
-from stackmeta.errors import RecordError, UsageError
+from stackmeta.errors import UsageError
 from stackmeta.index.client import PYPI, IndexClient
 from stackmeta.target import LAPTOP_PLATFORMS, PLATFORMS
 
@@ -79,27 +78,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _load(args: argparse.Namespace) -> tuple[record.Release, Path]:
-    path = record.record_path(args.locks_dir, args.release)
-    if not path.exists():
-        have = record.list_records(args.locks_dir)
-        near = difflib.get_close_matches(args.release, have, n=5, cutoff=0.5)
-        raise RecordError(f"no record {path}: run 'stackmeta export' first"
-                          + (f"; nearest: {', '.join(near)}" if near else ""))
-    return record.load_release(args.locks_dir, args.release), path
-
-
-def index_url(value: str) -> str:
-    """An index URL as given (http, https, file), or a local folder (a snapshot) as a file:// URL."""
-    scheme = urlsplit(value).scheme.lower()
-    if scheme in ("http", "https", "file"):
-        return value
-    if not scheme or len(scheme) == 1:  # a path (C: on Windows)
-        folder = Path(value).expanduser()
-        if folder.is_dir():
-            return folder.resolve().as_uri()
-        raise UsageError(f"--index-url {value!r}: no such folder; give https://..., http://... or file://DIR")
-    raise UsageError(f"--index-url {value!r}: {scheme}:// is not supported; give https://..., http://... "
-                     "or file://DIR")
+    return record.load_release(args.locks_dir, args.release), record.record_path(args.locks_dir, args.release)
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -107,7 +86,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--jobs must be at least 1")
     if not 0 < args.timeout < math.inf:  # nan too
         raise UsageError(f"--timeout {args.timeout}: give a number of seconds above 0 (default: 30)")
-    args.index_url = index_url(args.index_url)
+    args.index_url = common.index_url(args.index_url)
     laptop = args.platform == "all"
     if args.format == "html" and not laptop:
         raise UsageError("--format html writes the laptop report: add --platform all")

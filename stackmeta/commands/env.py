@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from stackmeta import overlay, record, venv
+from stackmeta.commands import common
 from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
 from stackmeta.errors import ResolutionError
@@ -57,6 +58,8 @@ def _record_source(locks_dir: Path, name: str, rel: record.Release) -> dict[str,
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.index_url:
+        args.index_url = common.index_url(args.index_url)
     overrides = [overlay.parse_override(text) for text in args.override]
     additions = [overlay.parse_addition(text) for text in args.add]
     dest: Path = args.dir.absolute()

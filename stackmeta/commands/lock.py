@@ -14,6 +14,7 @@ from packaging.version import Version
 from stackmeta import __version__, atomic, lock, lockforms, pylock, record, resolve
 from stackmeta.check import SECTION as CHECK_SECTION
 from stackmeta.check import CheckReport, FileInfo, file_infos
+from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError
 from stackmeta.index import IndexClient
@@ -113,6 +114,8 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.index_url:
+        args.index_url = common.index_url(args.index_url)
     locks_dir: Path = args.locks_dir
     name: str = args.release
     path = record.record_path(locks_dir, name)

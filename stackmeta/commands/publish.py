@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from stackmeta import metapackage, publish, record
+from stackmeta.commands import common
 from stackmeta.commands.build import add_project_options, project_options
 from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
@@ -43,6 +44,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.index_url:
+        args.index_url = common.index_url(args.index_url)
     options = project_options(args)
     if args.new:
         if args.release:

@@ -9,6 +9,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import record
+from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import IndexAccessError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
@@ -47,6 +48,8 @@ def require_pages(source: IndexSource, nothing_done: str) -> None:
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
+    if args.index_url:
+        args.index_url = common.index_url(args.index_url)
     rel = record.load_release(args.locks_dir, args.release)
     try:
         python = Version(args.python) if args.python else rel.python

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 
 from stackmeta import check, platforms, snapshot
-from stackmeta.commands.check import _load, index_url
+from stackmeta.commands import common
+from stackmeta.commands.check import _load
 from stackmeta.console import Output
 from stackmeta.errors import UsageError
 from stackmeta.index.client import PYPI, IndexClient
@@ -40,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.jobs < 1:
         raise UsageError("--jobs must be at least 1")
-    args.index_url = index_url(args.index_url)
+    args.index_url = common.index_url(args.index_url)
     rel, _ = _load(args)
     target = check.default_target(rel, args.python, args.platform)
     snapshot.check_destination(args.out)  # before any request
