@@ -102,6 +102,10 @@ def test_show_unknown_lists_nearest(tmp_path: Path, capsys: pytest.CaptureFixtur
         f"error: no record {tmp_path}/CMSSW_10_6_0.json: run 'stackmeta export CMSSW_10_6_0 "
         "--cmsdist PATH' first; nearest: CMSSW_10_6_0-py2\n"
     )
+    not_a_folder = tmp_path / "CMSSW_10_6_0-py2.json"
+    code, _, err = run(capsys, "show", "CMSSW_10_6_0", "--locks-dir", str(not_a_folder))
+    assert (code, err) == (
+        2, f"error: --locks-dir {not_a_folder} is a file, not a folder: give the folder of the records\n")
 
 
 # -- the git path -------------------------------------------------------------------------
