@@ -19,7 +19,7 @@ from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_key
-from stackmeta.resolve import load_nearest
+from stackmeta.resolve import ResolvedRecord, load_resolved
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -36,10 +36,14 @@ def build_record(
     locks_dir: Path, name: str, options: metapackage.Options, out: Path, build_dir: Path
 ) -> builder.Built:
     """Build the metapackage of the record *name* (as ``stackmeta build NAME`` does)."""
-    rel = record.load_release(locks_dir, name)
-    nearest = load_nearest(locks_dir, name)
-    project = metapackage.project(rel, nearest, options)
-    return builder.build(project, out, work_dir=build_dir / name, sdist=(name == rel.release))
+    return build_loaded(load_resolved(locks_dir, name), options, out, build_dir)
+
+
+def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path, build_dir: Path
+                 ) -> builder.Built:
+    project = metapackage.project(loaded.release, loaded.nearest, options)
+    return builder.build(project, out, work_dir=build_dir / loaded.name,
+                         sdist=(loaded.name == loaded.release.release))
 
 
 def _order(name: str) -> tuple[tuple[int, ...], str]:
@@ -103,11 +107,11 @@ def _one(
     locks_dir: Path, name: str, page: ProjectPage | None, client: IndexClient, *, repository_url: str,
     index: str, options: metapackage.Options, out: Path, build_dir: Path, force: bool,
 ) -> publish.Published | None:
-    built = build_record(locks_dir, name, options, out, build_dir)
+    loaded = load_resolved(locks_dir, name)
+    built = build_loaded(loaded, options, out, build_dir)
     files = publish.local_files(built.files)
     upload, _ = publish.plan(files, page, fetch_sha256=lambda url: publish.download_sha256(client, url))
     if not upload:
         return None
-    doc = record.read_document(record.record_path(locks_dir, name))
-    return publish.publish(built.files, load_nearest(locks_dir, name), repository_url=repository_url,
-                           index_url=index, check=doc.get("check"), force=force)
+    return publish.publish(built.files, loaded.nearest, repository_url=repository_url,
+                           index_url=index, check=loaded.doc.get("check"), force=force)

@@ -181,8 +181,19 @@ def update_section(path: Path, key: str, value: Any) -> None:
 
 
 def load_release(locks_dir: Path, name: str) -> Release:
+    return load(locks_dir, name)[1]
+
+
+def load(locks_dir: Path, name: str) -> tuple[dict[str, Any], Release]:
+    """The record *name*'s document and its release, read once (a record is megabytes: a
+    step that needs another section too takes it from the document)."""
     path = record_path(locks_dir, name)
     doc = read_document(path)
+    return doc, release_of(doc, path, name)
+
+
+def release_of(doc: Mapping[str, Any], path: Path, name: str) -> Release:
+    """The release section of the document read from *path* (the record *name*)."""
     try:
         return replace(release_from_json(doc["release"]), lock=name)
     except (KeyError, TypeError, ValueError, InvalidVersion) as exc:

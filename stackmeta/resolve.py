@@ -201,7 +201,12 @@ def nearest_path(locks_dir: Path, name: str) -> Path:
 def load_nearest(locks_dir: Path, name: str) -> NearestSet:
     """The nearest set saved in the record *name*, or RecordError saying how to make it."""
     path = record.record_path(locks_dir, name)
-    doc = record.read_document(path)
+    return nearest_of(record.read_document(path), path, name)
+
+
+def nearest_of(doc: Mapping[str, Any], path: Path, name: str) -> NearestSet:
+    """The nearest set in the document read from *path* (the record *name*); RecordError
+    saying how to make it when it is missing or malformed."""
     data = doc.get(SECTION)
     if data is None:
         raise RecordError(
@@ -213,6 +218,23 @@ def load_nearest(locks_dir: Path, name: str) -> NearestSet:
         raise RecordError(
             f"{path}: malformed {SECTION!r} section ({exc!r}): run 'stackmeta resolve {name}' again"
         ) from None
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ResolvedRecord:
+    """A record read once: its document (e.g. for the check section), release and nearest set."""
+
+    name: str
+    doc: Mapping[str, Any]
+    release: record.Release
+    nearest: NearestSet
+
+
+def load_resolved(locks_dir: Path, name: str) -> ResolvedRecord:
+    """The record *name* with its nearest set, from one read of the file."""
+    doc, rel = record.load(locks_dir, name)
+    return ResolvedRecord(name=name, doc=doc, release=rel,
+                          nearest=nearest_of(doc, record.record_path(locks_dir, name), name))
 
 
 def save_nearest(locks_dir: Path, name: str, rel: record.Release, nearest: NearestSet) -> Path:

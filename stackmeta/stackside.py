@@ -20,14 +20,10 @@ from stackmeta.errors import ManifestError, RecordError, UsageError, quoted
 
 def _read_record(locks_dir: Path, name: str) -> tuple[record.Release, Any, frozenset[str]]:
     """The record *name*'s release, its "consistent" section and that section's deviation
-    lines, read once (a malformed section is a RecordError, as in :func:`record.load_release`
-    and :func:`stackmeta.resolve.load_nearest`)."""
+    lines, read once (a malformed section is a RecordError, as in
+    :func:`stackmeta.resolve.load_nearest`)."""
     path = record.record_path(locks_dir, name)
-    doc = record.read_document(path)
-    try:
-        rel = record.release_from_json(doc["release"])
-    except (KeyError, TypeError, ValueError) as exc:  # InvalidVersion is a ValueError
-        raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
+    doc, rel = record.load(locks_dir, name)
     consistent = doc.get("consistent")
     try:
         return rel, consistent, frozenset(deviation_lines(consistent))

@@ -11,7 +11,7 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.pipeline import build_record
-from stackmeta.resolve import load_nearest
+from stackmeta.resolve import load_resolved
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -81,10 +81,10 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     if not args.add and not args.override:
         raise UsageError(f"--base {args.base} with nothing to add: give --add REQ or --override "
                          f"NAME==VERSION (or build the release itself: stackmeta build {args.base})")
-    rel = record.load_release(args.locks_dir, args.base)
+    loaded = load_resolved(args.locks_dir, args.base)
+    rel, nearest = loaded.release, loaded.nearest
     options = project_options(args)
     metapackage.identity(rel, options)  # bad --name, --version, --requires-python: before the index
-    nearest = load_nearest(args.locks_dir, args.base)
     additions = [overlay.parse_addition(text) for text in args.add]
     overrides = [overlay.parse_override(text) for text in args.override]
     index_url = args.index_url or nearest.index_url

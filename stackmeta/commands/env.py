@@ -15,7 +15,7 @@ from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
 from stackmeta.errors import ResolutionError
 from stackmeta.index import IndexClient, IndexSource
-from stackmeta.resolve import NearestSet, load_nearest
+from stackmeta.resolve import NearestSet, load_resolved
 from stackmeta.target import Target
 
 
@@ -64,8 +64,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     additions = [overlay.parse_addition(text) for text in args.add]
     dest: Path = args.dir.absolute()
     venv.check_destination(dest)
-    rel = record.load_release(args.locks_dir, args.release)
-    nearest = load_nearest(args.locks_dir, args.release)
+    loaded = load_resolved(args.locks_dir, args.release)
+    rel, nearest = loaded.release, loaded.nearest
     python = venv.find_python(args.release, rel.python, args.python)
     if python.minor != (rel.python.major, rel.python.minor):
         output.warn(f"{args.release} is a Python {rel.python} stack; --python {python.path} is Python "

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 
 from packaging.utils import NormalizedName
@@ -119,11 +118,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     locks_dir: Path = args.locks_dir
     name: str = args.release
     path = record.record_path(locks_dir, name)
-    doc = record.read_document(path)  # read once: the check section of a release is megabytes
-    try:
-        release = replace(record.release_from_json(doc["release"]), lock=name)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RecordError(f"{path}: malformed release section ({exc!r}): export it again") from None
+    doc, release = record.load(locks_dir, name)  # read once: the check section of a release is megabytes
     forms: list[tuple[Path, str]] = []
     left_out: dict[str, list[str]] = {}
     if args.format in ("constraints", "all"):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stackmeta import metapackage, publish, record
+from stackmeta import metapackage, pipeline, publish
 from stackmeta.commands import common
 from stackmeta.commands.build import add_project_options, project_options
 from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
-from stackmeta.pipeline import build_record, publish_new
-from stackmeta.resolve import load_nearest
+from stackmeta.pipeline import publish_new
+from stackmeta.resolve import load_resolved
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -53,13 +53,13 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return run_new(args, options, output)
     if not args.release:
         raise UsageError("give a RELEASE, or --new for every record the index does not have yet")
-    nearest = load_nearest(args.locks_dir, args.release)
-    doc = record.read_document(record.record_path(args.locks_dir, args.release))
-    built = build_record(args.locks_dir, args.release, options, args.out, args.build_dir)
+    loaded = load_resolved(args.locks_dir, args.release)
+    nearest = loaded.nearest
+    built = pipeline.build_loaded(loaded, options, args.out, args.build_dir)
     output.info(f"built {', '.join(p.name for p in built.files)}")
     done = publish.publish(
         built.files, nearest, repository_url=args.repository_url, index_url=args.index_url,
-        check=doc.get("check"), force=args.force,
+        check=loaded.doc.get("check"), force=args.force,
     )
     if output.json_mode:
         output.json({
