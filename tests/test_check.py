@@ -235,3 +235,21 @@ def test_timeout_must_be_seconds(locks: Path, timeout: str, capsys: pytest.Captu
                              "--no-cache", "--index-url", "http://127.0.0.1:9/simple", f"--timeout={timeout}")
     assert (code, out, err) == (2, "", f"error: --timeout {float(timeout)}: give a number of seconds above 0 "
                                        "(default: 30)\n")
+
+
+def test_a_check_with_results_missing_keeps_the_saved_one(server: StaticServer, locks: Path, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    path = record.record_path(locks, "CMSSW_99_0_0")
+    code, _, _ = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--json",
+                         "--index-url", server.url + "/simple", "--cache-dir", str(tmp_path / "c"))
+    good = path.read_bytes()
+    assert code == 1 and "check" in json.loads(good)
+    code, out, err = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--no-cache",
+                             "--retries", "0", "--index-url", unreachable_url() + "/simple")
+    assert path.read_bytes() == good  # the index was down: the earlier check stays
+    assert f"warning: not saved in {path}: 11 results missing (index errors); the record keeps its earlier " \
+           "check section: run again" in " ".join(err.split())
+    assert "saved in" not in out
+    code, out, _ = run_cli(capsys, "check", "CMSSW_99_0_0", "--locks-dir", str(locks), "--no-cache", "--json",
+                           "--retries", "0", "--index-url", unreachable_url() + "/simple")
+    assert json.loads(out)["saved"] is False and path.read_bytes() == good

@@ -46,8 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
         description="Look every pin of a release up on a package index (project, version, yanked, files "
                     "usable for the target, sha256), follow every pin's Requires-Dist for the target, and "
                     "report what blocks 'pip install': conflicts, unpinned dependencies, Requires-Python. "
-                    "The result is saved in the record's \"check\" section. Exit codes: 0 installable, "
-                    "1 something blocks, 2 bad usage, 3 results missing (index failures).",
+                    "The result is saved in the record's \"check\" section (not when results are missing). "
+                    "Exit codes: 0 installable, 1 something blocks, 2 bad usage, 3 results missing (index "
+                    "failures).",
     )
     p.add_argument("release", help="a lock name: CMSSW_14_0_0, CMSSW_10_6_0-py2")
     p.add_argument("--index-url", default=PYPI,
@@ -100,11 +101,11 @@ def run(args: argparse.Namespace, output: Output) -> int:
     rel, path = _load(args)
     target = check.default_target(rel, args.python, None if laptop else args.platform)
     cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
-    output.info(f"checking {rel.lock_name} ({len(rel.packages)} packages) for {target} "
-                f"against {args.index_url}")
     matrix: platforms.PlatformMatrix | None = None
     with IndexClient(args.index_url, cache_dir, jobs=args.jobs, retries=max(0, args.retries),
                      timeout=args.timeout, page_max_age=0 if args.refresh else 600.0) as client:
+        output.info(f"checking {rel.lock_name} ({len(rel.packages)} packages) for {target} "
+                    f"against {client.index_url}")
         report, pages, metas = check.fetch_and_check(rel, target, client, output.progress(),
                                                      build_metadata=args.build_metadata)
         if laptop:
@@ -115,8 +116,14 @@ def run(args: argparse.Namespace, output: Output) -> int:
                                       nearest=args.python is not None)
             if args.python is not None:
                 matrix = platforms.check_moves(rel, pins, matrix, client, pages, metas, output.progress())
-    if not args.no_save:
+    # a check the index failed to answer in part does not replace the record's earlier one:
+    # later steps (lock, resolve) read the files and dependencies from it
+    saved = not args.no_save and not report.missing
+    if saved:
         check.save(report, path)
+    elif not args.no_save:
+        output.warn(f"not saved in {path}: {len(report.missing)} results missing (index errors); "
+                    "the record keeps its earlier check section: run again")
     code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
     if args.format == "html":
         assert matrix is not None
@@ -130,7 +137,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             output.info(f"wrote {args.out}")
     if output.json_mode:
         data = {"exit_code": code, "blocking": report.blocking, "incomplete": report.incomplete,
-                "report": report.to_json()}
+                "saved": saved, "report": report.to_json()}
         if matrix is not None:
             data["platforms"] = matrix.to_json()
         output.json(data)
@@ -139,7 +146,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         show(report, output)
         if matrix is not None:
             show_matrix(matrix, output)
-    if not args.no_save:
+    if saved:
         output.info(f"saved in {path} (section \"check\")")
     return code
 
