@@ -110,8 +110,7 @@ def write(
     doc = record.new_document(release, keep=keep)
     text = lock.constraints_text(release, lock_name=name)
     json_text = dump_document(doc, release)
-    atomic.write_text(txt_path, text)
-    atomic.write_text(json_path, json_text)
+    atomic.write_all([(txt_path, text), (json_path, json_text)])  # both or neither
     kept = tuple(k for k in doc if k not in ("format", "release"))
     return Exported(release=replace(release, lock=name), lock_name=name, constraints=txt_path,
                     record=json_path, kept_sections=kept)

@@ -483,3 +483,16 @@ def test_a_locks_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
     assert (code, err) == (1, f"error: cannot write {blocker / 'CMSSW_14_0_0.txt'}: {blocker} is a file, "
                               "not a folder: give another folder (--locks-dir, --out)\n")
     assert blocker.read_text() == "mine\n"
+
+
+def test_the_lock_and_the_record_are_written_both_or_neither(tmp_path: Path) -> None:
+    # the record's path is taken by a folder: the constraints lock is not written either
+    from stackmeta import atomic
+    from stackmeta.errors import OutputError
+
+    (tmp_path / "X.json").mkdir()
+    with pytest.raises(OutputError) as err:
+        atomic.write_all([(tmp_path / "X.txt", "pins\n"), (tmp_path / "X.json", "{}\n")])
+    assert str(err.value) == (f"cannot write {tmp_path / 'X.json'}: it is a folder: move it away, or give "
+                              "another folder (--locks-dir, --out)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["X.json"]

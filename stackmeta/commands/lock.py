@@ -129,8 +129,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if args.format in ("pylock", "all") or (args.format == "requirements" and args.hashes):
         more, left_out = _file_forms(args, output, doc, path, release)
         forms += more
-    for out, text in forms:  # every form made before any is written: a failure leaves the old ones
-        atomic.write_text(out, text)
+    atomic.write_all(forms)  # every form made before any is written: a failure leaves the old ones
     written = [out for out, _ in forms]
 
     if args.json:
