@@ -18,7 +18,7 @@ from stackmeta import builder, metapackage, publish, record
 from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.progress import NO_PROGRESS, Progress
-from stackmeta.release import release_key
+from stackmeta.release import release_order
 from stackmeta.resolve import ResolvedRecord, load_resolved
 
 
@@ -47,10 +47,8 @@ def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path
 
 
 def _order(name: str) -> tuple[tuple[int, ...], str]:
-    try:
-        return release_key(name.split("-py")[0].split("__")[0]), name
-    except UsageError:
-        return (1 << 30,), name
+    """Lock names (CMSSW_10_6_0-py2) in release order, then by name."""
+    return release_order(name.split("-py")[0].split("__")[0]), name
 
 
 def publish_new(
