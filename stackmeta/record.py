@@ -24,7 +24,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import atomic
-from stackmeta.errors import RecordError
+from stackmeta.errors import RecordError, UsageError
 
 FORMAT = 1
 
@@ -150,6 +150,8 @@ def list_records(locks_dir: Path) -> list[str]:
 
 
 def read_document(path: Path) -> dict[str, Any]:
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UsageError(f"--locks-dir {path.parent} is a file, not a folder: give the folder of the records")
     if not path.exists():
         near = difflib.get_close_matches(path.stem, list_records(path.parent), n=5, cutoff=0.5)
         raise RecordError(

@@ -8,7 +8,7 @@ from typing import Any
 
 from stackmeta import record
 from stackmeta.console import Output
-from stackmeta.errors import RecordError, UsageError
+from stackmeta.errors import RecordError
 from stackmeta.lock import python_text
 from stackmeta.record import BuildKind, Release
 
@@ -50,10 +50,7 @@ def summary(rel: Release, name: str) -> dict[str, Any]:
 def run(args: argparse.Namespace, output: Output) -> int:
     name = args.release
     path = record.record_path(args.locks_dir, name)
-    if args.locks_dir.exists() and not args.locks_dir.is_dir():
-        raise UsageError(
-            f"--locks-dir {args.locks_dir} is a file, not a folder: give the folder of the records")
-    if not path.exists():
+    if not path.exists() and args.locks_dir.is_dir():
         have = record.list_records(args.locks_dir)
         near = difflib.get_close_matches(name, have, n=5, cutoff=0.5)
         raise RecordError(
