@@ -29,6 +29,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import atomic
+from stackmeta.childenv import pip_environment
 from stackmeta.errors import StackmetaError, UsageError
 from stackmeta.overlay import ENV_RECORD
 from stackmeta.progress import NO_PROGRESS, Progress
@@ -172,21 +173,6 @@ def create(dest: Path, python: Interpreter) -> None:
                         "pip install 'virtualenv<20.22'")
     _run([sys.executable, "-m", "virtualenv", "-q", "--no-periodic-update", "--no-wheel",
           "-p", str(python.path), str(dest)], f"virtualenv -p {python.path} {dest}")
-
-
-# pip settings that would add packages from elsewhere, or constrain them otherwise
-_SOURCES = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_NO_INDEX", "PIP_CONSTRAINT",
-            "PIP_REQUIREMENT", "PIP_PRE", "PIP_ONLY_BINARY", "PIP_NO_BINARY", "PIP_CONFIG_FILE")
-
-
-def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
-    """*base* for a child pip that installs from the planned index only: no pip configuration
-    files (PIP_CONFIG_FILE=/dev/null) and no PIP_* variable naming another source or
-    constraint; the rest (certificates, proxies, timeouts) is kept."""
-    env = {k: v for k, v in base.items() if k not in _SOURCES}
-    env["PIP_CONFIG_FILE"] = os.devnull
-    env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
-    return env
 
 
 def pip_install(dest: Path, requirements: Path, index_url: str, env: Mapping[str, str] | None = None) -> None:

@@ -24,8 +24,8 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from stackmeta.childenv import pip_environment
 from stackmeta.errors import IndexAccessError
-from stackmeta.venv import pip_environment
 
 _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "build.")
 TIMEOUT = 900.0  # seconds for one build (creating the environment, installing its requirements)
