@@ -34,9 +34,10 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from make_history import DEFAULT_SHARED, make_history  # noqa: E402
 
-from stackmeta import export, manifest  # noqa: E402
+from stackmeta import export  # noqa: E402
 from stackmeta.batch import default_workers, export_all  # noqa: E402
 from stackmeta.cmsdist import GitObjects  # noqa: E402
+from stackmeta.manifest import walk  # noqa: E402
 
 
 class Workers:
@@ -130,10 +131,10 @@ class ShowTree:
 
 
 def fresh_caches() -> None:
-    for cache in (manifest._TEXTS, manifest._ASSEMBLED, manifest._EVALUATED, manifest._PREAMBLES,
+    for cache in (walk._TEXTS, walk._ASSEMBLED, walk._EVALUATED, walk._PREAMBLES,
                   export._PACKAGE_JSON):
         cache.clear()
-    manifest._split.cache_clear()
+    walk._split.cache_clear()
 
 
 def baseline(repo: Path, tags: list[str], locks: Path) -> float:
@@ -145,7 +146,7 @@ def baseline(repo: Path, tags: list[str], locks: Path) -> float:
         fresh_caches()
         _, release, arch = tag.split("/")
         tree = ShowTree(repo, commits[tag])
-        rel, default = manifest.read_release({arch: tree}, release, source=f"git {commits[tag]} {tag}")
+        rel, default = walk.read_release({arch: tree}, release, source=f"git {commits[tag]} {tag}")
         export.write(rel, locks, default_major=default, base=f"{release}__{arch}")
     return (time.perf_counter() - start) / len(tags)
 

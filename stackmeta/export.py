@@ -15,11 +15,12 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from stackmeta import __version__, atomic, lock, manifest, record
+from stackmeta import __version__, atomic, lock, record
 from stackmeta.cmsdist import Opened
 from stackmeta.errors import ManifestError, RecordError, UsageError
 from stackmeta.freeze import parse_freeze
-from stackmeta.manifest import Arch, read_release
+from stackmeta.manifest import walk
+from stackmeta.manifest.walk import Arch, read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release
 from stackmeta.release import release_version
@@ -136,7 +137,7 @@ def dump_document(doc: dict[str, Any], release: Release) -> str:
         if text is None:
             text = _PACKAGE_INDENT + json.dumps(data, indent=1, ensure_ascii=False).replace(
                 "\n", "\n" + _PACKAGE_INDENT)
-            manifest.remember(_PACKAGE_JSON, pkg, text)
+            walk.remember(_PACKAGE_JSON, pkg, text)
         parts.append(text)
     listing = "[\n" + ",\n".join(parts) + "\n  ]" if parts else "[]"
     shell = {**doc, "release": {**section, "packages": _PLACEHOLDER}}

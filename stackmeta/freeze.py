@@ -16,7 +16,7 @@ from packaging.utils import InvalidName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta.errors import ManifestError
-from stackmeta.manifest import build_kind
+from stackmeta.manifest.walk import build_kind
 from stackmeta.record import BuildKind, Package, Problem
 
 _PIN = re.compile(r"^([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*===?\s*([^\s;]+)$")

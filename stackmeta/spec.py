@@ -1,6 +1,6 @@
 """The spec preamble language of cmsdist: assembling, expanding and evaluating a preamble.
 
-Pure: text in, facts out. The caller (:mod:`stackmeta.manifest`) gives the files through a
+Pure: text in, facts out. The caller (:mod:`stackmeta.manifest.walk`) gives the files through a
 ``read(path) -> str | None`` function. What this module understands:
 
 - ``### RPM <group> <name> <version>`` headers;

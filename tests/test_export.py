@@ -13,11 +13,12 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import lock, manifest, record
+from stackmeta import lock, record
 from stackmeta.cli import main
 from stackmeta.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.errors import ManifestError
 from stackmeta.export import export
+from stackmeta.manifest import walk
 from stackmeta.record import BuildKind, Package, Problem
 
 SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"
@@ -432,7 +433,7 @@ def test_markers_by_machine() -> None:
 
 def test_merged_project_with_different_versions_is_a_problem() -> None:
     problems: list[Problem] = []
-    merged = manifest._merge_projects(
+    merged = walk._merge_projects(
         [_pkg("Click", "8.1.3", ("a",), "py3-Click"), _pkg("click", "8.0.0", ("a",), "py3-click")], problems
     )
     assert [(p.rpm, p.version_written) for p in merged] == [("py3-Click+py3-click", "8.1.3")]

@@ -7,9 +7,10 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from stackmeta import lock, manifest
+from stackmeta import lock
 from stackmeta.cmsdist import FolderTree
 from stackmeta.errors import ManifestError
+from stackmeta.manifest import walk
 from stackmeta.record import BuildKind, Release
 
 SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"
@@ -25,7 +26,7 @@ needs_shared = pytest.mark.skipif(
 def shared(release: str, *arches: str, python_major: int | None = None) -> tuple[Release, int]:
     trees = {arch: FolderTree(SHARED / f"{release}__{arch}") for arch in arches}
     source = f"folder {SHARED.name}: " + ", ".join(f"{release}__{arch}" for arch in sorted(arches))
-    return manifest.read_release(trees, release, source=source, python_major=python_major)
+    return walk.read_release(trees, release, source=source, python_major=python_major)
 
 
 def rpms(rel: Release) -> int:
@@ -159,7 +160,7 @@ def test_full_specs_equal_reduced(suffix: str, release: str, arches: tuple[str, 
     results = {}
     for kind in ("full", "reduced"):
         folder = DATA / f"{kind}{suffix}"
-        results[kind] = manifest.read_release(
+        results[kind] = walk.read_release(
             {a: FolderTree(folder) for a in arches}, release, source=f"folder fixture{suffix}"
         )
     full, reduced = results["full"][0], results["reduced"][0]
@@ -170,7 +171,7 @@ def test_full_specs_equal_reduced(suffix: str, release: str, arches: tuple[str, 
 
 def test_fixture14_details() -> None:
     arches = {a: FolderTree(DATA / "full14") for a in ("el9_amd64_gcc12", "el8_aarch64_gcc12")}
-    rel, default = manifest.read_release(arches, "CMSSW_14_0_0", source="folder full14")
+    rel, default = walk.read_release(arches, "CMSSW_14_0_0", source="folder full14")
     assert default == 3
     assert {u.name for u in rel.unshipped} == {"evil", "pybrain", "test-download"}
     assert rel.package("click").rpm == "py3-Click+py3-click"
@@ -201,7 +202,7 @@ odd==1.0 ; some_unknown_marker
 
 
 def names(release: str, arch: str) -> list[tuple[str, str]]:
-    return [(p.rpm, p.version) for p in manifest.read_pins(REQUIREMENTS, release, manifest.Arch.parse(arch))]
+    return [(p.rpm, p.version) for p in walk.read_pins(REQUIREMENTS, release, walk.Arch.parse(arch))]
 
 
 def test_pins_by_era() -> None:
@@ -217,7 +218,7 @@ def test_pins_by_era() -> None:
         ("py2-odd", "1.0"),
     ]
     # 11_0_0_pre10 - 12_0_0_pre4: python_version decides the name; cmsos_name not read.
-    middle = manifest.read_pins(REQUIREMENTS, "CMSSW_11_2_0", manifest.Arch.parse("slc7_aarch64_gcc900"))
+    middle = walk.read_pins(REQUIREMENTS, "CMSSW_11_2_0", walk.Arch.parse("slc7_aarch64_gcc900"))
     assert [(p.rpm, p.switch_off) for p in middle] == [
         ("py2-cryptography", None),
         ("py3-six", "doPython2"),
@@ -236,7 +237,7 @@ def test_pins_by_era() -> None:
 
 
 def test_pin_reasons() -> None:
-    pins = manifest.read_pins(REQUIREMENTS, "CMSSW_14_0_0", manifest.Arch.parse("el9_amd64_gcc12"))
+    pins = walk.read_pins(REQUIREMENTS, "CMSSW_14_0_0", walk.Arch.parse("el9_amd64_gcc12"))
     assert pins[0].rpm == "py3-numpy"
     assert pins[0].reasons == ("a comment", "NO_AUTO_UPDATE: keep")
     assert pins[1].reasons == ()
@@ -263,7 +264,7 @@ def test_pin_reasons() -> None:
 def test_era_boundaries(
     release: str, pins: str | None, toolfiles: bool, tool_conf: bool, first: bool
 ) -> None:
-    era = manifest.era(release)
+    era = walk.era(release)
     assert (era.pins, era.generated_toolfiles, era.generated_tool_conf, era.first_pin_wins) == (
         pins,
         toolfiles,
@@ -283,7 +284,7 @@ def test_generated_toolfiles_and_tool_conf(tmp_path: Path) -> None:
     (tmp_path / "py3-x.spec").write_text(
         "### RPM external py3-x 1.0\n## INITENV +PATH PYTHON3PATH x\n%prep\n"
     )
-    rel, _ = manifest.read_release(
+    rel, _ = walk.read_release(
         {"el9_amd64_gcc13": FolderTree(tmp_path)}, "CMSSW_14_1_0", source="folder t"
     )
     assert [(p.rpm, p.build) for p in rel.packages] == [("py3-x", BuildKind.OTHER)]
@@ -293,7 +294,7 @@ def test_generated_toolfiles_and_tool_conf(tmp_path: Path) -> None:
 def test_spec_without_header_names_file_and_line(tmp_path: Path) -> None:
     (tmp_path / "cmssw-tool-conf.spec").write_text("Requires: x\n")
     with pytest.raises(ManifestError) as err:
-        manifest.read_release({"el9_amd64_gcc12": FolderTree(tmp_path)}, "CMSSW_14_0_0", source="folder t")
+        walk.read_release({"el9_amd64_gcc12": FolderTree(tmp_path)}, "CMSSW_14_0_0", source="folder t")
     assert str(err.value) == (
         "cmssw-tool-conf.spec:1: no '### RPM <group> <name> <version>' header: is this a cmsdist spec?"
     )
@@ -302,7 +303,7 @@ def test_spec_without_header_names_file_and_line(tmp_path: Path) -> None:
 def test_missing_root(tmp_path: Path) -> None:
     (tmp_path / "rpm-preamble.file").write_text("%define x 1\n")
     with pytest.raises(ManifestError) as err:
-        manifest.read_release({"el9_amd64_gcc12": FolderTree(tmp_path)}, "CMSSW_14_0_0", source="folder t")
+        walk.read_release({"el9_amd64_gcc12": FolderTree(tmp_path)}, "CMSSW_14_0_0", source="folder t")
     assert str(err.value) == (
         "no cmssw-tool-conf.spec for CMSSW_14_0_0 el9_amd64_gcc12: not a cmsdist tree of a CMSSW release"
     )
@@ -312,7 +313,7 @@ def test_no_python3_stack_asked(tmp_path: Path) -> None:
     (tmp_path / "cmssw-tool-conf.spec").write_text("### RPM cms cmssw-tool-conf 1\nRequires: python\n")
     (tmp_path / "python.spec").write_text("### RPM external python 2.7.11\n")
     with pytest.raises(ManifestError) as err:
-        manifest.read_release(
+        walk.read_release(
             {"slc7_amd64_gcc700": FolderTree(tmp_path)}, "CMSSW_9_3_0", source="folder t", python_major=3
         )
     assert (
@@ -338,7 +339,7 @@ def test_no_python3_stack_asked(tmp_path: Path) -> None:
     ],
 )
 def test_build_kind(source: str | None, kind: BuildKind) -> None:
-    assert manifest.build_kind(source) is kind
+    assert walk.build_kind(source) is kind
 
 
 @pytest.mark.parametrize(
@@ -353,7 +354,7 @@ def test_build_kind(source: str | None, kind: BuildKind) -> None:
     ],
 )
 def test_name_from_source(source: str, version: str, name: str | None) -> None:
-    assert manifest.name_from_source(source, version) == name
+    assert walk.name_from_source(source, version) == name
 
 
 def test_middle_era_two_stacks(tmp_path: Path) -> None:
@@ -394,8 +395,8 @@ def test_middle_era_two_stacks(tmp_path: Path) -> None:
         (tmp_path / path).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / path).write_text(text)
     trees = {"slc7_amd64_gcc900": FolderTree(tmp_path)}
-    py3, default = manifest.read_release(trees, "CMSSW_11_2_0", source="folder t")
-    py2, _ = manifest.read_release(trees, "CMSSW_11_2_0", source="folder t", python_major=2)
+    py3, default = walk.read_release(trees, "CMSSW_11_2_0", source="folder t")
+    py2, _ = walk.read_release(trees, "CMSSW_11_2_0", source="folder t", python_major=2)
     assert default == 3
     assert (py3.python, py2.python) == (Version("3.8.2"), Version("2.7.15"))
     assert sorted(p.rpm for p in py3.packages) == ["py2-PyYAML", "py2-numpy", "py2-six", "py3-ipython"]
