@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from stackmeta import spec
+from stackmeta.manifest import spec
 
 AMD64 = spec.Context(machine="x86_64")
 ARM = spec.Context(machine="aarch64")

@@ -23,9 +23,10 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from stackmeta import __version__, spec
+from stackmeta import __version__
 from stackmeta.cmsdist import GitTree, Tree
 from stackmeta.errors import ManifestError, UsageError
+from stackmeta.manifest import spec
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
 from stackmeta.release import release_key, release_version
