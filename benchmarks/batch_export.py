@@ -36,8 +36,8 @@ from make_history import DEFAULT_SHARED, make_history  # noqa: E402
 
 from stackmeta import export  # noqa: E402
 from stackmeta.batch import default_workers, export_all  # noqa: E402
-from stackmeta.cmsdist import GitObjects  # noqa: E402
 from stackmeta.manifest import walk  # noqa: E402
+from stackmeta.manifest.cmsdist import GitObjects  # noqa: E402
 
 
 class Workers:

@@ -39,8 +39,8 @@ from pathlib import Path
 from types import FrameType
 
 from stackmeta import __version__, export, record
-from stackmeta.cmsdist import Opened
 from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
+from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.walk import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order

@@ -16,10 +16,10 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import __version__, atomic, lock, record
-from stackmeta.cmsdist import Opened
 from stackmeta.errors import ManifestError, RecordError, UsageError
 from stackmeta.freeze import parse_freeze
 from stackmeta.manifest import walk
+from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.walk import Arch, read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release

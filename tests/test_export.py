@@ -15,10 +15,10 @@ from packaging.version import Version
 
 from stackmeta import lock, record
 from stackmeta.cli import main
-from stackmeta.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.errors import ManifestError
 from stackmeta.export import export
 from stackmeta.manifest import walk
+from stackmeta.manifest.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.record import BuildKind, Package, Problem
 
 SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"

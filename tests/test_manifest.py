@@ -8,9 +8,9 @@ import pytest
 from packaging.version import Version
 
 from stackmeta import lock
-from stackmeta.cmsdist import FolderTree
 from stackmeta.errors import ManifestError
 from stackmeta.manifest import walk
+from stackmeta.manifest.cmsdist import FolderTree
 from stackmeta.record import BuildKind, Release
 
 SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"

@@ -1,7 +1,7 @@
 """From a cmsdist tree to the Python stack a release ships (RULES.md §2, §5-7).
 
 :func:`read_release` walks each arch's tree from ``cmssw-tool-conf`` and returns one
-:class:`stackmeta.record.Release`. The walk is pure over a :class:`stackmeta.cmsdist.Tree`
+:class:`stackmeta.record.Release`. The walk is pure over a :class:`stackmeta.manifest.cmsdist.Tree`
 (``read``/``list``); parsing and evaluation are cached per file content, so a batch over
 many tags parses each distinct blob once.
 
@@ -24,9 +24,9 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import __version__
-from stackmeta.cmsdist import GitTree, Tree
 from stackmeta.errors import ManifestError, UsageError
 from stackmeta.manifest import spec
+from stackmeta.manifest.cmsdist import GitTree, Tree
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
 from stackmeta.release import release_key, release_version
