@@ -17,9 +17,9 @@ from packaging.version import InvalidVersion, Version
 
 from stackmeta import __version__, atomic, lock, record
 from stackmeta.errors import ManifestError, RecordError, UsageError
-from stackmeta.freeze import parse_freeze
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import Opened
+from stackmeta.manifest.freeze import parse_freeze
 from stackmeta.manifest.walk import Arch, read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release

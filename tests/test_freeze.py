@@ -13,7 +13,7 @@ from packaging.version import Version
 from stackmeta import record
 from stackmeta.cli import main
 from stackmeta.errors import ManifestError
-from stackmeta.freeze import parse_freeze
+from stackmeta.manifest.freeze import parse_freeze
 from stackmeta.record import BuildKind
 
 FREEZE = """\
