@@ -51,7 +51,8 @@ from packaging.utils import canonicalize_name
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from stackmeta import check, record  # noqa: E402
+from stackmeta import record  # noqa: E402
+from stackmeta.check import closure  # noqa: E402
 from stackmeta.index import IndexClient  # noqa: E402
 from stackmeta.index.http import LoggedRequest, Transport  # noqa: E402
 
@@ -73,11 +74,11 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
-def timed_check(rel: record.Release, url: str, cache: Path, jobs: int) -> tuple[float, check.CheckReport,
+def timed_check(rel: record.Release, url: str, cache: Path, jobs: int) -> tuple[float, closure.CheckReport,
                                                                                    list[LoggedRequest]]:
     start = time.perf_counter()
     with IndexClient(url, cache, jobs=jobs) as client:
-        report = check.run_check(rel, check.default_target(rel), client)
+        report = closure.run_check(rel, closure.default_target(rel), client)
         log = list(client.transport.log)
     return time.perf_counter() - start, report, log
 
@@ -97,7 +98,7 @@ def floor(log: list[LoggedRequest], jobs: int) -> float:
     return elapsed
 
 
-def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tuple[list[str], str]:
+def variant(rel: record.Release, report: closure.CheckReport, locks: Path) -> tuple[list[str], str]:
     doc = json.loads(record.record_path(locks, rel.lock_name).read_text())
     note = "no consistent section in the record yet"
     if "consistent" in doc and isinstance(doc["consistent"], dict) and doc["consistent"].get("pins"):
@@ -114,7 +115,7 @@ def variant(rel: record.Release, report: check.CheckReport, locks: Path) -> tupl
     drop |= {p.name for p in report.sdist_only} | {p.name for p in report.yanked}
     drop |= {p.name for p in report.python_problems} | {u.name for u in report.unsatisfiable}
     drop |= {p.name for p in report.pins if p.requires_dist is None}
-    target = check.default_target(rel)
+    target = closure.default_target(rel)
     deps: dict[str, set[str]] = {}
     for p in (*report.pins, *report.picks):
         active = set()

@@ -22,7 +22,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from stackmeta import lock, pylock
-from stackmeta.check import CheckReport, FileInfo
+from stackmeta.check.closure import CheckReport, FileInfo
 from stackmeta.errors import RecordError
 from stackmeta.record import Release
 from stackmeta.target import Target

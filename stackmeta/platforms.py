@@ -11,7 +11,7 @@ wheel also names the *nearest* version with one, by the resolver's rule
 (:func:`stackmeta.resolve.nearest_order` over the versions pip could install for that Python
 and platform: the release version, then distance 1 below, 1 above, 2 below, ...; the first
 that has a usable wheel). :func:`moved_release` is the release with those moves made for one
-platform, and :func:`check_moves` runs the check's own analysis (:func:`stackmeta.check.analyse`)
+platform, and :func:`check_moves` runs the check's own analysis (:func:`stackmeta.check.closure.analyse`)
 over it, fetching through the index client only the metadata of the moved versions and of
 dependencies not seen yet: the moved set is *consistent* when no requirement of it excludes
 another of its pins, no Requires-Python excludes the Python and every unpinned dependency has
@@ -30,8 +30,8 @@ from typing import Any
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta import check
-from stackmeta.check import Pages, PinStatus
+from stackmeta.check import closure
+from stackmeta.check.closure import Pages, PinStatus
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage
@@ -238,7 +238,7 @@ def moved_release(release: Release, pins: Sequence[Package], m: PlatformMatrix, 
     return dataclasses.replace(release, packages=tuple(packages)), tuple(moves)
 
 
-def problems(report: check.CheckReport) -> dict[tuple[str, ...], str]:
+def problems(report: closure.CheckReport) -> dict[tuple[str, ...], str]:
     """What makes a checked set inconsistent, keyed so that the same problem of a release and
     of its moved set compare equal: conflicts, Requires-Python, unsatisfiable dependencies."""
     out: dict[tuple[str, ...], str] = {}
@@ -264,10 +264,10 @@ def check_moves(release: Release, pins: Sequence[Package], m: PlatformMatrix, cl
         target = laptop_target(python, s.platform)
         before_rel, _ = moved_release(release, pins, m, s.platform, move=False)
         rel, moves = moved_release(release, pins, m, s.platform)
-        check.fetch(before_rel, target, client, progress, pages=pages, metas=metas)
-        check.fetch(rel, target, client, progress, pages=pages, metas=metas)
-        before = problems(check.analyse(before_rel, target, client.index_url, pages, metas))
-        report = check.analyse(rel, target, client.index_url, pages, metas)
+        closure.fetch(before_rel, target, client, progress, pages=pages, metas=metas)
+        closure.fetch(rel, target, client, progress, pages=pages, metas=metas)
+        before = problems(closure.analyse(before_rel, target, client.index_url, pages, metas))
+        report = closure.analyse(rel, target, client.index_url, pages, metas)
         after = problems(report)
         consistent = False if after else None if report.incomplete else True
         summaries.append(dataclasses.replace(s, moved=MovedSet(

@@ -3,7 +3,7 @@
 A record is one JSON document, ``locks/<lock-name>.json``, with sections:
 
 - ``"release"``: written by ``stackmeta export`` (this module's :class:`Release`);
-- ``"check"``: written by ``stackmeta check`` (see :mod:`stackmeta.check`);
+- ``"check"``: written by ``stackmeta check`` (see :mod:`stackmeta.check.closure`);
 - ``"consistent"``: written by the resolver (see :mod:`stackmeta.resolve`).
 
 Each step owns its section and replaces it atomically with :func:`update_section`; the

@@ -10,7 +10,7 @@ from __future__ import annotations
 from html import escape
 
 from stackmeta import __version__
-from stackmeta.check import CheckReport
+from stackmeta.check.closure import CheckReport
 from stackmeta.platforms import Cell, MovedSet, PlatformMatrix
 
 CSS = """

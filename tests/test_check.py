@@ -13,8 +13,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import check, record
-from stackmeta.check import CheckReport, PinStatus
+from stackmeta import record
+from stackmeta.check import closure
+from stackmeta.check.closure import CheckReport, PinStatus
 from stackmeta.cli import main
 from stackmeta.index import IndexClient
 from stackmeta.index.cache import Cache
@@ -72,9 +73,9 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, s
 
 def test_report_groups(server: StaticServer, tmp_path: Path) -> None:
     rel = release()
-    target = check.default_target(rel)
+    target = closure.default_target(rel)
     with IndexClient(server.url + "/simple", tmp_path / "cache", retries=1, backoff=0.01) as c:
-        r = check.run_check(rel, target, c)
+        r = closure.run_check(rel, target, c)
     assert r.python == "3.9.14" and r.platform == "linux-x86_64"
     assert [c.message for c in r.conflicts] == ["alpha==1.0 requires beta<2; the release pins beta==2.0"]
     # gamma[extra1] (asked by alpha) brings delta; pip would pick 3.0, not the 4.0rc1 pre-release
@@ -193,7 +194,7 @@ def test_faults_leave_the_other_pins_checked(server: StaticServer, tmp_path: Pat
     server.fail("/simple/six/", "redirect-loop")
     rel = release()
     with IndexClient(server.url + "/simple", tmp_path / "cache", retries=1, backoff=0.01) as c:
-        r = check.run_check(rel, check.default_target(rel), c)
+        r = closure.run_check(rel, closure.default_target(rel), c)
     missing = {p.name: p.error for p in r.missing}
     u = server.url
     assert missing == {
@@ -224,9 +225,9 @@ def test_missing_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 def test_default_target_follows_the_arch() -> None:
     rel = record.load_release(Path(__file__).parent.parent / "locks", "CMSSW_9_3_0")
-    assert str(check.default_target(rel)) == "Python 2.7.11 on linux-x86_64"  # slc6_amd64_gcc630
-    assert str(check.default_target(rel, platform="linux-aarch64")) == "Python 2.7.13 on linux-aarch64"
-    assert str(check.default_target(rel, "3.9")) == "Python 3.9 on linux-x86_64"
+    assert str(closure.default_target(rel)) == "Python 2.7.11 on linux-x86_64"  # slc6_amd64_gcc630
+    assert str(closure.default_target(rel, platform="linux-aarch64")) == "Python 2.7.13 on linux-aarch64"
+    assert str(closure.default_target(rel, "3.9")) == "Python 3.9 on linux-x86_64"
 
 
 @pytest.mark.parametrize("timeout", ["0", "-5", "nan", "inf"])

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from packaging.utils import canonicalize_name
 
-from stackmeta import check, record
+from stackmeta import record
+from stackmeta.check import closure
 from stackmeta.cli import main
 from stackmeta.index import IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage, render_project_json
@@ -117,7 +118,7 @@ def _release():  # type: ignore[no-untyped-def]
 def test_without_the_flag_the_dependencies_stay_unknown(index: Path, tmp_path: Path) -> None:
     rel = _release()
     with StaticServer(index) as s, IndexClient(s.url + "/simple", tmp_path / "c") as c:
-        r = check.run_check(rel, check.default_target(rel), c)
+        r = closure.run_check(rel, closure.default_target(rel), c)
     assert r.pin("selfbuilt").requires_dist is None and r.pin("selfbuilt").metadata_source == "unknown"
     assert not r.conflicts and not r.unpinned
 
@@ -126,7 +127,7 @@ def test_built_metadata_closes_the_graph(index: Path, tmp_path: Path) -> None:
     rel = _release()
     with StaticServer(index) as s:
         with IndexClient(s.url + "/simple", tmp_path / "c") as c:
-            r = check.run_check(rel, check.default_target(rel), c, build_metadata=True)
+            r = closure.run_check(rel, closure.default_target(rel), c, build_metadata=True)
         built = r.pin("selfbuilt")
         assert built.metadata_source == "pep517" and built.requires_dist == ("dep-a>=2", "dep-b")
         assert any(n.startswith("dependencies from a PEP 517 metadata build of selfbuilt-1.0.tar.gz")
@@ -144,7 +145,7 @@ def test_built_metadata_closes_the_graph(index: Path, tmp_path: Path) -> None:
         # built once: a second check takes it from the cache (the sdist is not even downloaded)
         s.fail("/files/selfbuilt/*", "404")
         with IndexClient(s.url + "/simple", tmp_path / "c") as c:
-            again = check.run_check(rel, check.default_target(rel), c, build_metadata=True)
+            again = closure.run_check(rel, closure.default_target(rel), c, build_metadata=True)
     assert again.pin("selfbuilt").requires_dist == ("dep-a>=2", "dep-b")
     assert again.pin("selfbuilt").metadata_source == "pep517"
 

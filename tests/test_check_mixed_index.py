@@ -11,7 +11,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from stackmeta import check
+from stackmeta.check import closure
 from stackmeta.index import IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage, render_project_html, render_project_json
 from tests.httpserver import StaticServer
@@ -55,7 +55,7 @@ def test_mixed_metadata_sources_with_connection_reuse(tmp_path: Path) -> None:
     rel = synthetic_release([package(f"p{i:02d}", "1.0") for i in range(N)])
     with StaticServer(tmp_path / "index") as server:
         with IndexClient(server.url + "/simple", tmp_path / "cache", jobs=3, retries=0) as client:
-            report = check.run_check(rel, check.default_target(rel), client)
+            report = closure.run_check(rel, closure.default_target(rel), client)
         log = list(server.log)
 
     assert not report.missing

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stackmeta import check, record
+from stackmeta import record
+from stackmeta.check import closure
 from stackmeta.index import PYPI, IndexClient
 from tests.test_snapshot import KNOWN_14_0_0, conflicts
 
@@ -17,7 +18,7 @@ LOCKS = Path(__file__).parent.parent / "locks"
 def test_cmssw_14_0_0_on_pypi(tmp_path: Path) -> None:
     rel = record.load_release(LOCKS, "CMSSW_14_0_0")
     with IndexClient(PYPI, tmp_path / "cache") as client:
-        report = check.run_check(rel, check.default_target(rel), client)
+        report = closure.run_check(rel, closure.default_target(rel), client)
     assert not report.incomplete, [p.error for p in report.missing]
     assert conflicts(report) >= KNOWN_14_0_0
     libclang = next(u for u in report.unpinned if u.name == "libclang")
@@ -36,8 +37,8 @@ def test_build_metadata_of_old_sdists_on_pypi(tmp_path: Path) -> None:
     rel = synthetic_release([package("fire", "0.5.0"), package("docopt", "0.6.2"), package("six", "1.16.0"),
                              package("termcolor", "2.3.0")])
     with IndexClient(PYPI, tmp_path / "cache") as client:
-        plain = check.run_check(rel, check.default_target(rel), client)
-        built = check.run_check(rel, check.default_target(rel), client, build_metadata=True)
+        plain = closure.run_check(rel, closure.default_target(rel), client)
+        built = closure.run_check(rel, closure.default_target(rel), client, build_metadata=True)
     assert plain.pin("fire").requires_dist is None
     assert built.pin("fire").metadata_source == "pep517"
     fire = built.pin("fire").requires_dist

@@ -22,8 +22,9 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from stackmeta import check, platforms, record
-from stackmeta.check import PinStatus
+from stackmeta import platforms, record
+from stackmeta.check import closure
+from stackmeta.check.closure import PinStatus
 from stackmeta.cli import main
 from stackmeta.index import IndexClient, parse_project_page
 from stackmeta.target import Target
@@ -63,11 +64,11 @@ def run_json(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, dict[
 @pytest.fixture(scope="module")
 def matrix_39() -> platforms.PlatformMatrix:
     rel = record.load_release(LOCKS, "CMSSW_14_0_0")
-    target = check.default_target(rel)
+    target = closure.default_target(rel)
     with StaticServer(SNAPSHOTS / "CMSSW_14_0_0") as server, \
             IndexClient(server.url + "/simple", False, retries=0) as client:
-        pages, _ = check.fetch(rel, target, client)
-    return platforms.matrix(rel.lock_name, check.shipped_pins(rel, target), target.python, pages)
+        pages, _ = closure.fetch(rel, target, client)
+    return platforms.matrix(rel.lock_name, closure.shipped_pins(rel, target), target.python, pages)
 
 
 def test_known_cells_for_python_3_9(matrix_39: platforms.PlatformMatrix) -> None:
@@ -102,7 +103,7 @@ def test_known_cells_for_python_3_9(matrix_39: platforms.PlatformMatrix) -> None
 def test_the_release_platform_column_agrees_with_the_check(matrix_39: platforms.PlatformMatrix) -> None:
     rel = record.load_release(LOCKS, "CMSSW_14_0_0")
     with IndexClient((SNAPSHOTS / "CMSSW_14_0_0").as_uri(), False) as client:
-        report = check.run_check(rel, check.default_target(rel), client)
+        report = closure.run_check(rel, closure.default_target(rel), client)
     assert {p.name: p.status for p in report.pins} == {
         r.name: r.cells["linux-x86_64"].status for r in matrix_39.rows}
 

@@ -17,8 +17,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import check, record, snapshot
-from stackmeta.check import CheckReport, PinStatus
+from stackmeta import record, snapshot
+from stackmeta.check import closure
+from stackmeta.check.closure import CheckReport, PinStatus
 from stackmeta.cli import main
 from stackmeta.errors import StackmetaError
 from stackmeta.index import IndexClient
@@ -45,7 +46,7 @@ KNOWN_14_0_0 = {
 def run(name: str, index_url: str) -> CheckReport:
     rel = record.load_release(LOCKS, name)
     with IndexClient(index_url, False, retries=0) as client:
-        return check.run_check(rel, check.default_target(rel), client)
+        return closure.run_check(rel, closure.default_target(rel), client)
 
 
 def conflicts(report: CheckReport) -> set[tuple[str, str, str, str]]:
@@ -126,7 +127,7 @@ def test_snapshot_command_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
                      "--index-url", server.url + "/simple", "--cache-dir", str(tmp_path / "cache")])
         summary = json.loads(capsys.readouterr().out)
         with IndexClient(server.url + "/simple", False) as c:
-            original = check.run_check(rel, check.default_target(rel), c)
+            original = closure.run_check(rel, closure.default_target(rel), c)
     assert code == 0 and summary["failed"] == []
     assert sorted(p.name for p in (out / "simple").iterdir() if p.is_dir()) == [
         "alpha", "beta", "delta", "gamma", "oldsdist", "six"]
@@ -137,7 +138,7 @@ def test_snapshot_command_round_trip(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert (out / "files" / "six" / "six-1.16.0-py2.py3-none-any.whl.metadata").read_bytes().startswith(
         b"Metadata-Version: 2.1\nName: six\n")
     with IndexClient(out.as_uri(), False) as c:
-        again = check.run_check(rel, check.default_target(rel), c)
+        again = closure.run_check(rel, closure.default_target(rel), c)
     assert again.conflicts == original.conflicts
     assert again.unpinned == original.unpinned
     def key(r: CheckReport) -> list[tuple[object, ...]]:
@@ -202,10 +203,10 @@ def test_an_index_that_answers_nothing_leaves_the_snapshot_there(tmp_path: Path)
     out.mkdir()
     (out / "SNAPSHOT.json").write_text("{}\n")  # an earlier snapshot, replaced only by a better one
     rel = record.load_release(LOCKS, "CMSSW_9_3_0")
-    target = check.default_target(rel)
+    target = closure.default_target(rel)
     url = "http://127.0.0.1:9/simple"
     with IndexClient(url, False, retries=0) as client:
-        pages, metas = check.fetch(rel, target, client)
+        pages, metas = closure.fetch(rel, target, client)
     with pytest.raises(StackmetaError) as info:
         snapshot.write_snapshot(out, pages=pages, metas=metas, target=target, about={})
     assert str(info.value) == (

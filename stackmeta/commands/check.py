@@ -21,7 +21,8 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from stackmeta import atomic, check, record
+from stackmeta import atomic, record
+from stackmeta.check import closure
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import UsageError
@@ -99,19 +100,19 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError(f"--out {args.out} is a folder: give the page's file name, e.g. "
                          f"{args.out / (args.release + '.html')}")
     rel, path = _load(args)
-    target = check.default_target(rel, args.python, None if laptop else args.platform)
+    target = closure.default_target(rel, args.python, None if laptop else args.platform)
     cache_dir: Path | Literal[False] | None = False if args.no_cache else args.cache_dir
     matrix: platforms.PlatformMatrix | None = None
     with IndexClient(args.index_url, cache_dir, jobs=args.jobs, retries=max(0, args.retries),
                      timeout=args.timeout, page_max_age=0 if args.refresh else 600.0) as client:
         output.info(f"checking {rel.lock_name} ({len(rel.packages)} packages) for {target} "
                     f"against {client.index_url}")
-        report, pages, metas = check.fetch_and_check(rel, target, client, output.progress(),
+        report, pages, metas = closure.fetch_and_check(rel, target, client, output.progress(),
                                                      build_metadata=args.build_metadata)
         if laptop:
             from stackmeta import platforms
 
-            pins = check.shipped_pins(rel, target)
+            pins = closure.shipped_pins(rel, target)
             matrix = platforms.matrix(rel.lock_name, pins, target.python, pages,
                                       nearest=args.python is not None)
             if args.python is not None:
@@ -120,7 +121,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     # later steps (lock, resolve) read the files and dependencies from it
     saved = not args.no_save and not report.missing
     if saved:
-        check.save(report, path)
+        closure.save(report, path)
     elif not args.no_save:
         output.warn(f"not saved in {path}: {len(report.missing)} results missing (index errors); "
                     "the record keeps its earlier check section: run again")
@@ -151,7 +152,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return code
 
 
-def verdict(report: check.CheckReport) -> str:
+def verdict(report: closure.CheckReport) -> str:
     n = len(report.pins)
     head = f"{report.lock_name} on Python {report.python} {report.platform}, {report.index_url}: "
     if report.blocking:
@@ -185,7 +186,7 @@ def _table(title: str, *columns: str) -> Table:
     return t
 
 
-def show(report: check.CheckReport, output: Output) -> None:
+def show(report: closure.CheckReport, output: Output) -> None:
     out = output.out
     style = "bold red" if report.blocking else "bold yellow" if report.incomplete else "bold green"
     out.print(verdict(report), style=style, markup=False)
@@ -225,7 +226,7 @@ def show(report: check.CheckReport, output: Output) -> None:
             t.add_row(p.spec, "sdist only: pip builds it" + ("" if p.requires_dist is not None
                                                              else "; dependencies unknown"))
         for p in report.unknown_dependencies:
-            if p.status is not check.PinStatus.SDIST_ONLY:
+            if p.status is not closure.PinStatus.SDIST_ONLY:
                 t.add_row(p.spec, "; ".join(n for n in p.notes if n.startswith("dependencies")) or "unknown")
         for p in report.yanked:
             t.add_row(p.spec, f"yanked: {p.yanked_reason or 'no reason given'}")

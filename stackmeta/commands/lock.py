@@ -11,8 +11,8 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from stackmeta import __version__, atomic, lock, lockforms, pylock, record, resolve
-from stackmeta.check import SECTION as CHECK_SECTION
-from stackmeta.check import CheckReport, FileInfo, file_infos
+from stackmeta.check.closure import SECTION as CHECK_SECTION
+from stackmeta.check.closure import CheckReport, FileInfo, file_infos
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stackmeta import check, platforms, snapshot
+from stackmeta import platforms, snapshot
+from stackmeta.check import closure
 from stackmeta.commands import common
 from stackmeta.commands.check import _load
 from stackmeta.console import Output
@@ -43,13 +44,13 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--jobs must be at least 1")
     args.index_url = common.index_url(args.index_url)
     rel, _ = _load(args)
-    target = check.default_target(rel, args.python, args.platform)
+    target = closure.default_target(rel, args.python, args.platform)
     snapshot.check_destination(args.out)  # before any request
     with IndexClient(args.index_url, False if args.no_cache else args.cache_dir, jobs=args.jobs) as client:
-        pages, metas = check.fetch(rel, target, client, output.progress())
+        pages, metas = closure.fetch(rel, target, client, output.progress())
         also: list[Target] = []
         if args.laptop:
-            pins = check.shipped_pins(rel, target)
+            pins = closure.shipped_pins(rel, target)
             m = platforms.matrix(rel.lock_name, pins, target.python, pages, nearest=args.python is not None)
             if args.python is not None:
                 platforms.check_moves(rel, pins, m, client, pages, metas, output.progress())
