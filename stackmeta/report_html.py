@@ -11,7 +11,7 @@ from html import escape
 
 from stackmeta import __version__
 from stackmeta.check.closure import CheckReport
-from stackmeta.platforms import Cell, MovedSet, PlatformMatrix
+from stackmeta.check.platforms import Cell, MovedSet, PlatformMatrix
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5em; color: #1a1a1a; }

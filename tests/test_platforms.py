@@ -22,8 +22,8 @@ from typing import Any
 import pytest
 from packaging.version import Version
 
-from stackmeta import platforms, record
-from stackmeta.check import closure
+from stackmeta import record
+from stackmeta.check import closure, platforms
 from stackmeta.check.closure import PinStatus
 from stackmeta.cli import main
 from stackmeta.index import IndexClient, parse_project_page

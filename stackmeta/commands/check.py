@@ -1,6 +1,6 @@
 """stackmeta check: can pip install a release's pins from an index, for its Python and platform?
 
-With ``--platform all``, the laptop report (:mod:`stackmeta.platforms`): for each pin, whether
+With ``--platform all``, the laptop report (:mod:`stackmeta.check.platforms`): for each pin, whether
 each of linux-x86_64, linux-aarch64, macos-x86_64, macos-arm64 and windows-amd64 has a wheel for
 the Python (the release's, or ``--python``), only an sdist, or nothing, computed from the pages
 the check fetched; per platform the share installable from wheels and the pins that block it.
@@ -32,7 +32,7 @@ from stackmeta.target import LAPTOP_PLATFORMS, PLATFORMS
 if TYPE_CHECKING:  # rich, the laptop report and the HTML page are imported when used
     from rich.table import Table
 
-    from stackmeta import platforms
+    from stackmeta.check import platforms
 
 EXIT_OK = 0
 EXIT_BLOCKED = 1
@@ -110,7 +110,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         report, pages, metas = closure.fetch_and_check(rel, target, client, output.progress(),
                                                      build_metadata=args.build_metadata)
         if laptop:
-            from stackmeta import platforms
+            from stackmeta.check import platforms
 
             pins = closure.shipped_pins(rel, target)
             matrix = platforms.matrix(rel.lock_name, pins, target.python, pages,

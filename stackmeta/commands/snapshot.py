@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stackmeta import platforms, snapshot
-from stackmeta.check import closure
+from stackmeta import snapshot
+from stackmeta.check import closure, platforms
 from stackmeta.commands import common
 from stackmeta.commands.check import _load
 from stackmeta.console import Output
