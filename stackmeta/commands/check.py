@@ -128,7 +128,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
     if args.format == "html":
         assert matrix is not None
-        from stackmeta import report_html
+        from stackmeta.check import report_html
 
         page = report_html.render(report, matrix, verdict(report))
         if args.out is None:
