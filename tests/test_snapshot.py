@@ -17,8 +17,8 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import record, snapshot
-from stackmeta.check import closure
+from stackmeta import record
+from stackmeta.check import closure, snapshot
 from stackmeta.check.closure import CheckReport, PinStatus
 from stackmeta.cli import main
 from stackmeta.errors import StackmetaError

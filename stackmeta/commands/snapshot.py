@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stackmeta import snapshot
-from stackmeta.check import closure, platforms
+from stackmeta.check import closure, platforms, snapshot
 from stackmeta.commands import common
 from stackmeta.commands.check import _load
 from stackmeta.console import Output
