@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from stackmeta.overlay import Plan
-from stackmeta.resolve import Addition, Deviation, NearestSet
+from stackmeta.resolve.search import Addition, Deviation, NearestSet
 
 GROUP_RULE = (
     "the release's nearest consistent set, with the group's additions and overrides fixed; a pin "

@@ -1,7 +1,7 @@
 """What the resolver needs to know about a project, whatever answers it.
 
 The index client (:mod:`stackmeta.index`) answers from an index; the release record's check
-section answers offline. The resolver (:mod:`stackmeta.resolve`) only sees this protocol.
+section answers offline. The resolver (:mod:`stackmeta.resolve.search`) only sees this protocol.
 """
 
 from __future__ import annotations

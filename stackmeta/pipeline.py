@@ -19,7 +19,7 @@ from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
-from stackmeta.resolve import ResolvedRecord, load_resolved
+from stackmeta.resolve.search import ResolvedRecord, load_resolved
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

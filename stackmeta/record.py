@@ -4,7 +4,7 @@ A record is one JSON document, ``locks/<lock-name>.json``, with sections:
 
 - ``"release"``: written by ``stackmeta export`` (this module's :class:`Release`);
 - ``"check"``: written by ``stackmeta check`` (see :mod:`stackmeta.check.closure`);
-- ``"consistent"``: written by the resolver (see :mod:`stackmeta.resolve`).
+- ``"consistent"``: written by the resolver (see :mod:`stackmeta.resolve.search`).
 
 Each step owns its section and replaces it atomically with :func:`update_section`; the
 others are kept as they are. This module owns the paths, the format and the export section.

@@ -14,7 +14,7 @@ from packaging.version import Version
 
 from stackmeta import builder, metapackage, record
 from stackmeta.index import PYPI, IndexClient, IndexSource
-from stackmeta.resolve import NearestSet, load_nearest
+from stackmeta.resolve.search import NearestSet, load_nearest
 from stackmeta.target import Target
 from tests.pypiserver_fixture import make_wheel
 

@@ -11,10 +11,10 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta import record
-from stackmeta import resolve as resolve_module
 from stackmeta.errors import RecordError
 from stackmeta.record import BuildKind
-from stackmeta.resolve import (
+from stackmeta.resolve import search as resolve_module
+from stackmeta.resolve.search import (
     NearestSet,
     load_nearest,
     nearest_order,

@@ -11,7 +11,7 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.pipeline import build_record
-from stackmeta.resolve import load_resolved
+from stackmeta.resolve.search import load_resolved
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

@@ -15,7 +15,7 @@ from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
 from stackmeta.errors import ResolutionError
 from stackmeta.index import IndexClient, IndexSource
-from stackmeta.resolve import NearestSet, load_resolved
+from stackmeta.resolve.search import NearestSet, load_resolved
 from stackmeta.target import Target
 
 

@@ -10,13 +10,14 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta import __version__, atomic, lock, lockforms, pylock, record, resolve
+from stackmeta import __version__, atomic, lock, lockforms, pylock, record
 from stackmeta.check.closure import SECTION as CHECK_SECTION
 from stackmeta.check.closure import CheckReport, FileInfo, file_infos
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError
 from stackmeta.index import IndexClient
+from stackmeta.resolve import search
 from stackmeta.target import Target
 
 FORMATS = ("constraints", "requirements", "pylock", "all")
@@ -89,11 +90,11 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
     out = locks_dir / pylock.file_name(name)
     forms.append((out, text))
     left_out[out.name] = [f"{m.entry.name}=={m.entry.version}" for m in missing]
-    consistent = doc.get(resolve.SECTION)
+    consistent = doc.get(search.SECTION)
     if not isinstance(consistent, dict):
         output.warn(f"{name} has no nearest set yet: run 'stackmeta resolve {name}' for its pylock")
         return forms, left_out
-    nearest = resolve.NearestSet.from_json(consistent)
+    nearest = search.NearestSet.from_json(consistent)
     index_url = args.index_url or nearest.index_url
     with contextlib.ExitStack() as stack:
         lookup = checked

@@ -11,7 +11,7 @@ from stackmeta.commands.build import add_project_options, project_options
 from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
 from stackmeta.pipeline import publish_new
-from stackmeta.resolve import load_resolved
+from stackmeta.resolve.search import load_resolved
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
