@@ -4,7 +4,7 @@
 holding the release's nearest set (the record's "consistent" section) with Theano at 0.9.0
 and coffea added. Before anything is installed, :func:`plan` checks by the packages'
 metadata that the overrides and additions fit the rest, with resolvelib over a
-:class:`~stackmeta.candidates.CandidateSource`:
+:class:`~stackmeta.resolve.candidates.CandidateSource`:
 
 - the overrides are *fixed* (``name==version``) and the additions are requirements that
   must hold; neither ever moves;
@@ -33,8 +33,8 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
-from stackmeta.candidates import CandidateSource
 from stackmeta.errors import ResolutionError, UsageError, quoted
+from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.resolve.search import Cand, Memo, NearestSet, Provider, Req, dependents, nearest_order
 from stackmeta.target import Target
 

@@ -33,7 +33,7 @@ tuple[Requirement], requires_python, dynamic, junk)``;
 ``dependencies_known`` says whether Requires-Dist can be trusted (an sdist's PKG-INFO only
 from Metadata-Version 2.2 when not Dynamic).
 
-``IndexSource(client, target)``: the :class:`stackmeta.candidates.CandidateSource` over an
+``IndexSource(client, target)``: the :class:`stackmeta.resolve.candidates.CandidateSource` over an
 index — ``versions(name)``, ``dependencies(name, version)`` (None = unknown),
 ``file_metadata(name, version)``, ``files(name, version)``, ``prefetch(names)``,
 ``prefetch_dependencies([(name, version)])``; failures are collected in ``errors``.

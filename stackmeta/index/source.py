@@ -1,5 +1,5 @@
 """The resolver's view of an index: :class:`IndexSource` implements
-:class:`stackmeta.candidates.CandidateSource` for one target over an :class:`IndexClient`.
+:class:`stackmeta.resolve.candidates.CandidateSource` for one target over an :class:`IndexClient`.
 
 The pure helpers (:func:`file_usable`, :func:`installable_versions`, :func:`metadata_file`)
 say which files pip could use for a target; the check uses them too.

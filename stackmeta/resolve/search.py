@@ -3,7 +3,7 @@
 A release is not consistent by pip's rules (CMSSW_14_0_0 ships numpy 1.24.3 with
 tensorflow 2.12.0, which requires numpy<1.24). The metapackage pins the *nearest*
 consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
-:class:`~stackmeta.candidates.CandidateSource`:
+:class:`~stackmeta.resolve.candidates.CandidateSource`:
 
 1. Every shipped package whose release version pip can install for the target is a
    *hard* pin (``name==version``). Packages whose release version pip cannot install (not
@@ -66,9 +66,9 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
 from stackmeta import atomic, record
-from stackmeta.candidates import CandidateSource
 from stackmeta.errors import RecordError, ResolutionError
 from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.target import Target
 
 RULE = (
