@@ -1,12 +1,12 @@
 """A working group's baseline: a release's nearest consistent set plus the group's own
 additions (and overrides), checked for closure by the same resolver as a release, with its
-deviations recorded the same way. Pure: the plan comes from :func:`stackmeta.overlay.plan`."""
+deviations recorded the same way. Pure: the plan comes from :func:`stackmeta.resolve.overlay.plan`."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from stackmeta.overlay import Plan
+from stackmeta.resolve.overlay import Plan
 from stackmeta.resolve.search import Addition, Deviation, NearestSet
 
 GROUP_RULE = (

@@ -161,7 +161,7 @@ def from_environment(python: str) -> Side:
 
 
 def _env_record(prefix: Path) -> dict[str, Any] | None:
-    """The stackmeta-env.json of an environment made by 'stackmeta env' (see stackmeta.overlay)."""
+    """The stackmeta-env.json of an environment made by 'stackmeta env' (see stackmeta.resolve.overlay)."""
     try:
         data = json.loads((prefix / "stackmeta-env.json").read_text("utf-8"))
     except (OSError, ValueError):

@@ -31,8 +31,8 @@ from packaging.version import InvalidVersion, Version
 from stackmeta import atomic
 from stackmeta.childenv import pip_environment
 from stackmeta.errors import StackmetaError, UsageError
-from stackmeta.overlay import ENV_RECORD
 from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.resolve.overlay import ENV_RECORD
 
 
 class VenvError(StackmetaError):

@@ -11,7 +11,14 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta.errors import ResolutionError, UsageError
-from stackmeta.overlay import Override, deviation_lines, parse_addition, parse_override, pins_text, plan
+from stackmeta.resolve.overlay import (
+    Override,
+    deviation_lines,
+    parse_addition,
+    parse_override,
+    pins_text,
+    plan,
+)
 from stackmeta.resolve.search import RULE, Deviation, NearestSet
 from stackmeta.target import Target
 from stackmeta.venv import pip_failure
