@@ -69,9 +69,8 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     """``stackmeta build --base RELEASE --add ... --name N --version V``."""
     from dataclasses import replace
 
-    from stackmeta import baseline
     from stackmeta.index import IndexClient, IndexSource
-    from stackmeta.resolve import overlay
+    from stackmeta.resolve import baseline, overlay
     from stackmeta.target import Target
 
     if args.release or args.all:
