@@ -139,7 +139,7 @@ def from_pylock(path: Path) -> Side:
 
 def from_environment(python: str) -> Side:
     """What is installed for the interpreter *python* (a path or a command name)."""
-    from stackmeta.venv import list_installed  # the edge that runs interpreters
+    from stackmeta.resolve.venv import list_installed  # the edge that runs interpreters
 
     listing = list_installed(python)
     versions = dict(listing.dists)

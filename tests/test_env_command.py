@@ -18,7 +18,7 @@ import pytest
 import virtualenv
 from packaging.version import Version
 
-from stackmeta.venv import find_python
+from stackmeta.resolve.venv import find_python
 from tests.clirunner import run_cli
 from tests.pypiserver_fixture import (
     env_without_index,

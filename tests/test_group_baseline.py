@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from stackmeta.cli import main
-from stackmeta.venv import list_installed
+from stackmeta.resolve.venv import list_installed
 from tests.clirunner import run_cli
 from tests.pypiserver_fixture import (
     Server,

@@ -16,7 +16,7 @@ import pytest
 from packaging.pylock import Pylock
 
 from stackmeta.cli import main
-from stackmeta.venv import list_installed
+from stackmeta.resolve.venv import list_installed
 from tests.pypiserver_fixture import (
     Server,
     env_without_index,

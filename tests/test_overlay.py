@@ -20,8 +20,8 @@ from stackmeta.resolve.overlay import (
     plan,
 )
 from stackmeta.resolve.search import RULE, Deviation, NearestSet
+from stackmeta.resolve.venv import pip_failure
 from stackmeta.target import Target
-from stackmeta.venv import pip_failure
 
 TARGET = Target(python=Version("2.7.18"))
 

@@ -17,7 +17,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 from stackmeta import pylock
-from stackmeta.venv import list_installed
+from stackmeta.resolve.venv import list_installed
 from tests.httpserver import StaticServer
 from tests.wheelfactory import build_project
 

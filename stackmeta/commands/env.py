@@ -9,13 +9,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from stackmeta import record, venv
+from stackmeta import record
 from stackmeta.commands import common
 from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
 from stackmeta.errors import ResolutionError
 from stackmeta.index import IndexClient, IndexSource
-from stackmeta.resolve import overlay
+from stackmeta.resolve import overlay, venv
 from stackmeta.resolve.search import NearestSet, load_resolved
 from stackmeta.target import Target
 

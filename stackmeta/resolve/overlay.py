@@ -18,7 +18,7 @@ metadata that the overrides and additions fit the rest, with resolvelib over a
   newest version consistent with the rest, as pip would pick them.
 
 This module is pure: it reads a CandidateSource and returns a :class:`Plan`. Creating the
-environment is :mod:`stackmeta.venv`'s work.
+environment is :mod:`stackmeta.resolve.venv`'s work.
 """
 
 from __future__ import annotations
