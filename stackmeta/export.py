@@ -15,8 +15,9 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from stackmeta import __version__, atomic, lock, record
+from stackmeta import __version__, atomic, record
 from stackmeta.errors import ManifestError, RecordError, UsageError
+from stackmeta.locks.constraints import constraints_text
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.freeze import parse_freeze
@@ -109,7 +110,7 @@ def write(
         if old is not None and old_doc is not None and list(record.pins(old)) == list(record.pins(release)):
             keep = old_doc
     doc = record.new_document(release, keep=keep)
-    text = lock.constraints_text(release, lock_name=name)
+    text = constraints_text(release, lock_name=name)
     json_text = dump_document(doc, release)
     atomic.write_all([(txt_path, text), (json_path, json_text)])  # both or neither
     kept = tuple(k for k in doc if k not in ("format", "release"))

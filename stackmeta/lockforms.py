@@ -1,6 +1,6 @@
 """The lock forms of one record, all from the same data so that they agree:
 
-- the constraints file (``<name>.txt``, :mod:`stackmeta.lock`), for ``pip install -c``;
+- the constraints file (``<name>.txt``, :mod:`stackmeta.locks.constraints`), for ``pip install -c``;
 - the hashed requirements (``<name>.hashes.txt``), for exact reproduction the way CMS
   installs: ``pip install --no-deps --require-hashes -r``;
 - PEP 751 ``pylock.<name>.toml`` (:mod:`stackmeta.pylock`) for the faithful set and
@@ -21,9 +21,10 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta import lock, pylock
+from stackmeta import pylock
 from stackmeta.check.closure import CheckReport, FileInfo
 from stackmeta.errors import RecordError
+from stackmeta.locks import constraints
 from stackmeta.record import Release
 from stackmeta.target import Target
 
@@ -52,7 +53,7 @@ def faithful_entries(release: Release) -> list[Entry]:
     for pkg in sorted(release.packages, key=lambda p: (p.name, p.arches)):
         if pkg.version is None:
             continue
-        mark = lock.marker(pkg, release.arches)
+        mark = constraints.marker(pkg, release.arches)
         out.append(Entry(name=pkg.name, version=pkg.version, marker=Marker(mark) if mark else None))
     return out
 
@@ -117,7 +118,7 @@ def hashes_text(release: Release, title: str, entries: Sequence[Entry], lookup: 
     lines = [
         f"# {title}",
         f"# arch{'es' if len(release.arches) > 1 else ''}: {', '.join(release.arches)}; "
-        f"Python: {lock.python_text(release)}; source: {release.source}",
+        f"Python: {constraints.python_text(release)}; source: {release.source}",
         f"# {len(ok)} pins with the sha256 of every file pip may take for the target",
         f"# usage: pip install --no-deps --require-hashes -r {file_name}",
     ]

@@ -13,10 +13,11 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import lock, record
+from stackmeta import record
 from stackmeta.cli import main
 from stackmeta.errors import ManifestError
 from stackmeta.export import export
+from stackmeta.locks import constraints
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.record import BuildKind, Package, Problem
@@ -422,13 +423,14 @@ def _pkg(name: str, version: str, arches: tuple[str, ...], rpm: str = "") -> Pac
 
 def test_markers_by_machine() -> None:
     arches = ("el8_aarch64_gcc12", "el9_amd64_gcc12", "el9_ppc64le_gcc12")
-    assert lock.marker(_pkg("a", "1", arches), arches) is None
-    assert lock.marker(_pkg("a", "1", ("el9_amd64_gcc12",)), arches) == 'platform_machine == "x86_64"'
-    assert lock.marker(_pkg("a", "1", ("el8_aarch64_gcc12", "el9_ppc64le_gcc12")), arches) == (
+    assert constraints.marker(_pkg("a", "1", arches), arches) is None
+    assert constraints.marker(_pkg("a", "1", ("el9_amd64_gcc12",)), arches) == 'platform_machine == "x86_64"'
+    assert constraints.marker(_pkg("a", "1", ("el8_aarch64_gcc12", "el9_ppc64le_gcc12")), arches) == (
         'platform_machine == "aarch64" or platform_machine == "ppc64le"'
     )
     # Two amd64 arches that differ by OS: no standard marker tells them apart.
-    assert lock.marker(_pkg("a", "1", ("el9_amd64_gcc12",)), ("el8_amd64_gcc12", "el9_amd64_gcc12")) is None
+    assert constraints.marker(_pkg("a", "1", ("el9_amd64_gcc12",)),
+                              ("el8_amd64_gcc12", "el9_amd64_gcc12")) is None
 
 
 def test_merged_project_with_different_versions_is_a_problem() -> None:

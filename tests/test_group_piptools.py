@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from stackmeta import lock
+from stackmeta.locks.constraints import constraints_text
 from tests.pypiserver_fixture import env_without_index, make_wheel, package, pypiserver, synthetic_release
 
 
@@ -27,7 +27,7 @@ def test_pip_compile_with_the_release_lock_as_constraints(tmp_path: Path) -> Non
             make_wheel(server.packages, "awk-lib", version)
         rel = synthetic_release([package("numlib", "1.24.3"), package("awk-lib", "2.1.1")])
         constraints = tmp_path / "CMSSW_14_0_0.txt"
-        constraints.write_text(lock.constraints_text(rel))
+        constraints.write_text(constraints_text(rel))
         (tmp_path / "group.in").write_text("-c CMSSW_14_0_0.txt\ncoffea-lib==2024.4.0\n")
         proc = subprocess.run(
             [pip_compile, "--quiet", "--no-header", "--no-annotate", "--no-emit-index-url",

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from packaging.version import Version
 
-from stackmeta import lock
 from stackmeta.errors import ManifestError
+from stackmeta.locks import constraints
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import FolderTree
 from stackmeta.record import BuildKind, Release
@@ -61,7 +61,7 @@ def test_known_facts_9_3_0() -> None:
     assert rel.package("theano").version_written == "0.8.2"
     tf = rel.package("tensorflow")
     assert tf.arches == ("slc6_amd64_gcc630",)
-    assert lock.marker(tf, rel.arches) == 'platform_machine == "x86_64"'
+    assert constraints.marker(tf, rel.arches) == 'platform_machine == "x86_64"'
     f32 = rel.package("functools32")
     assert (f32.version_written, f32.version) == ("3.2.3-2", Version("3.2.3.post2"))
     # Reached only through a non-Python package (dbs-client): they ship.
@@ -143,7 +143,7 @@ def test_full_lock_matches_reviewed_file(
 ) -> None:
     rel, _ = shared(release, *arches, python_major=major)
     expected = (EXPECTED / f"{name}.txt").read_text("utf-8")
-    assert lock.constraints_text(rel, lock_name=name) == expected
+    assert constraints.constraints_text(rel, lock_name=name) == expected
 
 
 # -- full, unreduced specs give what their reduced forms give --------------------------------
@@ -166,7 +166,7 @@ def test_full_specs_equal_reduced(suffix: str, release: str, arches: tuple[str, 
     full, reduced = results["full"][0], results["reduced"][0]
     assert full == reduced
     assert "evil" not in {p.name for p in full.packages}  # Requires: text in heredocs and defines
-    assert lock.constraints_text(full) == (EXPECTED / f"fixture{suffix}.txt").read_text("utf-8")
+    assert constraints.constraints_text(full) == (EXPECTED / f"fixture{suffix}.txt").read_text("utf-8")
 
 
 def test_fixture14_details() -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta import __version__, atomic, lock, lockforms, pylock, record
+from stackmeta import __version__, atomic, lockforms, pylock, record
 from stackmeta.check.closure import SECTION as CHECK_SECTION
 from stackmeta.check.closure import CheckReport, FileInfo, file_infos
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError
 from stackmeta.index import IndexClient
+from stackmeta.locks import constraints
 from stackmeta.resolve import search
 from stackmeta.target import Target
 
@@ -124,9 +125,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
     left_out: dict[str, list[str]] = {}
     if args.format in ("constraints", "all"):
         forms.append((record.constraints_path(locks_dir, name),
-                      lock.constraints_text(release, lock_name=name)))
+                      constraints.constraints_text(release, lock_name=name)))
     if args.format == "requirements" and not args.hashes:
-        forms.append((locks_dir / f"{name}.requirements.txt", "\n".join(lock.pin_lines(release)) + "\n"))
+        forms.append((locks_dir / f"{name}.requirements.txt",
+                      "\n".join(constraints.pin_lines(release)) + "\n"))
     if args.format in ("pylock", "all") or (args.format == "requirements" and args.hashes):
         more, left_out = _file_forms(args, output, doc, path, release)
         forms += more

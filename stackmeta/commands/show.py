@@ -9,7 +9,7 @@ from typing import Any
 from stackmeta import record
 from stackmeta.console import Output
 from stackmeta.errors import RecordError
-from stackmeta.lock import python_text
+from stackmeta.locks.constraints import python_text
 from stackmeta.record import BuildKind, Release
 
 
