@@ -16,7 +16,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import pylock
+from stackmeta.locks import pylock
 from stackmeta.resolve.venv import list_installed
 from tests.httpserver import StaticServer
 from tests.wheelfactory import build_project

@@ -10,14 +10,14 @@ from pathlib import Path
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta import __version__, atomic, pylock, record
+from stackmeta import __version__, atomic, record
 from stackmeta.check.closure import SECTION as CHECK_SECTION
 from stackmeta.check.closure import CheckReport, FileInfo, file_infos
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError
 from stackmeta.index import IndexClient
-from stackmeta.locks import constraints
+from stackmeta.locks import constraints, pylock
 from stackmeta.locks import forms as lockforms
 from stackmeta.resolve import search
 from stackmeta.target import Target

@@ -3,7 +3,7 @@
 - the constraints file (``<name>.txt``, :mod:`stackmeta.locks.constraints`), for ``pip install -c``;
 - the hashed requirements (``<name>.hashes.txt``), for exact reproduction the way CMS
   installs: ``pip install --no-deps --require-hashes -r``;
-- PEP 751 ``pylock.<name>.toml`` (:mod:`stackmeta.pylock`) for the faithful set and
+- PEP 751 ``pylock.<name>.toml`` (:mod:`stackmeta.locks.pylock`) for the faithful set and
   ``pylock.<name>-nearest.toml`` for the nearest consistent set.
 
 Files and hashes come from the record's check section (what ``stackmeta check`` read on the
@@ -21,10 +21,9 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta import pylock
 from stackmeta.check.closure import CheckReport, FileInfo
 from stackmeta.errors import RecordError
-from stackmeta.locks import constraints
+from stackmeta.locks import constraints, pylock
 from stackmeta.record import Release
 from stackmeta.target import Target
 
