@@ -38,8 +38,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-from stackmeta import __version__, export, record
+from stackmeta import __version__, record
 from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
+from stackmeta.locks import export
 from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.walk import read_release
 from stackmeta.progress import NO_PROGRESS, Progress

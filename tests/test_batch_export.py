@@ -17,7 +17,7 @@ import pytest
 from stackmeta import record
 from stackmeta.batch import up_to_date
 from stackmeta.cli import main
-from stackmeta.export import export
+from stackmeta.locks.export import export
 
 ROOT = Path(__file__).parents[1]
 SHARED = ROOT.parent / "shared" / "cmsdist-excerpts"
@@ -393,7 +393,7 @@ def test_batch_follows_changed_includes_and_moved_pins(repo: Path, tmp_path: Pat
 
 
 def test_remembered_package_json_is_the_record_format() -> None:
-    from stackmeta import export as export_module
+    from stackmeta.locks import export as export_module
 
     for path in sorted(LOCKS.glob("*.json")):
         doc = record.read_document(path)

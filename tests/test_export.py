@@ -16,8 +16,8 @@ from packaging.version import Version
 from stackmeta import record
 from stackmeta.cli import main
 from stackmeta.errors import ManifestError
-from stackmeta.export import export
 from stackmeta.locks import constraints
+from stackmeta.locks.export import export
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.record import BuildKind, Package, Problem

@@ -8,7 +8,7 @@ from pathlib import Path
 from stackmeta.batch import ARCH_POLICIES, Summary, default_workers, export_all
 from stackmeta.console import Output
 from stackmeta.errors import ManifestError, UsageError
-from stackmeta.export import export
+from stackmeta.locks.export import export
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
