@@ -34,8 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from make_history import DEFAULT_SHARED, make_history  # noqa: E402
 
-from stackmeta.batch import default_workers, export_all  # noqa: E402
 from stackmeta.locks import export  # noqa: E402
+from stackmeta.locks.batch import default_workers, export_all  # noqa: E402
 from stackmeta.manifest import walk  # noqa: E402
 from stackmeta.manifest.cmsdist import GitObjects  # noqa: E402
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from stackmeta import record
-from stackmeta.batch import up_to_date
 from stackmeta.cli import main
+from stackmeta.locks.batch import up_to_date
 from stackmeta.locks.export import export
 
 ROOT = Path(__file__).parents[1]
@@ -300,7 +300,7 @@ def test_a_locks_dir_that_is_a_file_stops_the_batch(
 
 
 def test_up_to_date_needs_both_files(repo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from stackmeta.batch import Job
+    from stackmeta.locks.batch import Job
 
     run(capsys, "export", "--all", "--cmsdist", str(repo), "--locks-dir", str(tmp_path),
         "--match", "CMSSW_10_6_0")

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from stackmeta.batch import ARCH_POLICIES, Summary, default_workers, export_all
 from stackmeta.console import Output
 from stackmeta.errors import ManifestError, UsageError
+from stackmeta.locks.batch import ARCH_POLICIES, Summary, default_workers, export_all
 from stackmeta.locks.export import export
 
 
