@@ -14,8 +14,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stackmeta import record
-from stackmeta.diff import Side
 from stackmeta.errors import ManifestError, RecordError, UsageError, quoted
+from stackmeta.locks.diff import Side
 
 
 def _read_record(locks_dir: Path, name: str) -> tuple[record.Release, Any, frozenset[str]]:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from stackmeta import stackside
 from stackmeta.console import Output
-from stackmeta.diff import diff, render_markdown, render_text
 from stackmeta.errors import UsageError
+from stackmeta.locks.diff import diff, render_markdown, render_text
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
