@@ -6,9 +6,9 @@ import argparse
 import os
 from pathlib import Path
 
-from stackmeta import stackside
 from stackmeta.console import Output
 from stackmeta.errors import UsageError
+from stackmeta.locks import sides
 from stackmeta.locks.diff import diff, render_markdown, render_text
 
 
@@ -48,16 +48,16 @@ def run(args: argparse.Namespace, output: Output) -> int:
     if args.env is not None:
         if args.new is not None:
             raise UsageError("give one release with --env (the environment is the second side)")
-        new = stackside.from_environment(_env_python(args.env))
+        new = sides.from_environment(_env_python(args.env))
         # made by 'stackmeta env' from this release: compare with the set it was made from,
         # so the diff shows exactly the user's overrides, additions and moves
-        base = stackside.from_nearest(args.locks_dir, args.old) if new.made_from == args.old else None
-        old = base or stackside.resolve_side(args.old, args.locks_dir)
+        base = sides.from_nearest(args.locks_dir, args.old) if new.made_from == args.old else None
+        old = base or sides.resolve_side(args.old, args.locks_dir)
     elif args.new is None:
         raise UsageError("stackmeta diff needs two sides: OLD NEW, or OLD --env")
     else:
-        old = stackside.resolve_side(args.old, args.locks_dir)
-        new = stackside.resolve_side(args.new, args.locks_dir)
+        old = sides.resolve_side(args.old, args.locks_dir)
+        new = sides.resolve_side(args.new, args.locks_dir)
     result = diff(old, new)
     if args.json:
         output.json(result.to_json())

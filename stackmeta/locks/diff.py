@@ -1,5 +1,5 @@
 """Differences between two stacks: two releases, a release and an environment, a release and a
-requirements or pylock file. Pure: the sides are built by :mod:`stackmeta.stackside`."""
+requirements or pylock file. Pure: the sides are built by :mod:`stackmeta.locks.sides`."""
 
 from __future__ import annotations
 

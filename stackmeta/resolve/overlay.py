@@ -381,7 +381,7 @@ def pins_text(p: Plan) -> str:
 
 def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
     """The differences from the release an environment holds, one line each, in the form of
-    :func:`stackmeta.stackside.deviation_lines`: the nearest set's own, then the overrides
+    :func:`stackmeta.locks.sides.deviation_lines`: the nearest set's own, then the overrides
     and the moves they forced (so a diff against the release shows the overlay's as new)."""
     pins = nearest.pin_map
     lines = [f"{d.name} {d.release_version} -> {d.version}" for d in nearest.deviations]
