@@ -3,7 +3,7 @@
 Offline: the build runs with ``build.ProjectBuilder`` in the running environment (no isolated
 environment, nothing downloaded); setuptools must be installed there (>=77, for the license
 expression). Byte-reproducible: the project files get fixed modes and the timestamp of the
-release (:func:`stackmeta.metapackage.source_date_epoch`), the backend runs with
+release (:func:`stackmeta.package.metapackage.source_date_epoch`), the backend runs with
 ``SOURCE_DATE_EPOCH`` and umask 022, and both archives are then normalised: entries sorted
 (the wheel's ``.dist-info`` last, ``RECORD`` last of all), every timestamp the release's,
 owner 0/0 with empty names, modes 0644/0755, the gzip header's time the release's and no file
@@ -33,7 +33,7 @@ from packaging.requirements import Requirement
 
 from stackmeta import atomic
 from stackmeta.errors import BuildError
-from stackmeta.metapackage import Project
+from stackmeta.package.metapackage import Project
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

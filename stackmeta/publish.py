@@ -30,7 +30,7 @@ from stackmeta import builder
 from stackmeta.errors import BuildError, PublishError, StackmetaError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.index.http import Transport
-from stackmeta.metapackage import requirements
+from stackmeta.package.metapackage import requirements
 from stackmeta.resolve.search import NearestSet
 
 _INSTALLABLE = ("wheel", "sdist-only")

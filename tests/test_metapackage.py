@@ -11,8 +11,8 @@ import pytest
 from packaging.utils import canonicalize_name as cn
 from packaging.version import Version
 
-from stackmeta import metapackage
 from stackmeta.errors import UsageError
+from stackmeta.package import metapackage
 from stackmeta.record import BuildKind
 from stackmeta.resolve.search import RULE, Addition, Deviation, NearestSet, Omission
 from tests.pypiserver_fixture import package, synthetic_release
