@@ -154,7 +154,7 @@ sys.exit(main(sys.argv[1:]))
 
 
 def _template(name: str) -> str:
-    return resources.files("stackmeta").joinpath("templates", name).read_text("utf-8")
+    return resources.files("stackmeta.package").joinpath("templates", name).read_text("utf-8")
 
 
 def _pyproject(
