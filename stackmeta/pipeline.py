@@ -14,10 +14,10 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from stackmeta import builder, publish, record
+from stackmeta import publish, record
 from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
-from stackmeta.package import metapackage
+from stackmeta.package import builder, metapackage
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
 from stackmeta.resolve.search import ResolvedRecord, load_resolved

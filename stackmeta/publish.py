@@ -26,10 +26,10 @@ from typing import Any
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from stackmeta import builder
 from stackmeta.errors import BuildError, PublishError, StackmetaError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.index.http import Transport
+from stackmeta.package import builder
 from stackmeta.package.metapackage import requirements
 from stackmeta.resolve.search import NearestSet
 

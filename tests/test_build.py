@@ -17,10 +17,9 @@ import pytest
 from packaging.metadata import Metadata
 from packaging.requirements import Requirement
 
-from stackmeta import builder
 from stackmeta.cli import main
 from stackmeta.errors import BuildError
-from stackmeta.package import metapackage
+from stackmeta.package import builder, metapackage
 from stackmeta.resolve.search import save_nearest
 from tests.pypiserver_fixture import write_record
 from tests.test_metapackage import sample

@@ -12,9 +12,9 @@ import pytest
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta import builder, record
+from stackmeta import record
 from stackmeta.index import PYPI, IndexClient, IndexSource
-from stackmeta.package import metapackage
+from stackmeta.package import builder, metapackage
 from stackmeta.resolve.search import NearestSet, load_nearest
 from stackmeta.target import Target
 from tests.pypiserver_fixture import make_wheel

@@ -6,11 +6,11 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from stackmeta import builder, record
+from stackmeta import record
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
-from stackmeta.package import metapackage
+from stackmeta.package import builder, metapackage
 from stackmeta.pipeline import build_record
 from stackmeta.resolve.search import load_resolved
 

@@ -7,7 +7,7 @@ set's exact pins as dependencies), ``setup.cfg`` (only the wheel's Python tag), 
 its reason, and which packages CMS patches), and a small module (``cms_analysis_stack`` for
 the project ``cms-analysis-stack``) whose package data holds the release data, so that
 ``python -m cms_analysis_stack [check]`` works on the release's own Python (2.7 included).
-:mod:`stackmeta.builder` writes the files and builds them.
+:mod:`stackmeta.package.builder` writes the files and builds them.
 """
 
 from __future__ import annotations
