@@ -2,7 +2,7 @@
 
 :func:`publish_new` builds each record's metapackage (offline, byte-reproducible: the same
 bytes as ``stackmeta build``), reads the project's page on the index once, and publishes with
-:func:`stackmeta.publish.publish` only the releases whose files are not all there; a file
+:func:`stackmeta.package.publish.publish` only the releases whose files are not all there; a file
 there with another sha256 is that release's failure, the others go on.
 """
 
@@ -14,10 +14,10 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from stackmeta import publish, record
+from stackmeta import record
 from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
-from stackmeta.package import builder, metapackage
+from stackmeta.package import builder, metapackage, publish
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
 from stackmeta.resolve.search import ResolvedRecord, load_resolved

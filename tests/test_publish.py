@@ -10,10 +10,9 @@ import pytest
 from packaging.utils import canonicalize_name as cn
 from packaging.version import Version
 
-from stackmeta import publish
 from stackmeta.cli import main
 from stackmeta.errors import PublishError
-from stackmeta.package import builder, metapackage
+from stackmeta.package import builder, metapackage, publish
 from stackmeta.resolve.search import save_nearest
 from tests.clirunner import run_cli
 from tests.pypiserver_fixture import PASSWORD, USER, Server, pypiserver, write_record

@@ -20,8 +20,7 @@ import pytest
 from packaging.utils import canonicalize_name as cn
 from packaging.version import Version
 
-from stackmeta import publish
-from stackmeta.package import builder, metapackage
+from stackmeta.package import builder, metapackage, publish
 from stackmeta.resolve.search import load_nearest
 from tests.clirunner import run_cli
 from tests.devpi_fixture import PASSWORD, USER, Devpi, devpi, installed
