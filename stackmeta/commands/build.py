@@ -11,7 +11,7 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.package import builder, metapackage
-from stackmeta.pipeline import build_record
+from stackmeta.package.pipeline import build_record
 from stackmeta.resolve.search import load_resolved
 
 

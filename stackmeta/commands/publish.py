@@ -5,13 +5,12 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from stackmeta import pipeline
 from stackmeta.commands import common
 from stackmeta.commands.build import add_project_options, project_options
 from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
-from stackmeta.package import metapackage, publish
-from stackmeta.pipeline import publish_new
+from stackmeta.package import metapackage, pipeline, publish
+from stackmeta.package.pipeline import publish_new
 from stackmeta.resolve.search import load_resolved
 
 
