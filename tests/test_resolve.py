@@ -12,12 +12,12 @@ from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.errors import RecordError
+from stackmeta.index.source import nearest_order
 from stackmeta.record import BuildKind
 from stackmeta.resolve import search as resolve_module
 from stackmeta.resolve.search import (
     NearestSet,
     load_nearest,
-    nearest_order,
     nearest_path,
     resolve,
     save_nearest,

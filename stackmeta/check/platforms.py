@@ -8,7 +8,7 @@ platform, the share of pins installable from wheels and the pins that block it.
 
 With ``nearest=True`` (``stackmeta check --platform all --python 3.12``) each cell without a
 wheel also names the *nearest* version with one, by the resolver's rule
-(:func:`stackmeta.resolve.search.nearest_order` over the versions pip could install for that Python
+(:func:`stackmeta.index.source.nearest_order` over the versions pip could install for that Python
 and platform: the release version, then distance 1 below, 1 above, 2 below, ...; the first
 that has a usable wheel). :func:`moved_release` is the release with those moves made for one
 platform, and :func:`check_moves` runs the check's own analysis (:func:`stackmeta.check.closure.analyse`)
@@ -35,10 +35,9 @@ from stackmeta.check.closure import Pages, PinStatus
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage
-from stackmeta.index.source import file_usable, installable_versions, metadata_file
+from stackmeta.index.source import file_usable, installable_versions, metadata_file, nearest_order
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release
-from stackmeta.resolve.search import nearest_order
 from stackmeta.target import LAPTOP_PLATFORMS, Target
 
 

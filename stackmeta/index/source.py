@@ -2,11 +2,14 @@
 :class:`stackmeta.resolve.candidates.CandidateSource` for one target over an :class:`IndexClient`.
 
 The pure helpers (:func:`file_usable`, :func:`installable_versions`, :func:`metadata_file`)
-say which files pip could use for a target; the check uses them too.
+say which files pip could use for a target; the check uses them too. :func:`nearest_order`
+orders a project's versions nearest first from the release's own (the resolver tries them in
+that order; the platform matrix picks the nearest installable one by it).
 """
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Iterable, Sequence
 
@@ -117,3 +120,23 @@ class IndexSource:
         """Fetch many pages and the metadata of the given versions at once."""
         self.client.map(lambda p: self.file_metadata(canonicalize_name(p[0]), p[1]), list(pins),
                         progress, "metadata")
+
+
+def nearest_order(versions: Iterable[Version], release: Version | None) -> list[Version]:
+    """*versions* in the order the resolver tries them for a package the release ships at
+    *release*: the release version, then by distance in the ascending list of versions
+    (pre-releases left out unless *release* is one), the lower first on equal distance.
+    For a package the release does not ship (*release* None): newest first, as pip does."""
+    allow_pre = release is not None and release.is_prerelease
+    pool = sorted({v for v in versions if allow_pre or not v.is_prerelease or v == release})
+    if release is None:
+        return pool[::-1]
+    at = bisect.bisect_left(pool, release)
+    exact = at < len(pool) and pool[at] == release
+
+    def distance(i: int) -> tuple[int, int]:
+        if i < at:
+            return (at - i, 0)
+        return ((i - at) if exact else (i - at + 1), 1)
+
+    return [pool[i] for i in sorted(range(len(pool)), key=distance)]

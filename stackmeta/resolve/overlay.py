@@ -12,7 +12,7 @@ metadata that the overrides and additions fit the rest, with resolvelib over a
   the conflict names the pins that exclude a fixed requirement (or that a fixed package
   excludes): one of them is released from its hard pin (of several, the one fewer of the
   set depends on, then the name that sorts first), and the resolver tries its versions
-  nearest first from the set's version (:func:`stackmeta.resolve.search.nearest_order`). Repeat
+  nearest first from the set's version (:func:`stackmeta.index.source.nearest_order`). Repeat
   until the set resolves. Each pin that ends at another version is a :class:`Move`.
 - dependencies of the overrides and additions that the set does not hold are pinned at the
   newest version consistent with the rest, as pip would pick them.
@@ -34,8 +34,9 @@ from packaging.version import InvalidVersion, Version
 from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
 
 from stackmeta.errors import ResolutionError, UsageError, quoted
+from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
-from stackmeta.resolve.search import Cand, Memo, NearestSet, Provider, Req, dependents, nearest_order
+from stackmeta.resolve.search import Cand, Memo, NearestSet, Provider, Req, dependents
 from stackmeta.target import Target
 
 ENV_RECORD = "stackmeta-env.json"  # in the environment's folder: what it was made from

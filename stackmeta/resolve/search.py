@@ -51,7 +51,6 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
 
 from __future__ import annotations
 
-import bisect
 import json
 import textwrap
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -67,6 +66,7 @@ from resolvelib import AbstractProvider, BaseReporter, ResolutionImpossible, Res
 
 from stackmeta import atomic, record
 from stackmeta.errors import RecordError, ResolutionError
+from stackmeta.index.source import nearest_order
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.target import Target
@@ -318,26 +318,6 @@ class Cand:
 
 def _key(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
-
-
-def nearest_order(versions: Iterable[Version], release: Version | None) -> list[Version]:
-    """*versions* in the order the resolver tries them for a package the release ships at
-    *release*: the release version, then by distance in the ascending list of versions
-    (pre-releases left out unless *release* is one), the lower first on equal distance.
-    For a package the release does not ship (*release* None): newest first, as pip does."""
-    allow_pre = release is not None and release.is_prerelease
-    pool = sorted({v for v in versions if allow_pre or not v.is_prerelease or v == release})
-    if release is None:
-        return pool[::-1]
-    at = bisect.bisect_left(pool, release)
-    exact = at < len(pool) and pool[at] == release
-
-    def distance(i: int) -> tuple[int, int]:
-        if i < at:
-            return (at - i, 0)
-        return ((i - at) if exact else (i - at + 1), 1)
-
-    return [pool[i] for i in sorted(range(len(pool)), key=distance)]
 
 
 class Memo:
