@@ -320,7 +320,7 @@ def test_up_to_date_needs_both_files(repo: Path, tmp_path: Path, capsys: pytest.
 def test_publish_new_uploads_only_what_the_index_lacks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from stackmeta.resolve.search import save_nearest
+    from stackmeta.resolve.nearest import save_nearest
     from tests.pypiserver_fixture import PASSWORD, USER, pypiserver, write_record
     from tests.test_metapackage import sample
 

@@ -20,7 +20,7 @@ from packaging.requirements import Requirement
 from stackmeta.cli import main
 from stackmeta.errors import BuildError
 from stackmeta.package import builder, metapackage
-from stackmeta.resolve.search import save_nearest
+from stackmeta.resolve.nearest import save_nearest
 from tests.pypiserver_fixture import write_record
 from tests.test_metapackage import sample
 

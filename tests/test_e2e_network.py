@@ -15,7 +15,7 @@ from packaging.version import Version
 from stackmeta import record
 from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.package import builder, metapackage
-from stackmeta.resolve.search import NearestSet, load_nearest
+from stackmeta.resolve.nearest import NearestSet, load_nearest
 from stackmeta.target import Target
 from tests.pypiserver_fixture import make_wheel
 

@@ -14,7 +14,7 @@ from packaging.version import Version
 from stackmeta.errors import UsageError
 from stackmeta.package import metapackage
 from stackmeta.record import BuildKind
-from stackmeta.resolve.search import RULE, Addition, Deviation, NearestSet, Omission
+from stackmeta.resolve.nearest import RULE, Addition, Deviation, NearestSet, Omission
 from tests.pypiserver_fixture import package, synthetic_release
 
 PYENV = Path.home() / ".pyenv" / "versions"

@@ -11,6 +11,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta.errors import ResolutionError, UsageError
+from stackmeta.resolve.nearest import RULE, Deviation, NearestSet
 from stackmeta.resolve.overlay import (
     Override,
     deviation_lines,
@@ -19,7 +20,6 @@ from stackmeta.resolve.overlay import (
     pins_text,
     plan,
 )
-from stackmeta.resolve.search import RULE, Deviation, NearestSet
 from stackmeta.resolve.venv import pip_failure
 from stackmeta.target import Target
 

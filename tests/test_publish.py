@@ -13,7 +13,7 @@ from packaging.version import Version
 from stackmeta.cli import main
 from stackmeta.errors import PublishError
 from stackmeta.package import builder, metapackage, publish
-from stackmeta.resolve.search import save_nearest
+from stackmeta.resolve.nearest import save_nearest
 from tests.clirunner import run_cli
 from tests.pypiserver_fixture import PASSWORD, USER, Server, pypiserver, write_record
 from tests.test_metapackage import sample
@@ -158,7 +158,7 @@ def test_no_credentials_on_the_command_line(capsys: pytest.CaptureFixture[str]) 
 @pytest.mark.parametrize("release", ["CMSSW_14_0_0", "CMSSW_10_6_0", "CMSSW_10_6_0-py2", "CMSSW_9_3_0"])
 def test_the_shared_releases_checks_are_answered_by_their_nearest_sets(release: str) -> None:
     from stackmeta import record
-    from stackmeta.resolve.search import load_nearest
+    from stackmeta.resolve.nearest import load_nearest
 
     locks = Path(__file__).resolve().parent.parent / "locks"
     doc = record.read_document(record.record_path(locks, release))

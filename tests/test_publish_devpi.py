@@ -21,7 +21,7 @@ from packaging.utils import canonicalize_name as cn
 from packaging.version import Version
 
 from stackmeta.package import builder, metapackage, publish
-from stackmeta.resolve.search import load_nearest
+from stackmeta.resolve.nearest import load_nearest
 from tests.clirunner import run_cli
 from tests.devpi_fixture import PASSWORD, USER, Devpi, devpi, installed
 from tests.pypiserver_fixture import env_without_index, make_wheel, package, synthetic_release, write_record

@@ -15,13 +15,9 @@ from stackmeta.errors import RecordError
 from stackmeta.index.source import nearest_order
 from stackmeta.record import BuildKind
 from stackmeta.resolve import search as resolve_module
-from stackmeta.resolve.search import (
-    NearestSet,
-    load_nearest,
-    nearest_path,
-    resolve,
-    save_nearest,
-)
+from stackmeta.resolve.nearest import NearestSet, load_nearest, nearest_path, save_nearest
+from stackmeta.resolve.provider import Memo, dependents
+from stackmeta.resolve.search import resolve
 from stackmeta.target import Target
 from tests.pypiserver_fixture import package, synthetic_release, write_record
 
@@ -356,13 +352,13 @@ def test_the_improvement_puts_back_a_kept_pin_that_an_anchored_dependent_had_mov
     rel = synthetic_release([package(n, v) for n, v in [
         ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("keras", "2.11.0"),
         ("wrapt", "1.15.0"), ("gast", "0.5.3"), ("pythran", "0.12.1"), ("tensorflow", "2.12.0")]])
-    memo = resolve_module.Memo(MemorySource(TF_SHAPED))
+    memo = Memo(MemorySource(TF_SHAPED))
     preferred = {p.name: p.version for p in rel.packages if p.version is not None}
     moved = ["numpy", "keras", "gast", "wrapt", "pythran"]
     hard = {n: v for n, v in preferred.items() if n not in moved}
     graph = {n: {canonicalize_name(r.name) for r in memo.dependencies(n, v) or ()}
              for n, v in preferred.items()}
-    rank = resolve_module.dependents(graph)
+    rank = dependents(graph)
     moves = [resolve_module._Move(name=canonicalize_name(n), reason="anchored") for n in moved]
     found = resolve_module._attempt(memo, TARGET, hard=hard, free=[m.name for m in moves],
                                     preferred=preferred, rank=rank, max_rounds=10_000)
@@ -389,7 +385,7 @@ def test_the_improvement_moves_a_left_out_package_instead() -> None:
     }
     rel = synthetic_release([package("awkward-cpp", "13"), package("awkward", "2.1.1"),
                              package("dask-awkward", "2023.4.1")])
-    memo = resolve_module.Memo(MemorySource(index))
+    memo = Memo(MemorySource(index))
     preferred = {p.name: p.version for p in rel.packages if p.version is not None}
     hard = {canonicalize_name("awkward"): Version("2.1.1")}
     moves = [resolve_module._Move(name=canonicalize_name(n), reason="r")

@@ -12,7 +12,7 @@ from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.package import builder, metapackage
 from stackmeta.package.pipeline import build_record
-from stackmeta.resolve.search import load_resolved
+from stackmeta.resolve.nearest import load_resolved
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

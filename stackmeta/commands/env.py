@@ -16,7 +16,7 @@ from stackmeta.console import Output
 from stackmeta.errors import ResolutionError
 from stackmeta.index import IndexClient, IndexSource
 from stackmeta.resolve import overlay, venv
-from stackmeta.resolve.search import NearestSet, load_resolved
+from stackmeta.resolve.nearest import NearestSet, load_resolved
 from stackmeta.target import Target
 
 

@@ -19,7 +19,8 @@ from stackmeta.errors import RecordError, StackmetaError
 from stackmeta.index import IndexClient
 from stackmeta.locks import constraints, pylock
 from stackmeta.locks import forms as lockforms
-from stackmeta.resolve import search
+from stackmeta.resolve.nearest import SECTION as NEAREST_SECTION
+from stackmeta.resolve.nearest import NearestSet
 from stackmeta.target import Target
 
 FORMATS = ("constraints", "requirements", "pylock", "all")
@@ -92,11 +93,11 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
     out = locks_dir / pylock.file_name(name)
     forms.append((out, text))
     left_out[out.name] = [f"{m.entry.name}=={m.entry.version}" for m in missing]
-    consistent = doc.get(search.SECTION)
+    consistent = doc.get(NEAREST_SECTION)
     if not isinstance(consistent, dict):
         output.warn(f"{name} has no nearest set yet: run 'stackmeta resolve {name}' for its pylock")
         return forms, left_out
-    nearest = search.NearestSet.from_json(consistent)
+    nearest = NearestSet.from_json(consistent)
     index_url = args.index_url or nearest.index_url
     with contextlib.ExitStack() as stack:
         lookup = checked

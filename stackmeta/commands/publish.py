@@ -11,7 +11,7 @@ from stackmeta.console import Output
 from stackmeta.errors import PublishError, UsageError
 from stackmeta.package import metapackage, pipeline, publish
 from stackmeta.package.pipeline import publish_new
-from stackmeta.resolve.search import load_resolved
+from stackmeta.resolve.nearest import load_resolved
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:

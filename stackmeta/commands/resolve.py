@@ -13,7 +13,8 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import IndexAccessError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
-from stackmeta.resolve.search import RULE, resolve, save_nearest
+from stackmeta.resolve.nearest import RULE, save_nearest
+from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
 
 

@@ -21,7 +21,7 @@ from stackmeta.locks.diff import Side
 def _read_record(locks_dir: Path, name: str) -> tuple[record.Release, Any, frozenset[str]]:
     """The record *name*'s release, its "consistent" section and that section's deviation
     lines, read once (a malformed section is a RecordError, as in
-    :func:`stackmeta.resolve.search.load_nearest`)."""
+    :func:`stackmeta.resolve.nearest.load_nearest`)."""
     path = record.record_path(locks_dir, name)
     doc, rel = record.load(locks_dir, name)
     consistent = doc.get("consistent")

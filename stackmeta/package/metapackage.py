@@ -29,7 +29,7 @@ from packaging.version import Version
 from stackmeta.errors import UsageError
 from stackmeta.record import Release
 from stackmeta.release import parse_release, release_version
-from stackmeta.resolve.search import NearestSet
+from stackmeta.resolve.nearest import NearestSet
 
 DEFAULT_NAME = "cms-analysis-stack"
 LICENSE = "Apache-2.0"

@@ -20,7 +20,7 @@ from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.package import builder, metapackage, publish
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
-from stackmeta.resolve.search import ResolvedRecord, load_resolved
+from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

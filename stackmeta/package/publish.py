@@ -31,7 +31,7 @@ from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.index.http import Transport
 from stackmeta.package import builder
 from stackmeta.package.metapackage import requirements
-from stackmeta.resolve.search import NearestSet
+from stackmeta.resolve.nearest import NearestSet
 
 _INSTALLABLE = ("wheel", "sdist-only")
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from stackmeta.resolve.nearest import Addition, Deviation, NearestSet
 from stackmeta.resolve.overlay import Plan
-from stackmeta.resolve.search import Addition, Deviation, NearestSet
 
 GROUP_RULE = (
     "the release's nearest consistent set, with the group's additions and overrides fixed; a pin "

@@ -36,7 +36,8 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 from stackmeta.errors import ResolutionError, UsageError, quoted
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
-from stackmeta.resolve.search import Cand, Memo, NearestSet, Provider, Req, dependents
+from stackmeta.resolve.nearest import NearestSet
+from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
 from stackmeta.target import Target
 
 ENV_RECORD = "stackmeta-env.json"  # in the environment's folder: what it was made from

@@ -1,0 +1,222 @@
+"""The resolvelib provider of the nearest-set search: requirements and candidates over a
+:class:`~stackmeta.resolve.candidates.CandidateSource`, candidates tried nearest first
+(:func:`stackmeta.index.source.nearest_order`), memoised across the many resolutions of one
+search; and :func:`dependents`, the count the rule ranks packages by."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import NormalizedName, canonicalize_name
+from packaging.version import Version
+from resolvelib import AbstractProvider
+
+from stackmeta.index.source import nearest_order
+from stackmeta.resolve.candidates import CandidateSource
+from stackmeta.target import Target
+
+
+@dataclass(frozen=True, kw_only=True, slots=True, eq=False)
+class Req:
+    """A requirement (identity equality: each is made once and memoised, so its cached
+    answers to "does this version satisfy me" are found fast)."""
+
+    name: NormalizedName
+    extras: frozenset[str]
+    specifier: SpecifierSet
+    text: str  # as written (for reasons)
+    answers: dict[Version, bool] = field(default_factory=dict, repr=False)
+
+    @property
+    def key(self) -> str:
+        return _key(self.name, self.extras)
+
+    def allows(self, version: Version) -> bool:
+        found = self.answers.get(version)
+        if found is None:
+            found = self.answers[version] = self.specifier.contains(version, prereleases=True)
+        return found
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Cand:
+    name: NormalizedName
+    extras: frozenset[str]
+    version: Version
+
+    @property
+    def key(self) -> str:
+        return _key(self.name, self.extras)
+
+    def __str__(self) -> str:
+        return f"{self.key} {self.version}"
+
+
+def _key(name: str, extras: frozenset[str]) -> str:
+    return f"{name}[{','.join(sorted(extras))}]" if extras else name
+
+
+class Memo:
+    """A CandidateSource's answers, asked once each (the resolver asks again and again)."""
+
+    def __init__(self, source: CandidateSource) -> None:
+        self.source = source
+        self._versions: dict[NormalizedName, frozenset[Version]] = {}
+        self._deps: dict[tuple[NormalizedName, Version], Sequence[Requirement] | None] = {}
+        # (name, version, extras) -> its requirements for the target, markers evaluated
+        self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[Req, ...]] = {}
+        self.unknown: set[tuple[NormalizedName, Version]] = set()
+
+    def versions(self, name: NormalizedName) -> frozenset[Version]:
+        if name not in self._versions:
+            self._versions[name] = frozenset(self.source.versions(name))
+        return self._versions[name]
+
+    def has_wheel(self, name: NormalizedName, version: Version, target: Target) -> bool:
+        """Whether that version has a wheel for *target* (True when the source cannot say)."""
+        files = getattr(self.source, "files", None)
+        if files is None:
+            return True
+        return any(target.wheel_rank(f.filename) is not None for f in files(name, version))
+
+    def prefetch(self, name: NormalizedName) -> None:
+        """Ask for the metadata of every version of *name* at once, when the source can."""
+        batch = getattr(self.source, "prefetch_dependencies", None)
+        todo = [(name, v) for v in sorted(self.versions(name)) if (name, v) not in self._deps]
+        if batch is not None and len(todo) > 1:
+            batch(todo)
+
+    def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
+        key = (name, version)
+        if key not in self._deps:
+            self._deps[key] = self.source.dependencies(name, version)
+        return self._deps[key]
+
+
+class Provider(AbstractProvider[Req, Cand, str]):
+    """resolvelib's view of a CandidateSource, for one target, with hard and soft pins."""
+
+    def __init__(self, source: Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
+                 preferred: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int]) -> None:
+        self.source = source
+        self.target = target
+        self.hard = hard
+        self.preferred = preferred
+        self.rank = rank
+        self._versions: dict[NormalizedName, list[Version]] = {}
+
+    def versions(self, name: NormalizedName) -> list[Version]:
+        """Nearest first; versions with a wheel for the target before sdist-only ones (an
+        sdist may not even build on the target's Python)."""
+        if name not in self._versions:
+            order = nearest_order(self.source.versions(name), self.preferred.get(name))
+            self._versions[name] = sorted(
+                order, key=lambda v: not self.source.has_wheel(name, v, self.target))
+        return self._versions[name]
+
+    def identify(self, requirement_or_candidate: Req | Cand) -> str:
+        return requirement_or_candidate.key
+
+    def get_preference(self, identifier: str, resolutions: Mapping[str, Cand],
+                       candidates: Mapping[str, Iterator[Cand]], information: Mapping[str, Iterator[Any]],
+                       backtrack_causes: Sequence[Any]) -> tuple[int, int, int, str]:
+        name = canonicalize_name(identifier.split("[")[0])
+        # hard pins first (one candidate each), then what the last conflict named (as pip
+        # does), then what more of the stack depends on
+        in_conflict = any(c.requirement.name == name or (c.parent is not None and c.parent.name == name)
+                          for c in backtrack_causes)
+        return (0 if name in self.hard else 1, 0 if in_conflict else 1, -self.rank.get(name, 0), identifier)
+
+    def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
+                     incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
+        reqs = list(requirements[identifier])
+        name, extras = reqs[0].name, reqs[0].extras
+        bad = {c.version for c in incompatibilities[identifier]}
+        moved = name not in self.hard and name in self.preferred
+        if name in self.hard:
+            pool = [self.hard[name]] if self.hard[name] in self.source.versions(name) else []
+        else:
+            pool = self.versions(name)
+
+        def matches() -> Iterator[Cand]:
+            # lazy: metadata is read only for the versions tried, nearest first
+            for v in pool:
+                if v in bad or not all(r.allows(v) for r in reqs):
+                    continue
+                # a moved pin: only versions whose own requirements accept every hard pin
+                if moved and not self.fits(name, v, self.hard):
+                    continue
+                yield Cand(name=name, extras=extras, version=v)
+
+        return matches
+
+    def fits(self, name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version]) -> bool:
+        """Whether *name* *version*'s requirements accept every pin of *hard*."""
+        for dep in self.dependencies_of(name, version):
+            pinned = hard.get(dep.name)
+            if pinned is not None and dep.name != name and not dep.allows(pinned):
+                return False
+        return True
+
+    def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
+        return requirement.allows(candidate.version)
+
+    def dependencies_of(self, name: NormalizedName, version: Version,
+                        extras: frozenset[str] = frozenset()) -> list[Req]:
+        key = (name, version, extras)
+        if key not in self.source.evaluated:
+            self.source.evaluated[key] = self._evaluate(name, version, extras)
+        return list(self.source.evaluated[key])
+
+    def _evaluate(self, name: NormalizedName, version: Version, extras: frozenset[str]) -> tuple[Req, ...]:
+        deps = self.source.dependencies(name, version)
+        if deps is None:
+            self.source.unknown.add((name, version))
+            return ()
+        out = []
+        for req in deps:
+            if not self.target.evaluate(req.marker, extras):
+                continue
+            dep = canonicalize_name(req.name)
+            if dep == name and not req.extras:
+                continue
+            out.append(Req(name=dep, extras=frozenset(canonicalize_name(e) for e in req.extras),
+                            specifier=req.specifier, text=_req_text(req)))
+        return tuple(out)
+
+    def get_dependencies(self, candidate: Cand) -> list[Req]:
+        deps = self.dependencies_of(candidate.name, candidate.version, candidate.extras)
+        if candidate.extras:
+            deps.append(Req(name=candidate.name, extras=frozenset(),
+                             specifier=SpecifierSet(f"=={candidate.version}"),
+                             text=f"{candidate.name}=={candidate.version}"))
+        return deps
+
+
+def _req_text(req: Requirement) -> str:
+    extras = f"[{','.join(sorted(req.extras))}]" if req.extras else ""
+    return f"{canonicalize_name(req.name)}{extras}{req.specifier}"
+
+
+def dependents(graph: Mapping[NormalizedName, set[NormalizedName]]) -> dict[NormalizedName, int]:
+    """For each package, how many packages of *graph* (name -> its dependencies) depend on it,
+    directly or transitively."""
+    reverse: dict[NormalizedName, set[NormalizedName]] = {n: set() for n in graph}
+    for who, deps in graph.items():
+        for dep in deps:
+            reverse.setdefault(dep, set()).add(who)
+    out: dict[NormalizedName, int] = {}
+    for node in reverse:
+        seen: set[NormalizedName] = set()
+        stack = [node]
+        while stack:
+            for parent in reverse.get(stack.pop(), ()):
+                if parent not in seen and parent != node:
+                    seen.add(parent)
+                    stack.append(parent)
+        out[node] = len(seen)
+    return out
