@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import pytest
 
-from stackmeta.manifest import spec
+from stackmeta.manifest import expressions, shell, spec
 
-AMD64 = spec.Context(machine="x86_64")
-ARM = spec.Context(machine="aarch64")
+AMD64 = shell.Context(machine="x86_64")
+ARM = shell.Context(machine="aarch64")
 
 
-def evaluate(text: str, context: spec.Context = AMD64, **given: str) -> spec.Evaluated:
+def evaluate(text: str, context: shell.Context = AMD64, **given: str) -> spec.Evaluated:
     macros = {name: spec.Macro(value) for name, value in given.items()}
     return spec.evaluate(spec.preamble(spec.split_lines(text, "x.spec")), macros, context)
 
 
-def expand(text: str, context: spec.Context = AMD64, **given: str) -> str:
+def expand(text: str, context: shell.Context = AMD64, **given: str) -> str:
     exp = spec.Expander(macros={k: spec.Macro(v) for k, v in given.items()}, context=context)
     return exp.expand(text)
 
@@ -87,7 +87,7 @@ def test_requires_tokens_skip_versions_and_macros() -> None:
     ],
 )
 def test_shell_subset(command: str, result: str) -> None:
-    assert spec.run_shell(command, AMD64).rstrip("\n") == result
+    assert shell.run_shell(command, AMD64).rstrip("\n") == result
 
 
 def test_shell_outside_subset_is_reported_not_guessed() -> None:
@@ -234,7 +234,7 @@ def test_header() -> None:
 
 
 def test_expression_values() -> None:
-    assert spec.evaluate_expression('"a" == "a"') == 1
-    assert spec.evaluate_expression("1 && 0 || 3") == 3
-    assert spec.evaluate_expression("%isamd64") is None
-    assert spec.evaluate_expression("bareword") is None
+    assert expressions.evaluate_expression('"a" == "a"') == 1
+    assert expressions.evaluate_expression("1 && 0 || 3") == 3
+    assert expressions.evaluate_expression("%isamd64") is None
+    assert expressions.evaluate_expression("bareword") is None

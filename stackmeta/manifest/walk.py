@@ -25,7 +25,7 @@ from packaging.version import InvalidVersion, Version
 
 from stackmeta import __version__
 from stackmeta.errors import ManifestError, UsageError
-from stackmeta.manifest import spec
+from stackmeta.manifest import shell, spec
 from stackmeta.manifest.cmsdist import GitTree, Tree
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
@@ -415,8 +415,8 @@ class Walker:
             self.problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))
         return dict(cached[0])
 
-    def _context(self) -> spec.Context:
-        return spec.Context(machine=self.arch.machine)
+    def _context(self) -> shell.Context:
+        return shell.Context(machine=self.arch.machine)
 
     def facts(self, name: str) -> SpecFacts | None:
         if name in self._facts:

@@ -1,0 +1,513 @@
+"""The small shell of cmsdist's ``%(...)`` snippets: echo, cut, sed, tr, grep, case, uname, ``;``,
+``|``, ``&&``, ``||``, run in Python for the machine a spec is evaluated for (:class:`Context`).
+Anything else raises :class:`Unevaluated`, which the macro expander (:mod:`stackmeta.manifest.spec`)
+reports as a construct left as written; nothing is guessed."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import shlex
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+
+class Unevaluated(Exception):
+    """Raised inside the shell subset; turned into an Issue by the expander."""
+
+
+@dataclass(kw_only=True, slots=True)
+class Context:
+    """The machine a spec is evaluated for."""
+
+    machine: str  # x86_64, aarch64, ppc64le
+    os: str = "linux"
+
+
+def matching(text: str, start: int, opening: str, closing: str) -> int:
+    """Index of the bracket closing the one at *start*, or -1."""
+    depth = 0
+    quote: str | None = None
+    for i in range(start, len(text)):
+        c = text[i]
+        if opening == "(" and quote is None and c in "'\"":
+            quote = c
+            continue
+        if quote is not None:
+            if c == quote:
+                quote = None
+            continue
+        if c == opening:
+            depth += 1
+        elif c == closing:
+            depth -= 1
+            if depth == 0:
+                return i
+    return -1
+
+
+def run_shell(command: str, context: Context) -> str:
+    """Run *command* in the small shell subset; raise Unevaluated for anything else."""
+    return _Shell(context).run(command, "")
+
+
+class _Shell:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def run(self, command: str, stdin: str) -> str:
+        command = command.strip()
+        if command.startswith("case ") or command.startswith("case\t"):
+            return self._case(command)
+        out: list[str] = []
+        status = 0
+        for op, part in _split_list(command):
+            if (op == "&&" and status != 0) or (op == "||" and status == 0):
+                continue
+            text, status = self._pipeline(part, stdin)
+            out.append(text)
+        return "".join(out)
+
+    def _case(self, command: str) -> str:
+        m = re.match(r"case\s+(.*?)\s+in\s+(.*)\besac\s*;?\s*$", command, re.S)
+        if not m:
+            raise Unevaluated("unreadable case statement")
+        word = self._word(m.group(1))
+        for arm in re.split(r";;", m.group(2)):
+            arm = arm.strip()
+            if not arm:
+                continue
+            am = re.match(r"\(?\s*([^)]*)\)\s*(.*)$", arm, re.S)
+            if not am:
+                raise Unevaluated("unreadable case arm")
+            patterns = [self._word(p.strip()) for p in am.group(1).split("|")]
+            if any(fnmatch.fnmatchcase(word, p) for p in patterns):
+                return self.run(am.group(2), "") if am.group(2).strip() else ""
+        return ""
+
+    def _word(self, text: str) -> str:
+        words = self._words(text)
+        return " ".join(words)
+
+    def _words(self, text: str) -> list[str]:
+        text = self._substitute(text)
+        if _has_variable(text):
+            raise Unevaluated(f"shell variables in {text.strip()!r}")
+        try:
+            return shlex.split(text, posix=True)
+        except ValueError as exc:
+            raise Unevaluated(str(exc)) from None
+
+    def _substitute(self, text: str) -> str:
+        while True:
+            start = text.find("$(")
+            if start < 0:
+                return text
+            end = matching(text, start + 1, "(", ")")
+            if end < 0:
+                raise Unevaluated("unbalanced $(")
+            value = self.run(text[start + 2:end], "").rstrip("\n")
+            text = text[:start] + value + text[end + 1:]
+
+    def _pipeline(self, text: str, stdin: str) -> tuple[str, int]:
+        data = stdin
+        status = 0
+        for part in _split_top(text, "|"):
+            data, status = self._simple(part, data)
+        return data, status
+
+    def _simple(self, text: str, stdin: str) -> tuple[str, int]:
+        words = self._words(text)
+        discard = False
+        kept: list[str] = []
+        i = 0
+        while i < len(words):
+            w = words[i]
+            m = re.match(r"^(\d?)>(.*)$", w)
+            if not m:
+                kept.append(w)
+                i += 1
+                continue
+            target = m.group(2)
+            if not target and i + 1 < len(words):
+                target = words[i + 1]
+                i += 1
+            if target not in ("/dev/null", "&1", "&2"):
+                raise Unevaluated(f"the redirection {w!r}")
+            if m.group(1) in ("", "1") and target == "/dev/null":
+                discard = True
+            i += 1
+        words = kept
+        if not words:
+            return "", 0
+        out, status = self._command(words, stdin)
+        return ("" if discard else out), status
+
+    def _command(self, words: list[str], stdin: str) -> tuple[str, int]:
+        cmd, args = words[0], words[1:]
+        if cmd == "echo":
+            newline = True
+            while args and args[0] in ("-n", "-e", "-E"):
+                if args[0] == "-n":
+                    newline = False
+                args = args[1:]
+            return " ".join(args) + ("\n" if newline else ""), 0
+        if cmd == "cut":
+            return _cut(args, stdin), 0
+        if cmd == "sed":
+            return _sed(args, stdin), 0
+        if cmd == "tr":
+            return _tr(args, stdin), 0
+        if cmd == "grep":
+            return _grep(args, stdin)
+        if cmd == "uname":
+            flag = args[0] if args else "-s"
+            if flag == "-s":
+                return "Linux\n", 0
+            if flag in ("-m", "-p", "-i"):
+                return self.context.machine + "\n", 0
+            raise Unevaluated(f"uname {flag}")
+        if cmd == "true":
+            return "", 0
+        if cmd == "false":
+            return "", 1
+        raise Unevaluated(f"the command {cmd!r} is outside the supported shell subset")
+
+
+def _has_variable(text: str) -> bool:
+    """Whether *text* expands a shell variable (``$x``, ``${x}``) outside single quotes."""
+    quote: str | None = None
+    for i, c in enumerate(text):
+        if quote == "'":
+            if c == "'":
+                quote = None
+            continue
+        if c == "'" and quote is None:
+            quote = c
+            continue
+        if c == '"':
+            quote = None if quote == '"' else '"'
+            continue
+        if c == "$" and i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_{@*#?!"):
+            return True
+    return False
+
+
+def _split_list(command: str) -> Iterator[tuple[str, str]]:
+    """Split on ``;``, ``&&``, ``||`` at the top level: (operator before, part)."""
+    parts: list[tuple[str, str]] = []
+    op = ";"
+    buf: list[str] = []
+    depth = 0
+    quote: str | None = None
+    i = 0
+    while i < len(command):
+        c = command[i]
+        if quote:
+            buf.append(c)
+            if c == quote:
+                quote = None
+            i += 1
+            continue
+        if c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        if depth == 0 and (command.startswith("&&", i) or command.startswith("||", i)):
+            parts.append((op, "".join(buf)))
+            op = command[i:i + 2]
+            buf = []
+            i += 2
+            continue
+        if depth == 0 and c == ";":
+            parts.append((op, "".join(buf)))
+            op = ";"
+            buf = []
+            i += 1
+            continue
+        buf.append(c)
+        i += 1
+    parts.append((op, "".join(buf)))
+    for op, part in parts:
+        if part.strip():
+            stripped = part.strip()
+            if re.match(r"^(if|for|while|until|do|done|then|fi|function)\b", stripped):
+                raise Unevaluated(f"'{stripped.split()[0]}' is outside the supported shell subset")
+            yield op, part
+
+
+def _split_top(text: str, sep: str) -> list[str]:
+    out: list[str] = []
+    buf: list[str] = []
+    quote: str | None = None
+    depth = 0
+    for c in text:
+        if quote:
+            if c == quote:
+                quote = None
+            buf.append(c)
+            continue
+        if c in "'\"":
+            quote = c
+        elif c == "(":
+            depth += 1
+        elif c == ")":
+            depth -= 1
+        if c == sep and depth == 0:
+            out.append("".join(buf))
+            buf = []
+            continue
+        buf.append(c)
+    out.append("".join(buf))
+    return out
+
+
+def _opt(args: list[str], letter: str) -> tuple[str | None, list[str]]:
+    """Take ``-X value`` or ``-Xvalue`` out of *args*."""
+    rest: list[str] = []
+    value: str | None = None
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == f"-{letter}" and i + 1 < len(args):
+            value = args[i + 1]
+            i += 2
+            continue
+        if a.startswith(f"-{letter}") and len(a) > 2:
+            value = a[2:]
+            i += 1
+            continue
+        rest.append(a)
+        i += 1
+    return value, rest
+
+
+def _ranges(spec: str) -> Callable[[int], bool]:
+    pieces: list[tuple[int, int]] = []
+    for piece in spec.split(","):
+        if "-" in piece:
+            lo, _, hi = piece.partition("-")
+            pieces.append((int(lo) if lo else 1, int(hi) if hi else 10**9))
+        else:
+            pieces.append((int(piece), int(piece)))
+    return lambda k: any(lo <= k <= hi for lo, hi in pieces)
+
+
+def _lines(stdin: str) -> list[str]:
+    return stdin.split("\n")[:-1] if stdin.endswith("\n") else stdin.split("\n") if stdin else []
+
+
+def _cut(args: list[str], stdin: str) -> str:
+    fields, args = _opt(args, "f")
+    delim, args = _opt(args, "d")
+    chars, args = _opt(args, "c")
+    if args:
+        raise Unevaluated(f"cut {' '.join(args)}")
+    out: list[str] = []
+    try:
+        for line in _lines(stdin):
+            if fields is not None:
+                d = delim if delim is not None else "\t"
+                want = _ranges(fields)
+                parts = line.split(d)
+                if len(parts) == 1:
+                    out.append(line)
+                else:
+                    out.append(d.join(p for k, p in enumerate(parts, 1) if want(k)))
+            elif chars is not None:
+                want = _ranges(chars)
+                out.append("".join(ch for k, ch in enumerate(line, 1) if want(k)))
+            else:
+                raise Unevaluated("cut without -f or -c")
+    except ValueError:
+        raise Unevaluated(f"cut list {fields or chars!r}") from None
+    return "".join(x + "\n" for x in out)
+
+
+def _bre_to_python(pattern: str, extended: bool) -> str:
+    if extended:
+        return pattern
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if c == "\\" and i + 1 < len(pattern):
+            d = pattern[i + 1]
+            out.append(d if d in "(){}|+?" else "\\" + d)
+            i += 2
+            continue
+        out.append("\\" + c if c in "(){}|+?" else c)
+        i += 1
+    return "".join(out)
+
+
+def _sed(args: list[str], stdin: str) -> str:
+    scripts: list[str] = []
+    extended = False
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "-e" and i + 1 < len(args):
+            scripts.append(args[i + 1])
+            i += 2
+            continue
+        if a.startswith("-e") and len(a) > 2:
+            scripts.append(a[2:])
+            i += 1
+            continue
+        if a in ("-E", "-r"):
+            extended = True
+        elif a.startswith("-"):
+            raise Unevaluated(f"sed {a}")
+        else:
+            rest.append(a)
+        i += 1
+    if not scripts:
+        if not rest:
+            raise Unevaluated("sed without a script")
+        scripts.append(rest.pop(0))
+    if rest:
+        raise Unevaluated("sed on files")
+    commands: list[tuple[re.Pattern[str], str, int]] = []
+    for script in scripts:
+        for piece in _sed_pieces(script):
+            if len(piece) < 2 or piece[0] != "s":
+                raise Unevaluated(f"sed script {script!r}")
+            delim = piece[1]
+            parts = _split_unescaped(piece[2:], delim)
+            if len(parts) != 3:
+                raise Unevaluated(f"sed script {script!r}")
+            pattern, repl, flags = parts
+            if set(flags) - {"g"}:
+                raise Unevaluated(f"sed flags {flags!r}")
+            try:
+                regex = re.compile(_bre_to_python(pattern, extended))
+            except re.error:
+                raise Unevaluated(f"sed pattern {pattern!r}") from None
+            py_repl = re.sub(r"\\(\d)", r"\\g<\1>", repl.replace("&", r"\g<0>").replace(r"\\g<0>", "&"))
+            commands.append((regex, py_repl, 0 if "g" in flags else 1))
+    out: list[str] = []
+    for line in _lines(stdin):
+        for regex, repl, count in commands:
+            try:
+                line = regex.sub(repl, line, count=count)
+            except (re.error, IndexError):
+                raise Unevaluated("sed replacement") from None
+        out.append(line)
+    return "".join(x + "\n" for x in out)
+
+
+def _sed_pieces(script: str) -> list[str]:
+    # s commands separated by ';' (outside their delimiters)
+    pieces: list[str] = []
+    i = 0
+    while i < len(script):
+        while i < len(script) and script[i] in " ;\n":
+            i += 1
+        if i >= len(script):
+            break
+        if script[i] != "s" or i + 1 >= len(script):
+            raise Unevaluated(f"sed script {script!r}")
+        delim = script[i + 1]
+        j = i + 2
+        count = 0
+        while j < len(script) and count < 2:
+            if script[j] == "\\":
+                j += 2
+                continue
+            if script[j] == delim:
+                count += 1
+            j += 1
+        while j < len(script) and script[j] not in ";\n":
+            j += 1
+        pieces.append(script[i:j])
+        i = j
+    return pieces
+
+
+def _split_unescaped(text: str, delim: str) -> list[str]:
+    parts: list[str] = []
+    buf: list[str] = []
+    i = 0
+    while i < len(text):
+        c = text[i]
+        if c == "\\" and i + 1 < len(text):
+            if text[i + 1] == delim:
+                buf.append(delim)
+            else:
+                buf.append(text[i:i + 2])
+            i += 2
+            continue
+        if c == delim:
+            parts.append("".join(buf))
+            buf = []
+        else:
+            buf.append(c)
+        i += 1
+    parts.append("".join(buf))
+    return parts
+
+
+def _tr_set(spec: str) -> list[str]:
+    chars: list[str] = []
+    i = 0
+    escapes = {"n": "\n", "t": "\t", "\\": "\\"}
+    while i < len(spec):
+        c = spec[i]
+        if c == "\\" and i + 1 < len(spec):
+            chars.append(escapes.get(spec[i + 1], spec[i + 1]))
+            i += 2
+            continue
+        if i + 2 < len(spec) and spec[i + 1] == "-":
+            lo, hi = ord(c), ord(spec[i + 2])
+            if lo <= hi:
+                chars.extend(chr(k) for k in range(lo, hi + 1))
+                i += 3
+                continue
+        chars.append(c)
+        i += 1
+    return chars
+
+
+def _tr(args: list[str], stdin: str) -> str:
+    if args and args[0] == "-d" and len(args) == 2:
+        drop = set(_tr_set(args[1]))
+        return "".join(c for c in stdin if c not in drop)
+    if len(args) != 2 or (args[0].startswith("-") and len(args[0]) == 2 and args[0][1].isalpha()):
+        raise Unevaluated(f"tr {' '.join(args)}")
+    src, dst = _tr_set(args[0]), _tr_set(args[1])
+    if not dst:
+        raise Unevaluated("tr with an empty second set")
+    table: dict[int, str] = {}
+    for k, ch in enumerate(src):
+        table.setdefault(ord(ch), dst[min(k, len(dst) - 1)])
+    return stdin.translate(table)
+
+
+def _grep(args: list[str], stdin: str) -> tuple[str, int]:
+    quiet = invert = ignore = False
+    patterns: list[str] = []
+    for a in args:
+        if a.startswith("-") and len(a) > 1:
+            for flag in a[1:]:
+                if flag == "q":
+                    quiet = True
+                elif flag == "v":
+                    invert = True
+                elif flag == "i":
+                    ignore = True
+                else:
+                    raise Unevaluated(f"grep -{flag}")
+        else:
+            patterns.append(a)
+    if len(patterns) != 1:
+        raise Unevaluated("grep on files")
+    try:
+        regex = re.compile(_bre_to_python(patterns[0], False), re.I if ignore else 0)
+    except re.error:
+        raise Unevaluated(f"grep pattern {patterns[0]!r}") from None
+    hits = [line for line in _lines(stdin) if bool(regex.search(line)) != invert]
+    return ("" if quiet else "".join(x + "\n" for x in hits)), (0 if hits else 1)
