@@ -18,7 +18,7 @@ from stackmeta.index.simple import JSON_TYPE, ProjectFile
 from stackmeta.target import Target
 from tests.httpserver import StaticServer, unreachable_url
 
-FIXTURE = Path(__file__).parent / "data" / "index" / "fixture"
+FIXTURE = Path(__file__).parents[1] / "data" / "index" / "fixture"
 T39 = Target(python=Version("3.9.14"))
 SIX_SHA = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
 
@@ -52,7 +52,7 @@ def cached_files(cache: Path) -> list[str]:
 
 
 def wheel_metadata(name: str) -> bytes:
-    with zipfile.ZipFile(Path(__file__).parent / "data" / "index" / name) as zf:
+    with zipfile.ZipFile(Path(__file__).parents[1] / "data" / "index" / name) as zf:
         md = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
         return zf.read(md)
 
@@ -85,7 +85,7 @@ def test_range_reads_a_wheel_larger_than_the_first_chunk(tmp_path: Path) -> None
     # urllib3's wheel is 123 kB: the tail request does not hold all of it
     folder = tmp_path / "idx"
     (folder / "files").mkdir(parents=True)
-    src = Path(__file__).parent / "data" / "index" / "urllib3-2.0.0-py3-none-any.whl"
+    src = Path(__file__).parents[1] / "data" / "index" / "urllib3-2.0.0-py3-none-any.whl"
     (folder / "files" / src.name).write_bytes(src.read_bytes())
     sha = hashlib.sha256(src.read_bytes()).hexdigest()
     (folder / "simple" / "urllib3").mkdir(parents=True)
