@@ -249,7 +249,7 @@ def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
     """The real case: CMSSW_9_3_0 (Python 2.7) with Theano 0.9.0, from the real PyPI (~2 minutes)."""
     if not PY27.exists():
         pytest.skip(f"no Python 2.7 interpreter at {PY27}")
-    repo_locks = Path(__file__).resolve().parent.parent / "locks"
+    repo_locks = Path(__file__).resolve().parents[2] / "locks"
     locks = tmp_path / "locks"
     locks.mkdir()
     for suffix in (".json", ".txt"):
