@@ -145,7 +145,7 @@ def test_a_nearest_pin_without_files_writes_no_form(
 ) -> None:
     """CMSSW_9_3_0's nearest set moves two pins to versions its check did not read: offline, the
     nearest pylock cannot be made, and the forms made before it are not written either."""
-    real = Path(__file__).parent.parent / "locks" / "CMSSW_9_3_0.json"
+    real = Path(__file__).parents[2] / "locks" / "CMSSW_9_3_0.json"
     shutil.copy(real, tmp_path / real.name)
     assert main(["lock", "CMSSW_9_3_0", "--locks-dir", str(tmp_path), "--offline"]) == 1
     assert capsys.readouterr().err.strip() == (
