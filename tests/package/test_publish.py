@@ -160,7 +160,7 @@ def test_the_shared_releases_checks_are_answered_by_their_nearest_sets(release: 
     from stackmeta import record
     from stackmeta.resolve.nearest import load_nearest
 
-    locks = Path(__file__).resolve().parent.parent / "locks"
+    locks = Path(__file__).resolve().parents[2] / "locks"
     doc = record.read_document(record.record_path(locks, release))
     if "check" not in doc:
         pytest.skip(f"{release} has no check section")
