@@ -196,7 +196,7 @@ def test_an_error_names_the_line_in_the_file(tmp_path: Path, capsys: object) -> 
     err = capsys.readouterr().err  # type: ignore[attr-defined]
     assert err == (f"error: {req}:4: 'six>=1' is not an exact pin (name==version): a diff compares exact "
                    "versions\n")
-    hashes = Path(__file__).parent.parent / "locks" / "CMSSW_14_0_0.hashes.txt"
+    hashes = Path(__file__).parents[2] / "locks" / "CMSSW_14_0_0.hashes.txt"
     assert main(["diff", str(hashes), "CMSSW_14_0_0", "--locks-dir", str(hashes.parent), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
     # every pin of the hashes file read (it leaves out dxr 1.0.x and shellingham 1.5.0: no file pip takes)
