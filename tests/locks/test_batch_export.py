@@ -19,7 +19,7 @@ from stackmeta.cli import main
 from stackmeta.locks.batch import up_to_date
 from stackmeta.locks.export import export
 
-ROOT = Path(__file__).parents[1]
+ROOT = Path(__file__).parents[2]
 SHARED = ROOT.parent / "shared" / "cmsdist-excerpts"
 LOCKS = ROOT / "locks"
 sys.path.insert(0, str(ROOT / "benchmarks"))
