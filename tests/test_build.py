@@ -21,8 +21,8 @@ from stackmeta.cli import main
 from stackmeta.errors import BuildError
 from stackmeta.package import builder, metapackage
 from stackmeta.resolve.nearest import save_nearest
+from tests.package.test_metapackage import sample
 from tests.pypiserver_fixture import write_record
-from tests.test_metapackage import sample
 
 TWINE = Path(sys.executable).parent / "twine"
 

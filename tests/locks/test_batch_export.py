@@ -321,8 +321,8 @@ def test_publish_new_uploads_only_what_the_index_lacks(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from stackmeta.resolve.nearest import save_nearest
+    from tests.package.test_metapackage import sample
     from tests.pypiserver_fixture import PASSWORD, USER, pypiserver, write_record
-    from tests.test_metapackage import sample
 
     monkeypatch.setenv("TWINE_USERNAME", USER)
     monkeypatch.setenv("TWINE_PASSWORD", PASSWORD)

@@ -15,8 +15,8 @@ from stackmeta.errors import PublishError
 from stackmeta.package import builder, metapackage, publish
 from stackmeta.resolve.nearest import save_nearest
 from tests.clirunner import run_cli
+from tests.package.test_metapackage import sample
 from tests.pypiserver_fixture import PASSWORD, USER, Server, pypiserver, write_record
-from tests.test_metapackage import sample
 
 
 @pytest.fixture(scope="module")
