@@ -11,7 +11,7 @@ from stackmeta.check import closure
 from stackmeta.index import PYPI, IndexClient
 from tests.test_snapshot import KNOWN_14_0_0, conflicts
 
-LOCKS = Path(__file__).parent.parent / "locks"
+LOCKS = Path(__file__).parents[2] / "locks"
 
 
 @pytest.mark.network
