@@ -22,9 +22,9 @@ from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import GitObjects, GitTree, Opened
 from stackmeta.record import BuildKind, Package, Problem
 
-SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"
-EXPECTED = Path(__file__).parent / "data" / "manifest" / "expected"
-LOCKS = Path(__file__).parents[1] / "locks"
+SHARED = Path(__file__).parents[3] / "shared" / "cmsdist-excerpts"
+EXPECTED = Path(__file__).parents[1] / "data" / "manifest" / "expected"
+LOCKS = Path(__file__).parents[2] / "locks"
 TAG = "REL/CMSSW_14_0_0/el9_amd64_gcc12"
 
 needs_shared = pytest.mark.skipif(
@@ -477,7 +477,7 @@ def test_freeze_file_missing(tmp_path: Path, capsys: pytest.CaptureFixture[str])
 def test_a_locks_dir_that_is_a_file_is_one_clear_line(tmp_path: Path) -> None:
     from tests.clirunner import run_cli
 
-    shared = Path(__file__).resolve().parents[2] / "shared" / "cmsdist-excerpts"
+    shared = Path(__file__).resolve().parents[3] / "shared" / "cmsdist-excerpts"
     if not shared.is_dir():
         pytest.skip(f"the shared cmsdist excerpts are not at {shared}")
     blocker = tmp_path / "locks"
