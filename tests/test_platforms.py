@@ -244,7 +244,7 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 def test_snapshot_laptop_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # the small fixture index: the laptop report from a --laptop snapshot is the original's
-    from tests.test_check import FIXTURE, release
+    from tests.check.test_check import FIXTURE, release
 
     locks = tmp_path / "locks"
     record.write_document(record.record_path(locks, "CMSSW_99_0_0"), record.new_document(release()))

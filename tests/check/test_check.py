@@ -22,7 +22,7 @@ from stackmeta.index.cache import Cache
 from stackmeta.record import BuildKind, Package, Release
 from tests.httpserver import StaticServer, unreachable_url
 
-FIXTURE = Path(__file__).parent / "data" / "index" / "fixture"
+FIXTURE = Path(__file__).parents[1] / "data" / "index" / "fixture"
 ARCH = "el9_amd64_gcc12"
 
 PINS = {
@@ -224,7 +224,7 @@ def test_missing_record(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
 
 
 def test_default_target_follows_the_arch() -> None:
-    rel = record.load_release(Path(__file__).parent.parent / "locks", "CMSSW_9_3_0")
+    rel = record.load_release(Path(__file__).parents[2] / "locks", "CMSSW_9_3_0")
     assert str(closure.default_target(rel)) == "Python 2.7.11 on linux-x86_64"  # slc6_amd64_gcc630
     assert str(closure.default_target(rel, platform="linux-aarch64")) == "Python 2.7.13 on linux-aarch64"
     assert str(closure.default_target(rel, "3.9")) == "Python 3.9 on linux-x86_64"
