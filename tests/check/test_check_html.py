@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from stackmeta.cli import main
-from tests.test_platforms import LAPTOP_SNAPSHOT, SNAPSHOTS, write_laptop_locks
+from tests.check.test_platforms import LAPTOP_SNAPSHOT, SNAPSHOTS, write_laptop_locks
 
 CHROMIUM = Path("/usr/bin/chromium")
 needs_chromium = pytest.mark.skipif(

@@ -9,7 +9,7 @@ import pytest
 
 from stackmeta.cli import main
 from stackmeta.index import PYPI
-from tests.test_platforms import SNAPSHOTS
+from tests.check.test_platforms import SNAPSHOTS
 
 
 def laptop_json(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, object]:

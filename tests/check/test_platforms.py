@@ -7,7 +7,7 @@ That second snapshot holds a part of CMSSW_14_0_0 (the pins :data:`LAPTOP_PINS`,
 closure), recorded with the laptop option, which keeps every version's pick for each laptop
 platform at Python 3.12 (the whole release would be 17 MB)::
 
-    python -c "from tests.test_platforms import write_laptop_locks as w; w('/tmp/laptop-locks')"
+    python -c "from tests.check.test_platforms import write_laptop_locks as w; w('/tmp/laptop-locks')"
     stackmeta snapshot CMSSW_14_0_0 --locks-dir /tmp/laptop-locks --python 3.12 --laptop \\
         --out tests/data/snapshots/CMSSW_14_0_0-laptop-py3.12
 """
@@ -30,9 +30,9 @@ from stackmeta.index import IndexClient, parse_project_page
 from stackmeta.target import Target
 from tests.httpserver import StaticServer
 
-ROOT = Path(__file__).parent.parent
+ROOT = Path(__file__).parents[2]
 LOCKS = ROOT / "locks"
-SNAPSHOTS = Path(__file__).parent / "data" / "snapshots"
+SNAPSHOTS = Path(__file__).parents[1] / "data" / "snapshots"
 LAPTOP_SNAPSHOT = SNAPSHOTS / "CMSSW_14_0_0-laptop-py3.12"
 LAPTOP_PINS = frozenset((
     "absl-py", "astunparse", "docopt", "dxr", "flatbuffers", "gast", "google-pasta", "grpcio", "h5py",
