@@ -19,7 +19,7 @@ from stackmeta.index.simple import (
     render_project_json,
 )
 
-DATA = Path(__file__).parent / "data" / "index"
+DATA = Path(__file__).parents[1] / "data" / "index"
 SIX_URL = "https://pypi.org/simple/six/"
 SIX_WHEEL_SHA = "8abb2f1d86890a2dfb989f9a77cfcfd3e47c2a354b01111771326f8aa26e0254"
 
