@@ -13,8 +13,8 @@ from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import FolderTree
 from stackmeta.record import BuildKind, Release
 
-SHARED = Path(__file__).parents[2] / "shared" / "cmsdist-excerpts"
-DATA = Path(__file__).parent / "data" / "manifest"
+SHARED = Path(__file__).parents[3] / "shared" / "cmsdist-excerpts"
+DATA = Path(__file__).parents[1] / "data" / "manifest"
 EXPECTED = DATA / "expected"
 
 needs_shared = pytest.mark.skipif(
