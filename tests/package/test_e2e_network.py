@@ -19,7 +19,7 @@ from stackmeta.resolve.nearest import NearestSet, load_nearest
 from stackmeta.target import Target
 from tests.pypiserver_fixture import make_wheel
 
-LOCKS = Path(os.environ.get("STACKMETA_TEST_LOCKS", Path(__file__).resolve().parent.parent / "locks"))
+LOCKS = Path(os.environ.get("STACKMETA_TEST_LOCKS", Path(__file__).resolve().parents[2] / "locks"))
 BIN = Path(sys.executable).parent
 
 
