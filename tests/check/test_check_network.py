@@ -9,7 +9,7 @@ import pytest
 from stackmeta import record
 from stackmeta.check import closure
 from stackmeta.index import PYPI, IndexClient
-from tests.test_snapshot import KNOWN_14_0_0, conflicts
+from tests.check.test_snapshot import KNOWN_14_0_0, conflicts
 
 LOCKS = Path(__file__).parents[2] / "locks"
 

@@ -26,9 +26,9 @@ from stackmeta.index import IndexClient
 from stackmeta.record import BuildKind, Package, Release
 from tests.httpserver import StaticServer
 
-ROOT = Path(__file__).parent.parent
-SNAPSHOTS = Path(__file__).parent / "data" / "snapshots"
-FIXTURE = Path(__file__).parent / "data" / "index" / "fixture"
+ROOT = Path(__file__).parents[2]
+SNAPSHOTS = Path(__file__).parents[1] / "data" / "snapshots"
+FIXTURE = Path(__file__).parents[1] / "data" / "index" / "fixture"
 LOCKS = ROOT / "locks"
 UV = ROOT / ".venv" / "bin" / "uv"
 
@@ -171,7 +171,7 @@ def test_snapshot_into_a_file_is_refused_before_any_request(tmp_path: Path) -> N
 
     out = tmp_path / "afile"
     out.write_text("mine\n")
-    locks = Path(__file__).resolve().parents[1] / "locks"
+    locks = Path(__file__).resolve().parents[2] / "locks"
     code, _, err = run_cli("snapshot", "CMSSW_14_0_0", "--out", str(out), "--locks-dir", str(locks),
                            "--index-url", "http://127.0.0.1:9/simple", "--cache-dir", str(tmp_path / "c"))
     assert (code, err) == (2, f"error: {out} is a file, not a folder: give an empty or new folder for the "
