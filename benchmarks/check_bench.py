@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 
 from stackmeta import record  # noqa: E402
 from stackmeta.check import closure  # noqa: E402
+from stackmeta.check.report import CheckReport  # noqa: E402
 from stackmeta.index import IndexClient  # noqa: E402
 from stackmeta.index.http import LoggedRequest, Transport  # noqa: E402
 
@@ -74,7 +75,7 @@ def start_server(folder: Path) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
-def timed_check(rel: record.Release, url: str, cache: Path, jobs: int) -> tuple[float, closure.CheckReport,
+def timed_check(rel: record.Release, url: str, cache: Path, jobs: int) -> tuple[float, CheckReport,
                                                                                    list[LoggedRequest]]:
     start = time.perf_counter()
     with IndexClient(url, cache, jobs=jobs) as client:
@@ -98,7 +99,7 @@ def floor(log: list[LoggedRequest], jobs: int) -> float:
     return elapsed
 
 
-def variant(rel: record.Release, report: closure.CheckReport, locks: Path) -> tuple[list[str], str]:
+def variant(rel: record.Release, report: CheckReport, locks: Path) -> tuple[list[str], str]:
     doc = json.loads(record.record_path(locks, rel.lock_name).read_text())
     note = "no consistent section in the record yet"
     if "consistent" in doc and isinstance(doc["consistent"], dict) and doc["consistent"].get("pins"):

@@ -31,7 +31,9 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from stackmeta.check import closure
-from stackmeta.check.closure import Pages, PinStatus
+from stackmeta.check import report as check_report
+from stackmeta.check.closure import Pages
+from stackmeta.check.report import PinStatus
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage
@@ -237,7 +239,7 @@ def moved_release(release: Release, pins: Sequence[Package], m: PlatformMatrix, 
     return dataclasses.replace(release, packages=tuple(packages)), tuple(moves)
 
 
-def problems(report: closure.CheckReport) -> dict[tuple[str, ...], str]:
+def problems(report: check_report.CheckReport) -> dict[tuple[str, ...], str]:
     """What makes a checked set inconsistent, keyed so that the same problem of a release and
     of its moved set compare equal: conflicts, Requires-Python, unsatisfiable dependencies."""
     out: dict[tuple[str, ...], str] = {}

@@ -10,8 +10,8 @@ from __future__ import annotations
 from html import escape
 
 from stackmeta import __version__
-from stackmeta.check.closure import CheckReport
 from stackmeta.check.platforms import Cell, MovedSet, PlatformMatrix
+from stackmeta.check.report import CheckReport
 
 CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 1.5em; color: #1a1a1a; }

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from stackmeta import atomic, record
 from stackmeta.check import closure
+from stackmeta.check.report import CheckReport, PinStatus
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import UsageError
@@ -152,7 +153,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return code
 
 
-def verdict(report: closure.CheckReport) -> str:
+def verdict(report: CheckReport) -> str:
     n = len(report.pins)
     head = f"{report.lock_name} on Python {report.python} {report.platform}, {report.index_url}: "
     if report.blocking:
@@ -186,7 +187,7 @@ def _table(title: str, *columns: str) -> Table:
     return t
 
 
-def show(report: closure.CheckReport, output: Output) -> None:
+def show(report: CheckReport, output: Output) -> None:
     out = output.out
     style = "bold red" if report.blocking else "bold yellow" if report.incomplete else "bold green"
     out.print(verdict(report), style=style, markup=False)
@@ -226,7 +227,7 @@ def show(report: closure.CheckReport, output: Output) -> None:
             t.add_row(p.spec, "sdist only: pip builds it" + ("" if p.requires_dist is not None
                                                              else "; dependencies unknown"))
         for p in report.unknown_dependencies:
-            if p.status is not closure.PinStatus.SDIST_ONLY:
+            if p.status is not PinStatus.SDIST_ONLY:
                 t.add_row(p.spec, "; ".join(n for n in p.notes if n.startswith("dependencies")) or "unknown")
         for p in report.yanked:
             t.add_row(p.spec, f"yanked: {p.yanked_reason or 'no reason given'}")

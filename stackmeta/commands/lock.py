@@ -12,7 +12,8 @@ from packaging.version import Version
 
 from stackmeta import __version__, atomic, record
 from stackmeta.check.closure import SECTION as CHECK_SECTION
-from stackmeta.check.closure import CheckReport, FileInfo, file_infos
+from stackmeta.check.closure import file_infos
+from stackmeta.check.report import CheckReport, FileInfo
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import RecordError, StackmetaError

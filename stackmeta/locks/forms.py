@@ -21,7 +21,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
-from stackmeta.check.closure import CheckReport, FileInfo
+from stackmeta.check.report import CheckReport, FileInfo
 from stackmeta.errors import RecordError
 from stackmeta.locks import constraints, pylock
 from stackmeta.record import Release

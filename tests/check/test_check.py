@@ -15,7 +15,7 @@ from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.check import closure
-from stackmeta.check.closure import CheckReport, PinStatus
+from stackmeta.check.report import CheckReport, PinStatus
 from stackmeta.cli import main
 from stackmeta.index import IndexClient
 from stackmeta.index.cache import Cache

@@ -24,7 +24,7 @@ from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.check import closure, platforms
-from stackmeta.check.closure import PinStatus
+from stackmeta.check.report import PinStatus
 from stackmeta.cli import main
 from stackmeta.index import IndexClient, parse_project_page
 from stackmeta.target import Target

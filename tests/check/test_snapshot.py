@@ -19,7 +19,7 @@ from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.check import closure, snapshot
-from stackmeta.check.closure import CheckReport, PinStatus
+from stackmeta.check.report import CheckReport, PinStatus
 from stackmeta.cli import main
 from stackmeta.errors import StackmetaError
 from stackmeta.index import IndexClient
