@@ -21,7 +21,8 @@ from stackmeta.locks.constraints import constraints_text
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.freeze import parse_freeze
-from stackmeta.manifest.walk import Arch, read_release
+from stackmeta.manifest.pins import Arch
+from stackmeta.manifest.walk import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release
 from stackmeta.release import release_version

@@ -9,8 +9,10 @@ from packaging.version import Version
 
 from stackmeta.errors import ManifestError
 from stackmeta.locks import constraints
+from stackmeta.manifest import pins as release_pins
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import FolderTree
+from stackmeta.manifest.pins import Arch, read_pins
 from stackmeta.record import BuildKind, Release
 
 SHARED = Path(__file__).parents[3] / "shared" / "cmsdist-excerpts"
@@ -202,7 +204,7 @@ odd==1.0 ; some_unknown_marker
 
 
 def names(release: str, arch: str) -> list[tuple[str, str]]:
-    return [(p.rpm, p.version) for p in walk.read_pins(REQUIREMENTS, release, walk.Arch.parse(arch))]
+    return [(p.rpm, p.version) for p in read_pins(REQUIREMENTS, release, Arch.parse(arch))]
 
 
 def test_pins_by_era() -> None:
@@ -218,7 +220,7 @@ def test_pins_by_era() -> None:
         ("py2-odd", "1.0"),
     ]
     # 11_0_0_pre10 - 12_0_0_pre4: python_version decides the name; cmsos_name not read.
-    middle = walk.read_pins(REQUIREMENTS, "CMSSW_11_2_0", walk.Arch.parse("slc7_aarch64_gcc900"))
+    middle = read_pins(REQUIREMENTS, "CMSSW_11_2_0", Arch.parse("slc7_aarch64_gcc900"))
     assert [(p.rpm, p.switch_off) for p in middle] == [
         ("py2-cryptography", None),
         ("py3-six", "doPython2"),
@@ -237,7 +239,7 @@ def test_pins_by_era() -> None:
 
 
 def test_pin_reasons() -> None:
-    pins = walk.read_pins(REQUIREMENTS, "CMSSW_14_0_0", walk.Arch.parse("el9_amd64_gcc12"))
+    pins = read_pins(REQUIREMENTS, "CMSSW_14_0_0", Arch.parse("el9_amd64_gcc12"))
     assert pins[0].rpm == "py3-numpy"
     assert pins[0].reasons == ("a comment", "NO_AUTO_UPDATE: keep")
     assert pins[1].reasons == ()
@@ -264,7 +266,7 @@ def test_pin_reasons() -> None:
 def test_era_boundaries(
     release: str, pins: str | None, toolfiles: bool, tool_conf: bool, first: bool
 ) -> None:
-    era = walk.era(release)
+    era = release_pins.era(release)
     assert (era.pins, era.generated_toolfiles, era.generated_tool_conf, era.first_pin_wins) == (
         pins,
         toolfiles,
