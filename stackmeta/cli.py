@@ -16,6 +16,7 @@ from pathlib import Path
 
 from stackmeta import __version__
 from stackmeta.console import Output
+from stackmeta.credentials import redact
 from stackmeta.errors import StackmetaError
 
 # One line a command; the order is the order of `stackmeta --help`.
@@ -77,14 +78,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args, output))
     except StackmetaError as exc:
         if args.debug:
-            raise
+            return _traceback(exc.exit_code)
         output.err.print(f"error: {exc}", markup=False, style="red", highlight=False)
         return exc.exit_code
     except KeyboardInterrupt:
         if args.debug:
-            raise
+            return _traceback(130)
         output.err.print("interrupted: nothing half-written was left behind", markup=False)
         return 130
+    except Exception:  # a bug: its traceback, as Python would print it, but never a password
+        return _traceback(1)
+
+
+def _traceback(code: int) -> int:
+    """The traceback of the exception being handled on stderr, credentials redacted; *code*."""
+    import traceback
+
+    sys.stderr.write(redact(traceback.format_exc()))
+    return code
 
 
 def entrypoint() -> None:

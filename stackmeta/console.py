@@ -1,12 +1,16 @@
-"""Terminal output for the CLI: results on stdout, messages and progress on stderr."""
+"""Terminal output for the CLI: results on stdout, messages and progress on stderr.
+
+Everything goes out through :func:`stackmeta.credentials.redact`: a password that reached a
+message anyway (in another tool's error, say) is never shown."""
 
 from __future__ import annotations
 
 import json
 import sys
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
+from stackmeta.credentials import redact
 from stackmeta.progress import NO_PROGRESS, Progress
 
 if TYPE_CHECKING:  # rich is imported when something is printed for people (not for --json, --quiet)
@@ -17,7 +21,22 @@ if TYPE_CHECKING:  # rich is imported when something is printed for people (not 
 def _console(file: Any) -> Console:
     from rich.console import Console
 
-    return Console(file=file, highlight=False, soft_wrap=True)
+    return Console(file=cast(IO[str], _Redacting(file)), highlight=False, soft_wrap=True)
+
+
+class _Redacting:
+    """A text stream that writes what it is given with credentials redacted (rich writes a
+    whole print at once, so a URL is never split across two writes)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        self._stream.write(redact(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:  # isatty, fileno, flush, encoding: the stream's own
+        return getattr(self._stream, name)
 
 
 class Output:
@@ -61,7 +80,7 @@ class Output:
         """JSON on stdout: indented for a person at a terminal, compact (and fast: the C
         encoder) for a pipe or a file."""
         indent = 2 if sys.stdout.isatty() else None
-        sys.stdout.write(json.dumps(data, indent=indent, sort_keys=True, default=str) + "\n")
+        sys.stdout.write(redact(json.dumps(data, indent=indent, sort_keys=True, default=str)) + "\n")
 
 
 class _BarProgress:

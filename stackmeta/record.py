@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -175,11 +175,23 @@ def write_document(path: Path, doc: Mapping[str, Any]) -> None:
     atomic.write_text(path, dump_document(doc))
 
 
-def update_section(path: Path, key: str, value: Any) -> None:
-    """Replace one section of an existing record atomically, keeping the others."""
+def update_section(path: Path, key: str, value: Any, *, ignore: Collection[str] = ()) -> bool:
+    """Replace one section of an existing record atomically, keeping the others. When the
+    section holds the same already but for its keys *ignore* (timings), nothing is written
+    (the file keeps its bytes and its time: a committed record changes only with its content).
+    Whether it was written."""
     doc = read_document(path)
+    old = doc.get(key)
+    if (isinstance(old, dict) and isinstance(value, dict)
+            and _without(old, ignore) == _without(json.loads(json.dumps(value)), ignore)):
+        return False
     doc[key] = value
     write_document(path, doc)
+    return True
+
+
+def _without(section: Mapping[str, Any], keys: Collection[str]) -> dict[str, Any]:
+    return {k: v for k, v in section.items() if k not in keys}
 
 
 def load_release(locks_dir: Path, name: str) -> Release:

@@ -4,7 +4,7 @@ record's ``"check"`` section, ``check --json``)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from enum import Enum, StrEnum
 from typing import Any
@@ -12,7 +12,22 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stackmeta import __version__
-from stackmeta.errors import RecordError
+from stackmeta.errors import IndexAccessError, RecordError
+
+# An index that does not know more than this share of a release's projects is not the
+# release's index (a typo: https://pypi.org/simpl answers 404 for every project).
+MAX_UNKNOWN = 0.5
+
+
+def require_known(unknown: Sequence[str], total: int, index_url: str, nothing_done: str) -> None:
+    """IndexAccessError when the index at *index_url* does not know (404) more than
+    :data:`MAX_UNKNOWN` of the release's *total* projects, *unknown* among them."""
+    if total and len(unknown) > MAX_UNKNOWN * total:
+        some = ", ".join(sorted(unknown)[:3]) + (", ..." if len(unknown) > 3 else "")
+        raise IndexAccessError(
+            f"{index_url} does not know {len(unknown)} of the release's {total} projects ({some}): it is "
+            f"not the release's index (a typo in --index-url?); {nothing_done}"
+        )
 
 
 class PinStatus(StrEnum):
@@ -175,6 +190,11 @@ class CheckReport:
     @property
     def incomplete(self) -> bool:
         return bool(self.missing)
+
+    @property
+    def unknown_projects(self) -> tuple[NormalizedName, ...]:
+        """The pins whose project the index does not have (404)."""
+        return tuple(p.name for p in self.pins if p.status is PinStatus.NO_PROJECT)
 
     def pin(self, name: str) -> PinResult:
         wanted = canonicalize_name(name)

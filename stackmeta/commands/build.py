@@ -23,12 +23,19 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "Build the metapackage of RELEASE (a lock name in --locks-dir) from its record's nearest "
             "consistent set, offline and byte-reproducibly, into --out. Without RELEASE, build every "
             "release in --locks-dir. A release's second stack (a lock named <release>-py2) gets a wheel "
-            "only: its sdist would share the default stack's file name."
+            "only: its sdist would share the default stack's file name. A metapackage with no "
+            "requirements, or leaving out more than "
+            f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages (a sign that it was resolved "
+            "against the wrong index), is refused unless --force."
         ),
     )
     p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (default: every record)")
     p.add_argument("--all", action="store_true",
                    help="every record in --locks-dir (the default without RELEASE)")
+    p.add_argument("--force", action="store_true",
+                   help="build a metapackage although it has no requirements or leaves out more than "
+                        f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages (the sign of a wrong "
+                        "--index-url when it was resolved)")
     add_project_options(p)
     group = p.add_argument_group(
         "a group's baseline",
@@ -86,6 +93,8 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     rel, nearest = loaded.release, loaded.nearest
     options = project_options(args)
     metapackage.identity(rel, options)  # bad --name, --version, --requires-python: before the index
+    if not args.force:
+        metapackage.refuse_thin(rel, nearest, args.base)
     additions = [overlay.parse_addition(text) for text in args.add]
     overrides = [overlay.parse_override(text) for text in args.override]
     index_url = args.index_url or nearest.index_url
@@ -141,7 +150,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     for name in names:
         output.info(f"building {name} ...")
         try:
-            built = build_record(args.locks_dir, name, options, args.out, args.build_dir)
+            built = build_record(args.locks_dir, name, options, args.out, args.build_dir, force=args.force)
         except StackmetaError as exc:
             if len(names) == 1:
                 raise

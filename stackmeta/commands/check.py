@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from stackmeta import atomic, record
 from stackmeta.check import closure
-from stackmeta.check.report import CheckReport, PinStatus
+from stackmeta.check.report import CheckReport, PinStatus, require_known
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import UsageError
@@ -48,7 +48,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
         description="Look every pin of a release up on a package index (project, version, yanked, files "
                     "usable for the target, sha256), follow every pin's Requires-Dist for the target, and "
                     "report what blocks 'pip install': conflicts, unpinned dependencies, Requires-Python. "
-                    "The result is saved in the record's \"check\" section (not when results are missing). "
+                    "The result is saved in the record's \"check\" section (not when results are missing; "
+                    "not rewritten when only its timings changed). "
                     "Exit codes: 0 installable, 1 something blocks, 2 bad usage, 3 results missing (index "
                     "failures).",
     )
@@ -110,6 +111,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
                     f"against {client.index_url}")
         report, pages, metas = closure.fetch_and_check(rel, target, client, output.progress(),
                                                      build_metadata=args.build_metadata)
+        require_known(report.unknown_projects, len(report.pins), client.index_url,
+                      f"nothing was saved in {path}")
         if laptop:
             from stackmeta.check import platforms
 
@@ -121,9 +124,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     # a check the index failed to answer in part does not replace the record's earlier one:
     # later steps (lock, resolve) read the files and dependencies from it
     saved = not args.no_save and not report.missing
-    if saved:
-        closure.save(report, path)
-    elif not args.no_save:
+    changed = saved and closure.save(report, path)
+    if not saved and not args.no_save:
         output.warn(f"not saved in {path}: {len(report.missing)} results missing (index errors); "
                     "the record keeps its earlier check section: run again")
     code = EXIT_BLOCKED if report.blocking else EXIT_INCOMPLETE if report.incomplete else EXIT_OK
@@ -139,7 +141,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
             output.info(f"wrote {args.out}")
     if output.json_mode:
         data = {"exit_code": code, "blocking": report.blocking, "incomplete": report.incomplete,
-                "saved": saved, "report": report.to_json()}
+                "saved": saved, "unchanged": saved and not changed, "report": report.to_json()}
         if matrix is not None:
             data["platforms"] = matrix.to_json()
         output.json(data)
@@ -148,8 +150,10 @@ def run(args: argparse.Namespace, output: Output) -> int:
         show(report, output)
         if matrix is not None:
             show_matrix(matrix, output)
-    if saved:
+    if changed:
         output.info(f"saved in {path} (section \"check\")")
+    elif saved:
+        output.info(f"unchanged: {path} (section \"check\") already says the same; not rewritten")
     return code
 
 

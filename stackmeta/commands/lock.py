@@ -13,10 +13,10 @@ from packaging.version import Version
 from stackmeta import __version__, atomic, record
 from stackmeta.check.closure import SECTION as CHECK_SECTION
 from stackmeta.check.closure import file_infos
-from stackmeta.check.report import CheckReport, FileInfo
+from stackmeta.check.report import CheckReport, FileInfo, require_known
 from stackmeta.commands import common
 from stackmeta.console import Output
-from stackmeta.errors import RecordError, StackmetaError
+from stackmeta.errors import IndexAccessError, RecordError, StackmetaError
 from stackmeta.index import IndexClient
 from stackmeta.locks import constraints, pylock
 from stackmeta.locks import forms as lockforms
@@ -76,6 +76,12 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
     locks_dir: Path = args.locks_dir
     name: str = args.release
     report = _report(doc, path)
+    try:
+        require_known(report.unknown_projects, len(report.pins), report.index_url,
+                      f"nothing was written: the check section of {path} was made against it; run "
+                      "'stackmeta check' against the release's index")
+    except IndexAccessError as exc:
+        raise RecordError(str(exc)) from None
     target = Target(python=Version(report.python), platform=report.platform)
     checked = lockforms.report_lookup(report)
     faithful = lockforms.faithful_entries(release)

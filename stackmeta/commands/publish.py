@@ -1,4 +1,5 @@
-"""stackmeta publish RELEASE --repository-url URL: build, check, upload with twine, read back."""
+"""stackmeta publish RELEASE --repository-url URL (or --repository NAME): build, check, upload with
+twine, read back."""
 
 from __future__ import annotations
 
@@ -21,24 +22,34 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         description=(
             "Build the metapackage of RELEASE (byte-reproducible, so the same bytes as 'stackmeta build') "
             "and upload it with twine. Credentials come the way twine takes them: TWINE_USERNAME and "
-            "TWINE_PASSWORD, keyring, or .pypirc; never on this command line. Files already on the index "
-            "with the same sha256 are skipped; one there with another sha256 stops the publish. "
-            "Afterwards the index is read back to verify the sha256 of every file."
+            "TWINE_PASSWORD, keyring, or the .pypirc section named by --repository (a user name and "
+            "password written in --repository-url are used for the upload and shown nowhere). Files "
+            "already on the index with the same sha256 are skipped; one there with another sha256 stops "
+            "the publish. What is uploaded is a private copy of the files as built (checked against the "
+            "build's sha256); afterwards every file is downloaded back from the index and its bytes hashed. "
+            "A metapackage with no requirements, or leaving out more than "
+            f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages, is refused (--force)."
         ),
     )
     p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (or --new)")
     p.add_argument("--new", action="store_true",
                    help="every record in --locks-dir whose files the index does not have yet: build each, "
                         "skip those already there with the same sha256, publish the others")
-    p.add_argument("--repository-url", required=True,
-                   help="upload URL, e.g. https://upload.pypi.org/legacy/ or http://host:8080/ (pypiserver)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--repository-url",
+                       help="upload URL, e.g. https://upload.pypi.org/legacy/, or http://HOST:PORT/ "
+                            "(pypiserver)")
+    where.add_argument("--repository", metavar="NAME",
+                       help="a section of ~/.pypirc, as twine takes it: twine reads the upload URL and the "
+                            "credentials there")
     p.add_argument("--index-url",
                    help="the simple index to read back (default: from the upload URL: PyPI -> "
                         "https://pypi.org/simple; devpi -> its own +simple index, asked from its +api "
                         "page; otherwise <repository-url>/simple, as pypiserver serves it)")
     p.add_argument("--force", action="store_true",
                    help="publish although the release's check has blocking problems the nearest set "
-                        "does not answer")
+                        "does not answer, or the metapackage has no requirements or leaves out more than "
+                        f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages")
     add_project_options(p)
     p.set_defaults(func=run)
 
@@ -46,6 +57,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.index_url:
         args.index_url = common.index_url(args.index_url)
+    if args.repository:
+        args.repository_url = publish.pypirc_url(args.repository)
+    else:
+        args.repository_url = common.repository_url(args.repository_url)
     options = project_options(args)
     if args.new:
         if args.release:
@@ -55,11 +70,11 @@ def run(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("give a RELEASE, or --new for every record the index does not have yet")
     loaded = load_resolved(args.locks_dir, args.release)
     nearest = loaded.nearest
-    built = pipeline.build_loaded(loaded, options, args.out, args.build_dir)
+    built = pipeline.build_loaded(loaded, options, args.out, args.build_dir, force=args.force)
     output.info(f"built {', '.join(p.name for p in built.files)}")
     done = publish.publish(
-        built.files, nearest, repository_url=args.repository_url, index_url=args.index_url,
-        check=loaded.doc.get("check"), force=args.force,
+        publish.built_files(built), nearest, repository_url=args.repository_url, index_url=args.index_url,
+        check=loaded.doc.get("check"), force=args.force, repository=args.repository,
     )
     if output.json_mode:
         output.json({
@@ -80,7 +95,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
 def run_new(args: argparse.Namespace, options: metapackage.Options, output: Output) -> int:
     done = publish_new(
         args.locks_dir, repository_url=args.repository_url, index_url=args.index_url, options=options,
-        out=args.out, build_dir=args.build_dir, force=args.force, progress=output.progress(),
+        out=args.out, build_dir=args.build_dir, force=args.force, repository=args.repository,
+        progress=output.progress(),
     )
     if output.json_mode:
         output.json({

@@ -9,6 +9,7 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import record
+from stackmeta.check.report import require_known
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import IndexAccessError, UsageError
@@ -65,6 +66,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         source.prefetch(names, progress)
         source.prefetch_dependencies(record.pins(rel), progress)
         require_pages(source, "nothing was written")
+        require_known([n for n in names if client.project(n) is None], len(names), client.index_url,
+                      "nothing was written")
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress)
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")

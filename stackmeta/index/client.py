@@ -27,6 +27,7 @@ from typing import Literal, TypeVar, cast
 
 from packaging.utils import NormalizedName, canonicalize_name
 
+from stackmeta import credentials
 from stackmeta.errors import IndexAccessError, StackmetaError
 from stackmeta.index import lazywheel
 from stackmeta.index.cache import Cache, default_cache_dir
@@ -87,7 +88,8 @@ class IndexClient:
     def __init__(self, index_url: str = PYPI, cache_dir: Path | Literal[False] | None = None, *,
                  jobs: int = 16, timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
                  page_max_age: float = DEFAULT_PAGE_MAX_AGE, transport: Transport | None = None) -> None:
-        self.index_url = normalize_index_url(index_url)
+        # a user name and password in the URL are for requests only (see stackmeta.credentials)
+        self.index_url = normalize_index_url(credentials.strip(index_url))
         root = None if cache_dir is False else (cache_dir or default_cache_dir())
         self.cache = Cache(root)
         # a client nobody closed still writes its cache (at exit at the latest)
@@ -184,7 +186,8 @@ class IndexClient:
         from stackmeta.index import pep517
 
         with self._builds:
-            data = pep517.build_sdist_metadata(body, file.filename, index_url=self.index_url)
+            data = pep517.build_sdist_metadata(body, file.filename,
+                                               index_url=credentials.with_auth(self.index_url))
         md = parse_metadata(data, url=f"{file.url} (built)", project=project)
         self.cache.put_metadata(cache_key, data, "pep517")
         return FileMetadata(project=project, file=file, source="pep517", raw=data, metadata=md)

@@ -22,6 +22,7 @@ edge of :mod:`stackmeta.index` besides the cache.
 
 from __future__ import annotations
 
+import base64
 import io
 import math
 import mimetypes
@@ -39,7 +40,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import pycurl
 
-from stackmeta import __version__
+from stackmeta import __version__, credentials
 from stackmeta.errors import IndexAccessError, StackmetaError
 from stackmeta.index.simple import JSON_TYPE
 
@@ -136,7 +137,9 @@ class Transport:
     # -- one request -------------------------------------------------------------------
 
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
-        """GET *url*; follows redirects, retries transient failures. 4xx are returned."""
+        """GET *url*; follows redirects, retries transient failures. 4xx are returned. A user
+        name and password in *url* are sent (HTTP basic) to its host only, and shown nowhere."""
+        url = credentials.strip(url)
         hdrs = dict(headers or {})
         with self._lock:
             self.log.append(LoggedRequest(url=url, headers=tuple(sorted(hdrs.items()))))
@@ -218,6 +221,9 @@ class Transport:
                 encoding = v  # asked through libcurl, which then decodes the body
             else:
                 lines.append(f"{k}: {v}")
+        auth = credentials.auth_for(url)  # the host's own credentials; a redirect elsewhere gets none
+        if auth is not None:
+            lines.append("Authorization: Basic " + base64.b64encode(":".join(auth).encode()).decode())
         if lines:
             h.setopt(pycurl.HTTPHEADER, lines)
         else:  # an empty list would leave the last request's headers (a Range!) in place

@@ -24,7 +24,7 @@ import tempfile
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +43,7 @@ class Built:
     project: Project
     wheel: Path
     sdist: Path | None  # None for a release's second stack (see build())
+    digests: Mapping[str, str] = field(default_factory=dict)  # file name -> sha256 of the bytes written
 
     @property
     def files(self) -> tuple[Path, ...]:
@@ -118,7 +119,10 @@ def build(project: Project, out_dir: Path, *, work_dir: Path, sdist: bool = True
             raise BuildError(f"setuptools built {raw_sdist.name}, expected {project.sdist_name}")
         sdist_path = out_dir / project.sdist_name
         atomic.write_bytes(sdist_path, sdist_bytes)
-    return Built(project=project, wheel=wheel_path, sdist=sdist_path)
+    digests = {wheel_path.name: hashlib.sha256(wheel_bytes).hexdigest()}
+    if sdist_path is not None:
+        digests[sdist_path.name] = hashlib.sha256(sdist_bytes).hexdigest()
+    return Built(project=project, wheel=wheel_path, sdist=sdist_path, digests=digests)
 
 
 def _run_backend(

@@ -26,7 +26,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
-from stackmeta.errors import UsageError
+from stackmeta.errors import BuildError, UsageError
 from stackmeta.record import Release
 from stackmeta.release import parse_release, release_version
 from stackmeta.resolve.nearest import NearestSet
@@ -36,6 +36,10 @@ LICENSE = "Apache-2.0"
 # The timestamp of every file in the sdist and wheel when the release name carries no date:
 # 1980-01-01T00:00:00Z, the earliest time a ZIP file can hold. Same record, same bytes.
 DEFAULT_EPOCH = 315532800
+# A metapackage may leave out at most this share of the release's packages (the ones pip cannot
+# install): more means the wrong index (a typo: every project a 404) or a broken resolve, and
+# a version published on PyPI can never be published again. `--force` builds it anyway.
+MAX_LEFT_OUT = 0.20
 _PROJECT_NAME = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?$")
 
 
@@ -91,6 +95,24 @@ def source_date_epoch(rel: Release) -> int:
 def requirements(nearest: NearestSet) -> tuple[Requirement, ...]:
     """The metapackage's Requires-Dist: one ``name==version`` per pin, nothing else."""
     return tuple(Requirement(f"{name}=={version}") for name, version in nearest.pins)
+
+
+def refuse_thin(rel: Release, nearest: NearestSet, name: str | None = None) -> None:
+    """BuildError when the nearest set pins nothing, or leaves out more than
+    :data:`MAX_LEFT_OUT` of the release's packages."""
+    shipped = {p.name for p in rel.packages}
+    left_out = sorted(shipped - set(nearest.pin_map))
+    what = name or rel.release
+    if not nearest.pins:
+        raise BuildError(f"{what}: the nearest set pins nothing ({nearest.index_url}): a metapackage without "
+                         "requirements is not built; resolve against the right --index-url (or --force)")
+    if shipped and len(left_out) > MAX_LEFT_OUT * len(shipped):
+        raise BuildError(
+            f"{what}: the nearest set leaves out {len(left_out)} of the release's {len(shipped)} packages "
+            f"(more than {MAX_LEFT_OUT:.0%}: {', '.join(left_out[:3])}{', ...' * (len(left_out) > 3)}) "
+            "resolved against "
+            f"{nearest.index_url}: not built; resolve against the right --index-url (or --force)"
+        )
 
 
 def identity(rel: Release, options: Options = Options()) -> tuple[NormalizedName, Version, SpecifierSet]:

@@ -34,14 +34,19 @@ class NewPublished:
 
 
 def build_record(
-    locks_dir: Path, name: str, options: metapackage.Options, out: Path, build_dir: Path
+    locks_dir: Path, name: str, options: metapackage.Options, out: Path, build_dir: Path, *,
+    force: bool = False,
 ) -> builder.Built:
     """Build the metapackage of the record *name* (as ``stackmeta build NAME`` does)."""
-    return build_loaded(load_resolved(locks_dir, name), options, out, build_dir)
+    return build_loaded(load_resolved(locks_dir, name), options, out, build_dir, force=force)
 
 
-def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path, build_dir: Path
-                 ) -> builder.Built:
+def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path, build_dir: Path, *,
+                 force: bool = False) -> builder.Built:
+    """The record's metapackage, built; one that leaves out too much of the release is refused
+    unless *force* (:func:`stackmeta.package.metapackage.refuse_thin`)."""
+    if not force:
+        metapackage.refuse_thin(loaded.release, loaded.nearest, loaded.name)
     project = metapackage.project(loaded.release, loaded.nearest, options)
     return builder.build(project, out, work_dir=build_dir / loaded.name,
                          sdist=(loaded.name == loaded.release.release))
@@ -62,6 +67,7 @@ def publish_new(
     build_dir: Path,
     names: Sequence[str] = (),
     force: bool = False,
+    repository: str | None = None,
     progress: Progress = NO_PROGRESS,
 ) -> NewPublished:
     """Publish every record of *locks_dir* (or *names*) whose files the index does not have yet."""
@@ -85,7 +91,8 @@ def publish_new(
             for name in names:
                 try:
                     done = _one(locks_dir, name, page, client, repository_url=repository_url, index=index,
-                                options=options, out=out, build_dir=build_dir, force=force)
+                                options=options, out=out, build_dir=build_dir, force=force,
+                                repository=repository)
                 except StackmetaError as exc:
                     failed.append((name, str(exc)))
                 else:
@@ -105,12 +112,13 @@ def publish_new(
 def _one(
     locks_dir: Path, name: str, page: ProjectPage | None, client: IndexClient, *, repository_url: str,
     index: str, options: metapackage.Options, out: Path, build_dir: Path, force: bool,
+    repository: str | None,
 ) -> publish.Published | None:
     loaded = load_resolved(locks_dir, name)
-    built = build_loaded(loaded, options, out, build_dir)
-    files = publish.local_files(built.files)
+    built = build_loaded(loaded, options, out, build_dir, force=force)
+    files = publish.built_files(built)
     upload, _ = publish.plan(files, page, fetch_sha256=lambda url: publish.download_sha256(client, url))
     if not upload:
         return None
-    return publish.publish(built.files, loaded.nearest, repository_url=repository_url,
-                           index_url=index, check=loaded.doc.get("check"), force=force)
+    return publish.publish(files, loaded.nearest, repository_url=repository_url, index_url=index,
+                           check=loaded.doc.get("check"), force=force, repository=repository)

@@ -16,8 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +30,8 @@ from typing import Any
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from stackmeta.errors import BuildError, PublishError, StackmetaError
+from stackmeta import credentials
+from stackmeta.errors import BuildError, PublishError, StackmetaError, quoted
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.index.http import Transport
 from stackmeta.package import builder
@@ -34,6 +39,7 @@ from stackmeta.package.metapackage import requirements
 from stackmeta.resolve.nearest import NearestSet
 
 _INSTALLABLE = ("wheel", "sdist-only")
+TWINE_TIMEOUT = 900.0  # seconds for one twine upload
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -194,20 +200,77 @@ def plan(files: Sequence[LocalFile], page: ProjectPage | None, *,
 # -- upload and read back ---------------------------------------------------------------
 
 
-def twine_upload(paths: Sequence[Path], repository_url: str) -> None:
-    """``python -m twine upload --non-interactive``; credentials from twine's own sources."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_HTTP_ERROR = re.compile(r"HTTPError: (?P<status>\d{3})\s*(?P<reason>.*?)\s+from\s+(?P<url>\S+)")
+_HINTS = ("Retry with the --verbose option", "Retry with --verbose")
+
+
+def twine_upload(paths: Sequence[Path], repository_url: str, *, repository: str | None = None) -> None:
+    """``python -m twine --no-color upload --non-interactive``: to the ``.pypirc`` section
+    *repository* (twine reads its URL and credentials there), else to *repository_url* (a user
+    name and password given in that URL go to twine through its environment); otherwise
+    credentials come from twine's own sources. twine's error becomes one line, its status
+    code said in words."""
     if not paths:
         return
-    cmd = [sys.executable, "-m", "twine", "upload", "--non-interactive", "--disable-progress-bar",
-           "--repository-url", repository_url, *map(str, paths)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    env = {k: v for k, v in os.environ.items() if k not in ("TWINE_REPOSITORY", "TWINE_REPOSITORY_URL")}
+    where = ["--repository", repository] if repository else ["--repository-url", repository_url]
+    auth = None if repository else credentials.auth_for(repository_url)
+    if auth is not None:
+        env["TWINE_USERNAME"], env["TWINE_PASSWORD"] = auth
+    cmd = [sys.executable, "-m", "twine", "--no-color", "upload", "--non-interactive",
+           "--disable-progress-bar", *where, *map(str, paths)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env,
+                              stdin=subprocess.DEVNULL, timeout=TWINE_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise PublishError(f"twine did not finish uploading to {repository_url} in {TWINE_TIMEOUT:.0f} s: "
+                           "check the index, then publish again (files already there are skipped)") from None
     if proc.returncode:
-        lines = [line.strip() for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-        detail = " / ".join(lines[-3:]) or f"exit code {proc.returncode}"
-        raise PublishError(
-            f"twine could not upload to {repository_url}: {detail}: check the URL and the credentials "
-            "(TWINE_USERNAME/TWINE_PASSWORD, keyring or .pypirc)"
-        )
+        raise PublishError(twine_failure(proc.stdout + proc.stderr, proc.returncode, repository_url,
+                                         repository=repository))
+
+
+def twine_failure(output: str, code: int, repository_url: str, *, repository: str | None = None) -> str:
+    """One line for a failed twine upload: the index's HTTP status said in words (only 401 and
+    403 blame the credentials), else twine's own error, without its colours and hints."""
+    lines = [_ANSI.sub("", line).strip() for line in output.splitlines()]
+    lines = [line for line in lines if line and not any(h in line for h in _HINTS)]
+    target = f"{repository_url} (.pypirc section {repository!r})" if repository else repository_url
+    found = next((m for m in map(_HTTP_ERROR.search, lines) if m), None)
+    if found is not None:
+        status, reason = int(found["status"]), found["reason"].strip()
+        said = f"HTTP {status}{' ' + reason if reason else ''}"
+        if status in (401, 403):
+            return (f"{target} refused the credentials ({said}): check TWINE_USERNAME/TWINE_PASSWORD, "
+                    "keyring, or the .pypirc section (--repository NAME)")
+        if status in (400, 409):
+            return (f"{target} refused the upload ({said}): a file of that name is there already "
+                    "(an index never replaces one: publish a new version, stackmeta build --version ...), "
+                    "or the index does not accept it; check --index-url, which publish reads to skip what "
+                    "is there")
+        if status >= 500:
+            return f"{target} failed ({said}): the index is in trouble; publish again later"
+        return f"{target} answered {said} to the upload: check the URL"
+    errors = [line.removeprefix("ERROR").strip() for line in lines if line.startswith("ERROR")]
+    detail = " / ".join(errors or lines[-2:]) or f"exit code {code}"
+    return f"twine could not upload to {target}: {detail}"
+
+
+def pypirc_url(repository: str, config_file: str = "~/.pypirc") -> str:
+    """The upload URL of the ``.pypirc`` section *repository*, read as twine reads it (twine
+    itself then reads the credentials there)."""
+    from twine import exceptions
+    from twine.utils import get_repository_from_config
+
+    try:
+        url = get_repository_from_config(config_file, repository)["repository"]
+    except exceptions.TwineException as exc:
+        raise PublishError(f"--repository {repository}: {quoted(exc)}: add a [{repository}] section with "
+                           "repository = URL to .pypirc, or give --repository-url") from None
+    if not url:
+        raise PublishError(f"--repository {repository}: the section gives no repository URL in {config_file}")
+    return credentials.strip(url)
 
 
 def _page(index_url: str, name: str) -> tuple[ProjectPage | None, IndexClient]:
@@ -218,36 +281,58 @@ def _page(index_url: str, name: str) -> tuple[ProjectPage | None, IndexClient]:
 def read_back(
     index_url: str, name: str, files: Sequence[LocalFile], *, wait: float = 10.0
 ) -> tuple[str, ...]:
-    """Read the project's page until it serves every file with the expected sha256."""
+    """Read the project's page until it lists every file, then download each file back and
+    hash its bytes: the page's hash alone proves nothing about what the index serves. A file
+    not listed yet is waited for (up to *wait* seconds); one served with other bytes, or listed
+    with another hash, fails at once."""
     deadline = time.monotonic() + wait
     while True:
         page, client = _page(index_url, name)
         try:
             served = {f.filename: f for f in page.files} if page is not None else {}
-            bad: list[str] = []
-            for local in files:
-                remote = served.get(local.filename)
-                if remote is None:
-                    bad.append(f"{local.filename} is not listed")
-                    continue
-                digest = remote.sha256 or download_sha256(client, remote.url, "an uploaded file back")
-                if digest != local.sha256:
-                    bad.append(f"{local.filename} is served with sha256 {digest}, expected {local.sha256}")
+            missing = [local.filename for local in files if local.filename not in served]
+            if not missing:
+                for local in files:
+                    remote = served[local.filename]
+                    got = download_sha256(client, remote.url, "an uploaded file back")
+                    if got != local.sha256 or remote.sha256 not in (None, local.sha256):
+                        raise PublishError(
+                            f"{remote.url}: the index serves bytes with sha256 {got} (its page says "
+                            f"{remote.sha256 or 'nothing'}), we built {local.sha256}: check the index"
+                        )
+                return tuple(f.filename for f in files)
         finally:
             client.close()
-        if not bad:
-            return tuple(f.filename for f in files)
         if time.monotonic() > deadline:
-            raise PublishError(f"{index_url}/{name}/: after the upload {bad[0]}: check the index")
+            raise PublishError(f"{index_url}/{name}/: after the upload {missing[0]} is not listed: "
+                               "check the index")
         time.sleep(0.5)
 
 
 def download_sha256(client: IndexClient, url: str, what: str = "a file of the index") -> str:
-    """The sha256 of the file at *url* on the index, downloaded (for a page that gives no hash)."""
+    """The sha256 of the bytes the index serves at *url*."""
     resp = client.transport.get(url)
     if resp.status != 200:
         raise PublishError(f"{url}: HTTP {resp.status} reading {what}: check the index")
     return hashlib.sha256(resp.body).hexdigest()
+
+
+def stage(files: Sequence[LocalFile], folder: Path) -> tuple[LocalFile, ...]:
+    """Copies of *files* in the private *folder*, each checked against the sha256 it had when it
+    was built: what is then checked and uploaded is those bytes, whatever happens in --out."""
+    staged: list[LocalFile] = []
+    for f in files:
+        copy = folder / f.filename
+        try:
+            shutil.copyfile(f.path, copy)
+        except OSError as exc:
+            raise PublishError(f"cannot read {f.path} ({exc.strerror}): build it again") from None
+        got = builder.sha256(copy)
+        if got != f.sha256:
+            raise PublishError(f"{f.path} changed since it was built (sha256 {got}, built {f.sha256}): "
+                               "nothing was uploaded; build it again (stackmeta build) and publish")
+        staged.append(LocalFile(path=copy, sha256=got))
+    return tuple(staged)
 
 
 def project_name(paths: Sequence[Path]) -> str:
@@ -263,30 +348,43 @@ def project_name(paths: Sequence[Path]) -> str:
 
 
 def publish(
-    paths: Sequence[Path], nearest: NearestSet, *, repository_url: str, index_url: str | None = None,
-    check: Mapping[str, Any] | None = None, force: bool = False,
+    built: Sequence[Path | LocalFile], nearest: NearestSet, *, repository_url: str,
+    index_url: str | None = None, check: Mapping[str, Any] | None = None, force: bool = False,
+    repository: str | None = None,
 ) -> Published:
-    """Publish the built files of one metapackage (see the module's docstring)."""
-    verify_dists(paths, nearest)
-    problems = unresolved_problems(check, nearest)
-    if problems and not force:
-        raise PublishError(
-            f"the release's check has {len(problems)} blocking problem(s) the nearest set does not "
-            f"answer, first: {problems[0]}: fix them, or publish anyway with --force"
-        )
-    name = project_name(paths)
-    index = index_for(repository_url, index_url)
-    files = local_files(paths)
-    try:
-        page, client = _page(index, name)
+    """Publish the built files of one metapackage (see the module's docstring). *built*: the
+    files with the sha256 the build gave them (:func:`built_files`); a path alone is hashed now.
+    *repository*: a ``.pypirc`` section for twine (*repository_url* is then its URL, for reading
+    the index)."""
+    files = tuple(f if isinstance(f, LocalFile) else local_files([f])[0] for f in built)
+    with tempfile.TemporaryDirectory(prefix="stackmeta-publish-") as tmp:  # mode 0700
+        staged = stage(files, Path(tmp))
+        verify_dists([f.path for f in staged], nearest)
+        problems = unresolved_problems(check, nearest)
+        if problems and not force:
+            raise PublishError(
+                f"the release's check has {len(problems)} blocking problem(s) the nearest set does not "
+                f"answer, first: {problems[0]}: fix them, or publish anyway with --force"
+            )
+        name = project_name([f.path for f in staged])
+        index = index_for(repository_url, index_url)
         try:
-            upload, skip = plan(files, page, fetch_sha256=lambda url: download_sha256(client, url))
-        finally:
-            client.close()
-    except PublishError:
-        raise
-    except StackmetaError as exc:
-        raise PublishError(f"cannot read {index}/{name}/ before uploading ({exc})") from None
-    twine_upload([f.path for f in upload], repository_url)
-    verified = read_back(index, name, files)
-    return Published(index_url=index, uploaded=tuple(upload), skipped=tuple(skip), verified=verified)
+            page, client = _page(index, name)
+            try:
+                upload, skip = plan(staged, page, fetch_sha256=lambda url: download_sha256(client, url))
+            finally:
+                client.close()
+        except PublishError:
+            raise
+        except StackmetaError as exc:
+            raise PublishError(f"cannot read {index}/{name}/ before uploading ({exc})") from None
+        twine_upload([f.path for f in upload], repository_url, repository=repository)
+        verified = read_back(index, name, staged)
+    given = {f.filename: f for f in files}
+    return Published(index_url=index, uploaded=tuple(given[f.filename] for f in upload),
+                     skipped=tuple(given[f.filename] for f in skip), verified=verified)
+
+
+def built_files(built: builder.Built) -> tuple[LocalFile, ...]:
+    """The files of a build with the sha256 of the bytes the build wrote."""
+    return tuple(LocalFile(path=path, sha256=built.digests[path.name]) for path in built.files)

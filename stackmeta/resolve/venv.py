@@ -28,7 +28,7 @@ from typing import Any
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
-from stackmeta import atomic
+from stackmeta import atomic, credentials
 from stackmeta.childenv import pip_environment
 from stackmeta.errors import StackmetaError, UsageError
 from stackmeta.progress import NO_PROGRESS, Progress
@@ -176,10 +176,13 @@ def create(dest: Path, python: Interpreter) -> None:
 
 
 def pip_install(dest: Path, requirements: Path, index_url: str, env: Mapping[str, str] | None = None) -> None:
-    """The environment's own pip installs exactly the pins of *requirements* (``--no-deps``)."""
+    """The environment's own pip installs exactly the pins of *requirements* (``--no-deps``).
+    The index goes in pip's environment, with the credentials kept for its host: a password
+    is never on a command line (which other users of the machine can read)."""
+    child_env = pip_environment(os.environ if env is None else env)
+    child_env["PIP_INDEX_URL"] = credentials.with_auth(index_url)
     _run([str(env_python(dest)), "-m", "pip", "install", "--no-deps", "--no-input",
-          "--index-url", index_url, "-r", str(requirements)],
-         f"pip install into {dest}", pip_environment(os.environ if env is None else env))
+          "-r", str(requirements)], f"pip install into {dest}", child_env)
 
 
 def pip_check(dest: Path, env: Mapping[str, str] | None = None) -> list[str]:
