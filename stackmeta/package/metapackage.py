@@ -27,7 +27,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta.errors import BuildError, UsageError
-from stackmeta.record import Release
+from stackmeta.record import BuildKind, Release
 from stackmeta.release import parse_release, release_version
 from stackmeta.resolve.nearest import NearestSet
 
@@ -99,19 +99,21 @@ def requirements(nearest: NearestSet) -> tuple[Requirement, ...]:
 
 def refuse_thin(rel: Release, nearest: NearestSet, name: str | None = None) -> None:
     """BuildError when the nearest set pins nothing, or leaves out more than
-    :data:`MAX_LEFT_OUT` of the release's packages."""
-    shipped = {p.name for p in rel.packages}
+    :data:`MAX_LEFT_OUT` of the release's packages that CMS builds from PyPI sources (those
+    CMS builds from git or elsewhere may well not be on the index)."""
+    shipped = {p.name for p in rel.packages if p.build is BuildKind.PYPI}
     left_out = sorted(shipped - set(nearest.pin_map))
     what = name or rel.release
     if not nearest.pins:
-        raise BuildError(f"{what}: the nearest set pins nothing ({nearest.index_url}): a metapackage without "
-                         "requirements is not built; resolve against the right --index-url (or --force)")
+        raise BuildError(f"{what}: resolved against {nearest.index_url}, the nearest set pins nothing: a "
+                         "metapackage without requirements is not built; resolve against the right "
+                         "--index-url, or build anyway with --force")
     if shipped and len(left_out) > MAX_LEFT_OUT * len(shipped):
+        some = ", ".join(left_out[:3]) + (", ..." if len(left_out) > 3 else "")
         raise BuildError(
-            f"{what}: the nearest set leaves out {len(left_out)} of the release's {len(shipped)} packages "
-            f"(more than {MAX_LEFT_OUT:.0%}: {', '.join(left_out[:3])}{', ...' * (len(left_out) > 3)}) "
-            "resolved against "
-            f"{nearest.index_url}: not built; resolve against the right --index-url (or --force)"
+            f"{what}: resolved against {nearest.index_url}, the nearest set leaves out {len(left_out)} of "
+            f"the release's {len(shipped)} packages from PyPI ({some}), more than {MAX_LEFT_OUT:.0%}: not "
+            "built; resolve against the right --index-url, or build anyway with --force"
         )
 
 
