@@ -56,8 +56,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def pypiserver(folder: Path) -> Iterator[Server]:
-    """A real pypiserver on loopback serving *folder*/packages, uploads for USER/PASSWORD."""
+def pypiserver(folder: Path, *, authenticate: str = "update") -> Iterator[Server]:
+    """A real pypiserver on loopback serving *folder*/packages, uploads for USER/PASSWORD.
+    *authenticate*: what needs USER/PASSWORD (pypiserver's ``-a``), e.g. ``"download,list,update"``
+    for an index that serves nothing without them (the URL is then ``Server.url``; the start-up
+    probe sends them)."""
     with warnings.catch_warnings():  # passlib imports crypt, deprecated in Python 3.11
         warnings.simplefilter("ignore", DeprecationWarning)
         from passlib.apache import HtpasswdFile
@@ -72,7 +75,7 @@ def pypiserver(folder: Path) -> Iterator[Server]:
     log = open(folder / "pypiserver.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
         [sys.executable, "-m", "pypiserver", "run", "-i", "127.0.0.1", "-p", str(port),
-         "-P", str(htpasswd), "-a", "update", "--disable-fallback", "--hash-algo", "sha256",
+         "-P", str(htpasswd), "-a", authenticate, "--disable-fallback", "--hash-algo", "sha256",
          str(packages)],
         stdout=log, stderr=subprocess.STDOUT,
     )
@@ -81,7 +84,9 @@ def pypiserver(folder: Path) -> Iterator[Server]:
         deadline = time.monotonic() + 20
         while True:
             try:
-                with urllib.request.urlopen(f"{url}/simple/", timeout=1):
+                probe = urllib.request.Request(f"{url}/simple/", headers={"Authorization": "Basic " + (
+                    base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode())})
+                with urllib.request.urlopen(probe, timeout=1):
                     break
             except (urllib.error.URLError, OSError):
                 if proc.poll() is not None or time.monotonic() > deadline:
