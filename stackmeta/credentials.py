@@ -1,6 +1,6 @@
 """Credentials in URLs (``https://user:PASS@host/simple``): used for requests, and nowhere else.
 
-A URL is split where it enters stackmeta (:func:`strip`, called by the command line's option
+A URL is split where it enters stackmeta (:func:`without`, called by the command line's option
 readers, the index client and the transport): the rest of the program, and everything it
 prints or writes (records, locks, pylock files, snapshots, the cache, the metapackage), sees
 the URL without them; the user name and password are kept here, by the URL's scheme, host and
@@ -38,7 +38,7 @@ def _origin_of(url: str) -> str | None:
         return None
 
 
-def strip(url: str) -> str:
+def without(url: str) -> str:
     """*url* without its user name and password; those are kept for requests to its host."""
     try:
         parts = urlsplit(url)

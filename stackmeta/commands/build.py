@@ -24,9 +24,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "consistent set, offline and byte-reproducibly, into --out. Without RELEASE, build every "
             "release in --locks-dir. A release's second stack (a lock named <release>-py2) gets a wheel "
             "only: its sdist would share the default stack's file name. A metapackage with no "
-            "requirements, or leaving out more than "
-            f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages (a sign that it was resolved "
-            "against the wrong index), is refused unless --force."
+            f"requirements, or leaving out more than {metapackage.MAX_LEFT_OUT:.0%} of the release's "
+            "packages from PyPI (a sign that it was resolved against the wrong index), is refused "
+            "unless --force."
         ),
     )
     p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (default: every record)")
@@ -34,8 +34,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="every record in --locks-dir (the default without RELEASE)")
     p.add_argument("--force", action="store_true",
                    help="build a metapackage although it has no requirements or leaves out more than "
-                        f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages (the sign of a wrong "
-                        "--index-url when it was resolved)")
+                        f"{metapackage.MAX_LEFT_OUT:.0%}% of the release's packages from PyPI (the sign "
+                        "of a wrong --index-url when it was resolved)")
     add_project_options(p)
     group = p.add_argument_group(
         "a group's baseline",

@@ -16,7 +16,7 @@ def index_url(value: str) -> str:
     has none."""
     scheme = urlsplit(value).scheme.lower()
     if scheme in ("http", "https", "file"):
-        return credentials.strip(value)
+        return credentials.without(value)
     shown = credentials.redact(value)
     if not scheme or len(scheme) == 1:  # a path (C: on Windows)
         folder = Path(value).expanduser()
@@ -34,4 +34,4 @@ def repository_url(value: str) -> str:
     if scheme not in ("http", "https"):
         raise UsageError(f"--repository-url {credentials.redact(value)!r}: give an https:// (or http://) "
                          "upload URL, e.g. https://upload.pypi.org/legacy/")
-    return credentials.strip(value)
+    return credentials.without(value)

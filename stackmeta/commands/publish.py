@@ -28,7 +28,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "the publish. What is uploaded is a private copy of the files as built (checked against the "
             "build's sha256); afterwards every file is downloaded back from the index and its bytes hashed. "
             "A metapackage with no requirements, or leaving out more than "
-            f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages, is refused (--force)."
+            f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages from PyPI, is refused (--force)."
         ),
     )
     p.add_argument("release", nargs="?", help="lock name, e.g. CMSSW_14_0_0 (or --new)")
@@ -49,7 +49,7 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true",
                    help="publish although the release's check has blocking problems the nearest set "
                         "does not answer, or the metapackage has no requirements or leaves out more than "
-                        f"{metapackage.MAX_LEFT_OUT:.0%} of the release's packages")
+                        f"{metapackage.MAX_LEFT_OUT:.0%}% of the release's packages from PyPI")
     add_project_options(p)
     p.set_defaults(func=run)
 

@@ -89,7 +89,7 @@ class IndexClient:
                  jobs: int = 16, timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
                  page_max_age: float = DEFAULT_PAGE_MAX_AGE, transport: Transport | None = None) -> None:
         # a user name and password in the URL are for requests only (see stackmeta.credentials)
-        self.index_url = normalize_index_url(credentials.strip(index_url))
+        self.index_url = normalize_index_url(credentials.without(index_url))
         root = None if cache_dir is False else (cache_dir or default_cache_dir())
         self.cache = Cache(root)
         # a client nobody closed still writes its cache (at exit at the latest)

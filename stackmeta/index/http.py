@@ -139,7 +139,7 @@ class Transport:
     def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
         """GET *url*; follows redirects, retries transient failures. 4xx are returned. A user
         name and password in *url* are sent (HTTP basic) to its host only, and shown nowhere."""
-        url = credentials.strip(url)
+        url = credentials.without(url)
         hdrs = dict(headers or {})
         with self._lock:
             self.log.append(LoggedRequest(url=url, headers=tuple(sorted(hdrs.items()))))

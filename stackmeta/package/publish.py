@@ -270,7 +270,7 @@ def pypirc_url(repository: str, config_file: str = "~/.pypirc") -> str:
                            "repository = URL to .pypirc, or give --repository-url") from None
     if not url:
         raise PublishError(f"--repository {repository}: the section gives no repository URL in {config_file}")
-    return credentials.strip(url)
+    return credentials.without(url)
 
 
 def _page(index_url: str, name: str) -> tuple[ProjectPage | None, IndexClient]:

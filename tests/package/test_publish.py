@@ -96,8 +96,8 @@ def test_wrong_credentials_fail_clearly_and_the_password_never_shows(
     captured = capfd.readouterr()
     assert code == 1
     text = " ".join(captured.err.split())
-    assert f"error: twine could not upload to {server.url}:" in text
-    assert "check the URL and the credentials (TWINE_USERNAME/TWINE_PASSWORD, keyring or .pypirc)" in text
+    assert f"error: {server.url} refused the credentials (HTTP 403 Forbidden): check TWINE_USERNAME/" \
+        "TWINE_PASSWORD, keyring, or the .pypirc section (--repository NAME)" in text
     assert "wrong-password-xyz" not in captured.out + captured.err
     assert not list(server.packages.glob("*14.0.2*"))
 
