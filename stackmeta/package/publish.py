@@ -266,10 +266,12 @@ def pypirc_url(repository: str, config_file: str = "~/.pypirc") -> str:
     try:
         url = get_repository_from_config(config_file, repository)["repository"]
     except exceptions.TwineException as exc:
-        raise PublishError(f"--repository {repository}: {quoted(exc)}: add a [{repository}] section with "
-                           "repository = URL to .pypirc, or give --repository-url") from None
+        raise PublishError(f"--repository {repository}: {quoted(exc).rstrip('.')}: add a [{repository}] "
+                           f"section with repository = URL to {config_file}, or give --repository-url"
+                           ) from None
     if not url:
-        raise PublishError(f"--repository {repository}: the section gives no repository URL in {config_file}")
+        raise PublishError(f"--repository {repository}: {config_file} has no [{repository}] section with a "
+                           "repository URL: add one, or give --repository-url")
     return credentials.without(url)
 
 
