@@ -14,12 +14,14 @@
 #   LOCKS_DIR       the records and locks [./locks]
 #   INDEX_URL       the index check and resolve read [https://pypi.org/simple]
 #   REPOSITORY_URL  upload URL; empty: stop after the build [empty]
+#   REPOSITORY      or a ~/.pypirc section to upload to (twine reads its URL and credentials) [empty]
 #   PUBLISH_INDEX   the simple index that shows the uploads [derived from REPOSITORY_URL]
 #   DIST_DIR        built files [./dist]
 #   PYTHON          a Python with stackmeta installed [python3]
 #
 # Credentials: none here. twine finds them itself: trusted publishing (OIDC) in GitHub Actions
-# when uploading to PyPI, else TWINE_USERNAME/TWINE_PASSWORD, keyring or .pypirc.
+# when uploading to PyPI, else TWINE_USERNAME/TWINE_PASSWORD or keyring; .pypirc with REPOSITORY
+# (twine reads .pypirc only for a repository given by name).
 #
 # Exit code: 0 when every step succeeded for every release; 1 when some release failed in
 # some step (each step still ran for the others; the summary at the end names the steps).
@@ -33,6 +35,7 @@ ARCH_POLICY=${ARCH_POLICY:-merge}
 LOCKS_DIR=${LOCKS_DIR:-locks}
 INDEX_URL=${INDEX_URL:-https://pypi.org/simple}
 REPOSITORY_URL=${REPOSITORY_URL:-}
+REPOSITORY=${REPOSITORY:-}
 PUBLISH_INDEX=${PUBLISH_INDEX:-}
 DIST_DIR=${DIST_DIR:-dist}
 PYTHON=${PYTHON:-python3}
@@ -96,12 +99,13 @@ say "building every record into $DIST_DIR"
 stackmeta build --all --locks-dir "$LOCKS_DIR" --out "$DIST_DIR" --quiet >/dev/null || failed+=("build")
 
 # 5. Publish what the index does not have yet.
-if [ -n "$REPOSITORY_URL" ]; then
-  say "publishing new releases to $REPOSITORY_URL"
-  stackmeta publish --new --locks-dir "$LOCKS_DIR" --repository-url "$REPOSITORY_URL" \
+if [ -n "$REPOSITORY_URL" ] || [ -n "$REPOSITORY" ]; then
+  if [ -n "$REPOSITORY" ]; then where=(--repository "$REPOSITORY"); else where=(--repository-url "$REPOSITORY_URL"); fi
+  say "publishing new releases to ${REPOSITORY:-the upload URL}"
+  stackmeta publish --new --locks-dir "$LOCKS_DIR" "${where[@]}" \
     ${PUBLISH_INDEX:+--index-url "$PUBLISH_INDEX"} --out "$DIST_DIR" || failed+=("publish")
 else
-  say "REPOSITORY_URL is not set: nothing published"
+  say "REPOSITORY_URL and REPOSITORY are not set: nothing published"
 fi
 
 if [ "${#failed[@]}" -ne 0 ]; then

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
-from stackmeta import record
+from stackmeta import credentials, record
 from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.package import builder, metapackage, publish
@@ -76,6 +76,8 @@ def publish_new(
     names = sorted(names or record.list_records(locks_dir), key=_order)
     if not names:
         raise UsageError(f"no release records in {locks_dir}: run 'stackmeta export' first")
+    repository_url = credentials.without(repository_url)  # a password in it: for the requests only
+    index_url = credentials.without(index_url) if index_url else None
     index = publish.index_for(repository_url, index_url).rstrip("/")
     client = IndexClient(index, cache_dir=False, page_max_age=0, retries=2)
     try:

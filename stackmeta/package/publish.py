@@ -213,6 +213,7 @@ def twine_upload(paths: Sequence[Path], repository_url: str, *, repository: str 
     code said in words."""
     if not paths:
         return
+    repository_url = credentials.without(repository_url)
     env = {k: v for k, v in os.environ.items() if k not in ("TWINE_REPOSITORY", "TWINE_REPOSITORY_URL")}
     where = ["--repository", repository] if repository else ["--repository-url", repository_url]
     auth = None if repository else credentials.auth_for(repository_url)
@@ -359,6 +360,8 @@ def publish(
     *repository*: a ``.pypirc`` section for twine (*repository_url* is then its URL, for reading
     the index)."""
     files = tuple(f if isinstance(f, LocalFile) else local_files([f])[0] for f in built)
+    repository_url = credentials.without(repository_url)  # a password in it: for the requests only
+    index_url = credentials.without(index_url) if index_url else None
     with tempfile.TemporaryDirectory(prefix="stackmeta-publish-") as tmp:  # mode 0700
         staged = stage(files, Path(tmp))
         verify_dists([f.path for f in staged], nearest)
