@@ -9,6 +9,7 @@ built and the uploaded wheel and sdist, inside their archives) is searched for t
 from __future__ import annotations
 
 import json
+import sys
 import tarfile
 import zipfile
 from collections.abc import Iterator
@@ -30,6 +31,7 @@ from tests.pypiserver_fixture import (
 )
 
 RELEASE = "CMSSW_14_0_0"
+PYTHON = f"{sys.version_info.major}.{sys.version_info.minor}.1"  # the running Python's minor: env finds it
 SECRET = PASSWORD.encode()
 
 
@@ -75,7 +77,8 @@ def test_a_password_in_the_url_is_used_and_never_shown_or_written(
     monkeypatch.setenv("HOME", str(tmp_path))  # no .pypirc, no keyring of the machine
     monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.null.Keyring")
     locks, cache = tmp_path / "locks", tmp_path / "cache"
-    write_record(locks, synthetic_release([package("alpha", "1.0"), package("beta", "1.0")], release=RELEASE))
+    write_record(locks, synthetic_release([package("alpha", "1.0"), package("beta", "1.0")], release=RELEASE,
+                                          python=PYTHON))
     index = _with_password(server.simple)
     common = ("--locks-dir", str(locks), "--cache-dir", str(cache))
     said: list[str] = []
@@ -97,6 +100,9 @@ def test_a_password_in_the_url_is_used_and_never_shown_or_written(
     run("lock", RELEASE, "--index-url", index, *common)
     run("snapshot", RELEASE, "--index-url", index, "--out", str(tmp_path / "snapshot"),
         "--cache-dir", str(cache), "--locks-dir", str(locks))
+    # a child pip installs from the index: the password reaches it through its environment
+    made = json.loads(run("env", RELEASE, str(tmp_path / "venv"), "--index-url", index, *common, "--json"))
+    assert made["created"] is True and made["plan"]["pins"] == {"alpha": "1.0", "beta": "1.0"}
     run("build", RELEASE, "--locks-dir", str(locks), "--out", str(tmp_path / "dist"),
         "--build-dir", str(tmp_path / "build"))
     # publish: the upload URL's credentials reach twine (no TWINE_* set), through its environment
