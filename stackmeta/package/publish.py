@@ -1,15 +1,20 @@
 """The adapter around ``twine``: publish a metapackage's files to an index, and prove it.
 
-Before any upload: the built files say exactly the nearest set (the wheel's Requires-Dist
-and the sdist's PKG-INFO equal its pins, none is a direct URL); the release's check has no
-blocking problem that the nearest set leaves unexplained (or ``--force``); the index's page
-for the project is read (PEP 691 or PEP 503: pypiserver serves only HTML and answers 409 to a
-duplicate, twine's ``--skip-existing`` only knows PyPI), files already there with the same
-sha256 are skipped, a file there with another sha256 stops everything. Upload with
-``python -m twine upload --non-interactive``: credentials come the way twine takes them
-(``TWINE_USERNAME``/``TWINE_PASSWORD``, keyring, ``.pypirc``), never from our command line,
-never printed. Afterwards the page is read again until it serves every file with the expected
-sha256.
+The files are first copied to a private temporary folder and checked against the sha256 of
+the bytes the build wrote: what is checked and uploaded is those bytes, whatever happens in
+``--out`` meanwhile. Before any upload: the files say exactly the nearest set (the wheel's
+Requires-Dist and the sdist's PKG-INFO equal its pins, none is a direct URL); the release's
+check has no blocking problem that the nearest set leaves unexplained (or ``--force``); the
+index's page for the project is read (PEP 691 or PEP 503: pypiserver serves only HTML and
+answers 409 to a duplicate, twine's ``--skip-existing`` only knows PyPI), files already there
+with the same sha256 are skipped, a file there with another sha256 stops everything. Upload
+with ``python -m twine --no-color upload --non-interactive``, to ``--repository-url`` or to a
+``.pypirc`` section by name (``--repository``, as twine takes it): credentials come the way
+twine takes them (``TWINE_USERNAME``/``TWINE_PASSWORD``, keyring, the ``.pypirc`` section), or
+from the upload URL itself (given to twine through its environment), never on a command line,
+never printed. twine's failure becomes one line that says what the index's status means.
+Afterwards the page is read again until it lists every file, and every file is downloaded back
+and its bytes hashed: a page's hash proves nothing about the bytes an index serves.
 """
 
 from __future__ import annotations
