@@ -152,7 +152,7 @@ class Transport:
         for _ in range(MAX_REDIRECTS + 1):
             resp = self._get_with_retries(current, hdrs)
             if resp.status in REDIRECT_STATUS and "location" in resp.headers:
-                nxt = urljoin(current, resp.headers["location"])
+                nxt = credentials.without(urljoin(current, resp.headers["location"]))
                 if nxt in seen:
                     raise IndexAccessError(f"{url}: redirect loop (back to {nxt}): fix the index URL")
                 seen.add(nxt)
