@@ -135,6 +135,16 @@ def test_pypirc_section_by_name_as_twine_takes_it(server: Server, home: Path, tm
     assert done["verified"] == [SDIST.format("14.0.6"), WHEEL.format("14.0.6")]
     assert _on(server, "14.0.6") == [WHEEL.format("14.0.6"), SDIST.format("14.0.6")]
     assert PASSWORD not in out + err
+    # every record the index lacks, to the same section: only the new release is uploaded
+    locks2 = _locks(tmp_path / "new", "CMSSW_14_0_10")
+    for name in ("CMSSW_14_0_6.json", "CMSSW_14_0_6.nearest.txt"):
+        shutil.copy(locks / name, locks2)
+    code, out, err = run_cli("publish", "--new", "--locks-dir", str(locks2), "--repository", "local", "--out",
+                             str(tmp_path / "dist-new"), "--build-dir", str(tmp_path / "b-new"), "--json")
+    assert code == 0, err
+    done = json.loads(out)
+    assert done["published"] == {"CMSSW_14_0_10": [SDIST.format("14.0.10"), WHEEL.format("14.0.10")]}
+    assert done["already"] == ["CMSSW_14_0_6"]
 
     # the same section with a wrong password: the credentials are blamed, and only they
     _pypirc(home, server.url, "wrong-" + PASSWORD)
