@@ -206,7 +206,7 @@ def plan(files: Sequence[LocalFile], page: ProjectPage | None, *,
 
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_HTTP_ERROR = re.compile(r"HTTPError: (?P<status>\d{3})\s*(?P<reason>.*?)\s+from\s+(?P<url>\S+)")
+_HTTP_ERROR = re.compile(r"HTTPError: (?P<status>\d{3})\s*(?P<reason>[^\n]*?)\s+from\s")
 _HINTS = ("Retry with the --verbose option", "Retry with --verbose")
 
 
@@ -224,6 +224,7 @@ def twine_upload(paths: Sequence[Path], repository_url: str, *, repository: str 
     auth = None if repository else credentials.auth_for(repository_url)
     if auth is not None:
         env["TWINE_USERNAME"], env["TWINE_PASSWORD"] = auth
+    env["COLUMNS"] = "500"  # twine's messages unwrapped, for twine_failure to read
     cmd = [sys.executable, "-m", "twine", "--no-color", "upload", "--non-interactive",
            "--disable-progress-bar", *where, *map(str, paths)]
     try:
@@ -243,7 +244,7 @@ def twine_failure(output: str, code: int, repository_url: str, *, repository: st
     lines = [_ANSI.sub("", line).strip() for line in output.splitlines()]
     lines = [line for line in lines if line and not any(h in line for h in _HINTS)]
     target = f"{repository_url} (.pypirc section {repository!r})" if repository else repository_url
-    found = next((m for m in map(_HTTP_ERROR.search, lines) if m), None)
+    found = _HTTP_ERROR.search(" ".join(lines))  # rich may have wrapped a long URL
     if found is not None:
         status, reason = int(found["status"]), found["reason"].strip()
         said = f"HTTP {status}{' ' + reason if reason else ''}"
