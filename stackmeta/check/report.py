@@ -14,19 +14,20 @@ from packaging.utils import NormalizedName, canonicalize_name
 from stackmeta import __version__
 from stackmeta.errors import IndexAccessError, RecordError
 
-# An index that does not know more than this share of a release's projects is not the
-# release's index (a typo: https://pypi.org/simpl answers 404 for every project).
+# An index that does not know more than this share of the projects a release builds from PyPI
+# sources is not the release's index (a typo: https://pypi.org/simpl answers 404 for every project).
 MAX_UNKNOWN = 0.5
 
 
 def require_known(unknown: Sequence[str], total: int, index_url: str, nothing_done: str) -> None:
     """IndexAccessError when the index at *index_url* does not know (404) more than
-    :data:`MAX_UNKNOWN` of the release's *total* projects, *unknown* among them."""
+    :data:`MAX_UNKNOWN` of the *total* projects the release builds from PyPI sources, *unknown*
+    among them."""
     if total and len(unknown) > MAX_UNKNOWN * total:
         some = ", ".join(sorted(unknown)[:3]) + (", ..." if len(unknown) > 3 else "")
         raise IndexAccessError(
-            f"{index_url} does not know {len(unknown)} of the release's {total} projects ({some}): it is "
-            f"not the release's index (a typo in --index-url?); {nothing_done}"
+            f"{index_url} does not know {len(unknown)} of the release's {total} projects from PyPI ({some}): "
+            f"it is not the release's index (a typo in --index-url?); {nothing_done}"
         )
 
 
@@ -192,9 +193,14 @@ class CheckReport:
         return bool(self.missing)
 
     @property
+    def from_pypi(self) -> tuple[PinResult, ...]:
+        """The pins CMS builds from PyPI sources (those from git or elsewhere may not be there)."""
+        return tuple(p for p in self.pins if p.build == "pypi")
+
+    @property
     def unknown_projects(self) -> tuple[NormalizedName, ...]:
-        """The pins whose project the index does not have (404)."""
-        return tuple(p.name for p in self.pins if p.status is PinStatus.NO_PROJECT)
+        """The pins built from PyPI sources whose project the index does not have (404)."""
+        return tuple(p.name for p in self.from_pypi if p.status is PinStatus.NO_PROJECT)
 
     def pin(self, name: str) -> PinResult:
         wanted = canonicalize_name(name)

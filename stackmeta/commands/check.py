@@ -111,7 +111,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
                     f"against {client.index_url}")
         report, pages, metas = closure.fetch_and_check(rel, target, client, output.progress(),
                                                      build_metadata=args.build_metadata)
-        require_known(report.unknown_projects, len(report.pins), client.index_url,
+        require_known(report.unknown_projects, len(report.from_pypi), client.index_url,
                       f"nothing was saved in {path}")
         if laptop:
             from stackmeta.check import platforms

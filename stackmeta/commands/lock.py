@@ -77,7 +77,7 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
     name: str = args.release
     report = _report(doc, path)
     try:
-        require_known(report.unknown_projects, len(report.pins), report.index_url,
+        require_known(report.unknown_projects, len(report.from_pypi), report.index_url,
                       f"nothing was written: the check section of {path} was made against it; run "
                       "'stackmeta check' against the release's index")
     except IndexAccessError as exc:

@@ -14,6 +14,7 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import IndexAccessError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
+from stackmeta.record import BuildKind
 from stackmeta.resolve.nearest import RULE, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
@@ -66,7 +67,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         source.prefetch(names, progress)
         source.prefetch_dependencies(record.pins(rel), progress)
         require_pages(source, "nothing was written")
-        require_known([n for n in names if client.project(n) is None], len(names), client.index_url,
+        from_pypi = sorted(p.name for p in rel.packages if p.build is BuildKind.PYPI)
+        require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
                       "nothing was written")
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress)
         for key, err in sorted(source.errors.items()):
