@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Sequence
@@ -74,6 +75,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(_command(argv))
     args = parser.parse_args(argv)
     output = Output(json_mode=args.json, quiet=args.quiet)
+    warnings = _Warnings(output)  # what the library logs as a warning is printed as one
+    logging.getLogger("stackmeta").addHandler(warnings)
     try:
         return int(args.func(args, output))
     except StackmetaError as exc:
@@ -88,6 +91,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except Exception:  # a bug: its traceback, as Python would print it, but never a password
         return _traceback(1)
+    finally:
+        logging.getLogger("stackmeta").removeHandler(warnings)
 
 
 def _traceback(code: int) -> int:
@@ -96,6 +101,17 @@ def _traceback(code: int) -> int:
 
     sys.stderr.write(redact(traceback.format_exc()))
     return code
+
+
+class _Warnings(logging.Handler):
+    """The library's warnings (the ``stackmeta`` logger), printed as ``warning: ...`` lines."""
+
+    def __init__(self, output: Output) -> None:
+        super().__init__(logging.WARNING)
+        self.output = output
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.output.warn(redact(record.getMessage()))
 
 
 def entrypoint() -> None:

@@ -274,6 +274,7 @@ def _result(name: NormalizedName, version: Version | None, written: str, *, pinn
         return PinResult(status=PinStatus.MISSING, error=str(page), notes=tuple(notes), **base)
     if page is None:
         return PinResult(status=PinStatus.NO_PROJECT, notes=(*notes, "the index has no such project"), **base)
+    notes.extend(page.notes)  # files the page lists of another project, skipped
     files = page.files_of(version)
     if not files:
         return PinResult(status=PinStatus.NO_VERSION, notes=(*notes, f"the index has no files of {version}"),

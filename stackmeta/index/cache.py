@@ -13,13 +13,20 @@ memory (and served from there) and written in one transaction when the cache is 
 client closes it) or when more than ``FLUSH_BYTES`` wait: a reader never sees a part, several
 processes can share the cache, and a check writes its ~700 entries without creating ~700 files
 and without making its threads queue for the database. A damaged database is moved aside and
-started again (it is only a cache).
+started again (it is only a cache). A cache that cannot write (a read-only or full folder) is
+dropped with one warning (the ``stackmeta`` logger, which the CLI prints) and the command
+goes on without it.
+
+Entries are untrusted when read back (another process, a hand edit): the client checks what
+comes out (:mod:`stackmeta.index.client`), and chooses the keys so that what one index served
+is never taken for another's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 import sqlite3
 import threading
@@ -34,6 +41,7 @@ SOURCES = ("pep658", "range", "download", "pkg-info", "pep517")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DB_NAME = "cache.sqlite3"
 FLUSH_BYTES = 64 << 20
+log = logging.getLogger("stackmeta")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS metadata (sha256 TEXT PRIMARY KEY, source TEXT NOT NULL, data BLOB NOT NULL);
@@ -71,22 +79,36 @@ class Cache:
         self._pages_pending: dict[tuple[str, str], tuple[float, str, str, bytes]] = {}
         self._pending_bytes = 0
         self._flusher: threading.Thread | None = None
+        self.dropped: str | None = None  # why the cache stopped writing, once it did
+
+    def _drop(self, why: object) -> None:
+        """Stop writing (a cache that cannot write is no cache: drop it, never fail), warn once."""
+        with self._lock:
+            first = self.dropped is None
+            self.dropped = str(why) or type(why).__name__
+            self._md_pending, self._pages_pending, self._pending_bytes = {}, {}, 0
+        if first:
+            log.warning("cache %s cannot be written (%s): going on without it; give --cache-dir a "
+                        "writable folder, or --no-cache", self.root, self.dropped)
 
     def _conn(self) -> sqlite3.Connection | None:
-        if self.root is None:
+        if self.root is None or self.dropped is not None:
             return None
         if self._db is None:
-            try:
-                self.root.mkdir(parents=True, exist_ok=True)
-            except OSError:  # a cache that cannot write is no cache: drop, never fail
-                return None
             path = self.root / DB_NAME
             try:
-                self._db = self._open(path)
-            except sqlite3.DatabaseError:
-                with contextlib.suppress(OSError):
-                    path.rename(path.with_name(f"{DB_NAME}.damaged-{int(time.time())}"))
-                self._db = self._open(path)
+                self.root.mkdir(parents=True, exist_ok=True)
+                try:
+                    self._db = self._open(path)
+                except sqlite3.OperationalError:  # cannot open or write: not a damaged file
+                    raise
+                except sqlite3.DatabaseError:  # a damaged file: moved aside, started again
+                    with contextlib.suppress(OSError):
+                        path.rename(path.with_name(f"{DB_NAME}.damaged-{int(time.time())}"))
+                    self._db = self._open(path)
+            except (OSError, sqlite3.Error) as exc:
+                self._drop(exc)
+                return None
         return self._db
 
     def _reader(self) -> sqlite3.Connection | None:
@@ -156,7 +178,11 @@ class Cache:
             db = self._conn()
             if db is None:
                 return
-            self._write_locked(db, md, pages)
+            try:
+                self._write_locked(db, md, pages)
+            except sqlite3.Error as exc:  # read-only, disk full, locked for 30 s
+                self._drop(exc)
+                return
             self._absent = False
 
     @staticmethod
@@ -169,9 +195,10 @@ class Cache:
             db.executemany("INSERT OR REPLACE INTO pages VALUES (?, ?, ?, ?, ?, ?)",
                            [(key, name, *rest) for (key, name), rest in pages.items()])
             db.execute("COMMIT")
-        except sqlite3.Error:  # a cache that cannot write is no cache: drop, never fail
+        except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            raise
 
     def close(self) -> None:
         self.flush()
@@ -183,7 +210,8 @@ class Cache:
         self._local = threading.local()
         with self._db_lock:
             if self._db is not None:
-                self._db.close()
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.close()
                 self._db = None
 
     # -- metadata, by the sha256 of the file it was read from ----------------------------
@@ -209,7 +237,7 @@ class Cache:
         if sha256 is None or not _SHA.match(sha256) or source not in SOURCES:
             return
         with self._lock:
-            if self.root is None:
+            if self.root is None or self.dropped is not None:
                 return
             self._md_pending[sha256] = (source, data)
             self._pending_bytes += len(data)
@@ -254,7 +282,7 @@ class Cache:
 
     def put_page(self, index_url: str, name: str, body: bytes, content_type: str, url: str) -> None:
         with self._lock:
-            if self.root is None:
+            if self.root is None or self.dropped is not None:
                 return
             self._pages_pending[(self._index_key(index_url), name)] = (time.time(), content_type, url, body)
             self._pending_bytes += len(body)

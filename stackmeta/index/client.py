@@ -7,6 +7,17 @@ written by ``stackmeta snapshot``). Metadata comes, in this order, from the cach
 none), HTTP range requests into the wheel, and a whole download (hash-verified). For an sdist:
 its PKG-INFO (download, hash-verified).
 
+What an index serves is untrusted. A page read over http(s) may link only http(s) files; a
+``file://`` index (a snapshot folder) may also link files inside its own folder (the folder
+holding ``simple/``, symlinks and ``..`` resolved). A page of another project is refused, its
+files naming another project are skipped (a note on the page). Every body is bounded
+(:data:`~stackmeta.index.metadata.MAX_METADATA` for metadata, :data:`MAX_FILE` for a file).
+The disk cache holds metadata by the sha256 the page gives for it (PEP 658/714
+``core-metadata``: checked again on every read, shared by every index); metadata the page
+gives no hash for (read by range requests, from a download or a build) is kept under the
+file's sha256 and the index's URL (without credentials), so one index never answers for
+another.
+
 Single calls (:meth:`project`, :meth:`metadata`) raise :class:`IndexAccessError`; batch calls
 (:meth:`projects`, :meth:`metadatas`) return the error as the item's result so one bad
 package never stops the others. Results are kept in memory for the client's life.
@@ -16,14 +27,17 @@ from __future__ import annotations
 
 import hashlib
 import io
+import struct
 import tarfile
 import threading
 import weakref
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar, cast
+from urllib.parse import unquote, urlsplit
 
 from packaging.utils import NormalizedName, canonicalize_name
 
@@ -32,7 +46,7 @@ from stackmeta.errors import IndexAccessError, StackmetaError
 from stackmeta.index import lazywheel
 from stackmeta.index.cache import Cache, default_cache_dir
 from stackmeta.index.http import Transport
-from stackmeta.index.metadata import CoreMetadata, MetadataSource, parse_metadata
+from stackmeta.index.metadata import MAX_METADATA, CoreMetadata, MetadataSource, parse_metadata
 from stackmeta.index.simple import ACCEPT, ProjectFile, ProjectPage, parse_project_page
 from stackmeta.progress import NO_PROGRESS, Progress
 
@@ -41,6 +55,8 @@ R = TypeVar("R")
 
 PYPI = "https://pypi.org/simple"
 DEFAULT_PAGE_MAX_AGE = 600.0
+MAX_FILE = 1 << 30  # a whole wheel or sdist read for its metadata (when nothing smaller serves)
+DOWNLOAD_DEADLINE = 10  # a whole download may take this many times --timeout
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -69,7 +85,6 @@ def normalize_index_url(url: str) -> str:
     """Strip the trailing slash; a ``file://`` folder holding ``simple/`` means that folder."""
     url = url.rstrip("/")
     if url.startswith("file:"):
-        from urllib.parse import unquote, urlsplit
         from urllib.request import url2pathname
 
         path = Path(url2pathname(unquote(urlsplit(url).path)))
@@ -96,6 +111,8 @@ class IndexClient:
         self._finalizer = weakref.finalize(self, self.cache.close)
         self.transport = transport or Transport(jobs=jobs, timeout=timeout, retries=retries, backoff=backoff)
         self.page_max_age = page_max_age if not self.index_url.startswith("file:") else 0.0
+        self._root = _file_root(self.index_url)  # a file:// index's folder: its links stay inside
+        self._scope = self.index_url  # what unverifiable cache entries are kept under (no credentials)
         self._lock = threading.Lock()
         self._results: dict[str, object] = {}  # pages and metadata read, by key (see _once)
         self._key_locks: dict[str, threading.Lock] = {}
@@ -104,7 +121,9 @@ class IndexClient:
     def __enter__(self) -> IndexClient:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: object, *exc: object) -> None:
+        if exc_type is not None and not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
+            self.transport.abort()  # Ctrl-C: what is in flight stops now, not after its timeout
         self.close()
 
     def close(self) -> None:
@@ -152,6 +171,9 @@ class IndexClient:
             return None
         if resp.status != 200:
             raise IndexAccessError(f"{url}: HTTP {resp.status} for project {cname}: check the index URL")
+        if resp.url != url and _other_page(url, resp.url, cname):
+            raise IndexAccessError(f"{url}: redirected to {resp.url}, another project's page: "
+                                   "the index serves another project's page; refused")
         page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
         self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
         return page
@@ -178,8 +200,8 @@ class IndexClient:
                           lambda: self._build_metadata(file, canonicalize_name(project)))
 
     def _build_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
-        cache_key = _built_key(file.sha256)
-        cached = self._cached(cache_key, file, project)
+        cache_key = self._scoped_key("pep517", file.sha256)
+        cached = self._cached([(cache_key, False)], file, project)
         if cached is not None:
             return cached
         body = self._download(file, project)
@@ -206,21 +228,64 @@ class IndexClient:
         finally:
             progress.done()
 
-    def _cached(self, key: str | None, file: ProjectFile, project: NormalizedName) -> FileMetadata | None:
-        """The metadata the disk cache holds under *key*, or None (a damaged entry is a miss)."""
-        hit = self.cache.get_metadata(key)
-        if hit is None:
+    # -- the disk cache: what comes out is checked ---------------------------------------
+
+    def _scoped_key(self, kind: str, sha256: str | None) -> str | None:
+        """The cache key of what this index served for the file with this sha256 (*kind*:
+        "md" for its metadata, "pep517" for what it builds): this index's alone."""
+        if sha256 is None:
             return None
-        data, source = hit
-        try:
-            md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
-        except IndexAccessError:
-            return None
-        return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
-                            raw=data, metadata=md)
+        return hashlib.sha256(f"{kind}\0{self._scope}\0{sha256}".encode()).hexdigest()
+
+    def _md_keys(self, file: ProjectFile) -> list[tuple[str | None, bool]]:
+        """Where the cache may hold *file*'s metadata, and whether the key is the data's own
+        sha256 (to check): the page's core-metadata hash first, then this index's entry."""
+        return [(file.core_metadata_sha256, True), (self._scoped_key("md", file.sha256), False)]
+
+    def _cached(self, keys: list[tuple[str | None, bool]], file: ProjectFile,
+                project: NormalizedName) -> FileMetadata | None:
+        """The metadata the disk cache holds under the first of *keys* that checks out, or
+        None. An entry whose bytes are not the sha256 it is kept under, that is not *project*'s
+        core metadata or names another version than the file's is a miss (damaged or edited)."""
+        for key, content_addressed in keys:
+            hit = self.cache.get_metadata(key)
+            if hit is None:
+                continue
+            data, source = hit
+            if content_addressed and hashlib.sha256(data).hexdigest() != key:
+                continue
+            try:
+                md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
+            except IndexAccessError:
+                continue
+            version = file.version(project)
+            if md.version is not None and version is not None and md.version != version:
+                continue
+            return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
+                                raw=data, metadata=md)
+        return None
+
+    def _link(self, url: str, project: str) -> str:
+        """*url*, when this index may make stackmeta read it: an http(s) URL, or from a
+        ``file://`` index a file inside its folder; else :class:`IndexAccessError`."""
+        if url.startswith(("http://", "https://")):
+            return url
+        if url.startswith("file:") and self._root is not None:
+            from urllib.request import url2pathname
+
+            path = Path(url2pathname(unquote(urlsplit(url).path))).resolve()
+            if self._root in path.parents:
+                return url
+            raise IndexAccessError(f"{url[:200]}: a file of {project} outside the index folder "
+                                   f"{self._root}: refused")
+        scheme, index_scheme = url.partition(":")[0][:20], urlsplit(self.index_url).scheme
+        raise IndexAccessError(f"{url[:200]}: {project}'s page links a {scheme} URL, and an "
+                               f"{index_scheme} index may link only http(s) files: refused")
+
+    # -- reading metadata ----------------------------------------------------------------
 
     def _read_metadata(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
-        cached = self._cached(file.sha256, file, project)
+        cached = self._cached(self._md_keys(file), file, project)
         if cached is not None:
             return cached
         if file.kind == "wheel":
@@ -232,12 +297,14 @@ class IndexClient:
     def _keep(self, file: ProjectFile, project: NormalizedName, data: bytes, source: MetadataSource,
               url: str) -> FileMetadata:
         md = parse_metadata(data, url=url, project=project)  # raises before anything is cached
-        self.cache.put_metadata(file.sha256, data, source)
+        core = file.core_metadata_sha256
+        verified = core is not None and hashlib.sha256(data).hexdigest() == core
+        self.cache.put_metadata(core if verified else self._scoped_key("md", file.sha256), data, source)
         return FileMetadata(project=project, file=file, source=source, raw=data, metadata=md)
 
     def _pep658(self, file: ProjectFile, project: NormalizedName) -> FileMetadata | None:
         """The PEP 658 file, or None when the index has none (404)."""
-        resp = self.transport.get(file.metadata_url)
+        resp = self.transport.get(self._link(file.metadata_url, project), limit=MAX_METADATA)
         if resp.status == 200:
             if file.core_metadata_sha256 is not None:
                 got = hashlib.sha256(resp.body).hexdigest()
@@ -258,9 +325,13 @@ class IndexClient:
             if found is not None:
                 return found
         try:
-            data, _ = lazywheel.read_metadata(self._range_reader(file.url, project), project, file.size)
+            data, _ = lazywheel.read_metadata(self._range_reader(self._link(file.url, project), project),
+                                              project, file.size)
         except lazywheel.ZipReadError:
             return self._download_wheel(file, project)
+        except lazywheel.TooLarge as exc:
+            raise IndexAccessError(f"{file.url}: wheel of {project}: {exc}, more than any real wheel's: "
+                                   "refused") from None
         except _RangeUnsupported as whole:
             return self._from_whole_wheel(file, project, whole.body)
         return self._keep(file, project, data, "range", file.url)
@@ -268,7 +339,7 @@ class IndexClient:
     def _range_reader(self, url: str, project: str) -> lazywheel.RangeReader:
         def read(start: int | None, end: int) -> lazywheel.Chunk:
             rng = f"bytes=-{end}" if start is None else f"bytes={start}-{end}"
-            resp = self.transport.get(url, headers={"Range": rng})
+            resp = self.transport.get(url, headers={"Range": rng}, limit=MAX_FILE)
             if resp.status == 206:
                 cr = resp.headers.get("content-range", "")
                 try:
@@ -283,7 +354,8 @@ class IndexClient:
         return read
 
     def _download(self, file: ProjectFile, project: str) -> bytes:
-        resp = self.transport.get(file.url)
+        resp = self.transport.get(self._link(file.url, project), limit=MAX_FILE,
+                                  deadline=self.transport.timeout * DOWNLOAD_DEADLINE)
         if resp.status != 200:
             raise IndexAccessError(f"{file.url}: HTTP {resp.status} downloading {project}")
         self._verify(file, project, resp.body)
@@ -313,8 +385,9 @@ class IndexClient:
                          if canonicalize_name(n.split(".dist-info")[0].rsplit("-", 1)[0]) == project]
                 if not (match or names):
                     raise IndexAccessError(f"{file.url}: wheel of {project} has no .dist-info/METADATA")
-                data = zf.read((match or names)[0])
-        except (zipfile.BadZipFile, OSError, KeyError) as exc:
+                data = _read_member(zf, (match or names)[0], f"{file.url}: wheel of {project}")
+        except (zipfile.BadZipFile, OSError, KeyError, EOFError, ValueError, NotImplementedError,
+                RuntimeError, zlib.error, struct.error) as exc:
             raise IndexAccessError(f"{file.url}: wheel of {project} is not a readable zip ({exc})") from None
         return self._keep(file, project, data, "download", file.url)
 
@@ -324,15 +397,43 @@ class IndexClient:
             if found is not None:
                 return found
         body = self._download(file, project)
-        data = _pkg_info(body, file.filename)
+        data = _pkg_info(body, file.filename, f"{file.url}: sdist of {project}")
         if data is None:
             return FileMetadata(project=project, file=file, source="unknown", raw=None, metadata=None)
         return self._keep(file, project, data, "pkg-info", file.url)
 
 
-def _built_key(sha256: str | None) -> str | None:
-    """The cache key of what an sdist builds: its own sha256 keys what it holds (PKG-INFO)."""
-    return None if sha256 is None else hashlib.sha256(f"pep517:{sha256}".encode()).hexdigest()
+def _other_page(url: str, final: str, project: NormalizedName) -> bool:
+    """Whether a redirect from *url* (the page of *project*) went to another project's page
+    of the same index (the same folder, another project's name)."""
+    asked, got = urlsplit(url), urlsplit(final)
+    a_dir, _, _ = asked.path.rstrip("/").rpartition("/")
+    g_dir, _, g_name = got.path.rstrip("/").rpartition("/")
+    return (asked.netloc, a_dir) == (got.netloc, g_dir) and canonicalize_name(unquote(g_name)) != project
+
+
+def _file_root(index_url: str) -> Path | None:
+    """The folder a ``file://`` index's links must stay inside: the folder holding ``simple/``
+    (a snapshot), else the index folder itself; None for an http(s) index."""
+    if not index_url.startswith("file:"):
+        return None
+    from urllib.request import url2pathname
+
+    path = Path(url2pathname(unquote(urlsplit(index_url).path))).resolve()
+    return path.parent if path.name == "simple" else path
+
+
+def _read_member(zf: zipfile.ZipFile, name: str, where: str) -> bytes:
+    """A zip member of at most MAX_METADATA bytes, whatever its header says (a bomb stops there)."""
+    if zf.getinfo(name).file_size > MAX_METADATA:
+        raise IndexAccessError(f"{where}: {name} is larger than {MAX_METADATA >> 20} MB "
+                               "(no real metadata file is): refused")
+    with zf.open(name) as handle:
+        data = handle.read(MAX_METADATA + 1)
+    if len(data) > MAX_METADATA:
+        raise IndexAccessError(f"{where}: {name} inflates past {MAX_METADATA >> 20} MB "
+                               "(no real metadata file does): refused")
+    return data
 
 
 class _RangeUnsupported(Exception):
@@ -341,19 +442,24 @@ class _RangeUnsupported(Exception):
         self.body = body
 
 
-def _pkg_info(body: bytes, filename: str) -> bytes | None:
-    """The top-level PKG-INFO of an sdist archive (tar.* or zip), or None."""
+def _pkg_info(body: bytes, filename: str, where: str) -> bytes | None:
+    """The top-level PKG-INFO of an sdist archive (tar.* or zip), or None; one larger than
+    MAX_METADATA raises :class:`IndexAccessError` (a bomb is not inflated)."""
     try:
         if filename.lower().endswith(".zip"):
             with zipfile.ZipFile(io.BytesIO(body)) as zf:
                 names = sorted((n for n in zf.namelist() if n.count("/") == 1 and n.endswith("/PKG-INFO")),
                                key=len)
-                return zf.read(names[0]) if names else None
+                return _read_member(zf, names[0], where) if names else None
         with tarfile.open(fileobj=io.BytesIO(body), mode="r:*") as tf:
             for member in tf:
                 if member.isfile() and member.name.count("/") == 1 and member.name.endswith("/PKG-INFO"):
+                    if member.size > MAX_METADATA:
+                        raise IndexAccessError(f"{where}: {member.name} is larger than "
+                                               f"{MAX_METADATA >> 20} MB (no real metadata file is): refused")
                     handle = tf.extractfile(member)
-                    return handle.read() if handle else None
-    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError):
+                    return handle.read(MAX_METADATA + 1) if handle else None
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError,
+            RuntimeError, zlib.error, struct.error):
         return None
     return None

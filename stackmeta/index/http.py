@@ -11,8 +11,18 @@ edge of :mod:`stackmeta.index` besides the cache.
   short ``Retry-After``); after the last attempt an :class:`IndexAccessError` naming the URL.
   A host that refused every attempt is not tried again by this transport (its other URLs
   fail at once with the same kind of message).
-- ``timeout``: seconds to connect (at most 10), and seconds a transfer may go without
-  receiving a byte (counted in whole seconds, at least 1).
+- ``timeout``: seconds to connect (at most 10), seconds a transfer may go without
+  receiving a byte (counted in whole seconds, at least 1), and the deadline of the whole
+  request (a server that dribbles a byte a second is cut off there); a caller may give a
+  request a longer ``deadline`` (a whole download).
+- A host that keeps timing out (``HOST_TIMEOUTS`` attempts in a row with no answer between)
+  is given up like one that refuses connections: its other URLs fail at once.
+- Every body is bounded (``limit``, default ``MAX_BODY``), counted as it arrives after
+  libcurl decoded it (gzip, deflate, br): past the bound the transfer stops and the request
+  fails with one line; a bomb never fills the memory.
+- :meth:`Transport.abort` (called when a :meth:`Transport.map` is interrupted, e.g. by Ctrl-C)
+  stops every transfer in flight within about a second (libcurl's progress callback asks)
+  and fails the requests not yet started.
 - Redirects are followed by hand (at most 10) so that a loop is reported as one.
 - 404 and other 4xx are returned, not raised: "not there" is an answer the caller judges.
 - ``file://`` URLs read a static folder: a folder URL serves its ``index.json`` (when JSON is
@@ -23,13 +33,11 @@ edge of :mod:`stackmeta.index` besides the cache.
 from __future__ import annotations
 
 import base64
-import io
 import math
 import mimetypes
 import os
 import ssl
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -50,6 +58,8 @@ R = TypeVar("R")
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 10
+MAX_BODY = 256 << 20  # far above the largest real project page (~30 MB)
+HOST_TIMEOUTS = 3  # attempts in a row that timed out on a host before it is given up
 USER_AGENT = f"stackmeta/{__version__}"
 
 
@@ -87,7 +97,9 @@ class Transport:
         self.user_agent = user_agent
         self._lock = threading.Lock()
         self.log: list[LoggedRequest] = []
-        self._dead: dict[str, str] = {}  # host -> why: hosts that refused connections
+        self._dead: dict[str, str] = {}  # host -> why: hosts that refused connections or never answer
+        self._timeouts: dict[str, int] = {}  # host -> attempts in a row that timed out
+        self._stop = threading.Event()  # set by abort(): every transfer ends, none starts
         # the handles share one DNS cache and TLS sessions; a host's first request goes alone
         # (the others to that host wait for it): then one name lookup is made, not one per
         # thread (a burst of lookups gets some of them dropped by resolvers: 5 s each)
@@ -101,11 +113,19 @@ class Transport:
         self._pool: ThreadPoolExecutor | None = None
         self._ca = _ca_paths()
 
+    def abort(self) -> None:
+        """Stop: transfers in flight end within about a second, later requests fail at once."""
+        self._stop.set()
+
+    @property
+    def aborted(self) -> bool:
+        return self._stop.is_set()
+
     def close(self) -> None:
         with self._lock:
             pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=True)
+        if pool is not None:  # after abort(): what has not started never starts
+            pool.shutdown(wait=True, cancel_futures=self._stop.is_set())
         with self._lock:
             handles, self._handles = self._handles, []
         for h in handles:
@@ -124,6 +144,8 @@ class Transport:
             h.setopt(pycurl.CONNECTTIMEOUT_MS, int(min(self.timeout, 10.0) * 1000))
             h.setopt(pycurl.LOW_SPEED_LIMIT, 1)
             h.setopt(pycurl.LOW_SPEED_TIME, max(1, math.ceil(self.timeout)))
+            h.setopt(pycurl.NOPROGRESS, 0)
+            h.setopt(pycurl.XFERINFOFUNCTION, self._progress)
             cafile, capath = self._ca
             if cafile:
                 h.setopt(pycurl.CAINFO, cafile)
@@ -134,25 +156,34 @@ class Transport:
                 self._handles.append(h)
         return h
 
+    def _progress(self, _dltotal: int, _dlnow: int, _ultotal: int, _ulnow: int) -> int:
+        """libcurl's progress callback (at least once a second): non-zero aborts the transfer."""
+        return 1 if self._stop.is_set() else 0
+
     # -- one request -------------------------------------------------------------------
 
-    def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Response:
+    def get(self, url: str, *, headers: Mapping[str, str] | None = None, limit: int = MAX_BODY,
+            deadline: float | None = None) -> Response:
         """GET *url*; follows redirects, retries transient failures. 4xx are returned. A user
-        name and password in *url* are sent (HTTP basic) to its host only, and shown nowhere."""
+        name and password in *url* are sent (HTTP basic) to its host only, and shown nowhere.
+        A body longer than *limit* bytes (decoded) fails the request; *deadline*: seconds the
+        request may take (default: the transport's timeout)."""
         url = credentials.without(url)
         hdrs = dict(headers or {})
         with self._lock:
             self.log.append(LoggedRequest(url=url, headers=tuple(sorted(hdrs.items()))))
         if url.startswith("file:"):
-            return _get_file(url, hdrs)
+            return _get_file(url, hdrs, limit)
         if not url.startswith(("http://", "https://")):
             raise IndexAccessError(f"{url}: not an http, https or file URL: only those are read")
         seen = {url}
         current = url
         for _ in range(MAX_REDIRECTS + 1):
-            resp = self._get_with_retries(current, hdrs)
+            resp = self._get_with_retries(current, hdrs, limit, deadline or self.timeout)
             if resp.status in REDIRECT_STATUS and "location" in resp.headers:
                 nxt = credentials.without(urljoin(current, resp.headers["location"]))
+                if not nxt.startswith(("http://", "https://")):
+                    raise IndexAccessError(f"{url}: redirected to {nxt[:100]}, not an http(s) URL: refused")
                 if nxt in seen:
                     raise IndexAccessError(f"{url}: redirect loop (back to {nxt}): fix the index URL")
                 seen.add(nxt)
@@ -161,18 +192,29 @@ class Transport:
             return resp
         raise IndexAccessError(f"{url}: more than {MAX_REDIRECTS} redirects: fix the index URL")
 
-    def _get_with_retries(self, url: str, headers: Mapping[str, str]) -> Response:
+    def _get_with_retries(self, url: str, headers: Mapping[str, str], limit: int,
+                          deadline: float) -> Response:
         host = urlsplit(url).netloc
         self._refuse_if_dead(url, host)  # do not wait through the retries of every URL of a dead host
         last, wait = "", 0.0
         for attempt in range(self.retries + 1):
-            if attempt:
-                time.sleep(wait or self.backoff * (2 ** (attempt - 1)))
+            if attempt and self._stop.wait(wait or self.backoff * (2 ** (attempt - 1))):
+                break
+            self._refuse_if_dead(url, host)  # given up meanwhile (by another request)
             wait = 0.0
             try:
-                resp = self._first_or_any(host, url, headers)
+                resp = self._first_or_any(host, url, headers, limit, deadline)
             except pycurl.error as exc:
+                code = exc.args[0] if exc.args else 0
+                if self._stop.is_set():
+                    break
+                if code == pycurl.E_WRITE_ERROR:
+                    raise IndexAccessError(f"{url}: the response is larger than {limit >> 20} MB "
+                                           "(no real file of this kind is): the index serves a wrong "
+                                           "file; refused") from None
                 last = _describe(exc)
+                if code in _TIMED_OUT:
+                    self._timed_out(host, deadline)
                 continue
             if resp.status in RETRY_STATUS:
                 last = f"HTTP {resp.status}"
@@ -181,10 +223,15 @@ class Transport:
                     last += f" retry-after={retry_after}"
                     wait = min(float(retry_after), 10.0)
                 continue
+            with self._lock:
+                self._timeouts.pop(host, None)
             return resp
+        if self._stop.is_set():
+            raise IndexAccessError(f"{url}: interrupted")
         attempts = self.retries + 1
         if last == "cannot connect":
-            self._dead.setdefault(host, f"refused {attempts} attempt{'s' * (attempts > 1)}")
+            self._dead.setdefault(host, f"cannot connect ({host} refused {attempts} "
+                                        f"attempt{'s' * (attempts > 1)})")
         raise IndexAccessError(
             f"{url}: {last} (after {attempts} attempt{'s' * (attempts > 1)}): "
             "check that the index is reachable, or retry later"
@@ -193,25 +240,38 @@ class Transport:
     def _refuse_if_dead(self, url: str, host: str) -> None:
         dead = self._dead.get(host)
         if dead is not None:
-            raise IndexAccessError(f"{url}: cannot connect ({host} {dead}): "
-                                   "check that the index is reachable, or retry later")
+            raise IndexAccessError(f"{url}: {dead}: check that the index is reachable, or retry later")
 
-    def _first_or_any(self, host: str, url: str, headers: Mapping[str, str]) -> Response:
+    def _timed_out(self, host: str, deadline: float) -> None:
+        """Count an attempt on *host* that timed out; give the host up after HOST_TIMEOUTS in a row."""
+        with self._lock:
+            n = self._timeouts[host] = self._timeouts.get(host, 0) + 1
+            if n >= HOST_TIMEOUTS:
+                self._dead.setdefault(host, f"no answer ({host} gave none in {n} attempts in a row, "
+                                            f"each given {deadline:g} s): given up")
+
+    def _first_or_any(self, host: str, url: str, headers: Mapping[str, str], limit: int,
+                      deadline: float) -> Response:
         """:meth:`_attempt`; while *host* has not answered yet, one attempt at a time."""
         if host in self._known:
-            return self._attempt(url, headers)
+            return self._attempt(url, headers, limit, deadline)
         with self._lock:
             gate = self._host_locks.setdefault(host, threading.Lock())
         with gate:
             self._refuse_if_dead(url, host)  # it failed for another thread meanwhile
-            resp = self._attempt(url, headers)
+            if self._stop.is_set():
+                raise IndexAccessError(f"{url}: interrupted")
+            resp = self._attempt(url, headers, limit, deadline)
             self._known.add(host)
             return resp
 
-    def _attempt(self, url: str, headers: Mapping[str, str]) -> Response:
-        """One GET, no redirect followed; raises ``pycurl.error`` when no answer came."""
+    def _attempt(self, url: str, headers: Mapping[str, str], limit: int, deadline: float) -> Response:
+        """One GET, no redirect followed; raises ``pycurl.error`` when no answer came (or the
+        body passed *limit*: ``E_WRITE_ERROR``)."""
+        if self._stop.is_set():
+            raise IndexAccessError(f"{url}: interrupted")
         h = self._handle()
-        body = io.BytesIO()
+        body = _Bounded(limit)
         raw: list[bytes] = []
         h.setopt(pycurl.URL, url)
         encoding = None
@@ -232,13 +292,15 @@ class Transport:
             h.unsetopt(pycurl.ACCEPT_ENCODING)
         else:
             h.setopt(pycurl.ACCEPT_ENCODING, encoding)
-        h.setopt(pycurl.WRITEDATA, body)
+        h.setopt(pycurl.WRITEFUNCTION, body.write)
         h.setopt(pycurl.HEADERFUNCTION, raw.append)
+        h.setopt(pycurl.TIMEOUT_MS, max(1, int(deadline * 1000)))
         try:
             h.perform()
             status = h.getinfo(pycurl.RESPONSE_CODE)
         finally:
-            h.setopt(pycurl.HEADERFUNCTION, _ignore)  # no reference to this call's list kept
+            h.setopt(pycurl.HEADERFUNCTION, _ignore)  # no reference to this call's objects kept
+            h.setopt(pycurl.WRITEFUNCTION, _ignore_body)
         return Response(url=url, status=status, headers=_headers(raw), body=body.getvalue())
 
     # -- many at once ------------------------------------------------------------------
@@ -267,8 +329,14 @@ class Transport:
         if todo:
             ex = self._executor()
             futures = {ex.submit(fn, item): item for item in todo}
-            for fut in as_completed(futures):
-                done(futures[fut], fut.result)
+            try:
+                for fut in as_completed(futures):
+                    done(futures[fut], fut.result)
+            except BaseException:  # Ctrl-C (or a bug): the workers stop too, at once
+                self.abort()
+                for fut in futures:
+                    fut.cancel()
+                raise
         return {item: out[item] for item in todo}
 
     def _executor(self) -> ThreadPoolExecutor:
@@ -284,6 +352,33 @@ class Transport:
 
 def _ignore(_line: bytes) -> None:
     return None
+
+
+def _ignore_body(data: bytes) -> int:
+    return 0  # no transfer runs without its own write function: abort any that would
+
+
+class _Bounded:
+    """A response body that refuses to grow past *limit* bytes (libcurl's write function:
+    returning less than it was given aborts the transfer with ``E_WRITE_ERROR``)."""
+
+    __slots__ = ("_chunks", "_limit", "_size")
+
+    def __init__(self, limit: int) -> None:
+        self._chunks: list[bytes] = []
+        self._limit = limit
+        self._size = 0
+
+    def write(self, data: bytes) -> int | None:
+        self._size += len(data)
+        if self._size > self._limit:
+            self._chunks = []
+            return 0
+        self._chunks.append(data)
+        return None
+
+    def getvalue(self) -> bytes:
+        return b"".join(self._chunks)
 
 
 def _headers(raw: list[bytes]) -> dict[str, str]:
@@ -333,7 +428,7 @@ def _describe(exc: pycurl.error) -> str:
     return f"{text or 'transfer failed'} (curl error {code})"[:200]
 
 
-def _get_file(url: str, headers: Mapping[str, str]) -> Response:
+def _get_file(url: str, headers: Mapping[str, str], limit: int = MAX_BODY) -> Response:
     from urllib.request import url2pathname  # imports http.client: only for file:// indexes
 
     parts = urlsplit(url)
@@ -350,6 +445,9 @@ def _get_file(url: str, headers: Mapping[str, str]) -> Response:
     if not path.is_file():
         return Response(url=url, status=404)
     try:
+        if path.stat().st_size > limit:
+            raise IndexAccessError(f"{url}: the file is larger than {limit >> 20} MB "
+                                   "(no real file of this kind is): refused")
         data = path.read_bytes()
     except OSError as exc:
         raise IndexAccessError(f"{url}: cannot read ({exc.strerror})") from None

@@ -4,6 +4,11 @@ Fetch the tail of the wheel, find the zip central directory (fetching the rest o
 tail did not hold it all), find ``<name>-<version>.dist-info/METADATA``, then fetch only that
 member (often already inside the tail) and inflate it, checking its CRC-32. The zip reading is
 pure: it works over a :class:`RangeReader`, which the client implements with HTTP.
+
+What the zip says is untrusted: a central directory larger than ``MAX_CENTRAL`` or a METADATA
+larger than ``MAX_METADATA`` (compressed, as announced, or as it inflates) raises
+:class:`TooLarge` before anything that large is asked for or inflated; a malformed one
+raises :class:`ZipReadError` (never ``struct.error``).
 """
 
 from __future__ import annotations
@@ -16,7 +21,10 @@ from dataclasses import dataclass
 
 from packaging.utils import canonicalize_name
 
+from stackmeta.index.metadata import MAX_METADATA
+
 TAIL = 64 * 1024
+MAX_CENTRAL = 64 << 20  # a central directory of ~600,000 files; real wheels stay far below
 
 _EOCD = b"PK\x05\x06"
 _EOCD64_LOC = b"PK\x06\x07"
@@ -28,6 +36,10 @@ _METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA$")
 
 class ZipReadError(Exception):
     """The bytes are not the zip (or the wheel) they should be."""
+
+
+class TooLarge(Exception):
+    """The zip announces (or inflates to) more than any real wheel's would: not read."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,6 +71,10 @@ class _Sparse:
 
     def get(self, start: int, length: int) -> bytes:
         """Bytes [start, start+length), fetching them unless already held."""
+        if start < 0 or length <= 0 or (self.total >= 0 and start + length > self.total):
+            raise ZipReadError(f"bytes {start}-{start + length - 1} lie outside the file")
+        if length > MAX_CENTRAL:
+            raise TooLarge(f"a zip record of {length} bytes (more than {MAX_CENTRAL >> 20} MB)")
         for c in self._chunks:
             if c.offset <= start and start + length <= c.offset + len(c.data):
                 return c.data[start - c.offset:start - c.offset + length]
@@ -71,7 +87,13 @@ class _Sparse:
 
 def read_metadata(read: RangeReader, project: str, size: int | None = None) -> tuple[bytes, int]:
     """The METADATA bytes of the wheel behind *read*, and the number of requests made."""
-    sparse = _Sparse(read)
+    try:
+        return _read_metadata(_Sparse(read), project, size)
+    except (struct.error, ValueError, IndexError, OverflowError) as exc:  # what a mangled record gives
+        raise ZipReadError(f"malformed zip ({exc})") from None
+
+
+def _read_metadata(sparse: _Sparse, project: str, size: int | None) -> tuple[bytes, int]:
     tail = sparse.fetch(0, size - 1) if size is not None and size <= TAIL else sparse.fetch(None, TAIL)
     total = tail.total
     end_data = tail.data
@@ -93,11 +115,15 @@ def read_metadata(read: RangeReader, project: str, size: int | None = None) -> t
         (_, _, _, _, _, _, _, entries, cd_size, cd_offset) = struct.unpack("<4sQ2H2L4Q", rec)
     if cd_offset + cd_size > total:
         raise ZipReadError("central directory beyond the end of the file")
+    if cd_size > MAX_CENTRAL:
+        raise TooLarge(f"a central directory of {cd_size} bytes (more than {MAX_CENTRAL >> 20} MB)")
     central = sparse.get(cd_offset, cd_size)
     member = _find_metadata(central, project)
     if member is None:
         raise ZipReadError("no .dist-info/METADATA in the wheel")
-    method, crc, csize, local_at, guess = member
+    method, crc, csize, usize, local_at, guess = member
+    if max(csize, usize) > MAX_METADATA:
+        raise TooLarge(f"METADATA of {max(csize, usize)} bytes (more than {MAX_METADATA >> 20} MB)")
     # one request for the local header and the data (the local extra field may differ from
     # the central one: ask for a little more, and again only if that was not enough)
     want = min(30 + guess + csize + 1024, total - local_at)
@@ -110,10 +136,13 @@ def read_metadata(read: RangeReader, project: str, size: int | None = None) -> t
     if method == 0:
         content = data
     elif method == 8:
+        inflater = zlib.decompressobj(-15)
         try:
-            content = zlib.decompress(data, -15)
+            content = inflater.decompress(data, MAX_METADATA + 1)
         except zlib.error as exc:
             raise ZipReadError(f"METADATA does not inflate: {exc}") from None
+        if len(content) > MAX_METADATA:
+            raise TooLarge(f"METADATA inflates past {MAX_METADATA >> 20} MB")
     else:
         raise ZipReadError(f"METADATA compressed with unsupported method {method}")
     if zlib.crc32(content) & 0xFFFFFFFF != crc:
@@ -121,9 +150,9 @@ def read_metadata(read: RangeReader, project: str, size: int | None = None) -> t
     return content, sparse.requests
 
 
-def _find_metadata(central: bytes, project: str) -> tuple[int, int, int, int, int] | None:
+def _find_metadata(central: bytes, project: str) -> tuple[int, int, int, int, int, int] | None:
     wanted = canonicalize_name(project)
-    found: list[tuple[bool, tuple[int, int, int, int, int]]] = []
+    found: list[tuple[bool, tuple[int, int, int, int, int, int]]] = []
     pos = 0
     while pos + 46 <= len(central) and central[pos:pos + 4] == _CENTRAL:
         (_, _, _, _, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, _, local_at) = struct.unpack(
@@ -133,9 +162,10 @@ def _find_metadata(central: bytes, project: str) -> tuple[int, int, int, int, in
         m = _METADATA.match(name)
         if m:
             if 0xFFFFFFFF in (csize, usize, local_at):
-                csize, local_at = _zip64_extra(extra, usize, csize, local_at)
+                usize, csize, local_at = _zip64_extra(extra, usize, csize, local_at)
             dist = m.group(1).rsplit("-", 1)[0]
-            found.append((canonicalize_name(dist) == wanted, (method, crc, csize, local_at, nlen + xlen)))
+            entry = (method, crc, csize, usize, local_at, nlen + xlen)
+            found.append((canonicalize_name(dist) == wanted, entry))
         pos += 46 + nlen + xlen + clen
     if not found:
         return None
@@ -143,7 +173,7 @@ def _find_metadata(central: bytes, project: str) -> tuple[int, int, int, int, in
     return found[0][1]
 
 
-def _zip64_extra(extra: bytes, usize: int, csize: int, local_at: int) -> tuple[int, int]:
+def _zip64_extra(extra: bytes, usize: int, csize: int, local_at: int) -> tuple[int, int, int]:
     pos = 0
     while pos + 4 <= len(extra):
         hid, hlen = struct.unpack("<2H", extra[pos:pos + 4])
@@ -152,11 +182,11 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, local_at: int) -> tuple[i
             vals = [struct.unpack("<Q", body[i:i + 8])[0] for i in range(0, len(body) - 7, 8)]
             it = iter(vals)
             if usize == 0xFFFFFFFF:
-                next(it, None)
+                usize = next(it, usize)
             if csize == 0xFFFFFFFF:
                 csize = next(it, csize)
             if local_at == 0xFFFFFFFF:
                 local_at = next(it, local_at)
-            return csize, local_at
+            return usize, csize, local_at
         pos += 4 + hlen
     raise ZipReadError("zip64 sizes missing")

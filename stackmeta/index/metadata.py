@@ -21,6 +21,7 @@ from packaging.version import InvalidVersion, Version
 from stackmeta.errors import IndexAccessError
 
 MetadataSource = Literal["pep658", "range", "download", "pkg-info", "pep517", "unknown"]
+MAX_METADATA = 64 << 20  # bytes: real core metadata (long description included) stays below 10 MB
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,6 +56,9 @@ def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
     """Parse core metadata; a file that is not core metadata of *project* raises
     IndexAccessError naming the URL. Parsed with ``packaging.metadata.parse_email`` (what
     ``Metadata.from_email(..., validate=False)`` does), then read field by field."""
+    if len(data) > MAX_METADATA:
+        raise IndexAccessError(f"{url}: metadata of {project} is larger than {MAX_METADATA >> 20} MB "
+                               "(no real metadata file is): refused")
     try:
         return _parse(data, canonicalize_name(project))
     except _Bad as exc:

@@ -21,8 +21,12 @@ from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import (
+    InvalidSdistFilename,
+    InvalidWheelFilename,
     NormalizedName,
     canonicalize_name,
+    parse_sdist_filename,
+    parse_wheel_filename,
 )
 from packaging.version import InvalidVersion, Version
 
@@ -80,14 +84,17 @@ class ProjectPage:
     :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all.
     """
 
-    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "_of", "api_version", "name", "url")
+    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "_of", "api_version", "name", "notes",
+                 "url")
 
     def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
                  api_version: str | None = None,
-                 lazy: tuple[Sequence[str], Callable[[int], ProjectFile]] | None = None) -> None:
+                 lazy: tuple[Sequence[str], Callable[[int], ProjectFile]] | None = None,
+                 notes: tuple[str, ...] = ()) -> None:
         self.name = name
         self.url = url
         self.api_version = api_version
+        self.notes = notes  # what the parser left out, and why (files of another project)
         if lazy is None:
             built = list(files)
             self._names: Sequence[str] = [f.filename for f in built]
@@ -202,7 +209,8 @@ class ProjectPage:
         return tuple(self._file(i) for i in idx)
 
     def replace_files(self, files: Iterable[ProjectFile]) -> ProjectPage:
-        return ProjectPage(name=self.name, url=self.url, files=files, api_version=self.api_version)
+        return ProjectPage(name=self.name, url=self.url, files=files, api_version=self.api_version,
+                           notes=self.notes)
 
 
 _DIGITS = re.compile(r"[0-9]+")
@@ -279,6 +287,38 @@ def _loose_sdist_version(filename: str, project: str) -> str | None:
 
 
 # -- parsing ---------------------------------------------------------------------------
+
+
+def _other_project(filename: str, project: NormalizedName, memo: dict[str, bool]) -> NormalizedName | None:
+    """The project a wheel or sdist file name names when it is not *project* (None when it
+    is *project*'s or its name does not parse). A wheel's name part is compared first (the
+    common case, cheap); only a name that is not the project's is parsed by ``packaging``."""
+    if filename.endswith(".whl"):
+        if _same_name(filename.split("-", 1)[0], project, memo):
+            return None
+        try:
+            other = parse_wheel_filename(filename)[0]
+        except InvalidWheelFilename:
+            return None
+    elif filename.lower().endswith((".tar.gz", ".zip")):
+        if _version_text(filename, project, memo) is not None:
+            return None
+        try:
+            other = parse_sdist_filename(filename)[0]
+        except InvalidSdistFilename:
+            return None
+    else:
+        return None
+    return other if other != project else None
+
+
+def _foreign_note(url: str, project: str, foreign: list[tuple[str, str]]) -> tuple[str, ...]:
+    if not foreign:
+        return ()
+    shown = ", ".join(f"{f} ({other})" for f, other in foreign[:3])
+    more = f" and {len(foreign) - 3} more" if len(foreign) > 3 else ""
+    return (f"{url}: {len(foreign)} file{'s' * (len(foreign) > 1)} of another project skipped: "
+            f"{shown}{more}",)
 
 
 def _bad(url: str, what: str) -> IndexAccessError:
@@ -362,13 +402,27 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
     if isinstance(api, str) and not api.startswith("1."):
         raise _bad(url, f"unsupported api-version {api}")
     page_name = data.get("name") or name or ""
+    if not isinstance(page_name, str):
+        raise _bad(url, "'name' is not a string")
+    project = canonicalize_name(page_name)
+    if name is not None and project != canonicalize_name(name):
+        raise IndexAccessError(f"{url}: the page is project {page_name!r}'s, not {name}'s: "
+                               "the index serves another project's page; refused")
     entries = data["files"]
     names = []
+    foreign: list[tuple[str, str]] = []
+    memo: dict[str, bool] = {}
     for entry in entries:
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
                 or not isinstance(entry.get("url"), str):
             raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
+        other = _other_project(entry["filename"], project, memo)
+        if other is not None:
+            foreign.append((entry["filename"], other))
+            continue
         names.append(entry["filename"])
+    if foreign:
+        entries = [e for e in entries if _other_project(e["filename"], project, memo) is None]
     join = _joiner(url)
 
     def make(i: int) -> ProjectFile:
@@ -395,8 +449,9 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
             upload_time=upload if isinstance(upload, str) else None,
         )
 
-    return ProjectPage(name=canonicalize_name(str(page_name)), url=url, lazy=(names, make),
-                       api_version=api if isinstance(api, str) else None)
+    return ProjectPage(name=project, url=url, lazy=(names, make),
+                       api_version=api if isinstance(api, str) else None,
+                       notes=_foreign_note(url, project, foreign))
 
 
 class _AnchorParser(HTMLParser):
@@ -444,13 +499,20 @@ def _parse_html(body: bytes, url: str, name: str | None) -> ProjectPage:
     if parser.meta_api and not parser.meta_api.startswith("1."):
         raise _bad(url, f"unsupported repository-version {parser.meta_api}")
     base = urljoin(url, parser.base) if parser.base else url
+    project = canonicalize_name(name or url.rstrip("/").rsplit("/", 1)[-1])
     files = []
+    foreign: list[tuple[str, str]] = []
+    memo: dict[str, bool] = {}
     for attrs, text_parts in parser.anchors:
         href = attrs.get("href")
         if not href:
             continue
         full, fragment = urldefrag(urljoin(base, href))
         filename = "".join(text_parts).strip() or full.rsplit("/", 1)[-1]
+        other = _other_project(filename, project, memo)
+        if other is not None:
+            foreign.append((filename, other))
+            continue
         hashes: tuple[tuple[str, str], ...] = ()
         if fragment and "=" in fragment:
             algo, _, digest = fragment.partition("=")
@@ -470,8 +532,8 @@ def _parse_html(body: bytes, url: str, name: str | None) -> ProjectPage:
             core_metadata=has_md,
             core_metadata_sha256=md_sha,
         ))
-    page_name = name or url.rstrip("/").rsplit("/", 1)[-1]
-    return ProjectPage(name=canonicalize_name(page_name), url=url, files=files, api_version=parser.meta_api)
+    return ProjectPage(name=project, url=url, files=files, api_version=parser.meta_api,
+                       notes=_foreign_note(url, project, foreign))
 
 
 def parse_index_page(body: bytes, content_type: str, url: str) -> list[NormalizedName]:
