@@ -31,6 +31,7 @@ Misbehaviours (:meth:`StaticServer.fail`; *pattern* is an ``fnmatch`` pattern on
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import gzip
 import mimetypes
@@ -223,3 +224,67 @@ def unreachable_url() -> str:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     return f"http://127.0.0.1:{port}"
+
+
+class SocketServer:
+    """A raw TCP server on 127.0.0.1 that misbehaves as *serve* says: ``serve(conn, stop)``
+    runs in a thread per accepted connection (*stop* is set when the server stops), for
+    what :class:`StaticServer` cannot do: answer nothing at all, dribble a byte at a time,
+    stream a body without end. ``accepted`` counts the connections."""
+
+    def __init__(self, serve: Any) -> None:
+        self._serve = serve
+        self._sock = socket.socket()
+        self._sock.bind(("127.0.0.1", 0))
+        self._sock.listen(128)
+        self._sock.settimeout(0.1)
+        host, port = self._sock.getsockname()[:2]
+        self.url = f"http://{host}:{port}"
+        self.stop_event = threading.Event()
+        self.accepted = 0
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        conns = []
+        while not self.stop_event.is_set():
+            try:
+                conn, _ = self._sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            self.accepted += 1
+            conns.append(conn)
+            threading.Thread(target=self._one, args=(conn,), daemon=True).start()
+        for conn in conns:
+            conn.close()
+
+    def _one(self, conn: socket.socket) -> None:
+        with contextlib.suppress(OSError):  # the client gave up: as expected
+            self._serve(conn, self.stop_event)
+
+    def __enter__(self) -> SocketServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_event.set()
+        self._thread.join(5)
+        self._sock.close()
+
+
+def read_request(conn: socket.socket) -> bytes:
+    """The request head (up to the empty line) read from *conn*."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
+def never_answer(conn: socket.socket, stop: threading.Event) -> None:
+    """Accept, read the request, say nothing until the server stops."""
+    read_request(conn)
+    stop.wait(120)

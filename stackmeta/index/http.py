@@ -248,7 +248,7 @@ class Transport:
             n = self._timeouts[host] = self._timeouts.get(host, 0) + 1
             if n >= HOST_TIMEOUTS:
                 self._dead.setdefault(host, f"no answer ({host} gave none in {n} attempts in a row, "
-                                            f"each given {deadline:g} s): given up")
+                                            f"each given {deadline:g} s; given up)")
 
     def _first_or_any(self, host: str, url: str, headers: Mapping[str, str], limit: int,
                       deadline: float) -> Response:
