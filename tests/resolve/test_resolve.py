@@ -427,3 +427,25 @@ def test_a_project_page_the_index_fails_stops_the_resolve_before_it_runs(
     assert line.startswith(f"error: 1 project page(s) could not be read, first beta-lib: {page}")
     assert line.endswith(": nothing was written; run again")
     assert "consistent" not in record.read_document(locks / "CMSSW_14_0_0.json")
+
+
+def test_a_cache_folder_that_cannot_be_written_does_not_lose_the_nearest_set(tmp_path: Path) -> None:
+    """/proc/self is a folder nobody (root included) can create a file in: the cache is dropped
+    with one warning when it first writes (at the end), and the nearest set is saved."""
+    from tests.clirunner import run_cli
+    from tests.httpserver import StaticServer
+    from tests.pypiserver_fixture import make_wheel
+
+    root = tmp_path / "index"
+    for name, version, requires in (("alpha-lib", "1.0", ["beta-lib>=2"]), ("beta-lib", "2.0", [])):
+        wheel = make_wheel(root / name, name, version, requires=requires)
+        (root / name / "index.html").write_text(f'<a href="{wheel.name}">{wheel.name}</a>\n')
+    locks = tmp_path / "locks"
+    write_record(locks, synthetic_release([package("alpha-lib", "1.0"), package("beta-lib", "2.0")]))
+    with StaticServer(tmp_path) as server:
+        code, _, err = run_cli("resolve", "CMSSW_14_0_0", "--locks-dir", str(locks), "--index-url",
+                               f"{server.url}/index", "--cache-dir", "/proc/self", "-q")
+    assert code == 0, err
+    assert err.splitlines() == ["warning: cache /proc/self cannot be written (unable to open database file): "
+                                "going on without it; give --cache-dir a writable folder, or --no-cache"]
+    assert "consistent" in record.read_document(locks / "CMSSW_14_0_0.json")
