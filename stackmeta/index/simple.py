@@ -416,11 +416,17 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
                 or not isinstance(entry.get("url"), str):
             raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
-        other = _other_project(entry["filename"], project, memo)
-        if other is not None:
-            foreign.append((entry["filename"], other))
-            continue
-        names.append(entry["filename"])
+        filename = entry["filename"]
+        head = filename.partition("-")[0]  # _other_project's cheap first test, inline (per file)
+        same = memo.get(head)
+        if same is None:
+            same = memo[head] = canonicalize_name(head) == project
+        if not same:
+            other = _other_project(filename, project, memo)
+            if other is not None:
+                foreign.append((filename, other))
+                continue
+        names.append(filename)
     if foreign:
         entries = [e for e in entries if _other_project(e["filename"], project, memo) is None]
     join = _joiner(url)
