@@ -346,3 +346,32 @@ def test_a_cache_folder_that_is_a_file_is_refused_in_one_line(tmp_path: Path) ->
             IndexClient(FIXTURE.as_uri() + "/simple", root)
         assert str(err.value) == (f"cache folder {root}: {tmp_path / 'f'} is a file, not a folder: "
                                   "give --cache-dir a folder, or --no-cache")
+
+
+FULL_DISK = """
+import logging, resource, sys
+from pathlib import Path
+from stackmeta.index.cache import Cache
+logging.basicConfig(format="%(levelname)s %(message)s")
+resource.setrlimit(resource.RLIMIT_FSIZE, (256 << 10, 256 << 10))  # a disk that is full at 256 KB
+cache = Cache(Path(sys.argv[1]))
+for i in range(2):
+    cache.put_metadata(f"{i:064x}", bytes(1 << 20), "download")
+    cache.flush()
+cache.close()
+print("done")
+"""
+
+
+def test_a_full_cache_disk_is_dropped_with_one_warning(tmp_path: Path) -> None:
+    """A real process whose files may not grow past 256 KB (RLIMIT_FSIZE; Python ignores
+    SIGXFSZ, so a write past it fails with EFBIG, as on a full disk)."""
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-c", FULL_DISK, str(tmp_path / "cache")], capture_output=True,
+                         text=True, timeout=60)
+    assert (run.returncode, run.stdout) == (0, "done\n"), run.stderr
+    assert run.stderr.splitlines() == [
+        f"WARNING cache {tmp_path / 'cache'} cannot be written (disk I/O error): going on "
+        "without it; give --cache-dir a writable folder, or --no-cache"]
