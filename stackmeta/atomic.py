@@ -1,14 +1,112 @@
-"""Atomic file writes: a reader sees the old file or the complete new one, never a part."""
+"""Atomic file writes: a reader sees the old file or the complete new one, never a part.
+
+Every temporary file and folder stackmeta makes carries its owner in its name (the pid and a
+hash of the host name: ``.CMSSW_14_0_0.json.4242-1a2b3c4d.x7k2m9p1.tmp``,
+``stackmeta-build-4242-1a2b3c4d.q8w7e6r5``). A process killed with ``kill -9`` cannot remove
+what it was writing; the next stackmeta that writes into that folder removes the temporary
+files and folders of owners on this host that are no longer alive and that are older than
+itself (:func:`remove_stale`), so a killed run never leaves ``.*.tmp`` files in ``locks/``
+(which a workflow commits) or build folders in the temporary folder for ever.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+import re
+import shutil
+import socket
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from stackmeta.errors import OutputError
+
+_STARTED = time.time()  # this process's start (as far as stackmeta knows): older leftovers may go
+_HOST = hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+# <prefix>[<file name>.]<pid>-<host>.<random><suffix>: the random part is tempfile's
+_OWNED = re.compile(r"(?:.*\.)?(\d+)-([0-9a-f]{8})\.[A-Za-z0-9_]+", re.S)
+_CLEANED: set[tuple[str, str, str]] = set()
+
+
+def owner() -> str:
+    """The owner part of this process's temporary names: ``<pid>-<host hash>``."""
+    return f"{os.getpid()}-{_HOST}"
+
+
+def alive(pid: int) -> bool:
+    """Whether the process *pid* exists (on this host)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def is_stale(path: Path, prefix: str, suffix: str = "") -> bool:
+    """Whether *path* is a temporary file or folder named ``<prefix><owner>.<random><suffix>``
+    whose owner (on this host) is dead and which is older than this process."""
+    name = path.name
+    if not name.startswith(prefix) or not name.endswith(suffix):
+        return False
+    m = _OWNED.fullmatch(name[len(prefix):len(name) - len(suffix)])
+    if m is None or m.group(2) != _HOST or int(m.group(1)) == os.getpid() or alive(int(m.group(1))):
+        return False
+    try:
+        return path.lstat().st_mtime < _STARTED
+    except OSError:
+        return False
+
+
+def remove_stale(folder: Path, prefix: str, suffix: str = "", *, once: bool = True) -> list[Path]:
+    """Remove what dead owners left in *folder* (see :func:`is_stale`); the paths removed.
+    With *once*, a folder is looked at once per process (a batch writes thousands of files)."""
+    key = (str(folder), prefix, suffix)
+    if once and key in _CLEANED:
+        return []
+    _CLEANED.add(key)
+    removed: list[Path] = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        path = Path(entry.path)
+        if not is_stale(path, prefix, suffix):
+            continue
+        try:
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except OSError:
+            continue  # someone else's, or gone already: not ours to insist on
+        removed.append(path)
+    return removed
+
+
+def make_temp_dir(prefix: str, folder: Path | None = None, suffix: str = "") -> Path:
+    """A new, unique temporary folder ``<prefix><owner>.<random><suffix>`` in *folder* (the
+    system's temporary folder by default), after removing the ones dead owners left there."""
+    where = Path(folder) if folder is not None else Path(tempfile.gettempdir())
+    remove_stale(where, prefix, suffix)
+    return Path(tempfile.mkdtemp(prefix=f"{prefix}{owner()}.", suffix=suffix, dir=where))
+
+
+@contextlib.contextmanager
+def temp_dir(prefix: str, folder: Path | None = None) -> Iterator[Path]:
+    """:func:`make_temp_dir`, removed when the block ends."""
+    path = make_temp_dir(prefix, folder)
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -57,7 +155,8 @@ def write_all(files: Sequence[tuple[Path, bytes | str]]) -> None:
 def _temp(path: Path, data: bytes) -> str:
     """A complete temporary copy of *data* next to *path* (synced to disk), its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale(path.parent, ".", ".tmp")
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{owner()}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

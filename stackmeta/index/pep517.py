@@ -20,10 +20,10 @@ import re
 import subprocess
 import sys
 import tarfile
-import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from stackmeta import atomic
 from stackmeta.childenv import pip_environment
 from stackmeta.errors import IndexAccessError
 
@@ -39,7 +39,7 @@ class BuildError(IndexAccessError):
 def build_sdist_metadata(archive: bytes, filename: str, *, index_url: str | None,
                          python: str = sys.executable, timeout: float = TIMEOUT) -> bytes:
     """The METADATA that the sdist *archive* (named *filename*) builds; raises BuildError."""
-    with tempfile.TemporaryDirectory(prefix="stackmeta-pep517-") as tmp:
+    with atomic.temp_dir("stackmeta-pep517-") as tmp:
         root = _unpack(archive, filename, Path(tmp) / "src")
         # the build requirements come from the index being checked, and from nothing else (no
         # pip configuration file, no PIP_* source); certificates, proxies, timeouts are kept

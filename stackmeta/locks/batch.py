@@ -30,15 +30,18 @@ import multiprocessing
 import os
 import re
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass
+from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from types import FrameType
 
-from stackmeta import __version__, record
+from stackmeta import __version__, atomic, record
 from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
 from stackmeta.locks import export
 from stackmeta.manifest.cmsdist import Opened
@@ -176,18 +179,50 @@ def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None
 
 
 _WORKER: Opened | None = None
+_STOP: EventType | None = None
 
 
-def _worker_init(cmsdist: Path) -> None:
-    # Ctrl-C is the parent's to handle: it lets the chunks in flight finish, so no write is cut.
+def _worker_init(cmsdist: Path, parent: int, stop: EventType) -> None:
+    # Ctrl-C is the parent's to handle: it sets *stop*, the jobs in flight finish (no write is
+    # cut) and no new one starts. A SIGTERM sent to a worker ends it through SystemExit, so the
+    # file it was writing is removed on the way out.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _WORKER
+    signal.signal(signal.SIGTERM, _terminate)
+    _die_with(parent)
+    global _WORKER, _STOP
     _WORKER = Opened(cmsdist)
+    _STOP = stop
+
+
+def _terminate(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+_BUSY = threading.Lock()  # held by a worker while it runs a job
+
+
+def _die_with(parent: int, every: float = 0.5, grace: float = 60.0) -> None:
+    """End this worker when the batch's process is gone, however it ended (kill -9 too): a
+    worker whose parent died would otherwise wait for work for ever. The job in flight ends
+    first (its files are written whole, none is cut), for at most *grace* seconds."""
+    def watch() -> None:
+        while atomic.alive(parent):
+            time.sleep(every)
+        _BUSY.acquire(timeout=grace)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="stackmeta-parent-watch", daemon=True).start()
 
 
 def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, python_major: int | None) -> list[_Result]:
     assert _WORKER is not None
-    return [_attempt(_WORKER, job, locks_dir, python_major) for job in jobs]
+    results = []
+    for job in jobs:
+        if _STOP is not None and _STOP.is_set():
+            break  # interrupted: the jobs not started are not done (the next run does them)
+        with _BUSY:
+            results.append(_attempt(_WORKER, job, locks_dir, python_major))
+    return results
 
 
 @contextmanager
@@ -293,8 +328,10 @@ def _in_pool(
     results: list[_Result] = []
     chunks = _chunks(jobs, workers)
     # forkserver, not fork: the parent may run threads (a progress bar) that fork would copy mid-lock.
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cmsdist,),
-                               mp_context=multiprocessing.get_context("forkserver"))
+    context = multiprocessing.get_context("forkserver")
+    stop = context.Event()
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
+                               initargs=(cmsdist, os.getpid(), stop), mp_context=context)
     try:
         pending: set[Future[list[_Result]]] = set()
         queue = iter(chunks)
@@ -318,7 +355,8 @@ def _in_pool(
                 if nxt is not None:
                     pending.add(pool.submit(_worker_chunk, nxt, locks_dir, python_major))
     except KeyboardInterrupt:
-        # The chunks in flight finish (their files are written whole); nothing new starts.
+        # The jobs in flight finish (their files are written whole); nothing new starts.
+        stop.set()
         pool.shutdown(wait=True, cancel_futures=True)
         raise
     finally:

@@ -20,7 +20,6 @@ import shutil
 import subprocess
 import sys
 import tarfile
-import tempfile
 import time
 import zipfile
 from collections.abc import Mapping, Sequence
@@ -93,8 +92,7 @@ def build(project: Project, out_dir: Path, *, work_dir: Path, sdist: bool = True
         "LC_ALL": "C.UTF-8",
         "TZ": "UTC",
     }
-    with tempfile.TemporaryDirectory(prefix="stackmeta-build-") as tmp_text:
-        tmp = Path(tmp_text)
+    with atomic.temp_dir("stackmeta-build-") as tmp:  # a killed build's folder goes with the next
         raw_sdist = _run_backend(folder, "sdist", tmp / "sdist", env)
         unpacked = tmp / "unpacked"
         with tarfile.open(raw_sdist, "r:gz") as tar:
