@@ -131,12 +131,36 @@ def lock_name(release: str, python_major: int, *, default_major: int | None) -> 
     return f"{release}-py{python_major}"
 
 
+def is_safe_name(name: str) -> bool:
+    """Whether *name* can name files in the locks folder: one file name, not hidden."""
+    return (bool(name) and not name.startswith(".") and ".." not in name
+            and not any(c in "/\\" or ord(c) < 32 for c in name)  # NUL is a control character
+            and len(name.encode("utf-8", "surrogateescape")) <= 200)
+
+
+def check_name(name: str) -> str:
+    """*name* when it is a safe lock name (see :func:`is_safe_name`), else one UsageError:
+    the files of a record stay inside ``--locks-dir``, whatever a release name holds."""
+    if not is_safe_name(name):
+        raise UsageError(
+            f"release name {name!r} cannot name a file in the locks folder: a lock name is one file "
+            "name (no '/', '\\', '..', NUL or control characters, no leading '.', at most 200 bytes), "
+            "e.g. CMSSW_14_0_0"
+        )
+    return name
+
+
+def lock_file(locks_dir: Path, name: str, suffix: str) -> Path:
+    """``<locks_dir>/<name><suffix>``, refused (UsageError) when *name* would leave the folder."""
+    return locks_dir / f"{check_name(name)}{suffix}"
+
+
 def record_path(locks_dir: Path, name: str) -> Path:
-    return locks_dir / f"{name}.json"
+    return lock_file(locks_dir, name, ".json")
 
 
 def constraints_path(locks_dir: Path, name: str) -> Path:
-    return locks_dir / f"{name}.txt"
+    return lock_file(locks_dir, name, ".txt")
 
 
 def list_records(locks_dir: Path) -> list[str]:

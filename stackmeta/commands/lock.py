@@ -89,7 +89,7 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
     forms: list[tuple[Path, str]] = []
     left_out: dict[str, list[str]] = {}
     if args.format in ("requirements", "all"):
-        out = locks_dir / f"{name}.hashes.txt"
+        out = record.lock_file(locks_dir, name, ".hashes.txt")
         forms.append((out, lockforms.hashes_text(
             release, f"{release.release}: the release's exact files, for pip --require-hashes",
             faithful, checked, file_name=out.name)))
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         forms.append((record.constraints_path(locks_dir, name),
                       constraints.constraints_text(release, lock_name=name)))
     if args.format == "requirements" and not args.hashes:
-        forms.append((locks_dir / f"{name}.requirements.txt",
+        forms.append((record.lock_file(locks_dir, name, ".requirements.txt"),
                       "\n".join(constraints.pin_lines(release)) + "\n"))
     if args.format in ("pylock", "all") or (args.format == "requirements" and args.hashes):
         more, left_out = _file_forms(args, output, doc, path, release)

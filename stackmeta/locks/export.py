@@ -166,6 +166,7 @@ def export(
     """
     if (cmsdist is None) == (from_freeze is None):
         raise UsageError("give either --cmsdist PATH or --from-freeze FILE")
+    record.check_name(release)  # its files stay inside locks_dir: refused before anything is read
     if from_freeze is not None:
         if python is None:
             raise UsageError("--from-freeze needs --python X.Y.Z (the release's interpreter)")

@@ -176,7 +176,7 @@ def resolve_side(spec: str, locks_dir: Path) -> Side:
         return from_pylock(path)
     if path.suffix in (".txt", ".in") and path.exists():
         return from_requirements(path)
-    if record.record_path(locks_dir, spec).exists():
+    if record.is_safe_name(spec) and record.record_path(locks_dir, spec).exists():
         return from_record(locks_dir, spec)
     known = record.list_records(locks_dir)
     raise RecordError(

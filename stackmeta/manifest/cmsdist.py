@@ -43,14 +43,47 @@ class Tree(Protocol):
         """A content key for *path* (a git blob id), or None: the bytes are the key."""
 
 
+def tree_path(path: str) -> str | None:
+    """*path* ('/'-separated, relative to the top of the tree) normalised, or None when it
+    leaves the tree (``../x``, ``a/../../x``, ``/etc/x``): a tree is read inside itself only."""
+    if not path or path.startswith("/") or "\0" in path:
+        return None
+    parts: list[str] = []
+    for part in path.split("/"):
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not parts:
+                return None
+            parts.pop()
+            continue
+        parts.append(part)
+    return "/".join(parts)
+
+
 class FolderTree:
-    """A plain folder laid out like the repository."""
+    """A plain folder laid out like the repository; a path or a symbolic link that leads out
+    of the folder is not followed (read as missing)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._real = root.resolve()
+
+    def _inside(self, path: str) -> Path | None:
+        normal = tree_path(path)
+        if normal is None:
+            return None
+        target = self.root / normal if normal else self.root
+        try:
+            real = target.resolve()
+        except (OSError, RuntimeError):  # a link loop
+            return None
+        return target if real == self._real or real.is_relative_to(self._real) else None
 
     def read(self, path: str) -> bytes | None:
-        target = self.root / path
+        target = self._inside(path)
+        if target is None:
+            return None
         try:
             return target.read_bytes()
         except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
@@ -59,7 +92,9 @@ class FolderTree:
             raise ManifestError(f"{target}: cannot be read ({exc.strerror})") from None
 
     def list(self, directory: str) -> list[str]:
-        target = self.root / directory if directory else self.root
+        target = self._inside(directory) if directory else self.root
+        if target is None:
+            return []
         try:
             return sorted(os.listdir(target))
         except (FileNotFoundError, NotADirectoryError):
@@ -197,7 +232,8 @@ class GitObjects:
         self.close()
 
 
-_MODE_KIND = {b"40000": "tree", b"160000": "commit"}
+_MODE_KIND = {b"40000": "tree", b"160000": "commit", b"120000": "link"}
+LINK_HOPS = 40  # symbolic links followed for one path at most (as Linux's ELOOP limit)
 _ENTRY = {size: re.compile(rb"([0-7]+) ([^\0]*)\0(.{%d})" % size, re.S) for size in (20, 32)}  # sha1, sha256
 
 
@@ -218,6 +254,7 @@ class GitTree:
         self.commit = commit
         self.root = objects.commit_tree(commit)
         self._dirs: dict[str, dict[str, tuple[str, str]] | None] = {"": objects.tree(self.root)}
+        self._through: dict[str, tuple[str, ...]] = {}
 
     def _dir(self, path: str) -> dict[str, tuple[str, str]] | None:
         if path in self._dirs:
@@ -230,8 +267,57 @@ class GitTree:
         return found
 
     def _entry(self, path: str) -> tuple[str, str] | None:
-        parent, _, name = path.strip("/").rpartition("/")
-        entries = self._dirs.get(parent) if parent in self._dirs else self._dir(parent)
+        """The entry *path* names, symbolic links followed as a checkout would (relative to the
+        link's folder, at most LINK_HOPS of them); None when missing or when a link leads out
+        of the tree (an absolute target, or ``..`` past the top)."""
+        normal = tree_path(path) if path else ""
+        if normal is None:
+            return None
+        pending = normal.split("/") if normal else []
+        real: list[str] = []  # the folders walked so far, links resolved
+        entry: tuple[str, str] | None = ("tree", self.root)
+        hops = 0
+        links: list[str] = []
+        while pending:
+            name = pending.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if not real:
+                    return None  # out of the tree
+                real.pop()
+                entry = ("tree", self.root) if not real else self._dir_entry("/".join(real))
+                continue
+            entries = self._dir("/".join(real))
+            entry = None if entries is None else entries.get(name)
+            if entry is None:
+                return None
+            if entry[0] == "link":
+                hops += 1
+                links.append("/".join([*real, name]))
+                target = self.objects.blob(entry[1])
+                if hops > LINK_HOPS or target is None or target.startswith(b"/") or b"\0" in target:
+                    return None
+                pending = target.decode("utf-8", "surrogateescape").split("/") + pending
+                continue
+            real.append(name)
+        if links:
+            self._through[path] = (*links, "/".join(real))
+        return entry
+
+    def kind(self, path: str) -> str | None:
+        """What *path* is in the tree: "blob", "tree", "commit" (a submodule), or None."""
+        entry = self._entry(path)
+        return None if entry is None else entry[0]
+
+    def through(self, path: str) -> tuple[str, ...]:
+        """The paths a read of *path* went through when it followed links (the links and the
+        file they lead to): a change to any of them changes what *path* reads."""
+        return self._through.get(path, ())
+
+    def _dir_entry(self, path: str) -> tuple[str, str] | None:
+        parent, _, name = path.rpartition("/")
+        entries = self._dir(parent)
         return None if entries is None else entries.get(name)
 
     def read(self, path: str) -> bytes | None:
@@ -239,7 +325,8 @@ class GitTree:
         return None if entry is None or entry[0] != "blob" else self.objects.blob(entry[1])
 
     def list(self, directory: str) -> list[str]:
-        entries = self._dir(directory.strip("/"))
+        entry = self._entry(directory.strip("/"))
+        entries = None if entry is None or entry[0] != "tree" else self.objects.tree(entry[1])
         return [] if entries is None else sorted(n for n, (kind, _) in entries.items() if kind != "commit")
 
     def key(self, path: str) -> str | None:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 
+from stackmeta.manifest.cmsdist import tree_path
 from stackmeta.manifest.expressions import evaluate_expression, truth
 from stackmeta.manifest.shell import Context, Unevaluated, matching, run_shell
 
@@ -52,7 +53,7 @@ class Line:
 class Issue:
     """A construct the reader could not evaluate, or a file it could not find."""
 
-    kind: str  # "unevaluated", "missing-include", "syntax"
+    kind: str  # "unevaluated", "missing-include", "outside-tree", "syntax"
     message: str
     where: str
 
@@ -157,6 +158,11 @@ def assemble(path: str, text: str, read: Reader, *, package: str) -> Assembled:
                 out.append(line)
                 continue
             kind, name = match.groups()
+            if tree_path(f"{package}/{name}.file") is None or tree_path(f"{name}.file") is None:
+                issues.append(Issue(kind="outside-tree",
+                                    message=f"{kind} {name}: names a file outside the cmsdist tree: not read",
+                                    where=line.where))
+                continue
             found = find(name)
             if found is None:
                 issues.append(Issue(kind="missing-include",

@@ -105,8 +105,12 @@ class _Reader:
         if self.collect is not None:
             self.collect.add(path)
         if path in self._local:
+            if self.collect is not None and isinstance(self.tree, GitTree):
+                self.collect.update(self.tree.through(path))
             return self._local[path]
         key = self.tree.key(path)
+        if self.collect is not None and isinstance(self.tree, GitTree):
+            self.collect.update(self.tree.through(path))  # a linked file: the link and its target
         if key is not None and (key, path) in _TEXTS:
             text: str | None = _TEXTS[(key, path)]
         else:
@@ -239,6 +243,14 @@ class Walker:
             return SpecFile(name=name, path="data/cmsswdata.txt", text=f"### RPM cms {name} 1.0\n",
                             generated=True)
         return None
+
+    def missing(self, name: str, where: str) -> Problem:
+        """The problem of a package *where* requires that has no spec: it is not walked."""
+        kinds = {self.tree.kind(p) for p in (name, f"{name}.spec") if isinstance(self.tree, GitTree)}
+        what = ("is a submodule (a gitlink): its files are not in the tag" if "commit" in kinds
+                else f"has no spec in the tree (no {name}.spec, {name}/spec, pin or generated spec)")
+        return Problem(kind="missing-spec", message=f"{name} {what}: it and what it requires are not read",
+                       where=where)
 
     def _preamble_macros(self) -> dict[str, spec.Macro]:
         macros = {
@@ -433,15 +445,20 @@ def walk(walker: Walker) -> Stack:
     reached: list[str] = [root]
     seen = {root}
     queue = deque([root])
+    missing: list[Problem] = []
     while queue:
         name = queue.popleft()
         facts = walker.facts(name)
         assert facts is not None
-        for dep, _where in facts.requires:
-            if dep not in seen and walker.spec_file(dep) is not None:
-                seen.add(dep)
-                reached.append(dep)
-                queue.append(dep)
+        for dep, where in facts.requires:
+            if dep in seen:
+                continue
+            if walker.spec_file(dep) is None:
+                missing.append(walker.missing(dep, where))
+                continue
+            seen.add(dep)
+            reached.append(dep)
+            queue.append(dep)
     bundles: set[str] = set()
     copied: dict[str, set[str]] = {}
     pending = deque(n for n in reached if walker.facts(n).body.copies)  # type: ignore[union-attr]
@@ -452,9 +469,10 @@ def walk(walker: Walker) -> Stack:
         bundles.add(bundle)
         facts = walker.facts(bundle)
         assert facts is not None
-        for dep, _where in facts.build_requires:
+        for dep, where in facts.build_requires:
             dep_facts = walker.facts(dep)
             if dep_facts is None:
+                missing.append(walker.missing(dep, where))
                 continue
             copied.setdefault(dep, set()).add(bundle)
             if dep_facts.body.copies and dep not in bundles:
@@ -472,7 +490,7 @@ def walk(walker: Walker) -> Stack:
         stack.interpreters[name] = _interpreters(stack, name)
     shipped = set(reached) | set(copied)
     stack.unshipped = [pin for rpm, pin in walker.pins.items() if rpm not in shipped]
-    problems: list[Problem] = list(walker.problems)
+    problems: list[Problem] = [*walker.problems, *missing]
     for name in dict.fromkeys([*reached, *copied]):
         for issue in facts_by_name[name].issues:
             problems.append(Problem(kind=issue.kind, message=issue.message, where=issue.where))

@@ -141,7 +141,7 @@ SECTION = "consistent"
 
 
 def nearest_path(locks_dir: Path, name: str) -> Path:
-    return locks_dir / f"{name}.nearest.txt"
+    return record.lock_file(locks_dir, name, ".nearest.txt")
 
 
 def load_nearest(locks_dir: Path, name: str) -> NearestSet:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -166,7 +167,14 @@ def test_full_specs_equal_reduced(suffix: str, release: str, arches: tuple[str, 
             {a: FolderTree(folder) for a in arches}, release, source=f"folder fixture{suffix}"
         )
     full, reduced = results["full"][0], results["reduced"][0]
-    assert full == reduced
+    # the fixture trees hold a part of cmsdist: specs they lack are reported at the line that
+    # requires them, which differs between a full file and its reduced form
+    def missing(rel: Release) -> set[tuple[str, str]]:
+        return {(p.kind, p.message) for p in rel.problems if p.kind == "missing-spec"}
+    assert missing(full) == missing(reduced)
+    def others(rel: Release) -> Release:
+        return dataclasses.replace(rel, problems=tuple(p for p in rel.problems if p.kind != "missing-spec"))
+    assert others(full) == others(reduced)
     assert "evil" not in {p.name for p in full.packages}  # Requires: text in heredocs and defines
     assert constraints.constraints_text(full) == (EXPECTED / f"fixture{suffix}.txt").read_text("utf-8")
 
@@ -181,9 +189,9 @@ def test_fixture14_details() -> None:
     assert rel.package("numpy").reasons == ("NO_AUTO_UPDATE: update together with tensorflow",)
     assert rel.package("cryptography").reasons == ()
     assert rel.package("dxr").arches == ("el9_amd64_gcc12",)
-    assert rel.problems[0].message == (
+    assert [p.message for p in rel.problems if p.kind == "not-pep440"] == [
         "py3-dxr version '1.0.x' is not a PEP 440 version: not pinned (on el9_amd64_gcc12)"
-    )
+    ]
 
 
 # -- pins and eras ------------------------------------------------------------------------
