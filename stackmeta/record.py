@@ -7,14 +7,22 @@ A record is one JSON document, ``locks/<lock-name>.json``, with sections:
 - ``"consistent"``: written by the resolver (see :mod:`stackmeta.resolve.search`).
 
 Each step owns its section and replaces it atomically with :func:`update_section`; the
-others are kept as they are. This module owns the paths, the format and the export section.
+others are kept as they are. A step that reads a record to write it again holds the record's
+lock for the whole update (:func:`locked`: ``fcntl.flock`` on ``.<name>.json.lock`` beside
+it, removed when released), so a ``check`` saving its section and an ``export`` rewriting
+the record at the same time both land. This module owns the paths, the format and the
+export section.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import fcntl
 import json
-from collections.abc import Collection, Iterable, Mapping
+import os
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from pathlib import Path
@@ -24,7 +32,7 @@ from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import atomic
-from stackmeta.errors import RecordError, UsageError
+from stackmeta.errors import OutputError, RecordError, UsageError
 
 FORMAT = 1
 
@@ -199,19 +207,98 @@ def write_document(path: Path, doc: Mapping[str, Any]) -> None:
     atomic.write_text(path, dump_document(doc))
 
 
+LOCK_TIMEOUT = 120.0  # seconds to wait for another stackmeta's update of one record
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.lock")
+
+
+@contextlib.contextmanager
+def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
+    """Hold the lock of the record *path* while the block reads and writes it; another
+    stackmeta updating the same record waits (at most *timeout* seconds, LOCK_TIMEOUT by
+    default, then a RecordError names the lock and its holder). The lock file is removed on
+    release; one a killed process left is removed by the next stackmeta that locks a record
+    of that folder."""
+    lock = lock_path(path)
+    limit = LOCK_TIMEOUT if timeout is None else timeout
+    if lock.parent not in _SWEPT:
+        _SWEPT.add(lock.parent)
+        for stale in lock.parent.glob(".*.json.lock"):
+            with contextlib.suppress(OSError, _Busy):
+                fd = _open_locked(stale, time.monotonic(), path)
+                _release(stale, fd)
+    fd = _open_locked(lock, time.monotonic() + limit, path)
+    try:
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        yield
+    finally:
+        _release(lock, fd)
+
+
+_SWEPT: set[Path] = set()
+
+
+class _Busy(RecordError):
+    pass
+
+
+def _open_locked(lock: Path, deadline: float, path: Path) -> int:
+    """The descriptor of *lock*, opened (created) and flock'ed; _Busy past *deadline*."""
+    while True:
+        try:
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as exc:
+            raise OutputError(f"cannot lock {path} ({exc.strerror}: {lock}): check the folder given "
+                              "(--locks-dir) and its permissions") from None
+        try:
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "?"
+                        raise _Busy(
+                            f"{path} is being updated by another stackmeta (pid {holder}) for too long: "
+                            f"wait for it to end and run again (if no stackmeta runs, remove {lock})"
+                        ) from None
+                    time.sleep(0.01)
+            try:  # the holder before us may have removed the file: then lock the new one
+                same = os.stat(lock).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+        except BaseException:
+            os.close(fd)
+            raise
+        if same:
+            return fd
+        os.close(fd)
+
+
+def _release(lock: Path, fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(lock)  # while held: a waiter that opened it sees it gone and starts again
+    os.close(fd)
+
+
 def update_section(path: Path, key: str, value: Any, *, ignore: Collection[str] = ()) -> bool:
-    """Replace one section of an existing record atomically, keeping the others. When the
-    section holds the same already but for its keys *ignore* (timings), nothing is written
-    (the file keeps its bytes and its time: a committed record changes only with its content).
-    Whether it was written."""
-    doc = read_document(path)
-    old = doc.get(key)
-    if (isinstance(old, dict) and isinstance(value, dict)
-            and _without(old, ignore) == _without(json.loads(json.dumps(value)), ignore)):
-        return False
-    doc[key] = value
-    write_document(path, doc)
-    return True
+    """Replace one section of an existing record atomically, keeping the others, under the
+    record's lock (see :func:`locked`). When the section holds the same already but for its
+    keys *ignore* (timings), nothing is written (the file keeps its bytes and its time: a
+    committed record changes only with its content). Whether it was written."""
+    with locked(path):
+        doc = read_document(path)
+        old = doc.get(key)
+        if (isinstance(old, dict) and isinstance(value, dict)
+                and _without(old, ignore) == _without(json.loads(json.dumps(value)), ignore)):
+            return False
+        doc[key] = value
+        write_document(path, doc)
+        return True
 
 
 def _without(section: Mapping[str, Any], keys: Collection[str]) -> dict[str, Any]:

@@ -101,19 +101,21 @@ def write(
     name = record.lock_name(base or release.release, release.python_major, default_major=default_major)
     json_path = record.record_path(locks_dir, name)
     txt_path = record.constraints_path(locks_dir, name)
-    keep: dict[str, Any] | None = None
-    if json_path.exists():
-        try:
-            old_doc = record.read_document(json_path)
-            old = record.release_from_json(old_doc["release"])
-        except (RecordError, KeyError, TypeError, ValueError, InvalidVersion):
-            old_doc, old = None, None  # a broken record is replaced, nothing of it is kept
-        if old is not None and old_doc is not None and list(record.pins(old)) == list(record.pins(release)):
-            keep = old_doc
-    doc = record.new_document(release, keep=keep)
     text = constraints_text(release, lock_name=name)
-    json_text = dump_document(doc, release)
-    atomic.write_all([(txt_path, text), (json_path, json_text)])  # both or neither
+    with record.locked(json_path):  # the sections kept are the ones there when it is written
+        keep: dict[str, Any] | None = None
+        if json_path.exists():
+            try:
+                old_doc = record.read_document(json_path)
+                old = record.release_from_json(old_doc["release"])
+            except (RecordError, KeyError, TypeError, ValueError, InvalidVersion):
+                old_doc, old = None, None  # a broken record is replaced, nothing of it is kept
+            if old is not None and old_doc is not None and \
+                    list(record.pins(old)) == list(record.pins(release)):
+                keep = old_doc
+        doc = record.new_document(release, keep=keep)
+        json_text = dump_document(doc, release)
+        atomic.write_all([(txt_path, text), (json_path, json_text)])  # both or neither
     kept = tuple(k for k in doc if k not in ("format", "release"))
     return Exported(release=replace(release, lock=name), lock_name=name, constraints=txt_path,
                     record=json_path, kept_sections=kept)
