@@ -42,18 +42,22 @@ against the snapshot is the same as against the original index.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
+import os
 import shutil
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from stackmeta import atomic
-from stackmeta.errors import IndexAccessError, StackmetaError, UsageError
+from stackmeta.errors import IndexAccessError, OutputError, StackmetaError, UsageError
 from stackmeta.index.client import FileMetadata
 from stackmeta.index.simple import (
     ProjectFile,
@@ -136,9 +140,71 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
     if pages and all(isinstance(p, StackmetaError) for p in pages.values()):
         raise IndexAccessError(f"{pages[min(pages)]}; the index answered none of the {len(pages)} project "
                                f"pages: nothing written into {out}")
-    tmp = out.with_name(f".{out.name}.tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _recover(out)
+    # a folder of this run's own beside *out* (two runs into one --out do not share one)
+    tmp = atomic.make_temp_dir(f".{out.name}.", out.parent, ".tmp")
+    try:
+        summary = _write(tmp, pages=pages, metas=metas, target=target, about=about, also=also)
+        size = sum(p.stat().st_size for p in tmp.rglob("*") if p.is_file())
+        _swap(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return replace(summary, out=out, bytes=size)
+
+
+def _put(path: Path, data: bytes | str) -> None:
+    """Write a file of the snapshot being made: plainly, into this run's own folder, which is
+    swapped in whole once complete (a file-by-file rename and fsync took 4 s for 391 files)."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror}: check the folder given (--out) and its "
+                          "permissions and free space") from None
+
+
+def _recover(out: Path) -> None:
+    """A run killed between its two renames left the old snapshot aside and none at *out*:
+    put it back (the other leftovers of dead runs are removed by :func:`atomic.make_temp_dir`)."""
+    if out.exists() or not out.parent.is_dir():
+        return
+    for aside in sorted(out.parent.glob(f".{out.name}.*.old")):
+        if atomic.is_stale(aside, f".{out.name}.", ".old") and (aside / MARKER).is_file():
+            with contextlib.suppress(OSError):
+                os.rename(aside, out)
+                return
+
+
+def _swap(new: Path, out: Path) -> None:
+    """Put the complete snapshot *new* in place of *out*: the old one is renamed aside, the new
+    one renamed in, then the old one removed. A run killed at any point leaves a complete
+    snapshot at *out* or beside it, never a part, and the old one is removed only once the
+    new one is in. Another run that swaps at the same time is waited for."""
+    for _ in range(50):
+        aside = atomic.make_temp_dir(f".{out.name}.", out.parent, ".old")
+        try:
+            with contextlib.suppress(FileNotFoundError):  # none: nothing to keep aside
+                os.rename(out, aside)  # onto the empty folder just made
+            try:
+                os.rename(new, out)
+                return
+            except OSError as exc:
+                if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                    if not out.exists() and any(aside.iterdir()):
+                        os.rename(aside, out)  # put the old one back
+                    raise OutputError(f"cannot write the snapshot {out}: {exc.strerror}: check the folder "
+                                      "and its permissions") from None
+                # another run put its snapshot in between: try again over it
+        finally:
+            shutil.rmtree(aside, ignore_errors=True)
+        time.sleep(0.01)
+    raise OutputError(f"cannot put the snapshot in place of {out}: other runs keep replacing it")
+
+
+def _write(tmp: Path, *, pages: Mapping[NormalizedName, ProjectPage | StackmetaError | None],
+           metas: Mapping[tuple[NormalizedName, Version], FileMetadata | StackmetaError | None],
+           target: Target, about: Mapping[str, object], also: Sequence[Target]) -> SnapshotSummary:
     read: dict[NormalizedName, dict[str, FileMetadata]] = {}
     versions: dict[NormalizedName, set[Version]] = {}
     for (name, version), md in metas.items():
@@ -159,7 +225,7 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
         for filename, md in mine.items():
             assert md.raw is not None
             data = strip_description(md.raw)
-            atomic.write_bytes(tmp / "files" / name / f"{filename}.metadata", data)
+            _put(tmp / "files" / name / f"{filename}.metadata", data)
             urls[filename] = f"../../files/{name}/{filename}"
             hashes[filename] = hashlib.sha256(data).hexdigest()
             n_md += 1
@@ -168,16 +234,12 @@ def write_snapshot(out: Path, *, pages: Mapping[NormalizedName, ProjectPage | St
             if f.filename not in urls and f.version(name) not in looked_at:
                 urls[f.filename] = f"../../files/{name}/{f.filename}"
         kept = page.replace_files(files)
-        atomic.write_text(tmp / "simple" / name / "index.html", render_project_html(kept, urls, hashes))
-        atomic.write_text(tmp / "simple" / name / "index.json",
+        _put(tmp / "simple" / name / "index.html", render_project_html(kept, urls, hashes))
+        _put(tmp / "simple" / name / "index.json",
                           render_project_json(kept, urls, hashes, upload_time=False))
-    atomic.write_text(tmp / "simple" / "index.html", render_index_html(names))
-    atomic.write_text(tmp / "simple" / "index.json", render_index_json(names))
-    atomic.write_text(tmp / MARKER, json.dumps({**about, "projects": len(names), "files": total_files,
+    _put(tmp / "simple" / "index.html", render_index_html(names))
+    _put(tmp / "simple" / "index.json", render_index_json(names))
+    _put(tmp / MARKER, json.dumps({**about, "projects": len(names), "files": total_files,
                                                 "metadata_files": n_md}, indent=1, sort_keys=True) + "\n")
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return SnapshotSummary(out=out, projects=len(names), files=total_files, metadata_files=n_md,
-                           dropped_files=dropped, bytes=size)
+    return SnapshotSummary(out=tmp, projects=len(names), files=total_files, metadata_files=n_md,
+                           dropped_files=dropped, bytes=0)
