@@ -19,7 +19,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from stackmeta.errors import OutputError
@@ -124,14 +124,7 @@ def write_all(files: Sequence[tuple[Path, bytes | str]]) -> None:
     """Write several files as one step: every one goes to a temporary file first, and only
     when all are written are they renamed into place (text as UTF-8). A refusal leaves every
     old file as it was, and is one :class:`OutputError` naming the path."""
-    for path, _ in files:
-        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
-        if blocker is not None and not blocker.is_dir():
-            raise OutputError(f"cannot write {path}: {blocker} is a file, not a folder: give another folder "
-                              "(--locks-dir, --out)")
-        if path.is_dir():
-            raise OutputError(f"cannot write {path}: it is a folder: move it away, or give another folder "
-                              "(--locks-dir, --out)")
+    check_paths(path for path, _ in files)
     temps: list[tuple[str, Path]] = []
     try:
         for path, data in files:
@@ -150,6 +143,18 @@ def write_all(files: Sequence[tuple[Path, bytes | str]]) -> None:
         for tmp, _ in temps:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
+
+
+def check_paths(paths: Iterable[Path]) -> None:
+    """Refuse (one OutputError) a path whose folder is a file, or that is a folder."""
+    for path in paths:
+        blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists()), None)
+        if blocker is not None and not blocker.is_dir():
+            raise OutputError(f"cannot write {path}: {blocker} is a file, not a folder: give another folder "
+                              "(--locks-dir, --out)")
+        if path.is_dir():
+            raise OutputError(f"cannot write {path}: it is a folder: move it away, or give another folder "
+                              "(--locks-dir, --out)")
 
 
 def _temp(path: Path, data: bytes) -> str:

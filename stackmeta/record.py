@@ -221,6 +221,7 @@ def locked(path: Path, timeout: float | None = None) -> Iterator[None]:
     default, then a RecordError names the lock and its holder). The lock file is removed on
     release; one a killed process left is removed by the next stackmeta that locks a record
     of that folder."""
+    atomic.check_paths([path])
     lock = lock_path(path)
     limit = LOCK_TIMEOUT if timeout is None else timeout
     if lock.parent not in _SWEPT:

@@ -102,6 +102,7 @@ def write(
     json_path = record.record_path(locks_dir, name)
     txt_path = record.constraints_path(locks_dir, name)
     text = constraints_text(release, lock_name=name)
+    atomic.check_paths([txt_path, json_path])
     with record.locked(json_path):  # the sections kept are the ones there when it is written
         keep: dict[str, Any] | None = None
         if json_path.exists():

@@ -8,8 +8,12 @@ from __future__ import annotations
 import fnmatch
 import re
 import shlex
+import signal
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 
 
 class Unevaluated(Exception):
@@ -326,6 +330,113 @@ def _cut(args: list[str], stdin: str) -> str:
     return "".join(x + "\n" for x in out)
 
 
+# What one sed or grep may cost: real specs' snippets read under 30 characters and match in
+# microseconds (measured over the excerpts and 450 tags of the cmsdist history); a pattern that
+# repeats a repetition ((a+)+, (a|aa)*: exponential backtracking) is refused before it runs,
+# and any other is stopped after REGEX_SECONDS (SIGALRM interrupts Python's regex engine; in
+# the main thread, where stackmeta reads manifests).
+MAX_INPUT = 64 * 1024  # characters a sed or grep reads
+REGEX_SECONDS = 2.0
+
+
+class _Expired(Exception):
+    pass
+
+
+@contextmanager
+def _deadline(what: str) -> Iterator[None]:
+    """Raise Unevaluated when the block runs longer than REGEX_SECONDS (main thread only, and
+    not over a timer someone else set)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer") \
+            or signal.getitimer(signal.ITIMER_REAL)[0] > 0:
+        yield
+        return
+
+    def expired(signum: int, frame: FrameType | None) -> None:
+        raise _Expired
+
+    old = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, REGEX_SECONDS)
+    try:
+        yield
+    except _Expired:
+        raise Unevaluated(f"{what} ran for more than {REGEX_SECONDS:.0f} s") from None
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def _bounded_input(command: str, stdin: str) -> None:
+    if len(stdin) > MAX_INPUT:
+        raise Unevaluated(f"{command} reads {len(stdin)} characters, more than {MAX_INPUT}")
+
+
+def repeats_a_repetition(pattern: str) -> bool:
+    """Whether the (Python syntax) *pattern* repeats a group that itself repeats or holds
+    alternatives: ``(a+)+``, ``(a*b?)*``, ``(a|ab){2,}``, the shapes that backtrack
+    exponentially."""
+    stack: list[bool] = []  # per open group: it holds a repetition or an alternative
+    closed: bool | None = None  # the atom just before: a group (is it risky?), else None
+    i, n = 0, len(pattern)
+    while i < n:
+        c = pattern[i]
+        if c == "\\":
+            closed, i = None, i + 2
+            continue
+        if c == "[":
+            j = i + 1
+            if j < n and pattern[j] == "^":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 2 if pattern[j] == "\\" else 1
+            closed, i = None, j + 1
+            continue
+        if c == "(":
+            stack.append(False)
+            closed, i = None, i + 1
+            continue
+        if c == ")":
+            risky = stack.pop() if stack else False
+            if stack:
+                stack[-1] = stack[-1] or risky
+            closed, i = risky, i + 1
+            continue
+        if c == "|":
+            if stack:
+                stack[-1] = True
+            closed, i = None, i + 1
+            continue
+        if c in "*+?{":
+            end = i + 1
+            many = c in "*+"
+            if c == "{":
+                m = re.match(r"\{(\d*)(,?)(\d*)\}", pattern[i:])
+                if m is None:  # a literal brace
+                    closed, i = None, i + 1
+                    continue
+                end = i + m.end()
+                many = bool(m.group(2)) or int(m.group(1) or 0) > 1
+            if many and closed:
+                return True
+            if stack:
+                stack[-1] = True
+            closed, i = None, end
+            continue
+        closed, i = None, i + 1
+    return False
+
+
+def _compile(pattern: str, flags: int, command: str) -> re.Pattern[str]:
+    if repeats_a_repetition(pattern):
+        raise Unevaluated(f"{command} pattern {pattern!r} repeats a repetition (it can backtrack for ever)")
+    try:
+        return re.compile(pattern, flags)
+    except re.error:
+        raise Unevaluated(f"{command} pattern {pattern!r}") from None
+
+
 def _bre_to_python(pattern: str, extended: bool) -> str:
     if extended:
         return pattern
@@ -383,20 +494,19 @@ def _sed(args: list[str], stdin: str) -> str:
             pattern, repl, flags = parts
             if set(flags) - {"g"}:
                 raise Unevaluated(f"sed flags {flags!r}")
-            try:
-                regex = re.compile(_bre_to_python(pattern, extended))
-            except re.error:
-                raise Unevaluated(f"sed pattern {pattern!r}") from None
+            regex = _compile(_bre_to_python(pattern, extended), 0, "sed")
             py_repl = re.sub(r"\\(\d)", r"\\g<\1>", repl.replace("&", r"\g<0>").replace(r"\\g<0>", "&"))
             commands.append((regex, py_repl, 0 if "g" in flags else 1))
+    _bounded_input("sed", stdin)
     out: list[str] = []
-    for line in _lines(stdin):
-        for regex, repl, count in commands:
-            try:
-                line = regex.sub(repl, line, count=count)
-            except (re.error, IndexError):
-                raise Unevaluated("sed replacement") from None
-        out.append(line)
+    with _deadline("sed"):
+        for line in _lines(stdin):
+            for regex, repl, count in commands:
+                try:
+                    line = regex.sub(repl, line, count=count)
+                except (re.error, IndexError):
+                    raise Unevaluated("sed replacement") from None
+            out.append(line)
     return "".join(x + "\n" for x in out)
 
 
@@ -505,9 +615,8 @@ def _grep(args: list[str], stdin: str) -> tuple[str, int]:
             patterns.append(a)
     if len(patterns) != 1:
         raise Unevaluated("grep on files")
-    try:
-        regex = re.compile(_bre_to_python(patterns[0], False), re.I if ignore else 0)
-    except re.error:
-        raise Unevaluated(f"grep pattern {patterns[0]!r}") from None
-    hits = [line for line in _lines(stdin) if bool(regex.search(line)) != invert]
+    regex = _compile(_bre_to_python(patterns[0], False), re.I if ignore else 0, "grep")
+    _bounded_input("grep", stdin)
+    with _deadline("grep"):
+        hits = [line for line in _lines(stdin) if bool(regex.search(line)) != invert]
     return ("" if quiet else "".join(x + "\n" for x in hits)), (0 if hits else 1)
