@@ -270,6 +270,14 @@ class GitTree:
         """The entry *path* names, symbolic links followed as a checkout would (relative to the
         link's folder, at most LINK_HOPS of them); None when missing or when a link leads out
         of the tree (an absolute target, or ``..`` past the top)."""
+        walked: list[str] = []
+        try:
+            return self._follow(path, walked)
+        finally:
+            if len(walked) > 1:  # links were followed: remember every path the answer rests on
+                self._through[path] = tuple(walked)
+
+    def _follow(self, path: str, walked: list[str]) -> tuple[str, str] | None:
         normal = tree_path(path) if path else ""
         if normal is None:
             return None
@@ -277,7 +285,6 @@ class GitTree:
         real: list[str] = []  # the folders walked so far, links resolved
         entry: tuple[str, str] | None = ("tree", self.root)
         hops = 0
-        links: list[str] = []
         while pending:
             name = pending.pop(0)
             if name in ("", "."):
@@ -290,19 +297,19 @@ class GitTree:
                 continue
             entries = self._dir("/".join(real))
             entry = None if entries is None else entries.get(name)
+            if entry is None or entry[0] == "link":
+                walked.append("/".join([*real, name]))
             if entry is None:
                 return None
             if entry[0] == "link":
                 hops += 1
-                links.append("/".join([*real, name]))
                 target = self.objects.blob(entry[1])
                 if hops > LINK_HOPS or target is None or target.startswith(b"/") or b"\0" in target:
                     return None
                 pending = target.decode("utf-8", "surrogateescape").split("/") + pending
                 continue
             real.append(name)
-        if links:
-            self._through[path] = (*links, "/".join(real))
+        walked.append("/".join(real))
         return entry
 
     def kind(self, path: str) -> str | None:

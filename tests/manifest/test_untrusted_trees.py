@@ -145,3 +145,20 @@ def test_a_link_loop_and_deep_links_end(tmp_path: Path) -> None:
                           cwd=ROOT, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert "gdb has no spec in the tree" in done.stderr
+
+
+def test_a_batch_sees_a_change_behind_a_link(linked_repo: Path, tmp_path: Path) -> None:
+    repo = tmp_path / "cmsdist"
+    shutil.copytree(linked_repo, repo, symlinks=True)
+    real = repo / "specs" / "py3-dxr.real"
+    real.write_text(real.read_text().replace("py3-dxr 1.0.x", "py3-dxr 1.0.1"))
+    git(repo, "commit", "-q", "-am", "dxr 1.0.1, behind the unchanged link")
+    git(repo, "tag", "REL/CMSSW_14_0_1/el9_amd64_gcc12")
+    locks = tmp_path / "locks"
+    code, _, err = run_cli("export", "--all", "--cmsdist", str(repo), "--locks-dir", str(locks),
+                           "--jobs", "1", "--quiet")
+    assert code == 0, err
+    def dxr(name: str) -> str:
+        doc = json.loads((locks / f"{name}.json").read_text())
+        return next(p["version_written"] for p in doc["release"]["packages"] if p["name"] == "dxr")
+    assert (dxr("CMSSW_14_0_0"), dxr("CMSSW_14_0_1")) == ("1.0.x", "1.0.1")
