@@ -285,6 +285,7 @@ def export_all(
             raise UsageError(f"no release tags {what} in {cmsdist}" +
                              (f" for arches {' '.join(arches)}" if arches else "") +
                              ": check --match/--arch (tags are REL/<release>/<arch>)")
+        atomic.remove_stale(locks_dir, ".", ".tmp")  # what a killed run left, even if all is up to date
         skipped: list[str] = []
         todo: list[Job] = []
         for job in jobs:
