@@ -26,7 +26,6 @@ import re
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any
 
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
-from stackmeta import credentials
+from stackmeta import atomic, credentials
 from stackmeta.errors import BuildError, PublishError, StackmetaError, quoted
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.index.http import Transport
@@ -368,7 +367,7 @@ def publish(
     files = tuple(f if isinstance(f, LocalFile) else local_files([f])[0] for f in built)
     repository_url = credentials.without(repository_url)  # a password in it: for the requests only
     index_url = credentials.without(index_url) if index_url else None
-    with tempfile.TemporaryDirectory(prefix="stackmeta-publish-") as tmp:  # mode 0700
+    with atomic.temp_dir("stackmeta-publish-") as tmp:  # mode 0700; a killed run's goes with the next
         staged = stage(files, Path(tmp))
         verify_dists([f.path for f in staged], nearest)
         problems = unresolved_problems(check, nearest)
