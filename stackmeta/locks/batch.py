@@ -37,11 +37,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from stackmeta import __version__, record
 from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
 from stackmeta.locks import export
 from stackmeta.manifest.cmsdist import Opened
+from stackmeta.manifest.pins import cycle_counts, rank_arches
 from stackmeta.manifest.walk import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
@@ -56,6 +58,7 @@ class Job:
     release: str
     base: str  # the lock's base name: the release, or <release>__<arch> with the "each" policy
     arches: tuple[str, ...]  # sorted
+    rank: tuple[str, ...]  # the arches, the release's production arch first (pins.rank_arches)
     source: str  # what the record's "source" says once written ("git <commit> <tag>, ...")
 
 
@@ -94,6 +97,7 @@ def plan(
     gives the source the record will name."""
     if policy not in ARCH_POLICIES:
         raise UsageError(f"--arch-policy {policy!r}: give one of {', '.join(ARCH_POLICIES)}")
+    available = list(available)
     by_release: dict[str, list[str]] = {}
     for release, arch in available:
         if match and not any(fnmatch.fnmatchcase(release, m) for m in match):
@@ -102,12 +106,14 @@ def plan(
             continue
         by_release.setdefault(release, []).append(arch)
     jobs: list[Job] = []
+    counts = cycle_counts(available)
     for release, found in by_release.items():
         found = sorted(set(found))
         groups = [tuple(found)] if policy == "merge" else [(a,) for a in found]
         for group in groups:
             base = release if policy == "merge" else f"{release}__{group[0]}"
-            jobs.append(Job(release=release, base=base, arches=group, source=describe(release, group)))
+            jobs.append(Job(release=release, base=base, arches=group, source=describe(release, group),
+                            rank=tuple(rank_arches(group, release, counts))))
     jobs.sort(key=lambda j: (j.arches, release_order(j.release), j.release))
     return jobs
 
@@ -154,7 +160,7 @@ def run_job(opened: Opened, job: Job, locks_dir: Path, python_major: int | None)
     """Read and write one job's record; returns the lock name."""
     source = opened.source(job.release, list(job.arches))
     rel, default = read_release(source.trees, job.release, source=source.description,
-                                python_major=python_major)
+                                python_major=python_major, rank=job.rank)
     done = export.write(rel, locks_dir, default_major=default, base=job.base)
     return done.lock_name
 
@@ -176,18 +182,25 @@ def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None
 
 
 _WORKER: Opened | None = None
+_DONE: Any = None  # the parent's queue: one message per record written (the progress bar's)
 
 
-def _worker_init(cmsdist: Path) -> None:
+def _worker_init(cmsdist: Path, done: Any = None) -> None:
     # Ctrl-C is the parent's to handle: it lets the chunks in flight finish, so no write is cut.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    global _WORKER
+    global _WORKER, _DONE
     _WORKER = Opened(cmsdist)
+    _DONE = done
 
 
 def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, python_major: int | None) -> list[_Result]:
     assert _WORKER is not None
-    return [_attempt(_WORKER, job, locks_dir, python_major) for job in jobs]
+    results = []
+    for job in jobs:
+        results.append(_attempt(_WORKER, job, locks_dir, python_major))
+        if _DONE is not None:
+            _DONE.put(1)
+    return results
 
 
 @contextmanager
@@ -293,8 +306,19 @@ def _in_pool(
     results: list[_Result] = []
     chunks = _chunks(jobs, workers)
     # forkserver, not fork: the parent may run threads (a progress bar) that fork would copy mid-lock.
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cmsdist,),
-                               mp_context=multiprocessing.get_context("forkserver"))
+    context = multiprocessing.get_context("forkserver")
+    written = context.SimpleQueue()  # each record written, as it is: the progress bar follows it
+    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init, initargs=(cmsdist, written),
+                               mp_context=context)
+    shown = 0
+
+    def follow() -> None:
+        nonlocal shown
+        while not written.empty():
+            written.get()
+            shown += 1
+            progress.advance()
+
     try:
         pending: set[Future[list[_Result]]] = set()
         queue = iter(chunks)
@@ -303,7 +327,8 @@ def _in_pool(
             if len(pending) >= workers * 2:
                 break
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            follow()
             for future in done:
                 try:
                     chunk_results = future.result()
@@ -313,7 +338,6 @@ def _in_pool(
                         "kept; run the export again, or with --jobs 1"
                     ) from None
                 results.extend(chunk_results)
-                progress.advance(len(chunk_results))
                 nxt = next(queue, None)
                 if nxt is not None:
                     pending.add(pool.submit(_worker_chunk, nxt, locks_dir, python_major))
@@ -323,4 +347,8 @@ def _in_pool(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    follow()
+    if shown < len(results):
+        progress.advance(len(results) - shown)  # a message lost with a worker: the count stays true
+    written.close()
     return results

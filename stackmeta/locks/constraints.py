@@ -60,7 +60,7 @@ def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: 
     unpinned = [p for p in release.packages if p.version is None]
     header = [
         f"# {release.release}: the Python packages the release ships, as pip constraints",
-        f"# metapackage version: {release.metapackage_version}",
+        f"# metapackage version: {release.metapackage_version or 'none (not a CMSSW release name)'}",
         f"# arch{'es' if len(release.arches) > 1 else ''}: {', '.join(release.arches) or 'not given'}",
         f"# Python: {python_text(release)}",
         f"# source: {release.source}",
@@ -70,5 +70,10 @@ def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: 
         + (f"; not pinned: {', '.join(_unpinned(p) for p in unpinned)}" if unpinned else ""),
         f"# usage: pip install -c {lock_name or release.lock_name}.txt <package>...",
     ]
+    if release.other_python is not None:
+        name = lock_name or release.lock_name
+        mine = f"-py{release.python.major}"
+        other = name[: -len(mine)] if name.endswith(mine) else f"{name}-py{release.other_python.major}"
+        header.insert(4, f"# other stack: Python {release.other_python} in {other}.txt")
     header.extend(f"# {note}" if not note.startswith("#") else note for note in notes)
     return "\n".join([*header, *pins]) + "\n"

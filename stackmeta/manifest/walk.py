@@ -30,7 +30,7 @@ from stackmeta.manifest.cmsdist import GitTree, Tree
 from stackmeta.manifest.pins import Arch, Era, Pin, era, read_pins
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
-from stackmeta.release import release_version
+from stackmeta.release import optional_version
 
 # -- specs ------------------------------------------------------------------------------
 
@@ -603,6 +603,7 @@ class ArchStack:
     packages: tuple[Package, ...]
     unshipped: tuple[UnshippedPin, ...]
     problems: tuple[Problem, ...]
+    origins: Mapping[str, str] = field(default_factory=dict)  # rpm -> its spec's file:line
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -666,7 +667,9 @@ def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
             pkg = dataclasses.replace(pkg, requires=requires)
             remember(_PARTS, (rpm, stack.arch.name), dataclasses.replace(part, package=pkg))
         packages.append(pkg)
-    packages = _merge_projects(packages, problems)
+    origins = {rpm: parts[rpm].facts.where + (f", copied into {', '.join(sorted(stack.copied[rpm]))}"
+                                              if rpm in stack.copied else "") for rpm in members}
+    packages = _merge_projects(packages, problems, origins)
     unshipped = tuple(
         UnshippedPin(rpm=p.rpm, name=canonicalize_name(p.name), version_written=p.version, reasons=p.reasons)
         for p in stack.unshipped
@@ -677,11 +680,15 @@ def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
             f"no Python {major} stack to export"
         )
     return ArchStack(arch=stack.arch, python=stack.python[major], packages=tuple(packages),
-                     unshipped=unshipped, problems=tuple(problems))
+                     unshipped=unshipped, problems=tuple(problems), origins=origins)
 
 
-def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Package]:
-    """Two rpms that name one PyPI project (click, Click) become one package."""
+def _merge_projects(packages: list[Package], problems: list[Problem],
+                    origins: Mapping[str, str] | None = None) -> list[Package]:
+    """Two rpms that name one PyPI project (click, Click) become one package; when their versions
+    differ the higher is pinned, with a problem and the package's ``rpm_versions`` saying which
+    rpm (spec file:line) supplies which version."""
+    origins = origins or {}
     by_name: dict[NormalizedName, list[Package]] = {}
     for pkg in packages:
         by_name.setdefault(pkg.name, []).append(pkg)
@@ -693,12 +700,16 @@ def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Pa
         group.sort(key=lambda p: p.rpm)
         versions = {p.version_written for p in group}
         best = max(group, key=lambda p: (p.version is not None, p.version or Version("0")))
+        supplies: tuple[tuple[str, str], ...] = ()
         if len(versions) > 1:
+            supplies = tuple((p.rpm, p.version_written) for p in group)
             problems.append(Problem(
                 kind="version-mismatch",
-                message=f"{' and '.join(p.rpm + ' ' + p.version_written for p in group)} name one "
-                        f"project {name}: pinned {best.version_written}",
-                where=name))
+                message=" and ".join(
+                    f"{p.rpm} {p.version_written}" + (f" ({origins[p.rpm]})" if p.rpm in origins else "")
+                    for p in group) + f" name one project {name}: pinned {best.version_written} "
+                    f"(from {best.rpm}); export --arch-policy each or read the rpms for the other",
+                where=origins.get(best.rpm, "").split(",")[0] or name))
         out.append(Package(
             rpm="+".join(p.rpm for p in group), name=name, display_name=best.display_name,
             version_written=best.version_written, version=best.version, build=best.build,
@@ -707,7 +718,7 @@ def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Pa
             reasons=tuple(dict.fromkeys(x for p in group for x in p.reasons)),
             requires=tuple(sorted({x for p in group for x in p.requires} - {name})),
             system_libs=tuple(sorted({x for p in group for x in p.system_libs})),
-            arches=best.arches,
+            arches=best.arches, rpm_versions=supplies,
         ))
     return out
 
@@ -723,9 +734,29 @@ def read_release(
     python_major: int | None = None,
     version: str | None = None,
     progress: Progress = NO_PROGRESS,
+    rank: Sequence[str] = (),
 ) -> tuple[Release, int]:
-    """The Release of *release* over the arches of *trees*, and the default Python major."""
-    metapackage = release_version(release, version)
+    """The Release of *release* over the arches of *trees*, and the default Python major;
+    *rank* orders the arches, the production arch first (see :func:`combine`)."""
+    releases, default = read_stacks(trees, release, source=source, majors=(python_major,), version=version,
+                                    progress=progress, rank=rank)
+    return releases[0], default
+
+
+def read_stacks(
+    trees: Mapping[str, Tree],
+    release: str,
+    *,
+    source: str,
+    majors: Sequence[int | None] = (None,),
+    version: str | None = None,
+    progress: Progress = NO_PROGRESS,
+    rank: Sequence[str] = (),
+) -> tuple[list[Release], int]:
+    """:func:`read_release` of each of *majors* (None: the default stack) from one walk, in the
+    order of *majors*, and the default Python major. Each release's ``other_python`` is the
+    interpreter of the release's other stack when it ships packages for it."""
+    metapackage = optional_version(release, version)
     stacks: list[tuple[Walker, Stack]] = []
     for arch_name in sorted(trees):
         arch = Arch.parse(arch_name)
@@ -737,13 +768,25 @@ def read_release(
             progress.done()
     defaults = {default_major(s) for _, s in stacks}
     default = max(defaults)
-    major = default if python_major is None else python_major
-    per_arch = [arch_stack(w, s, major) for w, s in stacks]
-    rel = combine(release, metapackage, per_arch, source=source)
-    return rel, default
+    shipped = {m: Version(s.python[m]) for _, s in reversed(stacks) for m in (2, 3)
+               if m in s.python and any(m in i for i in s.interpreters.values())}
+    out = []
+    for wanted in majors:
+        major = default if wanted is None else wanted
+        per_arch = [arch_stack(w, s, major) for w, s in stacks]
+        other = shipped.get(2 if major == 3 else 3)
+        rel = combine(release, metapackage, per_arch, source=source, rank=rank)
+        out.append(dataclasses.replace(rel, other_python=other))
+    return out, default
 
 
-def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *, source: str) -> Release:
+def combine(release: str, metapackage: Version | None, per_arch: Sequence[ArchStack], *,
+            source: str, rank: Sequence[str] = ()) -> Release:
+    """One Release over the arches of *per_arch*. *rank* orders the arches, the release's
+    production arch first (:func:`stackmeta.manifest.pins.rank_arches`): where arches that one
+    ``platform_machine`` marker cannot tell apart (el8 and el9, gcc11 and gcc12) ship one
+    package at two versions, the best-ranked arch's version is pinned and the others are named
+    in a problem."""
     arches = tuple(a.arch.name for a in per_arch)
     merged: dict[tuple[object, ...], Package] = {}
     for stack in per_arch:
@@ -760,14 +803,15 @@ def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *
                 reasons=tuple(dict.fromkeys([*old.reasons, *pkg.reasons])),
                 requires=tuple(sorted(set(old.requires) | set(pkg.requires))),
                 system_libs=tuple(sorted(set(old.system_libs) | set(pkg.system_libs))),
-                arches=(*old.arches, *pkg.arches),
+                arches=(*old.arches, *pkg.arches), rpm_versions=old.rpm_versions,
             )
-    packages = tuple(sorted(merged.values(), key=lambda p: (p.name, p.arches)))
+    settled, conflicts = _one_pin_per_machine(list(merged.values()), per_arch, rank)
+    packages = tuple(sorted(settled, key=lambda p: (p.name, p.arches)))
     unshipped: dict[tuple[str, str], UnshippedPin] = {}
     for stack in per_arch:
         for pin in stack.unshipped:
             unshipped.setdefault((pin.rpm, pin.version_written), pin)
-    problems = _combine_problems(per_arch)
+    problems = _combine_problems(per_arch) + conflicts
     pythons = {a.arch.name: Version(a.python) for a in per_arch}
     python = pythons[arches[0]]
     return Release(
@@ -776,6 +820,55 @@ def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *
         source=source, stackmeta_version=__version__, packages=packages,
         unshipped=tuple(sorted(unshipped.values(), key=lambda u: (u.name, u.rpm))), problems=problems,
     )
+
+
+def _one_pin_per_machine(
+    packages: list[Package], per_arch: Sequence[ArchStack], rank: Sequence[str],
+) -> tuple[list[Package], tuple[Problem, ...]]:
+    """Per (package, platform_machine), the version of the best-ranked arch that ships it."""
+    order = {arch: i for i, arch in enumerate(rank)}
+    arch_names = sorted((a.arch.name for a in per_arch), key=lambda a: (order.get(a, len(order)), a))
+    place = {arch: i for i, arch in enumerate(arch_names)}
+    machine = {a.arch.name: a.arch.machine for a in per_arch}
+    origins = {a.arch.name: a.origins for a in per_arch}
+    groups: dict[tuple[str, str], list[Package]] = {}
+    for pkg in packages:
+        for m in dict.fromkeys(machine.get(a, a) for a in pkg.arches):
+            groups.setdefault((pkg.name, m), []).append(pkg)
+    dropped: dict[int, set[str]] = {}  # id(package) -> arches it loses
+    problems: list[Problem] = []
+    for (name, m), group in sorted(groups.items()):
+        if len({p.version_written for p in group}) < 2:
+            continue
+
+        def first_arch(p: Package, m: str = m) -> str:
+            return min((a for a in p.arches if machine.get(a, a) == m), key=lambda a: place.get(a, 1 << 20))
+
+        winner = min(group, key=lambda p: place.get(first_arch(p), 1 << 20))
+        best = first_arch(winner)
+        losers = [p for p in group if p is not winner and p.version_written != winner.version_written]
+        for p in losers:
+            dropped.setdefault(id(p), set()).update(a for a in p.arches if machine.get(a, a) == m)
+        others = "; ".join(
+            f"{p.version_written} on {', '.join(a for a in p.arches if machine.get(a, a) == m)}" for p in losers)
+        where = origins.get(best, {}).get(winner.rpm.split("+")[0], "").split(",")[0] or winner.rpm
+        problems.append(Problem(
+            kind="arch-conflict",
+            message=f"{name}: {winner.version_written} on {best} and {others}, which the marker "
+                    f'platform_machine == "{m}" cannot tell apart: pinned {winner.version_written}, the '
+                    f"version of {best} (the release's production arch for {m}: the arch tagged for "
+                    "most releases of its cycle); export --arch ARCH alone for another arch's lock",
+            where=where))
+    out = []
+    for pkg in packages:
+        lost = dropped.get(id(pkg))
+        if not lost:
+            out.append(pkg)
+            continue
+        kept = tuple(a for a in pkg.arches if a not in lost)
+        if kept:
+            out.append(dataclasses.replace(pkg, arches=kept))
+    return out, tuple(problems)
 
 
 def _combine_problems(per_arch: Sequence[ArchStack]) -> tuple[Problem, ...]:

@@ -350,6 +350,7 @@ def test_publish_new_uploads_only_what_the_index_lacks(
             "published": {"CMSSW_14_0_2": ["cms_analysis_stack-14.0.2.tar.gz",
                                            "cms_analysis_stack-14.0.2-py3-none-any.whl"]},
             "already": ["CMSSW_14_0_1"],
+            "skipped": [],
             "failed": [],
         }
         code, out = publish("--new")

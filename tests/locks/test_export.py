@@ -291,11 +291,9 @@ def test_git_several_arches_and_unknown_names(
             "--python 4: with --cmsdist give 2 or 3 (the stack to export)",
         ),
         (
-            ["CMSSW_14_0_0_HLT"],
+            ["CMSSW_14_0_0_HLT", "--version", "nope"],
             2,
-            "release name 'CMSSW_14_0_0_HLT' is not one of CMSSW_X_Y_Z, CMSSW_X_Y_Z_preN, "
-            "CMSSW_X_Y_Z_patchN or "
-            "CMSSW_X_Y_X_YYYY-MM-DD-hhmm: give the metapackage version with --version",
+            "--version 'nope' is not a PEP 440 version: use e.g. 14.0.0.post1",
         ),
         (
             ["CMSSW_9_3_0", "--arch", "slc6_amd64_gcc630", "--python", "3"],
