@@ -44,7 +44,7 @@ from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageEr
 from stackmeta.locks import export
 from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.pins import cycle_counts, rank_arches
-from stackmeta.manifest.walk import read_release
+from stackmeta.manifest.walk import read_stacks
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
 
@@ -123,21 +123,40 @@ def plan(
 _HEAD = 8192  # the record's "source" and "stackmeta_version" come before its packages
 
 
-def up_to_date(locks_dir: Path, job: Job, python_major: int | None = None) -> str | None:
-    """The lock name of *job*'s record when it is complete and names the same source, else None."""
+def up_to_date(locks_dir: Path, job: Job, python_major: int | None = None, *,
+               with_record: bool = True, both: bool = False) -> str | None:
+    """The lock name of *job*'s record when it is complete and names the same source, else None.
+    *both*: the default stack's lock, and the other stack's when the first names one."""
     names = [job.base] if python_major is None else [job.base, f"{job.base}-py{python_major}"]
     for name in names:
-        if _fresh(locks_dir, name, job.source, python_major):
+        if _fresh(locks_dir, name, job.source, python_major, with_record):
+            if both:
+                other = _other_lock(locks_dir, name)
+                if other is not None and not _fresh(locks_dir, other, job.source, None, with_record):
+                    return None
             return name
     return None
 
 
-def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None) -> bool:
+def _other_lock(locks_dir: Path, name: str) -> str | None:
+    """The other stack's lock that the lock *name*'s header names (``# other stack: ... in X.txt``)."""
+    with open(record.constraints_path(locks_dir, name), "rb") as handle:
+        head = handle.read(_HEAD).decode("utf-8", "replace")
+    m = re.search(r"^# other stack: Python \S+ in (\S+)\.txt$", head, re.M)
+    return None if m is None else m.group(1)
+
+
+def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None,
+           with_record: bool = True) -> bool:
     try:
-        with open(record.record_path(locks_dir, name), "rb") as handle:
-            head = handle.read(_HEAD).decode("utf-8", "replace")
         with open(record.constraints_path(locks_dir, name), "rb") as handle:
             lock_head = handle.read(_HEAD).decode("utf-8", "replace")
+        if not with_record:
+            return (f"\n# source: {source}\n" in lock_head
+                    and f"\n# written by stackmeta {__version__}\n" in lock_head
+                    and (python_major is None or f"\n# Python: {python_major}." in lock_head))
+        with open(record.record_path(locks_dir, name), "rb") as handle:
+            head = handle.read(_HEAD).decode("utf-8", "replace")
     except OSError:
         return False
     fields = {}
@@ -156,21 +175,32 @@ def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None) ->
 # -- running ---------------------------------------------------------------------------
 
 
-def run_job(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> str:
-    """Read and write one job's record; returns the lock name."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Output:
+    """What a batch writes: records and locks (default), or the locks alone; one stack (the
+    default or ``python_major``), or both stacks where a release ships both."""
+
+    python_major: int | None = None
+    both: bool = False
+    with_record: bool = True
+
+
+def run_job(opened: Opened, job: Job, locks_dir: Path, output: Output) -> str:
+    """Read and write one job's record(s); returns the (first) lock name."""
     source = opened.source(job.release, list(job.arches))
-    rel, default = read_release(source.trees, job.release, source=source.description,
-                                python_major=python_major, rank=job.rank)
-    done = export.write(rel, locks_dir, default_major=default, base=job.base)
-    return done.lock_name
+    rels, default = read_stacks(source.trees, job.release, source=source.description,
+                                majors=[output.python_major], rank=job.rank, with_other=output.both)
+    names = [export.write(rel, locks_dir, default_major=default, base=job.base,
+                          with_record=output.with_record).lock_name for rel in rels]
+    return names[0]
 
 
 _Result = tuple[Job, str | None, str | None]  # (job, lock name, failure message)
 
 
-def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> _Result:
+def _attempt(opened: Opened, job: Job, locks_dir: Path, output: Output) -> _Result:
     try:
-        return job, run_job(opened, job, locks_dir, python_major), None
+        return job, run_job(opened, job, locks_dir, output), None
     except OutputError:
         raise  # the locks folder, not this release: every other release would fail the same way
     except StackmetaError as exc:
@@ -193,11 +223,11 @@ def _worker_init(cmsdist: Path, done: Any = None) -> None:
     _DONE = done
 
 
-def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, python_major: int | None) -> list[_Result]:
+def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, output: Output) -> list[_Result]:
     assert _WORKER is not None
     results = []
     for job in jobs:
-        results.append(_attempt(_WORKER, job, locks_dir, python_major))
+        results.append(_attempt(_WORKER, job, locks_dir, output))
         if _DONE is not None:
             _DONE.put(1)
     return results
@@ -242,6 +272,8 @@ def export_all(
     force: bool = False,
     workers: int | None = None,
     progress: Progress = NO_PROGRESS,
+    both: bool = False,
+    with_record: bool = True,
 ) -> Summary:
     """Export every release of *cmsdist* that *match*/*arches* select (see the module doc).
 
@@ -252,6 +284,9 @@ def export_all(
         raise UsageError(f"--python {python_major}: with --all give 2 or 3 (the stack to export)")
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs {workers}: give 1 or more worker processes")
+    if both and python_major is not None:
+        raise UsageError(f"--python {python_major} or --python both, not both")
+    output = Output(python_major=python_major, both=both, with_record=with_record)
     with Opened(cmsdist) as opened:
         if opened.kind == "folder":
             raise UsageError(
@@ -266,7 +301,8 @@ def export_all(
         skipped: list[str] = []
         todo: list[Job] = []
         for job in jobs:
-            name = None if force or opened.kind != "git" else up_to_date(locks_dir, job, python_major)
+            name = None if force or opened.kind != "git" else up_to_date(
+                locks_dir, job, python_major, with_record=with_record, both=both)
             if name is not None:
                 skipped.append(name)
             else:
@@ -279,11 +315,11 @@ def export_all(
             if workers == 1:
                 for job in todo:
                     with _sigint_deferred():
-                        results.append(_attempt(opened, job, locks_dir, python_major))
+                        results.append(_attempt(opened, job, locks_dir, output))
                     progress.advance()
             else:
                 opened.close()  # the workers have their own readers
-                results.extend(_in_pool(cmsdist, todo, locks_dir, python_major, workers, progress))
+                results.extend(_in_pool(cmsdist, todo, locks_dir, output, workers, progress))
         finally:
             progress.done()
     order = {job: i for i, job in enumerate(todo)}
@@ -300,7 +336,7 @@ def _chunks(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
 
 
 def _in_pool(
-    cmsdist: Path, jobs: Sequence[Job], locks_dir: Path, python_major: int | None, workers: int,
+    cmsdist: Path, jobs: Sequence[Job], locks_dir: Path, output: Output, workers: int,
     progress: Progress,
 ) -> list[_Result]:
     results: list[_Result] = []
@@ -323,7 +359,7 @@ def _in_pool(
         pending: set[Future[list[_Result]]] = set()
         queue = iter(chunks)
         for chunk in queue:  # a few chunks ahead per worker; the rest waits here, easy to drop
-            pending.add(pool.submit(_worker_chunk, chunk, locks_dir, python_major))
+            pending.add(pool.submit(_worker_chunk, chunk, locks_dir, output))
             if len(pending) >= workers * 2:
                 break
         while pending:
@@ -340,7 +376,7 @@ def _in_pool(
                 results.extend(chunk_results)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(_worker_chunk, nxt, locks_dir, python_major))
+                    pending.add(pool.submit(_worker_chunk, nxt, locks_dir, output))
     except KeyboardInterrupt:
         # The chunks in flight finish (their files are written whole); nothing new starts.
         pool.shutdown(wait=True, cancel_futures=True)

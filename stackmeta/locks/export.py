@@ -92,6 +92,7 @@ def read_freeze(
 
 def write(
     release: Release, locks_dir: Path, *, default_major: int, base: str | None = None,
+    with_record: bool = True,
 ) -> Exported:
     """Write the lock and the record of *release* into *locks_dir* (atomically, both complete).
 
@@ -103,6 +104,11 @@ def write(
     json_path = record.record_path(locks_dir, name)
     txt_path = record.constraints_path(locks_dir, name)
     keep: dict[str, Any] | None = None
+    if not with_record:  # the lock alone (a batch's locks/all/): the record can be exported again
+        text = constraints_text(release, lock_name=name)
+        atomic.write_all([(txt_path, text)])
+        return Exported(release=replace(release, lock=name), lock_name=name, constraints=txt_path,
+                        record=json_path, kept_sections=())
     if json_path.exists():
         try:
             old_doc = record.read_document(json_path)

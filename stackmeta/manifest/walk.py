@@ -752,10 +752,12 @@ def read_stacks(
     version: str | None = None,
     progress: Progress = NO_PROGRESS,
     rank: Sequence[str] = (),
+    with_other: bool = False,
 ) -> tuple[list[Release], int]:
     """:func:`read_release` of each of *majors* (None: the default stack) from one walk, in the
     order of *majors*, and the default Python major. Each release's ``other_python`` is the
-    interpreter of the release's other stack when it ships packages for it."""
+    interpreter of the release's other stack when it ships packages for it; *with_other* adds
+    that stack's release after the first one's."""
     metapackage = optional_version(release, version)
     stacks: list[tuple[Walker, Stack]] = []
     for arch_name in sorted(trees):
@@ -770,7 +772,13 @@ def read_stacks(
     default = max(defaults)
     shipped = {m: Version(s.python[m]) for _, s in reversed(stacks) for m in (2, 3)
                if m in s.python and any(m in i for i in s.interpreters.values())}
-    out = []
+    out: list[Release] = []
+    majors = list(majors)
+    if with_other:
+        first = default if majors[0] is None else majors[0]
+        other_major = 2 if first == 3 else 3
+        if other_major in shipped:
+            majors.append(other_major)
     for wanted in majors:
         major = default if wanted is None else wanted
         per_arch = [arch_stack(w, s, major) for w, s in stacks]
