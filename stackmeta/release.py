@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
@@ -170,3 +171,20 @@ def release_order(name: str) -> tuple[int, ...]:
         return release_key(name)
     except UsageError:
         return (1 << 30,)
+
+
+def newest_full(names: Iterable[str], *, since: tuple[int, int] = (0, 0)) -> list[str]:
+    """The newest full release (no _preN, no flavour, no tag of a build; a _patchN counts) of
+    every cycle CMSSW_X_Y from *since* on, among *names*, in release order."""
+    best: dict[tuple[int, int], str] = {}
+    for name in names:
+        try:
+            parsed = parse_release(name)
+        except UsageError:
+            continue
+        if parsed.flavour or parsed.kind or parsed.pre is not None or parsed.patch is None:
+            continue
+        cycle = (parsed.major, parsed.minor)
+        if cycle >= since and (cycle not in best or release_key(name) > release_key(best[cycle])):
+            best[cycle] = name
+    return [best[c] for c in sorted(best)]

@@ -794,7 +794,10 @@ def combine(release: str, metapackage: Version | None, per_arch: Sequence[ArchSt
     production arch first (:func:`stackmeta.manifest.pins.rank_arches`): where arches that one
     ``platform_machine`` marker cannot tell apart (el8 and el9, gcc11 and gcc12) ship one
     package at two versions, the best-ranked arch's version is pinned and the others are named
-    in a problem."""
+    in a problem. The record's arches are in *rank*'s order: the production arch first (the
+    arch whose machine and Python later steps target by default)."""
+    order = {arch: i for i, arch in enumerate(rank)}
+    per_arch = sorted(per_arch, key=lambda a: (order.get(a.arch.name, len(order)), a.arch.name))
     arches = tuple(a.arch.name for a in per_arch)
     merged: dict[tuple[object, ...], Package] = {}
     for stack in per_arch:
@@ -858,7 +861,8 @@ def _one_pin_per_machine(
         for p in losers:
             dropped.setdefault(id(p), set()).update(a for a in p.arches if machine.get(a, a) == m)
         others = "; ".join(
-            f"{p.version_written} on {', '.join(a for a in p.arches if machine.get(a, a) == m)}" for p in losers)
+            f"{p.version_written} on {', '.join(a for a in p.arches if machine.get(a, a) == m)}"
+            for p in losers)
         where = origins.get(best, {}).get(winner.rpm.split("+")[0], "").split(",")[0] or winner.rpm
         problems.append(Problem(
             kind="arch-conflict",
