@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from stackmeta.record import Package, Release
 from stackmeta.target import CMS_ARCH_MACHINES
@@ -26,11 +27,18 @@ def marker(pkg: Package, arches: Sequence[str]) -> str | None:
 
 
 def pin_lines(release: Release) -> list[str]:
+    """One line per pin; one package built two ways on two arches (the same version from pip
+    on one, from its sources on another) is one line over both."""
     lines = []
+    seen: dict[tuple[str, str], Package] = {}
     for pkg in sorted(release.packages, key=lambda p: (p.name, p.arches)):
         if pkg.version is None:
             continue
-        line = f"{pkg.name}=={pkg.version}"
+        key = (pkg.name, str(pkg.version))
+        old = seen.get(key)
+        seen[key] = pkg if old is None else replace(old, arches=(*old.arches, *pkg.arches))
+    for (name, version), pkg in seen.items():
+        line = f"{name}=={version}"
         mark = marker(pkg, release.arches)
         if mark:
             line += f" ; {mark}"

@@ -708,7 +708,7 @@ def _merge_projects(packages: list[Package], problems: list[Problem],
                 message=" and ".join(
                     f"{p.rpm} {p.version_written}" + (f" ({origins[p.rpm]})" if p.rpm in origins else "")
                     for p in group) + f" name one project {name}: pinned {best.version_written} "
-                    f"(from {best.rpm}); export --arch-policy each or read the rpms for the other",
+                    f"(from {best.rpm})",
                 where=origins.get(best.rpm, "").split(",")[0] or name))
         out.append(Package(
             rpm="+".join(p.rpm for p in group), name=name, display_name=best.display_name,
