@@ -155,6 +155,9 @@ class Walker:
         self._deps: dict[str, set[str]] = {}  # name -> the paths read finding and evaluating it
         self._preamble_text: str | None = None
         self._base = self._preamble_macros()
+        # what a spec's evaluation depends on besides its own files: the preamble's macros (not
+        # its text: most of its changes are to sections no preamble reads) and the machine
+        self._evaluation_key = (tuple(sorted(self._base.items())), arch.machine)
         self._reuse()
 
     def _reuse(self) -> None:
@@ -162,26 +165,42 @@ class Walker:
         and pin did not change since (a batch walks tags in release order: most are the same)."""
         key = (self.arch.name, self.era)
         memo = _MEMOS.pop(key, None)
-        _MEMOS[key] = _Memo(tree=self.tree, preamble=self._preamble_text, tools=self.tools, data=self.data,
+        _MEMOS[key] = _Memo(tree=self.tree, evaluation=self._evaluation_key, tools=self.tools, data=self.data,
                             pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps)
         while len(_MEMOS) > 8:
             del _MEMOS[next(iter(_MEMOS))]
-        if memo is None or (memo.preamble, memo.tools, memo.data) != (
-                self._preamble_text, self.tools, self.data):
+        if memo is None:
             return
         changed = changed_paths(self.tree, memo.tree)
         if changed is None:
             return
         files, folders = changed
+        same_evaluation = memo.evaluation == self._evaluation_key  # else: the lookups are kept, not the facts
+        tools = memo.tools ^ self.tools  # tools added or removed: their -toolfile names are found anew
+        data = memo.data ^ self.data
         for name, deps in memo.deps.items():
-            if name not in memo.specs or memo.pins.get(name) != self.pins.get(name):
+            if name not in memo.specs or name in data or (
+                    tools and name.endswith("-toolfile") and name[: -len("-toolfile")] in tools):
+                continue
+            old_pin, new_pin = memo.pins.get(name), self.pins.get(name)
+            if old_pin != new_pin and (old_pin is None or new_pin is None
+                                       or dataclasses.replace(old_pin, lineno=new_pin.lineno) != new_pin):
                 continue
             if not deps.isdisjoint(files) or (folders and any(d.startswith(folders) for d in deps)):
                 continue
-            self._specs[name] = memo.specs[name]
+            found, facts = memo.specs[name], memo.facts.get(name)
+            if old_pin != new_pin and found is not None and old_pin is not None and new_pin is not None:
+                # A line added above the pin moved it: the same spec, named at its new line.
+                old_path = f"pip/requirements.txt:{old_pin.lineno}"
+                new_path = f"pip/requirements.txt:{new_pin.lineno}"
+                moved = found.path == old_path
+                found = dataclasses.replace(found, pin=new_pin, path=new_path if moved else found.path)
+                if moved and facts is not None:
+                    facts = _moved(facts, old_path, new_path)
+            self._specs[name] = found
             self._deps[name] = deps
-            if name in memo.facts:
-                self._facts[name] = memo.facts[name]
+            if facts is not None and same_evaluation:
+                self._facts[name] = facts
 
     @contextmanager
     def _collecting(self, name: str) -> Iterator[None]:
@@ -300,7 +319,7 @@ class Walker:
 
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
         assembled, reads = self._assemble(sf)
-        key = (sf.name, sf.path, sf.text, reads, self.arch.name, self.era, self._preamble_text)
+        key = (sf.name, sf.path, sf.text, reads, self._evaluation_key)
         cached = _EVALUATED.get(key)
         if cached is not None:
             return cached
@@ -361,6 +380,19 @@ class Walker:
         return facts
 
 
+def _moved(facts: SpecFacts, old: str, new: str) -> SpecFacts:
+    """*facts* of a generated spec whose path moved from *old* to *new* (``pip/requirements.txt:N``):
+    every file:line it names, named again."""
+    def where(text: str) -> str:
+        return new + text[len(old):] if text == old or text.startswith(old + ":") else text
+
+    return dataclasses.replace(
+        facts, where=where(facts.where),
+        requires=tuple((n, where(w)) for n, w in facts.requires),
+        build_requires=tuple((n, where(w)) for n, w in facts.build_requires),
+        issues=tuple(dataclasses.replace(i, where=where(i.where)) for i in facts.issues))
+
+
 _PREAMBLES: dict[tuple[str, str], tuple[dict[str, spec.Macro], tuple[spec.Issue, ...]]] = {}
 
 
@@ -369,7 +401,7 @@ class _Memo:
     """The last walk of one (arch, era): its tree, its inputs, and what it resolved."""
 
     tree: Tree
-    preamble: str | None
+    evaluation: object  # the walker's evaluation key: its facts hold while it is the same
     tools: set[str]
     data: set[str]
     pins: dict[str, Pin]
