@@ -162,7 +162,10 @@ class _Shell:
                     name = m.group(1) or m.group(2)
                     if name not in self.vars:
                         raise Unevaluated(f"the shell variable ${name} in {text.strip()!r}")
-                    out.append(self.vars[name])
+                    value = self.vars[name]
+                    # the value's words, as the shell splits them, never read as quotes again
+                    out.append(value.replace("\\", "\\\\").replace('"', '\\"') if quote == '"'
+                               else " ".join(shlex.quote(w) for w in value.split()))
                     i = m.end()
                     continue
                 if i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_{@*#?!"):
@@ -290,6 +293,8 @@ def _loop_end(parts: list[tuple[str, str]], start: int) -> int:
 
 def _arithmetic(text: str, variables: dict[str, str]) -> int:
     """An integer expression of ``let``: numbers, variables, + - * / % and parentheses."""
+    if len(text) > 200:
+        raise Unevaluated(f"the arithmetic {text[:40]!r}... (too long)")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError:
