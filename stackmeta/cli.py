@@ -24,6 +24,8 @@ from stackmeta.errors import StackmetaError
 COMMANDS = (
     "export",
     "show",
+    "history",
+    "which",
     "diff",
     "lock",
     "check",

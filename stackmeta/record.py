@@ -62,6 +62,8 @@ class Package:
     requires: tuple[NormalizedName, ...] = ()  # Python packages of the stack it requires
     system_libs: tuple[str, ...] = ()  # non-Python packages it requires
     arches: tuple[str, ...] = ()  # the arches that ship it
+    # (rpm, version written) of each rpm when two rpms of one project ship two versions
+    rpm_versions: tuple[tuple[str, str], ...] = ()
 
     @property
     def patched(self) -> bool:
@@ -92,7 +94,7 @@ class Release:
     """The export section of a release record."""
 
     release: str  # CMSSW_14_0_0
-    metapackage_version: Version  # 14.0.0
+    metapackage_version: Version | None  # 14.0.0 (of the release a flavour or tag names); None: no CMSSW name
     arches: tuple[str, ...]  # el9_amd64_gcc12
     python: Version  # 3.9.14 (the interpreter CMS builds)
     pythons: Mapping[str, Version] = field(default_factory=dict)  # per arch when they differ
@@ -101,6 +103,8 @@ class Release:
     packages: tuple[Package, ...]
     unshipped: tuple[UnshippedPin, ...] = ()
     problems: tuple[Problem, ...] = ()
+    # the interpreter of the release's other stack (Python 2 beside 3) when it ships packages for it
+    other_python: Version | None = None
     # the record's file name (CMSSW_10_6_0-py2 for a release's second stack): where the record
     # lives, not part of its JSON; set by load_release and by the exporter
     lock: str = ""
@@ -343,6 +347,7 @@ def _package_to_json(pkg: Package) -> dict[str, Any]:
         "requires": list(pkg.requires),
         "system_libs": list(pkg.system_libs),
         "arches": list(pkg.arches),
+        **({"rpm_versions": {rpm: v for rpm, v in pkg.rpm_versions}} if pkg.rpm_versions else {}),
     }
 
 
@@ -360,13 +365,14 @@ def _package_from_json(data: Mapping[str, Any]) -> Package:
         requires=tuple(canonicalize_name(n) for n in data.get("requires", ())),
         system_libs=tuple(data.get("system_libs", ())),
         arches=tuple(data.get("arches", ())),
+        rpm_versions=tuple(data.get("rpm_versions", {}).items()),
     )
 
 
 def release_to_json(rel: Release) -> dict[str, Any]:
     return {
         "release": rel.release,
-        "metapackage_version": str(rel.metapackage_version),
+        "metapackage_version": None if rel.metapackage_version is None else str(rel.metapackage_version),
         "arches": list(rel.arches),
         "python": str(rel.python),
         "pythons": {arch: str(v) for arch, v in sorted(rel.pythons.items())},
@@ -379,13 +385,15 @@ def release_to_json(rel: Release) -> dict[str, Any]:
             for u in sorted(rel.unshipped, key=lambda u: (u.name, u.rpm))
         ],
         "problems": [{"kind": p.kind, "message": p.message, "where": p.where} for p in rel.problems],
+        **({"other_python": str(rel.other_python)} if rel.other_python is not None else {}),
     }
 
 
 def release_from_json(data: Mapping[str, Any]) -> Release:
     return Release(
         release=data["release"],
-        metapackage_version=Version(data["metapackage_version"]),
+        metapackage_version=(None if data["metapackage_version"] is None
+                             else Version(data["metapackage_version"])),
         arches=tuple(data["arches"]),
         python=Version(data["python"]),
         pythons={arch: Version(v) for arch, v in data.get("pythons", {}).items()},
@@ -401,6 +409,7 @@ def release_from_json(data: Mapping[str, Any]) -> Release:
             Problem(kind=p["kind"], message=p["message"], where=p.get("where", ""))
             for p in data.get("problems", ())
         ),
+        other_python=None if data.get("other_python") is None else Version(data["other_python"]),
     )
 
 

@@ -11,7 +11,7 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.package import builder, metapackage
-from stackmeta.package.pipeline import build_record
+from stackmeta.package.pipeline import build_record, skipped
 from stackmeta.resolve.nearest import load_resolved
 
 
@@ -147,7 +147,16 @@ def run(args: argparse.Namespace, output: Output) -> int:
             )
     results: list[dict[str, Any]] = []
     failures: list[str] = []
+    passed: list[dict[str, str]] = []
     for name in names:
+        try:
+            why = None if args.release else skipped(args.locks_dir, name)
+        except StackmetaError:
+            why = None  # the build below says what is wrong with the record
+        if why is not None:
+            passed.append({"release": name, "reason": why})
+            output.info(f"{name}: not built: {why}")
+            continue
         output.info(f"building {name} ...")
         try:
             built = build_record(args.locks_dir, name, options, args.out, args.build_dir, force=args.force)
@@ -163,7 +172,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         for item in files:
             output.result(f"{item['file']}  sha256:{item['sha256']}")
     if output.json_mode:
-        output.json({"built": results, "failed": failures})
+        output.json({"built": results, "skipped": passed, "failed": failures})
     if failures:
         raise BuildError(f"{len(failures)} of {len(names)} releases failed to build: {failures[0]}")
     return 0

@@ -34,7 +34,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                         "default: the release's only arch)")
     p.add_argument("--python", metavar="2|3|X.Y.Z",
                    help="with --cmsdist: the stack, 2 or 3 (default: Python 3 if the release ships "
-                        "Python 3 packages, else 2); with --from-freeze: the interpreter version")
+                        "Python 3 packages, else 2; with --all also 'both': each release's default stack "
+                        "and its other one where it ships one); with --from-freeze: the interpreter version")
     p.add_argument("--version", dest="metapackage_version", metavar="V",
                    help="the metapackage version, for release names without a standard mapping")
     batch = p.add_argument_group("with --all")
@@ -45,6 +46,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
                        help="merge: one record per release over all its arches, with markers (default); "
                             "each: one record per tag, named <release>__<arch>")
     batch.add_argument("--force", action="store_true", help="export again records that are up to date")
+    batch.add_argument("--locks-only", action="store_true",
+                       help="write the constraints locks alone, no records (locks/all/: every release's "
+                            "lock, small enough to commit; a record is one 'stackmeta export RELEASE' away)")
     batch.add_argument("--jobs", type=int, metavar="N",
                        help=f"worker processes (default: the CPUs available, {default_workers()} here)")
     p.set_defaults(func=run)
@@ -55,8 +59,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         return run_all(args, output)
     if args.release is None:
         raise UsageError("give a RELEASE, or --all for every release tag of the --cmsdist clone")
-    if args.match or args.force or args.jobs is not None or args.arch_policy != "merge":
-        raise UsageError("--match, --arch-policy, --force and --jobs go with --all")
+    if args.match or args.force or args.jobs is not None or args.arch_policy != "merge" or args.locks_only:
+        raise UsageError("--match, --arch-policy, --force, --locks-only and --jobs go with --all")
     progress = output.progress()
     try:
         done = export(
@@ -96,12 +100,13 @@ def run_all(args: argparse.Namespace, output: Output) -> int:
         raise UsageError("--all reads a --cmsdist clone or folder, not --from-freeze")
     if args.metapackage_version:
         raise UsageError("--version needs a RELEASE: each release has its own version")
-    if args.python not in (None, "2", "3"):
-        raise UsageError(f"--python {args.python}: with --all give 2 or 3 (the stack to export)")
+    if args.python not in (None, "2", "3", "both"):
+        raise UsageError(f"--python {args.python}: with --all give 2, 3 or both (the stacks to export)")
     summary = export_all(
         args.cmsdist, locks_dir=args.locks_dir, match=args.match, arches=args.arch, policy=args.arch_policy,
-        python_major=None if args.python is None else int(args.python), force=args.force,
-        workers=args.jobs, progress=output.progress(),
+        python_major=None if args.python in (None, "both") else int(args.python), force=args.force,
+        workers=args.jobs, progress=output.progress(), both=args.python == "both",
+        with_record=not args.locks_only,
     )
     report(summary, output)
     if summary.failed and not output.json_mode:

@@ -103,15 +103,18 @@ def run_new(args: argparse.Namespace, options: metapackage.Options, output: Outp
             "index_url": done.index_url,
             "published": {name: [f.filename for f in p.uploaded] for name, p in done.published},
             "already": list(done.already),
+            "skipped": [{"release": name, "reason": why} for name, why in done.skipped],
             "failed": [{"release": name, "message": message} for name, message in done.failed],
         })
     else:
         for name, message in done.failed:
             output.warn(f"{name}: {message}")
+        for name, why in done.skipped:
+            output.info(f"{name}: not published: {why}")
         for name, p in done.published:
             output.result(f"{name}: uploaded {', '.join(f.filename for f in p.uploaded)}")
         output.result(f"published {len(done.published)}, already on {done.index_url} {len(done.already)}, "
-                      f"failed {len(done.failed)}")
+                      f"skipped {len(done.skipped)}, failed {len(done.failed)}")
     if done.failed and not output.json_mode:
         name, message = done.failed[0]
         raise PublishError(f"{len(done.failed)} releases failed to publish, first {name}: {message}")

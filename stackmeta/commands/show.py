@@ -27,7 +27,7 @@ def summary(rel: Release, name: str) -> dict[str, Any]:
     return {
         "lock": name,
         "release": rel.release,
-        "metapackage_version": str(rel.metapackage_version),
+        "metapackage_version": None if rel.metapackage_version is None else str(rel.metapackage_version),
         "python": str(rel.python),
         "pythons": {a: str(v) for a, v in rel.pythons.items()},
         "arches": list(rel.arches),

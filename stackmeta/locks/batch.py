@@ -40,12 +40,14 @@ from dataclasses import dataclass
 from multiprocessing.synchronize import Event as EventType
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from stackmeta import __version__, atomic, record
 from stackmeta.errors import ManifestError, OutputError, StackmetaError, UsageError
 from stackmeta.locks import export
 from stackmeta.manifest.cmsdist import Opened
-from stackmeta.manifest.walk import read_release
+from stackmeta.manifest.pins import cycle_counts, rank_arches
+from stackmeta.manifest.walk import read_stacks
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.release import release_order
 
@@ -59,6 +61,7 @@ class Job:
     release: str
     base: str  # the lock's base name: the release, or <release>__<arch> with the "each" policy
     arches: tuple[str, ...]  # sorted
+    rank: tuple[str, ...]  # the arches, the release's production arch first (pins.rank_arches)
     source: str  # what the record's "source" says once written ("git <commit> <tag>, ...")
 
 
@@ -97,6 +100,7 @@ def plan(
     gives the source the record will name."""
     if policy not in ARCH_POLICIES:
         raise UsageError(f"--arch-policy {policy!r}: give one of {', '.join(ARCH_POLICIES)}")
+    available = list(available)
     by_release: dict[str, list[str]] = {}
     for release, arch in available:
         if match and not any(fnmatch.fnmatchcase(release, m) for m in match):
@@ -105,12 +109,14 @@ def plan(
             continue
         by_release.setdefault(release, []).append(arch)
     jobs: list[Job] = []
+    counts = cycle_counts(available)
     for release, found in by_release.items():
         found = sorted(set(found))
         groups = [tuple(found)] if policy == "merge" else [(a,) for a in found]
         for group in groups:
             base = release if policy == "merge" else f"{release}__{group[0]}"
-            jobs.append(Job(release=release, base=base, arches=group, source=describe(release, group)))
+            jobs.append(Job(release=release, base=base, arches=group, source=describe(release, group),
+                            rank=tuple(rank_arches(group, release, counts))))
     jobs.sort(key=lambda j: (j.arches, release_order(j.release), j.release))
     return jobs
 
@@ -120,21 +126,40 @@ def plan(
 _HEAD = 8192  # the record's "source" and "stackmeta_version" come before its packages
 
 
-def up_to_date(locks_dir: Path, job: Job, python_major: int | None = None) -> str | None:
-    """The lock name of *job*'s record when it is complete and names the same source, else None."""
+def up_to_date(locks_dir: Path, job: Job, python_major: int | None = None, *,
+               with_record: bool = True, both: bool = False) -> str | None:
+    """The lock name of *job*'s record when it is complete and names the same source, else None.
+    *both*: the default stack's lock, and the other stack's when the first names one."""
     names = [job.base] if python_major is None else [job.base, f"{job.base}-py{python_major}"]
     for name in names:
-        if _fresh(locks_dir, name, job.source, python_major):
+        if _fresh(locks_dir, name, job.source, python_major, with_record):
+            if both:
+                other = _other_lock(locks_dir, name)
+                if other is not None and not _fresh(locks_dir, other, job.source, None, with_record):
+                    return None
             return name
     return None
 
 
-def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None) -> bool:
+def _other_lock(locks_dir: Path, name: str) -> str | None:
+    """The other stack's lock that the lock *name*'s header names (``# other stack: ... in X.txt``)."""
+    with open(record.constraints_path(locks_dir, name), "rb") as handle:
+        head = handle.read(_HEAD).decode("utf-8", "replace")
+    m = re.search(r"^# other stack: Python \S+ in (\S+)\.txt$", head, re.M)
+    return None if m is None else m.group(1)
+
+
+def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None,
+           with_record: bool = True) -> bool:
     try:
-        with open(record.record_path(locks_dir, name), "rb") as handle:
-            head = handle.read(_HEAD).decode("utf-8", "replace")
         with open(record.constraints_path(locks_dir, name), "rb") as handle:
             lock_head = handle.read(_HEAD).decode("utf-8", "replace")
+        if not with_record:
+            return (f"\n# source: {source}\n" in lock_head
+                    and f"\n# written by stackmeta {__version__}\n" in lock_head
+                    and (python_major is None or f"\n# Python: {python_major}." in lock_head))
+        with open(record.record_path(locks_dir, name), "rb") as handle:
+            head = handle.read(_HEAD).decode("utf-8", "replace")
     except OSError:
         return False
     fields = {}
@@ -153,21 +178,32 @@ def _fresh(locks_dir: Path, name: str, source: str, python_major: int | None) ->
 # -- running ---------------------------------------------------------------------------
 
 
-def run_job(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> str:
-    """Read and write one job's record; returns the lock name."""
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Output:
+    """What a batch writes: records and locks (default), or the locks alone; one stack (the
+    default or ``python_major``), or both stacks where a release ships both."""
+
+    python_major: int | None = None
+    both: bool = False
+    with_record: bool = True
+
+
+def run_job(opened: Opened, job: Job, locks_dir: Path, output: Output) -> str:
+    """Read and write one job's record(s); returns the (first) lock name."""
     source = opened.source(job.release, list(job.arches))
-    rel, default = read_release(source.trees, job.release, source=source.description,
-                                python_major=python_major)
-    done = export.write(rel, locks_dir, default_major=default, base=job.base)
-    return done.lock_name
+    rels, default = read_stacks(source.trees, job.release, source=source.description,
+                                majors=[output.python_major], rank=job.rank, with_other=output.both)
+    names = [export.write(rel, locks_dir, default_major=default, base=job.base,
+                          with_record=output.with_record).lock_name for rel in rels]
+    return names[0]
 
 
 _Result = tuple[Job, str | None, str | None]  # (job, lock name, failure message)
 
 
-def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None) -> _Result:
+def _attempt(opened: Opened, job: Job, locks_dir: Path, output: Output) -> _Result:
     try:
-        return job, run_job(opened, job, locks_dir, python_major), None
+        return job, run_job(opened, job, locks_dir, output), None
     except OutputError:
         raise  # the locks folder, not this release: every other release would fail the same way
     except StackmetaError as exc:
@@ -180,18 +216,20 @@ def _attempt(opened: Opened, job: Job, locks_dir: Path, python_major: int | None
 
 _WORKER: Opened | None = None
 _STOP: EventType | None = None
+_DONE: Any = None  # the parent's queue: one message per record written (the progress bar's)
 
 
-def _worker_init(cmsdist: Path, parent: int, stop: EventType) -> None:
+def _worker_init(cmsdist: Path, parent: int, stop: EventType, done: Any = None) -> None:
     # Ctrl-C is the parent's to handle: it sets *stop*, the jobs in flight finish (no write is
     # cut) and no new one starts. A SIGTERM sent to a worker ends it through SystemExit, so the
     # file it was writing is removed on the way out.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _terminate)
     _die_with(parent)
-    global _WORKER, _STOP
+    global _WORKER, _STOP, _DONE
     _WORKER = Opened(cmsdist)
     _STOP = stop
+    _DONE = done
 
 
 def _terminate(signum: int, frame: FrameType | None) -> None:
@@ -214,14 +252,16 @@ def _die_with(parent: int, every: float = 0.5, grace: float = 60.0) -> None:
     threading.Thread(target=watch, name="stackmeta-parent-watch", daemon=True).start()
 
 
-def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, python_major: int | None) -> list[_Result]:
+def _worker_chunk(jobs: Sequence[Job], locks_dir: Path, output: Output) -> list[_Result]:
     assert _WORKER is not None
     results = []
     for job in jobs:
         if _STOP is not None and _STOP.is_set():
             break  # interrupted: the jobs not started are not done (the next run does them)
         with _BUSY:
-            results.append(_attempt(_WORKER, job, locks_dir, python_major))
+            results.append(_attempt(_WORKER, job, locks_dir, output))
+        if _DONE is not None:
+            _DONE.put(1)
     return results
 
 
@@ -264,6 +304,8 @@ def export_all(
     force: bool = False,
     workers: int | None = None,
     progress: Progress = NO_PROGRESS,
+    both: bool = False,
+    with_record: bool = True,
 ) -> Summary:
     """Export every release of *cmsdist* that *match*/*arches* select (see the module doc).
 
@@ -274,6 +316,9 @@ def export_all(
         raise UsageError(f"--python {python_major}: with --all give 2 or 3 (the stack to export)")
     if workers is not None and workers < 1:
         raise UsageError(f"--jobs {workers}: give 1 or more worker processes")
+    if both and python_major is not None:
+        raise UsageError(f"--python {python_major} or --python both, not both")
+    output = Output(python_major=python_major, both=both, with_record=with_record)
     with Opened(cmsdist) as opened:
         if opened.kind == "folder":
             raise UsageError(
@@ -289,7 +334,8 @@ def export_all(
         skipped: list[str] = []
         todo: list[Job] = []
         for job in jobs:
-            name = None if force or opened.kind != "git" else up_to_date(locks_dir, job, python_major)
+            name = None if force or opened.kind != "git" else up_to_date(
+                locks_dir, job, python_major, with_record=with_record, both=both)
             if name is not None:
                 skipped.append(name)
             else:
@@ -302,11 +348,11 @@ def export_all(
             if workers == 1:
                 for job in todo:
                     with _sigint_deferred():
-                        results.append(_attempt(opened, job, locks_dir, python_major))
+                        results.append(_attempt(opened, job, locks_dir, output))
                     progress.advance()
             else:
                 opened.close()  # the workers have their own readers
-                results.extend(_in_pool(cmsdist, todo, locks_dir, python_major, workers, progress))
+                results.extend(_in_pool(cmsdist, todo, locks_dir, output, workers, progress))
         finally:
             progress.done()
     order = {job: i for i, job in enumerate(todo)}
@@ -323,7 +369,7 @@ def _chunks(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
 
 
 def _in_pool(
-    cmsdist: Path, jobs: Sequence[Job], locks_dir: Path, python_major: int | None, workers: int,
+    cmsdist: Path, jobs: Sequence[Job], locks_dir: Path, output: Output, workers: int,
     progress: Progress,
 ) -> list[_Result]:
     results: list[_Result] = []
@@ -331,17 +377,28 @@ def _in_pool(
     # forkserver, not fork: the parent may run threads (a progress bar) that fork would copy mid-lock.
     context = multiprocessing.get_context("forkserver")
     stop = context.Event()
+    written = context.SimpleQueue()  # each record written, as it is: the progress bar follows it
     pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                               initargs=(cmsdist, os.getpid(), stop), mp_context=context)
+                               initargs=(cmsdist, os.getpid(), stop, written), mp_context=context)
+    shown = 0
+
+    def follow() -> None:
+        nonlocal shown
+        while not written.empty():
+            written.get()
+            shown += 1
+            progress.advance()
+
     try:
         pending: set[Future[list[_Result]]] = set()
         queue = iter(chunks)
         for chunk in queue:  # a few chunks ahead per worker; the rest waits here, easy to drop
-            pending.add(pool.submit(_worker_chunk, chunk, locks_dir, python_major))
+            pending.add(pool.submit(_worker_chunk, chunk, locks_dir, output))
             if len(pending) >= workers * 2:
                 break
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+            follow()
             for future in done:
                 try:
                     chunk_results = future.result()
@@ -351,10 +408,9 @@ def _in_pool(
                         "kept; run the export again, or with --jobs 1"
                     ) from None
                 results.extend(chunk_results)
-                progress.advance(len(chunk_results))
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending.add(pool.submit(_worker_chunk, nxt, locks_dir, python_major))
+                    pending.add(pool.submit(_worker_chunk, nxt, locks_dir, output))
     except KeyboardInterrupt:
         # The jobs in flight finish (their files are written whole); nothing new starts.
         stop.set()
@@ -362,4 +418,8 @@ def _in_pool(
         raise
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+    follow()
+    if shown < len(results):
+        progress.advance(len(results) - shown)  # a message lost with a worker: the count stays true
+    written.close()
     return results

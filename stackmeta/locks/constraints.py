@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 
 from stackmeta.record import Package, Release
 from stackmeta.target import CMS_ARCH_MACHINES
@@ -26,11 +27,18 @@ def marker(pkg: Package, arches: Sequence[str]) -> str | None:
 
 
 def pin_lines(release: Release) -> list[str]:
+    """One line per pin; one package built two ways on two arches (the same version from pip
+    on one, from its sources on another) is one line over both."""
     lines = []
+    seen: dict[tuple[str, str], Package] = {}
     for pkg in sorted(release.packages, key=lambda p: (p.name, p.arches)):
         if pkg.version is None:
             continue
-        line = f"{pkg.name}=={pkg.version}"
+        key = (pkg.name, str(pkg.version))
+        old = seen.get(key)
+        seen[key] = pkg if old is None else replace(old, arches=(*old.arches, *pkg.arches))
+    for (name, version), pkg in seen.items():
+        line = f"{name}=={version}"
         mark = marker(pkg, release.arches)
         if mark:
             line += f" ; {mark}"
@@ -60,7 +68,7 @@ def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: 
     unpinned = [p for p in release.packages if p.version is None]
     header = [
         f"# {release.release}: the Python packages the release ships, as pip constraints",
-        f"# metapackage version: {release.metapackage_version}",
+        f"# metapackage version: {release.metapackage_version or 'none (not a CMSSW release name)'}",
         f"# arch{'es' if len(release.arches) > 1 else ''}: {', '.join(release.arches) or 'not given'}",
         f"# Python: {python_text(release)}",
         f"# source: {release.source}",
@@ -70,5 +78,10 @@ def constraints_text(release: Release, notes: Iterable[str] = (), *, lock_name: 
         + (f"; not pinned: {', '.join(_unpinned(p) for p in unpinned)}" if unpinned else ""),
         f"# usage: pip install -c {lock_name or release.lock_name}.txt <package>...",
     ]
+    if release.other_python is not None:
+        name = lock_name or release.lock_name
+        mine = f"-py{release.python.major}"
+        other = name[: -len(mine)] if name.endswith(mine) else f"{name}-py{release.other_python.major}"
+        header.insert(4, f"# other stack: Python {release.other_python} in {other}.txt")
     header.extend(f"# {note}" if not note.startswith("#") else note for note in notes)
     return "\n".join([*header, *pins]) + "\n"

@@ -21,11 +21,11 @@ from stackmeta.locks.constraints import constraints_text
 from stackmeta.manifest import walk
 from stackmeta.manifest.cmsdist import Opened
 from stackmeta.manifest.freeze import parse_freeze
-from stackmeta.manifest.pins import Arch
+from stackmeta.manifest.pins import Arch, cycle_counts, rank_arches
 from stackmeta.manifest.walk import read_release
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Package, Release
-from stackmeta.release import release_version
+from stackmeta.release import optional_version
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -49,12 +49,13 @@ def read_cmsdist(
     """The Release of *release* read from a cmsdist clone or folder, and its default major."""
     if python_major not in (None, 2, 3):
         raise UsageError(f"--python {python_major}: give 2 or 3 with --cmsdist")
-    release_version(release, version)  # refuse a bad name before reading anything
+    optional_version(release, version)  # refuse a bad --version before reading anything
     with Opened(cmsdist) as opened:
         chosen = opened.choose_arches(release, arches)
         source = opened.source(release, chosen)
+        rank = rank_arches(chosen, release, cycle_counts(opened.available()))
         return read_release(source.trees, release, source=source.description, python_major=python_major,
-                            version=version, progress=progress)
+                            version=version, progress=progress, rank=rank)
 
 
 def read_freeze(
@@ -71,7 +72,7 @@ def read_freeze(
         raise UsageError(
             f"--python {python}: give the full interpreter version with --from-freeze, e.g. 3.9.14"
         )
-    metapackage = release_version(release, version)
+    metapackage = optional_version(release, version)
     for arch in arches:
         Arch.parse(arch)  # refuse a name that is not an arch before it goes into the lock
     try:
@@ -91,6 +92,7 @@ def read_freeze(
 
 def write(
     release: Release, locks_dir: Path, *, default_major: int, base: str | None = None,
+    with_record: bool = True,
 ) -> Exported:
     """Write the lock and the record of *release* into *locks_dir* (atomically, both complete).
 
@@ -101,6 +103,11 @@ def write(
     name = record.lock_name(base or release.release, release.python_major, default_major=default_major)
     json_path = record.record_path(locks_dir, name)
     txt_path = record.constraints_path(locks_dir, name)
+    if not with_record:  # the lock alone (a batch's locks/all/): the record can be exported again
+        text = constraints_text(release, lock_name=name)
+        atomic.write_all([(txt_path, text)])
+        return Exported(release=replace(release, lock=name), lock_name=name, constraints=txt_path,
+                        record=json_path, kept_sections=())
     text = constraints_text(release, lock_name=name)
     atomic.check_paths([txt_path, json_path])
     with record.locked(json_path):  # the sections kept are the ones there when it is written

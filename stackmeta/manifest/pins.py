@@ -5,6 +5,7 @@ requirements files (:func:`read_pins`), by era."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from packaging.version import InvalidVersion, Version
@@ -74,6 +75,35 @@ class Arch:
     @property
     def marker(self) -> str:
         return f'platform_machine == "{self.machine}"'
+
+
+def cycle_counts(available: Iterable[tuple[str, str]]) -> dict[tuple[int, int] | None, dict[str, int]]:
+    """For each release cycle (major, minor), how many of its releases each arch is tagged for."""
+    counts: dict[tuple[int, int] | None, dict[str, int]] = {}
+    for rel, arch in available:
+        per = counts.setdefault(_cycle(rel), {})
+        per[arch] = per.get(arch, 0) + 1
+    return counts
+
+
+def rank_arches(arches: Iterable[str], release: str,
+                counts: dict[tuple[int, int] | None, dict[str, int]]) -> list[str]:
+    """*arches* of *release*, its production arch first.
+
+    The production arch of a release is the arch tagged for the most releases of its cycle
+    (:func:`cycle_counts`; CMSSW_13_2_*: el8_amd64_gcc11, 25 of 26 releases, the others come
+    and go); ties go to the arch whose name sorts first.
+    """
+    per = counts.get(_cycle(release), {})
+    return sorted(set(arches), key=lambda a: (-per.get(a, 0), a))
+
+
+def _cycle(release: str) -> tuple[int, int] | None:
+    try:
+        key = release_key(release)
+    except UsageError:
+        return None
+    return key[0], key[1]
 
 
 # -- pins (RULES §2) --------------------------------------------------------------------

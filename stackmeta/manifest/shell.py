@@ -1,10 +1,13 @@
 """The small shell of cmsdist's ``%(...)`` snippets: echo, cut, sed, tr, grep, case, uname, ``;``,
-``|``, ``&&``, ``||``, run in Python for the machine a spec is evaluated for (:class:`Context`).
+``|``, ``&&``, ``||``, ``for NAME in WORDS; do ...; done`` loops with the variables they and
+``NAME=value`` / ``let NAME=EXPR`` set, run in Python for the machine a spec is evaluated for
+(:class:`Context`).
 Anything else raises :class:`Unevaluated`, which the macro expander (:mod:`stackmeta.manifest.spec`)
 reports as a construct left as written; nothing is guessed."""
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import re
 import shlex
@@ -55,22 +58,60 @@ def run_shell(command: str, context: Context) -> str:
     return _Shell(context).run(command, "")
 
 
+MAX_ITERATIONS = 10_000  # loop bodies run in one snippet: a bound, not a guess
+
+
 class _Shell:
     def __init__(self, context: Context) -> None:
         self.context = context
+        self.vars: dict[str, str] = {}  # set by NAME=value, let and for in this snippet
+        self.iterations = 0
 
     def run(self, command: str, stdin: str) -> str:
         command = command.strip()
         if command.startswith("case ") or command.startswith("case\t"):
             return self._case(command)
+        return self._sequence(list(_split_list(command)), stdin)[0]
+
+    def _sequence(self, parts: list[tuple[str, str]], stdin: str) -> tuple[str, int]:
         out: list[str] = []
         status = 0
-        for op, part in _split_list(command):
+        i = 0
+        while i < len(parts):
+            op, part = parts[i]
+            if _keyword(part) == "for":
+                end = _loop_end(parts, i)
+                if not ((op == "&&" and status != 0) or (op == "||" and status == 0)):
+                    text, status = self._for(part, parts[i + 1:end], stdin)
+                    out.append(text)
+                i = end + 1
+                continue
+            if _keyword(part) in ("do", "done"):
+                raise Unevaluated(f"'{_keyword(part)}' outside a for loop")
+            i += 1
             if (op == "&&" and status != 0) or (op == "||" and status == 0):
                 continue
             text, status = self._pipeline(part, stdin)
             out.append(text)
-        return "".join(out)
+        return "".join(out), status
+
+    def _for(self, head: str, body: list[tuple[str, str]], stdin: str) -> tuple[str, int]:
+        """``for NAME in WORDS`` then *body* = ``do ...`` parts (the ``done`` left out)."""
+        m = re.match(r"^\s*for\s+([A-Za-z_][A-Za-z0-9_]*)\s+in(?:\s+(.*))?$", head, re.S)
+        if not m or not body:
+            raise Unevaluated(f"unreadable for loop {head.strip()!r}")
+        first = body[0][1].strip()[len("do"):]
+        steps = [(";", first), *body[1:]] if first.strip() else list(body[1:])
+        out: list[str] = []
+        status = 0
+        for word in self._words(m.group(2) or ""):
+            self.iterations += 1
+            if self.iterations > MAX_ITERATIONS:
+                raise Unevaluated(f"more than {MAX_ITERATIONS} loop iterations")
+            self.vars[m.group(1)] = word
+            text, status = self._sequence(steps, stdin)
+            out.append(text)
+        return "".join(out), status
 
     def _case(self, command: str) -> str:
         m = re.match(r"case\s+(.*?)\s+in\s+(.*)\besac\s*;?\s*$", command, re.S)
@@ -94,13 +135,48 @@ class _Shell:
         return " ".join(words)
 
     def _words(self, text: str) -> list[str]:
-        text = self._substitute(text)
-        if _has_variable(text):
-            raise Unevaluated(f"shell variables in {text.strip()!r}")
+        text = self._expand_variables(self._substitute(text))
         try:
             return shlex.split(text, posix=True)
         except ValueError as exc:
             raise Unevaluated(str(exc)) from None
+
+    def _expand_variables(self, text: str) -> str:
+        """``$name`` and ``${name}`` of the variables this snippet set; any other one (the
+        environment's, ``$@``, ...) is not evaluated. Single quotes keep ``$`` as it is."""
+        if not _has_variable(text):
+            return text
+        out: list[str] = []
+        quote: str | None = None
+        i = 0
+        while i < len(text):
+            c = text[i]
+            if quote == "'":
+                quote = None if c == "'" else quote
+                out.append(c)
+                i += 1
+                continue
+            if c == "'" and quote is None:
+                quote = c
+            elif c == '"':
+                quote = None if quote == '"' else '"'
+            elif c == "$":
+                m = _VARIABLE.match(text, i)
+                if m:
+                    name = m.group(1) or m.group(2)
+                    if name not in self.vars:
+                        raise Unevaluated(f"the shell variable ${name} in {text.strip()!r}")
+                    value = self.vars[name]
+                    # the value's words, as the shell splits them, never read as quotes again
+                    out.append(value.replace("\\", "\\\\").replace('"', '\\"') if quote == '"'
+                               else " ".join(shlex.quote(w) for w in value.split()))
+                    i = m.end()
+                    continue
+                if i + 1 < len(text) and (text[i + 1].isalnum() or text[i + 1] in "_{@*#?!"):
+                    raise Unevaluated(f"shell variables in {text.strip()!r}")
+            out.append(c)
+            i += 1
+        return "".join(out)
 
     def _substitute(self, text: str) -> str:
         while True:
@@ -144,6 +220,19 @@ class _Shell:
         words = kept
         if not words:
             return "", 0
+        if all(_ASSIGNMENT.match(w) for w in words):
+            for w in words:
+                name, _, value = w.partition("=")
+                self.vars[name] = value
+            return "", 0
+        if words[0] == "let":
+            for expression in words[1:]:
+                m = _ASSIGNMENT.match(expression)
+                if not m:
+                    raise Unevaluated(f"let {expression!r}")
+                name, _, value = expression.partition("=")
+                self.vars[name] = str(_arithmetic(value, self.vars))
+            return "", 0
         out, status = self._command(words, stdin)
         return ("" if discard else out), status
 
@@ -176,6 +265,69 @@ class _Shell:
         if cmd == "false":
             return "", 1
         raise Unevaluated(f"the command {cmd!r} is outside the supported shell subset")
+
+
+_VARIABLE = re.compile(r"\$(?:([A-Za-z_][A-Za-z0-9_]*)|\{([A-Za-z_][A-Za-z0-9_]*)\})")
+_ASSIGNMENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
+_KEYWORD = re.compile(r"^\s*(for|do|done)(?:\s|$)")
+
+
+def _keyword(part: str) -> str | None:
+    m = _KEYWORD.match(part)
+    return m.group(1) if m else None
+
+
+def _loop_end(parts: list[tuple[str, str]], start: int) -> int:
+    """The index of the ``done`` closing the ``for`` at *start* (its next part is ``do ...``)."""
+    if start + 1 >= len(parts) or _keyword(parts[start + 1][1]) != "do":
+        raise Unevaluated(f"for without do in {parts[start][1].strip()!r}")
+    depth = 0
+    for i in range(start + 1, len(parts)):
+        word = _keyword(parts[i][1])
+        if word == "do":
+            depth += 1
+        elif word == "done":
+            if parts[i][1].strip() != "done":
+                raise Unevaluated(f"{parts[i][1].strip()!r} after a loop")
+            depth -= 1
+            if depth == 0:
+                return i
+    raise Unevaluated("for without done")
+
+
+def _arithmetic(text: str, variables: dict[str, str]) -> int:
+    """An integer expression of ``let``: numbers, variables, + - * / % and parentheses."""
+    if len(text) > 200:
+        raise Unevaluated(f"the arithmetic {text[:40]!r}... (too long)")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError:
+        raise Unevaluated(f"the arithmetic {text!r}") from None
+
+    def value(node: ast.expr) -> int:
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.Name):
+            try:
+                return int(variables.get(node.id, "0") or "0")
+            except ValueError:
+                raise Unevaluated(f"the arithmetic {text!r}") from None
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -value(node.operand)
+        if isinstance(node, ast.BinOp):
+            a, b = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Add):
+                return a + b
+            if isinstance(node.op, ast.Sub):
+                return a - b
+            if isinstance(node.op, ast.Mult) and abs(a) < 1 << 32 and abs(b) < 1 << 32:
+                return a * b
+            if isinstance(node.op, (ast.Div, ast.FloorDiv, ast.Mod)) and b != 0:
+                q = abs(a) // abs(b) * (1 if (a < 0) == (b < 0) else -1)  # the shell truncates
+                return q if not isinstance(node.op, ast.Mod) else a - q * b
+        raise Unevaluated(f"the arithmetic {text!r}")
+
+    return value(tree.body)
 
 
 def _has_variable(text: str) -> bool:
@@ -237,7 +389,7 @@ def _split_list(command: str) -> Iterator[tuple[str, str]]:
     for op, part in parts:
         if part.strip():
             stripped = part.strip()
-            if re.match(r"^(if|for|while|until|do|done|then|fi|function)\b", stripped):
+            if re.match(r"^(if|while|until|then|fi|function)\b", stripped):
                 raise Unevaluated(f"'{stripped.split()[0]}' is outside the supported shell subset")
             yield op, part
 

@@ -30,7 +30,7 @@ from stackmeta.manifest.cmsdist import GitTree, Tree
 from stackmeta.manifest.pins import Arch, Era, Pin, era, read_pins
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Problem, Release, UnshippedPin
-from stackmeta.release import release_version
+from stackmeta.release import optional_version
 
 # -- specs ------------------------------------------------------------------------------
 
@@ -159,6 +159,9 @@ class Walker:
         self._deps: dict[str, set[str]] = {}  # name -> the paths read finding and evaluating it
         self._preamble_text: str | None = None
         self._base = self._preamble_macros()
+        # what a spec's evaluation depends on besides its own files: the preamble's macros (not
+        # its text: most of its changes are to sections no preamble reads) and the machine
+        self._evaluation_key = (tuple(sorted(self._base.items())), arch.machine)
         self._reuse()
 
     def _reuse(self) -> None:
@@ -166,26 +169,42 @@ class Walker:
         and pin did not change since (a batch walks tags in release order: most are the same)."""
         key = (self.arch.name, self.era)
         memo = _MEMOS.pop(key, None)
-        _MEMOS[key] = _Memo(tree=self.tree, preamble=self._preamble_text, tools=self.tools, data=self.data,
+        _MEMOS[key] = _Memo(tree=self.tree, evaluation=self._evaluation_key, tools=self.tools, data=self.data,
                             pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps)
         while len(_MEMOS) > 8:
             del _MEMOS[next(iter(_MEMOS))]
-        if memo is None or (memo.preamble, memo.tools, memo.data) != (
-                self._preamble_text, self.tools, self.data):
+        if memo is None:
             return
         changed = changed_paths(self.tree, memo.tree)
         if changed is None:
             return
         files, folders = changed
+        same_evaluation = memo.evaluation == self._evaluation_key  # else: the lookups are kept, not the facts
+        tools = memo.tools ^ self.tools  # tools added or removed: their -toolfile names are found anew
+        data = memo.data ^ self.data
         for name, deps in memo.deps.items():
-            if name not in memo.specs or memo.pins.get(name) != self.pins.get(name):
+            if name not in memo.specs or name in data or (
+                    tools and name.endswith("-toolfile") and name[: -len("-toolfile")] in tools):
+                continue
+            old_pin, new_pin = memo.pins.get(name), self.pins.get(name)
+            if old_pin != new_pin and (old_pin is None or new_pin is None
+                                       or dataclasses.replace(old_pin, lineno=new_pin.lineno) != new_pin):
                 continue
             if not deps.isdisjoint(files) or (folders and any(d.startswith(folders) for d in deps)):
                 continue
-            self._specs[name] = memo.specs[name]
+            found, facts = memo.specs[name], memo.facts.get(name)
+            if old_pin != new_pin and found is not None and old_pin is not None and new_pin is not None:
+                # A line added above the pin moved it: the same spec, named at its new line.
+                old_path = f"pip/requirements.txt:{old_pin.lineno}"
+                new_path = f"pip/requirements.txt:{new_pin.lineno}"
+                moved = found.path == old_path
+                found = dataclasses.replace(found, pin=new_pin, path=new_path if moved else found.path)
+                if moved and facts is not None:
+                    facts = _moved(facts, old_path, new_path)
+            self._specs[name] = found
             self._deps[name] = deps
-            if name in memo.facts:
-                self._facts[name] = memo.facts[name]
+            if facts is not None and same_evaluation:
+                self._facts[name] = facts
 
     @contextmanager
     def _collecting(self, name: str) -> Iterator[None]:
@@ -312,7 +331,7 @@ class Walker:
 
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
         assembled, reads = self._assemble(sf)
-        key = (sf.name, sf.path, sf.text, reads, self.arch.name, self.era, self._preamble_text)
+        key = (sf.name, sf.path, sf.text, reads, self._evaluation_key)
         cached = _EVALUATED.get(key)
         if cached is not None:
             return cached
@@ -373,6 +392,19 @@ class Walker:
         return facts
 
 
+def _moved(facts: SpecFacts, old: str, new: str) -> SpecFacts:
+    """*facts* of a generated spec whose path moved from *old* to *new* (``pip/requirements.txt:N``):
+    every file:line it names, named again."""
+    def where(text: str) -> str:
+        return new + text[len(old):] if text == old or text.startswith(old + ":") else text
+
+    return dataclasses.replace(
+        facts, where=where(facts.where),
+        requires=tuple((n, where(w)) for n, w in facts.requires),
+        build_requires=tuple((n, where(w)) for n, w in facts.build_requires),
+        issues=tuple(dataclasses.replace(i, where=where(i.where)) for i in facts.issues))
+
+
 _PREAMBLES: dict[tuple[str, str], tuple[dict[str, spec.Macro], tuple[spec.Issue, ...]]] = {}
 
 
@@ -381,7 +413,7 @@ class _Memo:
     """The last walk of one (arch, era): its tree, its inputs, and what it resolved."""
 
     tree: Tree
-    preamble: str | None
+    evaluation: object  # the walker's evaluation key: its facts hold while it is the same
     tools: set[str]
     data: set[str]
     pins: dict[str, Pin]
@@ -621,6 +653,7 @@ class ArchStack:
     packages: tuple[Package, ...]
     unshipped: tuple[UnshippedPin, ...]
     problems: tuple[Problem, ...]
+    origins: Mapping[str, str] = field(default_factory=dict)  # rpm -> its spec's file:line
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -684,7 +717,9 @@ def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
             pkg = dataclasses.replace(pkg, requires=requires)
             remember(_PARTS, (rpm, stack.arch.name), dataclasses.replace(part, package=pkg))
         packages.append(pkg)
-    packages = _merge_projects(packages, problems)
+    origins = {rpm: parts[rpm].facts.where + (f", copied into {', '.join(sorted(stack.copied[rpm]))}"
+                                              if rpm in stack.copied else "") for rpm in members}
+    packages = _merge_projects(packages, problems, origins)
     unshipped = tuple(
         UnshippedPin(rpm=p.rpm, name=canonicalize_name(p.name), version_written=p.version, reasons=p.reasons)
         for p in stack.unshipped
@@ -695,11 +730,15 @@ def arch_stack(walker: Walker, stack: Stack, major: int) -> ArchStack:
             f"no Python {major} stack to export"
         )
     return ArchStack(arch=stack.arch, python=stack.python[major], packages=tuple(packages),
-                     unshipped=unshipped, problems=tuple(problems))
+                     unshipped=unshipped, problems=tuple(problems), origins=origins)
 
 
-def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Package]:
-    """Two rpms that name one PyPI project (click, Click) become one package."""
+def _merge_projects(packages: list[Package], problems: list[Problem],
+                    origins: Mapping[str, str] | None = None) -> list[Package]:
+    """Two rpms that name one PyPI project (click, Click) become one package; when their versions
+    differ the higher is pinned, with a problem and the package's ``rpm_versions`` saying which
+    rpm (spec file:line) supplies which version."""
+    origins = origins or {}
     by_name: dict[NormalizedName, list[Package]] = {}
     for pkg in packages:
         by_name.setdefault(pkg.name, []).append(pkg)
@@ -711,12 +750,16 @@ def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Pa
         group.sort(key=lambda p: p.rpm)
         versions = {p.version_written for p in group}
         best = max(group, key=lambda p: (p.version is not None, p.version or Version("0")))
+        supplies: tuple[tuple[str, str], ...] = ()
         if len(versions) > 1:
+            supplies = tuple((p.rpm, p.version_written) for p in group)
             problems.append(Problem(
                 kind="version-mismatch",
-                message=f"{' and '.join(p.rpm + ' ' + p.version_written for p in group)} name one "
-                        f"project {name}: pinned {best.version_written}",
-                where=name))
+                message=" and ".join(
+                    f"{p.rpm} {p.version_written}" + (f" ({origins[p.rpm]})" if p.rpm in origins else "")
+                    for p in group) + f" name one project {name}: pinned {best.version_written} "
+                    f"(from {best.rpm})",
+                where=origins.get(best.rpm, "").split(",")[0] or name))
         out.append(Package(
             rpm="+".join(p.rpm for p in group), name=name, display_name=best.display_name,
             version_written=best.version_written, version=best.version, build=best.build,
@@ -725,7 +768,7 @@ def _merge_projects(packages: list[Package], problems: list[Problem]) -> list[Pa
             reasons=tuple(dict.fromkeys(x for p in group for x in p.reasons)),
             requires=tuple(sorted({x for p in group for x in p.requires} - {name})),
             system_libs=tuple(sorted({x for p in group for x in p.system_libs})),
-            arches=best.arches,
+            arches=best.arches, rpm_versions=supplies,
         ))
     return out
 
@@ -741,9 +784,31 @@ def read_release(
     python_major: int | None = None,
     version: str | None = None,
     progress: Progress = NO_PROGRESS,
+    rank: Sequence[str] = (),
 ) -> tuple[Release, int]:
-    """The Release of *release* over the arches of *trees*, and the default Python major."""
-    metapackage = release_version(release, version)
+    """The Release of *release* over the arches of *trees*, and the default Python major;
+    *rank* orders the arches, the production arch first (see :func:`combine`)."""
+    releases, default = read_stacks(trees, release, source=source, majors=(python_major,), version=version,
+                                    progress=progress, rank=rank)
+    return releases[0], default
+
+
+def read_stacks(
+    trees: Mapping[str, Tree],
+    release: str,
+    *,
+    source: str,
+    majors: Sequence[int | None] = (None,),
+    version: str | None = None,
+    progress: Progress = NO_PROGRESS,
+    rank: Sequence[str] = (),
+    with_other: bool = False,
+) -> tuple[list[Release], int]:
+    """:func:`read_release` of each of *majors* (None: the default stack) from one walk, in the
+    order of *majors*, and the default Python major. Each release's ``other_python`` is the
+    interpreter of the release's other stack when it ships packages for it; *with_other* adds
+    that stack's release after the first one's."""
+    metapackage = optional_version(release, version)
     stacks: list[tuple[Walker, Stack]] = []
     for arch_name in sorted(trees):
         arch = Arch.parse(arch_name)
@@ -755,13 +820,34 @@ def read_release(
             progress.done()
     defaults = {default_major(s) for _, s in stacks}
     default = max(defaults)
-    major = default if python_major is None else python_major
-    per_arch = [arch_stack(w, s, major) for w, s in stacks]
-    rel = combine(release, metapackage, per_arch, source=source)
-    return rel, default
+    shipped = {m: Version(s.python[m]) for _, s in reversed(stacks) for m in (2, 3)
+               if m in s.python and any(m in i for i in s.interpreters.values())}
+    out: list[Release] = []
+    majors = list(majors)
+    if with_other:
+        first = default if majors[0] is None else majors[0]
+        other_major = 2 if first == 3 else 3
+        if other_major in shipped:
+            majors.append(other_major)
+    for wanted in majors:
+        major = default if wanted is None else wanted
+        per_arch = [arch_stack(w, s, major) for w, s in stacks]
+        other = shipped.get(2 if major == 3 else 3)
+        rel = combine(release, metapackage, per_arch, source=source, rank=rank)
+        out.append(dataclasses.replace(rel, other_python=other))
+    return out, default
 
 
-def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *, source: str) -> Release:
+def combine(release: str, metapackage: Version | None, per_arch: Sequence[ArchStack], *,
+            source: str, rank: Sequence[str] = ()) -> Release:
+    """One Release over the arches of *per_arch*. *rank* orders the arches, the release's
+    production arch first (:func:`stackmeta.manifest.pins.rank_arches`): where arches that one
+    ``platform_machine`` marker cannot tell apart (el8 and el9, gcc11 and gcc12) ship one
+    package at two versions, the best-ranked arch's version is pinned and the others are named
+    in a problem. The record's arches are in *rank*'s order: the production arch first (the
+    arch whose machine and Python later steps target by default)."""
+    order = {arch: i for i, arch in enumerate(rank)}
+    per_arch = sorted(per_arch, key=lambda a: (order.get(a.arch.name, len(order)), a.arch.name))
     arches = tuple(a.arch.name for a in per_arch)
     merged: dict[tuple[object, ...], Package] = {}
     for stack in per_arch:
@@ -778,14 +864,15 @@ def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *
                 reasons=tuple(dict.fromkeys([*old.reasons, *pkg.reasons])),
                 requires=tuple(sorted(set(old.requires) | set(pkg.requires))),
                 system_libs=tuple(sorted(set(old.system_libs) | set(pkg.system_libs))),
-                arches=(*old.arches, *pkg.arches),
+                arches=(*old.arches, *pkg.arches), rpm_versions=old.rpm_versions,
             )
-    packages = tuple(sorted(merged.values(), key=lambda p: (p.name, p.arches)))
+    settled, conflicts = _one_pin_per_machine(list(merged.values()), per_arch, rank)
+    packages = tuple(sorted(settled, key=lambda p: (p.name, p.arches)))
     unshipped: dict[tuple[str, str], UnshippedPin] = {}
     for stack in per_arch:
         for pin in stack.unshipped:
             unshipped.setdefault((pin.rpm, pin.version_written), pin)
-    problems = _combine_problems(per_arch)
+    problems = _combine_problems(per_arch) + conflicts
     pythons = {a.arch.name: Version(a.python) for a in per_arch}
     python = pythons[arches[0]]
     return Release(
@@ -794,6 +881,56 @@ def combine(release: str, metapackage: Version, per_arch: Sequence[ArchStack], *
         source=source, stackmeta_version=__version__, packages=packages,
         unshipped=tuple(sorted(unshipped.values(), key=lambda u: (u.name, u.rpm))), problems=problems,
     )
+
+
+def _one_pin_per_machine(
+    packages: list[Package], per_arch: Sequence[ArchStack], rank: Sequence[str],
+) -> tuple[list[Package], tuple[Problem, ...]]:
+    """Per (package, platform_machine), the version of the best-ranked arch that ships it."""
+    order = {arch: i for i, arch in enumerate(rank)}
+    arch_names = sorted((a.arch.name for a in per_arch), key=lambda a: (order.get(a, len(order)), a))
+    place = {arch: i for i, arch in enumerate(arch_names)}
+    machine = {a.arch.name: a.arch.machine for a in per_arch}
+    origins = {a.arch.name: a.origins for a in per_arch}
+    groups: dict[tuple[str, str], list[Package]] = {}
+    for pkg in packages:
+        for m in dict.fromkeys(machine.get(a, a) for a in pkg.arches):
+            groups.setdefault((pkg.name, m), []).append(pkg)
+    dropped: dict[int, set[str]] = {}  # id(package) -> arches it loses
+    problems: list[Problem] = []
+    for (name, m), group in sorted(groups.items()):
+        if len({p.version_written for p in group}) < 2:
+            continue
+
+        def first_arch(p: Package, m: str = m) -> str:
+            return min((a for a in p.arches if machine.get(a, a) == m), key=lambda a: place.get(a, 1 << 20))
+
+        winner = min(group, key=lambda p: place.get(first_arch(p), 1 << 20))
+        best = first_arch(winner)
+        losers = [p for p in group if p is not winner and p.version_written != winner.version_written]
+        for p in losers:
+            dropped.setdefault(id(p), set()).update(a for a in p.arches if machine.get(a, a) == m)
+        others = "; ".join(
+            f"{p.version_written} on {', '.join(a for a in p.arches if machine.get(a, a) == m)}"
+            for p in losers)
+        where = origins.get(best, {}).get(winner.rpm.split("+")[0], "").split(",")[0] or winner.rpm
+        problems.append(Problem(
+            kind="arch-conflict",
+            message=f"{name}: {winner.version_written} on {best} and {others}, which the marker "
+                    f'platform_machine == "{m}" cannot tell apart: pinned {winner.version_written}, the '
+                    f"version of {best} (the release's production arch for {m}: the arch tagged for "
+                    "most releases of its cycle); export --arch ARCH alone for another arch's lock",
+            where=where))
+    out = []
+    for pkg in packages:
+        lost = dropped.get(id(pkg))
+        if not lost:
+            out.append(pkg)
+            continue
+        kept = tuple(a for a in pkg.arches if a not in lost)
+        if kept:
+            out.append(dataclasses.replace(pkg, arches=kept))
+    return out, tuple(problems)
 
 
 def _combine_problems(per_arch: Sequence[ArchStack]) -> tuple[Problem, ...]:

@@ -92,6 +92,21 @@ def source_date_epoch(rel: Release) -> int:
     return int(when.timestamp())
 
 
+def distribution_name(release: str, name: str = DEFAULT_NAME) -> str:
+    """The distribution a release's metapackage is published as: *name* for a release
+    (``cms-analysis-stack==13.0.7`` is CMSSW_13_0_7 and nothing else), ``<name>-<flavour>``
+    for a flavour of it (CMSSW_12_4_21_HLT_patch1: ``cms-analysis-stack-hlt==12.4.21.post1``).
+    A tag of a release's build (CMSSW_11_1_0-tool-conf) reads like the release it names. A
+    name given with --name other than the default is taken as it is (a group's baseline)."""
+    if name != DEFAULT_NAME:
+        return name
+    try:
+        flavour = parse_release(release).flavour
+    except UsageError:
+        return name
+    return name if flavour is None else f"{name}-{canonicalize_name(flavour)}"
+
+
 def requirements(nearest: NearestSet) -> tuple[Requirement, ...]:
     """The metapackage's Requires-Dist: one ``name==version`` per pin, nothing else."""
     return tuple(Requirement(f"{name}=={version}") for name, version in nearest.pins)
@@ -122,8 +137,11 @@ def identity(rel: Release, options: Options = Options()) -> tuple[NormalizedName
     a command calls it to refuse bad options before any slow work)."""
     if not _PROJECT_NAME.match(options.name):
         raise UsageError(f"--name {options.name!r} is not a valid project name: use letters, digits, '-'")
-    name = canonicalize_name(options.name)
+    name = canonicalize_name(distribution_name(rel.release, options.name))
     version = release_version(rel.release, options.version) if options.version else rel.metapackage_version
+    if version is None:
+        raise UsageError(
+            f"{rel.release} is not a CMSSW release name: give the metapackage version with --version")
     py = rel.python
     if options.requires_python is not None:
         try:
@@ -143,7 +161,7 @@ def project(rel: Release, nearest: NearestSet, options: Options = Options()) -> 
     name, version, requires_python = identity(rel, options)
     py = rel.python
     deps = requirements(nearest)
-    module = module_name(options.name)
+    module = module_name(name)
     data = release_data(rel, nearest, name=name, version=version)
     files = {
         "pyproject.toml": _pyproject(rel, name, version, requires_python, deps, module),

@@ -19,7 +19,8 @@ from stackmeta.errors import PublishError, StackmetaError, UsageError
 from stackmeta.index import IndexClient, ProjectPage
 from stackmeta.package import builder, metapackage, publish
 from stackmeta.progress import NO_PROGRESS, Progress
-from stackmeta.release import release_order
+from stackmeta.record import Release
+from stackmeta.release import parse_release, release_order
 from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
 
 
@@ -31,6 +32,7 @@ class NewPublished:
     published: tuple[tuple[str, publish.Published], ...]
     already: tuple[str, ...]  # every file already on the index with the same sha256
     failed: tuple[tuple[str, str], ...]  # (lock name, one-line reason)
+    skipped: tuple[tuple[str, str], ...] = ()  # (lock name, why: see :func:`skipped`)
 
 
 def build_record(
@@ -50,6 +52,45 @@ def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path
     project = metapackage.project(loaded.release, loaded.nearest, options)
     return builder.build(project, out, work_dir=build_dir / loaded.name,
                          sdist=(loaded.name == loaded.release.release))
+
+
+def same_stack(a: Release, b: Release) -> bool:
+    """Whether two records ship one Python stack: the same interpreter (major.minor) and the
+    same pins (whichever arches ship them: a flavour is often built for fewer arches)."""
+    return (a.python.major, a.python.minor) == (b.python.major, b.python.minor) and \
+        set(record.pins(a)) == set(record.pins(b))
+
+
+def skipped(locks_dir: Path, name: str) -> str | None:
+    """Why a batch (``build --all``, ``publish --new``) does not build the record *name*, or None.
+
+    - a flavour of a release (CMSSW_13_0_7_TOTEM) with the same Python stack as the release's
+      own record (CMSSW_13_0_7) is skipped: ``cms-analysis-stack==13.0.7`` already is that
+      stack. One that differs, or whose release has no record, is built under its own
+      distribution (``cms-analysis-stack-totem==13.0.7``).
+    - a tag of a release's build (CMSSW_11_1_0-tool-conf) reads like the release it names: it
+      is skipped when that release has its own record (the release's tag wins), and built as
+      the release (``cms-analysis-stack==11.1.0``) when it has none.
+    """
+    doc_release = record.load_release(locks_dir, name)
+    try:
+        parsed = parse_release(doc_release.release)
+    except UsageError:
+        return None
+    if parsed.kind is None and parsed.flavour is None:
+        return None
+    other = parsed.plain if parsed.kind is not None else parsed.base
+    other_lock = other + name[len(doc_release.release):]  # the same stack: -py2 stays
+    if not record.record_path(locks_dir, other_lock).exists():
+        return None
+    theirs = record.load_release(locks_dir, other_lock)
+    same = same_stack(doc_release, theirs)
+    if parsed.kind is not None:
+        return (f"a tag of {other}'s {parsed.kind} build: {other_lock} has its own record"
+                + ("" if same else " (their Python stacks differ: the release's own tag wins)"))
+    if same:
+        return f"the same Python stack as {other_lock}: published as that release"
+    return None
 
 
 def _order(name: str) -> tuple[tuple[int, ...], str]:
@@ -80,18 +121,34 @@ def publish_new(
     index_url = credentials.without(index_url) if index_url else None
     index = publish.index_for(repository_url, index_url).rstrip("/")
     client = IndexClient(index, cache_dir=False, page_max_age=0, retries=2)
+    pages: dict[str, ProjectPage | None] = {}
+
+    def page_of(distribution: str) -> ProjectPage | None:
+        # each distribution's page is read once (a flavour's is its own project)
+        if distribution not in pages:
+            try:
+                pages[distribution] = client.project(canonicalize_name(distribution))
+            except StackmetaError as exc:
+                raise PublishError(f"cannot read {index}/{distribution}/ before publishing ({exc})") from None
+        return pages[distribution]
+
     try:
-        try:
-            page = client.project(canonicalize_name(options.name))
-        except StackmetaError as exc:
-            raise PublishError(f"cannot read {index}/{options.name}/ before publishing ({exc})") from None
+        page_of(options.name)
         published: list[tuple[str, publish.Published]] = []
         already: list[str] = []
         failed: list[tuple[str, str]] = []
+        passed: list[tuple[str, str]] = []
         progress.start(f"publishing {len(names)} records", len(names))
         try:
             for name in names:
                 try:
+                    why = skipped(locks_dir, name)
+                    if why is not None:
+                        passed.append((name, why))
+                        progress.advance()
+                        continue
+                    rel = record.load_release(locks_dir, name)
+                    page = page_of(metapackage.distribution_name(rel.release, options.name))
                     done = _one(locks_dir, name, page, client, repository_url=repository_url, index=index,
                                 options=options, out=out, build_dir=build_dir, force=force,
                                 repository=repository)
@@ -108,7 +165,7 @@ def publish_new(
     finally:
         client.close()
     return NewPublished(index_url=index, published=tuple(published), already=tuple(already),
-                        failed=tuple(failed))
+                        failed=tuple(failed), skipped=tuple(passed))
 
 
 def _one(

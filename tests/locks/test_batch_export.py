@@ -270,7 +270,8 @@ def test_match_arch_patterns_and_each_policy(
     [
         (["CMSSW_14_0_0", "--all"], "give a RELEASE (CMSSW_14_0_0) or --all, not both"),
         (["--match", "CMSSW_14_*"], "give a RELEASE, or --all for every release tag of the --cmsdist clone"),
-        (["CMSSW_14_0_0", "--force"], "--match, --arch-policy, --force and --jobs go with --all"),
+        (["CMSSW_14_0_0", "--force"],
+         "--match, --arch-policy, --force, --locks-only and --jobs go with --all"),
         (["--all", "--match", "CMSSW_15_*"],
          "no release tags matching CMSSW_15_* in {repo}: check --match/--arch "
          "(tags are REL/<release>/<arch>)"),
@@ -305,10 +306,12 @@ def test_up_to_date_needs_both_files(repo: Path, tmp_path: Path, capsys: pytest.
     run(capsys, "export", "--all", "--cmsdist", str(repo), "--locks-dir", str(tmp_path),
         "--match", "CMSSW_10_6_0")
     source = record.load_release(tmp_path, "CMSSW_10_6_0").source
-    job = Job(release="CMSSW_10_6_0", base="CMSSW_10_6_0", arches=("slc7_amd64_gcc700",), source=source)
+    job = Job(release="CMSSW_10_6_0", base="CMSSW_10_6_0", arches=("slc7_amd64_gcc700",), source=source,
+              rank=("slc7_amd64_gcc700",))
     assert up_to_date(tmp_path, job) == "CMSSW_10_6_0"
     assert up_to_date(tmp_path, job, 2) is None  # the default stack is Python 3
-    other = Job(release="CMSSW_10_6_0", base="CMSSW_10_6_0", arches=job.arches, source=source + "x")
+    other = Job(release="CMSSW_10_6_0", base="CMSSW_10_6_0", arches=job.arches, source=source + "x",
+                rank=job.rank)
     assert up_to_date(tmp_path, other) is None
     (tmp_path / "CMSSW_10_6_0.json").write_text("{")
     assert up_to_date(tmp_path, job) is None
@@ -350,6 +353,7 @@ def test_publish_new_uploads_only_what_the_index_lacks(
             "published": {"CMSSW_14_0_2": ["cms_analysis_stack-14.0.2.tar.gz",
                                            "cms_analysis_stack-14.0.2-py3-none-any.whl"]},
             "already": ["CMSSW_14_0_1"],
+            "skipped": [],
             "failed": [],
         }
         code, out = publish("--new")

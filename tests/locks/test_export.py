@@ -291,11 +291,9 @@ def test_git_several_arches_and_unknown_names(
             "--python 4: with --cmsdist give 2 or 3 (the stack to export)",
         ),
         (
-            ["CMSSW_14_0_0_HLT"],
+            ["CMSSW_14_0_0_HLT", "--version", "nope"],
             2,
-            "release name 'CMSSW_14_0_0_HLT' is not one of CMSSW_X_Y_Z, CMSSW_X_Y_Z_preN, "
-            "CMSSW_X_Y_Z_patchN or "
-            "CMSSW_X_Y_X_YYYY-MM-DD-hhmm: give the metapackage version with --version",
+            "--version 'nope' is not a PEP 440 version: use e.g. 14.0.0.post1",
         ),
         (
             ["CMSSW_9_3_0", "--arch", "slc6_amd64_gcc630", "--python", "3"],
@@ -436,16 +434,47 @@ def test_markers_by_machine() -> None:
 def test_merged_project_with_different_versions_is_a_problem() -> None:
     problems: list[Problem] = []
     merged = walk._merge_projects(
-        [_pkg("Click", "8.1.3", ("a",), "py3-Click"), _pkg("click", "8.0.0", ("a",), "py3-click")], problems
+        [_pkg("Click", "8.1.3", ("a",), "py3-Click"), _pkg("click", "8.0.0", ("a",), "py3-click")], problems,
+        {"py3-Click": "py3-Click.spec:1, copied into py3-pippkgs", "py3-click": "pip/requirements.txt:12"},
     )
-    assert [(p.rpm, p.version_written) for p in merged] == [("py3-Click+py3-click", "8.1.3")]
+    assert [(p.rpm, p.version_written, p.rpm_versions) for p in merged] == [
+        ("py3-Click+py3-click", "8.1.3", (("py3-Click", "8.1.3"), ("py3-click", "8.0.0")))]
     assert problems == [
         Problem(
             kind="version-mismatch",
-            where="click",
-            message="py3-Click 8.1.3 and py3-click 8.0.0 name one project click: pinned 8.1.3",
+            where="py3-Click.spec:1",
+            message="py3-Click 8.1.3 (py3-Click.spec:1, copied into py3-pippkgs) and py3-click 8.0.0 "
+                    "(pip/requirements.txt:12) name one project click: pinned 8.1.3 (from py3-Click)",
         )
     ]
+
+
+def test_a_merged_lock_pins_one_version_per_machine_the_production_arch_s() -> None:
+    """CMSSW_13_2_6_patch1: cryptography 40.0.2 on el8, 3.2.1 on slc7, both x86_64."""
+    from stackmeta.manifest.pins import Arch
+
+    def stack(arch: str, version: str) -> walk.ArchStack:
+        return walk.ArchStack(arch=Arch.parse(arch), python="3.9.14", packages=(
+            _pkg("cryptography", version, (arch,), "py3-cryptography"),
+            _pkg("six", "1.16.0", (arch,), "py3-six")),
+            unshipped=(), problems=(), origins={"py3-cryptography": f"pip/requirements.txt:{len(version)}"})
+
+    per_arch = [stack("slc7_amd64_gcc11", "3.2.1"), stack("el8_amd64_gcc11", "40.0.2"),
+                stack("el8_aarch64_gcc11", "40.0.2")]
+    rel = walk.combine("CMSSW_13_2_6_patch1", None, per_arch, source="test",
+                       rank=("el8_amd64_gcc11", "el8_aarch64_gcc11", "slc7_amd64_gcc11"))
+    assert rel.arches == ("el8_amd64_gcc11", "el8_aarch64_gcc11", "slc7_amd64_gcc11")
+    assert constraints.pin_lines(rel) == ["cryptography==40.0.2", "six==1.16.0"]
+    assert [(p.kind, p.where) for p in rel.problems] == [("arch-conflict", "pip/requirements.txt:6")]
+    assert rel.problems[0].message.startswith(
+        'cryptography: 40.0.2 on el8_amd64_gcc11 and 3.2.1 on slc7_amd64_gcc11, which the marker '
+        'platform_machine == "x86_64" cannot tell apart: pinned 40.0.2')
+    # the other order of rank: slc7 is the production arch, its version wins for x86_64
+    rel = walk.combine("CMSSW_13_2_6_patch1", None, per_arch, source="test",
+                       rank=("slc7_amd64_gcc11", "el8_amd64_gcc11", "el8_aarch64_gcc11"))
+    assert constraints.pin_lines(rel) == [
+        'cryptography==40.0.2 ; platform_machine == "aarch64"',
+        'cryptography==3.2.1 ; platform_machine == "x86_64"', "six==1.16.0"]
 
 
 def test_spec_in_a_folder_of_its_name(tmp_path: Path) -> None:

@@ -91,17 +91,53 @@ def test_shell_subset(command: str, result: str) -> None:
 
 
 def test_shell_outside_subset_is_reported_not_guessed() -> None:
-    text = "%define v %(for t in a b; do echo Requires: $t; done)\nRequires: %v\nRequires: kept\n"
+    text = "%define v %(while true; do echo Requires: a; done)\nRequires: %v\nRequires: kept\n"
     ev = evaluate(text)
     assert ev.requires() == [("kept", "x.spec:3")]
     assert ev.issues == (
         spec.Issue(
             kind="unevaluated",
-            message="the shell command '%(for t in a b; do echo Requires: $t; done)' is not evaluated "
-            "('for' is outside the supported shell subset)",
+            message="the shell command '%(while true; do echo Requires: a; done)' is not evaluated "
+            "('while' is outside the supported shell subset)",
             where="x.spec:2",
         ),
     )
+
+
+def test_for_loops_of_cmsdist_are_evaluated() -> None:
+    """The three loops of CMSSW_14_0_0's vectorization files, as the spec has them."""
+    given = {"package_vectorization": "x86-64-v3 x86-64-v4", "vectorized_packages": "zlib fastjet",
+             "base_package": "fastjet"}
+    text = (
+        "%{expand:%(i=90; for v in %{package_vectorization}; do let i=$i+1 ; "
+        "echo Source${i}: vectorization/$v; done)}\n"
+        "%{expand:%(for t in %{vectorized_packages} ; do echo Requires: $t; for v in "
+        "%{package_vectorization}; do echo Requires: ${t}_${v}; done; done)}\n"
+        "%{expand:%(for v in %{package_vectorization}; do echo Requires: %{base_package}_$v; done)}\n"
+    )
+    ev = evaluate(text, **given)
+    assert ev.issues == ()
+    assert [(t.name, t.value) for t in ev.tags if t.name.startswith("Source")] == [
+        ("Source91", "vectorization/x86-64-v3"), ("Source92", "vectorization/x86-64-v4")]
+    assert [name for name, _ in ev.requires()] == [
+        "zlib", "zlib_x86-64-v3", "zlib_x86-64-v4", "fastjet", "fastjet_x86-64-v3", "fastjet_x86-64-v4",
+        "fastjet_x86-64-v3", "fastjet_x86-64-v4"]
+
+
+@pytest.mark.parametrize(
+    ("command", "why"),
+    [
+        ("echo $LD_LIBRARY_PATH | tr : x", "the shell variable $LD_LIBRARY_PATH in 'echo $LD_LIBRARY_PATH'"),
+        ("for v in a; do echo $v; done | sort", "'done | sort' after a loop"),
+        ("for v in a; echo x; done", "for without do in 'for v in a'"),
+        ("for v in a; do echo x", "for without done"),
+        ("let i=i**9", "the arithmetic 'i**9'"),
+    ],
+)
+def test_shell_loops_outside_the_subset_say_why(command: str, why: str) -> None:
+    with pytest.raises(shell.Unevaluated) as info:
+        shell.run_shell(command, AMD64)
+    assert str(info.value) == why
 
 
 def test_unused_define_is_not_evaluated() -> None:

@@ -173,3 +173,40 @@ def test_an_output_folder_that_is_a_file_is_one_error_line_before_building(
     assert err[-1].endswith("give a folder that is not a file and can be written")
     assert a_file.read_text() == "not a folder"
     assert not (tmp_path / "dist").exists() or not any((tmp_path / "dist").iterdir())
+
+
+def test_build_all_decides_what_flavours_and_tool_conf_tags_publish_as(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CMSSW_14_0_0_HLT ships the release's stack: skipped; CMSSW_14_0_0_TOTEM ships another one:
+    its own distribution; CMSSW_14_0_0-tool-conf: skipped, the release has its own record."""
+    from dataclasses import replace
+
+    from packaging.version import Version
+
+    locks = tmp_path / "locks"
+    rel, nearest = sample()
+    for name in ("CMSSW_14_0_0", "CMSSW_14_0_0_HLT", "CMSSW_14_0_0-tool-conf", "CMSSW_14_0_0_TOTEM"):
+        this = replace(rel, release=name)
+        if name.endswith("TOTEM"):
+            numpy = next(p for p in rel.packages if p.name == "numpy")
+            other = replace(numpy, version_written="1.24.4", version=Version("1.24.4"))
+            this = replace(this, packages=tuple(other if p is numpy else p for p in rel.packages))
+        write_record(locks, this)
+        save_nearest(locks, name, this, replace(nearest, release=name))
+    out = tmp_path / "dist"
+    code = main(["build", "--locks-dir", str(locks), "--out", str(out), "--build-dir", str(tmp_path / "b"),
+                 "--json"])
+    assert code == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [(r["release"], r["project"], r["version"]) for r in result["built"]] == [
+        ("CMSSW_14_0_0", "cms-analysis-stack", "14.0.0"),
+        ("CMSSW_14_0_0_TOTEM", "cms-analysis-stack-totem", "14.0.0")]
+    assert result["skipped"] == [
+        {"release": "CMSSW_14_0_0-tool-conf",
+         "reason": "a tag of CMSSW_14_0_0's tool-conf build: CMSSW_14_0_0 has its own record"},
+        {"release": "CMSSW_14_0_0_HLT",
+         "reason": "the same Python stack as CMSSW_14_0_0: published as that release"}]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cms_analysis_stack-14.0.0-py3-none-any.whl", "cms_analysis_stack-14.0.0.tar.gz",
+        "cms_analysis_stack_totem-14.0.0-py3-none-any.whl", "cms_analysis_stack_totem-14.0.0.tar.gz"]

@@ -54,7 +54,7 @@ def _stand_ins(nearest: NearestSet, target: Target, folder: Path) -> list[str]:
 
 
 @pytest.mark.network
-@pytest.mark.parametrize("release", ["CMSSW_14_0_0", "CMSSW_10_6_0", "CMSSW_10_6_0-py2", "CMSSW_9_3_0"])
+@pytest.mark.parametrize("release", record.list_records(LOCKS))  # the main set: every record in locks/
 def test_metapackage_resolves_on_pypi_to_exactly_its_pins(tmp_path: Path, release: str) -> None:
     rel = record.load_release(LOCKS, release)
     nearest = load_nearest(LOCKS, release)
