@@ -82,7 +82,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         f"{len(nearest.additions)} additions, {len(nearest.omissions)} omissions -> {path}"
     )
     for dev in nearest.deviations:
-        output.result(f"  {dev.name} {dev.release_version} -> {dev.version}: {dev.reason}")
+        output.result(f"  {dev.shown}: {dev.reason}")
     for om in nearest.omissions:
         output.result(f"  left out {om.name} {om.release_version}: {om.reason}")
     return 0

@@ -317,7 +317,9 @@ def readme(rel: Release, nearest: NearestSet, *, name: str, version: Version) ->
         "",
     ]
     lines += _table(("package", "release", "pinned here", "why"),
-                    [(d.name, d.release_version, str(d.version), d.reason) for d in nearest.deviations],
+                    [(d.name, d.release_version,
+                      f"{d.version} (new major version)" if d.new_major else str(d.version), d.reason)
+                     for d in nearest.deviations],
                     empty="None: every pin is the release's version.")
     lines += ["", "## Added: dependencies the release does not ship", ""]
     lines += _table(("package", "pinned here", "required by"),

@@ -32,6 +32,18 @@ RULE = (
 )
 
 
+def crosses_major(old: str | Version, new: Version) -> bool:
+    """Whether a move from *old* to *new* crosses a major version (keras 2.11.0 -> 3.2.0): the
+    first release number differs. Calendar versions (a first number of 1000 or more: dask
+    2023.4.0 -> 2025.9.0) have no major version to cross; an unparsable *old* does not count."""
+    try:
+        before = old if isinstance(old, Version) else Version(old)
+    except InvalidVersion:
+        return False
+    first, then = before.release[0], new.release[0]
+    return first != then and max(first, then) < 1000
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Deviation:
     """A shipped package pinned at another version than the release's."""
@@ -40,6 +52,17 @@ class Deviation:
     release_version: str  # as the release writes it (may not be PEP 440)
     version: Version  # the version the nearest set pins
     reason: str  # names the requirement that forced the move
+
+    @property
+    def new_major(self) -> bool:
+        """The move crosses a major version (another API, likely)."""
+        return crosses_major(self.release_version, self.version)
+
+    @property
+    def shown(self) -> str:
+        """'keras 2.11.0 -> 3.2.0 (NEW MAJOR VERSION)', or without the flag."""
+        flag = " (NEW MAJOR VERSION)" if self.new_major else ""
+        return f"{self.name} {self.release_version} -> {self.version}{flag}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,7 +115,7 @@ class NearestSet:
             "pins": {name: str(version) for name, version in self.pins},
             "deviations": [
                 {"name": d.name, "release_version": d.release_version, "version": str(d.version),
-                 "reason": d.reason}
+                 "reason": d.reason, **({"new_major": True} if d.new_major else {})}
                 for d in self.deviations
             ],
             "additions": [
@@ -211,7 +234,8 @@ def nearest_text(rel: record.Release, nearest: NearestSet) -> str:
     for name, version in nearest.pins:
         if name in deviations:
             dev = deviations[name]
-            lines.append(f"# DEVIATION: the release ships {name} {dev.release_version}:")
+            major = " (NEW MAJOR VERSION)" if dev.new_major else ""
+            lines.append(f"# DEVIATION{major}: the release ships {name} {dev.release_version}:")
             lines += _comment(dev.reason)
         elif name in additions:
             by = "; ".join(additions[name].required_by)

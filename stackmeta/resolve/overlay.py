@@ -23,7 +23,7 @@ environment is :mod:`stackmeta.resolve.venv`'s work.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -36,7 +36,7 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 from stackmeta.errors import ResolutionError, UsageError, quoted
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
-from stackmeta.resolve.nearest import NearestSet
+from stackmeta.resolve.nearest import NearestSet, crosses_major
 from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
 from stackmeta.target import Target
 
@@ -98,8 +98,14 @@ class Move:
     new: Version
     reason: str  # "theano 0.9.0 requires numpy>=1.9.1"
 
+    @property
+    def new_major(self) -> bool:
+        """The move crosses a major version (keras 2.11.0 -> 3.2.0)."""
+        return crosses_major(self.old, self.new)
+
     def __str__(self) -> str:
-        return f"{self.name} {self.old} -> {self.new} ({self.reason})"
+        flag = " (NEW MAJOR VERSION)" if self.new_major else ""
+        return f"{self.name} {self.old} -> {self.new}{flag} ({self.reason})"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -151,8 +157,8 @@ class Plan:
             "requested": self.requested,
             "overrides": {o.name: str(o.version) for o in self.overrides},
             "additions": [str(a) for a in self.additions],
-            "moves": [{"name": m.name, "from": str(m.old), "to": str(m.new), "reason": m.reason}
-                      for m in self.moves],
+            "moves": [{"name": m.name, "from": str(m.old), "to": str(m.new), "reason": m.reason,
+                       "new_major": m.new_major} for m in self.moves],
             "excluded": list(self.excluded),
             "new": [{"name": n.name, "version": str(n.version), "required_by": list(n.required_by)}
                     for n in self.new],
@@ -315,26 +321,29 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
                   for n in sorted(released)]
         roots += [_req(a, text=f"--add {a}") for a in active]
         try:
-            result = Resolver(provider, BaseReporter()).resolve(roots, max_rounds=max_rounds)
-        except ResolutionImpossible as exc:
+            result = Resolver(provider, _Patience(limit=300)).resolve(roots, max_rounds=max_rounds)
+        except (ResolutionImpossible, _GiveUp) as exc:
+            # a resolution that backtracks long is settled by the rule, on its last conflict
             causes = list(exc.causes)
             chosen = _movable_in_conflict(causes, hard, fixed, rank, available)
-            if chosen is None:
-                asked = ", ".join([o.text for o in overrides] + [str(a) for a in additions])
-                raise ResolutionError(
-                    f"{nearest.release}: {asked} cannot be installed together for {target}: "
-                    f"{_describe(causes, available)}: change the overrides or additions"
-                ) from None
-            name, reason = chosen
-            del hard[name]
-            released[name] = reason
-            continue
+            if chosen is not None:
+                name, reason = chosen
+                del hard[name]
+                released[name] = reason
+                continue
+            blockers = _blockers(causes, hard, fixed, provider)
+            if blockers:
+                for name, reason in blockers:
+                    del hard[name]
+                    released[name] = reason
+                continue
+            break  # the rule has nothing left to move: search every set (below)
         except ResolutionTooDeep:
-            raise ResolutionError(f"{nearest.release}: the resolver gave up after {max_rounds} rounds: "
-                                  "report it with the command line") from None
+            break
         return _plan_from(nearest, result, provider, target, overrides=overrides, additions=active,
                           released=released)
-    raise ResolutionError(f"{nearest.release}: no consistent set after moving every pin: report it")
+    return _complete_plan(nearest, memo, target, overrides=overrides, additions=active, rank=rank,
+                          released=released, max_rounds=max_rounds)
 
 
 def _plan_from(nearest: NearestSet, result: Any, provider: Provider, target: Target, *,
@@ -390,7 +399,8 @@ def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
     lines += [f"{o.name} left out" for o in nearest.omissions]
     lines += [f"{o.name} {pins[o.name]} -> {o.version}: {o.text}" for o in p.overrides]
     lines += [f"{name} left out: --exclude {name}" for name in p.excluded]
-    lines += [f"{m.name} {m.old} -> {m.new}: moved for {p.requested} ({m.reason})" for m in p.moves]
+    lines += [f"{m.name} {m.old} -> {m.new}{' (NEW MAJOR VERSION)' if m.new_major else ''}: moved for "
+              f"{p.requested} ({m.reason})" for m in p.moves]
     return lines
 
 
@@ -401,3 +411,178 @@ def env_record(p: Plan, nearest: NearestSet, *, record: Mapping[str, str], inter
     return {"format": ENV_FORMAT, "made_by": "stackmeta env", "record": dict(record),
             "interpreter": interpreter, "allow_moves": allow_moves,
             "deviations": deviation_lines(p, nearest), **p.to_json()}
+
+
+# -- when the rule finds nothing to move: every set, searched -------------------------------
+
+
+def _blockers(causes: Sequence[Any], hard: Mapping[NormalizedName, Version],
+              fixed: Mapping[NormalizedName, Version],
+              provider: Provider) -> list[tuple[NormalizedName, str]]:
+    """A package of the conflict that is neither a hard pin nor fixed (a released pin, or a
+    new one) is only tried at versions that accept every hard pin; when each version the
+    conflict's requirements leave it is shut out that way, the hard pins shutting out its
+    nearest such version with the fewest of them are released (with why)."""
+    by_name: dict[NormalizedName, list[Req]] = {}
+    for info in causes:
+        by_name.setdefault(info.requirement.name, []).append(info.requirement)
+    for name, reqs in sorted(by_name.items()):
+        if name in hard or name in fixed:
+            continue
+        best: list[tuple[NormalizedName, str]] | None = None
+        for version in provider.versions(name):
+            if not all(r.allows(version) for r in reqs):
+                continue
+            deps = provider.dependencies_of(name, version)
+            if any(d.name in fixed and not d.allows(fixed[d.name]) for d in deps):
+                continue
+            blocking = [(d.name, f"{name} {version} requires {d.text}") for d in deps
+                        if d.name in hard and d.name != name and not d.allows(hard[d.name])]
+            if not blocking:
+                best = None
+                break
+            if best is None or len(blocking) < len(best):
+                best = blocking
+        if best:
+            return list(dict(best).items())
+    # a released requirer in the conflict: its versions whose requirement on the conflicted
+    # package the others' leave room for, each shut out by hard pins
+    for info in causes:
+        parent: Cand | None = info.parent
+        if parent is None or parent.name in hard or parent.name in fixed:
+            continue
+        wanted = info.requirement.name
+        others = [i.requirement for i in causes if i.requirement.name == wanted and i.parent != parent]
+        targets = [v for v in provider.source.versions(wanted) if all(o.allows(v) for o in others)]
+        best = None
+        for version in provider.versions(parent.name):
+            deps = provider.dependencies_of(parent.name, version)
+            on = [d for d in deps if d.name == wanted]
+            if not any(all(d.allows(v) for d in on) for v in targets):
+                continue
+            if any(d.name in fixed and not d.allows(fixed[d.name]) for d in deps):
+                continue
+            blocking = [(d.name, f"{parent.name} {version} requires {d.text}") for d in deps
+                        if d.name in hard and d.name != parent.name and not d.allows(hard[d.name])]
+            if not blocking:
+                best = None
+                break
+            if best is None or len(blocking) < len(best):
+                best = blocking
+        if best:
+            return list(dict(best).items())
+    return []
+
+
+class _Patience(BaseReporter):  # type: ignore[type-arg]
+    """Stops a search that backtracks without end (every wait has a limit)."""
+
+    LIMIT = 5000
+
+    def __init__(self, limit: int = LIMIT) -> None:
+        self.backtracks = 0
+        self.limit = limit
+
+    def resolving_conflicts(self, causes: Any) -> None:
+        self.backtracks += 1
+        if self.backtracks > self.limit:
+            raise _GiveUp(list(causes))
+
+
+class _GiveUp(Exception):
+    """The resolver backtracked past its limit; *causes* is the conflict it was on."""
+
+    def __init__(self, causes: Sequence[Any]) -> None:
+        super().__init__("too many backtracks")
+        self.causes = causes
+
+
+def _who(info: Any) -> str:
+    return info.requirement.text if info.parent is None else str(info.parent)
+
+
+def clash(causes: Sequence[Any], available: Callable[[NormalizedName], Sequence[Version]]) -> str:
+    """The actual clash of a conflict in one phrase: the two requirements on one package that
+    no version satisfies together, with who requires them ('typing-extensions: tensorflow
+    2.12.1 requires <4.6.0, dask-awkward 2024.3.0 requires >=4.8.0'); else a requirement no
+    version satisfies; else every requirement of the conflict that excludes some version."""
+    by_name: dict[NormalizedName, list[Any]] = {}
+    for info in causes:
+        by_name.setdefault(info.requirement.name, []).append(info)
+    for name, infos in sorted(by_name.items()):
+        versions = available(name)
+        for i, a in enumerate(infos):
+            for b in infos[i + 1:]:
+                if _who(a) == _who(b):
+                    continue
+                if not any(a.requirement.allows(v) and b.requirement.allows(v) for v in versions):
+                    first, second = sorted((a, b), key=_who)
+                    return (f"{name}: {_who(first)} requires {first.requirement.specifier or 'any version'}, "
+                            f"{_who(second)} requires {second.requirement.specifier or 'any version'}")
+    for name, infos in sorted(by_name.items()):
+        for info in infos:
+            if not any(info.requirement.allows(v) for v in available(name)):
+                return (f"{name}: {_who(info)} requires {info.requirement.specifier}, which no version "
+                        f"of {name} on the index satisfies for this Python and platform")
+    return _describe(causes, available)
+
+
+def _roots(hard: Mapping[NormalizedName, Version], free: Iterable[NormalizedName],
+           overrides: Sequence[Override], additions: Sequence[Requirement]) -> list[Req]:
+    roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"the set's {n}=={v}")
+             for n, v in sorted(hard.items())]
+    roots += [Req(name=o.name, extras=frozenset(), specifier=SpecifierSet(f"=={o.version}"),
+                  text=f"--override {o.text}") for o in overrides]
+    roots += [Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=f"the set's {n}")
+              for n in sorted(set(free))]
+    roots += [_req(a, text=f"--add {a}") for a in additions]
+    return roots
+
+
+def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides: Sequence[Override],
+                   additions: Sequence[Requirement], rank: Mapping[NormalizedName, int],
+                   released: Mapping[NormalizedName, str], max_rounds: int) -> Plan:
+    """Every pin of the set free (tried nearest first from the set's version), the overrides
+    and additions fixed: resolvelib finds a set whenever one exists, or the conflict that
+    rules every set out. The set found is then brought nearer: its moved pins are resolved
+    again against the pins that stayed (each to its nearest version that fits), and each put
+    back at the set's version when the rest still resolves with fewer moves."""
+    fixed = {o.name: o.version for o in overrides}
+    pins = nearest.pin_map
+    preferred = {**pins, **fixed}
+    free = [n for n in pins if n not in fixed]
+    provider = Provider(memo, target, hard=fixed, preferred=preferred, rank=rank)
+    asked = ", ".join([o.text for o in overrides] + [f"--add {a}" for a in additions])
+    try:
+        result = Resolver(provider, _Patience()).resolve(_roots({}, free, overrides, additions),
+                                                         max_rounds=max_rounds)
+    except ResolutionImpossible as exc:
+        why = clash(list(exc.causes), lambda n: sorted(memo.versions(n)))
+        raise ResolutionError(f"{nearest.release}: no set holds {asked} for {target}: {why}: "
+                              "change the overrides or additions") from None
+    except (ResolutionTooDeep, _GiveUp):
+        raise ResolutionError(
+            f"{nearest.release}: the resolver gave up looking for a set that holds {asked} for {target} "
+            f"(more than {_Patience.LIMIT} backtracks): pin more of what you add, e.g. --add NAME==VERSION"
+        ) from None
+    chosen = {c.name: c.version for c in result.mapping.values()}
+    moved = {n for n in free if chosen.get(n) != pins[n]}
+    for candidate in [None, *sorted(moved, key=lambda n: (-rank.get(n, 0), n))]:
+        trial = moved - {candidate} if candidate is not None else moved
+        if candidate is not None and candidate not in moved:
+            continue
+        hard = {n: pins[n] for n in free if n not in trial}
+        attempt = Provider(memo, target, hard={**hard, **fixed}, preferred=preferred, rank=rank)
+        try:
+            better = Resolver(attempt, _Patience()).resolve(_roots(hard, trial, overrides, additions),
+                                                            max_rounds=max_rounds)
+        except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
+            continue
+        now = {c.name: c.version for c in better.mapping.values()}
+        count = sum(now.get(n) != pins[n] for n in free)
+        if count < len(moved) or (candidate is None and count == len(moved)):
+            result, provider = better, attempt
+            moved = {n for n in free if now.get(n) != pins[n]}
+    why = {n: released.get(n, f"no set holds {asked} with {n} at the set's version") for n in moved}
+    return _plan_from(nearest, result, provider, target, overrides=overrides, additions=additions,
+                      released=why)

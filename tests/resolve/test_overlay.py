@@ -98,8 +98,8 @@ def test_no_set_holds_the_override_the_message_names_the_conflict() -> None:
         plan(with_rootpy, INDEX, TARGET, overrides=[parse_override("theano==1.0.0")])
     # rootpy 0.9.1 (its only version) requires numpy<1.13: no set holds theano 1.0.0 with it
     assert str(err.value) == (
-        "CMSSW_9_3_0: theano==1.0.0 cannot be installed together for Python 2.7.18 on linux-x86_64: "
-        "rootpy 0.9.1 requires numpy<1.13; theano 1.0.0 requires numpy>=1.13.3: "
+        "CMSSW_9_3_0: no set holds theano==1.0.0 for Python 2.7.18 on linux-x86_64: "
+        "numpy: rootpy 0.9.1 requires <1.13, theano 1.0.0 requires >=1.13.3: "
         "change the overrides or additions")
 
 
