@@ -104,6 +104,8 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     with IndexClient(index_url, cache_dir=args.cache_dir) as client:
         plan = overlay.plan(replace(nearest, index_url=index_url), IndexSource(client, target), target,
                             overrides=overrides, additions=additions)
+    for far in plan.far:
+        output.warn(str(far))
     if plan.moves and not args.allow_moves:
         raise BuildError(f"{plan.moves_message()}: nothing was built; pass --allow-moves to build with "
                          "these moves, or choose other versions")

@@ -88,6 +88,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions,
                             exclude=args.exclude)
     _warn_unknown(plan, output)
+    for far in plan.far:
+        output.warn(str(far))
     refused = bool(plan.moves) and not args.allow_moves
     result: dict[str, Any] = {"plan": plan.to_json(), "dir": str(dest), "created": False,
                               "dry_run": args.dry_run}
@@ -113,7 +115,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
                   index_url=index_url, record=env_record, env=os.environ, progress=progress)
     except venv.VenvError as exc:
         raise venv.VenvError(f"{exc}{_build_hint(str(exc), plan, rel)}; nothing was created") from None
-    problems = venv.pip_check(dest, os.environ)
+    problems = venv.pip_check(dest, os.environ, planned={n for n, _ in plan.pins})
     for line in problems:
         output.warn(f"pip check in {dest}: {line}")
     if output.json_mode:

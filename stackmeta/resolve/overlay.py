@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -118,6 +119,22 @@ class NewPin:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class FarAddition:
+    """An addition that lands far from its newest version (another major version, or years
+    older), and what getting the newest would take."""
+
+    name: NormalizedName
+    version: Version
+    newest: Version
+    why: str  # "another major version; 3.4 years older"
+    needs: str  # "awkward 2.1.2 -> 2.8.12 (...); ..." or the clash that rules it out
+
+    def __str__(self) -> str:
+        return (f"--add {self.name} got {self.name} {self.version}, far from its newest {self.newest} "
+                f"({self.why}); {self.name}=={self.newest} needs: {self.needs}")
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class Plan:
     """What the environment will hold, and how it differs from the release's nearest set."""
 
@@ -131,6 +148,11 @@ class Plan:
     new: tuple[NewPin, ...] = ()
     excluded: tuple[NormalizedName, ...] = ()  # pins of the set left out (--exclude)
     unknown: tuple[str, ...] = ()  # "name version" whose dependencies could not be read
+    far: tuple[FarAddition, ...] = ()  # additions far from their newest version
+
+    @property
+    def pin_map(self) -> dict[NormalizedName, Version]:
+        return dict(self.pins)
 
     @property
     def fits(self) -> bool:
@@ -158,11 +180,13 @@ class Plan:
             "overrides": {o.name: str(o.version) for o in self.overrides},
             "additions": [str(a) for a in self.additions],
             "moves": [{"name": m.name, "from": str(m.old), "to": str(m.new), "reason": m.reason,
-                       "new_major": m.new_major} for m in self.moves],
+                       **({"new_major": True} if m.new_major else {})} for m in self.moves],
             "excluded": list(self.excluded),
             "new": [{"name": n.name, "version": str(n.version), "required_by": list(n.required_by)}
                     for n in self.new],
             "unknown_dependencies": list(self.unknown),
+            "far_from_newest": [{"name": f.name, "version": str(f.version), "newest": str(f.newest),
+                                 "why": f.why, "needs": f.needs} for f in self.far],
             "pins": {name: str(version) for name, version in self.pins},
         }
 
@@ -271,11 +295,66 @@ def _describe(causes: Sequence[Any], available: Callable[[NormalizedName], Seque
 
 def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
          overrides: Sequence[Override] = (), additions: Sequence[Requirement] = (),
-         exclude: Sequence[str] = (), max_rounds: int = 200_000) -> Plan:
+         exclude: Sequence[str] = (), max_rounds: int = 200_000, newest: bool = True) -> Plan:
     """The environment *nearest* + *overrides* + *additions* - *exclude* for *target* (see the
     module's docstring). Raises UsageError for a request that cannot be looked up (or a
     package left out that the rest requires), ResolutionError when no set holds the
-    overrides and additions together."""
+    overrides and additions together. With *newest*, an addition that lands far from its
+    newest version is told in :attr:`Plan.far`, with what its newest version would need."""
+    found = _plan(nearest, source, target, overrides=overrides, additions=additions, exclude=exclude,
+                  max_rounds=max_rounds)
+    if not newest:
+        return found
+    far = []
+    for add in found.additions:
+        name = canonicalize_name(add.name)
+        version = found.pin_map.get(name)
+        available = sorted(v for v in source.versions(name) if not v.is_prerelease)
+        if version is None or not available or available[-1] <= version:
+            continue
+        why = far_from(source, name, version, available[-1])
+        if why is None:
+            continue
+        others = [a for a in found.additions if a is not add]
+        try:
+            there = _plan(nearest, source, target, overrides=overrides, exclude=exclude,
+                          additions=[*others, Requirement(f"{name}=={available[-1]}")], max_rounds=max_rounds)
+            needs = "; ".join(str(m) for m in there.moves) or "nothing else moves"
+        except ResolutionError as exc:
+            needs = f"no set holds it ({exc})"
+        far.append(FarAddition(name=name, version=version, newest=available[-1], why=why, needs=needs))
+    return replace(found, far=tuple(far))
+
+
+YEARS_FAR = 2.0  # an addition this many years older than its newest version is far from it
+
+
+def far_from(source: CandidateSource, name: NormalizedName, version: Version, newest: Version) -> str | None:
+    """Why *version* is far from *newest* ('another major version', 'N years older' by the
+    index's PEP 691 upload times when it gives them), or None when it is not."""
+    reasons = []
+    calendar = (version.release[0] >= 1000, newest.release[0] >= 1000)
+    if crosses_major(version, newest) or calendar[0] != calendar[1]:  # coffea 0.7.8 -> 2025.1.0
+        reasons.append("another major version")
+    files = getattr(source, "files", None)
+    if files is not None:
+        def uploaded(v: Version) -> datetime | None:
+            times = [datetime.fromisoformat(f.upload_time) for f in files(name, v) if f.upload_time]
+            return min(times) if times else None
+        try:
+            then, now = uploaded(version), uploaded(newest)
+        except ValueError:
+            then = now = None
+        if then is not None and now is not None:
+            years = (now - then).days / 365.25
+            if years >= YEARS_FAR:
+                reasons.append(f"{years:.1f} years older")
+    return "; ".join(reasons) or None
+
+
+def _plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
+          overrides: Sequence[Override] = (), additions: Sequence[Requirement] = (),
+          exclude: Sequence[str] = (), max_rounds: int = 200_000) -> Plan:
     excluded = tuple(sorted({canonicalize_name(n) for n in exclude}))
     for name in excluded:
         if name not in nearest.pin_map:
@@ -283,8 +362,8 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
         if name in {o.name for o in overrides}:
             raise UsageError(f"--exclude {name}: {name} is overridden too: give one of the two")
     if excluded:
-        p = plan(replace(nearest, pins=tuple(pin for pin in nearest.pins if pin[0] not in excluded)),
-                 source, target, overrides=overrides, additions=additions, max_rounds=max_rounds)
+        p = _plan(replace(nearest, pins=tuple(pin for pin in nearest.pins if pin[0] not in excluded)),
+                  source, target, overrides=overrides, additions=additions, max_rounds=max_rounds)
         for name in excluded:
             needed = next((n for n in p.new if n.name == name), None)
             if needed is not None:
@@ -583,6 +662,6 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         if count < len(moved) or (candidate is None and count == len(moved)):
             result, provider = better, attempt
             moved = {n for n in free if now.get(n) != pins[n]}
-    why = {n: released.get(n, f"no set holds {asked} with {n} at the set's version") for n in moved}
+    reasons = {n: released.get(n, f"no set holds {asked} with {n} at the set's version") for n in moved}
     return _plan_from(nearest, result, provider, target, overrides=overrides, additions=additions,
-                      released=why)
+                      released=reasons)

@@ -20,7 +20,7 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,11 +120,15 @@ def find_python(release: str, wanted: Version, given: str | None, *, search_path
 
 
 def check_destination(dest: Path) -> None:
-    """DIR must not exist, or be an empty folder."""
+    """DIR must not exist, or be an empty folder; missing parent folders are made (as
+    virtualenv does), but not through a file."""
     if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
         raise UsageError(f"{dest} exists and is not an empty folder: give a new folder for the environment")
-    if not dest.parent.is_dir():
-        raise UsageError(f"{dest.parent} is not a folder: create it first, or give another DIR")
+    parent = dest.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UsageError(f"{parent} is not a folder: give another DIR")
 
 
 def env_python(dest: Path) -> Path:
@@ -134,14 +138,31 @@ def env_python(dest: Path) -> Path:
 _EXCEPTION = re.compile(r"^[\w.]*(Error|Exception|Exit)\b.*:\s*\S")
 
 
+_BUILDING = re.compile(
+    r"^(?:Building wheel for|Running setup\.py install for|Running setup\.py develop for|"
+    r"Failed building wheel for|Failed to build|Building editable for|"
+    r"Preparing metadata \(pyproject\.toml\) for)\s+([A-Za-z0-9][A-Za-z0-9._-]*)")
+
+
 def pip_failure(output: str) -> str:
-    """What went wrong in pip's *output*, in one line: the package pip was collecting when
-    the first error came, and the error (the last line a failed build printed, if any)."""
+    """What went wrong in pip's *output*, in one line: the package pip was working on when
+    the first error came (building a wheel or running a setup.py names it; else the one it
+    was collecting), and the error (the last line a failed build printed, if any)."""
     lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
     collecting = None
     for i, line in enumerate(lines):
+        building = _BUILDING.match(line)
         if line.startswith("Collecting "):
             collecting = line.removeprefix("Collecting ").split(" ")[0]
+        elif building:
+            collecting = _pinned(building.group(1), lines) or building.group(1)
+            if " error" in line.lower():
+                rest = lines[i + 1:]
+                ends = [k for k, ln in enumerate(rest) if ln == "[end of output]"]
+                last = rest[ends[0] - 1] if ends else ""
+                quoted = last if last and not last.endswith("lines of output]") else None
+                cause = quoted or next((ln for ln in rest if _EXCEPTION.match(ln)), "the build failed")
+                return f"{collecting}: {cause}"
         elif line.lower().startswith("error"):
             rest = lines[i:]
             # pip >= 22 quotes a failed build between "╰─> [N lines of output]" and "[end of output]"
@@ -152,6 +173,17 @@ def pip_failure(output: str) -> str:
             where = f"{collecting}: " if collecting else ""
             return f"{where}{cause}"
     return lines[-1] if lines else "no output"
+
+
+def _pinned(name: str, lines: list[str]) -> str | None:
+    """'pycuda==2022.2.2' for a name pip printed, from its 'Collecting pycuda==...' line."""
+    wanted = canonicalize_name(name)
+    for line in lines:
+        if line.startswith("Collecting "):
+            req = line.removeprefix("Collecting ").split(" ")[0]
+            if canonicalize_name(re.split(r"[=<>!~\[;]", req, maxsplit=1)[0]) == wanted:
+                return req
+    return None
 
 
 def _run(cmd: list[str], what: str, env: Mapping[str, str] | None = None) -> None:
@@ -181,18 +213,27 @@ def pip_install(dest: Path, requirements: Path, index_url: str, env: Mapping[str
     is never on a command line (which other users of the machine can read)."""
     child_env = pip_environment(os.environ if env is None else env)
     child_env["PIP_INDEX_URL"] = credentials.with_auth(index_url)
-    _run([str(env_python(dest)), "-m", "pip", "install", "--no-deps", "--no-input",
+    # one pip call: every pin at once, none installed before the rest is downloaded and
+    # built; --use-pep517: every sdist builds in its own isolated environment with its
+    # declared build requirements, never with what happens to be installed already
+    _run([str(env_python(dest)), "-m", "pip", "install", "--no-deps", "--no-input", "--use-pep517",
           "-r", str(requirements)], f"pip install into {dest}", child_env)
 
 
-def pip_check(dest: Path, env: Mapping[str, str] | None = None) -> list[str]:
+def pip_check(dest: Path, env: Mapping[str, str] | None = None,
+              planned: Collection[NormalizedName] | None = None) -> list[str]:
     """What ``pip check`` finds wrong in the environment (read from the installed metadata,
-    which also knows the dependencies of packages built from sdists): one line each."""
+    which also knows the dependencies of packages built from sdists): one line each; with
+    *planned*, only lines about a planned package (not the environment's own tools, nor
+    anything installed into it since)."""
     proc = subprocess.run([str(env_python(dest)), "-m", "pip", "check"], capture_output=True, text=True,
-                          env=pip_environment(os.environ if env is None else env))
+                          env=pip_environment(os.environ if env is None else env), timeout=600)
     if proc.returncode == 0:
         return []
-    return [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+    lines = [ln.strip() for ln in proc.stdout.splitlines() if ln.strip()]
+    if planned is None:
+        return lines
+    return [ln for ln in lines if canonicalize_name(ln.split(" ")[0]) in planned]
 
 
 _LIST_PROBE = (
@@ -246,7 +287,12 @@ def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Versi
     last; on any failure (or an interrupt) remove what was made. Returns what is installed."""
     check_destination(dest)
     existed = dest.exists()
+    made = dest.parent
+    while not made.parent.exists():
+        made = made.parent
+    created_parent = made if not made.exists() else None
     try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
         progress.start("creating the environment", 3)
         create(dest, python)
         seeded = installed(dest)  # pip, setuptools; Python 2.7 lists itself and wsgiref too
@@ -267,7 +313,7 @@ def make(dest: Path, python: Interpreter, *, pins: Mapping[NormalizedName, Versi
         progress.advance()
         return have
     except BaseException:
-        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(created_parent or dest, ignore_errors=True)
         if existed:
             dest.mkdir(exist_ok=True)
         raise
