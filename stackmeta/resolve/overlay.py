@@ -561,9 +561,12 @@ class _Patience(BaseReporter):  # type: ignore[type-arg]
     def __init__(self, limit: int = LIMIT) -> None:
         self.backtracks = 0
         self.limit = limit
+        self.conflicts: list[list[Any]] = []  # the first ones met, for naming a clash
 
     def resolving_conflicts(self, causes: Any) -> None:
         self.backtracks += 1
+        if len(self.conflicts) < 100:
+            self.conflicts.append(list(causes))
         if self.backtracks > self.limit:
             raise _GiveUp(list(causes))
 
@@ -580,11 +583,30 @@ def _who(info: Any) -> str:
     return info.requirement.text if info.parent is None else str(info.parent)
 
 
-def clash(causes: Sequence[Any], available: Callable[[NormalizedName], Sequence[Version]]) -> str:
-    """The actual clash of a conflict in one phrase: the two requirements on one package that
-    no version satisfies together, with who requires them ('typing-extensions: tensorflow
-    2.12.1 requires <4.6.0, dask-awkward 2024.3.0 requires >=4.8.0'); else a requirement no
-    version satisfies; else every requirement of the conflict that excludes some version."""
+def clash(causes: Sequence[Any], available: Callable[[NormalizedName], Sequence[Version]],
+          met: Sequence[Sequence[Any]] = ()) -> str:
+    """The actual clash of a failed resolution in one phrase: two requirements on one package
+    that no version satisfies together, with who requires them ('typing-extensions:
+    dask-awkward 2024.3.0 requires >=4.8.0, tensorflow 2.12.1 requires <4.6.0'), looked for
+    in the final conflict *causes*, then in the conflicts *met* on the way (the resolver's
+    last conflict is often a consequence); else a requirement no version satisfies; else
+    every requirement of the final conflict that excludes some version."""
+    for conflict in (causes, *met):
+        found = _pair(conflict, available)
+        if found is not None:
+            return found
+    by_name: dict[NormalizedName, list[Any]] = {}
+    for info in causes:
+        by_name.setdefault(info.requirement.name, []).append(info)
+    for name, infos in sorted(by_name.items()):
+        for info in infos:
+            if not any(info.requirement.allows(v) for v in available(name)):
+                return (f"{name}: {_who(info)} requires {info.requirement.specifier}, which no version "
+                        f"of {name} on the index satisfies for this Python and platform")
+    return _describe(causes, available)
+
+
+def _pair(causes: Sequence[Any], available: Callable[[NormalizedName], Sequence[Version]]) -> str | None:
     by_name: dict[NormalizedName, list[Any]] = {}
     for info in causes:
         by_name.setdefault(info.requirement.name, []).append(info)
@@ -598,12 +620,7 @@ def clash(causes: Sequence[Any], available: Callable[[NormalizedName], Sequence[
                     first, second = sorted((a, b), key=_who)
                     return (f"{name}: {_who(first)} requires {first.requirement.specifier or 'any version'}, "
                             f"{_who(second)} requires {second.requirement.specifier or 'any version'}")
-    for name, infos in sorted(by_name.items()):
-        for info in infos:
-            if not any(info.requirement.allows(v) for v in available(name)):
-                return (f"{name}: {_who(info)} requires {info.requirement.specifier}, which no version "
-                        f"of {name} on the index satisfies for this Python and platform")
-    return _describe(causes, available)
+    return None
 
 
 def _roots(hard: Mapping[NormalizedName, Version], free: Iterable[NormalizedName],
@@ -632,11 +649,12 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
     free = [n for n in pins if n not in fixed]
     provider = Provider(memo, target, hard=fixed, preferred=preferred, rank=rank)
     asked = ", ".join([o.text for o in overrides] + [f"--add {a}" for a in additions])
+    patience = _Patience()
     try:
-        result = Resolver(provider, _Patience()).resolve(_roots({}, free, overrides, additions),
-                                                         max_rounds=max_rounds)
+        result = Resolver(provider, patience).resolve(_roots({}, free, overrides, additions),
+                                                      max_rounds=max_rounds)
     except ResolutionImpossible as exc:
-        why = clash(list(exc.causes), lambda n: sorted(memo.versions(n)))
+        why = clash(list(exc.causes), lambda n: sorted(memo.versions(n)), patience.conflicts)
         raise ResolutionError(f"{nearest.release}: no set holds {asked} for {target}: {why}: "
                               "change the overrides or additions") from None
     except (ResolutionTooDeep, _GiveUp):

@@ -110,7 +110,8 @@ def test_an_override_that_moves_a_dependent() -> None:
     p = plan(nearest(numpy="1.12.1", rootpy="0.9.1"), index, TARGET,
              overrides=[parse_override("numpy==1.14.0")])
     assert [str(m) for m in p.moves] == [
-        "rootpy 0.9.1 -> 1.0.0 (rootpy 0.9.1 requires numpy<1.13, but numpy is 1.14.0 here)"]
+        "rootpy 0.9.1 -> 1.0.0 (NEW MAJOR VERSION) (rootpy 0.9.1 requires numpy<1.13, but numpy is 1.14.0 "
+        "here)"]
 
 
 def test_an_addition_gets_the_newest_version_that_fits_and_its_new_dependencies() -> None:
@@ -225,3 +226,87 @@ def test_a_pip_failure_is_one_line_naming_the_package() -> None:
         "installation")
     output = "Looking in indexes: http://x\nERROR: No matching distribution found for a==1\n"
     assert pip_failure(output) == "ERROR: No matching distribution found for a==1"
+
+
+# -- a set is found whenever one exists; when none, the clash; majors; far from newest -----
+
+# coffea 2024.4.0 on CMSSW_14_0_0, abridged: awkward must move, and every awkward that coffea
+# accepts needs another awkward-cpp (a new major version); dask-awkward must move too, and its
+# versions that coffea accepts need a typing-extensions that the set's tensorflow excludes;
+# tensorflow's version below the set's accepts it.
+HEP = IndexData({
+    "awkward-cpp": {"13": [], "32": []},
+    "awkward": {"2.1.2": ["awkward-cpp==13"], "2.6.3": ["awkward-cpp==32"]},
+    "typing-extensions": {"4.5.0": [], "4.8.0": []},
+    "tensorflow": {"2.12.0": ["typing-extensions>=3.6.6"], "2.12.1": ["typing-extensions<4.6,>=3.6.6"]},
+    "dask-awkward": {"2023.4.0": ["awkward>=2.1"], "2024.3.0": ["awkward>=2.5", "typing-extensions>=4.8"]},
+    "coffea": {"0.7.22": ["awkward<2"], "2024.4.0": ["awkward>=2.6.3", "dask-awkward>=2024.3.0"]},
+})
+HEP_SET = nearest(**{"awkward-cpp": "13", "awkward": "2.1.2", "typing-extensions": "4.5.0",
+                     "tensorflow": "2.12.1", "dask-awkward": "2023.4.0"})
+
+
+def test_moves_are_found_through_pins_that_shut_out_every_version_that_fits() -> None:
+    p = plan(HEP_SET, HEP, TARGET, additions=[parse_addition("coffea==2024.4.0")])
+    moves = {m.name: (str(m.old), str(m.new)) for m in p.moves}
+    assert moves == {"awkward": ("2.1.2", "2.6.3"), "awkward-cpp": ("13", "32"),
+                     "dask-awkward": ("2023.4.0", "2024.3.0"), "typing-extensions": ("4.5.0", "4.8.0"),
+                     "tensorflow": ("2.12.1", "2.12.0")}
+    major = [m for m in p.moves if m.new_major]
+    assert [m.name for m in major] == ["awkward-cpp"]
+    assert str(major[0]) == ("awkward-cpp 13 -> 32 (NEW MAJOR VERSION) (awkward 2.6.3 requires "
+                             "awkward-cpp==32)")
+    assert p.to_json()["moves"][1] == {"name": "awkward-cpp", "from": "13", "to": "32",
+                                       "reason": "awkward 2.6.3 requires awkward-cpp==32", "new_major": True}
+
+
+def test_no_set_at_all_names_the_two_requirements_that_clash_and_who_requires_them() -> None:
+    with pytest.raises(ResolutionError) as err:
+        plan(HEP_SET, HEP, TARGET, overrides=[parse_override("tensorflow==2.12.1")],
+             additions=[parse_addition("coffea==2024.4.0")])
+    assert str(err.value) == (
+        "CMSSW_9_3_0: no set holds tensorflow==2.12.1, --add coffea==2024.4.0 for Python 2.7.18 on "
+        "linux-x86_64: typing-extensions: dask-awkward 2024.3.0 requires >=4.8, tensorflow 2.12.1 requires "
+        "<4.6,>=3.6.6: change the overrides or additions")
+
+
+def test_an_addition_far_from_its_newest_version_says_what_the_newest_needs() -> None:
+    p = plan(HEP_SET, IndexData({**{n: {str(v): [str(r) for r in d or ()] for v, d in vs.items()}
+                                    for n, vs in HEP.projects.items()},
+                                 "awkward": {"1.10.3": [], "2.1.2": ["awkward-cpp==13"],
+                                             "2.6.3": ["awkward-cpp==32"]}}),
+             TARGET, additions=[parse_addition("coffea")], exclude=())
+    # the newest coffea that fits the set without moving anything is none; coffea 0.7.22
+    # would need awkward 1: the newest, 2024.4.0, is taken with its moves
+    assert dict(p.pins)["coffea"] == Version("2024.4.0")
+    assert p.far == ()
+    held = plan(nearest(awkward="1.10.3"), IndexData({"awkward": {"1.10.3": [], "2.6.3": []},
+                                                       "coffea": {"0.7.22": ["awkward<2"],
+                                                                  "2024.4.0": ["awkward>=2.6.3"]}}),
+                TARGET, additions=[parse_addition("coffea")])
+    assert dict(held.pins)["coffea"] == Version("0.7.22")
+    assert [str(f) for f in held.far] == [
+        "--add coffea got coffea 0.7.22, far from its newest 2024.4.0 (another major version); "
+        "coffea==2024.4.0 needs: awkward 1.10.3 -> 2.6.3 (NEW MAJOR VERSION) (coffea 2024.4.0 requires "
+        "awkward>=2.6.3)"]
+
+
+def test_a_failed_build_names_the_package_being_built_not_the_last_collected() -> None:
+    output = """Collecting pycuda==2022.2.2
+  Downloading pycuda-2022.2.2.tar.gz (1.7 MB)
+Collecting zipp==3.15.0
+  Using cached zipp-3.15.0-py3-none-any.whl (6.8 kB)
+Building wheels for collected packages: pycuda
+  Building wheel for pycuda (pyproject.toml): started
+  Building wheel for pycuda (pyproject.toml): finished with status 'error'
+  error: subprocess-exited-with-error
+  × Building wheel for pycuda (pyproject.toml) did not run successfully.
+  │ exit code: 1
+  ╰─> [3 lines of output]
+      src/cpp/cuda.hpp:14:10: fatal error: cuda.h: No such file or directory
+      error: command '/usr/bin/gcc' failed with exit code 1
+      [end of output]
+ERROR: Could not build wheels for pycuda, which is required to install pyproject.toml-based projects
+"""
+    assert pip_failure(output) == (
+        "pycuda==2022.2.2: error: command '/usr/bin/gcc' failed with exit code 1")
