@@ -173,3 +173,26 @@ def test_module_runs_on_the_release_python(tmp_path: Path, version: str) -> None
     )
     strict = run("check", "--strict")
     assert strict.returncode == 1
+
+
+def test_a_move_across_a_major_version_is_flagged_in_readme_record_and_nearest_txt() -> None:
+    from dataclasses import replace
+
+    from stackmeta.resolve.nearest import crosses_major, nearest_text
+
+    rel, nearest = sample()
+    keras = Deviation(name=cn("keras"), release_version="2.11.0", version=Version("3.2.0"),
+                      reason="tensorflow 2.16.1 requires keras>=3.0.0")
+    nearest = replace(nearest, deviations=(*nearest.deviations, keras),
+                      pins=tuple(sorted((*nearest.pins, (cn("keras"), Version("3.2.0"))))))
+    readme = files(metapackage.project(rel, nearest))["README.md"]
+    assert ("| keras | 2.11.0 | 3.2.0 (new major version) | tensorflow 2.16.1 requires keras>=3.0.0 |"
+            in readme)
+    assert "| tensorflow | 2.12.0 | 2.13.0 | " in readme  # a minor move is not flagged
+    recorded = {d["name"]: d for d in nearest.to_json()["deviations"]}
+    assert recorded["keras"]["new_major"] is True and "new_major" not in recorded["tensorflow"]
+    assert "# DEVIATION (NEW MAJOR VERSION): the release ships keras 2.11.0:" in nearest_text(rel, nearest)
+    assert keras.shown == "keras 2.11.0 -> 3.2.0 (NEW MAJOR VERSION)"
+    assert not crosses_major("2023.4.0", Version("2025.9.0"))  # calendar versions have no major
+    assert not crosses_major("1.0.x", Version("2.0"))  # not PEP 440: not judged
+    assert crosses_major("0.9.1", Version("1.0.0"))

@@ -1,0 +1,163 @@
+"""A working group's commands on CMSSW_14_0_0, as the README prints them, against the real
+PyPI, with this machine's real Pythons (pyenv): constraints, pip-compile and uv pip compile of
+a group.in, a group metapackage with moves, an overlay environment. Run with -m network."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
+
+from stackmeta.resolve.nearest import load_nearest
+from stackmeta.resolve.venv import list_installed
+from tests.clirunner import run_cli
+from tests.pypiserver_fixture import env_without_index
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCKS = ROOT / "locks"
+BIN = Path(sys.executable).parent
+PYENV = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+GROUP = ["uproot", "hist", "mplhep", "vector", "coffea", "awkward", "dask-awkward", "correctionlib"]
+pytestmark = pytest.mark.network
+
+
+def _python(minor: str) -> Path:
+    found = sorted(PYENV.glob(f"{minor}.*/bin/python"))
+    if not found:
+        pytest.skip(f"no Python {minor} under {PYENV}")
+    return found[-1]
+
+
+def _venv(python: Path, where: Path) -> Path:
+    subprocess.run([python, "-m", "venv", where], check=True)
+    return where / "bin" / "python"
+
+
+def _pins(path: Path) -> dict[str, Version]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#") and "==" in line:
+            name, version = line.split(";")[0].strip().split("==")
+            out[canonicalize_name(name)] = Version(version)
+    return out
+
+
+def _within(installed: dict[str, str], constraints: dict[str, Version]) -> list[str]:
+    return [f"{n} {v} (constraint {constraints[n]})" for n, v in installed.items()
+            if n in constraints and Version(v) != constraints[n]]
+
+
+def test_pip_install_with_the_readmes_constraints_on_the_releases_python(tmp_path: Path) -> None:
+    """README: pip install -c locks/CMSSW_14_0_0.nearest.txt coffea (Python 3.9, the release's)."""
+    python = _venv(_python("3.9"), tmp_path / "venv")
+    started = time.monotonic()
+    proc = subprocess.run([python, "-m", "pip", "install", "--index-url", "https://pypi.org/simple",
+                           "-c", LOCKS / "CMSSW_14_0_0.nearest.txt", "coffea"],
+                          capture_output=True, text=True, env=env_without_index(), timeout=1800)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    have = list_installed(str(python)).dists
+    assert "coffea" in have
+    assert _within(have, _pins(LOCKS / "CMSSW_14_0_0.nearest.txt")) == []
+    print(f"pip install -c nearest coffea on 3.9: coffea {have['coffea']}, "
+          f"{time.monotonic() - started:.0f} s")
+
+
+@pytest.mark.parametrize("tool", ["pip-compile", "uv"])
+def test_a_group_in_compiles_against_the_readmes_constraints(tmp_path: Path, tool: str) -> None:
+    """README: pip-compile / uv pip compile -c locks/CMSSW_14_0_0.nearest.txt group.in."""
+    group = tmp_path / "group.in"
+    group.write_text("\n".join(GROUP) + "\n")
+    out = tmp_path / "group.txt"
+    constraints = LOCKS / "CMSSW_14_0_0.nearest.txt"
+    if tool == "uv":
+        cmd: list[str | Path] = [BIN / "uv", "pip", "compile", "--python", _python("3.9"), "--index-url",
+                                 "https://pypi.org/simple", "-c", constraints, group, "-o", out]
+    else:
+        venv = _venv(_python("3.9"), tmp_path / "tools")
+        subprocess.run([venv, "-m", "pip", "install", "-q", "pip-tools", "--index-url",
+                        "https://pypi.org/simple"], check=True, env=env_without_index(), timeout=600)
+        cmd = [venv.parent / "pip-compile", "--index-url", "https://pypi.org/simple", "-c", constraints,
+               group, "-o", out]
+    started = time.monotonic()
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env_without_index(), timeout=1800,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    compiled = _pins(out)
+    assert set(map(canonicalize_name, GROUP)) <= set(compiled)
+    wanted = _pins(constraints)
+    assert [f"{n} {v}" for n, v in compiled.items() if n in wanted and v != wanted[n]] == []
+    print(f"{tool} group.in on 3.9: coffea {compiled['coffea']}, {time.monotonic() - started:.0f} s")
+
+
+def test_group_metapackage_with_moves_resolves_to_its_pins(tmp_path: Path) -> None:
+    """README: stackmeta build --base CMSSW_14_0_0 --add coffea==2024.4.0 --allow-moves; every move
+    is announced, and pip resolves the wheel to exactly its pins."""
+    locks = tmp_path / "locks"
+    shutil.copytree(LOCKS, locks)
+    started = time.monotonic()
+    code, out, err = run_cli("build", "--base", "CMSSW_14_0_0", "--add", "coffea==2024.4.0", "--name",
+                             "hgg-analysis-stack", "--version", "1.0", "--out", str(tmp_path / "dist"),
+                             "--build-dir", str(tmp_path / "build"), "--locks-dir", str(locks))
+    assert code == 1 and "needs: " in err and "pass --allow-moves" in err, err
+    code, out, err = run_cli("build", "--base", "CMSSW_14_0_0", "--add", "coffea==2024.4.0", "--allow-moves",
+                             "--name", "hgg-analysis-stack", "--version", "1.0", "--out",
+                             str(tmp_path / "dist"), "--build-dir", str(tmp_path / "build"),
+                             "--locks-dir", str(locks), "--json")
+    assert code == 0, err
+    built = json.loads(out)
+    nearest = load_nearest(locks, "CMSSW_14_0_0").pin_map
+    moved = {m["name"]: m["to"] for m in built["moves"]}
+    pins = {canonicalize_name(n): Version(v) for n, v in built["pins"].items()}
+    # each deviation from the release's set is one the plan announced
+    assert {n for n, v in pins.items() if n in nearest and nearest[n] != v} == set(moved)
+    wheel = next(Path(f["file"]) for f in built["files"] if f["file"].endswith(".whl"))
+    print(f"group build: {len(moved)} moves, {time.monotonic() - started:.0f} s")
+    report = tmp_path / "report.json"
+    proc = subprocess.run([BIN / "python", "-m", "pip", "install", "--dry-run", "--ignore-installed",
+                           "--report", report, "--quiet", "--only-binary=:all:", "--python-version", "3.9",
+                           "--platform", "manylinux2014_x86_64", "--target", tmp_path / "t",
+                           "--index-url", "https://pypi.org/simple", wheel],
+                          capture_output=True, text=True, env=env_without_index(), timeout=1800)
+    if proc.returncode != 0 and "sdist" not in proc.stderr and "No matching distribution" in proc.stderr:
+        pytest.fail(proc.stderr[-2000:])
+    if proc.returncode == 0:
+        got = {canonicalize_name(i["metadata"]["name"]): Version(i["metadata"]["version"])
+               for i in json.loads(report.read_text())["install"]}
+        assert {n: v for n, v in got.items() if n in pins and pins[n] != v} == {}
+
+
+def test_overlay_env_with_awkward_2_6_3_imports_coffea(tmp_path: Path) -> None:
+    """README: stackmeta env CMSSW_14_0_0 DIR --override awkward==2.6.3 --allow-moves --add coffea,
+    on Python 3.9; packages pip cannot build on a plain machine are left out with --exclude."""
+    locks = tmp_path / "locks"
+    shutil.copytree(LOCKS, locks)
+    dest = tmp_path / "deep" / "er" / "env"  # parents that do not exist yet
+    excluded = os.environ.get("STACKMETA_TEST_EXCLUDE", "").split()
+    started = time.monotonic()
+    code, out, err = run_cli("env", "CMSSW_14_0_0", str(dest), "--override", "awkward==2.6.3", "--add",
+                             "coffea==2024.4.0", "--allow-moves", "--python", str(_python("3.9")),
+                             "--locks-dir", str(locks), "--json",
+                             *[a for name in excluded for a in ("--exclude", name)])
+    assert code == 0, err[-3000:]
+    result = json.loads(out)
+    assert result["created"] is True
+    plan = result["plan"]
+    made = json.loads((dest / "stackmeta-env.json").read_text())
+    have = list_installed(str(dest / "bin" / "python")).dists
+    nearest = load_nearest(locks, "CMSSW_14_0_0").pin_map
+    announced = {m["name"] for m in plan["moves"]} | {"awkward"} | set(plan["excluded"])
+    differs = {n for n, v in nearest.items() if n not in have or Version(have[n]) != v}
+    assert differs == announced
+    assert made["pins"] == plan["pins"]
+    proc = subprocess.run([dest / "bin" / "python", "-c", "import coffea, awkward, uproot; "
+                           "print(awkward.__version__)"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0 and proc.stdout.strip() == "2.6.3", proc.stderr[-2000:]
+    print(f"overlay env: {len(plan['pins'])} packages, {time.monotonic() - started:.0f} s")
