@@ -649,14 +649,27 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
     free = [n for n in pins if n not in fixed]
     provider = Provider(memo, target, hard=fixed, preferred=preferred, rank=rank)
     asked = ", ".join([o.text for o in overrides] + [f"--add {a}" for a in additions])
+    def no_set(causes: Sequence[Any], met: Sequence[Sequence[Any]]) -> ResolutionError:
+        why = clash(list(causes), lambda n: sorted(memo.versions(n)), met)
+        return ResolutionError(f"{nearest.release}: no set holds {asked} for {target}: {why}: "
+                               "change the overrides or additions")
+
+    # first the requests alone, without the set: when they clash with each other, that is
+    # the clash (found fast, and named directly)
+    alone = _Patience(limit=1000)
+    try:
+        Resolver(Provider(memo, target, hard=fixed, preferred=fixed, rank=rank), alone).resolve(
+            _roots({}, (), overrides, additions), max_rounds=max_rounds)
+    except ResolutionImpossible as exc:
+        raise no_set(list(exc.causes), alone.conflicts) from None
+    except (ResolutionTooDeep, _GiveUp):
+        pass
     patience = _Patience()
     try:
         result = Resolver(provider, patience).resolve(_roots({}, free, overrides, additions),
                                                       max_rounds=max_rounds)
     except ResolutionImpossible as exc:
-        why = clash(list(exc.causes), lambda n: sorted(memo.versions(n)), patience.conflicts)
-        raise ResolutionError(f"{nearest.release}: no set holds {asked} for {target}: {why}: "
-                              "change the overrides or additions") from None
+        raise no_set(list(exc.causes), patience.conflicts) from None
     except (ResolutionTooDeep, _GiveUp):
         raise ResolutionError(
             f"{nearest.release}: the resolver gave up looking for a set that holds {asked} for {target} "
