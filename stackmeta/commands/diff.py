@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import replace
 from pathlib import Path
 
 from stackmeta.console import Output
@@ -54,8 +53,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         # so the diff shows exactly the user's overrides, additions and moves
         base = sides.from_nearest(args.locks_dir, args.old) if new.made_from == args.old else None
         old = base or sides.resolve_side(args.old, args.locks_dir)
-        # an environment has no system libraries to compare: they are not a loss
-        old = replace(old, system_libs=frozenset())
+        old, new = sides.like_with_like(old, new)
     elif args.new is None:
         raise UsageError("stackmeta diff needs two sides: OLD NEW, or OLD --env")
     else:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import tomllib
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -144,11 +145,8 @@ def from_environment(python: str) -> Side:
     listing = list_installed(python)
     versions = dict(listing.dists)
     made = _env_record(listing.prefix)
-    # the environment's own tools are not part of a stack (unless 'stackmeta env' pinned them)
-    pinned = made.get("pins", {}) if made is not None else {}
-    for tool in ("pip", "setuptools", "wheel", "distribute"):
-        if canonicalize_name(tool) not in pinned:
-            versions.pop(canonicalize_name(tool), None)
+    # the environment's own tools (pip, setuptools, wheel) stay listed: whether they count is
+    # decided against the other side (see :func:`like_with_like`)
     if listing.python.startswith("2."):  # Python 2.7's own egg-info files: the interpreter, wsgiref
         for stdlib in ("python", "wsgiref"):
             versions.pop(canonicalize_name(stdlib), None)
@@ -183,3 +181,14 @@ def resolve_side(spec: str, locks_dir: Path) -> Side:
         f"{spec!r} is neither a record in {locks_dir} nor a requirements (.txt) or pylock (.toml) "
         f"file; records there: {', '.join(known) or 'none'}"
     )
+
+
+TOOLS = tuple(canonicalize_name(t) for t in ("pip", "setuptools", "wheel", "distribute"))
+
+
+def like_with_like(stack: Side, env: Side) -> tuple[Side, Side]:
+    """A stack and an installed environment, made comparable: an environment has no system
+    libraries (the stack's are not a loss), and its own tools (pip, setuptools, wheel) count
+    only where the stack pins them (then by version, like any pin)."""
+    versions = {n: v for n, v in env.versions.items() if n not in TOOLS or n in stack.versions}
+    return replace(stack, system_libs=frozenset()), replace(env, versions=versions)

@@ -144,6 +144,27 @@ def test_an_environment_made_by_stackmeta_env_is_compared_with_its_nearest_set(
     assert data["downgraded"] == data["added"] == data["removed"] == []
 
 
+def test_an_environment_is_compared_like_with_like(tmp_path: Path, capsys: object) -> None:
+    """The release pins pip and setuptools (installed at those versions) and links numpy
+    against a system library; the environment's wheel is not pinned: nothing differs."""
+    env = tmp_path / "env"
+    venv.EnvBuilder(with_pip=False).create(env)
+    site = next((env / "lib").glob("python3.*/site-packages"))
+    installed = (("numpy", "1.24.3"), ("pip", "23.1.1"), ("setuptools", "63.4.3"), ("wheel", "0.40.0"))
+    for name, version in installed:
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3", "pip": "23.1.1", "setuptools": "63.4.3"},
+                              libs=("openblas",)))
+    code = main(["diff", "CMSSW_14_0_0", "--env", str(env / "bin" / "python"),
+                 "--locks-dir", str(tmp_path), "--json"])
+    assert code == 0
+    data = json.loads(capsys.readouterr().out)  # type: ignore[attr-defined]
+    assert data["added"] == data["removed"] == data["upgraded"] == data["downgraded"] == []
+    assert data["system_libs"] == {"added": [], "removed": []}
+
+
 def test_a_line_that_is_no_requirement_is_one_line(tmp_path: Path, capsys: object) -> None:
     _write(tmp_path, _release("CMSSW_14_0_0", {"numpy": "1.24.3"}))
     req = tmp_path / "broken.txt"
