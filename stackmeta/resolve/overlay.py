@@ -654,6 +654,15 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         return ResolutionError(f"{nearest.release}: no set holds {asked} for {target}: {why}: "
                                "change the overrides or additions")
 
+    def gave_up(reporter: _Patience) -> ResolutionError:
+        first = next((found for found in (_pair(c, lambda n: sorted(memo.versions(n)))
+                                          for c in reporter.conflicts) if found), None)
+        met = f"; the first clash it met: {first}" if first else ""
+        return ResolutionError(
+            f"{nearest.release}: the resolver gave up looking for a set that holds {asked} for {target} "
+            f"(more than {reporter.limit} backtracks){met}: pin more of what you add "
+            "(--add NAME==VERSION), or change the overrides")
+
     # first the requests alone, without the set: when they clash with each other, that is
     # the clash (found fast, and named directly)
     alone = _Patience(limit=1000)
@@ -663,7 +672,8 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
     except ResolutionImpossible as exc:
         raise no_set(list(exc.causes), alone.conflicts) from None
     except (ResolutionTooDeep, _GiveUp):
-        pass
+        # the requests alone do not resolve in reasonable time: the whole set will not either
+        raise gave_up(alone) from None
     patience = _Patience()
     try:
         result = Resolver(provider, patience).resolve(_roots({}, free, overrides, additions),
@@ -671,10 +681,7 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
     except ResolutionImpossible as exc:
         raise no_set(list(exc.causes), patience.conflicts) from None
     except (ResolutionTooDeep, _GiveUp):
-        raise ResolutionError(
-            f"{nearest.release}: the resolver gave up looking for a set that holds {asked} for {target} "
-            f"(more than {_Patience.LIMIT} backtracks): pin more of what you add, e.g. --add NAME==VERSION"
-        ) from None
+        raise gave_up(patience) from None
     chosen = {c.name: c.version for c in result.mapping.values()}
     moved = {n for n in free if chosen.get(n) != pins[n]}
     for candidate in [None, *sorted(moved, key=lambda n: (-rank.get(n, 0), n))]:
