@@ -92,6 +92,7 @@ def resolve(
     memo = Memo(source)
     omitted: dict[NormalizedName, str] = {}
     hard: dict[NormalizedName, Version] = {}
+    unfit: dict[NormalizedName, str] = {}  # release version not installable here, others are: moved
     progress.start("versions", len(shipped))
     for name, pkg in sorted(shipped.items()):
         progress.advance()
@@ -99,19 +100,34 @@ def resolve(
             omitted[name] = f"{pkg.version_written!r} is not a PEP 440 version: pip cannot install it"
             continue
         available = memo.versions(name)
-        if pkg.version in available:
-            hard[name] = pkg.version
-            continue
         how = ""
         if pkg.build is not record.BuildKind.PYPI:
             source_url = f" {pkg.source_url}" if pkg.source_url else ""
             how = f" (CMS builds it from {pkg.build.value}{source_url})"
-        if not available:
-            omitted[name] = (f"no version of {name} on the index that pip could install for {target}{how}")
-        else:
+        if pkg.version in available:
+            ok, why = memo.installable(name, pkg.version, target)
+            if ok:
+                hard[name] = pkg.version
+                continue
+            why = f"{name} {pkg.version} cannot be installed in this cell: {why}"
+        elif not available:
+            omitted[name] = f"no version of {name} on the index that pip could install for {target}{how}"
+            continue
+        elif not memo.on_index(name, pkg.version):
+            # not on the index at all (CMS builds it from git, or patches it): left out unless
+            # something requires it, then pinned like any dependency
             omitted[name] = (f"{name} {pkg.version} is not on the index in a form pip could install for "
                              f"{target} (absent, yanked, no usable wheel or sdist, or Requires-Python "
                              f"excludes it){how}")
+            continue
+        else:
+            why = (f"{name} {pkg.version} has no file this cell can install (no wheel for it, no sdist, "
+                   "or Requires-Python excludes it)")
+        first = _first_installable(memo, target, name, pkg.version)
+        if first is None:
+            omitted[name] = f"{why}; no other version is installable in this cell either"
+        else:
+            unfit[name] = why
     progress.done()
     preferred = {n: p.version for n, p in shipped.items() if p.version is not None}
     graph: dict[NormalizedName, set[NormalizedName]] = {}
@@ -119,7 +135,8 @@ def resolve(
     for name, version in hard.items():
         graph[name] = {d.name for d in probe.dependencies_of(name, version) if d.name in shipped}
     rank = dependents(graph)
-    moves = _direct_moves(hard, probe, rank)
+    moves = [_Move(name=n, reason=why) for n, why in sorted(unfit.items())]
+    moves += _direct_moves(hard, probe, rank)
     moves += _settle_moved(hard, probe, moves, rank)
     dropped: dict[NormalizedName, str] = {}
     anchored: set[NormalizedName] = set()
@@ -144,7 +161,8 @@ def resolve(
                     continue
                 victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard)
                 if victim is not None and victim not in anchored and victim in preferred \
-                        and preferred[victim] in memo.versions(victim):
+                        and preferred[victim] in memo.versions(victim) \
+                        and memo.installable(victim, preferred[victim], target)[0]:
                     # no version of the moved package fits: moving it cannot help, so it keeps
                     # the release's version and what conflicts with that moves instead
                     anchored.add(victim)
@@ -175,10 +193,19 @@ def resolve(
             if better is not None:
                 result, provider, moves, dropped = better
             return _nearest_set(rel, result, provider, target, index_url=index_url,
-                                omitted=omitted, moves=moves, dropped=dropped)
+                                omitted=omitted, moves=moves, dropped=dropped, unfit=unfit)
     finally:
         progress.done()
     raise ResolutionError(f"{rel.release}: no consistent set after moving every pin: report it")
+
+
+def _first_installable(memo: Memo, target: Target, name: NormalizedName, release: Version) -> Version | None:
+    """The nearest version of *name* the target can install (wheels first), or None."""
+    probe = Provider(memo, target, hard={}, preferred={name: release}, rank={})
+    for version in probe.versions(name):
+        if version != release and memo.installable(name, version, target)[0]:
+            return version
+    return None
 
 
 def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
@@ -243,7 +270,8 @@ def _improve(
                             {n: r for n, r in dropped.items() if n != name}))
         for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
             version = preferred.get(name)
-            if version is None or version not in memo.versions(name):
+            if version is None or version not in memo.versions(name) \
+                    or not memo.installable(name, version, target)[0]:
                 continue
             new_hard = {**hard, name: version}
             released: list[_Move] = []
@@ -377,7 +405,8 @@ def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: P
         wanted = probe.preferred.get(dep.name)
         if (dep.name not in hard and dep.name not in anchored and dep.name not in forced
                 and wanted is not None and dep.allows(wanted)
-                and wanted in probe.source.versions(dep.name)):
+                and wanted in probe.source.versions(dep.name)
+                and probe.source.installable(dep.name, wanted, probe.target)[0]):
             # a moved dependency whose release version this one accepts: it goes back too
             anchored.add(dep.name)
             hard[dep.name] = wanted
@@ -466,6 +495,7 @@ def _choose_drop(causes: Iterable[Any], moves: Sequence[_Move], dropped: Mapping
 def _nearest_set(
     rel: record.Release, result: Any, provider: Provider, target: Target, *, index_url: str,
     omitted: Mapping[NormalizedName, str], moves: Sequence[_Move], dropped: Mapping[NormalizedName, str],
+    unfit: Mapping[NormalizedName, str] | None = None,
 ) -> NearestSet:
     pins: dict[NormalizedName, Version] = {}
     for cand in result.mapping.values():
@@ -490,6 +520,8 @@ def _nearest_set(
             continue
         if name in omitted:
             reason = f"{omitted[name]}; pinned because {'; '.join(required_by)}"
+        elif unfit and name in unfit:
+            reason = f"{unfit[name]}; the nearest version that is and fits the set instead"
         else:
             why = sorted(f"{who} requires {text}" for who, text, spec in parents.get(name, ())
                          if pkg.version is not None and not spec.contains(pkg.version, prereleases=True))
