@@ -18,7 +18,11 @@ judgement for one version's files and one target.
 
 from __future__ import annotations
 
+import glob
 import json
+import shutil
+import subprocess
+import sys
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -57,8 +61,10 @@ class Builds:
     None with a client without disk cache: memory only)."""
 
     def __init__(self, client: IndexClient, *, folder: Path | None = None, timeout: float = WHEEL_TIMEOUT,
-                 jobs: int = 2) -> None:
+                 jobs: int = 2, python: str = sys.executable, python2: bool = False) -> None:
         self.client = client
+        self.python = python  # the interpreter that builds (a Python 2 one for Python 2 cells)
+        self.python2 = python2
         root = client.cache.root
         self.folder = folder if folder is not None else (root / "builds" if root is not None else None)
         self.timeout = timeout
@@ -115,12 +121,14 @@ class Builds:
             return WheelBuild(sdist=file.filename, sha256=file.sha256 or "", reason=f"not downloaded: {exc}")
         with self._running:
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
-                                       out_dir=self.wheels_dir, timeout=self.timeout)
+                                       out_dir=self.wheels_dir, timeout=self.timeout, python=self.python,
+                                       python2=self.python2)
         self._save(result)
         return result
 
     def _path(self, sha256: str) -> Path | None:
-        return None if self.folder is None else self.folder / f"{sha256}.json"
+        suffix = "-py2" if self.python2 else ""
+        return None if self.folder is None else self.folder / f"{sha256}{suffix}.json"
 
     def _load(self, sha256: str | None) -> WheelBuild | None:
         path = self._path(sha256) if sha256 else None
@@ -194,3 +202,21 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"its built wheel requires Python {md.requires_python}")
     return Verdict(installable=True, how="built", file=sdist.filename)
+
+
+def python2_interpreter() -> str | None:
+    """A Python 2.7 interpreter to build Python 2 cells' sdists with: ``python2.7`` on PATH, or
+    pyenv's; None when there is none that runs."""
+    pyenv = sorted(glob.glob(str(Path.home() / ".pyenv/versions/2.7*/bin/python")))
+    found = [shutil.which("python2.7"), *pyenv]
+    for candidate in found:
+        if not candidate:
+            continue
+        try:
+            proc = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
+                                  capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if proc.returncode == 0:
+            return candidate
+    return None

@@ -44,6 +44,10 @@ from stackmeta.childenv import pip_environment
 from stackmeta.errors import IndexAccessError
 
 _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "build.")
+# pip's own summary lines around a backend's failure (the backend's line is above them)
+_PIP_WRAPPERS = ("ERROR: Failed building wheel", "ERROR: Command errored out", "error: subprocess-exited",
+                 "error: metadata-generation-failed", "ERROR: Failed to build", "ERROR: Could not build",
+                 "Failed to build", "error: legacy-install-failure")
 TIMEOUT = 900.0  # seconds for one build (creating the environment, installing its requirements)
 WHEEL_TIMEOUT = 300.0  # seconds for one wheel build (a pure-Python project builds in seconds)
 MAX_FILE = 1 << 30  # no file a build writes may be larger (RLIMIT_FSIZE)
@@ -98,10 +102,13 @@ def pure_wheel(filename: str) -> bool:
 
 
 def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, out_dir: Path | None = None,
-                      python: str = sys.executable, timeout: float = WHEEL_TIMEOUT) -> WheelBuild:
+                      python: str = sys.executable, python2: bool = False,
+                      timeout: float = WHEEL_TIMEOUT) -> WheelBuild:
     """Build the wheel of the sdist *archive* (named *filename*) through PEP 517, with the limits
-    above; the pure-Python wheel is copied into *out_dir* when given. A failed build is a result
-    (its reason is the backend's own error line), never an exception."""
+    above, with the interpreter *python* (a Python 2 one with *python2*: then through its own
+    ``pip wheel --use-pep517``, as pip on Python 2 builds); the pure-Python wheel is copied into
+    *out_dir* when given. A failed build is a result (its reason is the backend's own error
+    line), never an exception."""
     sha = hashlib.sha256(archive).hexdigest()
     with tempfile.TemporaryDirectory(prefix="stackmeta-wheel-") as tmp:
         try:
@@ -111,7 +118,12 @@ def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, o
         outdir = Path(tmp) / "out"
         env = _environment(index_url)
         env.update(dict.fromkeys(_COMPILER_VARS, NO_COMPILER))
-        code, stderr = _run_child([python, str(_CHILD), "--wheel", str(root), str(outdir)], tmp, env, timeout)
+        if python2:  # build does not run on Python 2: its pip builds through PEP 517 the same way
+            cmd = [python, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "--no-cache-dir",
+                   "--disable-pip-version-check", "-w", str(outdir), str(root)]
+        else:
+            cmd = [python, str(_CHILD), "--wheel", str(root), str(outdir)]
+        code, stderr = _run_child(cmd, tmp, env, timeout)
         if code is None:
             return WheelBuild(sdist=filename, sha256=sha,
                               reason=f"the build took more than {timeout:.0f} s (stopped)")
@@ -187,8 +199,10 @@ def _last_line(stderr: bytes) -> str:
     """The backend's own error (the last error line of its output, not build's wrapper around
     it), else the last line."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)]
-    return (errors[-1] if errors else lines[-1] if lines else "no output")[:300]
+    errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)
+              and not ln.startswith(_PIP_WRAPPERS)]
+    plain = [ln for ln in lines if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, "Traceback", "File ", "^"))]
+    return (errors[-1] if errors else plain[-1] if plain else lines[-1] if lines else "no output")[:300]
 
 
 def _unpack(archive: bytes, filename: str, dest: Path) -> Path:

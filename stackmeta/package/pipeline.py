@@ -21,6 +21,7 @@ from stackmeta.package import builder, metapackage, publish
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Release
 from stackmeta.release import parse_release, release_order
+from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
 
 
@@ -49,7 +50,8 @@ def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path
     unless *force* (:func:`stackmeta.package.metapackage.refuse_thin`)."""
     if not force:
         metapackage.refuse_thin(loaded.release, loaded.nearest, loaded.name)
-    project = metapackage.project(loaded.release, loaded.nearest, options)
+    matrix = CellMatrix.from_json(loaded.doc[CELLS_SECTION]) if CELLS_SECTION in loaded.doc else None
+    project = metapackage.project(loaded.release, loaded.nearest, options, matrix)
     return builder.build(project, out, work_dir=build_dir / loaded.name,
                          sdist=(loaded.name == loaded.release.release))
 

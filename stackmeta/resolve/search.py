@@ -85,11 +85,13 @@ def _describe(info: Any) -> str:
 
 def resolve(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
-    progress: Progress = NO_PROGRESS, max_rounds: int = 200_000,
+    progress: Progress = NO_PROGRESS, max_rounds: int = 200_000, memo: Memo | None = None,
 ) -> NearestSet:
-    """The nearest consistent set of *rel* for *target* (see the module's docstring)."""
+    """The nearest consistent set of *rel* for *target* (see the module's docstring). *memo*:
+    the source's answers (a fresh :class:`Memo` of *source* by default); it keeps what the
+    search asked, so that another cell can tell whether the search would go the same way."""
     shipped = {p.name: p for p in rel.packages}
-    memo = Memo(source)
+    memo = memo if memo is not None else Memo(source)
     omitted: dict[NormalizedName, str] = {}
     hard: dict[NormalizedName, Version] = {}
     unfit: dict[NormalizedName, str] = {}  # release version not installable here, others are: moved
