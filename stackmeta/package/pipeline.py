@@ -182,4 +182,5 @@ def _one(
     if not upload:
         return None
     return publish.publish(files, loaded.nearest, repository_url=repository_url, index_url=index,
-                           check=loaded.doc.get("check"), force=force, repository=repository)
+                           check=loaded.doc.get("check"), force=force, repository=repository,
+                           expected=built.project.dependencies)
