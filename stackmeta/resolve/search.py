@@ -145,7 +145,7 @@ def resolve(
     forced: set[NormalizedName] = set()  # moved so that an anchored package fits
     progress.start("resolving", None)
     try:
-        for _ in range(len(shipped) + 1):
+        for _ in range(2 * len(shipped) + 1):
             progress.advance()
             provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
             roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
@@ -155,6 +155,19 @@ def resolve(
             try:
                 result = Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
             except (ResolutionImpossible, _GiveUp) as exc:
+                # a shipped package that requires one this cell cannot install at all is left out
+                # too (it could not be installed without it), the one fewer depend on first
+                blocked = sorted(
+                    ((rank.get(c.parent.name, 0), c.parent.name, c.requirement) for c in exc.causes
+                     if c.parent is not None and c.requirement.name in omitted
+                     and c.parent.name in shipped and c.parent.name not in dropped),
+                    key=lambda b: (b[0], b[1]))
+                if blocked:
+                    _, who, req = blocked[0]
+                    hard.pop(who, None)
+                    dropped[who] = (f"it requires {req.text}, which this cell cannot install: "
+                                    f"{omitted[req.name]}")
+                    continue
                 move = _choose_move(exc.causes, hard, rank, preferred, anchored)
                 if move is not None:
                     del hard[move.name]
