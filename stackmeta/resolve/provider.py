@@ -72,6 +72,9 @@ class Memo:
     def __init__(self, source: CandidateSource) -> None:
         self.source = source
         self._installable: dict[tuple[NormalizedName, Version], tuple[bool, str]] = {}
+        # dependencies the search found uninstallable here (they require what the cell cannot
+        # install): no candidate, so what requires them is left out in turn; name -> why
+        self.excluded: dict[NormalizedName, str] = {}
         self._failed_builds: dict[NormalizedName, int] = {}
         self._wheels: dict[tuple[NormalizedName, Version], bool] = {}
         self._versions: dict[NormalizedName, frozenset[Version]] = {}
@@ -193,7 +196,9 @@ class Provider(AbstractProvider[Req, Cand, str]):
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
         moved = name not in self.hard and name in self.preferred
-        if name in self.hard:
+        if name in self.source.excluded:
+            pool = []
+        elif name in self.hard:
             pool = [self.hard[name]] if self.hard[name] in self.source.versions(name) else []
         else:
             pool = self.versions(name)

@@ -158,15 +158,22 @@ def resolve(
                 # a shipped package that requires one this cell cannot install at all is left out
                 # too (it could not be installed without it), the one fewer depend on first
                 blocked = sorted(
-                    ((rank.get(c.parent.name, 0), c.parent.name, c.requirement) for c in exc.causes
-                     if c.parent is not None and c.requirement.name in omitted
-                     and c.parent.name in shipped and c.parent.name not in dropped),
-                    key=lambda b: (b[0], b[1]))
+                    ((c.parent.name not in shipped, rank.get(c.parent.name, 0), c.parent.name, c.requirement)
+                     for c in exc.causes
+                     if c.parent is not None and c.parent.name not in dropped
+                     and c.parent.name not in memo.excluded
+                     and _uninstallable(memo, target, c.requirement, omitted)),
+                    key=lambda b: (b[0], b[1], b[2]))
                 if blocked:
-                    _, who, req = blocked[0]
-                    hard.pop(who, None)
-                    dropped[who] = (f"it requires {req.text}, which this cell cannot install: "
-                                    f"{omitted[req.name]}")
+                    _, _, who, req = blocked[0]
+                    why = (f"it requires {req.text}, which this cell cannot install: "
+                           + omitted.get(req.name, memo.excluded.get(
+                               req.name, f"no version of {req.name} is installable here")))
+                    if who in shipped:
+                        hard.pop(who, None)
+                        dropped[who] = why
+                    # no candidate from now on, so what requires it is named (and left out) next
+                    memo.excluded[who] = f"{who} {why[3:]}"
                     continue
                 move = _choose_move(exc.causes, hard, rank, preferred, anchored)
                 if move is not None:
@@ -212,6 +219,16 @@ def resolve(
     finally:
         progress.done()
     raise ResolutionError(f"{rel.release}: no consistent set after moving every pin: report it")
+
+
+def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[NormalizedName, str]) -> bool:
+    """No version of *req* can be installed in this cell (a shipped package left out for it, a
+    dependency found uninstallable, or no installable version that *req* allows)."""
+    if req.name in omitted or req.name in memo.excluded:
+        return True
+    probe = Provider(memo, target, hard={}, preferred={}, rank={})
+    return not any(memo.installable(req.name, v, target)[0]
+                   for v in probe.versions(req.name) if req.allows(v))
 
 
 def _first_installable(memo: Memo, target: Target, name: NormalizedName, release: Version) -> Version | None:
