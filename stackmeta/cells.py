@@ -84,9 +84,9 @@ def home_cell(release_python: Version, platform: str = "linux-x86_64") -> Cell:
 
 def running_cell() -> Cell | None:
     """The cell of this interpreter, or None outside every laptop platform."""
-    machine = _platform.machine()
-    for name, (sys_platform, _, _, plat_machine) in PLATFORMS.items():
-        if sys.platform == sys_platform and machine == plat_machine:
+    machine, system = _platform.machine(), _platform.system()
+    for name, (_, plat_system, _, plat_machine) in PLATFORMS.items():
+        if system == plat_system and machine == plat_machine:
             return Cell(python=sys.version_info[:2], platform=name)
     return None
 
@@ -116,23 +116,30 @@ def _python_clause(chosen: set[tuple[int, int]], universe: Sequence[tuple[int, i
     return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
 
 
-def _platform_clause(chosen: set[str], universe: Sequence[str]) -> str | None:
+def _os_key(python2: bool) -> tuple[str, int]:
+    """The marker that names the OS: ``sys_platform``, but ``platform_system`` for Python 2 cells
+    (Python 2's sys.platform is "linux2" on Linux)."""
+    return ("platform_system", 1) if python2 else ("sys_platform", 0)
+
+
+def _platform_clause(chosen: set[str], universe: Sequence[str], python2: bool = False) -> str | None:
     if set(universe) <= chosen:
         return None
+    key, at = _os_key(python2)
     by_os: dict[str, list[str]] = {}
     for plat in universe:
-        by_os.setdefault(PLATFORMS[plat][0], []).append(plat)
+        by_os.setdefault(PLATFORMS[plat][at], []).append(plat)
     parts = []
     for sys_platform, plats in by_os.items():
         mine = [p for p in plats if p in chosen]
         if not mine:
             continue
         if len(mine) == len(plats):
-            parts.append(f'sys_platform == "{sys_platform}"')
+            parts.append(f'{key} == "{sys_platform}"')
             continue
         machines = [f'platform_machine == "{PLATFORMS[p][3]}"' for p in mine]
         machine = machines[0] if len(machines) == 1 else "(" + " or ".join(machines) + ")"
-        parts.append(f'sys_platform == "{sys_platform}" and {machine}')
+        parts.append(f'{key} == "{sys_platform}" and {machine}')
     return parts[0] if len(parts) == 1 else " or ".join(f"({p})" for p in parts)
 
 
@@ -153,7 +160,8 @@ def marker(chosen: Iterable[Cell], universe: Sequence[Cell]) -> Marker | None:
         groups.setdefault(frozenset(pys), set()).add(plat)
     clauses = []
     for group, plats in sorted(groups.items(), key=lambda g: (sorted(g[0]), sorted(g[1]))):
-        found = (_python_clause(set(group), all_pythons), _platform_clause(plats, all_platforms))
+        python2 = any(c.python[0] == 2 for c in universe)
+        found = (_python_clause(set(group), all_pythons), _platform_clause(plats, all_platforms, python2))
         parts = [p for p in found if p]
         if len(parts) == 2 and " or " in parts[0]:
             parts[0] = f"({parts[0]})"
@@ -168,13 +176,14 @@ def outside_marker(universe: Sequence[Cell]) -> Marker:
     """The marker that holds on every platform outside all of *universe*'s platforms (another
     operating system, or another machine of a covered one)."""
     plats = [p for p in LAPTOP_PLATFORMS if any(c.platform == p for c in universe)]
+    key, at = _os_key(any(c.python[0] == 2 for c in universe))
     by_os: dict[str, list[str]] = {}
     for plat in plats:
-        by_os.setdefault(PLATFORMS[plat][0], []).append(PLATFORMS[plat][3])
-    other_os = " and ".join(f'sys_platform != "{o}"' for o in by_os)
+        by_os.setdefault(PLATFORMS[plat][at], []).append(PLATFORMS[plat][3])
+    other_os = " and ".join(f'{key} != "{o}"' for o in by_os)
     parts = [other_os]
     for os_name, machines in by_os.items():
-        parts.append(f'sys_platform == "{os_name}" and '
+        parts.append(f'{key} == "{os_name}" and '
                      + " and ".join(f'platform_machine != "{m}"' for m in machines))
     return Marker(" or ".join(f"({p})" for p in parts))
 

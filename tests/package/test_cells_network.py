@@ -117,9 +117,14 @@ def test_real_pip_installs_each_cells_pins_from_pypi(
         if python is None:
             pytest.skip(f"no Python {minor} here")
         venv = tmp_path / f"venv{minor}"
-        subprocess.run([python, "-m", "venv", venv], check=True, env=env)
+        if minor == "2.7":  # no venv module in Python 2: virtualenv makes it
+            subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p", python, venv],
+                           check=True, env=env)
+        else:
+            subprocess.run([python, "-m", "venv", venv], check=True, env=env)
         project = wheel.name.split("-")[0].replace("_", "-")
-        version = wheel.name.split("-")[1]
+        # as the design card writes it: cms-analysis-stack==9.3 for CMSSW_9_3_0 (9.3.0)
+        version = wheel.name.split("-")[1].removesuffix(".0")
         pip = subprocess.run(
             [
                 venv / "bin/python",
