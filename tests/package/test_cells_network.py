@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.cells import Cell
@@ -118,8 +120,9 @@ def test_real_pip_installs_each_cells_pins_from_pypi(
             pytest.skip(f"no Python {minor} here")
         venv = tmp_path / f"venv{minor}"
         if minor == "2.7":  # no venv module in Python 2: virtualenv makes it
-            subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p", python, venv],
-                           check=True, env=env)
+            subprocess.run(
+                [sys.executable, "-m", "virtualenv", "-q", "-p", python, venv], check=True, env=env
+            )
         else:
             subprocess.run([python, "-m", "venv", venv], check=True, env=env)
         project = wheel.name.split("-")[0].replace("_", "-")
@@ -151,8 +154,11 @@ def test_real_pip_installs_each_cells_pins_from_pypi(
             text=True,
             check=True,
         )
-        got = {p["name"].lower().replace("_", "-"): p["version"] for p in json.loads(listed.stdout)}
-        want = _pins(matrix, Cell.parse(f"{minor}-linux-x86_64"))
+        got = {canonicalize_name(p["name"]): Version(p["version"]) for p in json.loads(listed.stdout)}
+        want = {
+            canonicalize_name(n): Version(v)
+            for n, v in _pins(matrix, Cell.parse(f"{minor}-linux-x86_64")).items()
+        }
         assert {n: got.get(n) for n in want} == want
         extra = set(got) - set(want) - {"pip", "setuptools", "wheel", project}
         assert not extra, extra
