@@ -8,6 +8,7 @@ there with another sha256 is that release's failure, the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,9 +49,13 @@ def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path
                  force: bool = False) -> builder.Built:
     """The record's metapackage, built; one that leaves out too much of the release is refused
     unless *force* (:func:`stackmeta.package.metapackage.refuse_thin`)."""
-    if not force:
-        metapackage.refuse_thin(loaded.release, loaded.nearest, loaded.name)
     matrix = CellMatrix.from_json(loaded.doc[CELLS_SECTION]) if CELLS_SECTION in loaded.doc else None
+    if not force:
+        judged = loaded.nearest
+        if matrix is not None:  # over cells: left out means left out in every cell
+            pins = {n: v for r in matrix.resolved if r.nearest is not None for n, v in r.nearest.pins}
+            judged = dataclasses.replace(judged, pins=tuple(sorted(pins.items())))
+        metapackage.refuse_thin(loaded.release, judged, loaded.name)
     project = metapackage.project(loaded.release, loaded.nearest, options, matrix)
     return builder.build(project, out, work_dir=build_dir / loaded.name,
                          sdist=(loaded.name == loaded.release.release))
