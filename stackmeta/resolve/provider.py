@@ -119,6 +119,10 @@ class Memo:
             else:
                 found = judge(name, version)
                 self._installable[key] = (found.installable, found.reason)
+                if found.how == "built":  # its requirements are now those of the wheel it built
+                    self._deps.pop(key, None)
+                    for k in [k for k in self.evaluated if k[:2] == key]:
+                        del self.evaluated[k]
                 if not found.installable and found.how == "none" and found.file is not None:
                     self._failed_builds[name] = self._failed_builds.get(name, 0) + 1
         return self._installable[key]
@@ -208,11 +212,11 @@ class Provider(AbstractProvider[Req, Cand, str]):
             for v in pool:
                 if v in bad or not all(r.allows(v) for r in reqs):
                     continue
+                if not self.source.installable(name, v, self.target)[0]:
+                    continue  # an sdist that does not build into a pure-Python wheel
                 # a moved pin: only versions whose own requirements accept every hard pin
                 if moved and not self.fits(name, v, self.hard):
                     continue
-                if not self.source.installable(name, v, self.target)[0]:
-                    continue  # an sdist that does not build into a pure-Python wheel
                 yield Cand(name=name, extras=extras, version=v)
 
         return matches
