@@ -147,8 +147,9 @@ def test_real_pip_installs_each_cells_pins_from_pypi(
             timeout=3600,
         )
         assert pip.returncode == 0, (minor, pip.stdout[-3000:] + pip.stderr[-3000:])
-        listed = subprocess.run(
+        listed = subprocess.run(  # cwd: not the checkout (Python 2 puts the cwd on sys.path)
             [venv / "bin/python", "-m", "pip", "list", "--format=json"],
+            cwd=tmp_path,
             env=env,
             capture_output=True,
             text=True,
