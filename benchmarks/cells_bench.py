@@ -134,7 +134,8 @@ def main() -> int:
         uv_s = time.perf_counter() - start
         state = "ok" if proc.returncode == 0 else "failed: " + (proc.stderr.strip().splitlines() or ["?"])[-1]
         print(f"peer: uv pip compile --universal (release versions preferred): {uv_s:.1f} s ({state})")
-        print(f"ratio warm / uv: {warm['seconds'] / uv_s:.1f}")
+        if proc.returncode == 0:
+            print(f"ratio warm / uv: {warm['seconds'] / uv_s:.1f}")
     return 0
 
 
