@@ -166,7 +166,8 @@ def _limits() -> None:  # pragma: no cover - runs in the child, before exec
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
 
 
-def _run_child(cmd: list[str], cwd: str, env: dict[str, str], timeout: float) -> tuple[int | None, bytes]:
+def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: float
+               ) -> tuple[int | None, bytes]:
     """Run *cmd* in its own process group with the limits; (exit code or None on time-out, the
     tail of its stderr). On time-out or Ctrl-C the whole group is killed."""
     posix = os.name == "posix"
