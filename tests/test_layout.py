@@ -11,7 +11,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "stackmeta"
 # data flows: read a manifest -> judge an index -> check -> resolve -> write locks -> package
 STAGES = ("manifest", "index", "check", "resolve", "locks", "package")
-SHARED = ("errors", "atomic", "console", "credentials", "progress", "target", "release", "record",
+SHARED = ("errors", "atomic", "console", "credentials", "progress", "target", "cells", "release", "record",
           "childenv")
 TOP = ("commands", "cli", "__main__")
 

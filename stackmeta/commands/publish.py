@@ -75,6 +75,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     done = publish.publish(
         publish.built_files(built), nearest, repository_url=args.repository_url, index_url=args.index_url,
         check=loaded.doc.get("check"), force=args.force, repository=args.repository,
+        expected=built.project.dependencies,
     )
     if output.json_mode:
         output.json({

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import record
+from stackmeta.cells import cells_for
 from stackmeta.check.report import require_known
 from stackmeta.commands import common
 from stackmeta.console import Output
-from stackmeta.errors import IndexAccessError, UsageError
+from stackmeta.errors import IndexAccessError, ResolutionError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
+from stackmeta.index.installable import Builds, python2_interpreter
 from stackmeta.record import BuildKind
+from stackmeta.resolve.cells import resolve_cells, save_cells
 from stackmeta.resolve.nearest import RULE, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
@@ -37,6 +41,22 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--platform", choices=sorted(PLATFORMS),
                    help="target platform (default: from the release's first arch)")
     p.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
+    cells = p.add_argument_group(
+        "cells",
+        "Without --python and --platform, every laptop cell is resolved: each CPython minor from "
+        "the release's own up to --newest-python, times linux-x86_64, linux-aarch64, macos-x86_64, "
+        "macos-arm64, windows-amd64 (2.7 for a Python 2 release). A version is installable in a cell "
+        "when it has a wheel for it, or an sdist that builds (PEP 517, isolated, build requirements "
+        "from the index only, no compiler, --build-timeout per build, two at a time, cached by the "
+        "sdist's sha256) into a pure-Python wheel. Saved as the record's 'cells' section; "
+        "locks/<RELEASE>.nearest.txt gets one line per pin with the marker of its cells.")
+    cells.add_argument("--newest-python", default="3.13", metavar="X.Y",
+                       help="the newest Python of the cells (default: 3.13; 3.14 where the index has "
+                            "its wheels)")
+    cells.add_argument("--no-build", action="store_true",
+                       help="do not build sdists: an sdist counts as installable (faster, less true)")
+    cells.add_argument("--build-timeout", type=float, default=300.0, metavar="SECONDS",
+                       help="time limit of one sdist build (default: 300)")
     p.set_defaults(func=run)
 
 
@@ -50,10 +70,56 @@ def require_pages(source: IndexSource, nothing_done: str) -> None:
                                f"{error}: {nothing_done}; run again")
 
 
+def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> int:
+    """``stackmeta resolve RELEASE``: every cell."""
+    newest = args.newest_python.split(".")
+    if len(newest) != 2 or not all(p.isdigit() for p in newest):
+        raise UsageError(f"--newest-python {args.newest_python!r}: use <major>.<minor>, e.g. 3.13")
+    cells = cells_for(rel.python, newest=(int(newest[0]), int(newest[1])))
+    progress = output.progress()
+    with IndexClient(args.index_url, cache_dir=args.cache_dir) as client:
+        from_pypi = sorted(p.name for p in rel.packages if p.build is BuildKind.PYPI)
+        client.projects(from_pypi, progress)
+        require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
+                      "nothing was written")
+        builds = None
+        if not args.no_build:
+            python, python2 = sys.executable, rel.python.major == 2
+            if python2:
+                found = python2_interpreter()
+                if found is None:
+                    raise UsageError("a Python 2 release's sdists are built with Python 2.7, and none was "
+                                     "found (python2.7 on PATH, or pyenv's): install one, or pass --no-build")
+                python = found
+            builds = Builds(client, timeout=args.build_timeout, python=python, python2=python2)
+        try:
+            matrix = resolve_cells(rel, client, cells, builds=builds, progress=progress)
+        except ResolutionError as exc:
+            raise IndexAccessError(str(exc)) from None
+    if not matrix.resolved:
+        raise ResolutionError(f"{args.release}: no cell has a consistent set: {matrix.results[0].failure}")
+    path = save_cells(args.locks_dir, args.release, rel, matrix)
+    if output.json_mode:
+        output.json(matrix.to_json())
+        return 0
+    output.result(f"{args.release}: {len(matrix.resolved)} of {len(cells)} cells resolved -> {path}")
+    for r in matrix.results:
+        c = matrix.counts(r.cell)
+        if r.nearest is None:
+            output.warn(f"  {r.cell.name}: no consistent set: {r.failure}")
+            continue
+        same = f" (same answers as {r.same_as})" if r.same_as else ""
+        output.result(f"  {r.cell.name}: {c['exact']} exact, {c['moved']} moved, {c['left_out']} left out, "
+                      f"{c['added']} added{same}")
+    return 0
+
+
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.index_url:
         args.index_url = common.index_url(args.index_url)
     rel = record.load_release(args.locks_dir, args.release)
+    if args.python is None and args.platform is None:
+        return run_cells(args, output, rel)
     try:
         python = Version(args.python) if args.python else rel.python
     except InvalidVersion:

@@ -1,8 +1,9 @@
 """The child process of :mod:`stackmeta.index.pep517`: ``python _pep517_child.py SRCDIR OUT``
 builds the core metadata of the project in SRCDIR through PEP 517, in ``build``'s isolated
-environment, and writes METADATA to OUT. It imports only the standard library and ``build``
-(it is run by path, so it works wherever that Python has ``build``). What the backend and pip
-print goes to stderr; the last line says what failed."""
+environment, and writes METADATA to OUT; ``python _pep517_child.py --wheel SRCDIR OUTDIR``
+builds its wheel (PEP 517 ``build_wheel``) into the folder OUTDIR. It imports only the standard
+library and ``build`` (it is run by path, so it works wherever that Python has ``build``). What
+the backend and pip print goes to stderr; the last line says what failed."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def _child(srcdir: str, dest: str) -> int:
-    """Build the metadata of *srcdir* into the file *dest*; 0 on success."""
+def _child(srcdir: str, dest: str, *, wheel: bool = False) -> int:
+    """Build the metadata (or with *wheel* the wheel) of *srcdir* into *dest*; 0 on success."""
     from build import BuildBackendException, BuildException, ProjectBuilder
     from build.env import DefaultIsolatedEnv
 
@@ -29,6 +30,9 @@ def _child(srcdir: str, dest: str) -> int:
             builder = ProjectBuilder.from_isolated_env(env, srcdir, runner=runner)
             env.install(builder.build_system_requires)
             env.install(builder.get_requires_for_build("wheel"))
+            if wheel:
+                builder.build("wheel", dest)
+                return 0
             data = (Path(builder.metadata_path(out)) / "METADATA").read_bytes()
     except (BuildException, BuildBackendException, OSError, subprocess.CalledProcessError) as exc:
         if isinstance(exc, subprocess.CalledProcessError):  # pip's own words on what it could not install
@@ -45,4 +49,6 @@ def _child(srcdir: str, dest: str) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1] == "--wheel":
+        sys.exit(_child(sys.argv[2], sys.argv[3], wheel=True))
     sys.exit(_child(sys.argv[1], sys.argv[2]))

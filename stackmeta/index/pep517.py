@@ -1,4 +1,5 @@
-"""An sdist's core metadata built through PEP 517, for ``stackmeta check --build-metadata``.
+"""Building sdists through PEP 517: their core metadata (``stackmeta check --build-metadata``)
+and their wheels (is a version laptop-installable? :mod:`stackmeta.index.installable`).
 
 When an sdist's PKG-INFO cannot be trusted for its dependencies (Metadata-Version before 2.2, or
 ``Requires-Dist`` dynamic), the only way to know them is to ask its build backend, as pip does:
@@ -10,25 +11,49 @@ METADATA written to OUT) so that the index settings given to pip stay in that pr
 
 The isolated environment, the hooks and the metadata path are ``build``'s
 (``DefaultIsolatedEnv``, ``ProjectBuilder``).
+
+:func:`build_sdist_wheel` runs ``build_wheel`` the same way, with limits: a time limit (the whole
+process group is killed), no file larger than :data:`MAX_FILE` (``RLIMIT_FSIZE``), only the tail
+of the backend's output kept, and no C, C++ or Fortran compiler (``CC``, ``CXX``, ``FC``... name
+a command that does not exist): a laptop user without a compiler and system headers cannot build
+an extension either, and a build that needs one fails at once, with the backend's own error
+line, instead of compiling for minutes. The wheel it builds is judged by its tags: only a
+pure-Python ``*-none-any`` wheel makes the version laptop-installable.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
+import tempfile
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+
+from packaging.utils import parse_wheel_filename
 
 from stackmeta import atomic
 from stackmeta.childenv import pip_environment
 from stackmeta.errors import IndexAccessError
 
 _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "build.")
+# pip's own summary lines around a backend's failure (the backend's line is above them)
+_PIP_WRAPPERS = ("ERROR: Failed building wheel", "ERROR: Command errored out", "error: subprocess-exited",
+                 "error: metadata-generation-failed", "ERROR: Failed to build", "ERROR: Could not build",
+                 "Failed to build", "error: legacy-install-failure")
 TIMEOUT = 900.0  # seconds for one build (creating the environment, installing its requirements)
+WHEEL_TIMEOUT = 300.0  # seconds for one wheel build (a pure-Python project builds in seconds)
+MAX_FILE = 1 << 30  # no file a build writes may be larger (RLIMIT_FSIZE)
+MAX_OUTPUT = 1 << 18  # the tail of a build's output that is kept
+NO_COMPILER = "stackmeta-no-compiler-on-a-laptop"  # CC, CXX, FC... while building a wheel
+_COMPILER_VARS = ("CC", "CXX", "CPP", "FC", "F77", "F90", "LDSHARED", "LDCXXSHARED", "MPICC")
 _CHILD = Path(__file__).with_name("_pep517_child.py")  # run by path: needs only build, not stackmeta
 
 
@@ -41,21 +66,129 @@ def build_sdist_metadata(archive: bytes, filename: str, *, index_url: str | None
     """The METADATA that the sdist *archive* (named *filename*) builds; raises BuildError."""
     with atomic.temp_dir("stackmeta-pep517-") as tmp:
         root = _unpack(archive, filename, Path(tmp) / "src")
-        # the build requirements come from the index being checked, and from nothing else (no
-        # pip configuration file, no PIP_* source); certificates, proxies, timeouts are kept
-        env = pip_environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
-        if index_url:
-            env["PIP_INDEX_URL"] = index_url
         out = Path(tmp) / "METADATA"
-        try:
-            proc = subprocess.run([python, str(_CHILD), str(root), str(out)],
-                                  stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                  env=env, cwd=tmp, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            raise BuildError(f"{filename}: metadata build took more than {timeout:.0f} s") from None
-        if proc.returncode != 0 or not out.is_file():
-            raise BuildError(f"{filename}: metadata build failed ({_last_line(proc.stderr)})")
+        code, stderr = _run_child([python, str(_CHILD), str(root), str(out)], tmp,
+                                  _environment(index_url), timeout)
+        if code is None:
+            raise BuildError(f"{filename}: metadata build took more than {timeout:.0f} s")
+        if code != 0 or not out.is_file():
+            raise BuildError(f"{filename}: metadata build failed ({_last_line(stderr)})")
         return out.read_bytes()
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class WheelBuild:
+    """What building an sdist's wheel gave: a pure-Python wheel, or why not (one line)."""
+
+    sdist: str  # the sdist's file name
+    sha256: str  # of the sdist
+    wheel: str | None = None  # the built wheel's file name (pure or not)
+    metadata: bytes | None = None  # its METADATA
+    reason: str = ""  # why the version is not laptop-installable ("" when it is)
+
+    @property
+    def pure(self) -> bool:
+        """A ``*-none-any`` wheel was built."""
+        return self.wheel is not None and not self.reason
+
+
+def pure_wheel(filename: str) -> bool:
+    """Whether every tag of the wheel *filename* is ``none-any`` (installs on any platform)."""
+    try:
+        _, _, _, tags = parse_wheel_filename(filename)
+    except ValueError:
+        return False
+    return all(t.abi == "none" and t.platform == "any" for t in tags)
+
+
+def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, out_dir: Path | None = None,
+                      python: str = sys.executable, python2: bool = False,
+                      timeout: float = WHEEL_TIMEOUT) -> WheelBuild:
+    """Build the wheel of the sdist *archive* (named *filename*) through PEP 517, with the limits
+    above, with the interpreter *python* (a Python 2 one with *python2*: then through its own
+    ``pip wheel --use-pep517``, as pip on Python 2 builds); the pure-Python wheel is copied into
+    *out_dir* when given. A failed build is a result (its reason is the backend's own error
+    line), never an exception."""
+    sha = hashlib.sha256(archive).hexdigest()
+    with tempfile.TemporaryDirectory(prefix="stackmeta-wheel-") as tmp:
+        try:
+            root = _unpack(archive, filename, Path(tmp) / "src")
+        except BuildError as exc:
+            return WheelBuild(sdist=filename, sha256=sha, reason=str(exc).split(": ", 1)[-1])
+        outdir = Path(tmp) / "out"
+        env = _environment(index_url)
+        env.update(dict.fromkeys(_COMPILER_VARS, NO_COMPILER))
+        if python2:  # build does not run on Python 2: its pip builds through PEP 517 the same way
+            cmd = [python, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "--no-cache-dir",
+                   "--disable-pip-version-check", "-w", str(outdir), str(root)]
+        else:
+            cmd = [python, str(_CHILD), "--wheel", str(root), str(outdir)]
+        code, stderr = _run_child(cmd, tmp, env, timeout)
+        if code is None:
+            return WheelBuild(sdist=filename, sha256=sha,
+                              reason=f"the build took more than {timeout:.0f} s (stopped)")
+        wheels = sorted(outdir.glob("*.whl")) if outdir.is_dir() else []
+        if code != 0 or not wheels:
+            return WheelBuild(sdist=filename, sha256=sha, reason=_last_line(stderr))
+        wheel = wheels[0]
+        metadata = _wheel_metadata(wheel)
+        if not pure_wheel(wheel.name):
+            return WheelBuild(sdist=filename, sha256=sha, wheel=wheel.name, metadata=metadata,
+                              reason=f"builds a platform-specific wheel ({wheel.name}): it needs a compiler")
+        if out_dir is not None:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            (out_dir / wheel.name).write_bytes(wheel.read_bytes())
+        return WheelBuild(sdist=filename, sha256=sha, wheel=wheel.name, metadata=metadata)
+
+
+def _wheel_metadata(wheel: Path) -> bytes | None:
+    try:
+        with zipfile.ZipFile(wheel) as zf:
+            names = [n for n in zf.namelist() if n.count("/") == 1 and n.endswith(".dist-info/METADATA")]
+            return zf.read(names[0]) if names else None
+    except (zipfile.BadZipFile, OSError):
+        return None
+
+
+def _environment(index_url: str | None) -> dict[str, str]:
+    """The build's environment: the build requirements come from the index being checked, and
+    from nothing else (no pip configuration file, no PIP_* source); certificates, proxies,
+    timeouts are kept."""
+    env = pip_environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    if index_url:
+        env["PIP_INDEX_URL"] = index_url
+    return env
+
+
+def _limits() -> None:  # pragma: no cover - runs in the child, before exec
+    import resource
+
+    resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
+
+
+def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: float
+               ) -> tuple[int | None, bytes]:
+    """Run *cmd* in its own process group with the limits; (exit code or None on time-out, the
+    tail of its stderr). On time-out or Ctrl-C the whole group is killed."""
+    posix = os.name == "posix"
+    with tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
+                                env=env, cwd=cwd, start_new_session=posix,
+                                preexec_fn=_limits if posix else None)
+        try:
+            code: int | None = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            code = None
+        finally:  # what the build left running (or all of it, on time-out or Ctrl-C) is stopped
+            if posix:
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+            elif proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        size = err.seek(0, os.SEEK_END)
+        err.seek(max(0, size - MAX_OUTPUT))
+        return code, err.read()
 
 
 # a line that says what went wrong: "ValueError: ...", "error: ...", "error in x setup command: ...",
@@ -67,8 +200,10 @@ def _last_line(stderr: bytes) -> str:
     """The backend's own error (the last error line of its output, not build's wrapper around
     it), else the last line."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
-    errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)]
-    return (errors[-1] if errors else lines[-1] if lines else "no output")[:300]
+    errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)
+              and not ln.startswith(_PIP_WRAPPERS)]
+    plain = [ln for ln in lines if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, "Traceback", "File ", "^"))]
+    return (errors[-1] if errors else plain[-1] if plain else lines[-1] if lines else "no output")[:300]
 
 
 def _unpack(archive: bytes, filename: str, dest: Path) -> Path:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
 from packaging.utils import NormalizedName, canonicalize_name
@@ -22,6 +23,9 @@ from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target
+
+if TYPE_CHECKING:
+    from stackmeta.index.installable import Builds, Verdict
 
 
 def python_ok(file: ProjectFile, target: Target) -> bool:
@@ -66,11 +70,16 @@ class IndexSource:
 
     Errors (an unreachable page, a broken metadata file) do not raise: the project has no
     versions / the dependencies are unknown (None), and the message is in :attr:`errors`.
+
+    With *builds*, :meth:`installable` finds out by building whether an sdist-only version is
+    installable (:mod:`stackmeta.index.installable`), and the dependencies of a version that
+    built are read from the wheel it built.
     """
 
-    def __init__(self, client: IndexClient, target: Target) -> None:
+    def __init__(self, client: IndexClient, target: Target, *, builds: Builds | None = None) -> None:
         self.client = client
         self.target = target
+        self.builds = builds
         self.errors: dict[str, str] = {}
         self._lock = threading.Lock()
 
@@ -105,7 +114,24 @@ class IndexSource:
                 self.errors[f"{cname}=={version}"] = str(exc)
             return None
 
+    def installable(self, name: NormalizedName, version: Version) -> Verdict:
+        """Whether the target can install that version (building its sdist if need be)."""
+        from stackmeta.index.installable import verdict
+
+        cname = canonicalize_name(name)
+        return verdict(self.files(cname, version), self.target, cname, self.builds)
+
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
+        if self.builds is not None:
+            from stackmeta.index.installable import built_metadata
+
+            files = self.files(canonicalize_name(name), version)
+            chosen = metadata_file(files, self.target)
+            if chosen is not None and chosen.kind == "sdist":
+                build = self.builds.known(chosen)  # only a build made before: never builds here
+                md = built_metadata(build, name) if build is not None and build.pure else None
+                if md is not None:
+                    return md.requires_dist
         fm = self.file_metadata(name, version)
         if fm is None or fm.metadata is None or not fm.dependencies_known:
             return None

@@ -26,9 +26,11 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from stackmeta import cells as laptop_cells
 from stackmeta.errors import BuildError, UsageError
 from stackmeta.record import BuildKind, Release
 from stackmeta.release import parse_release, release_version
+from stackmeta.resolve.cells import CellMatrix
 from stackmeta.resolve.nearest import NearestSet
 
 DEFAULT_NAME = "cms-analysis-stack"
@@ -132,6 +134,20 @@ def refuse_thin(rel: Release, nearest: NearestSet, name: str | None = None) -> N
         )
 
 
+def cell_requirements(matrix: CellMatrix, project_name: str) -> tuple[Requirement, ...]:
+    """The Requires-Dist of a metapackage over cells: per package one plain line when it has one
+    version in every cell, else one line per version with the marker of its cells; then the
+    refusal outside every cell (:func:`stackmeta.cells.unsupported_requirement`, also for a
+    cell with no consistent set)."""
+    out = [Requirement(f"{n}=={v}" + (f" ; {m}" if m else "")) for n, v, m in matrix.requirement_lines()]
+    guard = Requirement(laptop_cells.unsupported_requirement(project_name, matrix.cells))
+    failed = laptop_cells.marker(matrix.failed, matrix.cells) if matrix.failed else None
+    if failed is not None:
+        guard = Requirement(f"{guard.name}{guard.specifier} ; ({guard.marker}) or ({failed})")
+    out.append(guard)
+    return tuple(out)
+
+
 def identity(rel: Release, options: Options = Options()) -> tuple[NormalizedName, Version, SpecifierSet]:
     """The metapackage's name, version and Requires-Python from *options*, or UsageError (cheap:
     a command calls it to refuse bad options before any slow work)."""
@@ -156,17 +172,27 @@ def identity(rel: Release, options: Options = Options()) -> tuple[NormalizedName
     return name, version, requires_python
 
 
-def project(rel: Release, nearest: NearestSet, options: Options = Options()) -> Project:
-    """The metapackage project of *rel* pinning *nearest*."""
+def project(rel: Release, nearest: NearestSet, options: Options = Options(),
+            matrix: CellMatrix | None = None) -> Project:
+    """The metapackage project of *rel* pinning *nearest*, or with *matrix* every cell's set
+    (markers; Requires-Python covers the cells unless *options* says otherwise)."""
     name, version, requires_python = identity(rel, options)
     py = rel.python
-    deps = requirements(nearest)
+    deps = requirements(nearest) if matrix is None else cell_requirements(matrix, name)
+    if matrix is not None and options.requires_python is None:
+        requires_python = laptop_cells.requires_python(matrix.cells)
     module = module_name(name)
     data = release_data(rel, nearest, name=name, version=version)
+    text = readme(rel, nearest, name=name, version=version)
+    if matrix is not None:
+        data["cells"] = cells_data(matrix)
+        data["requires_python"] = str(requires_python)
+        text = text.replace("\n## Deviations from the release\n", "\n" + matrix_readme(matrix)
+                            + "\n## Deviations from the release\n", 1)
     files = {
-        "pyproject.toml": _pyproject(rel, name, version, requires_python, deps, module),
+        "pyproject.toml": _pyproject(rel, name, version, requires_python, deps, module, matrix),
         "setup.cfg": f"[bdist_wheel]\npython_tag = py{py.major}\n",
-        "README.md": readme(rel, nearest, name=name, version=version),
+        "README.md": text,
         f"src/{module}/__init__.py": _template("stack_module.py.in"),
         f"src/{module}/__main__.py": _MAIN,
         f"src/{module}/release.json": json.dumps(data, indent=1, sort_keys=True, ensure_ascii=True) + "\n",
@@ -201,16 +227,18 @@ def _template(name: str) -> str:
 
 def _pyproject(
     rel: Release, name: str, version: Version, requires_python: SpecifierSet,
-    deps: tuple[Requirement, ...], module: str,
+    deps: tuple[Requirement, ...], module: str, matrix: CellMatrix | None = None,
 ) -> str:
     py = rel.python
+    minors = sorted({c.python_version for c in matrix.cells}, key=Version) if matrix else [
+        f"{py.major}.{py.minor}"]
     classifiers = [
         "Development Status :: 5 - Production/Stable",
         "Intended Audience :: Science/Research",
-        "Operating System :: POSIX :: Linux",
+        "Operating System :: OS Independent" if matrix else "Operating System :: POSIX :: Linux",
         "Programming Language :: Python",
         f"Programming Language :: Python :: {py.major}",
-        f"Programming Language :: Python :: {py.major}.{py.minor}",
+        *(f"Programming Language :: Python :: {m}" for m in minors),
         "Topic :: Scientific/Engineering :: Physics",
     ]
     if py.major == 3:
@@ -271,6 +299,46 @@ def release_data(rel: Release, nearest: NearestSet, *, name: str, version: Versi
         **{key: differences[key] for key in ("deviations", "additions", "omissions")},
         "patched": {p.name: list(p.patches) for p in rel.packages if p.patched},
     }
+
+
+def cells_data(matrix: CellMatrix) -> dict[str, Any]:
+    """Per cell what the module's ``release.json`` says of it: its pins and differences from the
+    release, or why it has no set."""
+    out: dict[str, Any] = {}
+    for r in matrix.results:
+        if r.nearest is None:
+            out[r.cell.name] = {"failure": r.failure}
+            continue
+        n = r.nearest.to_json()
+        out[r.cell.name] = {"pins": n["pins"], "deviations": n["deviations"], "additions": n["additions"],
+                            "omissions": n["omissions"],
+                            "target": {"python": n["python"], "platform": n["platform"]}}
+    return out
+
+
+def matrix_readme(matrix: CellMatrix) -> str:
+    """The README's matrix: cells x exact / moved / left out (and added)."""
+    rows = []
+    for r in matrix.results:
+        c = matrix.counts(r.cell)
+        if r.nearest is None:
+            rows.append((r.cell.python_version, r.cell.platform, "-", "-", "-", "-",
+                         f"no consistent set: {r.failure}"))
+            continue
+        moved = ", ".join(f"{d.name} {d.release_version}->{d.version}" for d in r.nearest.deviations)
+        left = ", ".join(o.name for o in r.nearest.omissions)
+        notes = "; ".join(x for x in (f"moved: {moved}" if moved else "", f"left out: {left}" if left else "")
+                          if x)
+        rows.append((r.cell.python_version, r.cell.platform, str(c["exact"]), str(c["moved"]),
+                     str(c["left_out"]), str(c["added"]), notes or "exactly the release"))
+    lines = ["## The cells: where it installs, and how far from the release", "",
+             "One wheel for every cell below (CPython minor x laptop platform): its requirements carry "
+             "environment markers, so pip picks exactly one pin per package in each cell. Outside "
+             "every cell (another OS or machine, e.g. linux-ppc64le; a Python outside Requires-Python) "
+             "pip refuses: the requirement `...-has-no-cell-for-this-platform<0` cannot "
+             "be met. `python -m ... ` on an installed stack says which cell it is in.", ""]
+    lines += _table(("Python", "platform", "exact", "moved", "left out", "added", "notes"), rows)
+    return "\n".join(lines) + "\n"
 
 
 def _cell(text: str) -> str:

@@ -8,6 +8,7 @@ there with another sha256 is that release's failure, the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from stackmeta.package import builder, metapackage, publish
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Release
 from stackmeta.release import parse_release, release_order
+from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
 
 
@@ -47,9 +49,14 @@ def build_loaded(loaded: ResolvedRecord, options: metapackage.Options, out: Path
                  force: bool = False) -> builder.Built:
     """The record's metapackage, built; one that leaves out too much of the release is refused
     unless *force* (:func:`stackmeta.package.metapackage.refuse_thin`)."""
+    matrix = CellMatrix.from_json(loaded.doc[CELLS_SECTION]) if CELLS_SECTION in loaded.doc else None
     if not force:
-        metapackage.refuse_thin(loaded.release, loaded.nearest, loaded.name)
-    project = metapackage.project(loaded.release, loaded.nearest, options)
+        judged = loaded.nearest
+        if matrix is not None:  # over cells: left out means left out in every cell
+            pins = {n: v for r in matrix.resolved if r.nearest is not None for n, v in r.nearest.pins}
+            judged = dataclasses.replace(judged, pins=tuple(sorted(pins.items())))
+        metapackage.refuse_thin(loaded.release, judged, loaded.name)
+    project = metapackage.project(loaded.release, loaded.nearest, options, matrix)
     return builder.build(project, out, work_dir=build_dir / loaded.name,
                          sdist=(loaded.name == loaded.release.release))
 
@@ -180,4 +187,5 @@ def _one(
     if not upload:
         return None
     return publish.publish(files, loaded.nearest, repository_url=repository_url, index_url=index,
-                           check=loaded.doc.get("check"), force=force, repository=repository)
+                           check=loaded.doc.get("check"), force=force, repository=repository,
+                           expected=built.project.dependencies)

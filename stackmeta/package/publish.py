@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name, parse_sdist_filename, parse_wheel_filename
 
 from stackmeta import atomic, credentials
@@ -123,9 +124,11 @@ def local_files(paths: Sequence[Path]) -> tuple[LocalFile, ...]:
 # -- before upload ----------------------------------------------------------------------
 
 
-def verify_dists(paths: Sequence[Path], nearest: NearestSet) -> None:
-    """Every wheel's Requires-Dist and every sdist's PKG-INFO is exactly the nearest set."""
-    expected = requirements(nearest)
+def verify_dists(paths: Sequence[Path], nearest: NearestSet,
+                 expected: Sequence[Requirement] | None = None) -> None:
+    """Every wheel's Requires-Dist and every sdist's PKG-INFO is exactly the nearest set (or
+    *expected*: the project's requirements over cells, with markers)."""
+    expected = requirements(nearest) if expected is None else expected
     for path in paths:
         data = path.read_bytes()
         try:
@@ -358,18 +361,19 @@ def project_name(paths: Sequence[Path]) -> str:
 def publish(
     built: Sequence[Path | LocalFile], nearest: NearestSet, *, repository_url: str,
     index_url: str | None = None, check: Mapping[str, Any] | None = None, force: bool = False,
-    repository: str | None = None,
+    repository: str | None = None, expected: Sequence[Requirement] | None = None,
 ) -> Published:
     """Publish the built files of one metapackage (see the module's docstring). *built*: the
     files with the sha256 the build gave them (:func:`built_files`); a path alone is hashed now.
     *repository*: a ``.pypirc`` section for twine (*repository_url* is then its URL, for reading
-    the index)."""
+    the index). *expected*: its requirements when they are not the nearest set's plain pins (a
+    metapackage over cells)."""
     files = tuple(f if isinstance(f, LocalFile) else local_files([f])[0] for f in built)
     repository_url = credentials.without(repository_url)  # a password in it: for the requests only
     index_url = credentials.without(index_url) if index_url else None
     with atomic.temp_dir("stackmeta-publish-") as tmp:  # mode 0700; a killed run's goes with the next
         staged = stage(files, Path(tmp))
-        verify_dists([f.path for f in staged], nearest)
+        verify_dists([f.path for f in staged], nearest, expected)
         problems = unresolved_problems(check, nearest)
         if problems and not force:
             raise PublishError(

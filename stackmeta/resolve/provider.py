@@ -61,10 +61,22 @@ def _key(name: str, extras: frozenset[str]) -> str:
 
 
 class Memo:
-    """A CandidateSource's answers, asked once each (the resolver asks again and again)."""
+    """A CandidateSource's answers, asked once each (the resolver asks again and again).
+
+    Every answer is remembered, so that another cell's source can be asked the same questions
+    (:meth:`same_answers`): when it answers them all alike, the search, which is a function of
+    these answers, finds the same set there."""
+
+    MAX_FAILED_BUILDS = 3  # sdists of one project that failed to build before the rest are not tried
 
     def __init__(self, source: CandidateSource) -> None:
         self.source = source
+        self._installable: dict[tuple[NormalizedName, Version], tuple[bool, str]] = {}
+        # dependencies the search found uninstallable here (they require what the cell cannot
+        # install): no candidate, so what requires them is left out in turn; name -> why
+        self.excluded: dict[NormalizedName, str] = {}
+        self._failed_builds: dict[NormalizedName, int] = {}
+        self._wheels: dict[tuple[NormalizedName, Version], bool] = {}
         self._versions: dict[NormalizedName, frozenset[Version]] = {}
         self._deps: dict[tuple[NormalizedName, Version], Sequence[Requirement] | None] = {}
         # (name, version, extras) -> its requirements for the target, markers evaluated
@@ -78,10 +90,61 @@ class Memo:
 
     def has_wheel(self, name: NormalizedName, version: Version, target: Target) -> bool:
         """Whether that version has a wheel for *target* (True when the source cannot say)."""
+        key = (name, version)
+        if key not in self._wheels:
+            files = getattr(self.source, "files", None)
+            self._wheels[key] = files is None or any(
+                target.wheel_rank(f.filename) is not None for f in files(name, version))
+        return self._wheels[key]
+
+    def on_index(self, name: NormalizedName, version: Version) -> bool:
+        """Whether the index has any file of that version (for any Python or platform; False
+        when the source cannot say)."""
         files = getattr(self.source, "files", None)
-        if files is None:
-            return True
-        return any(target.wheel_rank(f.filename) is not None for f in files(name, version))
+        return files is not None and bool(files(name, version))
+
+    def installable(self, name: NormalizedName, version: Version, target: Target) -> tuple[bool, str]:
+        """Whether the target can install that version, and why not (a source that cannot
+        judge says yes). An sdist-only version is built to find out; after
+        :data:`MAX_FAILED_BUILDS` failed builds of one project its other sdists are not tried."""
+        key = (name, version)
+        if key not in self._installable:
+            judge = getattr(self.source, "installable", None)
+            if judge is None:
+                self._installable[key] = (True, "")
+            elif not self.has_wheel(name, version, target) \
+                    and self._failed_builds.get(name, 0) >= self.MAX_FAILED_BUILDS:
+                self._installable[key] = (False, f"not built: {self.MAX_FAILED_BUILDS} nearer sdists of "
+                                                 f"{name} did not build")
+            else:
+                found = judge(name, version)
+                self._installable[key] = (found.installable, found.reason)
+                if found.how == "built":  # its requirements are now those of the wheel it built
+                    self._deps.pop(key, None)
+                    for k in [k for k in self.evaluated if k[:2] == key]:
+                        del self.evaluated[k]
+                if not found.installable and found.how == "none" and found.file is not None:
+                    self._failed_builds[name] = self._failed_builds.get(name, 0) + 1
+        return self._installable[key]
+
+    def same_answers(self, other: Memo, target: Target) -> bool:
+        """Whether *other*'s source answers every question this memo's search asked alike
+        (its versions, wheels, installability and evaluated requirements), asking them."""
+        for name, versions in self._versions.items():
+            if other.versions(name) != versions:
+                return False
+        for (name, version), has in self._wheels.items():
+            if other.has_wheel(name, version, target) != has:
+                return False
+        for (name, version), answer in self._installable.items():
+            if other.installable(name, version, target)[0] != answer[0]:
+                return False
+        probe = Provider(other, target, hard={}, preferred={}, rank={})
+        for (name, version, extras), reqs in self.evaluated.items():
+            theirs = probe.dependencies_of(name, version, extras)
+            if [(r.key, str(r.specifier)) for r in theirs] != [(r.key, str(r.specifier)) for r in reqs]:
+                return False
+        return True
 
     def prefetch(self, name: NormalizedName) -> None:
         """Ask for the metadata of every version of *name* at once, when the source can."""
@@ -137,7 +200,9 @@ class Provider(AbstractProvider[Req, Cand, str]):
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
         moved = name not in self.hard and name in self.preferred
-        if name in self.hard:
+        if name in self.source.excluded:
+            pool = []
+        elif name in self.hard:
             pool = [self.hard[name]] if self.hard[name] in self.source.versions(name) else []
         else:
             pool = self.versions(name)
@@ -147,6 +212,8 @@ class Provider(AbstractProvider[Req, Cand, str]):
             for v in pool:
                 if v in bad or not all(r.allows(v) for r in reqs):
                     continue
+                if not self.source.installable(name, v, self.target)[0]:
+                    continue  # an sdist that does not build into a pure-Python wheel
                 # a moved pin: only versions whose own requirements accept every hard pin
                 if moved and not self.fits(name, v, self.hard):
                     continue

@@ -85,13 +85,16 @@ def _describe(info: Any) -> str:
 
 def resolve(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
-    progress: Progress = NO_PROGRESS, max_rounds: int = 200_000,
+    progress: Progress = NO_PROGRESS, max_rounds: int = 200_000, memo: Memo | None = None,
 ) -> NearestSet:
-    """The nearest consistent set of *rel* for *target* (see the module's docstring)."""
+    """The nearest consistent set of *rel* for *target* (see the module's docstring). *memo*:
+    the source's answers (a fresh :class:`Memo` of *source* by default); it keeps what the
+    search asked, so that another cell can tell whether the search would go the same way."""
     shipped = {p.name: p for p in rel.packages}
-    memo = Memo(source)
+    memo = memo if memo is not None else Memo(source)
     omitted: dict[NormalizedName, str] = {}
     hard: dict[NormalizedName, Version] = {}
+    unfit: dict[NormalizedName, str] = {}  # release version not installable here, others are: moved
     progress.start("versions", len(shipped))
     for name, pkg in sorted(shipped.items()):
         progress.advance()
@@ -99,19 +102,34 @@ def resolve(
             omitted[name] = f"{pkg.version_written!r} is not a PEP 440 version: pip cannot install it"
             continue
         available = memo.versions(name)
-        if pkg.version in available:
-            hard[name] = pkg.version
-            continue
         how = ""
         if pkg.build is not record.BuildKind.PYPI:
             source_url = f" {pkg.source_url}" if pkg.source_url else ""
             how = f" (CMS builds it from {pkg.build.value}{source_url})"
-        if not available:
-            omitted[name] = (f"no version of {name} on the index that pip could install for {target}{how}")
-        else:
+        if pkg.version in available:
+            ok, why = memo.installable(name, pkg.version, target)
+            if ok:
+                hard[name] = pkg.version
+                continue
+            why = f"{name} {pkg.version} cannot be installed in this cell: {why}"
+        elif not available:
+            omitted[name] = f"no version of {name} on the index that pip could install for {target}{how}"
+            continue
+        elif not memo.on_index(name, pkg.version):
+            # not on the index at all (CMS builds it from git, or patches it): left out unless
+            # something requires it, then pinned like any dependency
             omitted[name] = (f"{name} {pkg.version} is not on the index in a form pip could install for "
                              f"{target} (absent, yanked, no usable wheel or sdist, or Requires-Python "
                              f"excludes it){how}")
+            continue
+        else:
+            why = (f"{name} {pkg.version} has no file this cell can install (no wheel for it, no sdist, "
+                   "or Requires-Python excludes it)")
+        first = _first_installable(memo, target, name, pkg.version)
+        if first is None:
+            omitted[name] = f"{why}; no other version is installable in this cell either"
+        else:
+            unfit[name] = why
     progress.done()
     preferred = {n: p.version for n, p in shipped.items() if p.version is not None}
     graph: dict[NormalizedName, set[NormalizedName]] = {}
@@ -119,14 +137,15 @@ def resolve(
     for name, version in hard.items():
         graph[name] = {d.name for d in probe.dependencies_of(name, version) if d.name in shipped}
     rank = dependents(graph)
-    moves = _direct_moves(hard, probe, rank)
+    moves = [_Move(name=n, reason=why) for n, why in sorted(unfit.items())]
+    moves += _direct_moves(hard, probe, rank)
     moves += _settle_moved(hard, probe, moves, rank)
     dropped: dict[NormalizedName, str] = {}
     anchored: set[NormalizedName] = set()
     forced: set[NormalizedName] = set()  # moved so that an anchored package fits
     progress.start("resolving", None)
     try:
-        for _ in range(len(shipped) + 1):
+        for _ in range(2 * len(shipped) + 1):
             progress.advance()
             provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
             roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
@@ -136,6 +155,26 @@ def resolve(
             try:
                 result = Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
             except (ResolutionImpossible, _GiveUp) as exc:
+                # a shipped package that requires one this cell cannot install at all is left out
+                # too (it could not be installed without it), the one fewer depend on first
+                blocked = sorted(
+                    ((c.parent.name not in shipped, rank.get(c.parent.name, 0), c.parent.name, c.requirement)
+                     for c in exc.causes
+                     if c.parent is not None and c.parent.name not in dropped
+                     and c.parent.name not in memo.excluded
+                     and _uninstallable(memo, target, c.requirement, omitted)),
+                    key=lambda b: (b[0], b[1], b[2]))
+                if blocked:
+                    _, _, who, req = blocked[0]
+                    why = (f"it requires {req.text}, which this cell cannot install: "
+                           + omitted.get(req.name, memo.excluded.get(
+                               req.name, f"no version of {req.name} is installable here")))
+                    if who in shipped:
+                        hard.pop(who, None)
+                        dropped[who] = why
+                    # no candidate from now on, so what requires it is named (and left out) next
+                    memo.excluded[who] = f"{who} {why[3:]}"
+                    continue
                 move = _choose_move(exc.causes, hard, rank, preferred, anchored)
                 if move is not None:
                     del hard[move.name]
@@ -144,7 +183,8 @@ def resolve(
                     continue
                 victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard)
                 if victim is not None and victim not in anchored and victim in preferred \
-                        and preferred[victim] in memo.versions(victim):
+                        and preferred[victim] in memo.versions(victim) \
+                        and memo.installable(victim, preferred[victim], target)[0]:
                     # no version of the moved package fits: moving it cannot help, so it keeps
                     # the release's version and what conflicts with that moves instead
                     anchored.add(victim)
@@ -175,10 +215,29 @@ def resolve(
             if better is not None:
                 result, provider, moves, dropped = better
             return _nearest_set(rel, result, provider, target, index_url=index_url,
-                                omitted=omitted, moves=moves, dropped=dropped)
+                                omitted=omitted, moves=moves, dropped=dropped, unfit=unfit)
     finally:
         progress.done()
     raise ResolutionError(f"{rel.release}: no consistent set after moving every pin: report it")
+
+
+def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[NormalizedName, str]) -> bool:
+    """No version of *req* can be installed in this cell (a shipped package left out for it, a
+    dependency found uninstallable, or no installable version that *req* allows)."""
+    if req.name in omitted or req.name in memo.excluded:
+        return True
+    probe = Provider(memo, target, hard={}, preferred={}, rank={})
+    return not any(memo.installable(req.name, v, target)[0]
+                   for v in probe.versions(req.name) if req.allows(v))
+
+
+def _first_installable(memo: Memo, target: Target, name: NormalizedName, release: Version) -> Version | None:
+    """The nearest version of *name* the target can install (wheels first), or None."""
+    probe = Provider(memo, target, hard={}, preferred={name: release}, rank={})
+    for version in probe.versions(name):
+        if version != release and memo.installable(name, version, target)[0]:
+            return version
+    return None
 
 
 def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Version],
@@ -243,7 +302,8 @@ def _improve(
                             {n: r for n, r in dropped.items() if n != name}))
         for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
             version = preferred.get(name)
-            if version is None or version not in memo.versions(name):
+            if version is None or version not in memo.versions(name) \
+                    or not memo.installable(name, version, target)[0]:
                 continue
             new_hard = {**hard, name: version}
             released: list[_Move] = []
@@ -377,7 +437,8 @@ def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: P
         wanted = probe.preferred.get(dep.name)
         if (dep.name not in hard and dep.name not in anchored and dep.name not in forced
                 and wanted is not None and dep.allows(wanted)
-                and wanted in probe.source.versions(dep.name)):
+                and wanted in probe.source.versions(dep.name)
+                and probe.source.installable(dep.name, wanted, probe.target)[0]):
             # a moved dependency whose release version this one accepts: it goes back too
             anchored.add(dep.name)
             hard[dep.name] = wanted
@@ -466,6 +527,7 @@ def _choose_drop(causes: Iterable[Any], moves: Sequence[_Move], dropped: Mapping
 def _nearest_set(
     rel: record.Release, result: Any, provider: Provider, target: Target, *, index_url: str,
     omitted: Mapping[NormalizedName, str], moves: Sequence[_Move], dropped: Mapping[NormalizedName, str],
+    unfit: Mapping[NormalizedName, str] | None = None,
 ) -> NearestSet:
     pins: dict[NormalizedName, Version] = {}
     for cand in result.mapping.values():
@@ -490,6 +552,8 @@ def _nearest_set(
             continue
         if name in omitted:
             reason = f"{omitted[name]}; pinned because {'; '.join(required_by)}"
+        elif unfit and name in unfit:
+            reason = f"{unfit[name]}; the nearest version that is and fits the set instead"
         else:
             why = sorted(f"{who} requires {text}" for who, text, spec in parents.get(name, ())
                          if pkg.version is not None and not spec.contains(pkg.version, prereleases=True))

@@ -67,7 +67,7 @@ def test_pip_installs_the_published_metapackage_at_exactly_its_pins(
     write_record(locks, rel)
     common = ["--locks-dir", str(locks), "--json"]
 
-    code, out, err = run_cli("resolve", "CMSSW_14_0_0", "--index-url", simple,
+    code, out, err = run_cli("resolve", "CMSSW_14_0_0", "--platform", "linux-x86_64", "--index-url", simple,
                                 "--cache-dir", str(tmp_path / "cache"), *common)
     assert code == 0, err
     nearest = json.loads(out)

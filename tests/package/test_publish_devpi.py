@@ -79,7 +79,8 @@ def locks_resolved_on(server: Devpi, tmp_path: Path, release: str) -> Path:
     rel = synthetic_release([package("numpy", "1.24.3"), package("tensorflow", "2.12.0", requires=["numpy"])],
                             release=release, python="3.9.14")
     write_record(locks, rel)
-    code, _, err = run_cli("resolve", release, "--locks-dir", str(locks), "--index-url", server.simple,
+    code, _, err = run_cli("resolve", release, "--platform", "linux-x86_64", "--locks-dir", str(locks),
+                           "--index-url", server.simple,
                        "--cache-dir", str(tmp_path / "cache"), "--quiet")
     assert code == 0, err
     return locks

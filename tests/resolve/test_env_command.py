@@ -80,7 +80,8 @@ def locks(index: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("locks")
     write_record(folder, synthetic_release([package(n, v) for n, v in PINS.items()], release=RELEASE,
                                            python=PYTHON))
-    code, out, err = run_cli("resolve", RELEASE, "--index-url", index, "--locks-dir", str(folder),
+    code, out, err = run_cli("resolve", RELEASE, "--platform", "linux-x86_64", "--index-url", index,
+                               "--locks-dir", str(folder),
                                "--cache-dir", str(folder / "cache"), "--json")
     assert code == 0, err
     assert json.loads(out)["pins"] == PINS  # the release is consistent: its nearest set is itself
@@ -225,7 +226,8 @@ def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_pat
     locks.mkdir()
     write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
                                           release=RELEASE, python=PYTHON))
-    code, _, err = run_cli("resolve", RELEASE, "--index-url", index, "--locks-dir", str(locks), "-q",
+    code, _, err = run_cli("resolve", RELEASE, "--platform", "linux-x86_64", "--index-url", index,
+                             "--locks-dir", str(locks), "-q",
                              "--cache-dir", str(locks / "cache"))
     assert code == 0, err
     dest = tmp_path / "env"
@@ -256,7 +258,8 @@ def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
         (locks / f"{RELEASE}{suffix}").write_bytes((repo_locks / f"{RELEASE}{suffix}").read_bytes())
     cache = str(tmp_path / "cache")
     if "consistent" not in json.loads((locks / f"{RELEASE}.json").read_text()):
-        code, _, err = run_cli("resolve", RELEASE, "--locks-dir", str(locks), "--cache-dir", cache, "-q")
+        code, _, err = run_cli("resolve", RELEASE, "--platform", "linux-x86_64", "--locks-dir", str(locks),
+                               "--cache-dir", cache, "-q")
         assert code == 0, err
     dest = tmp_path / "theano"
     excludes = [arg for name in NEEDS_SYSTEM_SOFTWARE for arg in ("--exclude", name)]

@@ -419,7 +419,8 @@ def test_a_project_page_the_index_fails_stops_the_resolve_before_it_runs(
     write_record(locks, synthetic_release([package("alpha-lib", "1.0"), package("beta-lib", "2.0")]))
     with StaticServer(tmp_path) as server:
         server.fail("/index/beta-lib/", "garbage", content_type="text/html")
-        code, _, err = run_cli("resolve", "CMSSW_14_0_0", "--locks-dir", str(locks), "--index-url",
+        code, _, err = run_cli("resolve", "CMSSW_14_0_0", "--platform", "linux-x86_64",
+                               "--locks-dir", str(locks), "--index-url",
                                f"{server.url}/index", "--cache-dir", str(tmp_path / "cache"))
     assert code == 1
     line = err.strip().splitlines()[-1]

@@ -1,0 +1,222 @@
+"""Whether a version is installable on a laptop *cell* (a Python and a platform), found out by
+building, never guessed from file names.
+
+A version is installable for a :class:`~stackmeta.target.Target` when it has a wheel for it (not
+yanked, tags and Requires-Python fit), or an sdist that builds (PEP 517 ``build_wheel`` in
+``build``'s isolated environment, build requirements from the index only, no compiler: see
+:mod:`stackmeta.index.pep517`) into a pure-Python ``*-none-any`` wheel whose Requires-Python
+admits the target's Python. A wheel built once serves every cell whose Python its metadata
+allows. An sdist that fails to build, or builds a platform-specific wheel, is not installable;
+its reason is the backend's own error line (``Could not run curl-config``, ``invalid
+python_requires``).
+
+:class:`Builds` builds each sdist once, keyed by its sha256: in memory, and on disk under the
+index client's cache folder (``builds/<sha256>.json``, the pure wheels in ``builds/wheels/``,
+which ``pip --find-links`` can offer), at most two builds at a time. :func:`verdict` is the
+judgement for one version's files and one target.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import shutil
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from packaging.utils import NormalizedName, canonicalize_name
+
+from stackmeta import atomic
+from stackmeta.errors import StackmetaError
+from stackmeta.index.client import IndexClient
+from stackmeta.index.metadata import CoreMetadata, parse_metadata
+from stackmeta.index.pep517 import WHEEL_TIMEOUT, WheelBuild, build_sdist_wheel
+from stackmeta.index.simple import ProjectFile
+from stackmeta.index.source import file_usable, python_ok
+from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.target import Target
+
+CACHE_FORMAT = 1
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Verdict:
+    """Can a cell install this version, and how (or why not, in one line)."""
+
+    installable: bool
+    how: Literal["wheel", "built", "none"]
+    file: str | None = None  # the wheel, or the sdist that built
+    reason: str = ""  # why not
+
+
+class Builds:
+    """Wheel builds of sdists from one index, once per sdist (see the module's docstring).
+
+    *folder*: where builds are remembered (default: ``builds`` under the client's cache folder;
+    None with a client without disk cache: memory only)."""
+
+    def __init__(self, client: IndexClient, *, folder: Path | None = None, timeout: float = WHEEL_TIMEOUT,
+                 jobs: int = 2, python: str = sys.executable, python2: bool = False) -> None:
+        self.client = client
+        self.python = python  # the interpreter that builds (a Python 2 one for Python 2 cells)
+        self.python2 = python2
+        root = client.cache.root
+        self.folder = folder if folder is not None else (root / "builds" if root is not None else None)
+        self.timeout = timeout
+        self.jobs = jobs
+        self._lock = threading.Lock()
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._done: dict[str, WheelBuild] = {}
+        self._running = threading.BoundedSemaphore(jobs)
+
+    @property
+    def wheels_dir(self) -> Path | None:
+        """The pure-Python wheels built (for ``pip install --find-links``)."""
+        return None if self.folder is None else self.folder / "wheels"
+
+    def build(self, file: ProjectFile, project: str) -> WheelBuild:
+        """The build of the sdist *file* of *project* (built once; a failure is a result)."""
+        key = file.sha256 or file.url
+        with self._lock:
+            if key in self._done:
+                return self._done[key]
+            key_lock = self._key_locks.setdefault(key, threading.Lock())
+        with key_lock:
+            with self._lock:
+                if key in self._done:
+                    return self._done[key]
+            result = self._load(file.sha256) or self._build(file, canonicalize_name(project))
+            with self._lock:
+                self._done[key] = result
+            return result
+
+    def known(self, file: ProjectFile) -> WheelBuild | None:
+        """The build of *file* if it was built before (in memory or on disk); never builds."""
+        key = file.sha256 or file.url
+        with self._lock:
+            if key in self._done:
+                return self._done[key]
+        found = self._load(file.sha256)
+        if found is not None:
+            with self._lock:
+                self._done.setdefault(key, found)
+        return found
+
+    def build_many(self, items: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS) -> None:
+        """Build many sdists, :attr:`jobs` at once."""
+        todo = list(items)
+        if todo:
+            self.client.map(lambda item: self.build(item[1], item[0]), todo, progress, "sdist builds")
+
+    def _build(self, file: ProjectFile, project: NormalizedName) -> WheelBuild:
+        try:
+            body = self.client._download(file, project)
+        except StackmetaError as exc:
+            # the index did not give the file: nothing is remembered on disk (it may work later)
+            return WheelBuild(sdist=file.filename, sha256=file.sha256 or "", reason=f"not downloaded: {exc}")
+        with self._running:
+            result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
+                                       out_dir=self.wheels_dir, timeout=self.timeout, python=self.python,
+                                       python2=self.python2)
+        self._save(result)
+        return result
+
+    def _path(self, sha256: str) -> Path | None:
+        suffix = "-py2" if self.python2 else ""
+        return None if self.folder is None else self.folder / f"{sha256}{suffix}.json"
+
+    def _load(self, sha256: str | None) -> WheelBuild | None:
+        path = self._path(sha256) if sha256 else None
+        if path is None or not path.is_file():
+            return None
+        try:
+            data = json.loads(path.read_text("utf-8"))
+            if data.get("format") != CACHE_FORMAT:
+                return None
+            metadata = data["metadata"]
+            build = WheelBuild(sdist=data["sdist"], sha256=data["sha256"], wheel=data["wheel"],
+                               metadata=None if metadata is None else metadata.encode("utf-8"),
+                               reason=data["reason"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        wheels = self.wheels_dir
+        if build.pure and wheels is not None and not (wheels / str(build.wheel)).is_file():
+            return None  # the wheel was removed: build again
+        return build
+
+    def _save(self, build: WheelBuild) -> None:
+        path = self._path(build.sha256) if build.sha256 else None
+        if path is None:
+            return
+        data = {"format": CACHE_FORMAT, "sdist": build.sdist, "sha256": build.sha256, "wheel": build.wheel,
+                "metadata": None if build.metadata is None else build.metadata.decode("utf-8", "replace"),
+                "reason": build.reason}
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic.write_text(path, json.dumps(data, indent=1, sort_keys=True) + "\n")
+        except (OSError, StackmetaError):
+            pass  # a cache that cannot be written keeps nothing
+
+
+def built_metadata(build: WheelBuild, project: str) -> CoreMetadata | None:
+    """The core metadata of the wheel *build* made (None when it made none, or it is unreadable)."""
+    if build.metadata is None:
+        return None
+    try:
+        return parse_metadata(build.metadata, url=f"{build.sdist} (built)", project=project)
+    except StackmetaError:
+        return None
+
+
+def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: Builds | None) -> Verdict:
+    """Whether a cell (*target*) can install the version whose files are *files*: a usable wheel;
+    else an sdist that *builds* into a pure wheel whose Requires-Python admits the target (with
+    *builds* None an sdist counts as installable, unbuilt)."""
+    live = [f for f in files if not f.yanked] or list(files)
+    wheels = [f for f in live if f.kind == "wheel" and file_usable(f, target)]
+    if wheels:
+        best = min(wheels, key=lambda f: target.wheel_rank(f.filename) or 0)
+        return Verdict(installable=True, how="wheel", file=best.filename)
+    sdists = sorted((f for f in live if f.kind == "sdist"), key=lambda f: not f.filename.endswith(".tar.gz"))
+    if not sdists:
+        return Verdict(installable=False, how="none", reason=f"no wheel for {target.platform} and Python "
+                       f"{target.python_minor[0]}.{target.python_minor[1]}, and no sdist")
+    sdist = sdists[0]
+    if not python_ok(sdist, target):
+        return Verdict(installable=False, how="none", reason=f"Requires-Python {sdist.requires_python} "
+                       f"excludes Python {target.python_minor[0]}.{target.python_minor[1]}")
+    if builds is None:
+        return Verdict(installable=True, how="built", file=sdist.filename, reason="")
+    build = builds.build(sdist, project)
+    if not build.pure:
+        return Verdict(installable=False, how="none", file=sdist.filename,
+                       reason=f"no wheel for this cell; its sdist does not build: {build.reason}")
+    md = built_metadata(build, project)
+    if md is not None and md.requires_python is not None \
+            and not md.requires_python.contains(target.python_full, prereleases=True):
+        return Verdict(installable=False, how="none", file=sdist.filename,
+                       reason=f"its built wheel requires Python {md.requires_python}")
+    return Verdict(installable=True, how="built", file=sdist.filename)
+
+
+def python2_interpreter() -> str | None:
+    """A Python 2.7 interpreter to build Python 2 cells' sdists with: ``python2.7`` on PATH, or
+    pyenv's; None when there is none that runs."""
+    pyenv = sorted(glob.glob(str(Path.home() / ".pyenv/versions/2.7*/bin/python")))
+    found = [shutil.which("python2.7"), *pyenv]
+    for candidate in found:
+        if not candidate:
+            continue
+        try:
+            proc = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
+                                  capture_output=True, timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        if proc.returncode == 0:
+            return candidate
+    return None
