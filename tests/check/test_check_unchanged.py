@@ -27,14 +27,14 @@ def test_two_checks_in_a_row_leave_the_record_untouched(tmp_path: Path) -> None:
         first = json.loads(path.read_text())["check"]
         before, mtime = path.read_bytes(), path.stat().st_mtime_ns
 
-        # no cache this time: other timings, other request counts, the same findings
+        # from the warm cache this time: other request counts (and timings), the same findings
         code, out, err = run_cli("check", "CMSSW_99_0_0", "--index-url", url, "--locks-dir", str(locks),
-                                 "--no-cache", "--json")
+                                 "--cache-dir", str(tmp_path / "cache"), "--json")
         assert code == 1
         again = json.loads(out)
         assert again["saved"] is True and again["unchanged"] is True
         timings = (again["report"]["requests"], again["report"]["seconds"])
-        assert timings != (first["requests"], first["seconds"])
+        assert timings[0] < first["requests"]  # the timing fields differ, so the test means something
         assert path.read_bytes() == before and path.stat().st_mtime_ns == mtime
 
         code, _, err = run_cli("check", "CMSSW_99_0_0", "--index-url", url, "--locks-dir", str(locks),
