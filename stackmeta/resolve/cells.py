@@ -18,7 +18,6 @@ says which cells take which version of each package (the metapackage's markers),
 from __future__ import annotations
 
 import dataclasses
-import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,7 +33,7 @@ from stackmeta.index.client import IndexClient
 from stackmeta.index.installable import Builds
 from stackmeta.index.source import IndexSource
 from stackmeta.progress import NO_PROGRESS, Progress
-from stackmeta.resolve.nearest import SECTION, NearestSet, nearest_path
+from stackmeta.resolve.nearest import SECTION, NearestSet, comment_lines, nearest_path
 from stackmeta.resolve.provider import Memo
 from stackmeta.resolve.search import resolve
 
@@ -221,10 +220,6 @@ def save_cells(locks_dir: Path, name: str, rel: record.Release, matrix: CellMatr
     return out
 
 
-def _comment(text: str) -> list[str]:
-    return [f"#   {line}" for line in textwrap.wrap(text, 100)] or ["#"]
-
-
 def cells_text(rel: record.Release, matrix: CellMatrix) -> str:
     """The nearest sets of every cell as one requirements (or constraints) file with markers:
     exactly one line per package applies in each cell; every difference from the release is
@@ -253,7 +248,7 @@ def cells_text(rel: record.Release, matrix: CellMatrix) -> str:
     for name, version, mark in matrix.requirement_lines():
         for why, where in sorted(devs.pop(name, {}).items()):
             lines.append(f"# DEVIATION {name} {why.split(':', 1)[0]} in {_cells_label(where, resolved)}:")
-            lines += _comment(why.split(": ", 1)[1])
+            lines += comment_lines(why.split(": ", 1)[1])
         lines.append(f"{name}=={version}" + (f" ; {mark}" if mark else ""))
     omitted: dict[tuple[NormalizedName, str, str], list[str]] = {}
     for r in resolved:
@@ -262,7 +257,7 @@ def cells_text(rel: record.Release, matrix: CellMatrix) -> str:
             omitted.setdefault((o.name, o.release_version, o.reason), []).append(r.cell.name)
     for (name, written, reason), where in sorted(omitted.items()):
         lines.append(f"# OMITTED {name} {written} in {_cells_label(where, resolved)}:")
-        lines += _comment(reason)
+        lines += comment_lines(reason)
     return "\n".join(lines) + "\n"
 
 

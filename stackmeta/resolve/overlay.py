@@ -37,7 +37,7 @@ from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Re
 from stackmeta.errors import ResolutionError, UsageError, quoted
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
-from stackmeta.resolve.nearest import NearestSet, crosses_major
+from stackmeta.resolve.nearest import NearestSet, crosses_major, major_flag
 from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
 from stackmeta.target import Target
 
@@ -105,8 +105,7 @@ class Move:
         return crosses_major(self.old, self.new)
 
     def __str__(self) -> str:
-        flag = " (NEW MAJOR VERSION)" if self.new_major else ""
-        return f"{self.name} {self.old} -> {self.new}{flag} ({self.reason})"
+        return f"{self.name} {self.old} -> {self.new}{major_flag(self.old, self.new)} ({self.reason})"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -478,7 +477,7 @@ def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
     lines += [f"{o.name} left out" for o in nearest.omissions]
     lines += [f"{o.name} {pins[o.name]} -> {o.version}: {o.text}" for o in p.overrides]
     lines += [f"{name} left out: --exclude {name}" for name in p.excluded]
-    lines += [f"{m.name} {m.old} -> {m.new}{' (NEW MAJOR VERSION)' if m.new_major else ''}: moved for "
+    lines += [f"{m.name} {m.old} -> {m.new}{major_flag(m.old, m.new)}: moved for "
               f"{p.requested} ({m.reason})" for m in p.moves]
     return lines
 
