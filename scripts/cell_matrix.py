@@ -37,46 +37,10 @@ from stackmeta.index.cache import default_cache_dir  # noqa: E402
 from stackmeta.package import builder, metapackage  # noqa: E402
 from stackmeta.resolve.cells import CellMatrix, load_cells  # noqa: E402
 from stackmeta.resolve.nearest import load_nearest  # noqa: E402
+from stackmeta.target import UV_PLATFORMS, platform_tags  # noqa: E402
 
 PYPI = "https://pypi.org/simple"
 BIN = Path(sys.executable).parent
-UV_PLATFORMS = {
-    "linux-x86_64": "x86_64-manylinux_2_28",
-    "linux-aarch64": "aarch64-manylinux_2_28",
-    "macos-x86_64": "x86_64-apple-darwin",
-    "macos-arm64": "aarch64-apple-darwin",
-    "windows-amd64": "x86_64-pc-windows-msvc",
-}
-PIP_PLATFORMS = {
-    "linux-x86_64": [
-        "manylinux_2_28_x86_64",
-        "manylinux2014_x86_64",
-        "manylinux2010_x86_64",
-        "manylinux1_x86_64",
-    ],
-    "linux-aarch64": ["manylinux_2_28_aarch64", "manylinux2014_aarch64"],
-    "macos-x86_64": [
-        f"macosx_{v}_x86_64"
-        for v in (
-            "14_0",
-            "13_0",
-            "12_0",
-            "11_0",
-            "10_16",
-            "10_15",
-            "10_14",
-            "10_13",
-            "10_12",
-            "10_11",
-            "10_10",
-            "10_9",
-            "10_6",
-        )
-    ],
-    "macos-arm64": [f"macosx_{v}_arm64" for v in ("14_0", "13_0", "12_0", "11_0")]
-    + ["macosx_11_0_universal2", "macosx_10_9_universal2"],
-    "windows-amd64": ["win_amd64"],
-}
 
 
 def _env() -> dict[str, str]:
@@ -190,7 +154,7 @@ def _pip(cell: Cell, want: dict[str, str], tmp: Path) -> str:
     req = tmp / "req.txt"
     req.write_text("".join(f"{n}=={v}\n" for n, v in sorted(want.items())))
     report = tmp / "report.json"
-    plat = [a for t in PIP_PLATFORMS[cell.platform] for a in ("--platform", t)]
+    plat = [a for t in platform_tags(cell.platform) for a in ("--platform", t)]
     wheels = default_cache_dir() / "builds" / "wheels"
     links = ["--find-links", str(wheels)] if wheels.is_dir() else []
     proc = subprocess.run(

@@ -31,6 +31,15 @@ LAPTOP_PLATFORMS = ("linux-x86_64", "linux-aarch64", "macos-x86_64", "macos-arm6
 # CMS arch field -> platform name
 CMS_ARCH_MACHINES = {"amd64": "x86_64", "aarch64": "aarch64", "ppc64le": "ppc64le"}
 
+# platform name -> the same platform as uv's --python-platform names it (for the peer checks)
+UV_PLATFORMS = {
+    "linux-x86_64": "x86_64-manylinux_2_28",
+    "linux-aarch64": "aarch64-manylinux_2_28",
+    "macos-x86_64": "x86_64-apple-darwin",
+    "macos-arm64": "aarch64-apple-darwin",
+    "windows-amd64": "x86_64-pc-windows-msvc",
+}
+
 DEFAULT_GLIBC = (2, 28)  # manylinux_2_28: EL8 and later, the oldest CMS OS of current releases
 DEFAULT_MACOS = (14, 0)
 
@@ -120,6 +129,13 @@ def _wheel_rank(target: Target, filename: str) -> int | None:
         return None
     ranks = [order[tag] for tag in wheel_tags if tag in order]
     return min(ranks) if ranks else None
+
+
+def platform_tags(platform: str) -> tuple[str, ...]:
+    """The wheel platform tags stackmeta takes *platform* to accept (manylinux up to
+    DEFAULT_GLIBC, macOS up to DEFAULT_MACOS), most specific first: what to give pip's
+    ``--platform`` so that it judges wheels as stackmeta did."""
+    return _platform_tags(platform, DEFAULT_GLIBC)
 
 
 @lru_cache(maxsize=64)

@@ -30,45 +30,13 @@ from stackmeta.index.cache import default_cache_dir
 from stackmeta.package import builder, metapackage
 from stackmeta.resolve.cells import CellMatrix, load_cells
 from stackmeta.resolve.nearest import load_nearest
+from stackmeta.target import UV_PLATFORMS, platform_tags
 from tests.pypiserver_fixture import env_without_index
 
 LOCKS = Path(os.environ.get("STACKMETA_TEST_LOCKS", Path(__file__).resolve().parents[2] / "locks"))
 BIN = Path(sys.executable).parent
 PYENV = Path.home() / ".pyenv/versions"
 PYPI = "https://pypi.org/simple"
-UV_PLATFORMS = {
-    "linux-x86_64": "x86_64-manylinux_2_28",
-    "linux-aarch64": "aarch64-manylinux_2_28",
-    "macos-x86_64": "x86_64-apple-darwin",
-    "macos-arm64": "aarch64-apple-darwin",
-    "windows-amd64": "x86_64-pc-windows-msvc",
-}
-PIP_PLATFORMS = {
-    "linux-x86_64": ["manylinux_2_28_x86_64", "manylinux2014_x86_64", "manylinux1_x86_64", "linux_x86_64"],
-    "linux-aarch64": ["manylinux_2_28_aarch64", "manylinux2014_aarch64"],
-    "macos-x86_64": [
-        f"macosx_{v}_x86_64"
-        for v in (
-            "14_0",
-            "13_0",
-            "12_0",
-            "11_0",
-            "10_16",
-            "10_15",
-            "10_14",
-            "10_13",
-            "10_12",
-            "10_11",
-            "10_10",
-            "10_9",
-            "10_6",
-            "10_5",
-        )
-    ],
-    "macos-arm64": [f"macosx_{v}_arm64" for v in ("14_0", "13_0", "12_0", "11_0")]
-    + ["macosx_11_0_universal2", "macosx_10_9_universal2"],
-    "windows-amd64": ["win_amd64"],
-}
 RELEASES = sorted(p.stem for p in LOCKS.glob("CMSSW_*.json"))
 
 
@@ -257,7 +225,7 @@ def test_pip_resolves_each_other_platforms_cell_to_its_pins(
     wheels = default_cache_dir() / "builds" / "wheels"
     failures = []
     for minor in minors:
-        for platform, tags in PIP_PLATFORMS.items():
+        for platform, tags in ((p, platform_tags(p)) for p in UV_PLATFORMS):
             cell = Cell.parse(f"{minor}-{platform}")
             if matrix.result(cell).nearest is None:
                 continue
