@@ -507,22 +507,12 @@ def _blockers(causes: Sequence[Any], hard: Mapping[NormalizedName, Version],
     for name, reqs in sorted(by_name.items()):
         if name in hard or name in fixed:
             continue
-        best: list[tuple[NormalizedName, str]] | None = None
-        for version in provider.versions(name):
-            if not all(r.allows(version) for r in reqs):
-                continue
-            deps = provider.dependencies_of(name, version)
-            if any(d.name in fixed and not d.allows(fixed[d.name]) for d in deps):
-                continue
-            blocking = [(d.name, f"{name} {version} requires {d.text}") for d in deps
-                        if d.name in hard and d.name != name and not d.allows(hard[d.name])]
-            if not blocking:
-                best = None
-                break
-            if best is None or len(blocking) < len(best):
-                best = blocking
+        def allowed(version: Version, reqs: list[Req] = reqs) -> bool:
+            return all(r.allows(version) for r in reqs)
+
+        best = _fewest_blocking(provider, name, hard, fixed, allowed=allowed)
         if best:
-            return list(dict(best).items())
+            return best
     # a released requirer in the conflict: its versions whose requirement on the conflicted
     # package the others' leave room for, each shut out by hard pins
     for info in causes:
@@ -532,24 +522,40 @@ def _blockers(causes: Sequence[Any], hard: Mapping[NormalizedName, Version],
         wanted = info.requirement.name
         others = [i.requirement for i in causes if i.requirement.name == wanted and i.parent != parent]
         targets = [v for v in provider.source.versions(wanted) if all(o.allows(v) for o in others)]
-        best = None
-        for version in provider.versions(parent.name):
-            deps = provider.dependencies_of(parent.name, version)
+        def leaves_room(deps: Sequence[Req], wanted: str = wanted, targets: list[Version] = targets) -> bool:
             on = [d for d in deps if d.name == wanted]
-            if not any(all(d.allows(v) for d in on) for v in targets):
-                continue
-            if any(d.name in fixed and not d.allows(fixed[d.name]) for d in deps):
-                continue
-            blocking = [(d.name, f"{parent.name} {version} requires {d.text}") for d in deps
-                        if d.name in hard and d.name != parent.name and not d.allows(hard[d.name])]
-            if not blocking:
-                best = None
-                break
-            if best is None or len(blocking) < len(best):
-                best = blocking
+            return any(all(d.allows(v) for d in on) for v in targets)
+
+        best = _fewest_blocking(provider, parent.name, hard, fixed, leaves_room=leaves_room)
         if best:
-            return list(dict(best).items())
+            return best
     return []
+
+
+def _fewest_blocking(provider: Provider, name: NormalizedName, hard: Mapping[NormalizedName, Version],
+                     fixed: Mapping[NormalizedName, Version], *,
+                     allowed: Callable[[Version], bool] = lambda version: True,
+                     leaves_room: Callable[[Sequence[Req]], bool] = lambda deps: True,
+                     ) -> list[tuple[NormalizedName, str]]:
+    """Of *name*'s versions (nearest first) that are *allowed*, whose requirements *leave room*
+    and fit the fixed pins: the hard pins shutting out the one shut out by the fewest (with
+    why); none when a version is shut out by none (nothing to release)."""
+    best: list[tuple[NormalizedName, str]] | None = None
+    for version in provider.versions(name):
+        if not allowed(version):
+            continue
+        deps = provider.dependencies_of(name, version)
+        if not leaves_room(deps):
+            continue
+        if any(d.name in fixed and not d.allows(fixed[d.name]) for d in deps):
+            continue
+        blocking = [(d.name, f"{name} {version} requires {d.text}") for d in deps
+                    if d.name in hard and d.name != name and not d.allows(hard[d.name])]
+        if not blocking:
+            return []
+        if best is None or len(blocking) < len(best):
+            best = blocking
+    return list(dict(best).items()) if best else []
 
 
 class _Patience(BaseReporter):  # type: ignore[type-arg]
