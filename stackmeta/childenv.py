@@ -19,3 +19,17 @@ def pip_environment(base: Mapping[str, str]) -> dict[str, str]:
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
+
+
+def uv_environment(base: Mapping[str, str], index_url: str | None) -> dict[str, str]:
+    """*base* for a child uv (a build environment's installer) that installs from *index_url*
+    only: no uv configuration file (UV_NO_CONFIG) and no UV_* variable but the cache folder;
+    the rest (certificates, proxies) is kept."""
+    env = {k: v for k, v in base.items() if not k.startswith("UV_") or k in _UV_KEPT}
+    env["UV_NO_CONFIG"] = "1"
+    if index_url:
+        env["UV_DEFAULT_INDEX"] = index_url
+    return env
+
+
+_UV_KEPT = ("UV_CACHE_DIR", "UV_NATIVE_TLS", "UV_HTTP_TIMEOUT")

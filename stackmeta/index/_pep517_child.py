@@ -1,7 +1,8 @@
 """The child process of :mod:`stackmeta.index.pep517`: ``python _pep517_child.py SRCDIR OUT``
 builds the core metadata of the project in SRCDIR through PEP 517, in ``build``'s isolated
 environment, and writes METADATA to OUT; ``python _pep517_child.py --wheel SRCDIR OUTDIR``
-builds its wheel (PEP 517 ``build_wheel``) into the folder OUTDIR. It imports only the standard
+builds its wheel (PEP 517 ``build_wheel``) into the folder OUTDIR; ``--installer uv`` first makes
+the isolated environment with uv instead of pip (``build``'s own option). It imports only the standard
 library and ``build`` (it is run by path, so it works wherever that Python has ``build``). What
 the backend and pip print goes to stderr; the last line says what failed."""
 
@@ -15,8 +16,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 
-def _child(srcdir: str, dest: str, *, wheel: bool = False) -> int:
-    """Build the metadata (or with *wheel* the wheel) of *srcdir* into *dest*; 0 on success."""
+def _child(srcdir: str, dest: str, *, wheel: bool = False, installer: str = "pip") -> int:
+    """Build the metadata (or with *wheel* the wheel) of *srcdir* into *dest*, the isolated
+    environment made by *installer*; 0 on success."""
     from build import BuildBackendException, BuildException, ProjectBuilder
     from build.env import DefaultIsolatedEnv
 
@@ -26,7 +28,8 @@ def _child(srcdir: str, dest: str, *, wheel: bool = False) -> int:
                        check=True)
 
     try:
-        with DefaultIsolatedEnv() as env, tempfile.TemporaryDirectory() as out:
+        isolated = DefaultIsolatedEnv(installer="uv" if installer == "uv" else "pip")
+        with isolated as env, tempfile.TemporaryDirectory() as out:
             builder = ProjectBuilder.from_isolated_env(env, srcdir, runner=runner)
             env.install(builder.build_system_requires)
             env.install(builder.get_requires_for_build("wheel"))
@@ -49,6 +52,10 @@ def _child(srcdir: str, dest: str, *, wheel: bool = False) -> int:
 
 
 if __name__ == "__main__":
-    if sys.argv[1] == "--wheel":
-        sys.exit(_child(sys.argv[2], sys.argv[3], wheel=True))
-    sys.exit(_child(sys.argv[1], sys.argv[2]))
+    args = sys.argv[1:]
+    chosen = "pip"
+    if args[0] == "--installer":
+        chosen, args = args[1], args[2:]
+    if args[0] == "--wheel":
+        sys.exit(_child(args[1], args[2], wheel=True, installer=chosen))
+    sys.exit(_child(args[0], args[1], installer=chosen))

@@ -10,7 +10,9 @@ so it is opt-in, and it runs in a child process (``python .../_pep517_child.py S
 METADATA written to OUT) so that the index settings given to pip stay in that process.
 
 The isolated environment, the hooks and the metadata path are ``build``'s
-(``DefaultIsolatedEnv``, ``ProjectBuilder``).
+(``DefaultIsolatedEnv``, ``ProjectBuilder``). Where uv is installed, ``build`` makes the isolated
+environment with it (its ``installer="uv"``): the same build requirements from the same index
+only (no uv configuration file, no UV_* source), in half the time of a pip-made one; else pip.
 
 :func:`build_sdist_wheel` runs ``build_wheel`` the same way, with limits: a time limit (the whole
 process group is killed), no file larger than :data:`MAX_FILE` (``RLIMIT_FSIZE``), only the tail
@@ -24,10 +26,12 @@ pure-Python ``*-none-any`` wheel makes the version laptop-installable.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -40,7 +44,7 @@ from pathlib import Path, PurePosixPath
 from packaging.utils import parse_wheel_filename
 
 from stackmeta import atomic
-from stackmeta.childenv import pip_environment
+from stackmeta.childenv import pip_environment, uv_environment
 from stackmeta.errors import IndexAccessError
 
 _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "build.")
@@ -67,7 +71,7 @@ def build_sdist_metadata(archive: bytes, filename: str, *, index_url: str | None
     with atomic.temp_dir("stackmeta-pep517-") as tmp:
         root = _unpack(archive, filename, Path(tmp) / "src")
         out = Path(tmp) / "METADATA"
-        code, stderr = _run_child([python, str(_CHILD), str(root), str(out)], tmp,
+        code, stderr = _run_child([python, str(_CHILD), *_installer_args(), str(root), str(out)], tmp,
                                   _environment(index_url), timeout)
         if code is None:
             raise BuildError(f"{filename}: metadata build took more than {timeout:.0f} s")
@@ -122,7 +126,7 @@ def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, o
             cmd = [python, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "--no-cache-dir",
                    "--disable-pip-version-check", "-w", str(outdir), str(root)]
         else:
-            cmd = [python, str(_CHILD), "--wheel", str(root), str(outdir)]
+            cmd = [python, str(_CHILD), *_installer_args(), "--wheel", str(root), str(outdir)]
         code, stderr = _run_child(cmd, tmp, env, timeout)
         if code is None:
             return WheelBuild(sdist=filename, sha256=sha,
@@ -157,7 +161,28 @@ def _environment(index_url: str | None) -> dict[str, str]:
     env = pip_environment({k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
     if index_url:
         env["PIP_INDEX_URL"] = index_url
+    uv = uv_binary()
+    if uv is not None:
+        env = uv_environment(env, index_url)
+        env["UV"] = uv  # build's way to name the uv to use
     return env
+
+
+@functools.cache
+def uv_binary() -> str | None:
+    """The uv that makes build environments: the ``uv`` package's, else ``uv`` on PATH; None
+    without uv (pip makes them)."""
+    try:
+        import uv  # type: ignore[import-not-found,unused-ignore]
+
+        found: str = uv.find_uv_bin()
+        return found
+    except (ImportError, FileNotFoundError):
+        return shutil.which("uv")
+
+
+def _installer_args() -> list[str]:
+    return ["--installer", "uv"] if uv_binary() is not None else []
 
 
 def _limits() -> None:  # pragma: no cover - runs in the child, before exec
@@ -200,6 +225,10 @@ def _last_line(stderr: bytes) -> str:
     """The backend's own error (the last error line of its output, not build's wrapper around
     it), else the last line."""
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    for i, line in enumerate(lines):  # uv's: "error: No solution found ..." then "cause: Because ..."
+        causes = [ln[len("cause:"):].strip() for ln in lines[i + 1:] if ln.startswith("cause:")]
+        if line.startswith("error:") and causes:
+            return f"{line.rstrip(':')}: {causes[-1]}"[:300]
     errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)
               and not ln.startswith(_PIP_WRAPPERS)]
     plain = [ln for ln in lines if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, "Traceback", "File ", "^"))]
