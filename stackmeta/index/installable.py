@@ -12,14 +12,18 @@ python_requires``).
 
 :class:`Builds` builds each sdist once, keyed by its sha256: in memory, and on disk under the
 index client's cache folder (``builds/<sha256>.json``, the pure wheels in ``builds/wheels/``,
-which ``pip --find-links`` can offer), at most two builds at a time. :func:`verdict` is the
-judgement for one version's files and one target.
+which ``pip --find-links`` can offer), at most two builds at a time. :meth:`Builds.start` builds
+ahead, in the background, what a search is about to ask for (the next sdist-only version it would
+try), so that the two builds at a time are used while the search waits for one.
+:func:`verdict` is the judgement for one version's files and one target.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
+import queue
 import shutil
 import subprocess
 import sys
@@ -73,6 +77,9 @@ class Builds:
         self._key_locks: dict[str, threading.Lock] = {}
         self._done: dict[str, WheelBuild] = {}
         self._running = threading.BoundedSemaphore(jobs)
+        self._ahead: queue.Queue[tuple[ProjectFile, str]] = queue.Queue()
+        self._started: set[str] = set()  # keys given to start()
+        self._workers: list[threading.Thread] = []
 
     @property
     def wheels_dir(self) -> Path | None:
@@ -106,6 +113,27 @@ class Builds:
             with self._lock:
                 self._done.setdefault(key, found)
         return found
+
+    def start(self, file: ProjectFile, project: str) -> None:
+        """Build the sdist *file* in the background (:meth:`build` of it then waits for that
+        build instead of starting another). The workers are daemon threads, and the build
+        processes they wait for are stopped when the program ends (see :mod:`~stackmeta.index.pep517`)."""
+        key = file.sha256 or file.url
+        with self._lock:
+            if key in self._done or key in self._started:
+                return
+            self._started.add(key)
+            if len(self._workers) < self.jobs:
+                worker = threading.Thread(target=self._work, name="stackmeta-build-ahead", daemon=True)
+                self._workers.append(worker)
+                worker.start()
+        self._ahead.put((file, project))
+
+    def _work(self) -> None:
+        while True:
+            file, project = self._ahead.get()
+            with contextlib.suppress(Exception):  # a build ahead that breaks is built again when asked for
+                self.build(file, project)
 
     def build_many(self, items: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS) -> None:
         """Build many sdists, :attr:`jobs` at once."""
@@ -182,11 +210,10 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
     if wheels:
         best = min(wheels, key=lambda f: target.wheel_rank(f.filename) or 0)
         return Verdict(installable=True, how="wheel", file=best.filename)
-    sdists = sorted((f for f in live if f.kind == "sdist"), key=lambda f: not f.filename.endswith(".tar.gz"))
-    if not sdists:
+    sdist = _sdist(live)
+    if sdist is None:
         return Verdict(installable=False, how="none", reason=f"no wheel for {target.platform} and Python "
                        f"{target.python_minor[0]}.{target.python_minor[1]}, and no sdist")
-    sdist = sdists[0]
     if not python_ok(sdist, target):
         return Verdict(installable=False, how="none", reason=f"Requires-Python {sdist.requires_python} "
                        f"excludes Python {target.python_minor[0]}.{target.python_minor[1]}")
@@ -202,6 +229,24 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"its built wheel requires Python {md.requires_python}")
     return Verdict(installable=True, how="built", file=sdist.filename)
+
+
+def _sdist(live: Sequence[ProjectFile]) -> ProjectFile | None:
+    """The sdist that is built for a version (a ``.tar.gz`` first)."""
+    sdists = sorted((f for f in live if f.kind == "sdist"), key=lambda f: not f.filename.endswith(".tar.gz"))
+    return sdists[0] if sdists else None
+
+
+def build_ahead(files: Sequence[ProjectFile], target: Target, project: str, builds: Builds) -> None:
+    """Start building in the background the sdist that :func:`verdict` would build for these
+    files and this target (nothing when a wheel serves, or the sdist's Requires-Python excludes
+    the target)."""
+    live = [f for f in files if not f.yanked] or list(files)
+    if any(f.kind == "wheel" and file_usable(f, target) for f in live):
+        return
+    sdist = _sdist(live)
+    if sdist is not None and python_ok(sdist, target):
+        builds.start(sdist, project)
 
 
 def python2_interpreter() -> str | None:

@@ -25,6 +25,7 @@ pure-Python ``*-none-any`` wheel makes the version laptop-installable.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import hashlib
@@ -37,6 +38,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -191,6 +193,28 @@ def _limits() -> None:  # pragma: no cover - runs in the child, before exec
     resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE, MAX_FILE))
 
 
+_LIVE: set[subprocess.Popen[bytes]] = set()  # build processes running now
+_LIVE_LOCK = threading.Lock()
+
+
+@atexit.register
+def _stop_live() -> None:
+    """The builds still running when the program ends (builds ahead, waited for by daemon
+    threads; or the program was interrupted) are stopped with their whole process group."""
+    with _LIVE_LOCK:
+        live = list(_LIVE)
+    for proc in live:
+        _kill(proc)
+
+
+def _kill(proc: subprocess.Popen[bytes]) -> None:
+    if os.name == "posix":
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
+    elif proc.poll() is None:
+        proc.kill()
+
+
 def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: float
                ) -> tuple[int | None, bytes]:
     """Run *cmd* in its own process group with the limits; (exit code or None on time-out, the
@@ -200,17 +224,17 @@ def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: fl
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=err,
                                 env=env, cwd=cwd, start_new_session=posix,
                                 preexec_fn=_limits if posix else None)
+        with _LIVE_LOCK:
+            _LIVE.add(proc)
         try:
             code: int | None = proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             code = None
         finally:  # what the build left running (or all of it, on time-out or Ctrl-C) is stopped
-            if posix:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-            elif proc.poll() is None:
-                proc.kill()
+            _kill(proc)
             proc.wait()
+            with _LIVE_LOCK:
+                _LIVE.discard(proc)
         size = err.seek(0, os.SEEK_END)
         err.seek(max(0, size - MAX_OUTPUT))
         return code, err.read()

@@ -121,6 +121,15 @@ class IndexSource:
         cname = canonicalize_name(name)
         return verdict(self.files(cname, version), self.target, cname, self.builds)
 
+    def build_ahead(self, name: NormalizedName, version: Version) -> None:
+        """Start building, in the background, the sdist of a version with no wheel for the
+        target (:meth:`installable` asks for it soon); nothing without builds."""
+        if self.builds is not None:
+            from stackmeta.index.installable import build_ahead
+
+            cname = canonicalize_name(name)
+            build_ahead(self.files(cname, version), self.target, cname, self.builds)
+
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
         if self.builds is not None:
             from stackmeta.index.installable import built_metadata

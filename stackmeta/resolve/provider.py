@@ -127,6 +127,17 @@ class Memo:
                     self._failed_builds[name] = self._failed_builds.get(name, 0) + 1
         return self._installable[key]
 
+    def build_ahead(self, name: NormalizedName, version: Version, target: Target) -> None:
+        """Let the source start finding out, in the background, whether *target* can install
+        that version (building its sdist), when it is not known yet and its project's builds
+        have not failed too often."""
+        ahead = getattr(self.source, "build_ahead", None)
+        if ahead is None or (name, version) in self._installable \
+                or self._failed_builds.get(name, 0) >= self.MAX_FAILED_BUILDS \
+                or self.has_wheel(name, version, target):
+            return
+        ahead(name, version)
+
     def same_answers(self, other: Memo, target: Target) -> bool:
         """Whether *other*'s source answers every question this memo's search asked alike
         (its versions, wheels, installability and evaluated requirements), asking them."""
@@ -209,9 +220,11 @@ class Provider(AbstractProvider[Req, Cand, str]):
 
         def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first
-            for v in pool:
-                if v in bad or not all(r.allows(v) for r in reqs):
-                    continue
+            wanted = [v for v in pool if v not in bad and all(r.allows(v) for r in reqs)]
+            for i, v in enumerate(wanted):
+                if i + 1 < len(wanted) and not self.source.has_wheel(name, v, self.target):
+                    # an sdist-only version is about to be built: build the next one meanwhile
+                    self.source.build_ahead(name, wanted[i + 1], self.target)
                 if not self.source.installable(name, v, self.target)[0]:
                     continue  # an sdist that does not build into a pure-Python wheel
                 # a moved pin: only versions whose own requirements accept every hard pin

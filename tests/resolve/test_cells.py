@@ -42,7 +42,7 @@ PLATFORM_TAGS = {"linux-x86_64": "manylinux2014_x86_64", "linux-aarch64": "manyl
                  "windows-amd64": "win_amd64"}
 
 BACKEND = '''
-import os, subprocess, zipfile, base64, hashlib
+import os, subprocess, time, zipfile, base64, hashlib
 
 NAME, VERSION, MODE = {name!r}, {version!r}, {mode!r}
 
@@ -52,6 +52,10 @@ def get_requires_for_build_wheel(config_settings=None):
 
 
 def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
+    if os.environ.get("STACKMETA_TEST_BUILD_LOG"):  # tests that count builds, and make them slow
+        with open(os.environ["STACKMETA_TEST_BUILD_LOG"], "a") as log:
+            log.write("%s-%s %d\\n" % (NAME, VERSION, os.getpid()))
+        time.sleep(float(os.environ.get("STACKMETA_TEST_BUILD_SLEEP", "0")))
     if MODE == "curl":
         raise RuntimeError("Could not run curl-config: [Errno 2] No such file or directory: 'curl-config'")
     if MODE == "cc":
