@@ -248,7 +248,9 @@ _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b|error\b|ERR
 def _last_line(stderr: bytes) -> str:
     """The backend's own error (the last error line of its output, not build's wrapper around
     it), else the last line."""
-    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    # a line with no letter (a banner of '*' or '=') says nothing
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
+             if any(ch.isalpha() for ch in ln)]
     for i, line in enumerate(lines):  # uv's: "error: No solution found ..." then "cause: Because ..."
         causes = [ln[len("cause:"):].strip() for ln in lines[i + 1:] if ln.startswith("cause:")]
         if line.startswith("error:") and causes:

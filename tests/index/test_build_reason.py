@@ -1,0 +1,36 @@
+"""The one line kept as the reason a build failed (:func:`stackmeta.index.pep517._last_line`),
+on the shapes of output real backends and installers print."""
+
+from __future__ import annotations
+
+from stackmeta.index.pep517 import _last_line
+
+
+def test_uv_error_and_its_cause_are_one_line() -> None:
+    out = (b"Using Python 3.11.7 environment at: /tmp/build-env-4fmkzqqd\n"
+           b"error: No solution found when resolving dependencies\n"
+           b"  cause: Because flit-core was not found in the package registry and you require "
+           b"flit-core>=3.2, we can conclude that your requirements are unsatisfiable.\n"
+           b"CalledProcessError: Command '['uv', 'pip', 'install', 'flit_core>=3.2']' returned non-zero "
+           b"exit status 1.\n")
+    assert _last_line(out) == (
+        "error: No solution found when resolving dependencies: Because flit-core was not found in the "
+        "package registry and you require flit-core>=3.2, we can conclude that your requirements are "
+        "unsatisfiable.")
+
+
+def test_a_banner_is_not_the_reason() -> None:
+    out = (b"*** scikit-build-core 0.8.2 using CMake 3.25.1 (wheel)\n"
+           b"CMake Error at CMakeLists.txt:3 (project):\n"
+           b"  No CMAKE_CXX_COMPILER could be found.\n"
+           b"*****************************************************************************\n"
+           b"\n")
+    assert _last_line(out) == "No CMAKE_CXX_COMPILER could be found."
+
+
+def test_the_backends_own_error_wins_over_the_wrappers() -> None:
+    out = (b"Traceback (most recent call last):\n"
+           b'  File "setup.py", line 3, in <module>\n'
+           b"ModuleNotFoundError: No module named 'pkg_resources'\n"
+           b"BuildBackendException: Backend subprocess exited when trying to invoke build_wheel\n")
+    assert _last_line(out) == "ModuleNotFoundError: No module named 'pkg_resources'"
