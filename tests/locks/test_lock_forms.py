@@ -18,6 +18,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
+from scripts import celltools
 from stackmeta import record
 from stackmeta.cells import Cell
 from stackmeta.cli import main
@@ -226,11 +227,11 @@ def test_uv_installs_the_next_cells_pins_from_the_nearest_pylock(cells_locks: Pa
     uv = shutil.which("uv", path=str(Path(sys.executable).parent))
     if uv is None:
         pytest.skip("uv is not installed in the test environment (pip install uv)")
-    found = sorted((Path.home() / ".pyenv/versions").glob(f"{NEXT[0]}.{NEXT[1]}.*/bin/python"))
-    if not found:
+    found = celltools.python_for(f"{NEXT[0]}.{NEXT[1]}")
+    if found is None:
         pytest.skip(f"no Python {NEXT[0]}.{NEXT[1]} on this machine")
     env = tmp_path / "env"
-    subprocess.run([uv, "venv", "--no-cache", "-q", "--python", str(found[-1]), str(env)], check=True,
+    subprocess.run([uv, "venv", "--no-cache", "-q", "--python", str(found), str(env)], check=True,
                    env=env_without_index())
     python = env / "bin" / "python"
     proc = subprocess.run(
