@@ -20,6 +20,7 @@ from stackmeta.errors import IndexAccessError, RecordError, StackmetaError
 from stackmeta.index import IndexClient
 from stackmeta.locks import constraints, pylock
 from stackmeta.locks import forms as lockforms
+from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import SECTION as NEAREST_SECTION
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.target import Target
@@ -35,7 +36,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
             "Write the lock forms of a release record into --locks-dir, all from the same record: "
             "<name>.txt (pip constraints), <name>.hashes.txt (pip --require-hashes, with --hashes), "
             "pylock.<name>.toml (PEP 751, the release's own versions) and "
-            "pylock.<name>-nearest.toml (PEP 751, the nearest pip-consistent set)."
+            "pylock.<name>-nearest.toml (PEP 751, the nearest pip-consistent set; of every cell, "
+            "with markers, when the record was resolved in cells)."
         ),
     )
     p.add_argument("release", help="the lock name, e.g. CMSSW_14_0_0 or CMSSW_10_6_0-py2")
@@ -100,19 +102,27 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
     out = locks_dir / pylock.file_name(name)
     forms.append((out, text))
     left_out[out.name] = [f"{m.entry.name}=={m.entry.version}" for m in missing]
+    matrix = _cells(doc, path, name)
     consistent = doc.get(NEAREST_SECTION)
-    if not isinstance(consistent, dict):
+    if matrix is not None:  # every cell, with markers: the pins of <name>.nearest.txt
+        set_index = matrix.index_url
+    elif isinstance(consistent, dict):
+        nearest = NearestSet.from_json(consistent)
+        set_index = nearest.index_url
+    else:
         output.warn(f"{name} has no nearest set yet: run 'stackmeta resolve {name}' for its pylock")
         return forms, left_out
-    nearest = NearestSet.from_json(consistent)
-    index_url = args.index_url or nearest.index_url
+    index_url = args.index_url or set_index
     with contextlib.ExitStack() as stack:
         lookup = checked
         if not args.offline:  # versions the nearest set moved were not read by the check
             client = stack.enter_context(IndexClient(index_url, args.cache_dir))
             lookup = lockforms.chain(checked, _index_lookup(client, target))
-        text, missing = lockforms.pylock_text(release, target, lockforms.nearest_entries(nearest.pins),
-                                              lookup, index_url=nearest.index_url, created_by=created_by)
+        if matrix is not None:
+            text, missing = lockforms.cells_pylock_text(release, matrix, lookup, created_by=created_by)
+        else:
+            text, missing = lockforms.pylock_text(release, target, lockforms.nearest_entries(nearest.pins),
+                                                  lookup, index_url=set_index, created_by=created_by)
     if missing:
         pins = ", ".join(f"{m.entry.name}=={m.entry.version}" for m in missing)
         todo = ("run without --offline" if args.offline
@@ -121,6 +131,20 @@ def _file_forms(args: argparse.Namespace, output: Output, doc: dict[str, object]
                           f"{todo}, or 'stackmeta check' again")
     forms.append((locks_dir / pylock.file_name(f"{name}-nearest"), text))
     return forms, left_out
+
+
+def _cells(doc: dict[str, object], path: Path, name: str) -> CellMatrix | None:
+    """The record's cell matrix (None when it was resolved before cells)."""
+    data = doc.get(CELLS_SECTION)
+    if data is None:
+        return None
+    try:
+        if not isinstance(data, dict):
+            raise TypeError(f"a {type(data).__name__}, not an object")
+        return CellMatrix.from_json(data)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise RecordError(f"{path}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
+                          f"'stackmeta resolve {name}' again") from None
 
 
 def run(args: argparse.Namespace, output: Output) -> int:

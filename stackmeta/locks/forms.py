@@ -4,7 +4,9 @@
 - the hashed requirements (``<name>.hashes.txt``), for exact reproduction the way CMS
   installs: ``pip install --no-deps --require-hashes -r``;
 - PEP 751 ``pylock.<name>.toml`` (:mod:`stackmeta.locks.pylock`) for the faithful set and
-  ``pylock.<name>-nearest.toml`` for the nearest consistent set.
+  ``pylock.<name>-nearest.toml`` for the nearest consistent set: of every cell (Python x laptop
+  platform) when the record has them, one entry per version with the marker of the cells that
+  take it, exactly the lines of ``<name>.nearest.txt`` (:func:`cells_entries`).
 
 Files and hashes come from the record's check section (what ``stackmeta check`` read on the
 index); versions it did not read (a pin the nearest set moved) are looked up through an
@@ -21,10 +23,12 @@ from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
 
+from stackmeta import cells
 from stackmeta.check.report import CheckReport, FileInfo
 from stackmeta.errors import RecordError
 from stackmeta.locks import constraints, pylock
 from stackmeta.record import Release
+from stackmeta.resolve.cells import CellMatrix
 from stackmeta.target import Target
 
 # (name, version) -> the files of that version on the index, or None when not known
@@ -33,11 +37,14 @@ FileLookup = Callable[[NormalizedName, Version], Sequence[FileInfo] | None]
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Entry:
-    """One line of a lock: an exact version, maybe only for some arches."""
+    """One line of a lock: an exact version, maybe only for some arches or cells."""
 
     name: NormalizedName
     version: Version
     marker: Marker | None = None
+    # the cells' targets whose installers take this line; empty: the one target the files
+    # were listed for (their ``usable``)
+    targets: tuple[Target, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,6 +66,15 @@ def faithful_entries(release: Release) -> list[Entry]:
 
 def nearest_entries(pins: Iterable[tuple[NormalizedName, Version]]) -> list[Entry]:
     return [Entry(name=n, version=v) for n, v in sorted(pins)]
+
+
+def cells_entries(matrix: CellMatrix) -> list[Entry]:
+    """The nearest sets of every cell: one entry per (name, version) with the marker of the cells
+    that take it (:meth:`CellMatrix.requirement_lines`, the lines of ``<name>.nearest.txt``)."""
+    taken = matrix.pin_cells()
+    return [Entry(name=name, version=version, marker=None if mark is None else Marker(mark),
+                  targets=tuple(c.target for c in taken[name][version]))
+            for name, version, mark in matrix.requirement_lines()]
 
 
 def report_lookup(report: CheckReport | None) -> FileLookup:
@@ -86,10 +102,24 @@ def chain(*lookups: FileLookup) -> FileLookup:
     return lookup
 
 
-def _hashable(files: Sequence[FileInfo] | None) -> list[FileInfo]:
-    """The files an installer may take for the target: usable wheels and the sdist, with a
-    sha256 and not yanked."""
-    return [f for f in files or () if f.sha256 and not f.yanked and (f.usable or f.kind == "sdist")]
+def _fits(f: FileInfo, target: Target) -> bool:
+    """pip could install *f* for *target* (as :func:`stackmeta.index.source.file_usable` judges
+    a page's file): a wheel whose tags fit or an sdist, with a Requires-Python admitting it."""
+    if f.requires_python is not None and not SpecifierSet(f.requires_python).contains(
+            target.python_full, prereleases=True):
+        return False
+    return f.kind == "sdist" or (f.kind == "wheel" and target.wheel_rank(f.filename) is not None)
+
+
+def _hashable(entry: Entry, files: Sequence[FileInfo] | None) -> list[FileInfo]:
+    """The files an installer may take for the entry's targets: wheels usable in one of them
+    and the sdist, with a sha256 and not yanked."""
+    def usable(f: FileInfo) -> bool:
+        if f.kind == "sdist":
+            return True
+        return any(_fits(f, t) for t in entry.targets) if entry.targets else f.usable
+
+    return [f for f in files or () if f.sha256 and not f.yanked and usable(f)]
 
 
 def split(entries: Sequence[Entry], lookup: FileLookup) -> tuple[list[tuple[Entry, list[FileInfo]]],
@@ -98,7 +128,7 @@ def split(entries: Sequence[Entry], lookup: FileLookup) -> tuple[list[tuple[Entr
     missing: list[Unhashable] = []
     for entry in entries:
         files = lookup(entry.name, entry.version)
-        usable = _hashable(files)
+        usable = _hashable(entry, files)
         if usable:
             ok.append((entry, usable))
         elif files and all(f.yanked for f in files):
@@ -138,7 +168,59 @@ def hashes_text(release: Release, title: str, entries: Sequence[Entry], lookup: 
 
 def pylock_text(release: Release, target: Target, entries: Sequence[Entry], lookup: FileLookup, *,
                 index_url: str, created_by: str) -> tuple[str, list[Unhashable]]:
-    """A PEP 751 lock of *entries*; entries without files are left out and returned."""
+    """A PEP 751 lock of *entries* for *target*; entries without files are left out and returned."""
+    major, minor = target.python_minor
+    text, ok, missing = _pylock(entries, lookup, index_url=index_url, created_by=created_by,
+                                requires_python=SpecifierSet(f"=={major}.{minor}.*"),
+                                environments=[_target_marker(target, os_key="sys_platform")])
+    header = [f"# {release.release} for {target}: {ok} packages"]
+    if missing:
+        header.append(f"# left out, no file on the index for {target}:")
+        header += [f"#   {m.entry.name}=={m.entry.version}: {m.reason}" for m in missing]
+    return "\n".join(header) + "\n" + text, missing
+
+
+def cells_pylock_text(release: Release, matrix: CellMatrix, lookup: FileLookup, *,
+                      created_by: str) -> tuple[str, list[Unhashable]]:
+    """A PEP 751 lock of the nearest sets of every cell of *matrix*: the entries of
+    :func:`cells_entries`, each with the files an installer in one of its cells may take;
+    ``environments`` names each resolved cell and ``requires-python`` covers them, so that an
+    installer elsewhere (a cell without a set, a platform outside every cell) refuses the lock.
+    Entries without files are left out and returned."""
+    resolved = [r.cell for r in matrix.resolved]
+    if not resolved:
+        raise RecordError(f"{matrix.release} has no cell with a consistent set: run 'stackmeta resolve "
+                          f"{matrix.release}' again")
+    python2 = any(c.python[0] == 2 for c in matrix.cells)
+    text, ok, missing = _pylock(
+        cells_entries(matrix), lookup, index_url=matrix.index_url, created_by=created_by,
+        requires_python=cells.requires_python(resolved),
+        environments=[_target_marker(c.target, os_key="platform_system" if python2 else "sys_platform")
+                      for c in resolved])
+    header = [f"# The nearest pip-consistent sets of {release.release} in {len(matrix.results)} cells "
+              f"(Python x platform): {ok} entries; a marker names the cells that take that version",
+              f"# the same pins as {release.release}'s .nearest.txt; the release's own are in "
+              f"pylock.{release.release}.toml"]
+    header += [f"# CELL {r.cell.name}: NO CONSISTENT SET: {r.failure}" for r in matrix.results
+               if r.nearest is None]
+    if missing:
+        header.append("# left out, no file on the index:")
+        header += [f"#   {m.entry.name}=={m.entry.version}: {m.reason}" for m in missing]
+    return "\n".join(header) + "\n" + text, missing
+
+
+def _target_marker(target: Target, *, os_key: str) -> Marker:
+    """The marker of *target*'s Python minor, OS (by *os_key*: ``platform_system`` for Python 2
+    cells, as their markers name it) and machine."""
+    env = target.environment()
+    return Marker(f'python_version == "{env["python_version"]}" and {os_key} == "{env[os_key]}" '
+                  f'and platform_machine == "{env["platform_machine"]}"')
+
+
+def _pylock(entries: Sequence[Entry], lookup: FileLookup, *, index_url: str, created_by: str,
+            requires_python: SpecifierSet, environments: Sequence[Marker]
+            ) -> tuple[str, int, list[Unhashable]]:
+    """The TOML text of the lock, how many entries it has, and the entries left out."""
     ok, missing = split(entries, lookup)
     base = index_url.rstrip("/")
     packages = []
@@ -150,21 +232,9 @@ def pylock_text(release: Release, target: Target, entries: Sequence[Entry], look
             index=f"{base}/{entry.name}/",
             wheels=wheels, sdist=_locked(sdists[0]) if sdists else None,
         ))
-    env = target.environment()
-    environments = [Marker(
-        f'python_version == "{env["python_version"]}" and sys_platform == "{env["sys_platform"]}" '
-        f'and platform_machine == "{env["platform_machine"]}"'
-    )]
-    major, minor = target.python_minor
-    text = pylock.dumps(pylock.build(
-        packages, created_by=created_by, requires_python=SpecifierSet(f"=={major}.{minor}.*"),
-        environments=environments,
-    ))
-    header = [f"# {release.release} for {target}: {len(ok)} packages"]
-    if missing:
-        header.append(f"# left out, no file on the index for {target}:")
-        header += [f"#   {m.entry.name}=={m.entry.version}: {m.reason}" for m in missing]
-    return "\n".join(header) + "\n" + text, missing
+    text = pylock.dumps(pylock.build(packages, created_by=created_by, requires_python=requires_python,
+                                     environments=environments))
+    return text, len(ok), missing
 
 
 def _locked(f: FileInfo) -> pylock.LockedFile:

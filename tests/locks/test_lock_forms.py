@@ -14,8 +14,16 @@ from pathlib import Path
 
 import pytest
 from packaging.pylock import Pylock
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
+from scripts import celltools
+from stackmeta import record
+from stackmeta.cells import Cell
 from stackmeta.cli import main
+from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix, CellResult
+from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.venv import list_installed
 from tests.pypiserver_fixture import (
     Server,
@@ -154,3 +162,82 @@ def test_a_nearest_pin_without_files_writes_no_form(
     assert err.endswith(" of the nearest set: nothing was written; run without --offline, or "
                         "'stackmeta check' again")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["CMSSW_9_3_0.json"]
+
+
+# -- the nearest pylock of a record resolved in cells ------------------------------------------
+
+NEXT = (sys.version_info[0], sys.version_info[1] + 1)  # the next Python's cell moves alpha-lib
+
+
+@pytest.fixture(scope="module")
+def cells_locks(server: Server, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A record resolved in two cells, this Python's and the next one's on linux-x86_64: alpha-lib
+    is 1.0 (the release's) in this one and 1.1 in the next."""
+    locks = tmp_path_factory.mktemp("cells-locks")
+    rel = synthetic_release([package(n, v) for n, v in PINS.items()], python=PYTHON)
+    path = write_record(locks, rel)
+    assert main(["check", "CMSSW_14_0_0", "--locks-dir", str(locks), "--index-url", server.simple,
+                 "--cache-dir", str(tmp_path_factory.mktemp("cache")), "--quiet"]) == 0
+    results = []
+    for python, alpha in ((sys.version_info[:2], "1.0"), (NEXT, "1.1")):
+        cell = Cell(python=python, platform="linux-x86_64")
+        pins = {**PINS, "alpha-lib": alpha}
+        nearest = NearestSet(release=rel.release, python=Version(cell.python_version), platform=cell.platform,
+                             index_url=server.simple, rule="test",
+                             pins=tuple((canonicalize_name(n), Version(v)) for n, v in sorted(pins.items())))
+        results.append(CellResult(cell=cell, nearest=nearest))
+    matrix = CellMatrix(release=rel.release, index_url=server.simple, results=tuple(results))
+    record.update_section(path, CELLS_SECTION, matrix.to_json())
+    assert main(["lock", "CMSSW_14_0_0", "--locks-dir", str(locks), "--format", "pylock",
+                 "--cache-dir", str(tmp_path_factory.mktemp("cache")), "--quiet"]) == 0
+    return locks
+
+
+def test_the_nearest_pylock_has_one_entry_per_cell_version(cells_locks: Path) -> None:
+    lock = Pylock.from_dict(tomllib.loads((cells_locks / "pylock.CMSSW_14_0_0-nearest.toml").read_text()))
+    entries = [(str(p.name), str(p.version), None if p.marker is None else str(p.marker))
+               for p in lock.packages]
+    above = f"{NEXT[0]}.{NEXT[1] + 1}"
+    assert entries == [("alpha-lib", "1.0", f'python_version < "{NEXT[0]}.{NEXT[1]}"'),
+                       ("alpha-lib", "1.1", f'python_version >= "{NEXT[0]}.{NEXT[1]}"'),
+                       ("beta-lib", "2.0", None), ("gamma-lib", "0.5", None)]
+    assert lock.requires_python == SpecifierSet(f">={MINOR},<{above}")
+    assert [str(m) for m in lock.environments or ()] == [
+        f'python_version == "{py}" and sys_platform == "linux" and platform_machine == "x86_64"'
+        for py in (MINOR, f"{NEXT[0]}.{NEXT[1]}")
+    ]
+    # the faithful lock stays the release's
+    faithful = Pylock.from_dict(tomllib.loads((cells_locks / "pylock.CMSSW_14_0_0.toml").read_text()))
+    assert {str(p.name): str(p.version) for p in faithful.packages} == PINS
+
+
+@pytest.mark.slow
+def test_pip_installs_this_cells_pins_from_the_nearest_pylock(cells_locks: Path, tmp_path: Path) -> None:
+    python = _venv(tmp_path)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "-q",
+         "-r", str(cells_locks / "pylock.CMSSW_14_0_0-nearest.toml")],
+        check=True, env=env_without_index(),
+    )
+    assert _installed(python) == PINS
+
+
+@pytest.mark.slow
+def test_uv_installs_the_next_cells_pins_from_the_nearest_pylock(cells_locks: Path, tmp_path: Path) -> None:
+    uv = shutil.which("uv", path=str(Path(sys.executable).parent))
+    if uv is None:
+        pytest.skip("uv is not installed in the test environment (pip install uv)")
+    found = celltools.python_for(f"{NEXT[0]}.{NEXT[1]}")
+    if found is None:
+        pytest.skip(f"no Python {NEXT[0]}.{NEXT[1]} on this machine")
+    env = tmp_path / "env"
+    subprocess.run([uv, "venv", "--no-cache", "-q", "--python", str(found), str(env)], check=True,
+                   env=env_without_index())
+    python = env / "bin" / "python"
+    proc = subprocess.run(
+        [uv, "pip", "install", "--preview-features", "pylock", "--no-cache", "--python", str(python),
+         "-r", str(cells_locks / "pylock.CMSSW_14_0_0-nearest.toml")],
+        capture_output=True, text=True, env=env_without_index(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert _installed(python) == {**PINS, "alpha-lib": "1.1"}

@@ -8,16 +8,26 @@ import subprocess
 import sys
 import venv
 from pathlib import Path
+from typing import cast
 
 import pytest
-from packaging.markers import Marker
-from packaging.pylock import Pylock
+from packaging import tags
+from packaging.markers import Environment, Marker
+from packaging.pylock import PackageWheel, Pylock, PylockSelectError
+from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
-from packaging.utils import canonicalize_name
+from packaging.tags import Tag
+from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
+from stackmeta import record
+from stackmeta.cells import Cell
+from stackmeta.check.report import CheckReport, FileInfo
+from stackmeta.locks import forms as lockforms
 from stackmeta.locks import pylock
+from stackmeta.resolve.cells import load_cells
 from stackmeta.resolve.venv import list_installed
+from stackmeta.target import platform_tags
 from tests.httpserver import StaticServer
 from tests.wheelfactory import build_project
 
@@ -138,3 +148,110 @@ def test_legacy_source_names_become_archives() -> None:
     assert "sdist" not in functools32
     assert "sdist" not in prettytable and "archive" not in prettytable
     assert [w["name"] for w in prettytable["wheels"]] == ["prettytable-0.7.2-py2-none-any.whl"]
+
+
+# -- the nearest pylock of a record resolved in cells (issue 12) ------------------------------
+
+LOCKS = Path(__file__).parents[2] / "locks"
+IN_CELLS = sorted(p.stem for p in LOCKS.glob("*.json") if '"cells":' in p.read_text())
+
+
+def _cell_tags(cell: Cell) -> list[Tag]:
+    """The wheel tags an installer of *cell* accepts, best first, from ``packaging.tags`` (the
+    platform tags stackmeta gives pip's --platform for it)."""
+    major, minor = cell.python
+    abis = ["cp27mu", "cp27m"] if major == 2 else [f"cp{major}{minor}"]
+    plats = list(platform_tags(cell.platform))
+    return [*tags.cpython_tags(cell.python, abis, plats),
+            *tags.compatible_tags(cell.python, f"cp{major}{minor}", plats)]
+
+
+def _environment(cell: Cell) -> Environment:
+    return cast(Environment, cell.target.environment())
+
+
+def _nearest_lines(path: Path) -> set[tuple[str, str, str | None]]:
+    """(name, version, marker) of each requirement line of a .nearest.txt."""
+    out = set()
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            req = Requirement(line)
+            (spec,) = req.specifier
+            out.add((str(req.name), spec.version, None if req.marker is None else str(req.marker)))
+    return out
+
+
+@pytest.mark.parametrize("name", IN_CELLS)
+def test_nearest_pylock_carries_the_cells(name: str) -> None:
+    """The committed nearest pylock of a record resolved in cells (CMSSW_9_3_0, CMSSW_10_6_0-py2)
+    has exactly the lines of its .nearest.txt, and the PEP 751 selection pip runs (packaging's
+    ``Pylock.select``) gives each cell exactly its nearest set, each from a file that cell can
+    install; outside every cell the lock is refused."""
+    import tomllib
+
+    matrix = load_cells(LOCKS, name)
+    assert matrix is not None and matrix.resolved
+    lock = Pylock.from_dict(tomllib.loads((LOCKS / pylock.file_name(f"{name}-nearest")).read_text()))
+    entries = {(str(p.name), str(p.version), None if p.marker is None else str(p.marker))
+               for p in lock.packages}
+    assert len(entries) == len(lock.packages)
+    assert entries == _nearest_lines(LOCKS / f"{name}.nearest.txt")
+    assert lock.requires_python is not None
+    for r in matrix.resolved:
+        assert r.nearest is not None
+        env = _environment(r.cell)
+        # the markers of one name are disjoint: at most one entry of it holds in the cell
+        held = [str(p.name) for p in lock.packages if p.marker is None or p.marker.evaluate(dict(env))]
+        assert len(held) == len(set(held)), r.cell.name
+        assert lock.requires_python.contains(r.cell.target.python_full)
+        assert sum(m.evaluate(dict(env)) for m in lock.environments or ()) == 1, r.cell.name
+        chosen = list(lock.select(environment=env, tags=_cell_tags(r.cell)))
+        assert {str(p.name): str(p.version) for p, _ in chosen} == \
+            {str(n): str(v) for n, v in r.nearest.pins}, r.cell.name
+        for p, dist in chosen:  # a wheel this cell takes, else the package's only source
+            if isinstance(dist, PackageWheel):
+                assert r.cell.target.wheel_rank(dist.filename) is not None, (r.cell.name, dist.filename)
+            else:
+                assert not [w for w in p.wheels or () if r.cell.target.wheel_rank(w.filename) is not None]
+    outside = Cell(python=matrix.cells[0].python, platform="linux-ppc64le")
+    with pytest.raises(PylockSelectError, match="does not satisfy any of the environments"):
+        list(lock.select(environment=_environment(outside), tags=_cell_tags(outside)))
+
+
+def _files_of(lock: Pylock) -> lockforms.FileLookup:
+    """The files a pylock lists, as an index lookup would give them (pure: no index is read)."""
+    known: dict[tuple[str, str], list[FileInfo]] = {}
+    for p in lock.packages:
+        files = known.setdefault((str(p.name), str(p.version)), [])
+        for w in p.wheels or ():
+            assert w.name is not None and w.url is not None
+            files.append(FileInfo(filename=w.name, url=w.url, sha256=w.hashes["sha256"], size=w.size,
+                                  kind="wheel", usable=False))
+        for s in (p.sdist, p.archive):
+            if s is not None and s.url is not None:
+                files.append(FileInfo(filename=s.url.rsplit("/", 1)[1], url=s.url, sha256=s.hashes["sha256"],
+                                      size=s.size, kind="sdist", usable=False))
+
+    def lookup(name: NormalizedName, version: Version) -> list[FileInfo] | None:
+        return known.get((str(name), str(version)))
+
+    return lookup
+
+
+@pytest.mark.parametrize("name", IN_CELLS)
+def test_lock_writes_the_nearest_pylock_of_the_cells(name: str, tmp_path: Path) -> None:
+    """``stackmeta lock`` writes the committed nearest pylock again from the record, offline: the
+    files of the versions the check did not read come from an index page, here the committed
+    lock's own list of them."""
+    import tomllib
+
+    committed = (LOCKS / pylock.file_name(f"{name}-nearest")).read_text()
+    doc, rel = record.load(LOCKS, name)
+    matrix = load_cells(LOCKS, name)
+    assert matrix is not None
+    checked = lockforms.report_lookup(CheckReport.from_json(doc["check"]))
+    lookup = lockforms.chain(checked, _files_of(Pylock.from_dict(tomllib.loads(committed))))
+    created_by = tomllib.loads(committed)["created-by"]
+    text, missing = lockforms.cells_pylock_text(rel, matrix, lookup, created_by=created_by)
+    assert missing == []
+    assert text == committed

@@ -1,0 +1,166 @@
+"""What real tools make of a release's metapackage in one cell, against the real PyPI: pip
+installs it into a fresh venv on this machine, ``uv pip compile`` resolves it for any platform,
+and pip resolves a cell's pins for any platform (``install --dry-run --report --only-binary=:all:
+--platform ... --python-version ...``). Written once for ``scripts/cell_matrix.py`` (which prints
+the matrix) and ``tests/package/test_cells_network.py`` (which asserts it); the caller gives the
+environment the tools run in.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from packaging.utils import canonicalize_name
+
+from stackmeta import record
+from stackmeta.cells import Cell
+from stackmeta.index.cache import default_cache_dir
+from stackmeta.package import builder, metapackage
+from stackmeta.resolve.cells import CellMatrix
+from stackmeta.resolve.nearest import load_nearest
+from stackmeta.target import UV_PLATFORMS, platform_tags
+
+PYPI = "https://pypi.org/simple"
+BIN = Path(sys.executable).parent
+PYENV = Path.home() / ".pyenv/versions"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Outcome:
+    """The versions a tool installed or resolved (canonical name -> version), or its output
+    when it failed."""
+
+    pins: dict[str, str] = field(default_factory=dict)
+    failure: str = ""  # the tail of the tool's output; empty when it succeeded
+
+    @property
+    def last_line(self) -> str:
+        return (self.failure.strip().splitlines() or ["?"])[-1]
+
+    def differences(self, want: Mapping[str, str], tool: str) -> list[str]:
+        """'name: <tool> X / cell Y' for each package whose version differs from *want*."""
+        return sorted(f"{n}: {tool} {self.pins.get(n)} / cell {want.get(n)}"
+                      for n in set(self.pins) | set(want) if self.pins.get(n) != want.get(n))
+
+
+def python_for(minor: str) -> Path | None:
+    """The newest interpreter of Python *minor* ('3.12') installed by pyenv here."""
+    found = sorted(PYENV.glob(f"{minor}.*/bin/python"))
+    return found[-1] if found else None
+
+
+def find_uv() -> str | None:
+    return shutil.which("uv", path=str(BIN)) or shutil.which("uv")
+
+
+def metapackage_wheel(locks_dir: Path, name: str, matrix: CellMatrix, folder: Path) -> Path:
+    """The metapackage wheel of the record *name*, built into *folder*."""
+    rel = record.load_release(locks_dir, name)
+    project = metapackage.project(rel, load_nearest(locks_dir, name), metapackage.Options(), matrix)
+    built = builder.build(project, folder / "dist", work_dir=folder / "build", sdist=False)
+    return next(p for p in built.files if p.name.endswith(".whl"))
+
+
+def project_of(wheel: Path) -> str:
+    return wheel.name.split("-")[0].replace("_", "-")
+
+
+def requirement(wheel: Path) -> str:
+    """The metapackage as the design card writes it: cms-analysis-stack==9.3 for 9.3.0."""
+    return f"{project_of(wheel)}=={wheel.name.split('-')[1].removesuffix('.0')}"
+
+
+def _links(wheel_dir: Path | None = None) -> list[str]:
+    """--find-links for *wheel_dir* and the pure-Python wheels stackmeta built from sdists
+    (the wheels pip would build itself)."""
+    links = [] if wheel_dir is None else ["--find-links", str(wheel_dir)]
+    wheels = default_cache_dir() / "builds" / "wheels"
+    return links + (["--find-links", str(wheels)] if wheels.is_dir() else [])
+
+
+def _failure(proc: subprocess.CompletedProcess[str]) -> str:
+    return (proc.stdout[-3000:] + proc.stderr[-3000:]).strip() or f"exit status {proc.returncode}"
+
+
+def new_venv(python: Path, venv: Path, env: Mapping[str, str]) -> Path:
+    """A fresh venv of *python* at *venv* (virtualenv for Python 2, which has no venv module);
+    its interpreter."""
+    shutil.rmtree(venv, ignore_errors=True)
+    major = subprocess.run([python, "-c", "import sys; print(sys.version_info[0])"], env=env,
+                           capture_output=True, text=True, check=True).stdout.strip()
+    if major == "2":
+        subprocess.run([sys.executable, "-m", "virtualenv", "-q", "-p", python, venv], check=True, env=env)
+    else:
+        subprocess.run([python, "-m", "venv", venv], check=True, env=env)
+    return venv / "bin" / "python"
+
+
+def pip_install(python: Path, wheel: Path, env: Mapping[str, str], cwd: Path) -> Outcome:
+    """Real pip in the venv of *python* installs the metapackage (from --find-links, its
+    requirements from PyPI); every distribution then installed, as ``pip list`` gives them (run
+    in *cwd*, not the checkout: Python 2 puts the cwd on sys.path)."""
+    proc = subprocess.run(
+        [python, "-m", "pip", "install", "-q", requirement(wheel), "--find-links", wheel.parent,
+         "--index-url", PYPI],
+        env=env, capture_output=True, text=True, timeout=3600,
+    )
+    if proc.returncode != 0:
+        return Outcome(failure=_failure(proc))
+    listed = subprocess.run([python, "-m", "pip", "list", "--format=json"], cwd=cwd, env=env,
+                            capture_output=True, text=True, check=True)
+    return Outcome(pins={canonicalize_name(p["name"]): p["version"] for p in json.loads(listed.stdout)})
+
+
+def module_check(python: Path, wheel: Path, env: Mapping[str, str],
+                 cwd: Path) -> subprocess.CompletedProcess[str]:
+    """``python -m cms_analysis_stack check`` in the venv the metapackage was installed into."""
+    return subprocess.run([python, "-m", project_of(wheel).replace("-", "_"), "check"], env=env,
+                          capture_output=True, text=True, cwd=cwd)
+
+
+def uv_compile(uv: str, cell: Cell, wheel: Path, tmp: Path, env: Mapping[str, str]) -> Outcome:
+    """``uv pip compile --python-platform P --python-version X`` of the metapackage: the pins it
+    resolves to (the metapackage itself left out)."""
+    req = tmp / "in.txt"
+    req.write_text(requirement(wheel) + "\n")
+    proc = subprocess.run(
+        [uv, "pip", "compile", str(req), "--python-platform", UV_PLATFORMS[cell.platform],
+         "--python-version", cell.python_version, "--index-url", PYPI, *_links(wheel.parent),
+         "--no-header", "--no-annotate", "--quiet", "--no-config"],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )
+    if proc.returncode != 0:
+        return Outcome(failure=_failure(proc))
+    got = {}
+    for line in proc.stdout.splitlines():
+        if "==" in line and not line.startswith("#"):
+            n, v = line.strip().split("==", 1)
+            got[canonicalize_name(n)] = v.split(";")[0].strip()
+    got.pop(project_of(wheel), None)
+    return Outcome(pins=got)
+
+
+def pip_resolve(cell: Cell, want: Mapping[str, str], tmp: Path, env: Mapping[str, str]) -> Outcome:
+    """``pip install --dry-run --report --only-binary=:all: --platform ... --python-version ...``
+    of the cell's pins *want* (pip evaluates markers for the machine it runs on, so it is given
+    the pins rather than the metapackage): what it would install."""
+    req = tmp / "req.txt"
+    req.write_text("".join(f"{n}=={v}\n" for n, v in sorted(want.items())))
+    report = tmp / "report.json"
+    plat = [a for t in platform_tags(cell.platform) for a in ("--platform", t)]
+    proc = subprocess.run(
+        [BIN / "python", "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+         "--report", str(report), "--only-binary=:all:", *plat, "--python-version", cell.python_version,
+         "--implementation", "cp", "-r", str(req), "--index-url", PYPI, *_links()],
+        env=env, capture_output=True, text=True, timeout=1800,
+    )
+    if proc.returncode != 0:
+        return Outcome(failure=_failure(proc))
+    return Outcome(pins={canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"]
+                         for i in json.loads(report.read_text())["install"]})
