@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from scripts import celltools  # noqa: E402
 from stackmeta.cells import Cell  # noqa: E402
 from stackmeta.childenv import pip_environment  # noqa: E402
-from stackmeta.resolve.cells import CellMatrix, load_cells  # noqa: E402
+from stackmeta.resolve.matrix import CellMatrix, load_cells  # noqa: E402
 
 
 def _env() -> dict[str, str]:

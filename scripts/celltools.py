@@ -22,7 +22,7 @@ from stackmeta import record
 from stackmeta.cells import Cell
 from stackmeta.index.cache import default_cache_dir
 from stackmeta.package import builder, metapackage
-from stackmeta.resolve.cells import CellMatrix
+from stackmeta.resolve.matrix import CellMatrix
 from stackmeta.resolve.nearest import load_nearest
 from stackmeta.target import UV_PLATFORMS, platform_tags
 

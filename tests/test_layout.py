@@ -4,6 +4,8 @@ from a later stage (the shared modules at the top import no stage at all)."""
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -65,3 +67,13 @@ def test_every_folder_is_a_stage() -> None:
     assert folders == {*STAGES, "commands"}
     loose = {p.stem for p in PACKAGE.glob("*.py")} - {"__init__", *SHARED, *TOP}
     assert loose == set()
+
+
+def test_the_main_job_loads_no_resolver() -> None:
+    """Building the metapackages from committed records reads the cells; it resolves nothing,
+    so neither resolvelib nor the search is imported."""
+    code = ("import sys, stackmeta.package.pipeline, stackmeta.commands.build; print(sorted(m for m in "
+            "sys.modules if m.startswith(('resolvelib', 'stackmeta.resolve.search'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=PACKAGE.parent).stdout
+    assert out.strip() == "[]"

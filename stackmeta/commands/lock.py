@@ -20,7 +20,7 @@ from stackmeta.errors import IndexAccessError, RecordError, StackmetaError
 from stackmeta.index import IndexClient
 from stackmeta.locks import constraints, pylock
 from stackmeta.locks import forms as lockforms
-from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
+from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import SECTION as NEAREST_SECTION
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.target import Target

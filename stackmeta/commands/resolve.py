@@ -18,7 +18,8 @@ from stackmeta.errors import IndexAccessError, ResolutionError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.index.installable import Builds, python2_interpreter
 from stackmeta.record import BuildKind
-from stackmeta.resolve.cells import resolve_cells, save_cells
+from stackmeta.resolve.cells import resolve_cells
+from stackmeta.resolve.matrix import save_cells
 from stackmeta.resolve.nearest import RULE, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch

@@ -28,7 +28,7 @@ from stackmeta.check.report import CheckReport, FileInfo
 from stackmeta.errors import RecordError
 from stackmeta.locks import constraints, pylock
 from stackmeta.record import Release
-from stackmeta.resolve.cells import CellMatrix
+from stackmeta.resolve.matrix import CellMatrix
 from stackmeta.target import Target
 
 # (name, version) -> the files of that version on the index, or None when not known

@@ -30,7 +30,7 @@ from stackmeta import cells as laptop_cells
 from stackmeta.errors import BuildError, UsageError
 from stackmeta.record import BuildKind, Release
 from stackmeta.release import parse_release, release_version
-from stackmeta.resolve.cells import CellMatrix
+from stackmeta.resolve.matrix import CellMatrix
 from stackmeta.resolve.nearest import NearestSet
 
 DEFAULT_NAME = "cms-analysis-stack"

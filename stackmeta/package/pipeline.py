@@ -22,7 +22,7 @@ from stackmeta.package import builder, metapackage, publish
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import Release
 from stackmeta.release import parse_release, release_order
-from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
+from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
 
 

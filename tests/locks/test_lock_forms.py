@@ -22,7 +22,7 @@ from scripts import celltools
 from stackmeta import record
 from stackmeta.cells import Cell
 from stackmeta.cli import main
-from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix, CellResult
+from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix, CellResult
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.venv import list_installed
 from tests.pypiserver_fixture import (

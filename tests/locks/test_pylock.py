@@ -25,7 +25,7 @@ from stackmeta.cells import Cell
 from stackmeta.check.report import CheckReport, FileInfo
 from stackmeta.locks import forms as lockforms
 from stackmeta.locks import pylock
-from stackmeta.resolve.cells import load_cells
+from stackmeta.resolve.matrix import load_cells
 from stackmeta.resolve.venv import list_installed
 from stackmeta.target import platform_tags
 from tests.httpserver import StaticServer

@@ -24,7 +24,7 @@ from packaging.version import Version
 
 from scripts import celltools
 from stackmeta.cells import Cell
-from stackmeta.resolve.cells import CellMatrix, load_cells
+from stackmeta.resolve.matrix import CellMatrix, load_cells
 from stackmeta.target import UV_PLATFORMS
 from tests.pypiserver_fixture import env_without_index
 

@@ -15,7 +15,7 @@ from packaging.version import Version
 from stackmeta import record
 from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.package import builder, metapackage
-from stackmeta.resolve.cells import load_cells
+from stackmeta.resolve.matrix import load_cells
 from stackmeta.resolve.nearest import NearestSet, load_nearest
 from stackmeta.target import Target
 
