@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
@@ -41,12 +42,19 @@ def _venv(python: Path, where: Path) -> Path:
     return where / "bin" / "python"
 
 
-def _pins(path: Path) -> dict[str, Version]:
+def _pins(path: Path, minor: str = "3.9") -> dict[str, Version]:
+    """The pins of a requirements file that hold on this machine (linux x86_64) for Python
+    *minor*: a line's marker (the cells of a .nearest.txt) is evaluated."""
+    env = {"python_version": minor, "python_full_version": f"{minor}.0", "sys_platform": "linux",
+           "platform_machine": "x86_64", "platform_system": "Linux", "os_name": "posix",
+           "implementation_name": "cpython", "platform_python_implementation": "CPython"}
     out = {}
     for line in path.read_text().splitlines():
         if line and not line.startswith("#") and "==" in line:
-            name, version = line.split(";")[0].strip().split("==")
-            out[canonicalize_name(name)] = Version(version)
+            req = Requirement(line)
+            if req.marker is None or req.marker.evaluate(env):
+                [spec] = req.specifier
+                out[canonicalize_name(req.name)] = Version(spec.version)
     return out
 
 
@@ -57,9 +65,11 @@ def _within(installed: dict[str, str], constraints: dict[str, Version]) -> list[
             if n in constraints and Version(v) != constraints[n] and n not in ("pip", "setuptools")]
 
 
-def test_pip_install_with_the_readmes_constraints_on_the_releases_python(tmp_path: Path) -> None:
-    """README: pip install -c locks/CMSSW_14_0_0.nearest.txt coffea (Python 3.9, the release's)."""
-    python = _venv(_python("3.9"), tmp_path / "venv")
+@pytest.mark.parametrize("minor", ["3.9", "3.12"])
+def test_pip_install_with_the_readmes_constraints(tmp_path: Path, minor: str) -> None:
+    """README: pip install -c locks/CMSSW_14_0_0.nearest.txt coffea, on the release's Python
+    (3.9) and a newer one (the file's markers give each its cell's pins)."""
+    python = _venv(_python(minor), tmp_path / "venv")
     started = time.monotonic()
     proc = subprocess.run([python, "-m", "pip", "install", "--index-url", "https://pypi.org/simple",
                            "-c", LOCKS / "CMSSW_14_0_0.nearest.txt", "coffea"],
@@ -67,23 +77,25 @@ def test_pip_install_with_the_readmes_constraints_on_the_releases_python(tmp_pat
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     have = list_installed(str(python)).dists
     assert "coffea" in have
-    assert _within(have, _pins(LOCKS / "CMSSW_14_0_0.nearest.txt")) == []
-    print(f"pip install -c nearest coffea on 3.9: coffea {have['coffea']}, "
+    assert _within(have, _pins(LOCKS / "CMSSW_14_0_0.nearest.txt", minor)) == []
+    print(f"pip install -c nearest coffea on {minor}: coffea {have['coffea']}, "
           f"{time.monotonic() - started:.0f} s")
 
 
+@pytest.mark.parametrize("minor", ["3.9", "3.12"])
 @pytest.mark.parametrize("tool", ["pip-compile", "uv"])
-def test_a_group_in_compiles_against_the_readmes_constraints(tmp_path: Path, tool: str) -> None:
-    """README: pip-compile / uv pip compile -c locks/CMSSW_14_0_0.nearest.txt group.in."""
+def test_a_group_in_compiles_against_the_readmes_constraints(tmp_path: Path, tool: str, minor: str) -> None:
+    """README: pip-compile / uv pip compile -c locks/CMSSW_14_0_0.nearest.txt group.in, on the
+    release's Python and a newer one."""
     group = tmp_path / "group.in"
     group.write_text("\n".join(GROUP) + "\n")
     out = tmp_path / "group.txt"
     constraints = LOCKS / "CMSSW_14_0_0.nearest.txt"
     if tool == "uv":
-        cmd: list[str | Path] = [BIN / "uv", "pip", "compile", "--python", _python("3.9"), "--index-url",
+        cmd: list[str | Path] = [BIN / "uv", "pip", "compile", "--python", _python(minor), "--index-url",
                                  "https://pypi.org/simple", "-c", constraints, group, "-o", out]
     else:
-        venv = _venv(_python("3.9"), tmp_path / "tools")
+        venv = _venv(_python(minor), tmp_path / "tools")
         subprocess.run([venv, "-m", "pip", "install", "-q", "pip-tools", "--index-url",
                         "https://pypi.org/simple"], check=True, env=env_without_index(), timeout=600)
         cmd = [venv.parent / "pip-compile", "--index-url", "https://pypi.org/simple", "-c", constraints,
@@ -94,9 +106,9 @@ def test_a_group_in_compiles_against_the_readmes_constraints(tmp_path: Path, too
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     compiled = _pins(out)
     assert set(map(canonicalize_name, GROUP)) <= set(compiled)
-    wanted = _pins(constraints)
+    wanted = _pins(constraints, minor)
     assert [f"{n} {v}" for n, v in compiled.items() if n in wanted and v != wanted[n]] == []
-    print(f"{tool} group.in on 3.9: coffea {compiled['coffea']}, {time.monotonic() - started:.0f} s")
+    print(f"{tool} group.in on {minor}: coffea {compiled['coffea']}, {time.monotonic() - started:.0f} s")
 
 
 def test_group_metapackage_with_moves_resolves_to_its_pins(tmp_path: Path) -> None:
