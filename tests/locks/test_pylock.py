@@ -153,7 +153,9 @@ def test_legacy_source_names_become_archives() -> None:
 # -- the nearest pylock of a record resolved in cells (issue 12) ------------------------------
 
 LOCKS = Path(__file__).parents[2] / "locks"
-IN_CELLS = sorted(p.stem for p in LOCKS.glob("*.json") if '"cells":' in p.read_text())
+# the records in cells whose lock forms are committed (the current releases': README, locks/)
+IN_CELLS = sorted(p.stem for p in LOCKS.glob("*.json") if '"cells":' in p.read_text()
+                  and (LOCKS / pylock.file_name(f"{p.stem}-nearest")).exists())
 
 
 def _cell_tags(cell: Cell) -> list[Tag]:
