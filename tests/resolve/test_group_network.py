@@ -111,11 +111,11 @@ def test_a_group_in_compiles_against_the_readmes_constraints(tmp_path: Path, too
     print(f"{tool} group.in on {minor}: coffea {compiled['coffea']}, {time.monotonic() - started:.0f} s")
 
 
-def test_group_metapackage_with_moves_resolves_to_its_pins(tmp_path: Path) -> None:
+def test_group_metapackage_with_moves_installs_its_pins(tmp_path: Path) -> None:
     """README: stackmeta build --base CMSSW_14_0_0 --add coffea==2024.4.0 --allow-moves; refused
-    without --allow-moves, built with it, and every deviation from the release's set is a move
-    the plan announced. (Installing it needs the pins a laptop cannot build left out per cell;
-    the overlay test below installs the same kind of plan for real.)"""
+    without --allow-moves, built with it, every deviation from the release's set is a move the
+    plan announced, and real pip installs it from PyPI into a fresh venv of the release's Python
+    (3.9): exactly its pins."""
     locks = tmp_path / "locks"
     shutil.copytree(LOCKS, locks)
     started = time.monotonic()
@@ -136,7 +136,14 @@ def test_group_metapackage_with_moves_resolves_to_its_pins(tmp_path: Path) -> No
     assert {n for n, v in pins.items() if n in nearest and nearest[n] != v} == set(moved)
     wheel = next(Path(f["file"]) for f in built["files"] if f["file"].endswith(".whl"))
     assert wheel.name == "hgg_analysis_stack-1.0-py3-none-any.whl"
-    print(f"group build: {len(moved)} moves, {time.monotonic() - started:.0f} s")
+    python = _venv(_python("3.9"), tmp_path / "venv")
+    proc = subprocess.run([python, "-m", "pip", "install", "--index-url", "https://pypi.org/simple", wheel],
+                          capture_output=True, text=True, env=env_without_index(), timeout=3600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    have = {canonicalize_name(n): Version(v) for n, v in list_installed(str(python)).dists.items()}
+    assert {n: v for n, v in pins.items() if have.get(n) != v} == {}
+    print(f"group build and install: {len(moved)} moves, {len(pins)} pins, "
+          f"{time.monotonic() - started:.0f} s")
 
 
 def test_overlay_env_with_awkward_2_6_3_imports_coffea(tmp_path: Path) -> None:
