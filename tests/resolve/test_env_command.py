@@ -220,8 +220,9 @@ def test_a_release_of_another_python_points_to_python(locks: Path, tmp_path: Pat
         "found (python2.5 on PATH, ~/.pyenv/versions/2.5.*): install one and pass --python PATH")
 
 
-@pytest.mark.slow
-def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_path: Path) -> None:
+def with_oraclelib(index: str, tmp_path: Path) -> Path:
+    """A record whose set holds oraclelib 1.0 (its nearest set resolved with --no-build: the sdist
+    counts as installable there)."""
     locks = tmp_path / "locks"
     locks.mkdir()
     write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
@@ -230,8 +231,41 @@ def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_pat
                              "--locks-dir", str(locks), "-q",
                              "--cache-dir", str(locks / "cache"))
     assert code == 0, err
+    return locks
+
+
+@pytest.mark.slow
+def test_a_pin_the_cell_cannot_install_is_left_out_up_front_with_its_reason(index: str,
+                                                                           tmp_path: Path) -> None:
+    locks = with_oraclelib(index, tmp_path)
     dest = tmp_path / "env"
-    code, _, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0")
+    code, out, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0", "--dry-run")
+    assert code == 0, err
+    cell = f"{sys.version_info.major}.{sys.version_info.minor}-linux-x86_64"
+    reason = ("no wheel for this cell; its sdist does not build: error: cannot locate an Oracle software "
+              "installation")
+    assert out.splitlines()[1:3] == [
+        f"  1 left out: this cell cannot install them (judged by sdist builds for {cell})",
+        f"  left out  oraclelib 1.0: {reason}",
+    ]
+    code, out, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["cell"], result["installable_by"]) == (cell, f"sdist builds for {cell}")
+    assert result["plan"]["left_out"] == [
+        {"name": "oraclelib", "version": "1.0", "reason": reason, "by": "env"}]
+    assert installed(dest) == {**PINS, "theanolib": "0.9.0"}
+    made = json.loads((dest / "stackmeta-env.json").read_text())
+    python = ".".join(str(p) for p in sys.version_info[:3])
+    assert made["deviations"] == ["theanolib 0.8.2 -> 0.9.0: theanolib==0.9.0",
+                                  f"oraclelib left out: Python {python} on linux-x86_64 cannot install it"]
+
+
+@pytest.mark.slow
+def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_path: Path) -> None:
+    locks = with_oraclelib(index, tmp_path)
+    dest = tmp_path / "env"
+    code, _, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0", "--no-build")
     assert code == 1
     assert err.splitlines()[-1] == (
         f"error: pip install into {dest} failed (exit 1): oraclelib==1.0: error: cannot locate an Oracle "
