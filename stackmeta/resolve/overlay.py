@@ -189,7 +189,8 @@ class Plan:
 
     def moves_message(self) -> str:
         """One line: 'Theano==0.9.0 needs: numpy 1.11.0 -> 1.13.3 (theano 0.9.0 requires ...); ...'."""
-        return f"{self.requested} needs: " + "; ".join(str(m) for m in self.moves)
+        who = self.requested if self.requested != "nothing" else str(self.target)
+        return f"{who} needs: " + "; ".join(str(m) for m in self.moves)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -563,8 +564,9 @@ def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
     lines += [f"{o.name} {pins[o.name]} -> {o.version}: {o.text}" for o in p.overrides]
     lines += [f"{name} left out: --exclude {name}" for name in p.excluded]
     lines += [f"{lo.name} left out: {p.target} cannot install it" for lo in p.left_out if lo.by == "env"]
-    lines += [f"{m.name} {m.old} -> {m.new}{major_flag(m.old, m.new)}: moved for "
-              f"{p.requested} ({m.reason})" for m in p.moves]
+    why = f" for {p.requested}" if p.requested != "nothing" else ""  # else the cell moved it
+    lines += [f"{m.name} {m.old} -> {m.new}{major_flag(m.old, m.new)}: moved{why} ({m.reason})"
+              for m in p.moves]
     return lines
 
 

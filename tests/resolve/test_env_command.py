@@ -345,3 +345,30 @@ def test_python_of_another_minor_is_used_when_given_with_a_warning(locks: Path, 
         f"{running}: the set is checked again for it, and may not fit")
     assert "  no overrides, additions or exclusions: the set as it is" in out
     assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.slow
+def test_with_a_cells_section_the_cells_own_set_and_its_omissions_are_used(index: str,
+                                                                          tmp_path: Path) -> None:
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
+                                          release=RELEASE, python=PYTHON))
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    code, _, err = run_cli("resolve", RELEASE, "--newest-python", minor, "--index-url", index,
+                           "--locks-dir", str(locks), "-q", "--cache-dir", str(locks / "cache"))
+    assert code == 0, err
+    cell = json.loads((locks / f"{RELEASE}.json").read_text())["cells"]["cells"][f"{minor}-linux-x86_64"]
+    [omission] = cell["nearest"]["omissions"]
+    assert omission["name"] == "oraclelib"
+    # a cache without the builds: the cell's set is used as it is, nothing is built again
+    code, out, err = run_cli("env", RELEASE, str(tmp_path / "env"), "--override", "theanolib==0.9.0",
+                             "--dry-run", "--json", "--locks-dir", str(locks),
+                             "--cache-dir", str(tmp_path / "fresh-cache"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["installable_by"] == f"the record's cells section ({minor}-linux-x86_64)"
+    assert result["plan"]["left_out"] == [
+        {"name": "oraclelib", "version": "1.0", "reason": omission["reason"], "by": "resolve"}]
+    assert result["plan"]["pins"] == {**PINS, "theanolib": "0.9.0"}
+    assert not (tmp_path / "fresh-cache" / "builds").exists()
