@@ -192,16 +192,12 @@ def _cell_set(doc: Mapping[str, Any], cell: Cell, release: str) -> NearestSet | 
         return None
     try:
         matrix = CellMatrix.from_json(doc[CELLS_SECTION])
-        found = matrix.result(cell).nearest
-    except KeyError as exc:
-        if exc.args == (cell.name,):
-            return None  # a cell the record was not resolved for
+    except (KeyError, TypeError, ValueError) as exc:
         raise RecordError(f"{release}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
                           f"'stackmeta resolve {release}' again") from None
-    except (TypeError, ValueError) as exc:
-        raise RecordError(f"{release}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
-                          f"'stackmeta resolve {release}' again") from None
-    return found
+    if cell not in matrix.cells:
+        return None  # a cell the record was not resolved for
+    return matrix.result(cell).nearest
 
 
 def _build_sdists(source: IndexSource, builds: Builds, pins: Sequence[tuple[NormalizedName, Version]],
