@@ -5,17 +5,26 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
 from stackmeta import record
+from stackmeta.cells import Cell, running_cell
 from stackmeta.commands import common
 from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
-from stackmeta.errors import ResolutionError
+from stackmeta.errors import RecordError, ResolutionError
 from stackmeta.index import IndexClient, IndexSource
+from stackmeta.index.installable import Builds
+from stackmeta.progress import Progress
 from stackmeta.resolve import overlay, venv
+from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import NearestSet, load_resolved
 from stackmeta.target import Target
 
@@ -30,7 +39,17 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "overrides and additions are checked against the rest of the set by their metadata; when "
             "other pins would have to move, the command names them and stops, unless --allow-moves. "
             "The lock and the record are never changed; DIR/stackmeta-env.json records what the "
-            "environment was made from, so 'stackmeta diff RELEASE --env' inside it shows the overrides."
+            "environment was made from, so 'stackmeta diff RELEASE --env' inside it shows the overrides. "
+            "What the environment's cell (its Python and this machine's platform) cannot install is "
+            "left out up front, each package with its reason, in the plan and its JSON ('left_out'): "
+            "when the record has a 'cells' section holding that cell, its set is used as it is (its "
+            "omissions are what is left out); otherwise each pin is judged on the index as 'stackmeta "
+            "resolve' judges cells: a wheel for the cell, or an sdist that builds (PEP 517, isolated, no "
+            "compiler, cached) into a pure-Python wheel. A pin none of whose versions the cell can "
+            "install is left out, with every pin that requires it; a pin another version of which it can "
+            "install moves there (a move, as above). Everything is installed by one 'pip install "
+            "--no-deps --use-pep517' of the exact pins, so the order never matters; a failure names the "
+            "package that failed."
         ),
     )
     p.add_argument("release", help="lock name, e.g. CMSSW_9_3_0")
@@ -48,6 +67,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
                    help="the interpreter (default: python<X.Y> of the release on PATH or in ~/.pyenv)")
     p.add_argument("--index-url", help="simple index (default: the one the nearest set was resolved on)")
     p.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
+    p.add_argument("--no-build", action="store_true",
+                   help="without a 'cells' section, do not build sdists to judge them: an sdist counts "
+                        "as installable and pip finds out (a failure names the package)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; create nothing")
     p.set_defaults(func=run)
 
@@ -74,16 +96,30 @@ def run(args: argparse.Namespace, output: Output) -> int:
     else:
         output.info(f"{args.release} is a Python {rel.python} stack: using {python.path} "
                     f"(Python {python.version}; --python PATH for another)")
-    target = Target(python=python.version, platform=nearest.platform)
+    here = running_cell()
+    cell = Cell(python=python.minor, platform=here.platform if here is not None else nearest.platform)
+    from_cells = _cell_set(loaded.doc, cell, args.release)
+    if from_cells is not None:
+        nearest = from_cells
+        judged_by = f"the record's cells section ({cell.name})"
+    else:
+        judged_by = "none (--no-build)" if args.no_build else f"sdist builds for {cell.name}"
+    target = Target(python=python.version, platform=cell.platform)
     progress = output.progress()
     index_url = args.index_url or nearest.index_url
     with IndexClient(index_url, cache_dir=args.cache_dir) as client:
-        source = IndexSource(client, target)
+        builds = None
+        if from_cells is None and not args.no_build:
+            builds = Builds(client, python=str(python.path) if python.version.major == 2 else sys.executable,
+                            python2=python.version.major == 2)
+        source = IndexSource(client, target, builds=builds)
         names = sorted({n for n, _ in nearest.pins} | {o.name for o in overrides}
                        | {a.name for a in additions})
         source.prefetch(names, progress)
         source.prefetch_dependencies([*nearest.pins, *((o.name, o.version) for o in overrides)], progress)
         require_pages(source, "nothing was created")
+        if builds is not None:
+            _build_sdists(source, builds, nearest.pins, progress)
         nearest_here = replace(nearest, index_url=index_url)
         plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions,
                             exclude=args.exclude)
@@ -92,9 +128,9 @@ def run(args: argparse.Namespace, output: Output) -> int:
         output.warn(str(far))
     refused = bool(plan.moves) and not args.allow_moves
     result: dict[str, Any] = {"plan": plan.to_json(), "dir": str(dest), "created": False,
-                              "dry_run": args.dry_run}
+                              "dry_run": args.dry_run, "cell": cell.name, "installable_by": judged_by}
     if not output.json_mode:
-        _show(plan, nearest, output)
+        _show(plan, nearest, output, judged_by)
     if refused:
         message = (f"{plan.moves_message()}: nothing was created; pass --allow-moves to make the "
                    "environment with these moves, or choose other versions")
@@ -127,9 +163,14 @@ def run(args: argparse.Namespace, output: Output) -> int:
     return 0
 
 
-def _show(plan: overlay.Plan, nearest: NearestSet, output: Output) -> None:
+def _show(plan: overlay.Plan, nearest: NearestSet, output: Output, judged_by: str) -> None:
     pins = nearest.pin_map
     output.result(f"{plan.release}: {len(plan.pins)} packages for {plan.target} from {plan.index_url}")
+    if plan.left_out:
+        output.result(f"  {len(plan.left_out)} left out: this cell cannot install them (judged by "
+                      f"{judged_by})")
+    for lo in plan.left_out:
+        output.result(f"  left out  {lo}")
     for o in plan.overrides:
         output.result(f"  override  {o.name} {pins[o.name]} -> {o.version}")
     for n in plan.new:
@@ -142,6 +183,34 @@ def _show(plan: overlay.Plan, nearest: NearestSet, output: Output) -> None:
         output.result("  no overrides, additions or exclusions: the set as it is")
     elif plan.fits:
         output.result(f"  {plan.requested} fits the rest of the set: no other pin moves")
+
+
+def _cell_set(doc: Mapping[str, Any], cell: Cell, release: str) -> NearestSet | None:
+    """The nearest set of *cell* in the record's "cells" section (None when the record has no
+    such section, or no set for that cell)."""
+    if CELLS_SECTION not in doc:
+        return None
+    try:
+        matrix = CellMatrix.from_json(doc[CELLS_SECTION])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise RecordError(f"{release}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
+                          f"'stackmeta resolve {release}' again") from None
+    if cell not in matrix.cells:
+        return None  # a cell the record was not resolved for
+    return matrix.result(cell).nearest
+
+
+def _build_sdists(source: IndexSource, builds: Builds, pins: Sequence[tuple[NormalizedName, Version]],
+                  progress: Progress) -> None:
+    """Build, two at a time, the sdists of the pins without a wheel for the cell (the plan then
+    finds each built, or failed, once)."""
+    todo = []
+    for name, version in pins:
+        files = source.files(name, version)
+        if files and not any(f.kind == "wheel" and source.target.wheel_rank(f.filename) is not None
+                             for f in files):
+            todo += [(str(name), f) for f in files if f.kind == "sdist"][:1]
+    builds.build_many(todo, progress)
 
 
 def _warn_unknown(plan: overlay.Plan, output: Output) -> None:

@@ -17,16 +17,24 @@ metadata that the overrides and additions fit the rest, with resolvelib over a
 - dependencies of the overrides and additions that the set does not hold are pinned at the
   newest version consistent with the rest, as pip would pick them.
 
+What the environment's cell (its Python and platform) cannot install is settled first, by the
+source's judgement (:meth:`~stackmeta.index.source.IndexSource.installable`: a wheel for the
+cell, or an sdist that builds into a pure-Python wheel; a source that cannot judge says yes): a
+pin whose version the cell cannot install, of which no other version is installable either, is
+*left out* up front with the judgement's one-line reason (:class:`LeftOut`, :func:`cell_left_out`),
+and so is every pin that requires a package left out; a pin of which another version is
+installable is released like any moved pin (a :class:`Move`, whose reason is the judgement's).
+
 This module is pure: it reads a CandidateSource and returns a :class:`Plan`. Creating the
 environment is :mod:`stackmeta.resolve.venv`'s work.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
@@ -118,6 +126,19 @@ class NewPin:
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
+class LeftOut:
+    """A package of the set the environment does not hold, because its cell cannot install it."""
+
+    name: NormalizedName
+    version: str  # the set's version (the release's, as written, for the set's own omissions)
+    reason: str  # one line: the judgement's own ("... its sdist does not build: ... cuda.h ...")
+    by: Literal["resolve", "env"]  # the set's omission ('stackmeta resolve'), or judged for the env
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.version}: {self.reason}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
 class FarAddition:
     """An addition that lands far from its newest version (another major version, or years
     older), and what getting the newest would take."""
@@ -146,6 +167,7 @@ class Plan:
     moves: tuple[Move, ...] = ()
     new: tuple[NewPin, ...] = ()
     excluded: tuple[NormalizedName, ...] = ()  # pins of the set left out (--exclude)
+    left_out: tuple[LeftOut, ...] = ()  # what the cell cannot install: the set's omissions, then the env's
     unknown: tuple[str, ...] = ()  # "name version" whose dependencies could not be read
     far: tuple[FarAddition, ...] = ()  # additions far from their newest version
 
@@ -167,7 +189,8 @@ class Plan:
 
     def moves_message(self) -> str:
         """One line: 'Theano==0.9.0 needs: numpy 1.11.0 -> 1.13.3 (theano 0.9.0 requires ...); ...'."""
-        return f"{self.requested} needs: " + "; ".join(str(m) for m in self.moves)
+        who = self.requested if self.requested != "nothing" else str(self.target)
+        return f"{who} needs: " + "; ".join(str(m) for m in self.moves)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -181,6 +204,8 @@ class Plan:
             "moves": [{"name": m.name, "from": str(m.old), "to": str(m.new), "reason": m.reason,
                        **({"new_major": True} if m.new_major else {})} for m in self.moves],
             "excluded": list(self.excluded),
+            "left_out": [{"name": lo.name, "version": lo.version, "reason": lo.reason, "by": lo.by}
+                         for lo in self.left_out],
             "new": [{"name": n.name, "version": str(n.version), "required_by": list(n.required_by)}
                     for n in self.new],
             "unknown_dependencies": list(self.unknown),
@@ -223,6 +248,11 @@ def _check_requests(nearest: NearestSet, source: CandidateSource, target: Target
             near = [str(v) for v in nearest_order(available, o.version)[:5]]
             raise UsageError(f"--override {o.text}: {o.name} {o.version} is not on {nearest.index_url} "
                              f"in a form pip could install for {target}; nearest there: {', '.join(near)}")
+        judge = getattr(source, "installable", None)  # an index source judges by building
+        found = judge(o.name, o.version) if judge is not None else None
+        if found is not None and not found.installable:
+            raise UsageError(f"--override {o.text}: {target} cannot install {o.name} {o.version}: "
+                             f"{found.reason}: choose another version")
     for a in additions:
         name = canonicalize_name(a.name)
         if name in seen:
@@ -300,8 +330,19 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
     package left out that the rest requires), ResolutionError when no set holds the
     overrides and additions together. With *newest*, an addition that lands far from its
     newest version is told in :attr:`Plan.far`, with what its newest version would need."""
+    keep = {o.name for o in overrides} | {canonicalize_name(n) for n in exclude}
+    cannot = cell_left_out(nearest, source, target, keep=keep)
+    gone = {lo.name for lo in cannot}
+    whole = nearest
+    nearest = replace(nearest, pins=tuple(pin for pin in nearest.pins if pin[0] not in gone))
     found = _plan(nearest, source, target, overrides=overrides, additions=additions, exclude=exclude,
                   max_rounds=max_rounds)
+    # a package left out that an override or addition brings back (at a version the cell can
+    # install) is a new pin, not left out
+    left_out = [LeftOut(name=o.name, version=o.release_version, reason=o.reason, by="resolve")
+                for o in whole.omissions]
+    left_out += [lo for lo in cannot if lo.name not in found.pin_map]
+    found = replace(found, left_out=tuple(left_out))
     if not newest:
         return found
     far = []
@@ -323,6 +364,46 @@ def plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
             needs = f"no set holds it ({exc})"
         far.append(FarAddition(name=name, version=version, newest=available[-1], why=why, needs=needs))
     return replace(found, far=tuple(far))
+
+
+def cell_left_out(nearest: NearestSet, source: CandidateSource, target: Target, *,
+                  keep: Collection[NormalizedName] = ()) -> tuple[LeftOut, ...]:
+    """The pins of *nearest* (but those in *keep*: overridden, excluded) that *target* cannot
+    install, by the source's judgement: those with no version on the index for it, and those
+    whose version it cannot install when no other version is installable either (one with
+    another is moved by the plan); then every pin that requires a package left out. Sorted by
+    name, each with its reason."""
+    memo = Memo(source)
+    out: dict[NormalizedName, LeftOut] = {}
+    for name, version in nearest.pins:
+        if name in keep:
+            continue
+        available = memo.versions(name)
+        if not available:
+            out[name] = LeftOut(name=name, version=str(version), by="env", reason=(
+                f"no version of {name} on {nearest.index_url} that pip could install for {target}"))
+            continue
+        if version not in available:
+            continue  # another version is: the plan moves it
+        ok, why = memo.installable(name, version, target)
+        if ok or any(memo.installable(name, v, target)[0]
+                     for v in nearest_order(sorted(available), version) if v != version):
+            continue
+        out[name] = LeftOut(name=name, version=str(version), by="env", reason=why)
+    probe = Provider(memo, target, hard={}, preferred={}, rank={})
+    while out:
+        needs = {}
+        for name, version in nearest.pins:
+            if name in out or name in keep:
+                continue
+            dep = next((d for d in probe.dependencies_of(name, version) if d.name in out), None)
+            if dep is not None:
+                needs[name] = LeftOut(name=name, version=str(version), by="env", reason=(
+                    f"it requires {dep.text}, and {dep.name} is left out ({target} cannot install it)"))
+        if not needs:
+            break
+        out.update(needs)
+    return tuple(out[n] for n in sorted(out))
 
 
 YEARS_FAR = 2.0  # an addition this many years older than its newest version is far from it
@@ -389,6 +470,11 @@ def _plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
             del hard[name]
             released[name] = (f"{name} {version} is not on {nearest.index_url} in a form pip could "
                               f"install for {target}")
+            continue
+        ok, why = memo.installable(name, version, target)
+        if not ok:  # another version is (else cell_left_out has left it out)
+            del hard[name]
+            released[name] = f"{target} cannot install {name} {version}: {why}"
     for _ in range(len(pins) + 1):
         provider = Provider(memo, target, hard={**hard, **fixed}, preferred=preferred, rank=rank)
         roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"),
@@ -477,8 +563,10 @@ def deviation_lines(p: Plan, nearest: NearestSet) -> list[str]:
     lines += [f"{o.name} left out" for o in nearest.omissions]
     lines += [f"{o.name} {pins[o.name]} -> {o.version}: {o.text}" for o in p.overrides]
     lines += [f"{name} left out: --exclude {name}" for name in p.excluded]
-    lines += [f"{m.name} {m.old} -> {m.new}{major_flag(m.old, m.new)}: moved for "
-              f"{p.requested} ({m.reason})" for m in p.moves]
+    lines += [f"{lo.name} left out: {p.target} cannot install it" for lo in p.left_out if lo.by == "env"]
+    why = f" for {p.requested}" if p.requested != "nothing" else ""  # else the cell moved it
+    lines += [f"{m.name} {m.old} -> {m.new}{major_flag(m.old, m.new)}: moved{why} ({m.reason})"
+              for m in p.moves]
     return lines
 
 

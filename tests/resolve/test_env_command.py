@@ -220,8 +220,9 @@ def test_a_release_of_another_python_points_to_python(locks: Path, tmp_path: Pat
         "found (python2.5 on PATH, ~/.pyenv/versions/2.5.*): install one and pass --python PATH")
 
 
-@pytest.mark.slow
-def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_path: Path) -> None:
+def with_oraclelib(index: str, tmp_path: Path) -> Path:
+    """A record whose set holds oraclelib 1.0 (its nearest set resolved with --no-build: the sdist
+    counts as installable there)."""
     locks = tmp_path / "locks"
     locks.mkdir()
     write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
@@ -230,8 +231,41 @@ def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_pat
                              "--locks-dir", str(locks), "-q",
                              "--cache-dir", str(locks / "cache"))
     assert code == 0, err
+    return locks
+
+
+@pytest.mark.slow
+def test_a_pin_the_cell_cannot_install_is_left_out_up_front_with_its_reason(index: str,
+                                                                           tmp_path: Path) -> None:
+    locks = with_oraclelib(index, tmp_path)
     dest = tmp_path / "env"
-    code, _, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0")
+    code, out, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0", "--dry-run")
+    assert code == 0, err
+    cell = f"{sys.version_info.major}.{sys.version_info.minor}-linux-x86_64"
+    reason = ("no wheel for this cell; its sdist does not build: error: cannot locate an Oracle software "
+              "installation")
+    assert out.splitlines()[1:3] == [
+        f"  1 left out: this cell cannot install them (judged by sdist builds for {cell})",
+        f"  left out  oraclelib 1.0: {reason}",
+    ]
+    code, out, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0", "--json")
+    assert code == 0, err
+    result = json.loads(out)
+    assert (result["cell"], result["installable_by"]) == (cell, f"sdist builds for {cell}")
+    assert result["plan"]["left_out"] == [
+        {"name": "oraclelib", "version": "1.0", "reason": reason, "by": "env"}]
+    assert installed(dest) == {**PINS, "theanolib": "0.9.0"}
+    made = json.loads((dest / "stackmeta-env.json").read_text())
+    python = ".".join(str(p) for p in sys.version_info[:3])
+    assert made["deviations"] == ["theanolib 0.8.2 -> 0.9.0: theanolib==0.9.0",
+                                  f"oraclelib left out: Python {python} on linux-x86_64 cannot install it"]
+
+
+@pytest.mark.slow
+def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_path: Path) -> None:
+    locks = with_oraclelib(index, tmp_path)
+    dest = tmp_path / "env"
+    code, _, err = env_cmd(locks, str(dest), "--override", "theanolib==0.9.0", "--no-build")
     assert code == 1
     assert err.splitlines()[-1] == (
         f"error: pip install into {dest} failed (exit 1): oraclelib==1.0: error: cannot locate an Oracle "
@@ -241,9 +275,9 @@ def test_a_pin_pip_cannot_build_is_named_and_nothing_is_left(index: str, tmp_pat
 
 
 PY27 = Path.home() / ".pyenv/versions/2.7.18/bin/python"
-# pins of CMSSW_9_3_0 pip cannot build on a plain machine: they need Oracle, ROOT, curl-config,
-# LLVM, a C++ build of xgboost, or dxr's own build tools (CMS builds them with those)
-NEEDS_SYSTEM_SOFTWARE = ("cx-oracle", "dxr", "numba", "pycurl", "root-numpy", "rootpy", "xgboost")
+# pins of CMSSW_9_3_0 a plain machine cannot build (they need ROOT, curl-config, a compiler): the
+# record's 2.7-linux-x86_64 cell leaves them out, so the environment does, without --exclude
+NEEDS_SYSTEM_SOFTWARE = ("pycurl", "root-numpy", "rootpy")
 
 
 @pytest.mark.network
@@ -262,12 +296,12 @@ def test_theano_0_9_0_on_cmssw_9_3_0_from_pypi(tmp_path: Path) -> None:
                                "--cache-dir", cache, "-q")
         assert code == 0, err
     dest = tmp_path / "theano"
-    excludes = [arg for name in NEEDS_SYSTEM_SOFTWARE for arg in ("--exclude", name)]
-    options = ["--python", str(PY27), *excludes, "--locks-dir", str(locks), "--cache-dir", cache, "--json"]
+    options = ["--python", str(PY27), "--locks-dir", str(locks), "--cache-dir", cache, "--json"]
     code, out, err = run_cli("env", RELEASE, str(dest), "--override", "Theano==0.9.0", *options)
     assert code == 0, err
     result = json.loads(out)
     assert result["created"] is True
+    assert set(NEEDS_SYSTEM_SOFTWARE) <= {lo["name"] for lo in result["plan"]["left_out"]}
     assert result["plan"]["moves"] == []  # Theano 0.9.0 fits the rest of CMSSW_9_3_0
     have = installed(dest)
     assert have["Theano"] == "0.9.0"
@@ -311,3 +345,30 @@ def test_python_of_another_minor_is_used_when_given_with_a_warning(locks: Path, 
         f"{running}: the set is checked again for it, and may not fit")
     assert "  no overrides, additions or exclusions: the set as it is" in out
     assert not (tmp_path / "env").exists()
+
+
+@pytest.mark.slow
+def test_with_a_cells_section_the_cells_own_set_and_its_omissions_are_used(index: str,
+                                                                          tmp_path: Path) -> None:
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
+                                          release=RELEASE, python=PYTHON))
+    minor = f"{sys.version_info.major}.{sys.version_info.minor}"
+    code, _, err = run_cli("resolve", RELEASE, "--newest-python", minor, "--index-url", index,
+                           "--locks-dir", str(locks), "-q", "--cache-dir", str(locks / "cache"))
+    assert code == 0, err
+    cell = json.loads((locks / f"{RELEASE}.json").read_text())["cells"]["cells"][f"{minor}-linux-x86_64"]
+    [omission] = cell["nearest"]["omissions"]
+    assert omission["name"] == "oraclelib"
+    # a cache without the builds: the cell's set is used as it is, nothing is built again
+    code, out, err = run_cli("env", RELEASE, str(tmp_path / "env"), "--override", "theanolib==0.9.0",
+                             "--dry-run", "--json", "--locks-dir", str(locks),
+                             "--cache-dir", str(tmp_path / "fresh-cache"))
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["installable_by"] == f"the record's cells section ({minor}-linux-x86_64)"
+    assert result["plan"]["left_out"] == [
+        {"name": "oraclelib", "version": "1.0", "reason": omission["reason"], "by": "resolve"}]
+    assert result["plan"]["pins"] == {**PINS, "theanolib": "0.9.0"}
+    assert not (tmp_path / "fresh-cache" / "builds").exists()
