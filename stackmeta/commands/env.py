@@ -24,7 +24,7 @@ from stackmeta.index import IndexClient, IndexSource
 from stackmeta.index.installable import Builds
 from stackmeta.progress import Progress
 from stackmeta.resolve import overlay, venv
-from stackmeta.resolve.cells import CELLS_SECTION, CellMatrix
+from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import NearestSet, load_resolved
 from stackmeta.target import Target
 
