@@ -179,7 +179,7 @@ def uv_binary() -> str | None:
 
         found: str = uv.find_uv_bin()
         return found
-    except (ImportError, FileNotFoundError):
+    except (ImportError, OSError, TypeError):  # not installed, or its finder fails (a broken sysconfig)
         return shutil.which("uv")
 
 

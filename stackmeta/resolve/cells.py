@@ -80,7 +80,9 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
                                       same_as=same[0].name))
             continue
         try:
-            nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo)
+            hints = [n for c, _, n in sorted(done, key=lambda d: d[0].python != cell.python)][:2]
+            nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,
+                              hints=hints)
         except ResolutionError as exc:
             results.append(CellResult(cell=cell, nearest=None, failure=str(exc)))
             continue

@@ -12,7 +12,7 @@ from typing import Any
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
-from packaging.version import Version
+from packaging.version import InvalidVersion, Version
 from resolvelib import AbstractProvider
 
 from stackmeta.index.source import nearest_order
@@ -82,6 +82,8 @@ class Memo:
         # (name, version, extras) -> its requirements for the target, markers evaluated
         self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[Req, ...]] = {}
         self.unknown: set[tuple[NormalizedName, Version]] = set()
+        # (name, version) -> its requirements and its wrapped ones (Provider.effective_dependencies)
+        self.effective: dict[tuple[NormalizedName, Version], tuple[Req, ...]] = {}
 
     def versions(self, name: NormalizedName) -> frozenset[Version]:
         if name not in self._versions:
@@ -235,12 +237,37 @@ class Provider(AbstractProvider[Req, Cand, str]):
         return matches
 
     def fits(self, name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version]) -> bool:
-        """Whether *name* *version*'s requirements accept every pin of *hard*."""
-        for dep in self.dependencies_of(name, version):
+        """Whether *name* *version*'s requirements (through its wrapped packages: see
+        :meth:`effective_dependencies`) accept every pin of *hard*."""
+        for dep in self.effective_dependencies(name, version):
             pinned = hard.get(dep.name)
             if pinned is not None and dep.name != name and not dep.allows(pinned):
                 return False
         return True
+
+    def effective_dependencies(self, name: NormalizedName, version: Version) -> list[Req]:
+        """The requirements of *name* *version*, and those of each package it requires at
+        exactly one version that the release does not ship: a wrapper installs them whatever
+        else is chosen (tensorflow 2.12.0 on Windows is ``tensorflow-intel==2.12.0``, whose
+        requirements are tensorflow's on Linux), so a moved pin is judged by them as by its own."""
+        key = (name, version)
+        found = self.source.effective.get(key)
+        if found is None:
+            out = self.dependencies_of(name, version)
+            for dep in list(out):
+                exact = [s for s in dep.specifier if s.operator in ("==", "===") and "*" not in s.version]
+                if dep.name in self.preferred or dep.name == name or len(exact) != 1:
+                    continue
+                try:
+                    wrapped = Version(exact[0].version)
+                except InvalidVersion:
+                    continue
+                if wrapped in self.source.versions(dep.name):
+                    out += [Req(name=d.name, extras=d.extras, specifier=d.specifier,
+                                text=f"{d.text} (through {dep.name} {wrapped})")
+                            for d in self.dependencies_of(dep.name, wrapped) if d.name != name]
+            found = self.source.effective[key] = tuple(out)
+        return list(found)
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
         return requirement.allows(candidate.version)

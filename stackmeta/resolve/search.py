@@ -86,10 +86,13 @@ def _describe(info: Any) -> str:
 def resolve(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
     progress: Progress = NO_PROGRESS, max_rounds: int = 200_000, memo: Memo | None = None,
+    hints: Sequence[NearestSet] = (),
 ) -> NearestSet:
     """The nearest consistent set of *rel* for *target* (see the module's docstring). *memo*:
     the source's answers (a fresh :class:`Memo` of *source* by default); it keeps what the
-    search asked, so that another cell can tell whether the search would go the same way."""
+    search asked, so that another cell can tell whether the search would go the same way.
+    *hints*: sets found for other targets (other cells); the improvement pass also tries moving
+    what each of them moved, and keeps that when it is nearer (see :func:`_improve`)."""
     shipped = {p.name: p for p in rel.packages}
     memo = memo if memo is not None else Memo(source)
     omitted: dict[NormalizedName, str] = {}
@@ -135,7 +138,7 @@ def resolve(
     graph: dict[NormalizedName, set[NormalizedName]] = {}
     probe = Provider(memo, target, hard=hard, preferred=preferred, rank={})
     for name, version in hard.items():
-        graph[name] = {d.name for d in probe.dependencies_of(name, version) if d.name in shipped}
+        graph[name] = {d.name for d in probe.effective_dependencies(name, version) if d.name in shipped}
     rank = dependents(graph)
     moves = [_Move(name=n, reason=why) for n, why in sorted(unfit.items())]
     moves += _direct_moves(hard, probe, rank)
@@ -181,7 +184,7 @@ def resolve(
                     moves.append(move)
                     moves += _settle_moved(hard, probe, moves, rank)
                     continue
-                victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard)
+                victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard, probe)
                 if victim is not None and victim not in anchored and victim in preferred \
                         and preferred[victim] in memo.versions(victim) \
                         and memo.installable(victim, preferred[victim], target)[0]:
@@ -211,6 +214,7 @@ def resolve(
                     "report it with the record"
                 ) from None
             better = _improve(rel, memo, target, rank=rank, preferred=preferred, hard=hard, moves=moves,
+                              hints=hints,
                               dropped=dropped, result=result, max_rounds=max_rounds, progress=progress)
             if better is not None:
                 result, provider, moves, dropped = better
@@ -279,13 +283,16 @@ def _improve(
     rel: record.Release, memo: Memo, target: Target, *, rank: Mapping[NormalizedName, int],
     preferred: Mapping[NormalizedName, Version], hard: Mapping[NormalizedName, Version],
     moves: Sequence[_Move], dropped: Mapping[NormalizedName, str], result: Any, max_rounds: int,
-    progress: Progress = NO_PROGRESS, budget: int = 120,
+    progress: Progress = NO_PROGRESS, budget: int = 120, hints: Sequence[NearestSet] = (),
 ) -> tuple[Any, Provider, list[_Move], dict[NormalizedName, str]] | None:
     """Improve a consistent set by single changes, each tried with resolvelib, kept when the
     set gets nearer to the release (:func:`_score`): a left-out package brought back as a
     moved pin; a moved pin put back at the release's version, the hard pins that conflict with
-    that version released instead (each to its nearest version that fits). Repeated until no
-    change helps, at most *budget* resolutions. None when nothing helped."""
+    that version released instead (each to its nearest version that fits); and, for each set of
+    *hints* (another cell's), what it moved moved here too and what it kept that this set left
+    out brought back (a wrapper package can tie several moves together: tensorflow 2.12.0 on
+    Windows is tensorflow-intel 2.12.0, which no single change frees). Repeated until no change
+    helps, at most *budget* resolutions. None when nothing helped."""
     hard = dict(hard)
     moves = list(moves)
     dropped = dict(dropped)
@@ -296,6 +303,20 @@ def _improve(
     while budget > 0:
         free = [m.name for m in moves if m.name not in dropped]
         options: list[tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]] = []
+        for hint in hints:
+            pinned = {n for n, _ in hint.pins}
+            hint_moved = {d.name for d in hint.deviations} - set(dropped)
+            back = {n for n in dropped if n in pinned}
+            if not back:
+                continue
+            why = f"moved as in the {hint.python} {hint.platform} set, which keeps more of the release"
+            extra = [_Move(name=n, reason=why) for n in sorted((hint_moved | back) - set(free))]
+            # at the hint's versions (free, the resolver may backtrack for long over them)
+            at = {n: v for n, v in hint.pins if n in hint_moved | back and v in memo.versions(n)
+                  and memo.installable(n, v, target)[0]}
+            kept = {n: v for n, v in hard.items() if n not in hint_moved}
+            options.append(({**kept, **at}, [*moves, *extra],
+                            {n: r for n, r in dropped.items() if n not in back}))
         for name in sorted(dropped, key=lambda n: (-rank.get(n, 0), n)):
             why = f"{dropped[name]}; an older or newer version fits"
             options.append((hard, [*moves, _Move(name=name, reason=why)],
@@ -352,7 +373,7 @@ def _direct_moves(hard: dict[NormalizedName, Version], probe: Provider,
     while True:
         found = None
         for name in sorted(hard):
-            for dep in probe.dependencies_of(name, hard[name]):
+            for dep in probe.effective_dependencies(name, hard[name]):
                 pinned = hard.get(dep.name)
                 if pinned is not None and dep.name != name and not dep.allows(pinned):
                     found = (name, dep, pinned)
@@ -393,7 +414,7 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: Provider, moves: S
             best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None
             best = None
             for i, version in enumerate(probe.versions(name)):
-                blockers = [(d.name, d.text) for d in probe.dependencies_of(name, version)
+                blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
                             if d.name in hard and d.name != name and not d.allows(hard[d.name])]
                 if not blockers:
                     best = None
@@ -512,12 +533,19 @@ def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
 
 def _choose_drop(causes: Iterable[Any], moves: Sequence[_Move], dropped: Mapping[NormalizedName, str],
                  rank: Mapping[NormalizedName, int], anchored: set[NormalizedName],
-                 hard: Mapping[NormalizedName, Version]) -> NormalizedName | None:
-    """The moved (or anchored) package of the conflict fewer of the stack depends on."""
+                 hard: Mapping[NormalizedName, Version], probe: Provider | None = None
+                 ) -> NormalizedName | None:
+    """The moved (or anchored) package of the conflict fewer of the stack depends on. A package
+    the release does not ship that excludes a kept pin (tensorflow-intel 2.12.0 on Windows) is
+    the fault of the kept pins that require it (tensorflow 2.12.0), when *probe* can tell them."""
     causes = list(causes)
     moved = ({m.name for m in moves} | anchored) - set(dropped)
     guilty = {c.parent.name for c in causes if c.parent is not None and c.requirement.name in hard
               and not c.requirement.allows(hard[c.requirement.name])}
+    if probe is not None and not guilty & moved:
+        added = guilty - set(hard) - moved
+        guilty |= {name for name, version in hard.items()
+                   if any(d.name in added for d in probe.dependencies_of(name, version))}
     involved = guilty or (
         {c.requirement.name for c in causes} | {c.parent.name for c in causes if c.parent is not None})
     candidates = sorted(moved & involved, key=lambda n: (rank.get(n, 0), n))
