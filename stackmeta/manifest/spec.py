@@ -491,17 +491,47 @@ class Evaluated:
                 out.append((token, t.where))
         return out
 
-    def value(self, name: str, expander_context: Context) -> str | None:
-        """The expanded value of macro *name*, or None if undefined."""
+    def value(self, name: str, expander_context: Context, seen: set[str] | None = None) -> str | None:
+        """The expanded value of macro *name*, or None if undefined (*seen*: as :func:`evaluate`)."""
         if name not in self.macros:
             return None
-        exp = Expander(macros=dict(self.macros), context=expander_context)
+        exp = Expander(macros=table(self.macros, seen), context=expander_context)
         return exp.expand(f"%{{{name}}}")
 
 
-def evaluate(lines: list[Line], macros: Mapping[str, Macro], context: Context) -> Evaluated:
-    """Evaluate preamble *lines* in order, starting from *macros* (not changed)."""
-    exp = Expander(macros=dict(macros), context=context)
+class Watched(dict[str, Macro]):
+    """A table of macros that notes in *seen* every name looked up in it."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self, macros: Mapping[str, Macro], seen: set[str]) -> None:
+        super().__init__(macros)
+        self.seen = seen
+
+    def get(self, name: str, default: Macro | None = None) -> Macro | None:  # type: ignore[override]
+        self.seen.add(name)
+        return super().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        self.seen.add(name)  # type: ignore[arg-type]
+        return super().__contains__(name)
+
+    def __getitem__(self, name: str) -> Macro:
+        self.seen.add(name)
+        return super().__getitem__(name)
+
+
+def table(macros: Mapping[str, Macro], seen: set[str] | None = None) -> dict[str, Macro]:
+    """A copy of *macros* to expand with; with *seen*, one that notes the names looked up."""
+    return dict(macros) if seen is None else Watched(macros, seen)
+
+
+def evaluate(lines: list[Line], macros: Mapping[str, Macro], context: Context,
+             seen: set[str] | None = None) -> Evaluated:
+    """Evaluate preamble *lines* in order, starting from *macros* (not changed). *seen* gets
+    every macro name the evaluation looked up: what it read of *macros* (with the machine of
+    *context*, the only inputs besides *lines*)."""
+    exp = Expander(macros=table(macros, seen), context=context)
     tags: list[Tag] = []
     defines: list[tuple[str, str]] = []
     initenv: list[str] = []

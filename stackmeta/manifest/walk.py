@@ -122,7 +122,12 @@ class _Reader:
         return text
 
 
-_EVALUATED: dict[tuple[object, ...], SpecFacts] = {}
+# (name, path, text, files read assembling it) -> its evaluations: (the base macros looked up
+# with their values, the machine if asked, the facts)
+_EVALUATED: dict[
+    tuple[object, ...],
+    list[tuple[tuple[tuple[str, spec.Macro | None], ...], str | None, SpecFacts]],
+] = {}
 _ASSEMBLED: dict[
     tuple[str, str, str], list[tuple[tuple[tuple[str, str | None], ...], spec.Assembled]]
 ] = {}
@@ -330,30 +335,58 @@ class Walker:
         return assembled, tuple(log)
 
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
+        """The facts of *sf*; from the cache when a spec with the same files was evaluated with
+        the same values of the base macros its evaluation looked up, and the same machine if
+        it asked for it: most specs evaluate the same for every arch and preamble."""
         assembled, reads = self._assemble(sf)
-        key = (sf.name, sf.path, sf.text, reads, self._evaluation_key)
-        cached = _EVALUATED.get(key)
-        if cached is not None:
-            return cached
+        key = (sf.name, sf.path, sf.text, reads)
+        variants = _EVALUATED.get(key)
+        if variants is not None:
+            for looked_up, machine, cached in variants:
+                if (machine is None or machine == self.arch.machine) and self._same_base(looked_up):
+                    return cached
         lines = list(assembled.lines)
         pre = spec.preamble(lines)
         head = spec.header(pre) or spec.header(lines)
-        issues = list(assembled.issues)
         if head is None:
             raise ManifestError(
                 f"{sf.path}:1: no '### RPM <group> <name> <version>' header: is this a cmsdist spec?"
             )
-        _, _, written, head_line = head
+        context = _Watched(machine=self.arch.machine)
+        seen = set(_ALWAYS)
+        facts = self._facts_of(sf, assembled, lines, pre, head[2], head[3], context, seen)
+        base = self._base
+        variant = (tuple((n, base.get(n)) for n in seen), self.arch.machine if context.asked else None, facts)
+        if variants is None:
+            variants = []
+            remember(_EVALUATED, key, variants)
+        variants.append(variant)
+        return facts
+
+    def _same_base(self, looked_up: tuple[tuple[str, spec.Macro | None], ...]) -> bool:
+        base = self._base
+        for name, value in looked_up:
+            now = base.get(name)
+            if now is not value and now != value:
+                return False
+        return True
+
+    def _facts_of(self, sf: SpecFile, assembled: spec.Assembled, lines: list[spec.Line],
+                  pre: list[spec.Line], written: str, head_line: spec.Line,
+                  context: shell.Context, seen: set[str]) -> SpecFacts:
+        """*sf* evaluated; *seen* gets the names of the macros it looked up."""
+        issues = list(assembled.issues)
         written = re.sub(r"-CMS.*$", "", written)
         macros = dict(self._base)
         macros["n"] = spec.Macro(sf.name)
         has_macro = "%" in written
         macros["realversion"] = spec.Macro("1.0" if has_macro else written)
-        evaluated = spec.evaluate(pre, macros, self._context())
+        evaluated = spec.evaluate(pre, macros, context, seen)
         issues.extend(evaluated.issues)
         version = written
         if has_macro:
-            exp = spec.Expander(macros=dict(evaluated.macros), context=self._context(), where=head_line.where)
+            exp = spec.Expander(macros=spec.table(evaluated.macros, seen), context=context,
+                                 where=head_line.where)
             version = exp.expand(written)
             issues.extend(exp.issues)
         # The walk reads the spec with realversion=1.0 when the header holds macros (RULES §4);
@@ -361,19 +394,19 @@ class Walker:
         fields = evaluated
         if has_macro and "%" not in version:
             macros["realversion"] = spec.Macro(version)
-            fields = spec.evaluate(pre, macros, self._context())
+            fields = spec.evaluate(pre, macros, context, seen)
         sources = tuple((t.name, t.value) for t in fields.tags if re.fullmatch(r"(?i)source\d*", t.name))
         patches = [t.value for t in fields.tags if re.fullmatch(r"(?i)patch\d*", t.name)]
         for name, where in fields.defines:
             if re.fullmatch(r"patchsrc\d*", name):
                 patches.append(f"%{name} ({where})")
-        pip_name = evaluated.value("pip_name", self._context()) if "pip_name" in evaluated.macros else None
+        pip_name = evaluated.value("pip_name", context, seen) if "pip_name" in evaluated.macros else None
         do_python = {}
         for flag in ("doPython2", "doPython3"):
             if flag in evaluated.macros:
-                do_python[flag] = evaluated.value(flag, self._context()) or ""
+                do_python[flag] = evaluated.value(flag, context, seen) or ""
         body = spec.body_facts(sf.text, lines[len(pre):])
-        facts = SpecFacts(
+        return SpecFacts(
             rpm=sf.name,
             version_written=version,
             where=head_line.where,
@@ -388,8 +421,30 @@ class Walker:
             body=body,
             issues=tuple(issues),
         )
-        remember(_EVALUATED, key, facts)
-        return facts
+
+
+class _Watched(shell.Context):
+    """A Context that notes whether an evaluation asked for the machine (``%ifarch``,
+    ``uname -m``)."""
+
+    __slots__ = ("_machine", "asked")
+
+    def __init__(self, *, machine: str) -> None:
+        self.asked = False
+        super().__init__(machine=machine)
+
+    @property
+    def machine(self) -> str:
+        self.asked = True
+        return self._machine
+
+    @machine.setter
+    def machine(self, value: str) -> None:
+        self._machine = value
+
+
+# the macros every evaluation reads (SpecFacts' fields) whether it looks them up or not
+_ALWAYS = frozenset({"pip_name", "doPython2", "doPython3"})
 
 
 def _moved(facts: SpecFacts, old: str, new: str) -> SpecFacts:
