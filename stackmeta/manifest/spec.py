@@ -666,6 +666,8 @@ def _majors(text: str) -> frozenset[int]:
 
 _USES2 = re.compile(r"(?:^|[\s;&|(`]|/bin/)(python|pip|python2|pip2)(?=$|[\s;&|)`])")
 _USES3 = re.compile(r"(?:^|[\s;&|(`]|/bin/)(python3|pip3)(?=$|[\s;&|)`])")
+_SITE2 = re.compile(r"\$\{?PYTHON_LIB_SITE_PACKAGES\b")
+_SITE3 = re.compile(r"\$\{?PYTHON3_LIB_SITE_PACKAGES\b")
 
 
 def body_facts(spec_text: str, body: list[Line]) -> BodyFacts:
@@ -677,21 +679,9 @@ def body_facts(spec_text: str, body: list[Line]) -> BodyFacts:
             return BodyFacts(copies=fields.get("copies") == "yes",
                              site_packages=_majors(fields.get("site-packages", "")),
                              uses=_majors(fields.get("uses", "")))
-    copies = False
-    site: set[int] = set()
-    uses: set[int] = set()
-    for line in body:
-        text = line.text
-        if text.lstrip().startswith("## INITENV"):
-            continue
-        if "builddirectpkgreqs" in text:
-            copies = True
-        if re.search(r"\$\{?PYTHON_LIB_SITE_PACKAGES\b", text):
-            site.add(2)
-        if re.search(r"\$\{?PYTHON3_LIB_SITE_PACKAGES\b", text):
-            site.add(3)
-        if _USES2.search(text):
-            uses.add(2)
-        if _USES3.search(text):
-            uses.add(3)
-    return BodyFacts(copies=copies, site_packages=frozenset(site), uses=frozenset(uses))
+    # One search over the lines joined: no pattern spans a line, and a newline stands for the
+    # start and the end of a line in _USES2/_USES3 (it is whitespace).
+    text = "\n".join(line.text for line in body if not line.text.lstrip().startswith("## INITENV"))
+    site = {major for major, pattern in ((2, _SITE2), (3, _SITE3)) if pattern.search(text)}
+    uses = {major for major, pattern in ((2, _USES2), (3, _USES3)) if pattern.search(text)}
+    return BodyFacts(copies="builddirectpkgreqs" in text, site_packages=frozenset(site), uses=frozenset(uses))

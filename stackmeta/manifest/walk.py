@@ -93,6 +93,20 @@ def _decode(data: bytes) -> str:
 _split = spec.cached_lines
 
 
+_PINS: dict[tuple[str, Era, str, str], tuple[Pin, ...]] = {}
+
+
+def _pins(text: str, release: str, arch: Arch, rules: Era) -> tuple[Pin, ...]:
+    """``read_pins``, once per requirements file, era and machine (the arches of a release
+    and the releases of a cycle mostly share them)."""
+    key = (text, rules, arch.machine, arch.os)
+    found = _PINS.get(key)
+    if found is None:
+        found = tuple(read_pins(text, release, arch))
+        remember(_PINS, key, found)
+    return found
+
+
 class _Reader:
     """The tree's files as text, cached by content key (git blob id) across trees."""
 
@@ -147,7 +161,7 @@ class Walker:
         self.pins: dict[str, Pin] = {}
         req = self.read("pip/requirements.txt")
         if req is not None and self.era.pins is not None:
-            for pin in read_pins(req, release, arch):
+            for pin in _pins(req, release, arch, self.era):
                 self.pins[pin.rpm] = pin
         self.data: set[str] = set()
         data = self.read("data/cmsswdata.txt")
