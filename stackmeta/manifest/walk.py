@@ -79,6 +79,14 @@ def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
+def recall(cache: dict[Any, Any], key: Any) -> Any:
+    """``cache.get(key)``, the entry moved to the newest end: an entry in use is not dropped."""
+    value = cache.pop(key, None)
+    if value is not None:
+        cache[key] = value
+    return value
+
+
 _TEXTS: dict[tuple[str, str], str] = {}
 
 
@@ -136,12 +144,19 @@ class _Reader:
         return text
 
 
-# (name, path, text, files read assembling it) -> its evaluations: (the base macros looked up
-# with their values, the machine if asked, the facts)
-_EVALUATED: dict[
-    tuple[object, ...],
-    list[tuple[tuple[tuple[str, spec.Macro | None], ...], str | None, SpecFacts]],
-] = {}
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Variant:
+    """One evaluation of a spec: what it read of the arch, and the facts."""
+
+    looked_up: tuple[tuple[str, spec.Macro | None], ...]  # the base macros looked up, with their values
+    machine: str | None  # the machine, when the evaluation asked for it
+    path: str  # the spec's path (a pin's generated spec: pip/requirements.txt:<line>)
+    facts: SpecFacts
+
+
+_PINNED = "pip/requirements.txt:"
+# (name, path, text, files read assembling it) -> its evaluations
+_EVALUATED: dict[tuple[object, ...], list[_Variant]] = {}
 _ASSEMBLED: dict[
     tuple[str, str, str], list[tuple[tuple[tuple[str, str | None], ...], spec.Assembled]]
 ] = {}
@@ -185,12 +200,16 @@ class Walker:
 
     def _reuse(self) -> None:
         """Take over what the last walk of this arch and era learned about the names whose files
-        and pin did not change since (a batch walks tags in release order: most are the same)."""
+        and pin did not change since (a batch walks tags in release order: most are the same).
+        The first walk of an arch takes over the lookups of the last walk of another arch of
+        the era (a release's arches often share their tree), not its facts."""
         key = (self.arch.name, self.era)
         memo = _MEMOS.pop(key, None)
+        if memo is None:
+            memo = next((m for (_, e), m in reversed(_MEMOS.items()) if e == self.era), None)
         _MEMOS[key] = _Memo(tree=self.tree, evaluation=self._evaluation_key, tools=self.tools, data=self.data,
                             pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps)
-        while len(_MEMOS) > 8:
+        while len(_MEMOS) > MEMOS:
             del _MEMOS[next(iter(_MEMOS))]
         if memo is None:
             return
@@ -330,7 +349,7 @@ class Walker:
     def _assemble(self, sf: SpecFile) -> tuple[spec.Assembled, tuple[tuple[str, str | None], ...]]:
         """The spec assembled, and every file read doing it (the cache checks they are unchanged)."""
         key = (sf.path, sf.text, sf.name)
-        for reads, assembled in _ASSEMBLED.get(key, ()):
+        for reads, assembled in recall(_ASSEMBLED, key) or ():
             if all(self.read(path) == content for path, content in reads):
                 return assembled, reads
         log: list[tuple[str, str | None]] = []
@@ -351,14 +370,24 @@ class Walker:
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
         """The facts of *sf*; from the cache when a spec with the same files was evaluated with
         the same values of the base macros its evaluation looked up, and the same machine if
-        it asked for it: most specs evaluate the same for every arch and preamble."""
+        it asked for it: most specs evaluate the same for every arch and preamble. The spec
+        generated for a pin is one whatever its line in pip/requirements.txt: its facts are
+        named at its line (:func:`_moved`)."""
         assembled, reads = self._assemble(sf)
-        key = (sf.name, sf.path, sf.text, reads)
-        variants = _EVALUATED.get(key)
+        pinned = sf.generated and sf.path.startswith(_PINNED)
+        key = (sf.name, _PINNED if pinned else sf.path, sf.text, reads)
+        variants: list[_Variant] | None = recall(_EVALUATED, key)
         if variants is not None:
-            for looked_up, machine, cached in variants:
-                if (machine is None or machine == self.arch.machine) and self._same_base(looked_up):
-                    return cached
+            same = [v for v in variants
+                    if (v.machine is None or v.machine == self.arch.machine) and self._same_base(v.looked_up)]
+            for variant in same:
+                if variant.path == sf.path:
+                    return variant.facts
+            if same:
+                moved = dataclasses.replace(same[0], facts=_moved(same[0].facts, same[0].path, sf.path),
+                                            path=sf.path)
+                variants.append(moved)
+                return moved.facts
         lines = list(assembled.lines)
         pre = spec.preamble(lines)
         head = spec.header(pre) or spec.header(lines)
@@ -370,7 +399,8 @@ class Walker:
         seen = set(_ALWAYS)
         facts = self._facts_of(sf, assembled, lines, pre, head[2], head[3], context, seen)
         base = self._base
-        variant = (tuple((n, base.get(n)) for n in seen), self.arch.machine if context.asked else None, facts)
+        variant = _Variant(looked_up=tuple((n, base.get(n)) for n in seen),
+                           machine=self.arch.machine if context.asked else None, path=sf.path, facts=facts)
         if variants is None:
             variants = []
             remember(_EVALUATED, key, variants)
@@ -492,6 +522,7 @@ class _Memo:
 
 
 _MEMOS: dict[tuple[str, Era], _Memo] = {}
+MEMOS = 64  # (arch, era) pairs remembered: a cycle's releases span a dozen arches, the history 58
 
 
 def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:
