@@ -149,6 +149,7 @@ class _Variant:
     """One evaluation of a spec: what it read of the arch, and the facts."""
 
     looked_up: tuple[tuple[str, spec.Macro | None], ...]  # the base macros looked up, with their values
+    names: frozenset[str]  # the names of looked_up
     machine: str | None  # the machine, when the evaluation asked for it
     path: str  # the spec's path (a pin's generated spec: pip/requirements.txt:<line>)
     facts: SpecFacts
@@ -191,6 +192,7 @@ class Walker:
         self._specs: dict[str, SpecFile | None] = {}
         self._facts: dict[str, SpecFacts] = {}
         self._deps: dict[str, set[str]] = {}  # name -> the paths read finding and evaluating it
+        self._variants: dict[str, _Variant] = {}  # name -> the evaluation its facts come from
         self._preamble_text: str | None = None
         self._base = self._preamble_macros()
         # what a spec's evaluation depends on besides its own files: the preamble's macros (not
@@ -202,13 +204,16 @@ class Walker:
         """Take over what the last walk of this arch and era learned about the names whose files
         and pin did not change since (a batch walks tags in release order: most are the same).
         The first walk of an arch takes over the lookups of the last walk of another arch of
-        the era (a release's arches often share their tree), not its facts."""
+        the era (a release's arches often share their tree), and the facts whose evaluation
+        looked up no base macro that differs between the two arches (nor the machine, if it
+        differs)."""
         key = (self.arch.name, self.era)
         memo = _MEMOS.pop(key, None)
         if memo is None:
             memo = next((m for (_, e), m in reversed(_MEMOS.items()) if e == self.era), None)
         _MEMOS[key] = _Memo(tree=self.tree, evaluation=self._evaluation_key, tools=self.tools, data=self.data,
-                            pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps)
+                            pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps,
+                            base=self._base, machine=self.arch.machine, variants=self._variants)
         while len(_MEMOS) > MEMOS:
             del _MEMOS[next(iter(_MEMOS))]
         if memo is None:
@@ -217,7 +222,12 @@ class Walker:
         if changed is None:
             return
         files, folders = changed
-        same_evaluation = memo.evaluation == self._evaluation_key  # else: the lookups are kept, not the facts
+        same_evaluation = memo.evaluation == self._evaluation_key
+        # else: the lookups are kept, and the facts that looked up none of these macros
+        old_base, base = memo.base, self._base
+        base_changed = set() if same_evaluation else {
+            n for n in old_base.keys() | base.keys() if old_base.get(n) != base.get(n)}
+        same_machine = memo.machine == self.arch.machine
         tools = memo.tools ^ self.tools  # tools added or removed: their -toolfile names are found anew
         data = memo.data ^ self.data
         for name, deps in memo.deps.items():
@@ -241,8 +251,14 @@ class Walker:
                     facts = _moved(facts, old_path, new_path)
             self._specs[name] = found
             self._deps[name] = deps
-            if facts is not None and same_evaluation:
+            if facts is None:
+                continue
+            variant = memo.variants.get(name)
+            if same_evaluation or (variant is not None and (same_machine or variant.machine is None)
+                                   and base_changed.isdisjoint(variant.names)):
                 self._facts[name] = facts
+                if variant is not None:
+                    self._variants[name] = variant
 
     @contextmanager
     def _collecting(self, name: str) -> Iterator[None]:
@@ -382,11 +398,13 @@ class Walker:
                     if (v.machine is None or v.machine == self.arch.machine) and self._same_base(v.looked_up)]
             for variant in same:
                 if variant.path == sf.path:
+                    self._variants[sf.name] = variant
                     return variant.facts
             if same:
                 moved = dataclasses.replace(same[0], facts=_moved(same[0].facts, same[0].path, sf.path),
                                             path=sf.path)
                 variants.append(moved)
+                self._variants[sf.name] = moved
                 return moved.facts
         lines = list(assembled.lines)
         pre = spec.preamble(lines)
@@ -399,12 +417,13 @@ class Walker:
         seen = set(_ALWAYS)
         facts = self._facts_of(sf, assembled, lines, pre, head[2], head[3], context, seen)
         base = self._base
-        variant = _Variant(looked_up=tuple((n, base.get(n)) for n in seen),
+        variant = _Variant(looked_up=tuple((n, base.get(n)) for n in seen), names=frozenset(seen),
                            machine=self.arch.machine if context.asked else None, path=sf.path, facts=facts)
         if variants is None:
             variants = []
             remember(_EVALUATED, key, variants)
         variants.append(variant)
+        self._variants[sf.name] = variant
         return facts
 
     def _same_base(self, looked_up: tuple[tuple[str, spec.Macro | None], ...]) -> bool:
@@ -519,10 +538,13 @@ class _Memo:
     specs: dict[str, SpecFile | None]
     facts: dict[str, SpecFacts]
     deps: dict[str, set[str]]
+    base: dict[str, spec.Macro]  # the walker's base macros
+    machine: str
+    variants: dict[str, _Variant]
 
 
 _MEMOS: dict[tuple[str, Era], _Memo] = {}
-MEMOS = 64  # (arch, era) pairs remembered: a cycle's releases span a dozen arches, the history 58
+MEMOS = 32  # (arch, era) pairs remembered: a cycle's releases span a dozen arches, the history 58
 
 
 def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:
