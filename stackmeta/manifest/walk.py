@@ -544,7 +544,7 @@ class _Memo:
 
 
 _MEMOS: dict[tuple[str, Era], _Memo] = {}
-MEMOS = 32  # (arch, era) pairs remembered: a cycle's releases span a dozen arches, the history 58
+MEMOS = 12  # (arch, era) pairs remembered: the arches a cycle tags most (a memo holds a tree's walk)
 
 
 def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:
