@@ -364,7 +364,10 @@ def export_all(
 
 
 def _chunks(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
-    size = max(1, min(16, len(jobs) // (workers * 4)))
+    """Runs of neighbouring jobs, about eight per worker: a worker's caches serve the releases
+    that follow the one it just read (with short chunks each worker saw every other run, so
+    both parsed most files)."""
+    size = max(1, len(jobs) // (workers * 8))
     return [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
 
 

@@ -255,6 +255,7 @@ class GitTree:
         self.root = objects.commit_tree(commit)
         self._dirs: dict[str, dict[str, tuple[str, str]] | None] = {"": objects.tree(self.root)}
         self._through: dict[str, tuple[str, ...]] = {}
+        self._entries: dict[str, tuple[str, str] | None] = {}  # path -> its entry (a walk asks often)
 
     def _dir(self, path: str) -> dict[str, tuple[str, str]] | None:
         if path in self._dirs:
@@ -270,12 +271,16 @@ class GitTree:
         """The entry *path* names, symbolic links followed as a checkout would (relative to the
         link's folder, at most LINK_HOPS of them); None when missing or when a link leads out
         of the tree (an absolute target, or ``..`` past the top)."""
+        if path in self._entries:
+            return self._entries[path]
         walked: list[str] = []
         try:
-            return self._follow(path, walked)
+            found = self._follow(path, walked)
         finally:
             if len(walked) > 1:  # links were followed: remember every path the answer rests on
                 self._through[path] = tuple(walked)
+        self._entries[path] = found
+        return found
 
     def _follow(self, path: str, walked: list[str]) -> tuple[str, str] | None:
         normal = tree_path(path) if path else ""

@@ -491,17 +491,47 @@ class Evaluated:
                 out.append((token, t.where))
         return out
 
-    def value(self, name: str, expander_context: Context) -> str | None:
-        """The expanded value of macro *name*, or None if undefined."""
+    def value(self, name: str, expander_context: Context, seen: set[str] | None = None) -> str | None:
+        """The expanded value of macro *name*, or None if undefined (*seen*: as :func:`evaluate`)."""
         if name not in self.macros:
             return None
-        exp = Expander(macros=dict(self.macros), context=expander_context)
+        exp = Expander(macros=table(self.macros, seen), context=expander_context)
         return exp.expand(f"%{{{name}}}")
 
 
-def evaluate(lines: list[Line], macros: Mapping[str, Macro], context: Context) -> Evaluated:
-    """Evaluate preamble *lines* in order, starting from *macros* (not changed)."""
-    exp = Expander(macros=dict(macros), context=context)
+class Watched(dict[str, Macro]):
+    """A table of macros that notes in *seen* every name looked up in it."""
+
+    __slots__ = ("seen",)
+
+    def __init__(self, macros: Mapping[str, Macro], seen: set[str]) -> None:
+        super().__init__(macros)
+        self.seen = seen
+
+    def get(self, name: str, default: Macro | None = None) -> Macro | None:  # type: ignore[override]
+        self.seen.add(name)
+        return super().get(name, default)
+
+    def __contains__(self, name: object) -> bool:
+        self.seen.add(name)  # type: ignore[arg-type]
+        return super().__contains__(name)
+
+    def __getitem__(self, name: str) -> Macro:
+        self.seen.add(name)
+        return super().__getitem__(name)
+
+
+def table(macros: Mapping[str, Macro], seen: set[str] | None = None) -> dict[str, Macro]:
+    """A copy of *macros* to expand with; with *seen*, one that notes the names looked up."""
+    return dict(macros) if seen is None else Watched(macros, seen)
+
+
+def evaluate(lines: list[Line], macros: Mapping[str, Macro], context: Context,
+             seen: set[str] | None = None) -> Evaluated:
+    """Evaluate preamble *lines* in order, starting from *macros* (not changed). *seen* gets
+    every macro name the evaluation looked up: what it read of *macros* (with the machine of
+    *context*, the only inputs besides *lines*)."""
+    exp = Expander(macros=table(macros, seen), context=context)
     tags: list[Tag] = []
     defines: list[tuple[str, str]] = []
     initenv: list[str] = []
@@ -636,6 +666,8 @@ def _majors(text: str) -> frozenset[int]:
 
 _USES2 = re.compile(r"(?:^|[\s;&|(`]|/bin/)(python|pip|python2|pip2)(?=$|[\s;&|)`])")
 _USES3 = re.compile(r"(?:^|[\s;&|(`]|/bin/)(python3|pip3)(?=$|[\s;&|)`])")
+_SITE2 = re.compile(r"\$\{?PYTHON_LIB_SITE_PACKAGES\b")
+_SITE3 = re.compile(r"\$\{?PYTHON3_LIB_SITE_PACKAGES\b")
 
 
 def body_facts(spec_text: str, body: list[Line]) -> BodyFacts:
@@ -647,21 +679,9 @@ def body_facts(spec_text: str, body: list[Line]) -> BodyFacts:
             return BodyFacts(copies=fields.get("copies") == "yes",
                              site_packages=_majors(fields.get("site-packages", "")),
                              uses=_majors(fields.get("uses", "")))
-    copies = False
-    site: set[int] = set()
-    uses: set[int] = set()
-    for line in body:
-        text = line.text
-        if text.lstrip().startswith("## INITENV"):
-            continue
-        if "builddirectpkgreqs" in text:
-            copies = True
-        if re.search(r"\$\{?PYTHON_LIB_SITE_PACKAGES\b", text):
-            site.add(2)
-        if re.search(r"\$\{?PYTHON3_LIB_SITE_PACKAGES\b", text):
-            site.add(3)
-        if _USES2.search(text):
-            uses.add(2)
-        if _USES3.search(text):
-            uses.add(3)
-    return BodyFacts(copies=copies, site_packages=frozenset(site), uses=frozenset(uses))
+    # One search over the lines joined: no pattern spans a line, and a newline stands for the
+    # start and the end of a line in _USES2/_USES3 (it is whitespace).
+    text = "\n".join(line.text for line in body if not line.text.lstrip().startswith("## INITENV"))
+    site = {major for major, pattern in ((2, _SITE2), (3, _SITE3)) if pattern.search(text)}
+    uses = {major for major, pattern in ((2, _USES2), (3, _USES3)) if pattern.search(text)}
+    return BodyFacts(copies="builddirectpkgreqs" in text, site_packages=frozenset(site), uses=frozenset(uses))

@@ -79,6 +79,14 @@ def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     cache[key] = value
 
 
+def recall(cache: dict[Any, Any], key: Any) -> Any:
+    """``cache.get(key)``, the entry moved to the newest end: an entry in use is not dropped."""
+    value = cache.pop(key, None)
+    if value is not None:
+        cache[key] = value
+    return value
+
+
 _TEXTS: dict[tuple[str, str], str] = {}
 
 
@@ -91,6 +99,20 @@ def _decode(data: bytes) -> str:
 
 # benchmarks/batch_export.py clears this cache by this name; it is spec's one.
 _split = spec.cached_lines
+
+
+_PINS: dict[tuple[str, Era, str, str], tuple[Pin, ...]] = {}
+
+
+def _pins(text: str, release: str, arch: Arch, rules: Era) -> tuple[Pin, ...]:
+    """``read_pins``, once per requirements file, era and machine (the arches of a release
+    and the releases of a cycle mostly share them)."""
+    key = (text, rules, arch.machine, arch.os)
+    found = _PINS.get(key)
+    if found is None:
+        found = tuple(read_pins(text, release, arch))
+        remember(_PINS, key, found)
+    return found
 
 
 class _Reader:
@@ -122,7 +144,20 @@ class _Reader:
         return text
 
 
-_EVALUATED: dict[tuple[object, ...], SpecFacts] = {}
+@dataclass(frozen=True, kw_only=True, slots=True)
+class _Variant:
+    """One evaluation of a spec: what it read of the arch, and the facts."""
+
+    looked_up: tuple[tuple[str, spec.Macro | None], ...]  # the base macros looked up, with their values
+    names: frozenset[str]  # the names of looked_up
+    machine: str | None  # the machine, when the evaluation asked for it
+    path: str  # the spec's path (a pin's generated spec: pip/requirements.txt:<line>)
+    facts: SpecFacts
+
+
+_PINNED = "pip/requirements.txt:"
+# (name, path, text, files read assembling it) -> its evaluations
+_EVALUATED: dict[tuple[object, ...], list[_Variant]] = {}
 _ASSEMBLED: dict[
     tuple[str, str, str], list[tuple[tuple[tuple[str, str | None], ...], spec.Assembled]]
 ] = {}
@@ -142,7 +177,7 @@ class Walker:
         self.pins: dict[str, Pin] = {}
         req = self.read("pip/requirements.txt")
         if req is not None and self.era.pins is not None:
-            for pin in read_pins(req, release, arch):
+            for pin in _pins(req, release, arch, self.era):
                 self.pins[pin.rpm] = pin
         self.data: set[str] = set()
         data = self.read("data/cmsswdata.txt")
@@ -157,6 +192,7 @@ class Walker:
         self._specs: dict[str, SpecFile | None] = {}
         self._facts: dict[str, SpecFacts] = {}
         self._deps: dict[str, set[str]] = {}  # name -> the paths read finding and evaluating it
+        self._variants: dict[str, _Variant] = {}  # name -> the evaluation its facts come from
         self._preamble_text: str | None = None
         self._base = self._preamble_macros()
         # what a spec's evaluation depends on besides its own files: the preamble's macros (not
@@ -166,12 +202,19 @@ class Walker:
 
     def _reuse(self) -> None:
         """Take over what the last walk of this arch and era learned about the names whose files
-        and pin did not change since (a batch walks tags in release order: most are the same)."""
+        and pin did not change since (a batch walks tags in release order: most are the same).
+        The first walk of an arch takes over the lookups of the last walk of another arch of
+        the era (a release's arches often share their tree), and the facts whose evaluation
+        looked up no base macro that differs between the two arches (nor the machine, if it
+        differs)."""
         key = (self.arch.name, self.era)
         memo = _MEMOS.pop(key, None)
+        if memo is None:
+            memo = next((m for (_, e), m in reversed(_MEMOS.items()) if e == self.era), None)
         _MEMOS[key] = _Memo(tree=self.tree, evaluation=self._evaluation_key, tools=self.tools, data=self.data,
-                            pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps)
-        while len(_MEMOS) > 8:
+                            pins=self.pins, specs=self._specs, facts=self._facts, deps=self._deps,
+                            base=self._base, machine=self.arch.machine, variants=self._variants)
+        while len(_MEMOS) > MEMOS:
             del _MEMOS[next(iter(_MEMOS))]
         if memo is None:
             return
@@ -179,7 +222,12 @@ class Walker:
         if changed is None:
             return
         files, folders = changed
-        same_evaluation = memo.evaluation == self._evaluation_key  # else: the lookups are kept, not the facts
+        same_evaluation = memo.evaluation == self._evaluation_key
+        # else: the lookups are kept, and the facts that looked up none of these macros
+        old_base, base = memo.base, self._base
+        base_changed = set() if same_evaluation else {
+            n for n in old_base.keys() | base.keys() if old_base.get(n) != base.get(n)}
+        same_machine = memo.machine == self.arch.machine
         tools = memo.tools ^ self.tools  # tools added or removed: their -toolfile names are found anew
         data = memo.data ^ self.data
         for name, deps in memo.deps.items():
@@ -203,8 +251,14 @@ class Walker:
                     facts = _moved(facts, old_path, new_path)
             self._specs[name] = found
             self._deps[name] = deps
-            if facts is not None and same_evaluation:
+            if facts is None:
+                continue
+            variant = memo.variants.get(name)
+            if same_evaluation or (variant is not None and (same_machine or variant.machine is None)
+                                   and base_changed.isdisjoint(variant.names)):
                 self._facts[name] = facts
+                if variant is not None:
+                    self._variants[name] = variant
 
     @contextmanager
     def _collecting(self, name: str) -> Iterator[None]:
@@ -311,7 +365,7 @@ class Walker:
     def _assemble(self, sf: SpecFile) -> tuple[spec.Assembled, tuple[tuple[str, str | None], ...]]:
         """The spec assembled, and every file read doing it (the cache checks they are unchanged)."""
         key = (sf.path, sf.text, sf.name)
-        for reads, assembled in _ASSEMBLED.get(key, ()):
+        for reads, assembled in recall(_ASSEMBLED, key) or ():
             if all(self.read(path) == content for path, content in reads):
                 return assembled, reads
         log: list[tuple[str, str | None]] = []
@@ -330,30 +384,72 @@ class Walker:
         return assembled, tuple(log)
 
     def _evaluate(self, sf: SpecFile) -> SpecFacts:
+        """The facts of *sf*; from the cache when a spec with the same files was evaluated with
+        the same values of the base macros its evaluation looked up, and the same machine if
+        it asked for it: most specs evaluate the same for every arch and preamble. The spec
+        generated for a pin is one whatever its line in pip/requirements.txt: its facts are
+        named at its line (:func:`_moved`)."""
         assembled, reads = self._assemble(sf)
-        key = (sf.name, sf.path, sf.text, reads, self._evaluation_key)
-        cached = _EVALUATED.get(key)
-        if cached is not None:
-            return cached
+        pinned = sf.generated and sf.path.startswith(_PINNED)
+        key = (sf.name, _PINNED if pinned else sf.path, sf.text, reads)
+        variants: list[_Variant] | None = recall(_EVALUATED, key)
+        if variants is not None:
+            same = [v for v in variants
+                    if (v.machine is None or v.machine == self.arch.machine) and self._same_base(v.looked_up)]
+            for variant in same:
+                if variant.path == sf.path:
+                    self._variants[sf.name] = variant
+                    return variant.facts
+            if same:
+                moved = dataclasses.replace(same[0], facts=_moved(same[0].facts, same[0].path, sf.path),
+                                            path=sf.path)
+                variants.append(moved)
+                self._variants[sf.name] = moved
+                return moved.facts
         lines = list(assembled.lines)
         pre = spec.preamble(lines)
         head = spec.header(pre) or spec.header(lines)
-        issues = list(assembled.issues)
         if head is None:
             raise ManifestError(
                 f"{sf.path}:1: no '### RPM <group> <name> <version>' header: is this a cmsdist spec?"
             )
-        _, _, written, head_line = head
+        context = _Watched(machine=self.arch.machine)
+        seen = set(_ALWAYS)
+        facts = self._facts_of(sf, assembled, lines, pre, head[2], head[3], context, seen)
+        base = self._base
+        variant = _Variant(looked_up=tuple((n, base.get(n)) for n in seen), names=frozenset(seen),
+                           machine=self.arch.machine if context.asked else None, path=sf.path, facts=facts)
+        if variants is None:
+            variants = []
+            remember(_EVALUATED, key, variants)
+        variants.append(variant)
+        self._variants[sf.name] = variant
+        return facts
+
+    def _same_base(self, looked_up: tuple[tuple[str, spec.Macro | None], ...]) -> bool:
+        base = self._base
+        for name, value in looked_up:
+            now = base.get(name)
+            if now is not value and now != value:
+                return False
+        return True
+
+    def _facts_of(self, sf: SpecFile, assembled: spec.Assembled, lines: list[spec.Line],
+                  pre: list[spec.Line], written: str, head_line: spec.Line,
+                  context: shell.Context, seen: set[str]) -> SpecFacts:
+        """*sf* evaluated; *seen* gets the names of the macros it looked up."""
+        issues = list(assembled.issues)
         written = re.sub(r"-CMS.*$", "", written)
         macros = dict(self._base)
         macros["n"] = spec.Macro(sf.name)
         has_macro = "%" in written
         macros["realversion"] = spec.Macro("1.0" if has_macro else written)
-        evaluated = spec.evaluate(pre, macros, self._context())
+        evaluated = spec.evaluate(pre, macros, context, seen)
         issues.extend(evaluated.issues)
         version = written
         if has_macro:
-            exp = spec.Expander(macros=dict(evaluated.macros), context=self._context(), where=head_line.where)
+            exp = spec.Expander(macros=spec.table(evaluated.macros, seen), context=context,
+                                 where=head_line.where)
             version = exp.expand(written)
             issues.extend(exp.issues)
         # The walk reads the spec with realversion=1.0 when the header holds macros (RULES §4);
@@ -361,19 +457,19 @@ class Walker:
         fields = evaluated
         if has_macro and "%" not in version:
             macros["realversion"] = spec.Macro(version)
-            fields = spec.evaluate(pre, macros, self._context())
+            fields = spec.evaluate(pre, macros, context, seen)
         sources = tuple((t.name, t.value) for t in fields.tags if re.fullmatch(r"(?i)source\d*", t.name))
         patches = [t.value for t in fields.tags if re.fullmatch(r"(?i)patch\d*", t.name)]
         for name, where in fields.defines:
             if re.fullmatch(r"patchsrc\d*", name):
                 patches.append(f"%{name} ({where})")
-        pip_name = evaluated.value("pip_name", self._context()) if "pip_name" in evaluated.macros else None
+        pip_name = evaluated.value("pip_name", context, seen) if "pip_name" in evaluated.macros else None
         do_python = {}
         for flag in ("doPython2", "doPython3"):
             if flag in evaluated.macros:
-                do_python[flag] = evaluated.value(flag, self._context()) or ""
+                do_python[flag] = evaluated.value(flag, context, seen) or ""
         body = spec.body_facts(sf.text, lines[len(pre):])
-        facts = SpecFacts(
+        return SpecFacts(
             rpm=sf.name,
             version_written=version,
             where=head_line.where,
@@ -388,8 +484,30 @@ class Walker:
             body=body,
             issues=tuple(issues),
         )
-        remember(_EVALUATED, key, facts)
-        return facts
+
+
+class _Watched(shell.Context):
+    """A Context that notes whether an evaluation asked for the machine (``%ifarch``,
+    ``uname -m``)."""
+
+    __slots__ = ("_machine", "asked")
+
+    def __init__(self, *, machine: str) -> None:
+        self.asked = False
+        super().__init__(machine=machine)
+
+    @property
+    def machine(self) -> str:
+        self.asked = True
+        return self._machine
+
+    @machine.setter
+    def machine(self, value: str) -> None:
+        self._machine = value
+
+
+# the macros every evaluation reads (SpecFacts' fields) whether it looks them up or not
+_ALWAYS = frozenset({"pip_name", "doPython2", "doPython3"})
 
 
 def _moved(facts: SpecFacts, old: str, new: str) -> SpecFacts:
@@ -420,9 +538,13 @@ class _Memo:
     specs: dict[str, SpecFile | None]
     facts: dict[str, SpecFacts]
     deps: dict[str, set[str]]
+    base: dict[str, spec.Macro]  # the walker's base macros
+    machine: str
+    variants: dict[str, _Variant]
 
 
 _MEMOS: dict[tuple[str, Era], _Memo] = {}
+MEMOS = 12  # (arch, era) pairs remembered: the arches a cycle tags most (a memo holds a tree's walk)
 
 
 def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:

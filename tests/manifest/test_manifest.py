@@ -414,3 +414,26 @@ def test_middle_era_two_stacks(tmp_path: Path) -> None:
     assert ipython.display_name == "IPython"  # pip/ipython.file, then pip/py3-ipython.file
     assert ipython.requires == ("six",)
     assert [u.rpm for u in py3.unshipped] == []  # lzma: python_version=='2.7' drops the line
+
+
+def test_spec_facts_shared_across_arches_only_where_they_agree(tmp_path: Path) -> None:
+    # One tree read for two arches in one process: a spec whose preamble looks up neither the
+    # arch's macros nor the machine is evaluated once; the others are evaluated for each arch.
+    (tmp_path / "rpm-preamble.file").write_text("%define cmsplatf %{cmsos}_gcc%{cmscompilerv}\n")
+    (tmp_path / "cmssw-tool-conf.spec").write_text(
+        "### RPM cms cmssw-tool-conf 1\nRequires: py3-plain py3-os py3-arch\n")
+    (tmp_path / "py3-plain.spec").write_text("### RPM external py3-plain 1.0\nSource: https://h/plain-1.0.tgz\n")
+    (tmp_path / "py3-os.spec").write_text(
+        "### RPM external py3-os 1.0\nSource: https://h/%{cmsplatf}/os-1.0.tgz\n")
+    (tmp_path / "py3-arch.spec").write_text(
+        "### RPM external py3-arch 1.0\n%ifarch aarch64\nRequires: py3-plain\n%endif\n")
+    amd, arm = (walk.Walker(FolderTree(tmp_path), "CMSSW_14_0_0", Arch.parse(a))
+                for a in ("el9_amd64_gcc12", "el8_aarch64_gcc12"))
+    plain = [w.facts("py3-plain") for w in (amd, arm)]
+    assert plain[0] is plain[1]
+    assert [w.facts("py3-os").sources for w in (amd, arm)] == [  # type: ignore[union-attr]
+        (("Source", "https://h/el9_amd64_gcc12/os-1.0.tgz"),),
+        (("Source", "https://h/el8_aarch64_gcc12/os-1.0.tgz"),),
+    ]
+    assert [w.facts("py3-arch").requires for w in (amd, arm)] == [  # type: ignore[union-attr]
+        (), (("py3-plain", "py3-arch.spec:3"),)]

@@ -274,3 +274,12 @@ def test_expression_values() -> None:
     assert expressions.evaluate_expression("1 && 0 || 3") == 3
     assert expressions.evaluate_expression("%isamd64") is None
     assert expressions.evaluate_expression("bareword") is None
+
+
+def test_evaluate_notes_the_macros_it_looked_up() -> None:
+    seen: set[str] = set()
+    macros = {"used": spec.Macro("%{inner}"), "inner": spec.Macro("1"), "unused": spec.Macro("2")}
+    ev = spec.evaluate(spec.split_lines("Requires: a%{used} %{?absent:b}\n", "x.spec"), macros, AMD64, seen)
+    assert ev.requires() == [("a1", "x.spec:1")]
+    assert {"used", "inner", "absent"} <= seen
+    assert "unused" not in seen
