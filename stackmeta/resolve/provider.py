@@ -5,7 +5,7 @@ search; and :func:`dependents`, the count the rule ranks packages by."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,9 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
-from resolvelib import AbstractProvider
+from resolvelib import AbstractProvider, Resolver
+from resolvelib.resolvers import Criterion, Resolution
+from resolvelib.resolvers.resolution import _build_result
 
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
@@ -82,6 +84,8 @@ class Memo:
         # (name, version, extras) -> its requirements for the target, markers evaluated
         self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[Req, ...]] = {}
         self.unknown: set[tuple[NormalizedName, Version]] = set()
+        # (name, preferred version) -> its versions in the order the search tries them
+        self.ordered: dict[tuple[NormalizedName, Version | None], list[Version]] = {}
 
     def versions(self, name: NormalizedName) -> frozenset[Version]:
         if name not in self._versions:
@@ -181,16 +185,25 @@ class Provider(AbstractProvider[Req, Cand, str]):
         self.hard = hard
         self.preferred = preferred
         self.rank = rank
-        self._versions: dict[NormalizedName, list[Version]] = {}
+        self._names: dict[str, NormalizedName] = {}
 
     def versions(self, name: NormalizedName) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
-        sdist may not even build on the target's Python)."""
-        if name not in self._versions:
-            order = nearest_order(self.source.versions(name), self.preferred.get(name))
-            self._versions[name] = sorted(
+        sdist may not even build on the target's Python). Kept in the memo: every provider of
+        the search asks for the same orders."""
+        key = (name, self.preferred.get(name))
+        found = self.source.ordered.get(key)
+        if found is None:
+            order = nearest_order(self.source.versions(name), key[1])
+            found = self.source.ordered[key] = sorted(
                 order, key=lambda v: not self.source.has_wheel(name, v, self.target))
-        return self._versions[name]
+        return found
+
+    def _name(self, identifier: str) -> NormalizedName:
+        found = self._names.get(identifier)
+        if found is None:
+            found = self._names[identifier] = canonicalize_name(identifier.split("[")[0])
+        return found
 
     def identify(self, requirement_or_candidate: Req | Cand) -> str:
         return requirement_or_candidate.key
@@ -204,6 +217,25 @@ class Provider(AbstractProvider[Req, Cand, str]):
         in_conflict = any(c.requirement.name == name or (c.parent is not None and c.parent.name == name)
                           for c in backtrack_causes)
         return (0 if name in self.hard else 1, 0 if in_conflict else 1, -self.rank.get(name, 0), identifier)
+
+    def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Cand],
+                                     candidates: Mapping[str, Iterator[Cand]],
+                                     information: Mapping[str, Iterator[Any]],
+                                     backtrack_causes: Sequence[Any]) -> list[str]:
+        """The one identifier :meth:`get_preference` prefers (its order is total: the
+        identifier decides the last tie), found without asking it once per identifier."""
+        conflict: set[NormalizedName] = set()
+        for c in backtrack_causes:
+            conflict.add(c.requirement.name)
+            if c.parent is not None:
+                conflict.add(c.parent.name)
+        hard, rank, name_of = self.hard, self.rank, self._name
+
+        def key(identifier: str) -> tuple[int, int, int, str]:
+            name = name_of(identifier)
+            return (0 if name in hard else 1, 0 if name in conflict else 1, -rank.get(name, 0), identifier)
+
+        return [min(identifiers, key=key)]
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
@@ -220,37 +252,45 @@ class Provider(AbstractProvider[Req, Cand, str]):
 
         def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first
-            wanted = [v for v in pool if v not in bad and all(r.allows(v) for r in reqs)]
-            for i, v in enumerate(wanted):
-                if i + 1 < len(wanted) and not self.source.has_wheel(name, v, self.target):
+            wanted = (v for v in pool if v not in bad and all(r.allows(v) for r in reqs))
+            v = next(wanted, None)
+            while v is not None:
+                after = next(wanted, None)
+                if after is not None and not self.source.has_wheel(name, v, self.target):
                     # an sdist-only version is about to be built: build the next one meanwhile
-                    self.source.build_ahead(name, wanted[i + 1], self.target)
-                if not self.source.installable(name, v, self.target)[0]:
-                    continue  # an sdist that does not build into a pure-Python wheel
-                # a moved pin: only versions whose own requirements accept every hard pin
-                if moved and not self.fits(name, v, self.hard):
-                    continue
-                yield Cand(name=name, extras=extras, version=v)
+                    self.source.build_ahead(name, after, self.target)
+                # not an sdist that does not build into a pure-Python wheel; for a moved pin,
+                # only versions whose own requirements accept every hard pin
+                if self.source.installable(name, v, self.target)[0] \
+                        and not (moved and not self.fits(name, v, self.hard)):
+                    yield Cand(name=name, extras=extras, version=v)
+                v = after
 
         return matches
 
     def fits(self, name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version]) -> bool:
         """Whether *name* *version*'s requirements accept every pin of *hard*."""
-        for dep in self.dependencies_of(name, version):
+        for dep in self._dependencies(name, version):
             pinned = hard.get(dep.name)
             if pinned is not None and dep.name != name and not dep.allows(pinned):
                 return False
         return True
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
-        return requirement.allows(candidate.version)
+        found = requirement.answers.get(candidate.version)
+        return requirement.allows(candidate.version) if found is None else found
 
     def dependencies_of(self, name: NormalizedName, version: Version,
                         extras: frozenset[str] = frozenset()) -> list[Req]:
+        return list(self._dependencies(name, version, extras))
+
+    def _dependencies(self, name: NormalizedName, version: Version,
+                      extras: frozenset[str] = frozenset()) -> tuple[Req, ...]:
         key = (name, version, extras)
-        if key not in self.source.evaluated:
-            self.source.evaluated[key] = self._evaluate(name, version, extras)
-        return list(self.source.evaluated[key])
+        found = self.source.evaluated.get(key)
+        if found is None:
+            found = self.source.evaluated[key] = self._evaluate(name, version, extras)
+        return found
 
     def _evaluate(self, name: NormalizedName, version: Version, extras: frozenset[str]) -> tuple[Req, ...]:
         deps = self.source.dependencies(name, version)
@@ -275,6 +315,37 @@ class Provider(AbstractProvider[Req, Cand, str]):
                              specifier=SpecifierSet(f"=={candidate.version}"),
                              text=f"{candidate.name}=={candidate.version}"))
         return deps
+
+
+class _Resolution(Resolution[Req, Cand, str]):
+    """resolvelib's resolution, which asks each round whether every pin still satisfies its
+    requirements (a loop over every criterion): the answer is kept per criterion (criteria are
+    never changed, only replaced) and pin, so each is worked out once."""
+
+    def __init__(self, provider: Any, reporter: Any) -> None:
+        super().__init__(provider, reporter)
+        self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
+
+    def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Cand]) -> bool:
+        pin: Cand | None = self.state.mapping.get(name)
+        if pin is None:
+            return False
+        hit = self._satisfying.get(criterion)
+        if hit is not None and hit[0] is pin:
+            return hit[1]
+        version = pin.version
+        ok = all(i.requirement.allows(version) for i in criterion.information)
+        self._satisfying[criterion] = (pin, ok)
+        return ok
+
+
+class FastResolver(Resolver[Req, Cand, str]):
+    """resolvelib's :class:`~resolvelib.Resolver` with :class:`_Resolution`: the same
+    resolution, each round's check of the pins done once per criterion and pin."""
+
+    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100) -> Any:  # type: ignore[override]
+        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        return _build_result(state)
 
 
 def _req_text(req: Requirement) -> str:
