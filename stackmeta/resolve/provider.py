@@ -86,6 +86,22 @@ class Memo:
         self.unknown: set[tuple[NormalizedName, Version]] = set()
         # (name, preferred version) -> its versions in the order the search tries them
         self.ordered: dict[tuple[NormalizedName, Version | None], list[Version]] = {}
+        # (name, preferred version, requirements, incompatible versions) -> the versions of
+        # that order the requirements allow (Req objects are made once: identity is enough)
+        self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req], frozenset[Version]],
+                          list[Version]] = {}
+        self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
+
+    def root(self, name: NormalizedName, version: Version | None = None) -> Req:
+        """The search's requirement of *name* at *version* (any version when None), made once."""
+        key = (name, version)
+        found = self._roots.get(key)
+        if found is None:
+            found = self._roots[key] = (
+                Req(name=name, extras=frozenset(), specifier=SpecifierSet(), text=name) if version is None
+                else Req(name=name, extras=frozenset(), specifier=SpecifierSet(f"=={version}"),
+                         text=f"{name}=={version}"))
+        return found
 
     def versions(self, name: NormalizedName) -> frozenset[Version]:
         if name not in self._versions:
@@ -186,6 +202,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         self.preferred = preferred
         self.rank = rank
         self._names: dict[str, NormalizedName] = {}
+        self._fits: dict[tuple[NormalizedName, Version], bool] = {}  # fits(name, version, self.hard)
 
     def versions(self, name: NormalizedName) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
@@ -243,28 +260,38 @@ class Provider(AbstractProvider[Req, Cand, str]):
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
         moved = name not in self.hard and name in self.preferred
+        wanted: list[Version]
         if name in self.source.excluded:
-            pool = []
+            wanted = []
         elif name in self.hard:
-            pool = [self.hard[name]] if self.hard[name] in self.source.versions(name) else []
+            pinned = self.hard[name]
+            wanted = [pinned] if pinned in self.source.versions(name) and pinned not in bad \
+                and all(r.allows(pinned) for r in reqs) else []
         else:
-            pool = self.versions(name)
+            # the same requirements come again and again (every resolution of the search)
+            key = (name, self.preferred.get(name), frozenset(reqs), frozenset(bad))
+            found = self.source.wanted.get(key)
+            if found is None:
+                found = self.source.wanted[key] = [
+                    v for v in self.versions(name) if v not in bad and all(r.allows(v) for r in reqs)]
+            wanted = found
 
         def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first
-            wanted = (v for v in pool if v not in bad and all(r.allows(v) for r in reqs))
-            v = next(wanted, None)
-            while v is not None:
-                after = next(wanted, None)
-                if after is not None and not self.source.has_wheel(name, v, self.target):
+            for i, v in enumerate(wanted):
+                if i + 1 < len(wanted) and not self.source.has_wheel(name, v, self.target):
                     # an sdist-only version is about to be built: build the next one meanwhile
-                    self.source.build_ahead(name, after, self.target)
-                # not an sdist that does not build into a pure-Python wheel; for a moved pin,
-                # only versions whose own requirements accept every hard pin
-                if self.source.installable(name, v, self.target)[0] \
-                        and not (moved and not self.fits(name, v, self.hard)):
-                    yield Cand(name=name, extras=extras, version=v)
-                v = after
+                    self.source.build_ahead(name, wanted[i + 1], self.target)
+                if not self.source.installable(name, v, self.target)[0]:
+                    continue  # an sdist that does not build into a pure-Python wheel
+                # a moved pin: only versions whose own requirements accept every hard pin
+                if moved:
+                    fit = self._fits.get((name, v))
+                    if fit is None:
+                        fit = self._fits[(name, v)] = self.fits(name, v, self.hard)
+                    if not fit:
+                        continue
+                yield Cand(name=name, extras=extras, version=v)
 
         return matches
 

@@ -148,10 +148,8 @@ def resolve(
         for _ in range(2 * len(shipped) + 1):
             progress.advance()
             provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-            roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
-                     for n, v in sorted(hard.items())]
-            roots += [Req(name=m.name, extras=frozenset(), specifier=SpecifierSet(), text=m.name)
-                      for m in moves if m.name not in dropped]
+            roots = [memo.root(n, v) for n, v in sorted(hard.items())]
+            roots += [memo.root(m.name) for m in moves if m.name not in dropped]
             try:
                 result = FastResolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
             except (ResolutionImpossible, _GiveUp) as exc:
@@ -246,9 +244,8 @@ def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Versio
     """Resolve with *hard* pinned and *free* required at any version (nearest first); None
     when that set has no consistent resolution (or the resolver gives up on it)."""
     provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-    roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
-             for n, v in sorted(hard.items())]
-    roots += [Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n) for n in sorted(set(free))]
+    roots = [memo.root(n, v) for n, v in sorted(hard.items())]
+    roots += [memo.root(n) for n in sorted(set(free))]
     try:
         return FastResolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds), provider
     except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
