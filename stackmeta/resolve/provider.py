@@ -91,6 +91,7 @@ class Memo:
         self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req], frozenset[Version]],
                           list[Version]] = {}
         self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
+        self._prefetched: set[NormalizedName] = set()
 
     def root(self, name: NormalizedName, version: Version | None = None) -> Req:
         """The search's requirement of *name* at *version* (any version when None), made once."""
@@ -178,7 +179,11 @@ class Memo:
         return True
 
     def prefetch(self, name: NormalizedName) -> None:
-        """Ask for the metadata of every version of *name* at once, when the source can."""
+        """Ask for the metadata of every version of *name* at once, when the source can (once
+        per name: the search asks again and again)."""
+        if name in self._prefetched:
+            return
+        self._prefetched.add(name)
         batch = getattr(self.source, "prefetch_dependencies", None)
         todo = [(name, v) for v in sorted(self.versions(name)) if (name, v) not in self._deps]
         if batch is not None and len(todo) > 1:
