@@ -5,7 +5,7 @@ search; and :func:`dependents`, the count the rule ranks packages by."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +13,9 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
-from resolvelib import AbstractProvider
+from resolvelib import AbstractProvider, Resolver
+from resolvelib.resolvers import Criterion, Resolution
+from resolvelib.resolvers.resolution import _build_result
 
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
@@ -84,6 +86,25 @@ class Memo:
         self.unknown: set[tuple[NormalizedName, Version]] = set()
         # (name, version) -> its requirements and its wrapped ones (Provider.effective_dependencies)
         self.effective: dict[tuple[NormalizedName, Version], tuple[Req, ...]] = {}
+        # (name, preferred version) -> its versions in the order the search tries them
+        self.ordered: dict[tuple[NormalizedName, Version | None], list[Version]] = {}
+        # (name, preferred version, requirements, incompatible versions) -> the versions of
+        # that order the requirements allow (Req objects are made once: identity is enough)
+        self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req], frozenset[Version]],
+                          list[Version]] = {}
+        self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
+        self._prefetched: set[NormalizedName] = set()
+
+    def root(self, name: NormalizedName, version: Version | None = None) -> Req:
+        """The search's requirement of *name* at *version* (any version when None), made once."""
+        key = (name, version)
+        found = self._roots.get(key)
+        if found is None:
+            found = self._roots[key] = (
+                Req(name=name, extras=frozenset(), specifier=SpecifierSet(), text=name) if version is None
+                else Req(name=name, extras=frozenset(), specifier=SpecifierSet(f"=={version}"),
+                         text=f"{name}=={version}"))
+        return found
 
     def versions(self, name: NormalizedName) -> frozenset[Version]:
         if name not in self._versions:
@@ -160,7 +181,11 @@ class Memo:
         return True
 
     def prefetch(self, name: NormalizedName) -> None:
-        """Ask for the metadata of every version of *name* at once, when the source can."""
+        """Ask for the metadata of every version of *name* at once, when the source can (once
+        per name: the search asks again and again)."""
+        if name in self._prefetched:
+            return
+        self._prefetched.add(name)
         batch = getattr(self.source, "prefetch_dependencies", None)
         todo = [(name, v) for v in sorted(self.versions(name)) if (name, v) not in self._deps]
         if batch is not None and len(todo) > 1:
@@ -183,16 +208,26 @@ class Provider(AbstractProvider[Req, Cand, str]):
         self.hard = hard
         self.preferred = preferred
         self.rank = rank
-        self._versions: dict[NormalizedName, list[Version]] = {}
+        self._names: dict[str, NormalizedName] = {}
+        self._fits: dict[tuple[NormalizedName, Version], bool] = {}  # fits(name, version, self.hard)
 
     def versions(self, name: NormalizedName) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
-        sdist may not even build on the target's Python)."""
-        if name not in self._versions:
-            order = nearest_order(self.source.versions(name), self.preferred.get(name))
-            self._versions[name] = sorted(
+        sdist may not even build on the target's Python). Kept in the memo: every provider of
+        the search asks for the same orders."""
+        key = (name, self.preferred.get(name))
+        found = self.source.ordered.get(key)
+        if found is None:
+            order = nearest_order(self.source.versions(name), key[1])
+            found = self.source.ordered[key] = sorted(
                 order, key=lambda v: not self.source.has_wheel(name, v, self.target))
-        return self._versions[name]
+        return found
+
+    def _name(self, identifier: str) -> NormalizedName:
+        found = self._names.get(identifier)
+        if found is None:
+            found = self._names[identifier] = canonicalize_name(identifier.split("[")[0])
+        return found
 
     def identify(self, requirement_or_candidate: Req | Cand) -> str:
         return requirement_or_candidate.key
@@ -207,22 +242,49 @@ class Provider(AbstractProvider[Req, Cand, str]):
                           for c in backtrack_causes)
         return (0 if name in self.hard else 1, 0 if in_conflict else 1, -self.rank.get(name, 0), identifier)
 
+    def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Cand],
+                                     candidates: Mapping[str, Iterator[Cand]],
+                                     information: Mapping[str, Iterator[Any]],
+                                     backtrack_causes: Sequence[Any]) -> list[str]:
+        """The one identifier :meth:`get_preference` prefers (its order is total: the
+        identifier decides the last tie), found without asking it once per identifier."""
+        conflict: set[NormalizedName] = set()
+        for c in backtrack_causes:
+            conflict.add(c.requirement.name)
+            if c.parent is not None:
+                conflict.add(c.parent.name)
+        hard, rank, name_of = self.hard, self.rank, self._name
+
+        def key(identifier: str) -> tuple[int, int, int, str]:
+            name = name_of(identifier)
+            return (0 if name in hard else 1, 0 if name in conflict else 1, -rank.get(name, 0), identifier)
+
+        return [min(identifiers, key=key)]
+
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
         reqs = list(requirements[identifier])
         name, extras = reqs[0].name, reqs[0].extras
         bad = {c.version for c in incompatibilities[identifier]}
         moved = name not in self.hard and name in self.preferred
+        wanted: list[Version]
         if name in self.source.excluded:
-            pool = []
+            wanted = []
         elif name in self.hard:
-            pool = [self.hard[name]] if self.hard[name] in self.source.versions(name) else []
+            pinned = self.hard[name]
+            wanted = [pinned] if pinned in self.source.versions(name) and pinned not in bad \
+                and all(r.allows(pinned) for r in reqs) else []
         else:
-            pool = self.versions(name)
+            # the same requirements come again and again (every resolution of the search)
+            key = (name, self.preferred.get(name), frozenset(reqs), frozenset(bad))
+            found = self.source.wanted.get(key)
+            if found is None:
+                found = self.source.wanted[key] = [
+                    v for v in self.versions(name) if v not in bad and all(r.allows(v) for r in reqs)]
+            wanted = found
 
         def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first
-            wanted = [v for v in pool if v not in bad and all(r.allows(v) for r in reqs)]
             for i, v in enumerate(wanted):
                 if i + 1 < len(wanted) and not self.source.has_wheel(name, v, self.target):
                     # an sdist-only version is about to be built: build the next one meanwhile
@@ -230,8 +292,12 @@ class Provider(AbstractProvider[Req, Cand, str]):
                 if not self.source.installable(name, v, self.target)[0]:
                     continue  # an sdist that does not build into a pure-Python wheel
                 # a moved pin: only versions whose own requirements accept every hard pin
-                if moved and not self.fits(name, v, self.hard):
-                    continue
+                if moved:
+                    fit = self._fits.get((name, v))
+                    if fit is None:
+                        fit = self._fits[(name, v)] = self.fits(name, v, self.hard)
+                    if not fit:
+                        continue
                 yield Cand(name=name, extras=extras, version=v)
 
         return matches
@@ -270,14 +336,20 @@ class Provider(AbstractProvider[Req, Cand, str]):
         return list(found)
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
-        return requirement.allows(candidate.version)
+        found = requirement.answers.get(candidate.version)
+        return requirement.allows(candidate.version) if found is None else found
 
     def dependencies_of(self, name: NormalizedName, version: Version,
                         extras: frozenset[str] = frozenset()) -> list[Req]:
+        return list(self._dependencies(name, version, extras))
+
+    def _dependencies(self, name: NormalizedName, version: Version,
+                      extras: frozenset[str] = frozenset()) -> tuple[Req, ...]:
         key = (name, version, extras)
-        if key not in self.source.evaluated:
-            self.source.evaluated[key] = self._evaluate(name, version, extras)
-        return list(self.source.evaluated[key])
+        found = self.source.evaluated.get(key)
+        if found is None:
+            found = self.source.evaluated[key] = self._evaluate(name, version, extras)
+        return found
 
     def _evaluate(self, name: NormalizedName, version: Version, extras: frozenset[str]) -> tuple[Req, ...]:
         deps = self.source.dependencies(name, version)
@@ -302,6 +374,37 @@ class Provider(AbstractProvider[Req, Cand, str]):
                              specifier=SpecifierSet(f"=={candidate.version}"),
                              text=f"{candidate.name}=={candidate.version}"))
         return deps
+
+
+class _Resolution(Resolution[Req, Cand, str]):
+    """resolvelib's resolution, which asks each round whether every pin still satisfies its
+    requirements (a loop over every criterion): the answer is kept per criterion (criteria are
+    never changed, only replaced) and pin, so each is worked out once."""
+
+    def __init__(self, provider: Any, reporter: Any) -> None:
+        super().__init__(provider, reporter)
+        self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
+
+    def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Cand]) -> bool:
+        pin: Cand | None = self.state.mapping.get(name)
+        if pin is None:
+            return False
+        hit = self._satisfying.get(criterion)
+        if hit is not None and hit[0] is pin:
+            return hit[1]
+        version = pin.version
+        ok = all(i.requirement.allows(version) for i in criterion.information)
+        self._satisfying[criterion] = (pin, ok)
+        return ok
+
+
+class FastResolver(Resolver[Req, Cand, str]):
+    """resolvelib's :class:`~resolvelib.Resolver` with :class:`_Resolution`: the same
+    resolution, each round's check of the pins done once per criterion and pin."""
+
+    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100) -> Any:  # type: ignore[override]
+        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        return _build_result(state)
 
 
 def _req_text(req: Requirement) -> str:

@@ -58,14 +58,14 @@ from typing import Any
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName
 from packaging.version import Version
-from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
 
 from stackmeta import record
 from stackmeta.errors import ResolutionError
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.resolve.nearest import RULE, Addition, Deviation, NearestSet, Omission
-from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
+from stackmeta.resolve.provider import Cand, FastResolver, Memo, Provider, Req, dependents
 from stackmeta.target import Target
 
 
@@ -151,12 +151,10 @@ def resolve(
         for _ in range(2 * len(shipped) + 1):
             progress.advance()
             provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-            roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
-                     for n, v in sorted(hard.items())]
-            roots += [Req(name=m.name, extras=frozenset(), specifier=SpecifierSet(), text=m.name)
-                      for m in moves if m.name not in dropped]
+            roots = [memo.root(n, v) for n, v in sorted(hard.items())]
+            roots += [memo.root(m.name) for m in moves if m.name not in dropped]
             try:
-                result = Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
+                result = FastResolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds)
             except (ResolutionImpossible, _GiveUp) as exc:
                 # a shipped package that requires one this cell cannot install at all is left out
                 # too (it could not be installed without it), the one fewer depend on first
@@ -250,11 +248,10 @@ def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Versio
     """Resolve with *hard* pinned and *free* required at any version (nearest first); None
     when that set has no consistent resolution (or the resolver gives up on it)."""
     provider = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-    roots = [Req(name=n, extras=frozenset(), specifier=SpecifierSet(f"=={v}"), text=f"{n}=={v}")
-             for n, v in sorted(hard.items())]
-    roots += [Req(name=n, extras=frozenset(), specifier=SpecifierSet(), text=n) for n in sorted(set(free))]
+    roots = [memo.root(n, v) for n, v in sorted(hard.items())]
+    roots += [memo.root(n) for n in sorted(set(free))]
     try:
-        return Resolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds), provider
+        return FastResolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds), provider
     except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
         return None
 
