@@ -170,6 +170,13 @@ def resolve(
                     why = (f"it requires {req.text}, which this cell cannot install: "
                            + omitted.get(req.name, memo.excluded.get(
                                req.name, f"no version of {req.name} is installable here")))
+                    if who in hard and _escapes(memo, target, probe, who, req.name, omitted):
+                        # another version of it needs no such thing (awkward 2.1.1 requires
+                        # awkward-cpp==12, which has no wheel for Python 3.12; a newer awkward
+                        # requires a newer awkward-cpp that has): it moves, it is not left out
+                        moves.append(_Move(name=who, reason=f"{who} {hard.pop(who)} {why[3:]}"))
+                        moves += _settle_moved(hard, probe, moves, rank)
+                        continue
                     if who in shipped:
                         hard.pop(who, None)
                         dropped[who] = why
@@ -231,6 +238,19 @@ def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[Normal
     probe = Provider(memo, target, hard={}, preferred={}, rank={})
     return not any(memo.installable(req.name, v, target)[0]
                    for v in probe.versions(req.name) if req.allows(v))
+
+
+def _escapes(memo: Memo, target: Target, probe: Provider, who: NormalizedName, dep_name: NormalizedName,
+             omitted: Mapping[NormalizedName, str]) -> bool:
+    """Whether some other installable version of *who* requires *dep_name* at a version the
+    cell can install, or not at all."""
+    for version in probe.versions(who):
+        if version == probe.hard.get(who) or not memo.installable(who, version, target)[0]:
+            continue
+        reqs = [d for d in probe.dependencies_of(who, version) if d.name == dep_name]
+        if not reqs or not any(_uninstallable(memo, target, d, omitted) for d in reqs):
+            return True
+    return False
 
 
 def _first_installable(memo: Memo, target: Target, name: NormalizedName, release: Version) -> Version | None:

@@ -64,3 +64,27 @@ def test_a_wrapper_cell_finds_the_set_of_the_unwrapped_one(tmp_path: Path) -> No
     assert {n: v for n, v in windows.pins if n in shipped} == {n: v for n, v in linux.pins}
     assert {n: v for n, v in windows.pins if n not in shipped} == {"tensorflow-intel": Version("2.8.0")}
     assert windows.omissions == ()
+
+
+@pytest.mark.slow
+def test_a_pin_whose_requirement_the_cell_cannot_install_moves_when_another_version_can(
+        tmp_path: Path) -> None:
+    """awkward 2.1.1 requires awkward-cpp==12, which has wheels for Python 3.9 only; on 3.12
+    awkward moves to a version whose awkward-cpp has 3.12 wheels, it is not left out (before:
+    "OMITTED awkward 2.1.1 ... it requires awkward-cpp==12, which this cell cannot install")."""
+    release = synthetic_release([package("awkward", "2.1.1"), package("awkward-cpp", "12")])
+    with pypiserver(tmp_path / "server") as server:
+        make_wheel(server.packages, "awkward", "2.1.1", requires=["awkward-cpp==12"])
+        make_wheel(server.packages, "awkward", "2.6.0", requires=["awkward-cpp==30"])
+        make_wheel(server.packages, "awkward-cpp", "12", tag="cp39-cp39-manylinux2014_x86_64")
+        for py in ("cp39", "cp312"):
+            make_wheel(server.packages, "awkward-cpp", "30", tag=f"{py}-{py}-manylinux2014_x86_64")
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache") as client:
+            matrix = resolve_cells(release, client, [Cell.parse("3.9-linux-x86_64"),
+                                                     Cell.parse("3.12-linux-x86_64")])
+    old, new = matrix.result(Cell.parse("3.9-linux-x86_64")).nearest, \
+        matrix.result(Cell.parse("3.12-linux-x86_64")).nearest
+    assert old is not None and new is not None
+    assert {n: str(v) for n, v in old.pins} == {"awkward": "2.1.1", "awkward-cpp": "12"}
+    assert {n: str(v) for n, v in new.pins} == {"awkward": "2.6.0", "awkward-cpp": "30"}
+    assert new.omissions == ()
