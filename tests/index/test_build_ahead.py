@@ -52,7 +52,7 @@ def test_builds_ahead_run_in_the_background_and_once(tmp_path: Path, monkeypatch
             for v in versions[1:]:
                 source.build_ahead("stepper", v)  # type: ignore[arg-type]
             # nobody asked yet: both are built in the background
-            assert sorted(_wait_for(log, 2, 120)) == ["stepper-1.1", "stepper-1.2"]
+            assert sorted(_wait_for(log, 2, 300)) == ["stepper-1.1", "stepper-1.2"]
             verdicts = [source.installable("stepper", v) for v in versions]  # type: ignore[arg-type]
             assert [(v.installable, v.how) for v in verdicts] == [(True, "built")] * 3
             source.build_ahead("stepper", versions[2])  # type: ignore[arg-type]  # known: not again
