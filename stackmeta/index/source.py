@@ -15,12 +15,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
-from stackmeta.index.simple import ProjectFile, ProjectPage
+from stackmeta.index.simple import ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target
 
@@ -36,9 +37,18 @@ def python_ok(file: ProjectFile, target: Target) -> bool:
 def file_usable(file: ProjectFile, target: Target) -> bool:
     """pip could install this file for the target (yanked or not): a wheel whose tags fit or
     an sdist, with a Requires-Python admitting the target's Python."""
-    if file.kind == "wheel":
-        return target.wheel_rank(file.filename) is not None and python_ok(file, target)
-    return file.kind == "sdist" and python_ok(file, target)
+    return _usable(file.filename, file.requires_python, target)
+
+
+def _usable(filename: str, requires_python: SpecifierSet | None, target: Target) -> bool:
+    """:func:`file_usable` of the file with this name and Requires-Python."""
+    kind = file_kind(filename)
+    if kind == "wheel":
+        if target.wheel_rank(filename) is None:
+            return False
+    elif kind != "sdist":
+        return False
+    return requires_python is None or requires_python.contains(target.python_full, prereleases=True)
 
 
 def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = False
@@ -50,6 +60,12 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
         if usable:
             out[version] = usable
     return out
+
+
+def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False) -> list[Version]:
+    """``sorted(installable_versions(page, target, yanked=yanked))``, without building the
+    page's file objects (a page lists thousands of files)."""
+    return sorted(page.usable_versions(lambda filename, rp: _usable(filename, rp, target), yanked=yanked))
 
 
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
@@ -95,7 +111,7 @@ class IndexSource:
         page = self._page(canonicalize_name(name))
         if page is None:
             return []
-        return sorted(installable_versions(page, self.target))
+        return installable_list(page, self.target)
 
     def files(self, name: NormalizedName, version: Version) -> tuple[ProjectFile, ...]:
         """All files of that version on the page (usable or not)."""
