@@ -165,7 +165,7 @@ class IndexClient:
         cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
         if cached is not None:
             body, ctype, final = cached
-            return parse_project_page(body, ctype, final, cname)
+            return _parse_page(body, ctype, final, cname)
         resp = self.transport.get(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
         if resp.status in (404, 410):
             return None
@@ -174,7 +174,7 @@ class IndexClient:
         if resp.url != url and _other_page(url, resp.url, cname):
             raise IndexAccessError(f"{url}: redirected to {resp.url}, another project's page: "
                                    "the index serves another project's page; refused")
-        page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
+        page = _parse_page(resp.body, resp.content_type, resp.url, cname)
         self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
         return page
 
@@ -401,6 +401,17 @@ class IndexClient:
         if data is None:
             return FileMetadata(project=project, file=file, source="unknown", raw=None, metadata=None)
         return self._keep(file, project, data, "pkg-info", file.url)
+
+
+_PARSING = threading.Lock()
+
+
+def _parse_page(body: bytes, content_type: str, url: str, project: NormalizedName) -> ProjectPage:
+    """:func:`parse_project_page`, one page at a time in the process: a page's parse holds the
+    GIL anyway, and its transient objects (~2.5 times the body: the JSON of a big page is tens
+    of MB) then exist for one page at once, not for every thread's."""
+    with _PARSING:
+        return parse_project_page(body, content_type, url, project)
 
 
 def _other_page(url: str, final: str, project: NormalizedName) -> bool:
