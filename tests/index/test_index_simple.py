@@ -176,3 +176,20 @@ def test_installable_list_is_the_installable_versions_without_building_files(pyt
             assert installable_list(p, target, yanked=yanked) == sorted(
                 installable_versions(page(name, kind), target, yanked=yanked))
             assert p._built.count(None) == (len(p.filenames) if kind == "json" else 0)
+
+
+def test_joined_strings_read_back_and_find_what_each_holds() -> None:
+    from stackmeta.index.simple import Joined
+
+    items = ["six-1.16.0.tar.gz", "", "six-1.1", "6.0-py3-none-any.whl", "a-1.16.0.zip"]
+    joined = Joined(items)
+    assert list(joined) == items and len(joined) == 5
+    assert [joined[i] for i in range(-5, 5)] == items + items
+    assert joined[1:4] == items[1:4]
+    with pytest.raises(IndexError):
+        joined[5]
+    # "1.16" spans the end of one string and the start of the next: neither holds it
+    assert joined.holding("1.16") == [0, 4]
+    assert joined.holding("6") == [0, 3, 4]
+    assert joined.holding("1.1") == [0, 2, 4]
+    assert joined.holding("zzz") == []
