@@ -42,12 +42,16 @@ def file_usable(file: ProjectFile, target: Target) -> bool:
 
 def _usable(filename: str, requires_python: SpecifierSet | None, target: Target) -> bool:
     """:func:`file_usable` of the file with this name and Requires-Python."""
+    return _kind_fits(filename, target) and _python_admits(requires_python, target)
+
+
+def _kind_fits(filename: str, target: Target) -> bool:
+    """A wheel whose tags fit the target, or an sdist."""
     kind = file_kind(filename)
-    if kind == "wheel":
-        if target.wheel_rank(filename) is None:
-            return False
-    elif kind != "sdist":
-        return False
+    return target.wheel_rank(filename) is not None if kind == "wheel" else kind == "sdist"
+
+
+def _python_admits(requires_python: SpecifierSet | None, target: Target) -> bool:
     return requires_python is None or requires_python.contains(target.python_full, prereleases=True)
 
 
@@ -65,7 +69,15 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
 def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False) -> list[Version]:
     """``sorted(installable_versions(page, target, yanked=yanked))``, without building the
     page's file objects (a page lists thousands of files)."""
-    return sorted(page.usable_versions(lambda filename, rp: _usable(filename, rp, target), yanked=yanked))
+    admits: dict[SpecifierSet | None, bool] = {}  # a page's files share a few specifier objects
+
+    def usable(filename: str, rp: SpecifierSet | None) -> bool:
+        ok = admits.get(rp)
+        if ok is None:
+            ok = admits[rp] = _python_admits(rp, target)
+        return ok and _kind_fits(filename, target)  # Requires-Python first: asked once a specifier
+
+    return sorted(page.usable_versions(usable, yanked=yanked))
 
 
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
