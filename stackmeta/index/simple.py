@@ -486,6 +486,7 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
     yanks: list[object] = []
     packs: list[str] = []  # the rest of each file in one string (_pack); "": in odd
     odd: dict[int, dict[str, Any]] = {}  # the entries _pack cannot hold, as they came
+    specs: dict[str | None, SpecifierSet | None] = {}
     foreign: list[tuple[str, str]] = []
     memo: dict[str, bool] = {}
     for entry in data["files"]:
@@ -503,7 +504,11 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
                 foreign.append((filename, other))
                 continue
         rp = entry.get("requires-python")
-        rps.append(_specifier(rp) if isinstance(rp, str) else None)
+        rp = rp if isinstance(rp, str) else None
+        if rp in specs:  # a page repeats a few Requires-Python texts
+            rps.append(specs[rp])
+        else:
+            rps.append(specs.setdefault(rp, _specifier(rp)))
         yanks.append(entry.get("yanked", False))
         rec = _pack(entry, filename)
         if rec is None:
@@ -565,7 +570,10 @@ def _pack(entry: dict[str, Any], filename: str) -> str | None:
         upload = ""
     elif not upload or "\n" in upload:
         return None
-    has_md, md_sha = _metadata_flag(entry.get("core-metadata", entry.get("dist-info-metadata")))
+    flag = entry.get("core-metadata")
+    if flag is None:
+        flag = entry.get("dist-info-metadata")
+    has_md, md_sha = (None, None) if flag is None else _metadata_flag(flag)
     if has_md is None:
         md = ""
     elif md_sha is None:
