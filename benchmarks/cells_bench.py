@@ -5,7 +5,9 @@ take? Against the real PyPI:
   filled (pages, metadata, sdist builds), in a child process (its peak RSS reported);
 - cold: the same with an empty page and metadata cache, the sdist builds still cached (the
   target excludes builds);
-- check: ``stackmeta check RELEASE`` in a child process, its peak RSS;
+- check: ``stackmeta check RELEASE`` in a child process, cold (an empty cache) then warm, its
+  peak RSS; and one cell resolved (``--python``, linux-x86_64, the user cache), its peak RSS;
+  each against the target (peak RSS under 200 MB);
 - peer: ``uv pip compile --universal`` of the release's package names with the release's
   versions as preferences (uv prefers the versions of an existing output file), its time,
   and the ratio.
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -33,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+RSS_TARGET_MB = 200
 
 CHILD = r"""
 import json, resource, sys, time
@@ -69,12 +73,21 @@ def _child(locks: Path, name: str, cache: str, cells: int, warm: str) -> dict[st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _measured(cmd: list[str]) -> tuple[float, int, float]:
+    """Run *cmd* (its output dropped): seconds, exit code, and its own peak RSS in MB (``wait4``)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT)
+    _, status, usage = os.wait4(proc.pid, 0)
+    return time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lock", default="CMSSW_14_0_0")
     parser.add_argument("--skip-cold", action="store_true")
     parser.add_argument("--cells", type=int, default=0, metavar="K", help="only the first K cells")
     parser.add_argument("--cache-dir", default="", help="the warm cache (default: the user cache)")
+    parser.add_argument("--python", default="3.9", help="the Python of the one-cell resolve")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -90,26 +103,20 @@ def main() -> int:
         if not args.skip_cold:
             cold = _child(locks, args.lock, str(tmp / "cold-cache"), args.cells, args.cache_dir)
             print(f"cold (builds cached): {cold['seconds']:.1f} s, peak RSS {cold['rss_mb']:.0f} MB")
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [
-                "/usr/bin/time",
-                "-f",
-                "%M",
-                BIN / "stackmeta",
-                "check",
-                args.lock,
-                "--locks-dir",
-                str(locks),
-                "--quiet",
-                "--json",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        check_s = time.perf_counter() - start
-        rss = int(proc.stderr.strip().splitlines()[-1]) / 1024
-        print(f"check: {check_s:.1f} s, peak RSS {rss:.0f} MB (exit {proc.returncode})")
+        rss: dict[str, float] = {"resolve, all cells (warm)": warm["rss_mb"]}
+        for label, cache in (("cold", tmp / "check-cache"), ("warm", tmp / "check-cache")):
+            took, rc, peak = _measured([str(BIN / "stackmeta"), "check", args.lock, "--locks-dir", str(locks),
+                                        "--cache-dir", str(cache), "--no-save", "--quiet", "--json"])
+            print(f"check {label}: {took:.1f} s, peak RSS {peak:.0f} MB (exit {rc})")
+            rss[f"check {label}"] = peak
+        took, rc, peak = _measured([str(BIN / "stackmeta"), "resolve", args.lock, "--locks-dir", str(locks),
+                                    "--python", args.python, "--platform", "linux-x86_64", "--quiet"])
+        print(f"resolve, one cell ({args.python}, linux-x86_64, warm): {took:.1f} s, peak RSS {peak:.0f} MB "
+              f"(exit {rc})")
+        rss["resolve, one cell (warm)"] = peak
+        over = [f"{what} {mb:.0f} MB" for what, mb in rss.items() if mb >= RSS_TARGET_MB]
+        verdict = "met" if not over else "MISSED by " + ", ".join(over)
+        print(f"peak RSS target < {RSS_TARGET_MB} MB: {verdict}")
         uv = shutil.which("uv", path=str(BIN)) or shutil.which("uv")
         if uv is None:
             print("peer: no uv here")

@@ -138,9 +138,21 @@ def variant(rel: record.Release, report: CheckReport, locks: Path) -> tuple[list
 
 def run_tool(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str]:
     """Time one command, whole process."""
+    took, rc, out, _ = run_measured(cmd, env)
+    return took, rc, out
+
+
+def run_measured(cmd: list[str], env: dict[str, str] | None = None) -> tuple[float, int, str, float]:
+    """Time one command, whole process, and its peak RSS in MB (its own, from ``wait4``)."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, env=env)
-    return time.perf_counter() - start, proc.returncode, (proc.stderr or proc.stdout)[-600:]
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        _, status, usage = os.wait4(proc.pid, 0)
+        took = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+    return took, proc.returncode, text[-600:], usage.ru_maxrss / 1024
 
 
 def worker(url: str, cache: Path, lock: str, jobs: int, locks_dir: Path) -> None:
@@ -188,7 +200,7 @@ def main() -> None:
                 "--index-url", url, "--cache-dir", str(cache), "--no-save", "--quiet", "--json"]
 
     try:
-        colds, warms, floors, cold_clis = [], [], [], []
+        colds, warms, floors, cold_clis, cold_rss = [], [], [], [], []
         for i in range(args.repeat):
             # each repeat in a new process: nothing remembered in memory from an earlier run
             cache = work / f"cache{i}"
@@ -203,7 +215,9 @@ def main() -> None:
             floors.append(floor(log, args.jobs))
             # the whole command as a user runs it (imports, record loading, empty cache), to set
             # against uv's whole command
-            cold_clis.append(run_tool(cli(work / f"clicold{i}"), env=cli_env)[0])
+            took, _, _, rss = run_measured(cli(work / f"clicold{i}"), env=cli_env)
+            cold_clis.append(took)
+            cold_rss.append(rss)
         _, report, _ = timed_check(rel, url, work / "cache0", args.jobs)
         pins, how = variant(rel, report, args.locks_dir)
         reqs = work / "requirements.in"
@@ -217,7 +231,7 @@ def main() -> None:
                "manylinux2014_x86_64", "--only-binary", ":all:", "--disable-pip-version-check",
                "-r", str(reqs)]
         # a new process, warm cache: imports included
-        cli_t, cli_rc, _ = run_tool(cli(work / "cache0"), env=cli_env)
+        cli_t, cli_rc, _, warm_rss = run_measured(cli(work / "cache0"), env=cli_env)
         # uv as often as the check, each cold (--no-cache); the median against the check's median
         uv_runs = [run_tool(uv) for _ in range(args.repeat)]
         uv_t = statistics.median(t for t, _, _ in uv_runs)
@@ -239,6 +253,9 @@ def main() -> None:
     print(f"  cold CLI     {cold_cli:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in cold_clis)}; "
           "a new stackmeta check process, empty cache, imports included)")
     print(f"  warm CLI     {cli_t:7.3f} s   (a new stackmeta check process, imports included; exit {cli_rc})")
+    print(f"  peak RSS     cold CLI {statistics.median(cold_rss):.0f} MB (runs: "
+          f"{', '.join(f'{r:.0f}' for r in cold_rss)}), warm CLI {warm_rss:.0f} MB (the snapshot's "
+          "pages are small: benchmarks/cells_bench.py measures against the real PyPI)")
     print(f"  floor        {fl:7.3f} s   (runs: {', '.join(f'{t:.3f}' for t in floors)})")
     uv_list = ", ".join(f"{t:.3f}" for t, _, _ in uv_runs)
     print(f"  uv compile   {uv_t:7.3f} s   (runs: {uv_list}; whole process, --no-cache) exit {uv_rc}"

@@ -42,7 +42,7 @@ from stackmeta.check.report import (
 from stackmeta.errors import StackmetaError, UsageError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectPage
-from stackmeta.index.source import file_usable, installable_versions, metadata_file, python_ok
+from stackmeta.index.source import file_usable, installable_list, metadata_file, python_ok
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.record import BuildKind, Package, Release, update_section
 from stackmeta.target import Target, platform_for_arch
@@ -120,13 +120,13 @@ _INSTALLABLE: dict[tuple[int, Target], tuple[ProjectPage, list[Version]]] = {}
 
 
 def _installable_sorted(page: ProjectPage, target: Target) -> list[Version]:
-    """``sorted(installable_versions(page, target))``, remembered by the page object (each
+    """``installable_list(page, target)``, remembered by the page object (each
     round of the closure asks again for the same pages)."""
     key = (id(page), target)
     hit = _INSTALLABLE.get(key)
     if hit is not None and hit[0] is page:
         return hit[1]
-    out = sorted(installable_versions(page, target))
+    out = installable_list(page, target)
     if len(_INSTALLABLE) > 4096:
         _INSTALLABLE.clear()
     _INSTALLABLE[key] = (page, out)

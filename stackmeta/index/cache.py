@@ -10,7 +10,9 @@ range, download, pkg-info). An entry is written only after what can be verified 
 
 Storage: one SQLite database, ``<root>/cache.sqlite3`` (WAL journal, no fsync). Writes are kept in
 memory (and served from there) and written in one transaction when the cache is closed (the
-client closes it) or when more than ``FLUSH_BYTES`` wait: a reader never sees a part, several
+client closes it), in a background thread whenever more than ``SOON_BYTES`` wait (so that a cold
+run does not hold every page body it read until the end), and at once when more than
+``FLUSH_BYTES`` wait: a reader never sees a part, several
 processes can share the cache, and a check writes its ~700 entries without creating ~700 files
 and without making its threads queue for the database. A damaged database is moved aside and
 started again (it is only a cache). A cache that cannot write (a read-only or full folder) is
@@ -40,7 +42,8 @@ from stackmeta.errors import OutputError
 SOURCES = ("pep658", "range", "download", "pkg-info", "pep517")
 _SHA = re.compile(r"^[0-9a-f]{64}$")
 DB_NAME = "cache.sqlite3"
-FLUSH_BYTES = 64 << 20
+FLUSH_BYTES = 64 << 20  # pending bytes written at once, by the thread that adds them
+SOON_BYTES = 8 << 20  # pending bytes written in the background (a cold check reads ~80 MB of pages)
 log = logging.getLogger("stackmeta")
 
 _SCHEMA = """
@@ -241,9 +244,8 @@ class Cache:
                 return
             self._md_pending[sha256] = (source, data)
             self._pending_bytes += len(data)
-            full = self._pending_bytes > FLUSH_BYTES
-        if full:
-            self.flush()
+            pending = self._pending_bytes
+        self._flush_if(pending)
 
     def metadata_keys(self) -> list[tuple[str, str]]:
         """(sha256, source) of every metadata entry, sorted."""
@@ -286,6 +288,16 @@ class Cache:
                 return
             self._pages_pending[(self._index_key(index_url), name)] = (time.time(), content_type, url, body)
             self._pending_bytes += len(body)
-            full = self._pending_bytes > FLUSH_BYTES
-        if full:
+            pending = self._pending_bytes
+        self._flush_if(pending)
+
+    def _flush_if(self, pending: int) -> None:
+        """Write what waits when *pending* bytes do: at once past ``FLUSH_BYTES``, in the
+        background past ``SOON_BYTES`` (unless a background write still runs)."""
+        if pending > FLUSH_BYTES:
             self.flush()
+        elif pending > SOON_BYTES:
+            with self._lock:
+                if self._flusher is not None and not self._flusher.is_alive():
+                    self._flusher = None  # done: its thread was not joined yet
+            self.flush_soon()

@@ -57,6 +57,7 @@ PYPI = "https://pypi.org/simple"
 DEFAULT_PAGE_MAX_AGE = 600.0
 MAX_FILE = 1 << 30  # a whole wheel or sdist read for its metadata (when nothing smaller serves)
 DOWNLOAD_DEADLINE = 10  # a whole download may take this many times --timeout
+DOWNLOADS_AT_ONCE = 4  # whole files (sdists read for their PKG-INFO) held in memory at once
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -117,6 +118,10 @@ class IndexClient:
         self._results: dict[str, object] = {}  # pages and metadata read, by key (see _once)
         self._key_locks: dict[str, threading.Lock] = {}
         self._builds = threading.BoundedSemaphore(2)  # metadata builds at once (each a venv and pip)
+        # whole files in memory at once, from the request to the metadata read out of them: a
+        # cold resolve asks for the metadata of every version of a project at once, and 16 sdists
+        # of tens of MB each (twice: the chunks and the body) took a one-cell resolve past 1 GB
+        self._downloads = threading.BoundedSemaphore(DOWNLOADS_AT_ONCE)
 
     def __enter__(self) -> IndexClient:
         return self
@@ -165,7 +170,7 @@ class IndexClient:
         cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
         if cached is not None:
             body, ctype, final = cached
-            return parse_project_page(body, ctype, final, cname)
+            return _parse_page(body, ctype, final, cname)
         resp = self.transport.get(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
         if resp.status in (404, 410):
             return None
@@ -174,7 +179,7 @@ class IndexClient:
         if resp.url != url and _other_page(url, resp.url, cname):
             raise IndexAccessError(f"{url}: redirected to {resp.url}, another project's page: "
                                    "the index serves another project's page; refused")
-        page = parse_project_page(resp.body, resp.content_type, resp.url, cname)
+        page = _parse_page(resp.body, resp.content_type, resp.url, cname)
         self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
         return page
 
@@ -204,7 +209,8 @@ class IndexClient:
         cached = self._cached([(cache_key, False)], file, project)
         if cached is not None:
             return cached
-        body = self._download(file, project)
+        with self._downloads:
+            body = self._download(file, project)
         from stackmeta.index import pep517
 
         with self._builds:
@@ -354,6 +360,7 @@ class IndexClient:
         return read
 
     def _download(self, file: ProjectFile, project: str) -> bytes:
+        """The whole file, hash-verified (the caller holds ``_downloads``)."""
         resp = self.transport.get(self._link(file.url, project), limit=MAX_FILE,
                                   deadline=self.transport.timeout * DOWNLOAD_DEADLINE)
         if resp.status != 200:
@@ -372,7 +379,8 @@ class IndexClient:
                     )
 
     def _download_wheel(self, file: ProjectFile, project: NormalizedName) -> FileMetadata:
-        return self._from_whole_wheel(file, project, self._download(file, project), verified=True)
+        with self._downloads:
+            return self._from_whole_wheel(file, project, self._download(file, project), verified=True)
 
     def _from_whole_wheel(self, file: ProjectFile, project: NormalizedName, body: bytes,
                           verified: bool = False) -> FileMetadata:
@@ -396,11 +404,24 @@ class IndexClient:
             found = self._pep658(file, project)
             if found is not None:
                 return found
-        body = self._download(file, project)
-        data = _pkg_info(body, file.filename, f"{file.url}: sdist of {project}")
+        with self._downloads:
+            body = self._download(file, project)
+            data = _pkg_info(body, file.filename, f"{file.url}: sdist of {project}")
+            del body
         if data is None:
             return FileMetadata(project=project, file=file, source="unknown", raw=None, metadata=None)
         return self._keep(file, project, data, "pkg-info", file.url)
+
+
+_PARSING = threading.Lock()
+
+
+def _parse_page(body: bytes, content_type: str, url: str, project: NormalizedName) -> ProjectPage:
+    """:func:`parse_project_page`, one page at a time in the process: a page's parse holds the
+    GIL anyway, and its transient objects (~2.5 times the body: the JSON of a big page is tens
+    of MB) then exist for one page at once, not for every thread's."""
+    with _PARSING:
+        return parse_project_page(body, content_type, url, project)
 
 
 def _other_page(url: str, final: str, project: NormalizedName) -> bool:

@@ -8,15 +8,18 @@ a page that is not what the standards describe raises :class:`IndexAccessError` 
 
 from __future__ import annotations
 
+import bisect
 import html
 import json
 import posixpath
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from array import array
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
-from typing import Any, Literal
+from itertools import accumulate, pairwise
+from typing import Any, Literal, NamedTuple, overload
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -76,20 +79,77 @@ class ProjectFile:
         return file_version(self.filename, project)
 
 
+class Joined(Sequence[str]):
+    """Strings kept as one: their concatenation and where each starts (a page's thousands of
+    file names, or its packed files, without an object each: ~50 bytes less a string)."""
+
+    __slots__ = ("_starts", "_text")
+
+    def __init__(self, items: Iterable[str]) -> None:
+        items = list(items)
+        self._text = "".join(items)
+        self._starts = array("Q", accumulate(map(len, items), initial=0))
+
+    def __len__(self) -> int:
+        return len(self._starts) - 1
+
+    @overload
+    def __getitem__(self, i: int) -> str: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[str]: ...
+    def __getitem__(self, i: int | slice) -> str | list[str]:
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        if not 0 <= i < len(self):
+            raise IndexError(i)
+        return self._text[self._starts[i]:self._starts[i + 1]]
+
+    def __iter__(self) -> Iterator[str]:
+        text = self._text
+        return (text[a:b] for a, b in pairwise(self._starts))
+
+    def holding(self, needle: str) -> list[int]:
+        """The positions of the strings that hold *needle*, in order (found in the whole text)."""
+        text, starts, found = self._text, self._starts, []
+        at = text.find(needle)
+        while at >= 0:
+            i = bisect.bisect_right(starts, at) - 1
+            end = starts[i + 1]
+            if at + len(needle) <= end:
+                found.append(i)
+                at = text.find(needle, end)  # this string is in: on to the next one
+            else:
+                at = text.find(needle, at + 1)
+        return found
+
+
+class Columns(NamedTuple):
+    """The files of a parsed page, by position, as the page keeps them: what every file's
+    usability needs (name, Requires-Python, yanked) in plain columns, the rest (URL, hashes,
+    size, upload time...) only as *make* builds a file's object from it."""
+
+    names: Sequence[str]
+    requires_python: Sequence[SpecifierSet | None]
+    yanked: Sequence[object]  # truthy when the file is yanked
+    make: Callable[[int], ProjectFile]
+
+
 class ProjectPage:
     """A project's page: its files (as the index lists them).
 
     Read-only. ``ProjectPage(name=, url=, files=)`` holds ready files; a parsed page builds a
     file's object only when asked for (a page lists thousands of files, a check needs a few):
-    :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all.
+    :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all;
+    :meth:`usable_versions` builds none.
     """
 
-    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "_of", "api_version", "name", "notes",
-                 "url")
+    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "_of", "_rps", "_yanked", "api_version",
+                 "name", "notes", "url")
 
     def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
-                 api_version: str | None = None,
-                 lazy: tuple[Sequence[str], Callable[[int], ProjectFile]] | None = None,
+                 api_version: str | None = None, lazy: Columns | None = None,
                  notes: tuple[str, ...] = ()) -> None:
         self.name = name
         self.url = url
@@ -98,10 +158,12 @@ class ProjectPage:
         if lazy is None:
             built = list(files)
             self._names: Sequence[str] = [f.filename for f in built]
+            self._rps: Sequence[SpecifierSet | None] = [f.requires_python for f in built]
+            self._yanked: Sequence[object] = [f.yanked for f in built]
             self._built: list[ProjectFile | None] = list(built)
             self._make: Callable[[int], ProjectFile] | None = None
         else:
-            self._names, self._make = lazy
+            self._names, self._rps, self._yanked, self._make = lazy
             self._built = [None] * len(self._names)
         self._index: dict[Version, list[int]] | None = None
         self._by_text: dict[str, list[int]] | None = None
@@ -173,6 +235,14 @@ class ProjectPage:
         """The versions that have files, in page order of first appearance."""
         return list(self._versions())
 
+    def usable_versions(self, usable: Callable[[str, SpecifierSet | None], bool], *, yanked: bool = False
+                        ) -> list[Version]:
+        """The versions with a file for which ``usable(filename, requires_python)`` holds
+        (yanked files only if *yanked*), in page order; no file object is built."""
+        names, rps, yanks = list(self._names), self._rps, self._yanked
+        return [v for v, idx in self._versions().items()
+                if any((yanked or not yanks[i]) and usable(names[i], rps[i]) for i in idx)]
+
     def by_version(self) -> dict[Version, tuple[ProjectFile, ...]]:
         """The files of each version (files whose name gives no version are left out)."""
         return {v: tuple(self._file(i) for i in idx) for v, idx in self._versions().items()}
@@ -196,7 +266,10 @@ class ProjectPage:
             needle = max((str(n) for n in wanted), key=len)
             same: dict[str, bool] = {}
             found = []
-            for i in [i for i, name in enumerate(self._names) if needle in name]:
+            names = self._names
+            hits = (names.holding(needle) if isinstance(names, Joined)
+                    else [i for i, name in enumerate(names) if needle in name])
+            for i in hits:
                 text = _version_text(self._names[i], self.name, same)
                 if text is not None and _numbers(text) == wanted and _version(text) == version:
                     found.append(i)
@@ -408,11 +481,15 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
     if name is not None and project != canonicalize_name(name):
         raise IndexAccessError(f"{url}: the page is project {page_name!r}'s, not {name}'s: "
                                "the index serves another project's page; refused")
-    entries = data["files"]
-    names = []
+    names: list[str] = []
+    rps: list[SpecifierSet | None] = []
+    yanks: list[object] = []
+    packs: list[str] = []  # the rest of each file in one string (_pack); "": in odd
+    odd: dict[int, dict[str, Any]] = {}  # the entries _pack cannot hold, as they came
+    specs: dict[str | None, SpecifierSet | None] = {}
     foreign: list[tuple[str, str]] = []
     memo: dict[str, bool] = {}
-    for entry in entries:
+    for entry in data["files"]:
         if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
                 or not isinstance(entry.get("url"), str):
             raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
@@ -426,38 +503,115 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
             if other is not None:
                 foreign.append((filename, other))
                 continue
+        rp = entry.get("requires-python")
+        rp = rp if isinstance(rp, str) else None
+        if rp in specs:  # a page repeats a few Requires-Python texts
+            rps.append(specs[rp])
+        else:
+            rps.append(specs.setdefault(rp, _specifier(rp)))
+        yanks.append(entry.get("yanked", False))
+        rec = _pack(entry, filename)
+        if rec is None:
+            odd[len(names)] = entry
+        packs.append(rec or "")
         names.append(filename)
-    if foreign:
-        entries = [e for e in entries if _other_project(e["filename"], project, memo) is None]
+    del data  # the JSON is not kept: a page of thousands of files is ~1 kB a file as dicts
+    packed, filenames = Joined(packs), Joined(names)
+    del packs, names
     join = _joiner(url)
 
     def make(i: int) -> ProjectFile:
-        entry = entries[i]
-        hashes = entry.get("hashes") or {}
-        if not isinstance(hashes, dict):
-            hashes = {}  # not what PEP 691 says: the file simply has no hash we can use
-        yanked = entry.get("yanked", False)
-        flag = entry.get("core-metadata", entry.get("dist-info-metadata"))
-        has_md, md_sha = _metadata_flag(flag)
-        size = entry.get("size")
-        rp = entry.get("requires-python")
-        upload = entry.get("upload-time")
+        if i in odd:
+            return _json_file(odd[i], join)
+        link, sha, size, upload, md = packed[i].split("\n")
+        filename, yanked = filenames[i], yanks[i]
         return ProjectFile(
-            filename=entry["filename"],
-            url=join(entry["url"]),
-            hashes=tuple(sorted((str(k).lower(), str(v).lower()) for k, v in hashes.items())),
-            requires_python=_specifier(rp) if isinstance(rp, str) else None,
+            filename=filename,
+            url=join(link + filename if link.endswith("/") else link),
+            hashes=(("sha256", sha.lower()),) if sha else (),
+            requires_python=rps[i],
             yanked=bool(yanked),
             yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
-            size=size if isinstance(size, int) else None,
-            core_metadata=has_md,
-            core_metadata_sha256=md_sha,
-            upload_time=upload if isinstance(upload, str) else None,
+            size=int(size) if size else None,
+            core_metadata=md[0] == "1" if md else None,
+            core_metadata_sha256=md[1:] or None,
+            upload_time=upload or None,
         )
 
-    return ProjectPage(name=project, url=url, lazy=(names, make),
+    return ProjectPage(name=project, url=url, lazy=Columns(filenames, rps, yanks, make),
                        api_version=api if isinstance(api, str) else None,
                        notes=_foreign_note(url, project, foreign))
+
+
+def _pack(entry: dict[str, Any], filename: str) -> str | None:
+    """What a PEP 691 file entry says besides its name, Requires-Python and yanked, in one
+    string: "URL\\nSHA256\\nSIZE\\nUPLOAD-TIME\\nCORE-METADATA" (an empty field: none; the URL
+    without the file name when it ends with "/" and the name; the core metadata "", "0", "1" or
+    "1" and its sha256), as the page's :class:`Columns` keep it (a few hundred bytes, not the
+    entry's kilobyte of dicts). None for an entry this cannot say exactly (a separator in a
+    value, hashes other than one sha256, an empty upload time...): it is kept as it came."""
+    link: str = entry["url"]
+    hashes = entry.get("hashes")
+    if hashes and isinstance(hashes, dict):
+        sha = hashes.get("sha256")
+        if len(hashes) != 1 or type(sha) is not str or not sha or "\n" in sha:
+            return None
+    else:
+        sha = ""
+    size = entry.get("size")
+    if type(size) is int:
+        size_text = str(size)
+    elif isinstance(size, int):  # a bool: kept as the entry says
+        return None
+    else:
+        size_text = ""
+    upload = entry.get("upload-time")
+    if not isinstance(upload, str):
+        upload = ""
+    elif not upload or "\n" in upload:
+        return None
+    flag = entry.get("core-metadata")
+    if flag is None:
+        flag = entry.get("dist-info-metadata")
+    has_md, md_sha = (None, None) if flag is None else _metadata_flag(flag)
+    if has_md is None:
+        md = ""
+    elif md_sha is None:
+        md = "1" if has_md else "0"
+    elif md_sha and "\n" not in md_sha:
+        md = "1" + md_sha
+    else:
+        return None
+    if "\n" in link or link.endswith("/"):
+        return None
+    if link.endswith(filename) and link[-len(filename) - 1:-len(filename)] == "/":
+        link = link[:-len(filename)]
+    return f"{link}\n{sha}\n{size_text}\n{upload}\n{md}"
+
+
+def _json_file(entry: dict[str, Any], join: Callable[[str], str]) -> ProjectFile:
+    """A PEP 691 file entry as a file object (for the entries :func:`_pack` cannot hold)."""
+    hashes = entry.get("hashes") or {}
+    if not isinstance(hashes, dict):
+        hashes = {}  # not what PEP 691 says: the file simply has no hash we can use
+    yanked = entry.get("yanked", False)
+    flag = entry.get("core-metadata", entry.get("dist-info-metadata"))
+    has_md, md_sha = _metadata_flag(flag)
+    size = entry.get("size")
+    rp = entry.get("requires-python")
+    upload = entry.get("upload-time")
+    return ProjectFile(
+        filename=entry["filename"],
+        url=join(entry["url"]),
+        hashes=tuple(sorted((str(k).lower(), str(v).lower()) for k, v in hashes.items())),
+        requires_python=_specifier(rp) if isinstance(rp, str) else None,
+        yanked=bool(yanked),
+        yanked_reason=yanked if isinstance(yanked, str) and yanked else None,
+        size=size if isinstance(size, int) else None,
+        core_metadata=has_md,
+        core_metadata_sha256=md_sha,
+        upload_time=upload if isinstance(upload, str) else None,
+    )
 
 
 class _AnchorParser(HTMLParser):

@@ -15,12 +15,13 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
-from stackmeta.index.simple import ProjectFile, ProjectPage
+from stackmeta.index.simple import ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target
 
@@ -36,9 +37,22 @@ def python_ok(file: ProjectFile, target: Target) -> bool:
 def file_usable(file: ProjectFile, target: Target) -> bool:
     """pip could install this file for the target (yanked or not): a wheel whose tags fit or
     an sdist, with a Requires-Python admitting the target's Python."""
-    if file.kind == "wheel":
-        return target.wheel_rank(file.filename) is not None and python_ok(file, target)
-    return file.kind == "sdist" and python_ok(file, target)
+    return _usable(file.filename, file.requires_python, target)
+
+
+def _usable(filename: str, requires_python: SpecifierSet | None, target: Target) -> bool:
+    """:func:`file_usable` of the file with this name and Requires-Python."""
+    return _kind_fits(filename, target) and _python_admits(requires_python, target)
+
+
+def _kind_fits(filename: str, target: Target) -> bool:
+    """A wheel whose tags fit the target, or an sdist."""
+    kind = file_kind(filename)
+    return target.wheel_rank(filename) is not None if kind == "wheel" else kind == "sdist"
+
+
+def _python_admits(requires_python: SpecifierSet | None, target: Target) -> bool:
+    return requires_python is None or requires_python.contains(target.python_full, prereleases=True)
 
 
 def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = False
@@ -50,6 +64,20 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
         if usable:
             out[version] = usable
     return out
+
+
+def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False) -> list[Version]:
+    """``sorted(installable_versions(page, target, yanked=yanked))``, without building the
+    page's file objects (a page lists thousands of files)."""
+    admits: dict[SpecifierSet | None, bool] = {}  # a page's files share a few specifier objects
+
+    def usable(filename: str, rp: SpecifierSet | None) -> bool:
+        ok = admits.get(rp)
+        if ok is None:
+            ok = admits[rp] = _python_admits(rp, target)
+        return ok and _kind_fits(filename, target)  # Requires-Python first: asked once a specifier
+
+    return sorted(page.usable_versions(usable, yanked=yanked))
 
 
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
@@ -95,7 +123,7 @@ class IndexSource:
         page = self._page(canonicalize_name(name))
         if page is None:
             return []
-        return sorted(installable_versions(page, self.target))
+        return installable_list(page, self.target)
 
     def files(self, name: NormalizedName, version: Version) -> tuple[ProjectFile, ...]:
         """All files of that version on the page (usable or not)."""

@@ -375,3 +375,25 @@ def test_a_full_cache_disk_is_dropped_with_one_warning(tmp_path: Path) -> None:
     assert run.stderr.splitlines() == [
         f"WARNING cache {tmp_path / 'cache'} cannot be written (disk I/O error): going on "
         "without it; give --cache-dir a writable folder, or --no-cache"]
+
+
+def test_pending_pages_past_soon_bytes_are_written_in_the_background(tmp_path: Path) -> None:
+    """A cold run does not hold every page body it read until the cache is closed: past
+    SOON_BYTES a background write empties the pending entries, which another reader then sees."""
+    import time
+
+    from stackmeta.index import cache as cache_mod
+
+    cache = Cache(tmp_path)
+    body = b"x" * (1 << 20)
+    for i in range(cache_mod.SOON_BYTES // len(body) + 1):
+        cache.put_page("https://i/simple", f"p{i}", body, JSON_TYPE, f"https://i/simple/p{i}/")
+    deadline = time.monotonic() + 30
+    while cache._pending_bytes and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert cache._pending_bytes == 0
+    cache._join_flusher()
+    other = Cache(tmp_path)
+    assert other.get_page("https://i/simple", "p0", 60) == (body, JSON_TYPE, "https://i/simple/p0/")
+    other.close()
+    cache.close()

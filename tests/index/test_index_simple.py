@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -118,3 +119,77 @@ def test_malformed_metadata(data: bytes, what: str) -> None:
     with pytest.raises(IndexAccessError) as err:
         parse_metadata(data, url="http://x/pkg.metadata", project="pkg")
     assert str(err.value).startswith(f"http://x/pkg.metadata: {what}")
+
+
+def test_a_parsed_json_page_keeps_every_field_of_every_file() -> None:
+    # the page keeps its files packed, not the JSON: each file read back is what the entry says
+    from stackmeta.index.simple import _joiner, _json_file
+
+    for name in ("six", "shellingham"):
+        entries = json.loads((DATA / f"{name}.json").read_bytes())["files"]
+        p = page(name, "json")
+        join = _joiner(p.url)
+        assert p.files == tuple(_json_file(e, join) for e in entries)
+        assert [f.upload_time for f in p.files] == [e["upload-time"] for e in entries]
+
+
+def test_unusual_json_file_entries_are_read_exactly() -> None:
+    sha = "ab" * 32
+    entries = [
+        {"filename": "pkg-1.0.tar.gz", "url": "../../files/pkg-1.0.tar.gz#frag",
+         "hashes": {"SHA256": sha.upper(), "md5": "00"}, "size": True, "upload-time": "",
+         "yanked": "broken", "core-metadata": {"sha256": "CD" * 32}},
+        {"filename": "pkg-1.1.tar.gz", "url": "https://h/x/\nodd/pkg-1.1.tar.gz", "hashes": [],
+         "size": "12", "requires-python": ">=3.8", "yanked": True, "dist-info-metadata": False},
+        {"filename": "pkg-1.2-py3-none-any.whl", "url": "https://h/other-name.whl",
+         "hashes": {"sha256": sha}, "size": 7, "upload-time": "2024-01-01T00:00:00Z", "core-metadata": True},
+        {"filename": "pkg-1.3-py3-none-any.whl", "url": "https://h/dir/", "hashes": {"sha256": sha}},
+    ]
+    body = json.dumps({"meta": {"api-version": "1.1"}, "name": "pkg", "files": entries}).encode()
+    files = {f.filename: f for f in parse_project_page(body, JSON_TYPE, "https://h/simple/pkg/", "pkg").files}
+    first = files["pkg-1.0.tar.gz"]
+    assert (first.url, first.hashes, first.size, first.upload_time) == (
+        "https://h/files/pkg-1.0.tar.gz", (("md5", "00"), ("sha256", sha)), True, "")
+    assert (first.yanked, first.yanked_reason, first.core_metadata, first.core_metadata_sha256) == (
+        True, "broken", True, "cd" * 32)
+    second = files["pkg-1.1.tar.gz"]
+    assert (second.url, second.hashes, second.size, second.requires_python) == (
+        "https://h/x/\nodd/pkg-1.1.tar.gz", (), None, SpecifierSet(">=3.8"))
+    assert (second.yanked, second.yanked_reason, second.core_metadata, second.upload_time) == (
+        True, None, False, None)
+    third = files["pkg-1.2-py3-none-any.whl"]
+    assert (third.url, third.sha256, third.size, third.upload_time, third.core_metadata) == (
+        "https://h/other-name.whl", sha, 7, "2024-01-01T00:00:00Z", True)
+    assert third.core_metadata_sha256 is None and not third.yanked
+    assert files["pkg-1.3-py3-none-any.whl"].url == "https://h/dir/"
+
+
+@pytest.mark.parametrize("python", ["2.7.18", "3.6.15", "3.9.14", "3.13.0"])
+def test_installable_list_is_the_installable_versions_without_building_files(python: str) -> None:
+    from stackmeta.index.source import installable_list, installable_versions
+    from stackmeta.target import Target
+
+    for name, kind in (("six", "json"), ("shellingham", "json"), ("shellingham", "html")):
+        target = Target(python=Version(python), platform="linux-x86_64")
+        for yanked in (False, True):
+            p = page(name, kind)
+            assert installable_list(p, target, yanked=yanked) == sorted(
+                installable_versions(page(name, kind), target, yanked=yanked))
+            assert p._built.count(None) == (len(p.filenames) if kind == "json" else 0)
+
+
+def test_joined_strings_read_back_and_find_what_each_holds() -> None:
+    from stackmeta.index.simple import Joined
+
+    items = ["six-1.16.0.tar.gz", "", "six-1.1", "6.0-py3-none-any.whl", "a-1.16.0.zip"]
+    joined = Joined(items)
+    assert list(joined) == items and len(joined) == 5
+    assert [joined[i] for i in range(-5, 5)] == items + items
+    assert joined[1:4] == items[1:4]
+    with pytest.raises(IndexError):
+        joined[5]
+    # "1.16" spans the end of one string and the start of the next: neither holds it
+    assert joined.holding("1.16") == [0, 4]
+    assert joined.holding("6") == [0, 3, 4]
+    assert joined.holding("1.1") == [0, 2, 4]
+    assert joined.holding("zzz") == []
