@@ -146,6 +146,7 @@ def resolve(
     dropped: dict[NormalizedName, str] = {}
     anchored: set[NormalizedName] = set()
     forced: set[NormalizedName] = set()  # moved so that an anchored package fits
+    escaped: set[NormalizedName] = set()  # moved off a requirement this cell cannot install
     progress.start("resolving", None)
     try:
         for _ in range(2 * len(shipped) + 1):
@@ -161,7 +162,7 @@ def resolve(
                 blocked = sorted(
                     ((c.parent.name not in shipped, rank.get(c.parent.name, 0), c.parent.name, c.requirement)
                      for c in exc.causes
-                     if c.parent is not None and c.parent.name not in dropped
+                     if c.parent is not None
                      and c.parent.name not in memo.excluded
                      and _uninstallable(memo, target, c.requirement, omitted)),
                     key=lambda b: (b[0], b[1], b[2]))
@@ -170,7 +171,9 @@ def resolve(
                     why = (f"it requires {req.text}, which this cell cannot install: "
                            + omitted.get(req.name, memo.excluded.get(
                                req.name, f"no version of {req.name} is installable here")))
-                    if who in hard and _escapes(memo, target, probe, who, req.name, omitted):
+                    if who in hard and who not in escaped \
+                            and _escapes(memo, target, probe, who, req.name, omitted):
+                        escaped.add(who)  # once: if it comes back (anchored), it is left out
                         # another version of it needs no such thing (awkward 2.1.1 requires
                         # awkward-cpp==12, which has no wheel for Python 3.12; a newer awkward
                         # requires a newer awkward-cpp that has): it moves, it is not left out
