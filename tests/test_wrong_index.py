@@ -96,6 +96,7 @@ def _consistent(locks: Path, keep: int) -> tuple[int, int]:
     """The record's nearest set cut down to its first *keep* pins, the others left out (as an
     older resolve saved it from the typo: "0 pins, 321 omissions")."""
     doc = record.read_document(locks / f"{RELEASE}.json")
+    doc.pop("cells", None)  # an older resolve: one set, no cells
     nearest = doc["consistent"]
     shipped = {p["name"]: p["version_written"] for p in doc["release"]["packages"]}
     kept = dict(list(nearest["pins"].items())[:keep])
