@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.cells import Cell
@@ -45,8 +46,11 @@ class Outcome:
 
     def differences(self, want: Mapping[str, str], tool: str) -> list[str]:
         """'name: <tool> X / cell Y' for each package whose version differs from *want*."""
+        def same(a: str | None, b: str | None) -> bool:  # as versions: 1.14.0 is 1.14
+            return a == b or (a is not None and b is not None and Version(a) == Version(b))
+
         return sorted(f"{n}: {tool} {self.pins.get(n)} / cell {want.get(n)}"
-                      for n in set(self.pins) | set(want) if self.pins.get(n) != want.get(n))
+                      for n in set(self.pins) | set(want) if not same(self.pins.get(n), want.get(n)))
 
 
 def python_for(minor: str) -> Path | None:
