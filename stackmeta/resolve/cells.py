@@ -73,14 +73,15 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
                     todo += [(str(pkg.name), f) for f in files if f.kind == "sdist"][:1]
             builds.build_many(todo, progress)
         memo = Memo(source)
-        same = next(((c, n) for c, m, n in sorted(done, key=lambda d: d[0].python != cell.python)
+        nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
+        same = next(((c, n) for c, m, n in nearby
                      if m.same_answers(memo, target)), None)
         if same is not None:
             results.append(CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell),
                                       same_as=same[0].name))
             continue
         try:
-            hints = [n for c, _, n in sorted(done, key=lambda d: d[0].python != cell.python)][:2]
+            hints = [n for _, _, n in nearby[:2]]
             nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,
                               hints=hints)
         except ResolutionError as exc:

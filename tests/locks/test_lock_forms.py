@@ -97,6 +97,12 @@ def _venv(tmp_path: Path) -> Path:
     return env / "bin" / "python"
 
 
+def _pip_install_lock(python: Path, lock: Path) -> None:
+    """Real pip (ours, targeting the venv's *python*) installs the PEP 751 *lock*, offline."""
+    subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "-q",
+                    "-r", str(lock)], check=True, env=env_without_index())
+
+
 def _installed(python: Path) -> dict[str, str]:
     dists = list_installed(str(python)).dists
     return {name: version for name, version in dists.items() if name not in ("pip", "setuptools")}
@@ -116,11 +122,7 @@ def test_pip_installs_the_hashed_form(locks: Path, server: Server, tmp_path: Pat
 @pytest.mark.slow
 def test_pip_installs_the_pylock(locks: Path, tmp_path: Path) -> None:
     python = _venv(tmp_path)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "-q",
-         "-r", str(locks / "pylock.CMSSW_14_0_0.toml")],
-        check=True, env=env_without_index(),
-    )
+    _pip_install_lock(python, locks / "pylock.CMSSW_14_0_0.toml")
     assert _installed(python) == PINS
 
 
@@ -214,11 +216,7 @@ def test_the_nearest_pylock_has_one_entry_per_cell_version(cells_locks: Path) ->
 @pytest.mark.slow
 def test_pip_installs_this_cells_pins_from_the_nearest_pylock(cells_locks: Path, tmp_path: Path) -> None:
     python = _venv(tmp_path)
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-index", "-q",
-         "-r", str(cells_locks / "pylock.CMSSW_14_0_0-nearest.toml")],
-        check=True, env=env_without_index(),
-    )
+    _pip_install_lock(python, cells_locks / "pylock.CMSSW_14_0_0-nearest.toml")
     assert _installed(python) == PINS
 
 
