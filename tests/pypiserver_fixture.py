@@ -25,7 +25,7 @@ import urllib.error
 import urllib.request
 import warnings
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -112,9 +112,10 @@ def _record_line(name: str, data: bytes) -> str:
 
 def make_wheel(
     folder: Path, name: str, version: str, requires: Sequence[str] = (),
-    requires_python: str | None = None, tag: str = "py3-none-any",
+    requires_python: str | None = None, tag: str = "py3-none-any", modules: Mapping[str, str] | None = None,
 ) -> Path:
-    """A tiny real wheel of *name* *version* with a module that knows its version."""
+    """A tiny real wheel of *name* *version* with a module that knows its version (and the
+    files *modules*, path to text, when given)."""
     dist = canonicalize_name(name).replace("-", "_")
     info = f"{dist}-{version}.dist-info"
     meta = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
@@ -127,6 +128,7 @@ def make_wheel(
         f"{info}/WHEEL": (
             f"Wheel-Version: 1.0\nGenerator: stackmeta-tests\nRoot-Is-Purelib: true\nTag: {tag}\n"
         ).encode(),
+        **{path: text.encode() for path, text in (modules or {}).items()},
     }
     record_text = "\n".join([_record_line(n, d) for n, d in files.items()] + [f"{info}/RECORD,,"]) + "\n"
     files[f"{info}/RECORD"] = record_text.encode()

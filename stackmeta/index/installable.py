@@ -5,10 +5,11 @@ A version is installable for a :class:`~stackmeta.target.Target` when it has a w
 yanked, tags and Requires-Python fit), or an sdist that builds (PEP 517 ``build_wheel`` in
 ``build``'s isolated environment, build requirements from the index only, no compiler: see
 :mod:`stackmeta.index.pep517`) into a pure-Python ``*-none-any`` wheel whose Requires-Python
-admits the target's Python. A wheel built once serves every cell whose Python its metadata
-allows. An sdist that fails to build, or builds a platform-specific wheel, is not installable;
-its reason is the backend's own error line (``Could not run curl-config``, ``invalid
-python_requires``).
+admits the target's Python; and, for the environment's own tools (pip, setuptools, wheel), whose
+wheel starts in the target's Python (:mod:`~stackmeta.index.runs`). A wheel built once serves
+every cell whose Python its metadata allows. An sdist that fails to build, or builds a
+platform-specific wheel, is not installable; its reason is the backend's own error line (``Could
+not run curl-config``, ``invalid python_requires``).
 
 :class:`Builds` builds each sdist once, keyed by its sha256: in memory, and on disk under the
 index client's cache folder (``builds/<sha256>.json``, the pure wheels in ``builds/wheels/``,
@@ -21,11 +22,8 @@ try), so that the two builds at a time are used while the search waits for one.
 from __future__ import annotations
 
 import contextlib
-import glob
 import json
 import queue
-import shutil
-import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -40,9 +38,11 @@ from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.metadata import CoreMetadata, parse_metadata
 from stackmeta.index.pep517 import WHEEL_TIMEOUT, WheelBuild, build_sdist_wheel
+from stackmeta.index.runs import ToolRuns, tool
 from stackmeta.index.simple import ProjectFile
 from stackmeta.index.source import file_usable, python_ok
 from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.pythons import find_minor
 from stackmeta.target import Target
 
 CACHE_FORMAT = 1
@@ -80,6 +80,7 @@ class Builds:
         self._ahead: queue.Queue[tuple[ProjectFile, str]] = queue.Queue()
         self._started: set[str] = set()  # keys given to start()
         self._workers: list[threading.Thread] = []
+        self.runs = ToolRuns(client, self.folder)  # the environment's own tools, run in each Python
 
     @property
     def wheels_dir(self) -> Path | None:
@@ -209,6 +210,9 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
     wheels = [f for f in live if f.kind == "wheel" and file_usable(f, target)]
     if wheels:
         best = min(wheels, key=lambda f: target.wheel_rank(f.filename) or 0)
+        failure = _tool_failure(builds, best, project, target)
+        if failure:
+            return Verdict(installable=False, how="none", file=best.filename, reason=failure)
         return Verdict(installable=True, how="wheel", file=best.filename)
     sdist = _sdist(live)
     if sdist is None:
@@ -228,7 +232,25 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
             and not md.requires_python.contains(target.python_full, prereleases=True):
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"its built wheel requires Python {md.requires_python}")
+    wheels_dir = builds.wheels_dir
+    failure = _tool_failure(builds, sdist, project, target,
+                            None if wheels_dir is None or build.wheel is None else wheels_dir / build.wheel)
+    if failure:
+        return Verdict(installable=False, how="none", file=sdist.filename, reason=failure)
     return Verdict(installable=True, how="built", file=sdist.filename)
+
+
+def _tool_failure(builds: Builds | None, file: ProjectFile, project: str, target: Target,
+                  wheel: Path | None = None) -> str:
+    """For pip, setuptools and wheel: why the version does not start in the target's Python
+    (see :mod:`~stackmeta.index.runs`); "" when it does, or for any other project."""
+    if builds is None or not tool(canonicalize_name(project)):
+        return ""
+    if file.kind == "sdist" and wheel is None:
+        return ""  # no built wheel on disk to run: the metadata's word stands
+    failure = builds.runs.failure(file, canonicalize_name(project), target.python_minor, wheel)
+    minor = f"{target.python_minor[0]}.{target.python_minor[1]}"
+    return f"it does not start on Python {minor}: {failure}" if failure else ""
 
 
 def _sdist(live: Sequence[ProjectFile]) -> ProjectFile | None:
@@ -252,16 +274,4 @@ def build_ahead(files: Sequence[ProjectFile], target: Target, project: str, buil
 def python2_interpreter() -> str | None:
     """A Python 2.7 interpreter to build Python 2 cells' sdists with: ``python2.7`` on PATH, or
     pyenv's; None when there is none that runs."""
-    pyenv = sorted(glob.glob(str(Path.home() / ".pyenv/versions/2.7*/bin/python")))
-    found = [shutil.which("python2.7"), *pyenv]
-    for candidate in found:
-        if not candidate:
-            continue
-        try:
-            proc = subprocess.run([candidate, "-c", "import sys; assert sys.version_info[:2] == (2, 7)"],
-                                  capture_output=True, timeout=30, check=False)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        if proc.returncode == 0:
-            return candidate
-    return None
+    return find_minor((2, 7))

@@ -12,7 +12,6 @@ exists and holds no ``stackmeta-env.json`` was never finished.
 
 from __future__ import annotations
 
-import glob
 import importlib.util
 import json
 import os
@@ -32,6 +31,7 @@ from stackmeta import atomic, credentials
 from stackmeta.childenv import pip_environment
 from stackmeta.errors import StackmetaError, UsageError
 from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.pythons import candidates
 from stackmeta.resolve.overlay import ENV_RECORD
 
 
@@ -66,31 +66,6 @@ def interpreter(path: str | Path) -> Interpreter:
     if proc.returncode != 0:
         raise UsageError(f"{found} does not run as a Python interpreter: pass --python PATH to a working one")
     return Interpreter(path=Path(found).absolute(), version=version)
-
-
-def candidates(minor: tuple[int, int], *, search_path: str | None = None,
-               pyenv_root: Path | None = None) -> list[Path]:
-    """Where a Python major.minor may be: ``pythonX.Y`` on PATH, then pyenv's versions
-    (newest micro first), then the interpreter running stackmeta."""
-    major, mnr = minor
-    out: list[Path] = []
-    on_path = shutil.which(f"python{major}.{mnr}", path=search_path)
-    if on_path:
-        out.append(Path(on_path))
-    root = pyenv_root if pyenv_root is not None else Path(
-        os.environ.get("PYENV_ROOT", Path.home() / ".pyenv"))
-    found = glob.glob(str(root / "versions" / f"{major}.{mnr}.*" / "bin" / "python"))
-
-    def micro(p: str) -> tuple[int, ...]:
-        try:
-            return Version(Path(p).parent.parent.name).release
-        except InvalidVersion:
-            return ()
-
-    out += [Path(p) for p in sorted(found, key=micro, reverse=True)]
-    if sys.version_info[:2] == minor:
-        out.append(Path(sys.executable))
-    return out
 
 
 def find_python(release: str, wanted: Version, given: str | None, *, search_path: str | None = None,
