@@ -66,8 +66,8 @@ def _uv(cell: Cell, wheel: Path, want: dict[str, str], tmp: Path) -> str:
     return _diff(celltools.uv_compile(uv, cell, wheel, tmp, _env()), want, "uv")
 
 
-def _pip(cell: Cell, want: dict[str, str], tmp: Path) -> str:
-    return _diff(celltools.pip_resolve(cell, want, tmp, _env()), want, "pip")
+def _pip(cell: Cell, wheel: Path, want: dict[str, str], tmp: Path) -> str:
+    return _diff(celltools.pip_resolve(cell, wheel, tmp, _env()), want, "pip")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
                     row["installed"] = _install(python, wheel, want, tmp)
                 if args.uv and wheel is not None and r.cell.python[0] == 3:
                     row["uv"] = _uv(r.cell, wheel, want, tmp)
-                if args.pip and r.cell.python[0] == 3:
-                    row["pip"] = _pip(r.cell, want, tmp)
+                if args.pip and wheel is not None and r.cell.python[0] == 3:
+                    row["pip"] = _pip(r.cell, wheel, want, tmp)
             rows.append(row)
             if not args.json:
                 print(_line(row), flush=True)

@@ -1,9 +1,9 @@
 """What real tools make of a release's metapackage in one cell, against the real PyPI: pip
 installs it into a fresh venv on this machine, ``uv pip compile`` resolves it for any platform,
-and pip resolves a cell's pins for any platform (``install --dry-run --report --only-binary=:all:
---platform ... --python-version ...``). Written once for ``scripts/cell_matrix.py`` (which prints
-the matrix) and ``tests/package/test_cells_network.py`` (which asserts it); the caller gives the
-environment the tools run in.
+and pip resolves it for any platform (``install --dry-run --report --only-binary=:all: --platform
+... --python-version ...``, markers evaluated for the cell). Written once for
+``scripts/cell_matrix.py`` (which prints the matrix) and ``tests/package/test_cells_network.py``
+(which asserts it); the caller gives the environment the tools run in.
 """
 
 from __future__ import annotations
@@ -150,21 +150,34 @@ def uv_compile(uv: str, cell: Cell, wheel: Path, tmp: Path, env: Mapping[str, st
     return Outcome(pins=got)
 
 
-def pip_resolve(cell: Cell, want: Mapping[str, str], tmp: Path, env: Mapping[str, str]) -> Outcome:
+# pip takes the target's tags (--platform) and Python (--python-version), but evaluates markers
+# for the machine it runs on; the cell's marker environment is given to the packaging it vendors
+_PIP_IN_CELL = """
+import json, sys
+import pip._vendor.packaging.markers as markers
+cell = json.loads(sys.argv[1])
+markers.default_environment = lambda: dict(cell)
+from pip._internal.cli.main import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def pip_resolve(cell: Cell, wheel: Path, tmp: Path, env: Mapping[str, str]) -> Outcome:
     """``pip install --dry-run --report --only-binary=:all: --platform ... --python-version ...``
-    of the cell's pins *want* (pip evaluates markers for the machine it runs on, so it is given
-    the pins rather than the metapackage): what it would install."""
-    req = tmp / "req.txt"
-    req.write_text("".join(f"{n}=={v}\n" for n, v in sorted(want.items())))
+    of the metapackage, with markers evaluated for the cell (:data:`_PIP_IN_CELL`): what it
+    would install (the metapackage itself left out)."""
     report = tmp / "report.json"
     plat = [a for t in platform_tags(cell.platform) for a in ("--platform", t)]
     proc = subprocess.run(
-        [BIN / "python", "-m", "pip", "install", "--dry-run", "--quiet", "--ignore-installed",
+        [BIN / "python", "-c", _PIP_IN_CELL, json.dumps(cell.target.environment()),
+         "install", "--dry-run", "--quiet", "--ignore-installed",
          "--report", str(report), "--only-binary=:all:", *plat, "--python-version", cell.python_version,
-         "--implementation", "cp", "-r", str(req), "--index-url", PYPI, *_links()],
-        env=env, capture_output=True, text=True, timeout=1800,
+         "--implementation", "cp", requirement(wheel), "--index-url", PYPI, *_links(wheel.parent)],
+        env=env, capture_output=True, text=True, timeout=1800, cwd=tmp,
     )
     if proc.returncode != 0:
         return Outcome(failure=_failure(proc))
-    return Outcome(pins={canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"]
-                         for i in json.loads(report.read_text())["install"]})
+    got = {canonicalize_name(i["metadata"]["name"]): i["metadata"]["version"]
+           for i in json.loads(report.read_text())["install"]}
+    got.pop(project_of(wheel), None)
+    return Outcome(pins=got)

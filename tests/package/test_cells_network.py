@@ -7,9 +7,9 @@ are built by pip itself, as on a laptop); the installed versions are exactly the
 ``python -m cms_analysis_stack check`` exits 0. For the other platforms' cells of those two
 Pythons: ``uv pip compile --python-platform P --python-version X`` resolves the metapackage to
 exactly that cell's pins; and pip does too (``install --dry-run --report --only-binary=:all:
---platform ... --python-version ...`` of the cell's pins, with the pure wheels stackmeta built
+--platform ... --python-version ...`` of the metapackage, with the pure wheels stackmeta built
 offered by --find-links: they are the wheels pip would build itself; pip evaluates markers for
-the machine it runs on, so it is given the cell's pins rather than the metapackage)."""
+the machine it runs on, so its vendored packaging is given the cell's marker environment)."""
 
 from __future__ import annotations
 
@@ -129,9 +129,9 @@ def test_uv_resolves_each_other_platforms_cell_to_its_pins(
 def test_pip_resolves_each_other_platforms_cell_to_its_pins(
     tmp_path: Path, name: str, built: dict[str, tuple[Path, CellMatrix]]
 ) -> None:
-    _, matrix, minors = _cells(name, built)
+    wheel, matrix, minors = _cells(name, built)
     if minors == ["2.7"]:
         pytest.skip("this pip does not resolve for Python 2")
     failures = _other_platforms(matrix, minors, "pip", lambda cell, want: celltools.pip_resolve(
-        cell, want, tmp_path, env_without_index()))
+        cell, wheel, tmp_path, env_without_index()))
     assert not failures, "\n".join(failures)
