@@ -37,7 +37,7 @@ from stackmeta import atomic
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.metadata import CoreMetadata, parse_metadata
-from stackmeta.index.pep517 import WHEEL_TIMEOUT, WheelBuild, build_sdist_wheel
+from stackmeta.index.pep517 import WHEEL_TIMEOUT, WheelBuild, build_sdist_wheel, plain_reason
 from stackmeta.index.runs import ToolRuns, tool
 from stackmeta.index.simple import ProjectFile
 from stackmeta.index.source import file_usable, python_ok
@@ -170,7 +170,7 @@ class Builds:
             metadata = data["metadata"]
             build = WheelBuild(sdist=data["sdist"], sha256=data["sha256"], wheel=data["wheel"],
                                metadata=None if metadata is None else metadata.encode("utf-8"),
-                               reason=data["reason"])
+                               reason=plain_reason(data["reason"]))
         except (OSError, ValueError, KeyError, TypeError):
             return None
         wheels = self.wheels_dir

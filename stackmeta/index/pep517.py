@@ -135,7 +135,7 @@ def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, o
                               reason=f"the build took more than {timeout:.0f} s (stopped)")
         wheels = sorted(outdir.glob("*.whl")) if outdir.is_dir() else []
         if code != 0 or not wheels:
-            return WheelBuild(sdist=filename, sha256=sha, reason=_last_line(stderr))
+            return WheelBuild(sdist=filename, sha256=sha, reason=plain_reason(_last_line(stderr)))
         wheel = wheels[0]
         metadata = _wheel_metadata(wheel)
         if not pure_wheel(wheel.name):
@@ -243,6 +243,15 @@ def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: fl
 # a line that says what went wrong: "ValueError: ...", "error: ...", "error in x setup command: ...",
 # pip's "ERROR: ..."
 _ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b|error\b|ERROR:)")
+
+
+def plain_reason(line: str) -> str:
+    """A build's reason as a user reads it: a line that shows the build ran the stand-in
+    compiler (``error: command 'stackmeta-no-compiler-on-a-laptop' failed``) says it needs one."""
+    if NO_COMPILER in line:
+        return ("it needs a compiler (its build runs a C, C++ or Fortran compiler, which a laptop is not "
+                "assumed to have)")
+    return line
 
 
 def _last_line(stderr: bytes) -> str:
