@@ -122,7 +122,9 @@ def test_a_password_in_the_url_is_used_and_never_shown_or_written(
     assert f"{server.url}/nothing does not know 2 of the release's 2 projects" in err
     assert "Traceback (most recent call last)" in said[-5]
     run("check", RELEASE, "--index-url", _with_password(server.simple, "wrong-" + PASSWORD), *common,
-        "--refresh", expect=3)  # the server refuses a wrong password: results missing, nothing saved
+        "--refresh", expect=1)  # the server refuses a wrong password: every page, so one error, nothing saved
+    assert ("error: the index answered none of the release's 2 project pages, the first: "
+            f"{server.simple.rstrip('/')}/alpha/: HTTP 403") in said[-1], said[-1]
     ftp = "ftp://" + _with_password(server.url).removeprefix("http://")
     run("check", RELEASE, "--index-url", ftp, *common, "--debug", expect=2)
     assert "ftp://maintainer:****@127.0.0.1" in said[-1]

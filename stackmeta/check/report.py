@@ -31,6 +31,15 @@ def require_known(unknown: Sequence[str], total: int, index_url: str, nothing_do
         )
 
 
+def require_reachable(errors: Sequence[str | None], nothing_done: str) -> None:
+    """IndexAccessError, in one line, when the index answered none of the release's project
+    pages (*errors*: each asked pin's error, None where it answered): an unreachable index or a
+    wrong URL, not 300 separate failures."""
+    if errors and all(errors):
+        raise IndexAccessError(f"the index answered none of the release's {len(errors)} project pages, "
+                               f"the first: {errors[0]}; {nothing_done}")
+
+
 class PinStatus(StrEnum):
     WHEEL = "wheel"  # a wheel usable for the target
     SDIST_ONLY = "sdist-only"  # pip would have to build it

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Literal
 
 from stackmeta import atomic, record
 from stackmeta.check import closure
-from stackmeta.check.report import CheckReport, PinStatus, require_known
+from stackmeta.check.report import CheckReport, PinStatus, require_known, require_reachable
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import UsageError
@@ -111,6 +111,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
                     f"against {client.index_url}")
         report, pages, metas = closure.fetch_and_check(rel, target, client, output.progress(),
                                                      build_metadata=args.build_metadata)
+        require_reachable([p.error for p in report.pins if p.status is not PinStatus.NOT_PEP440],
+                          f"nothing was saved in {path}")
         require_known(report.unknown_projects, len(report.from_pypi), client.index_url,
                       f"nothing was saved in {path}")
         if laptop:
