@@ -83,6 +83,28 @@ def _describe(info: Any) -> str:
     return f"the release pins {req.text}" if parent is None else f"{parent} requires {req.text}"
 
 
+def _drop_reason(victim: NormalizedName, causes: Iterable[Any], memo: Memo,
+                 preferred: Mapping[NormalizedName, Version], target: Target) -> str:
+    """Why *victim* is left out when no version of it fits: the clash when another package's
+    requirement takes part in it; else (only the release's own pin in the causes: no candidate
+    at all) what is wrong with the release's version in this cell."""
+    causes = list(causes)
+    clash = sorted({_describe(c) for c in causes})
+    if any(c.parent is not None for c in causes):
+        return "no version is consistent with the rest of the set: " + "; ".join(clash)
+    if victim in memo.excluded:
+        return memo.excluded[victim]
+    version = preferred.get(victim)
+    if version is not None and version in memo.versions(victim):
+        ok, why = memo.installable(victim, version, target)
+        if not ok:
+            return (f"{victim} {version} cannot be installed in this cell: {why}; no other version "
+                    "that is installable here fits the rest of the set")
+        return (f"{victim} {version} and every other version installable here conflict with the rest of "
+                "the set")
+    return f"no version of {victim} is installable here that fits the rest of the set"
+
+
 def resolve(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
     progress: Progress = NO_PROGRESS, max_rounds: int = 200_000, memo: Memo | None = None,
@@ -213,8 +235,7 @@ def resolve(
                         + ": check the index, or the release's pins"
                     ) from None
                 hard.pop(victim, None)
-                dropped[victim] = ("no version is consistent with the rest of the set: "
-                                   + "; ".join(sorted({_describe(c) for c in exc.causes})))
+                dropped[victim] = _drop_reason(victim, exc.causes, memo, preferred, target)
                 continue
             except ResolutionTooDeep:
                 raise ResolutionError(

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import Version
 
@@ -450,3 +451,48 @@ def test_a_cache_folder_that_cannot_be_written_does_not_lose_the_nearest_set(tmp
     assert err.splitlines() == ["warning: cache /proc/self cannot be written (unable to open database file): "
                                 "going on without it; give --cache-dir a writable folder, or --no-cache"]
     assert "consistent" in record.read_document(locks / "CMSSW_14_0_0.json")
+
+
+class _JudgedSource(MemorySource):
+    """A MemorySource that also says, per version, whether the target can install it."""
+
+    def __init__(self, projects: Mapping[str, Mapping[str, Sequence[str]]],
+                 broken: Mapping[str, str]) -> None:
+        super().__init__(projects)
+        self.broken = broken  # "name==version" -> why it cannot be installed
+
+    def installable(self, name: NormalizedName, version: Version) -> object:
+        from stackmeta.index.installable import Verdict
+
+        why = self.broken.get(f"{name}=={version}")
+        return Verdict(installable=why is None, how="wheel" if why is None else "none", reason=why or "")
+
+
+def test_a_package_left_out_says_why_not_just_that_nothing_fits() -> None:
+    from resolvelib.structs import RequirementInformation
+
+    from stackmeta.resolve.provider import Cand, Req
+
+    name = canonicalize_name("correctionlib")
+    source = _JudgedSource(
+        {"correctionlib": {"2.2.2": [], "2.5.0": ["numpy>=2"]}, "numpy": {"1.24.3": []}},
+        {"correctionlib==2.2.2": "no wheel for linux-aarch64 and Python 3.9, and no sdist"})
+    memo = Memo(source)
+    root = Req(name=name, extras=frozenset(), specifier=SpecifierSet(), text="correctionlib")
+    preferred = {name: Version("2.2.2")}
+    alone = [RequirementInformation(root, None)]
+    assert resolve_module._drop_reason(name, alone, memo, preferred, TARGET) == (
+        "correctionlib 2.2.2 cannot be installed in this cell: no wheel for linux-aarch64 and Python 3.9, "
+        "and no sdist; no other version that is installable here fits the rest of the set")
+    numpy = canonicalize_name("numpy")
+    fine = {numpy: Version("1.24.3")}
+    plain = Req(name=numpy, extras=frozenset(), specifier=SpecifierSet(), text="numpy")
+    assert resolve_module._drop_reason(numpy, [RequirementInformation(plain, None)], memo, fine, TARGET) == (
+        "numpy 1.24.3 and every other version installable here conflict with the rest of the set")
+    parent = Cand(name=name, extras=frozenset(), version=Version("2.5.0"))
+    needs = Req(name=numpy, extras=frozenset(), specifier=SpecifierSet(">=2"), text="numpy>=2")
+    clash = [RequirementInformation(needs, parent)]
+    assert resolve_module._drop_reason(numpy, clash, memo, fine, TARGET) == (
+        "no version is consistent with the rest of the set: correctionlib 2.5.0 requires numpy>=2")
+    memo.excluded[name] = "correctionlib requires numpy>=2, which this cell cannot install"
+    assert resolve_module._drop_reason(name, alone, memo, preferred, TARGET) == memo.excluded[name]
