@@ -69,7 +69,7 @@ class SpecFacts:
 # each distinct file once. Bounded so that memory stays flat over thousands of tags: past
 # CACHE_SIZE entries the older half is dropped (a batch walks tags in release order, so the
 # entries still in use are met again and come back once).
-CACHE_SIZE = 1024
+CACHE_SIZE = 2048
 PINS_CACHE = 16  # requirements files read: each entry holds a few hundred pins (~90 kB)
 
 
@@ -545,7 +545,7 @@ class _Memo:
 
 
 _MEMOS: dict[tuple[str, Era], _Memo] = {}
-MEMOS = 12  # (arch, era) pairs remembered: the arches a cycle tags most (a memo holds a tree's walk)
+MEMOS = 6  # (arch, era) pairs remembered (a memo holds a whole walk: ~2 MB for a recent release)
 
 
 def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:
