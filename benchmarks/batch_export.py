@@ -47,7 +47,8 @@ class Workers:
 
     def __init__(self) -> None:
         self.peak_kb: dict[int, int] = {}
-        self.cpu: dict[int, float] = {}
+        self.cpu: dict[int, float] = {}  # python processes: the forkserver and the workers
+        self.git_cpu: dict[int, float] = {}  # the workers' git cat-file processes
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._tick = os.sysconf("SC_CLK_TCK")
@@ -94,12 +95,14 @@ class Workers:
                     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
                 except OSError:
                     continue
+                cpu = (int(stat[11]) + int(stat[12])) / self._tick
                 if "\nName:\tpython" not in "\n" + status:
-                    continue  # git cat-file and git for-each-ref
+                    self.git_cpu[pid] = cpu  # git cat-file and git for-each-ref
+                    continue
                 hwm = next((int(line.split()[1]) for line in status.splitlines()
                             if line.startswith("VmHWM:")), 0)
                 self.peak_kb[pid] = max(self.peak_kb.get(pid, 0), hwm)
-                self.cpu[pid] = (int(stat[11]) + int(stat[12])) / self._tick
+                self.cpu[pid] = cpu
 
 
 def child(repo: Path, locks: Path, jobs: int | None) -> None:
@@ -113,6 +116,7 @@ def child(repo: Path, locks: Path, jobs: int | None) -> None:
     me = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({
         "wall": wall, "cpu_parent": cpu, "cpu_children": sum(workers.cpu.values()),
+        "cpu_git": sum(workers.git_cpu.values()),
         "exported": len(summary.exported), "skipped": len(summary.skipped),
         "failed": [f.message for f in summary.failed], "tags": len(tags),
         "rss_parent_mb": me.ru_maxrss / 1024,
@@ -180,12 +184,18 @@ def real_history(bundle: Path, base: Path, sizes: list[int]) -> dict[int, tuple[
     return out
 
 
+TARGET_MS = 20.0  # ms per tag wall over all tags, on 2 cores
+TARGET_AGAIN_S = 5.0  # seconds for a second run over up-to-date locks
+FLAT = 1.10  # "flat": the largest worker's peak RSS at all tags within 10% of its peak at a quarter
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--bundle", type=Path, default=ROOT.parent / "shared" / "cmsdist.bundle")
-    parser.add_argument("--sample", type=int, default=8, help="tags the baseline exports (spread evenly)")
+    parser.add_argument("--sample", type=int, default=8,
+                        help="tags the baseline exports (spread evenly; 0: no baseline)")
     parser.add_argument("--jobs", type=int, help=f"batch workers (default: {default_workers()})")
     parser.add_argument("--child", nargs=2, type=Path, metavar=("REPO", "LOCKS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -195,35 +205,59 @@ def main(argv: list[str] | None = None) -> int:
     if not args.bundle.is_file():
         print(f"error: no cmsdist bundle at {args.bundle}: pass --bundle", file=sys.stderr)
         return 1
-    print(f"machine: {os.cpu_count()} CPUs, {default_workers()} available, load {os.getloadavg()[0]:.1f}; "
-          f"batch workers: {args.jobs or default_workers()}")
+    load = os.getloadavg()
+    print(f"machine: {os.cpu_count()} CPUs, {default_workers()} available, load {load[0]:.1f} "
+          f"(1 min), {load[1]:.1f} (5 min); batch workers: {args.jobs or default_workers()}")
+    print("wall time is what other jobs leave of the cores; CPU (user+sys of the batch, its workers and "
+          "their git cat-file) is the figure to compare between runs on a busy machine")
     with tempfile.TemporaryDirectory(prefix="batch-bench-") as tmp:
         base = Path(tmp)
         total = len(subprocess.run(["git", "bundle", "list-heads", str(args.bundle)], capture_output=True,
                                    text=True, check=True).stdout.splitlines())
         sizes = sorted({total // 4, total // 2, total})
         repos = real_history(args.bundle, base, sizes)
+        print(f"{'':22s} {'wall':>8s} {'ms/tag':>7s}   {'CPU':>7s} {'ms/tag':>7s} {'of it git':>9s}"
+              f"   {'peak RSS: batch':>15s} {'largest worker':>14s}")
         runs = {}
         for size in sizes:
             repo, tags = repos[size]
-            runs[size] = _run(repo, base / f"locks{size}", args.jobs, f"batch {size:5d} tags")
-        again = _run(repos[total][0], base / f"locks{total}", args.jobs, "again, up to date")
-        run = runs[total]
-        per_tag = run["wall"] / total
-        tags = repos[total][1]
-        step = max(1, len(tags) // args.sample)
-        sample = tags[::step][: args.sample]
-        naive = baseline(repos[total][0], sample, base / "naive")
-        print(f"naive baseline on a sample of {len(sample)} of {total} tags (git show per file, fresh "
-              f"caches per tag): {naive * 1000:.0f} ms/tag")
-        print(f"batch: {per_tag * 1000:.1f} ms/tag (target < 20: {'met' if per_tag < 0.020 else 'NOT met'}), "
-              f"{naive / per_tag:.0f}x faster than the naive baseline ({naive * 1000:.0f} ms/tag); "
-              f"again over up-to-date locks: {again['wall']:.1f} s (target < 5: "
-              f"{'met' if again['wall'] < 5 else 'NOT met'})")
-        rss = [runs[s]["rss_worker_mb"] for s in sizes]
-        print("peak worker RSS at " + ", ".join(f"{s} tags: {r:.0f} MB"
-                                                for s, r in zip(sizes, rss, strict=True)))
+            runs[size] = _run(repo, base / f"locks{size}", args.jobs, f"{size:5d} tags")
+        again = _run(repos[total][0], base / f"locks{total}", args.jobs, f"{total:5d} again, up to date")
+        naive = None
+        if args.sample > 0:
+            tags = repos[total][1]
+            step = max(1, len(tags) // args.sample)
+            sample = tags[::step][: args.sample]
+            naive = baseline(repos[total][0], sample, base / "naive")
+            print(f"naive baseline (git ls-tree and git show per file, fresh caches per tag) on "
+                  f"{len(sample)} of {total} tags: {naive * 1000:.0f} ms/tag wall")
+    load = os.getloadavg()
+    run = runs[total]
+    wall_ms = run["wall"] / total * 1000
+    cpu_ms = _cpu(run) / total * 1000
+    rss = {s: runs[s]["rss_worker_mb"] for s in sizes}
+    growth = rss[total] / rss[sizes[0]] if rss[sizes[0]] else float("inf")
+    print(f"\ntargets (issue 14; load at the end {load[0]:.1f}):")
+    print(f"  all {total} tags < {TARGET_MS:.0f} ms/tag wall (< {TARGET_MS * total / 1000:.0f} s): "
+          f"{wall_ms:.1f} ms/tag ({run['wall']:.0f} s), CPU {cpu_ms:.1f} ms/tag"
+          + (f"; naive baseline {naive * 1000:.0f} ms/tag ({naive * 1000 / wall_ms:.0f}x slower)"
+             if naive else "")
+          + f"  {_verdict(wall_ms < TARGET_MS)}")
+    print("  peak RSS per worker flat (all tags within "
+          f"{(FLAT - 1) * 100:.0f}% of a quarter): "
+          + " -> ".join(f"{rss[s]:.0f} MB ({s})" for s in sizes)
+          + f", x{growth:.2f}  {_verdict(growth <= FLAT)}")
+    print(f"  again over up-to-date locks < {TARGET_AGAIN_S:.0f} s: {again['wall']:.2f} s  "
+          f"{_verdict(again['wall'] < TARGET_AGAIN_S)}")
     return 0
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "MISS"
+
+
+def _cpu(run: dict[str, Any]) -> float:
+    return float(run["cpu_parent"] + run["cpu_children"] + run.get("cpu_git", 0.0))
 
 
 def _run(repo: Path, locks: Path, jobs: int | None, label: str) -> dict[str, Any]:
@@ -232,14 +266,14 @@ def _run(repo: Path, locks: Path, jobs: int | None, label: str) -> dict[str, Any
         cmd += ["--jobs", str(jobs)]
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
     run: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    size = max(1, run["tags"])
+    cpu = _cpu(run)
+    print(f"{label:22s} {run['wall']:7.2f}s {run['wall'] / size * 1000:7.1f}   {cpu:6.1f}s "
+          f"{cpu / size * 1000:7.1f} {run.get('cpu_git', 0.0) / size * 1000:9.1f}   "
+          f"{run['rss_parent_mb']:12.0f} MB {run['rss_worker_mb']:11.0f} MB"
+          f"   ({run['exported']} records written, {run['skipped']} up to date)")
     if run["failed"]:
         print(f"  {len(run['failed'])} failed, first: {run['failed'][0]}")
-    cpu = run["cpu_parent"] + run["cpu_children"]
-    size = max(1, run["tags"])
-    print(f"{label}: {run['wall']:6.2f} s wall = {run['wall'] / size * 1000:5.1f} ms/tag "
-          f"({run['exported']} records, {run['skipped']} up to date; CPU {cpu:.1f} s = "
-          f"{cpu / size * 1000:.1f} ms/tag); peak RSS {run['rss_parent_mb']:.0f} MB batch, "
-          f"{run['rss_worker_mb']:.0f} MB largest worker")
     return run
 
 

@@ -32,6 +32,7 @@ import re
 import signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -363,26 +364,50 @@ def export_all(
     return Summary(exported=exported, skipped=tuple(skipped), failed=failed)
 
 
+CHUNKS_PER_WORKER = 16
+
+
 def _chunks(jobs: Sequence[Job], workers: int) -> list[list[Job]]:
-    """Runs of neighbouring jobs, about eight per worker: a worker's caches serve the releases
-    that follow the one it just read (with short chunks each worker saw every other run, so
-    both parsed most files)."""
-    size = max(1, len(jobs) // (workers * 8))
+    """Runs of neighbouring jobs, about CHUNKS_PER_WORKER per worker."""
+    size = max(1, len(jobs) // (workers * CHUNKS_PER_WORKER))
     return [list(jobs[i:i + size]) for i in range(0, len(jobs), size)]
+
+
+def _spans(jobs: Sequence[Job], workers: int) -> list[deque[list[Job]]]:
+    """The chunks dealt out as *workers* contiguous spans, one per worker: a worker walks its
+    own span in the plan's order, so its caches (parsed files, the last walk of each arch)
+    serve the release that follows the one it just read, and no two workers parse the files
+    of the same stretch of history (dealing chunks to whichever worker was free made both
+    parse most files)."""
+    chunks = _chunks(jobs, workers)
+    per = -(-len(chunks) // workers)
+    return [deque(chunks[i * per:(i + 1) * per]) for i in range(workers)]
+
+
+def _next_chunk(spans: Sequence[deque[list[Job]]], worker: int) -> list[Job] | None:
+    """The next chunk of *worker*'s span; once that is done, the far end of the span with the
+    most chunks left (its owner keeps the chunks next to the ones it is reading)."""
+    if spans[worker]:
+        return spans[worker].popleft()
+    longest = max(spans, key=len)
+    return longest.pop() if longest else None
 
 
 def _in_pool(
     cmsdist: Path, jobs: Sequence[Job], locks_dir: Path, output: Output, workers: int,
     progress: Progress,
 ) -> list[_Result]:
+    """The jobs over *workers* processes, one executor each (so a chunk goes to the worker
+    whose span it is in: see :func:`_spans`), two chunks in flight per worker."""
     results: list[_Result] = []
-    chunks = _chunks(jobs, workers)
+    spans = _spans(jobs, workers)
     # forkserver, not fork: the parent may run threads (a progress bar) that fork would copy mid-lock.
     context = multiprocessing.get_context("forkserver")
     stop = context.Event()
     written = context.SimpleQueue()  # each record written, as it is: the progress bar follows it
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_init,
-                               initargs=(cmsdist, os.getpid(), stop, written), mp_context=context)
+    pools = [ProcessPoolExecutor(max_workers=1, initializer=_worker_init,
+                                 initargs=(cmsdist, os.getpid(), stop, written), mp_context=context)
+             for _ in range(workers)]
     shown = 0
 
     def follow() -> None:
@@ -392,17 +417,26 @@ def _in_pool(
             shown += 1
             progress.advance()
 
+    def shutdown() -> None:
+        for pool in pools:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    owner: dict[Future[list[_Result]], int] = {}
+
+    def submit(worker: int) -> None:
+        chunk = _next_chunk(spans, worker)
+        if chunk is not None:
+            owner[pools[worker].submit(_worker_chunk, chunk, locks_dir, output)] = worker
+
     try:
-        pending: set[Future[list[_Result]]] = set()
-        queue = iter(chunks)
-        for chunk in queue:  # a few chunks ahead per worker; the rest waits here, easy to drop
-            pending.add(pool.submit(_worker_chunk, chunk, locks_dir, output))
-            if len(pending) >= workers * 2:
-                break
-        while pending:
-            done, pending = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        for _ in range(2):
+            for worker in range(workers):
+                submit(worker)
+        while owner:
+            done, _pending = wait(owner, timeout=0.1, return_when=FIRST_COMPLETED)
             follow()
             for future in done:
+                worker = owner.pop(future)
                 try:
                     chunk_results = future.result()
                 except BrokenProcessPool:
@@ -411,16 +445,14 @@ def _in_pool(
                         "kept; run the export again, or with --jobs 1"
                     ) from None
                 results.extend(chunk_results)
-                nxt = next(queue, None)
-                if nxt is not None:
-                    pending.add(pool.submit(_worker_chunk, nxt, locks_dir, output))
+                submit(worker)
     except KeyboardInterrupt:
         # The jobs in flight finish (their files are written whole); nothing new starts.
         stop.set()
-        pool.shutdown(wait=True, cancel_futures=True)
+        shutdown()
         raise
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        shutdown()
     follow()
     if shown < len(results):
         progress.advance(len(results) - shown)  # a message lost with a worker: the count stays true

@@ -88,7 +88,7 @@ def split_lines(text: str, path: str) -> list[Line]:
     return out
 
 
-@lru_cache(maxsize=2048)  # bounded: a batch over thousands of tags stays flat in memory
+@lru_cache(maxsize=256)  # bounded: a batch over thousands of tags stays flat in memory
 def cached_lines(text: str, path: str) -> tuple[Line, ...]:
     """:func:`split_lines`, once per distinct (text, path)."""
     return tuple(split_lines(text, path))

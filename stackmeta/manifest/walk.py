@@ -70,11 +70,12 @@ class SpecFacts:
 # CACHE_SIZE entries the older half is dropped (a batch walks tags in release order, so the
 # entries still in use are met again and come back once).
 CACHE_SIZE = 2048
+PINS_CACHE = 16  # requirements files read: each entry holds a few hundred pins (~90 kB)
 
 
-def remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= CACHE_SIZE:
-        for old in list(itertools.islice(cache, CACHE_SIZE // 2)):
+def remember(cache: dict[Any, Any], key: Any, value: Any, limit: int = CACHE_SIZE) -> None:
+    if len(cache) >= limit:
+        for old in list(itertools.islice(cache, limit // 2)):
             del cache[old]
     cache[key] = value
 
@@ -108,10 +109,10 @@ def _pins(text: str, release: str, arch: Arch, rules: Era) -> tuple[Pin, ...]:
     """``read_pins``, once per requirements file, era and machine (the arches of a release
     and the releases of a cycle mostly share them)."""
     key = (text, rules, arch.machine, arch.os)
-    found = _PINS.get(key)
+    found: tuple[Pin, ...] | None = recall(_PINS, key)
     if found is None:
         found = tuple(read_pins(text, release, arch))
-        remember(_PINS, key, found)
+        remember(_PINS, key, found, PINS_CACHE)
     return found
 
 
@@ -544,7 +545,7 @@ class _Memo:
 
 
 _MEMOS: dict[tuple[str, Era], _Memo] = {}
-MEMOS = 12  # (arch, era) pairs remembered: the arches a cycle tags most (a memo holds a tree's walk)
+MEMOS = 6  # (arch, era) pairs remembered (a memo holds a whole walk: ~2 MB for a recent release)
 
 
 def changed_paths(new: Tree, old: Tree) -> tuple[set[str], tuple[str, ...]] | None:

@@ -111,3 +111,18 @@ def test_history_and_which_match_an_independent_reading_of_the_recipes(cmsdist_c
         code, out, _ = run_cli("which", f"numpy=={version}", "--json", "--locks-dir", str(ROOT / "locks"),
                            "--match", "CMSSW_1[234]_0_0")
         assert code == 0 and release in [m["release"] for m in json.loads(out)["matches"]]
+
+
+def test_workers_write_what_one_process_writes(cmsdist_clone: Path, tmp_path: Path) -> None:
+    """Two workers, each walking its own span of the history and then taking chunks from the
+    far end of the other's, write byte for byte the records and locks one process writes
+    (the caches a worker carries from release to release change nothing)."""
+    written = {}
+    for jobs in ("1", "2"):
+        locks = tmp_path / jobs
+        code, out, _ = run_cli("export", "--all", "--cmsdist", str(cmsdist_clone), "--locks-dir", str(locks),
+                               "--match", "CMSSW_12_4_*", "--jobs", jobs, "--json")
+        assert (code, json.loads(out)["failed"]) == (0, [])
+        written[jobs] = {p.name: p.read_bytes() for p in sorted(locks.iterdir())}
+    assert len(written["1"]) == 2 * 44  # 44 releases of CMSSW_12_4, a record and a lock each
+    assert written["2"] == written["1"]
