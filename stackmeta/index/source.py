@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import threading
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from packaging.requirements import Requirement
@@ -93,6 +94,11 @@ def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile |
     return None
 
 
+# pip 24.1 (which needs Python 3.8) and later refuse a version whose metadata does not parse
+# under current packaging; where a cell's Python runs only older pips, lenient reading stands
+STRICT_METADATA_PYTHON = (3, 8)
+
+
 class IndexSource:
     """Versions and Requires-Dist for a target, read from an index through *client*.
 
@@ -147,7 +153,29 @@ class IndexSource:
         from stackmeta.index.installable import verdict
 
         cname = canonicalize_name(name)
-        return verdict(self.files(cname, version), self.target, cname, self.builds)
+        found = verdict(self.files(cname, version), self.target, cname, self.builds)
+        if found.installable and self.target.python_minor >= STRICT_METADATA_PYTHON:
+            junk = self._junk(cname, version)
+            if junk:
+                return replace(found, installable=False, how="none", reason="pip 24.1 and later ignore "
+                               f"this version: its metadata is invalid ({junk})")
+        return found
+
+    def _junk(self, name: NormalizedName, version: Version) -> str:
+        """What in the version's metadata (of the file pip would take, or of the wheel its
+        sdist built) does not parse: pip 24.1 and later refuse such a version outright
+        ("has invalid metadata"), where older pips read it leniently."""
+        files = self.files(name, version)
+        chosen = metadata_file(files, self.target)
+        if chosen is not None and chosen.kind == "sdist" and self.builds is not None:
+            from stackmeta.index.installable import built_metadata
+
+            build = self.builds.known(chosen)
+            md = built_metadata(build, name) if build is not None and build.pure else None
+            if md is not None:
+                return "; ".join(md.junk)
+        fm = self.file_metadata(name, version)
+        return "" if fm is None or fm.metadata is None else "; ".join(fm.metadata.junk)
 
     def build_ahead(self, name: NormalizedName, version: Version) -> None:
         """Start building, in the background, the sdist of a version with no wheel for the

@@ -45,7 +45,7 @@ def test_builds_ahead_run_in_the_background_and_once(tmp_path: Path, monkeypatch
         for version in ("1.0", "1.1", "1.2"):
             make_sdist(server.packages, "stepper", version)
         with IndexClient(server.simple, cache_dir=tmp_path / "cache") as client:
-            target = Target(python="3.9.14", platform="linux-x86_64")
+            target = Target(python=Version("3.9.14"), platform="linux-x86_64")
             source = IndexSource(client, target, builds=Builds(client))
             versions = sorted(source.versions("stepper"))  # type: ignore[arg-type]
             assert versions == [Version("1.0"), Version("1.1"), Version("1.2")]
@@ -70,7 +70,8 @@ SCRIPT = textwrap.dedent('''
 
     from pathlib import Path
     with IndexClient(sys.argv[1], cache_dir=Path(sys.argv[2])) as client:
-        source = IndexSource(client, Target(python="3.9.14", platform="linux-x86_64"), builds=Builds(client))
+        target = Target(python=Version("3.9.14"), platform="linux-x86_64")
+        source = IndexSource(client, target, builds=Builds(client))
         source.build_ahead("sleeper", Version("1.0"))
         import time, os
         while not os.path.exists(sys.argv[3]):  # until the backend runs (and sleeps 600 s)
