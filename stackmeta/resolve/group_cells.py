@@ -95,9 +95,10 @@ class _Asking:
         if kind == "versions":
             return frozenset(self.source.versions(name))
         assert version is not None
-        if kind == "files":
-            return tuple((f.filename, f.upload_time, target.wheel_rank(f.filename) is not None)
-                         for f in self.source.files(name, version))
+        if kind == "files":  # the plan asks whether there is a wheel for the target, and upload times
+            files = self.source.files(name, version)
+            return (tuple((f.filename, f.upload_time) for f in files),
+                    any(target.wheel_rank(f.filename) is not None for f in files))
         if kind == "installable":
             found = self.installable(name, version)
             return found.installable, found.how
