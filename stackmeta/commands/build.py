@@ -7,9 +7,7 @@ import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
-
-from packaging.requirements import Requirement
+from typing import TYPE_CHECKING, Any
 
 from stackmeta import cells as laptop_cells
 from stackmeta import record
@@ -19,10 +17,14 @@ from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.package import builder, metapackage
 from stackmeta.package.pipeline import build_record, skipped
-from stackmeta.resolve.group_cells import CellPlan
 from stackmeta.resolve.matrix import CellMatrix, load_cells
 from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
-from stackmeta.resolve.overlay import Override, Plan
+
+if TYPE_CHECKING:  # the resolver loads only for a group (the main job does not need it)
+    from packaging.requirements import Requirement
+
+    from stackmeta.resolve.group_cells import CellPlan
+    from stackmeta.resolve.overlay import Override, Plan
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
