@@ -54,7 +54,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--base RELEASE builds a working group's own metapackage (give --name and --version): the "
         "release's nearest consistent set plus --add requirements and --override pins, checked "
         "for closure against the index like a release; pins of the set that must move are named, "
-        "and moved only with --allow-moves",
+        "and moved only with --allow-moves. With a 'cells' section in the record, the group is "
+        "planned in every cell against that cell's set, and one wheel carries each cell's pins "
+        "with markers; a cell without a set for the group is named and refused by the wheel",
     )
     group.add_argument("--base", metavar="RELEASE", help="the release the group's stack builds on")
     group.add_argument("--add", action="append", default=[], metavar="REQ",
