@@ -162,7 +162,7 @@ def _build_group_cells(args: argparse.Namespace, output: Output, loaded: Resolve
         found = python2_interpreter() if python2 else python
         builds = Builds(client, python=found, python2=python2) if found is not None else None
         group = plan_cells(cells, client, home_cell(rel.python), overrides=overrides, additions=additions,
-                           builds=builds, progress=output.progress())
+                           builds=builds, progress=output.progress(), stop_at_moves=not args.allow_moves)
     main = group.main  # raises the home cell's error when no cell has a set
     assert main.plan is not None
     for failed in group.failed:
@@ -172,6 +172,9 @@ def _build_group_cells(args: argparse.Namespace, output: Output, loaded: Resolve
     for text, where in _per_cell(group.planned, lambda p: [str(f) for f in p.far]):
         output.warn(f"{text} (in {label(where, planned)})")
     if any(r.plan is not None and r.plan.moves for r in group.results) and not args.allow_moves:
+        if group.not_planned:
+            output.info(f"{len(group.not_planned)} more cells not planned: the first cell that moves pins "
+                        "settles it (--allow-moves plans every cell)")
         raise BuildError(f"{group.moves_message()}: nothing was built; pass --allow-moves to build with "
                          "these moves, or choose other versions")
     matrix = group.matrix()

@@ -149,6 +149,7 @@ class GroupCells:
     home: Cell  # the release's own cell
     index_url: str
     results: tuple[CellPlan, ...]  # sorted by cell
+    not_planned: tuple[Cell, ...] = ()  # cells after the first that moves pins, with stop_at_moves
 
     @property
     def planned(self) -> tuple[CellPlan, ...]:
@@ -230,13 +231,20 @@ def _relabel(p: overlay.Plan, target: Target, nearest: NearestSet) -> overlay.Pl
 
 def plan_cells(base: CellMatrix, client: IndexClient, home: Cell, *,
                overrides: Sequence[overlay.Override] = (), additions: Sequence[Requirement] = (),
-               builds: Builds | None = None, progress: Progress = NO_PROGRESS) -> GroupCells:
-    """The group's plan in each cell of *base* (see the module's docstring)."""
+               builds: Builds | None = None, progress: Progress = NO_PROGRESS,
+               stop_at_moves: bool = False) -> GroupCells:
+    """The group's plan in each cell of *base* (see the module's docstring). With
+    *stop_at_moves* (moves are not allowed), the cells after the first whose plan moves pins are
+    not planned (:attr:`GroupCells.not_planned`): the build is refused anyway."""
     order = sorted(base.results, key=lambda r: (r.cell != home, r.cell.python != home.python, r.cell))
     asked_names = sorted({o.name for o in overrides} | {canonicalize_name(a.name) for a in additions})
     done: list[tuple[Cell, tuple[Any, ...], _Asking, overlay.Plan | ResolutionError | UsageError]] = []
     results: list[CellPlan] = []
     for number, r in enumerate(order, 1):
+        if stop_at_moves and any(p.plan is not None and p.plan.moves for p in results):
+            return GroupCells(base=base, home=home, index_url=client.index_url,
+                              results=tuple(sorted(results, key=lambda p: p.cell)),
+                              not_planned=tuple(sorted(x.cell for x in order[number - 1:])))
         cell = r.cell
         if r.nearest is None:
             results.append(CellPlan(cell=cell, plan=None,
