@@ -45,10 +45,11 @@ from stackmeta.target import Target
 _EXTRA = re.compile(r"""extra\s*==\s*['"]([^'"]+)['"]|['"]([^'"]+)['"]\s*==\s*extra""")
 
 
-class _Asking:
-    """A cell's :class:`IndexSource` that remembers every question a plan asked, and answers
-    ``installable`` for the pins of the cell's own set without asking (they were judged when
-    the release was resolved)."""
+class CellSource:
+    """A cell's :class:`IndexSource` that answers ``installable`` for the pins of the cell's own
+    set without asking (they were judged when the release was resolved: what a plan brings
+    besides them is judged by the source, by building with builds), and remembers every
+    question a plan asked (:meth:`same_answers`). ``stackmeta env`` plans on it too."""
 
     def __init__(self, source: IndexSource, judged: Collection[tuple[NormalizedName, Version]]) -> None:
         self.source = source
@@ -112,7 +113,7 @@ class _Asking:
                             for e in ("", *extras)))
                      for r in deps)
 
-    def same_answers(self, other: _Asking) -> bool:
+    def same_answers(self, other: CellSource) -> bool:
         """Whether *other* (another cell's source) answers every question this one was asked alike."""
         if other.judged != self.judged:
             return False
@@ -238,7 +239,7 @@ def plan_cells(base: CellMatrix, client: IndexClient, home: Cell, *,
     not planned (:attr:`GroupCells.not_planned`): the build is refused anyway."""
     order = sorted(base.results, key=lambda r: (r.cell != home, r.cell.python != home.python, r.cell))
     asked_names = sorted({o.name for o in overrides} | {canonicalize_name(a.name) for a in additions})
-    done: list[tuple[Cell, tuple[Any, ...], _Asking, overlay.Plan | ResolutionError | UsageError]] = []
+    done: list[tuple[Cell, tuple[Any, ...], CellSource, overlay.Plan | ResolutionError | UsageError]] = []
     results: list[CellPlan] = []
     for number, r in enumerate(order, 1):
         if stop_at_moves and any(p.plan is not None and p.plan.moves for p in results):
@@ -259,7 +260,7 @@ def plan_cells(base: CellMatrix, client: IndexClient, home: Cell, *,
             name, error = min(page_errors.items())
             raise IndexAccessError(f"{cell}: {len(page_errors)} project page(s) could not be read, first "
                                    f"{name}: {error}: nothing was built; run again")
-        asking = _Asking(source, nearest.pins)
+        asking = CellSource(source, nearest.pins)
         key = (nearest.pins, tuple(o.name for o in nearest.omissions),
                tuple(cell.target.evaluate(a.marker) for a in additions))
         nearby = sorted((d for d in done if d[1] == key), key=lambda d: d[0].python != cell.python)
