@@ -3,16 +3,28 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from stackmeta import cells as laptop_cells
 from stackmeta import record
+from stackmeta.cells import home_cell
 from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import BuildError, StackmetaError, UsageError
 from stackmeta.package import builder, metapackage
 from stackmeta.package.pipeline import build_record, skipped
-from stackmeta.resolve.nearest import load_resolved
+from stackmeta.resolve.matrix import CellMatrix, load_cells
+from stackmeta.resolve.nearest import ResolvedRecord, load_resolved
+
+if TYPE_CHECKING:  # the resolver loads only for a group (the main job does not need it)
+    from packaging.requirements import Requirement
+
+    from stackmeta.resolve.group_cells import CellPlan
+    from stackmeta.resolve.overlay import Override, Plan
 
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
@@ -42,7 +54,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "--base RELEASE builds a working group's own metapackage (give --name and --version): the "
         "release's nearest consistent set plus --add requirements and --override pins, checked "
         "for closure against the index like a release; pins of the set that must move are named, "
-        "and moved only with --allow-moves",
+        "and moved only with --allow-moves. With a 'cells' section in the record, the group is "
+        "planned in every cell against that cell's set, and one wheel carries each cell's pins "
+        "with markers; a cell without a set for the group is named and refused by the wheel",
     )
     group.add_argument("--base", metavar="RELEASE", help="the release the group's stack builds on")
     group.add_argument("--add", action="append", default=[], metavar="REQ",
@@ -75,8 +89,6 @@ def project_options(args: argparse.Namespace) -> metapackage.Options:
 
 def build_group(args: argparse.Namespace, output: Output) -> int:
     """``stackmeta build --base RELEASE --add ... --name N --version V``."""
-    from dataclasses import replace
-
     from stackmeta.index import IndexClient, IndexSource
     from stackmeta.resolve import baseline, overlay
     from stackmeta.target import Target
@@ -93,13 +105,20 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     rel, nearest = loaded.release, loaded.nearest
     options = project_options(args)
     metapackage.identity(rel, options)  # bad --name, --version, --requires-python: before the index
+    cells = load_cells(args.locks_dir, args.base)
     if not args.force:
-        metapackage.refuse_thin(rel, nearest, args.base)
+        judged = nearest
+        if cells is not None:  # over cells: left out means left out in every cell
+            pins = {n: v for r in cells.resolved if r.nearest is not None for n, v in r.nearest.pins}
+            judged = replace(judged, pins=tuple(sorted(pins.items())))
+        metapackage.refuse_thin(rel, judged, args.base)
     additions = [overlay.parse_addition(text) for text in args.add]
     overrides = [overlay.parse_override(text) for text in args.override]
     index_url = args.index_url or nearest.index_url
-    target = Target(python=nearest.python, platform=nearest.platform)
     asked = ", ".join(args.add + args.override)
+    if cells is not None:
+        return _build_group_cells(args, output, loaded, cells, index_url, overrides, additions)
+    target = Target(python=nearest.python, platform=nearest.platform)
     output.info(f"checking {asked} against {args.base}'s set on {index_url} ...")
     with IndexClient(index_url, cache_dir=args.cache_dir) as client:
         plan = overlay.plan(replace(nearest, index_url=index_url), IndexSource(client, target), target,
@@ -124,6 +143,75 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     for item in files:
         output.result(f"{item['file']}  sha256:{item['sha256']}")
     return 0
+
+
+def _build_group_cells(args: argparse.Namespace, output: Output, loaded: ResolvedRecord, cells: CellMatrix,
+                       index_url: str, overrides: list[Override], additions: list[Requirement]) -> int:
+    """``build --base`` on a record with a cells section: the group planned in every cell, one
+    wheel whose requirements carry the cells' markers (as the release's own metapackage)."""
+    from stackmeta.index import IndexClient
+    from stackmeta.index.installable import Builds, python2_interpreter
+    from stackmeta.resolve.group_cells import label, plan_cells
+
+    rel = loaded.release
+    asked = ", ".join(args.add + args.override)
+    output.info(f"checking {asked} against {args.base}'s sets in {len(cells.results)} cells on "
+                f"{index_url} ...")
+    with IndexClient(index_url, cache_dir=args.cache_dir) as client:
+        python, python2 = sys.executable, rel.python.major == 2
+        found = python2_interpreter() if python2 else python
+        builds = Builds(client, python=found, python2=python2) if found is not None else None
+        group = plan_cells(cells, client, home_cell(rel.python), overrides=overrides, additions=additions,
+                           builds=builds, progress=output.progress(), stop_at_moves=not args.allow_moves)
+    main = group.main  # raises the home cell's error when no cell has a set
+    assert main.plan is not None
+    for failed in group.failed:
+        output.warn(f"{failed.cell.name}: no set for the group here, the wheel refuses this cell: "
+                    f"{failed.failure}")
+    planned = len(group.planned)
+    for text, where in _per_cell(group.planned, lambda p: [str(f) for f in p.far]):
+        output.warn(f"{text} (in {label(where, planned)})")
+    if any(r.plan is not None and r.plan.moves for r in group.results) and not args.allow_moves:
+        if group.not_planned:
+            output.info(f"{len(group.not_planned)} more cells not planned: the first cell that moves pins "
+                        "settles it (--allow-moves plans every cell)")
+        raise BuildError(f"{group.moves_message()}: nothing was built; pass --allow-moves to build with "
+                         "these moves, or choose other versions")
+    matrix = group.matrix()
+    home = next(r.nearest for r in matrix.results if r.cell == main.cell)
+    assert home is not None
+    options = project_options(args)
+    if options.requires_python is None:  # the cells where the group installs
+        options = replace(options, requires_python=str(laptop_cells.requires_python(
+            [r.cell for r in matrix.resolved])))
+    project = metapackage.project(rel, home, options, matrix)
+    built = builder.build(project, args.out, work_dir=args.build_dir / f"{args.name}-{args.meta_version}")
+    files = [{"file": str(path), "sha256": builder.sha256(path)} for path in built.files]
+    if output.json_mode:
+        output.json({"base": args.base, "project": built.project.name, "version": str(built.project.version),
+                     "files": files, **main.plan.to_json(), "cell": main.cell.name,
+                     "cells": [r.to_json() for r in group.results]})
+        return 0
+    for text, where in _per_cell(group.planned, lambda p: [str(m) for m in p.moves]):
+        output.warn(f"moved: {text} (in {label(where, planned)})")
+    for text, where in _per_cell(group.planned, lambda p: [
+            f"{n.name}=={n.version} ({'; '.join(n.required_by)})" for n in p.new]):
+        output.info(f"added {text} (in {label(where, planned)})")
+    output.info(f"{planned} of {len(group.results)} cells have the group's set")
+    for item in files:
+        output.result(f"{item['file']}  sha256:{item['sha256']}")
+    return 0
+
+
+def _per_cell(planned: Iterable[CellPlan], lines: Callable[[Plan], list[str]]) -> list[tuple[str, list[str]]]:
+    """Each line of *lines* over the cells' plans, with the cells it holds in (a cell's own
+    Python and platform in it read as 'this cell')."""
+    out: dict[str, list[str]] = {}
+    for r in planned:
+        assert r.plan is not None
+        for line in lines(r.plan):
+            out.setdefault(line.replace(str(r.plan.target), "this cell"), []).append(r.cell.name)
+    return list(out.items())
 
 
 def run(args: argparse.Namespace, output: Output) -> int:

@@ -24,6 +24,7 @@ from stackmeta.index import IndexClient, IndexSource
 from stackmeta.index.installable import Builds
 from stackmeta.progress import Progress
 from stackmeta.resolve import overlay, venv
+from stackmeta.resolve.group_cells import CellSource
 from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix
 from stackmeta.resolve.nearest import NearestSet, load_resolved
 from stackmeta.target import Target
@@ -43,7 +44,8 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
             "What the environment's cell (its Python and this machine's platform) cannot install is "
             "left out up front, each package with its reason, in the plan and its JSON ('left_out'): "
             "when the record has a 'cells' section holding that cell, its set is used as it is (its "
-            "omissions are what is left out); otherwise each pin is judged on the index as 'stackmeta "
+            "omissions are what is left out; what the overrides and additions bring is judged by "
+            "building, as below); otherwise each pin is judged on the index as 'stackmeta "
             "resolve' judges cells: a wheel for the cell, or an sdist that builds (PEP 517, isolated, no "
             "compiler, cached) into a pure-Python wheel. A pin none of whose versions the cell can "
             "install is left out, with every pin that requires it; a pin another version of which it can "
@@ -68,8 +70,9 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--index-url", help="simple index (default: the one the nearest set was resolved on)")
     p.add_argument("--cache-dir", type=Path, help="metadata cache (default: the user cache folder)")
     p.add_argument("--no-build", action="store_true",
-                   help="without a 'cells' section, do not build sdists to judge them: an sdist counts "
-                        "as installable and pip finds out (a failure names the package)")
+                   help="do not build sdists to judge them (the set's pins without a 'cells' section; "
+                        "what the overrides and additions bring): an sdist counts as installable and pip "
+                        "finds out (a failure names the package)")
     p.add_argument("--dry-run", action="store_true", help="print the plan; create nothing")
     p.set_defaults(func=run)
 
@@ -109,7 +112,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     index_url = args.index_url or nearest.index_url
     with IndexClient(index_url, cache_dir=args.cache_dir) as client:
         builds = None
-        if from_cells is None and not args.no_build:
+        if not args.no_build:  # with the cell's set: for what the plan brings besides it
             builds = Builds(client, python=str(python.path) if python.version.major == 2 else sys.executable,
                             python2=python.version.major == 2)
         source = IndexSource(client, target, builds=builds)
@@ -118,10 +121,12 @@ def run(args: argparse.Namespace, output: Output) -> int:
         source.prefetch(names, progress)
         source.prefetch_dependencies([*nearest.pins, *((o.name, o.version) for o in overrides)], progress)
         require_pages(source, "nothing was created")
-        if builds is not None:
+        if builds is not None and from_cells is None:
             _build_sdists(source, builds, nearest.pins, progress)
         nearest_here = replace(nearest, index_url=index_url)
-        plan = overlay.plan(nearest_here, source, target, overrides=overrides, additions=additions,
+        # the cell's own set was judged when the release was resolved; the rest is judged here
+        planned_on = CellSource(source, nearest.pins) if from_cells is not None else source
+        plan = overlay.plan(nearest_here, planned_on, target, overrides=overrides, additions=additions,
                             exclude=args.exclude)
     _warn_unknown(plan, output)
     for far in plan.far:

@@ -11,13 +11,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from stackmeta.resolve.nearest import load_nearest
+from stackmeta.cells import Cell
+from stackmeta.resolve.matrix import load_cells
 from stackmeta.resolve.venv import list_installed
 from tests.clirunner import run_cli
 from tests.pypiserver_fixture import env_without_index
@@ -111,11 +113,20 @@ def test_a_group_in_compiles_against_the_readmes_constraints(tmp_path: Path, too
     print(f"{tool} group.in on {minor}: coffea {compiled['coffea']}, {time.monotonic() - started:.0f} s")
 
 
-def test_group_metapackage_with_moves_installs_its_pins(tmp_path: Path) -> None:
-    """README: stackmeta build --base CMSSW_14_0_0 --add coffea==2024.4.0 --allow-moves; refused
-    without --allow-moves, built with it, every deviation from the release's set is a move the
-    plan announced, and real pip installs it from PyPI into a fresh venv of the release's Python
-    (3.9): exactly its pins."""
+def _cell_pins(locks: Path, minor: str) -> dict[str, Version]:
+    """The nearest set of the cell <minor>-linux-x86_64 in the record's cells section."""
+    matrix = load_cells(locks, "CMSSW_14_0_0")
+    assert matrix is not None, "CMSSW_14_0_0's record has no cells section"
+    found = matrix.result(Cell.parse(f"{minor}-linux-x86_64")).nearest
+    assert found is not None
+    return dict(found.pin_map)
+
+
+@pytest.fixture(scope="module")
+def group_build(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any], Path, float]:
+    """README: stackmeta build --base CMSSW_14_0_0 --add coffea==2024.4.0 [--allow-moves], once
+    for the module: refused without --allow-moves, built with it (locks, JSON, wheel, seconds)."""
+    tmp_path = tmp_path_factory.mktemp("group")
     locks = tmp_path / "locks"
     shutil.copytree(LOCKS, locks)
     started = time.monotonic()
@@ -129,47 +140,66 @@ def test_group_metapackage_with_moves_installs_its_pins(tmp_path: Path) -> None:
                              "--locks-dir", str(locks), "--json")
     assert code == 0, err
     built = json.loads(out)
-    nearest = load_nearest(locks, "CMSSW_14_0_0").pin_map
-    moved = {m["name"]: m["to"] for m in built["moves"]}
-    pins = {canonicalize_name(n): Version(v) for n, v in built["pins"].items()}
-    # each deviation from the release's set is one the plan announced
-    assert {n for n, v in pins.items() if n in nearest and nearest[n] != v} == set(moved)
     wheel = next(Path(f["file"]) for f in built["files"] if f["file"].endswith(".whl"))
     assert wheel.name == "hgg_analysis_stack-1.0-py3-none-any.whl"
-    python = _venv(_python("3.9"), tmp_path / "venv")
+    return locks, built, wheel, time.monotonic() - started
+
+
+@pytest.mark.parametrize("minor", ["3.9", "3.12"])
+def test_group_metapackage_with_moves_installs_its_pins(
+        tmp_path: Path, minor: str, group_build: tuple[Path, dict[str, Any], Path, float]) -> None:
+    """README: stackmeta build --base CMSSW_14_0_0 --add coffea==2024.4.0 --allow-moves; refused
+    without --allow-moves, built with it in every cell of the record; in the cell of *minor* on
+    linux-x86_64 every deviation from that cell's set is a move the plan announced, and real pip
+    installs the one wheel from PyPI into a fresh venv of that Python: exactly that cell's pins."""
+    locks, built, wheel, took = group_build
+    cell = next(c for c in built["cells"] if c["cell"] == f"{minor}-linux-x86_64")
+    assert "failure" not in cell, cell.get("failure")
+    nearest = _cell_pins(locks, minor)
+    moved = {m["name"]: m["to"] for m in cell["moves"]}
+    pins = {canonicalize_name(n): Version(v) for n, v in cell["pins"].items()}
+    # each deviation from the cell's set is one the plan announced
+    assert {n for n, v in pins.items() if n in nearest and nearest[n] != v} == set(moved)
+    python = _venv(_python(minor), tmp_path / "venv")
+    started = time.monotonic()
     proc = subprocess.run([python, "-m", "pip", "install", "--index-url", "https://pypi.org/simple", wheel],
                           capture_output=True, text=True, env=env_without_index(), timeout=3600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     have = {canonicalize_name(n): Version(v) for n, v in list_installed(str(python)).dists.items()}
     assert {n: v for n, v in pins.items() if have.get(n) != v} == {}
-    print(f"group build and install: {len(moved)} moves, {len(pins)} pins, "
-          f"{time.monotonic() - started:.0f} s")
+    print(f"group on {minor}: {len(moved)} moves, {len(pins)} pins; build {took:.0f} s, "
+          f"install {time.monotonic() - started:.0f} s")
 
 
-def test_overlay_env_with_awkward_2_6_3_imports_coffea(tmp_path: Path) -> None:
+@pytest.mark.parametrize("minor", ["3.9", "3.12"])
+def test_overlay_env_with_awkward_2_6_3_imports_coffea(tmp_path: Path, minor: str) -> None:
     """README: stackmeta env CMSSW_14_0_0 DIR --override awkward==2.6.3 --allow-moves --add coffea,
-    on Python 3.9; packages pip cannot build on a plain machine are left out with --exclude."""
+    on Python *minor* (the record's set of that cell); packages pip cannot build on a plain
+    machine are left out with --exclude."""
     locks = tmp_path / "locks"
     shutil.copytree(LOCKS, locks)
     dest = tmp_path / "deep" / "er" / "env"  # parents that do not exist yet
     excluded = os.environ.get("STACKMETA_TEST_EXCLUDE", "").split()
     started = time.monotonic()
     code, out, err = run_cli("env", "CMSSW_14_0_0", str(dest), "--override", "awkward==2.6.3", "--add",
-                             "coffea==2024.4.0", "--allow-moves", "--python", str(_python("3.9")),
+                             "coffea==2024.4.0", "--allow-moves", "--python", str(_python(minor)),
                              "--locks-dir", str(locks), "--json",
                              *[a for name in excluded for a in ("--exclude", name)])
     assert code == 0, err[-3000:]
     result = json.loads(out)
     assert result["created"] is True
+    assert result["cell"] == f"{minor}-linux-x86_64"
     plan = result["plan"]
     made = json.loads((dest / "stackmeta-env.json").read_text())
     have = list_installed(str(dest / "bin" / "python")).dists
-    nearest = load_nearest(locks, "CMSSW_14_0_0").pin_map
-    announced = {m["name"] for m in plan["moves"]} | {"awkward"} | set(plan["excluded"])
+    nearest = _cell_pins(locks, minor)  # the cell's set, not the release's own (3.9) one
+    # what the environment's cell could not install of the set is left out up front, announced
+    announced = ({m["name"] for m in plan["moves"]} | {"awkward"} | set(plan["excluded"])
+                 | {lo["name"] for lo in plan["left_out"] if lo["by"] == "env"})
     differs = {n for n, v in nearest.items() if n not in have or Version(have[n]) != v}
     assert differs == announced
     assert made["pins"] == plan["pins"]
     proc = subprocess.run([dest / "bin" / "python", "-c", "import coffea, awkward, uproot; "
                            "print(awkward.__version__)"], capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0 and proc.stdout.strip() == "2.6.3", proc.stderr[-2000:]
-    print(f"overlay env: {len(plan['pins'])} packages, {time.monotonic() - started:.0f} s")
+    print(f"overlay env on {minor}: {len(plan['pins'])} packages, {time.monotonic() - started:.0f} s")
