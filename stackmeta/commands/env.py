@@ -215,7 +215,7 @@ def _build_sdists(source: IndexSource, builds: Builds, pins: Sequence[tuple[Norm
         if files and not any(f.kind == "wheel" and source.target.wheel_rank(f.filename) is not None
                              for f in files):
             todo += [(str(name), f) for f in files if f.kind == "sdist"][:1]
-    builds.build_many(todo, progress)
+    builds.build_many(todo, progress, source.target.python_minor)
 
 
 def _warn_unknown(plan: overlay.Plan, output: Output) -> None:

@@ -6,24 +6,27 @@ yanked, tags and Requires-Python fit), or an sdist that builds (PEP 517 ``build_
 ``build``'s isolated environment, build requirements from the index only, no compiler: see
 :mod:`stackmeta.index.pep517`) into a pure-Python ``*-none-any`` wheel whose Requires-Python
 admits the target's Python; and, for the environment's own tools (pip, setuptools, wheel), whose
-wheel starts in the target's Python (:mod:`~stackmeta.index.runs`). A wheel built once serves
-every cell whose Python its metadata allows. An sdist that fails to build, or builds a
-platform-specific wheel, is not installable; its reason is the backend's own error line (``Could
-not run curl-config``, ``invalid python_requires``).
+wheel starts in the target's Python (:mod:`~stackmeta.index.runs`). Each cell's Python builds for
+itself, as pip on a laptop does (a build that works on 3.11 can fail on 3.12: Theano 1.0.5's old
+versioneer); stackmeta's own interpreter builds through ``build``, another one of this machine
+(``pythonX.Y`` on PATH or pyenv's) through its own ``pip wheel --use-pep517``. An sdist that fails
+to build, or builds a platform-specific wheel, is not installable; its reason is the backend's own
+error line (``Could not run curl-config``, ``invalid python_requires``).
 
-:class:`Builds` builds each sdist once, keyed by its sha256: in memory, and on disk under the
-index client's cache folder (``builds/<sha256>.json``, the pure wheels in ``builds/wheels/``,
-which ``pip --find-links`` can offer), at most two builds at a time. :meth:`Builds.start` builds
-ahead, in the background, what a search is about to ask for (the next sdist-only version it would
-try), so that the two builds at a time are used while the search waits for one.
-:func:`verdict` is the judgement for one version's files and one target.
-"""
+:class:`Builds` builds each sdist once per Python, keyed by its sha256 and the Python: in memory,
+and on disk under the index client's cache folder (``builds/<sha256>[-X.Y].json``, the pure wheels
+in ``builds/wheels/``, which ``pip --find-links`` can offer), at most two builds at a time.
+:meth:`Builds.start` builds ahead, in the background, what a search is about to ask for (the next
+sdist-only version it would try), so that the two builds at a time are used while the search waits
+for one. :func:`verdict` is the judgement for one version's files and one target."""
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import queue
+import subprocess
 import sys
 import threading
 from collections.abc import Iterable, Sequence
@@ -77,7 +80,7 @@ class Builds:
         self._key_locks: dict[str, threading.Lock] = {}
         self._done: dict[str, WheelBuild] = {}
         self._running = threading.BoundedSemaphore(jobs)
-        self._ahead: queue.Queue[tuple[ProjectFile, str]] = queue.Queue()
+        self._ahead: queue.Queue[tuple[ProjectFile, str, tuple[int, int] | None]] = queue.Queue()
         self._started: set[str] = set()  # keys given to start()
         self._workers: list[threading.Thread] = []
         self.runs = ToolRuns(client, self.folder)  # the environment's own tools, run in each Python
@@ -87,9 +90,14 @@ class Builds:
         """The pure-Python wheels built (for ``pip install --find-links``)."""
         return None if self.folder is None else self.folder / "wheels"
 
-    def build(self, file: ProjectFile, project: str) -> WheelBuild:
-        """The build of the sdist *file* of *project* (built once; a failure is a result)."""
-        key = file.sha256 or file.url
+    def build(self, file: ProjectFile, project: str, minor: tuple[int, int] | None = None) -> WheelBuild:
+        """The build of the sdist *file* of *project* by Python *minor* (built once per
+        Python; a failure is a result). pip on a laptop builds an sdist with the laptop's own
+        Python, and a build that works on one Python can fail on another (Theano 1.0.5's
+        ``setup.py`` uses ``configparser.SafeConfigParser``, gone in 3.12): so each cell's
+        Python builds for itself (:meth:`interpreter`)."""
+        python, tag = self.interpreter(minor)
+        key = f"{file.sha256 or file.url}{tag}"
         with self._lock:
             if key in self._done:
                 return self._done[key]
@@ -98,28 +106,53 @@ class Builds:
             with self._lock:
                 if key in self._done:
                     return self._done[key]
-            result = self._load(file.sha256) or self._build(file, canonicalize_name(project))
+            result = self._load(file.sha256, tag) \
+                or self._build(file, canonicalize_name(project), python, tag)
             with self._lock:
                 self._done[key] = result
             return result
 
-    def known(self, file: ProjectFile) -> WheelBuild | None:
-        """The build of *file* if it was built before (in memory or on disk); never builds."""
-        key = file.sha256 or file.url
+    def interpreter(self, minor: tuple[int, int] | None) -> tuple[str, str]:
+        """The interpreter that builds for Python *minor*, and the tag of its builds in the
+        cache: the builds' own interpreter (tag "") for Python 2, for no *minor*, for the
+        builds' own minor, or where this machine has no interpreter of *minor*; else that
+        interpreter (tag ``-X.Y``)."""
+        if minor is None or self.python2 or minor == self.own_minor:
+            return self.python, ""
+        found = find_minor(minor)
+        return (self.python, "") if found is None else (found, f"-{minor[0]}.{minor[1]}")
+
+    @functools.cached_property
+    def own_minor(self) -> tuple[int, int] | None:
+        """The major.minor of the builds' own interpreter."""
+        if self.python == sys.executable:
+            return (sys.version_info[0], sys.version_info[1])
+        try:
+            out = subprocess.run([self.python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                 capture_output=True, text=True, timeout=60, check=True).stdout.split(".")
+            return (int(out[0]), int(out[1]))
+        except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+            return None
+
+    def known(self, file: ProjectFile, minor: tuple[int, int] | None = None) -> WheelBuild | None:
+        """The build of *file* by Python *minor* if it was built before (in memory or on
+        disk); never builds."""
+        _, tag = self.interpreter(minor)
+        key = f"{file.sha256 or file.url}{tag}"
         with self._lock:
             if key in self._done:
                 return self._done[key]
-        found = self._load(file.sha256)
+        found = self._load(file.sha256, tag)
         if found is not None:
             with self._lock:
                 self._done.setdefault(key, found)
         return found
 
-    def start(self, file: ProjectFile, project: str) -> None:
+    def start(self, file: ProjectFile, project: str, minor: tuple[int, int] | None = None) -> None:
         """Build the sdist *file* in the background (:meth:`build` of it then waits for that
         build instead of starting another). The workers are daemon threads, and the build
         processes they wait for are stopped when the program ends (see :mod:`~stackmeta.index.pep517`)."""
-        key = file.sha256 or file.url
+        key = f"{file.sha256 or file.url}{self.interpreter(minor)[1]}"
         with self._lock:
             if key in self._done or key in self._started:
                 return
@@ -128,21 +161,22 @@ class Builds:
                 worker = threading.Thread(target=self._work, name="stackmeta-build-ahead", daemon=True)
                 self._workers.append(worker)
                 worker.start()
-        self._ahead.put((file, project))
+        self._ahead.put((file, project, minor))
 
     def _work(self) -> None:
         while True:
-            file, project = self._ahead.get()
+            file, project, minor = self._ahead.get()
             with contextlib.suppress(Exception):  # a build ahead that breaks is built again when asked for
-                self.build(file, project)
+                self.build(file, project, minor)
 
-    def build_many(self, items: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS) -> None:
-        """Build many sdists, :attr:`jobs` at once."""
+    def build_many(self, items: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS,
+                   minor: tuple[int, int] | None = None) -> None:
+        """Build many sdists by Python *minor*, :attr:`jobs` at once."""
         todo = list(items)
         if todo:
-            self.client.map(lambda item: self.build(item[1], item[0]), todo, progress, "sdist builds")
+            self.client.map(lambda item: self.build(item[1], item[0], minor), todo, progress, "sdist builds")
 
-    def _build(self, file: ProjectFile, project: NormalizedName) -> WheelBuild:
+    def _build(self, file: ProjectFile, project: NormalizedName, python: str, tag: str) -> WheelBuild:
         try:
             body = self.client._download(file, project)
         except StackmetaError as exc:
@@ -150,17 +184,17 @@ class Builds:
             return WheelBuild(sdist=file.filename, sha256=file.sha256 or "", reason=f"not downloaded: {exc}")
         with self._running:
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
-                                       out_dir=self.wheels_dir, timeout=self.timeout, python=self.python,
-                                       python2=self.python2)
-        self._save(result)
+                                       out_dir=self.wheels_dir, timeout=self.timeout, python=python,
+                                       own_pip=self.python2 or python != self.python)
+        self._save(result, tag)
         return result
 
-    def _path(self, sha256: str) -> Path | None:
-        suffix = "-py2" if self.python2 else ""
+    def _path(self, sha256: str, tag: str) -> Path | None:
+        suffix = "-py2" if self.python2 else tag
         return None if self.folder is None else self.folder / f"{sha256}{suffix}.json"
 
-    def _load(self, sha256: str | None) -> WheelBuild | None:
-        path = self._path(sha256) if sha256 else None
+    def _load(self, sha256: str | None, tag: str) -> WheelBuild | None:
+        path = self._path(sha256, tag) if sha256 else None
         if path is None or not path.is_file():
             return None
         try:
@@ -178,8 +212,8 @@ class Builds:
             return None  # the wheel was removed: build again
         return build
 
-    def _save(self, build: WheelBuild) -> None:
-        path = self._path(build.sha256) if build.sha256 else None
+    def _save(self, build: WheelBuild, tag: str) -> None:
+        path = self._path(build.sha256, tag) if build.sha256 else None
         if path is None:
             return
         data = {"format": CACHE_FORMAT, "sdist": build.sdist, "sha256": build.sha256, "wheel": build.wheel,
@@ -223,7 +257,7 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
                        f"excludes Python {target.python_minor[0]}.{target.python_minor[1]}")
     if builds is None:
         return Verdict(installable=True, how="built", file=sdist.filename, reason="")
-    build = builds.build(sdist, project)
+    build = builds.build(sdist, project, target.python_minor)
     if not build.pure:
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"no wheel for this cell; its sdist does not build: {build.reason}")
@@ -268,7 +302,7 @@ def build_ahead(files: Sequence[ProjectFile], target: Target, project: str, buil
         return
     sdist = _sdist(live)
     if sdist is not None and python_ok(sdist, target):
-        builds.start(sdist, project)
+        builds.start(sdist, project, target.python_minor)
 
 
 def python2_interpreter() -> str | None:

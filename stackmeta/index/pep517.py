@@ -108,11 +108,13 @@ def pure_wheel(filename: str) -> bool:
 
 
 def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, out_dir: Path | None = None,
-                      python: str = sys.executable, python2: bool = False,
+                      python: str = sys.executable, own_pip: bool = False,
                       timeout: float = WHEEL_TIMEOUT) -> WheelBuild:
     """Build the wheel of the sdist *archive* (named *filename*) through PEP 517, with the limits
-    above, with the interpreter *python* (a Python 2 one with *python2*: then through its own
-    ``pip wheel --use-pep517``, as pip on Python 2 builds); the pure-Python wheel is copied into
+    above, with the interpreter *python*: through ``build`` (which must be importable there:
+    stackmeta's own interpreter), or with *own_pip* through that interpreter's own ``pip wheel
+    --use-pep517``, as pip on a laptop builds (a Python 2 one, or another Python 3 than
+    stackmeta's, which has no ``build``); the pure-Python wheel is copied into
     *out_dir* when given. A failed build is a result (its reason is the backend's own error
     line), never an exception."""
     sha = hashlib.sha256(archive).hexdigest()
@@ -124,7 +126,7 @@ def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, o
         outdir = Path(tmp) / "out"
         env = _environment(index_url)
         env.update(dict.fromkeys(_COMPILER_VARS, NO_COMPILER))
-        if python2:  # build does not run on Python 2: its pip builds through PEP 517 the same way
+        if own_pip:  # build is not there (nor runs on Python 2): its pip builds through PEP 517
             cmd = [python, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "--no-cache-dir",
                    "--disable-pip-version-check", "-w", str(outdir), str(root)]
         else:

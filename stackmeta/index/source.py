@@ -170,7 +170,7 @@ class IndexSource:
         if chosen is not None and chosen.kind == "sdist" and self.builds is not None:
             from stackmeta.index.installable import built_metadata
 
-            build = self.builds.known(chosen)
+            build = self.builds.known(chosen, self.target.python_minor)
             md = built_metadata(build, name) if build is not None and build.pure else None
             if md is not None:
                 return "; ".join(md.junk)
@@ -193,7 +193,8 @@ class IndexSource:
             files = self.files(canonicalize_name(name), version)
             chosen = metadata_file(files, self.target)
             if chosen is not None and chosen.kind == "sdist":
-                build = self.builds.known(chosen)  # only a build made before: never builds here
+                # only a build made before: never builds here
+                build = self.builds.known(chosen, self.target.python_minor)
                 md = built_metadata(build, name) if build is not None and build.pure else None
                 if md is not None:
                     return md.requires_dist

@@ -71,7 +71,7 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
                 if files and not any(f.kind == "wheel" and target.wheel_rank(f.filename) is not None
                                      for f in files):
                     todo += [(str(pkg.name), f) for f in files if f.kind == "sdist"][:1]
-            builds.build_many(todo, progress)
+            builds.build_many(todo, progress, target.python_minor)
         memo = Memo(source)
         nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
         same = next(((c, n) for c, m, n in nearby

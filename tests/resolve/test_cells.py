@@ -60,6 +60,9 @@ def build_wheel(wheel_directory, config_settings=None, metadata_directory=None):
         raise RuntimeError("Could not run curl-config: [Errno 2] No such file or directory: 'curl-config'")
     if MODE == "cc":
         subprocess.check_call([os.environ.get("CC", "cc"), "-c", "ext.c"])
+    if MODE == "versioneer":  # an old versioneer.py, as Theano 1.0.5's: gone from Python 3.12
+        import configparser
+        configparser.SafeConfigParser
     dist = NAME.replace("-", "_")
     info = dist + "-" + VERSION + ".dist-info"
     files = {{
