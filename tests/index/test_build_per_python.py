@@ -42,8 +42,9 @@ def test_an_sdist_that_builds_only_on_older_pythons_moves_in_the_newer_cells(tmp
     assert dict(home.pins)[name] == Version("1.0.5") and home.deviations == ()
     assert dict(newer.pins)[name] == Version("1.0.6")
     [moved] = newer.deviations
-    assert ("theanoish 1.0.5 cannot be installed in this cell: no wheel for this cell; its sdist does not "
-            "build: AttributeError: module 'configparser' has no attribute 'SafeConfigParser'") in moved.reason
+    assert ("theanoish 1.0.5 cannot be installed in this cell: no wheel for this cell; its sdist does "
+            "not build: AttributeError: module 'configparser' has no attribute 'SafeConfigParser'"
+            ) in moved.reason
     # one build per Python, each remembered on disk under its own name
     remembered = sorted(p.name for p in (tmp_path / "cache/builds").glob("*.json"))
     assert len(remembered) == 2 and sum(n.endswith("-3.12.json") for n in remembered) == 1
