@@ -54,6 +54,8 @@ _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "b
 _PIP_WRAPPERS = ("ERROR: Failed building wheel", "ERROR: Command errored out", "error: subprocess-exited",
                  "error: metadata-generation-failed", "ERROR: Failed to build", "ERROR: Could not build",
                  "Failed to build", "error: legacy-install-failure")
+# pip's frame around a subprocess's output, and its notes: never the reason
+_PIP_NOISE = ("note:", "hint:", "×", "╰─>", "│", "[end of output]", "[notice]", "DEPRECATION:", "WARNING:")
 TIMEOUT = 900.0  # seconds for one build (creating the environment, installing its requirements)
 WHEEL_TIMEOUT = 300.0  # seconds for one wheel build (a pure-Python project builds in seconds)
 MAX_FILE = 1 << 30  # no file a build writes may be larger (RLIMIT_FSIZE)
@@ -244,7 +246,7 @@ def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: fl
 
 # a line that says what went wrong: "ValueError: ...", "error: ...", "error in x setup command: ...",
 # pip's "ERROR: ..."
-_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b|error\b|ERROR:)")
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b|error\b|ERROR:|CMake Error)")
 
 
 def plain_reason(line: str) -> str:
@@ -268,7 +270,8 @@ def _last_line(stderr: bytes) -> str:
             return f"{line.rstrip(':')}: {causes[-1]}"[:300]
     errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)
               and not ln.startswith(_PIP_WRAPPERS)]
-    plain = [ln for ln in lines if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, "Traceback", "File ", "^"))]
+    plain = [ln for ln in lines
+             if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, *_PIP_NOISE, "Traceback", "File ", "^"))]
     return (errors[-1] if errors else plain[-1] if plain else lines[-1] if lines else "no output")[:300]
 
 
