@@ -246,7 +246,7 @@ def _run_child(cmd: list[str], cwd: str | Path, env: dict[str, str], timeout: fl
 
 # a line that says what went wrong: "ValueError: ...", "error: ...", "error in x setup command: ...",
 # pip's "ERROR: ..."
-_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b|error\b|ERROR:|CMake Error)")
+_ERROR_LINE = re.compile(r"^([A-Za-z_][\w.]*(Error|Exception|Exit)\b|error\b|ERROR:)")
 
 
 def plain_reason(line: str) -> str:

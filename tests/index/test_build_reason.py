@@ -34,3 +34,13 @@ def test_the_backends_own_error_wins_over_the_wrappers() -> None:
            b"ModuleNotFoundError: No module named 'pkg_resources'\n"
            b"BuildBackendException: Backend subprocess exited when trying to invoke build_wheel\n")
     assert _last_line(out) == "ModuleNotFoundError: No module named 'pkg_resources'"
+
+
+def test_pips_frame_around_a_backends_output_is_not_the_reason() -> None:
+    out = (b"  CMake Error at CMakeLists.txt:1 (project):\n"
+           b"    No CMAKE_CXX_COMPILER could be found.\n"
+           b"  [end of output]\n"
+           b"note: This error originates from a subprocess, and is likely not a problem with pip.\n"
+           b"ERROR: Failed building wheel for correctionlib\n"
+           b"Failed to build correctionlib\n")
+    assert _last_line(out) == "No CMAKE_CXX_COMPILER could be found."
