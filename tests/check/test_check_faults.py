@@ -16,6 +16,7 @@ import pytest
 
 from stackmeta import record
 from tests.check.test_check import FIXTURE, release
+from tests.clirunner import interruptible
 from tests.httpserver import SocketServer, StaticServer, read_request
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,7 +31,7 @@ def make_locks(tmp_path: Path) -> Path:
 def stackmeta(*args: str) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-m", "stackmeta", *args], cwd=ROOT, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "COLUMNS": "200"})
+                            env={**os.environ, "COLUMNS": "200"}, preexec_fn=interruptible)
 
 
 def test_ctrl_c_ends_a_check_within_two_seconds(tmp_path: Path) -> None:

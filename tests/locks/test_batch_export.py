@@ -18,6 +18,7 @@ from stackmeta import record
 from stackmeta.cli import main
 from stackmeta.locks.batch import up_to_date
 from stackmeta.locks.export import export
+from tests.clirunner import interruptible
 
 ROOT = Path(__file__).parents[2]
 SHARED = ROOT.parent / "shared" / "cmsdist-excerpts"
@@ -209,7 +210,8 @@ def test_ctrl_c_leaves_whole_records_and_the_next_run_resumes(tmp_path: Path) ->
     locks = tmp_path / "locks"
     cmd = [sys.executable, "-m", "stackmeta", "export", "--all", "--cmsdist", str(repo), "--locks-dir",
            str(locks), "--jobs", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while not list(locks.glob("*.json")) and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.005)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from stackmeta import atomic
+from tests.clirunner import interruptible
 
 ROOT = Path(__file__).parents[2]
 SHARED = ROOT.parent / "shared" / "cmsdist-excerpts"
@@ -72,7 +73,7 @@ def start(repo: Path, locks: Path) -> subprocess.Popen[bytes]:
     cmd = [sys.executable, "-m", "stackmeta", "export", "--all", "--cmsdist", str(repo), "--locks-dir",
            str(locks), "--jobs", "2", "--quiet"]
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=ROOT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=interruptible)
 
 
 def workers_started(proc: subprocess.Popen[bytes], locks: Path) -> set[int]:
