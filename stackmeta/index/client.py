@@ -47,6 +47,7 @@ from stackmeta.index import lazywheel
 from stackmeta.index.cache import Cache, default_cache_dir
 from stackmeta.index.http import Transport
 from stackmeta.index.metadata import MAX_METADATA, CoreMetadata, MetadataSource, parse_metadata
+from stackmeta.index.once import Once
 from stackmeta.index.simple import ACCEPT, ProjectFile, ProjectPage, parse_project_page
 from stackmeta.progress import NO_PROGRESS, Progress
 
@@ -114,9 +115,7 @@ class IndexClient:
         self.page_max_age = page_max_age if not self.index_url.startswith("file:") else 0.0
         self._root = _file_root(self.index_url)  # a file:// index's folder: its links stay inside
         self._scope = self.index_url  # what unverifiable cache entries are kept under (no credentials)
-        self._lock = threading.Lock()
-        self._results: dict[str, object] = {}  # pages and metadata read, by key (see _once)
-        self._key_locks: dict[str, threading.Lock] = {}
+        self._results: Once[object] = Once()  # pages and metadata read, by key (see _once)
         self._builds = threading.BoundedSemaphore(2)  # metadata builds at once (each a venv and pip)
         # whole files in memory at once, from the request to the metadata read out of them: a
         # cold resolve asks for the metadata of every version of a project at once, and 16 sdists
@@ -152,18 +151,7 @@ class IndexClient:
     def _once(self, key: str, compute: Callable[[], T]) -> T:
         """*compute*'s result for *key*, computed once for the client's life however many
         threads ask at once (the others wait for it); an exception is not remembered."""
-        with self._lock:
-            if key in self._results:
-                return cast(T, self._results[key])
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._results:
-                    return cast(T, self._results[key])
-            result = compute()
-            with self._lock:
-                self._results[key] = result
-            return result
+        return cast(T, self._results.get(key, compute))
 
     def _fetch_page(self, cname: NormalizedName) -> ProjectPage | None:
         url = self.project_url(cname)

@@ -40,6 +40,7 @@ from stackmeta import atomic
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.metadata import CoreMetadata, parse_metadata
+from stackmeta.index.once import Once
 from stackmeta.index.pep517 import WHEEL_TIMEOUT, WheelBuild, build_sdist_wheel, plain_reason
 from stackmeta.index.runs import ToolRuns, tool
 from stackmeta.index.simple import ProjectFile
@@ -77,8 +78,7 @@ class Builds:
         self.timeout = timeout
         self.jobs = jobs
         self._lock = threading.Lock()
-        self._key_locks: dict[str, threading.Lock] = {}
-        self._done: dict[str, WheelBuild] = {}
+        self._done: Once[WheelBuild] = Once()
         self._running = threading.BoundedSemaphore(jobs)
         self._ahead: queue.Queue[tuple[ProjectFile, str, tuple[int, int] | None]] = queue.Queue()
         self._started: set[str] = set()  # keys given to start()
@@ -97,20 +97,8 @@ class Builds:
         ``setup.py`` uses ``configparser.SafeConfigParser``, gone in 3.12): so each cell's
         Python builds for itself (:meth:`interpreter`)."""
         python, tag = self.interpreter(minor)
-        key = f"{file.sha256 or file.url}{tag}"
-        with self._lock:
-            if key in self._done:
-                return self._done[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._done:
-                    return self._done[key]
-            result = self._load(file.sha256, tag) \
-                or self._build(file, canonicalize_name(project), python, tag)
-            with self._lock:
-                self._done[key] = result
-            return result
+        return self._done.get(f"{file.sha256 or file.url}{tag}", lambda: self._load(file.sha256, tag)
+                              or self._build(file, canonicalize_name(project), python, tag))
 
     def interpreter(self, minor: tuple[int, int] | None) -> tuple[str, str]:
         """The interpreter that builds for Python *minor*, and the tag of its builds in the
@@ -139,14 +127,10 @@ class Builds:
         disk); never builds."""
         _, tag = self.interpreter(minor)
         key = f"{file.sha256 or file.url}{tag}"
-        with self._lock:
-            if key in self._done:
-                return self._done[key]
-        found = self._load(file.sha256, tag)
-        if found is not None:
-            with self._lock:
-                self._done.setdefault(key, found)
-        return found
+        found = self._done.peek(key)
+        if found is None:
+            found = self._load(file.sha256, tag)
+        return None if found is None else self._done.put(key, found)
 
     def start(self, file: ProjectFile, project: str, minor: tuple[int, int] | None = None) -> None:
         """Build the sdist *file* in the background (:meth:`build` of it then waits for that
@@ -154,7 +138,7 @@ class Builds:
         processes they wait for are stopped when the program ends (see :mod:`~stackmeta.index.pep517`)."""
         key = f"{file.sha256 or file.url}{self.interpreter(minor)[1]}"
         with self._lock:
-            if key in self._done or key in self._started:
+            if self._done.peek(key) is not None or key in self._started:
                 return
             self._started.add(key)
             if len(self._workers) < self.jobs:

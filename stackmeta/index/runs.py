@@ -19,7 +19,6 @@ import io
 import json
 import subprocess
 import tempfile
-import threading
 import zipfile
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from packaging.utils import NormalizedName
 from stackmeta import atomic
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
+from stackmeta.index.once import Once
 from stackmeta.index.simple import ProjectFile
 from stackmeta.pythons import find_minor
 
@@ -55,9 +55,7 @@ class ToolRuns:
     def __init__(self, client: IndexClient, folder: Path | None) -> None:
         self.client = client
         self.folder = folder
-        self._lock = threading.Lock()
-        self._key_locks: dict[tuple[str, tuple[int, int]], threading.Lock] = {}
-        self._done: dict[tuple[str, tuple[int, int]], str] = {}
+        self._done: Once[str | None] = Once(keep=lambda found: found is not None)  # None: not tried
 
     def failure(self, file: ProjectFile, project: NormalizedName, minor: tuple[int, int],
                 wheel: Path | None = None) -> str:
@@ -66,22 +64,11 @@ class ToolRuns:
         disk (a pure wheel built from an sdist) instead of downloading *file*."""
         if project not in TOOLS:
             return ""
-        key = (file.sha256 or file.url, minor)
-        with self._lock:
-            if key in self._done:
-                return self._done[key]
-            key_lock = self._key_locks.setdefault(key, threading.Lock())
-        with key_lock:
-            with self._lock:
-                if key in self._done:
-                    return self._done[key]
+        def compute() -> str | None:
             found = self._load(file.sha256, minor)
-            if found is None:
-                found = self._run(file, project, minor, wheel)
-            with self._lock:
-                if found is not None:
-                    self._done[key] = found
-            return found or ""
+            return found if found is not None else self._run(file, project, minor, wheel)
+
+        return self._done.get((file.sha256 or file.url, minor), compute) or ""
 
     def _run(self, file: ProjectFile, project: NormalizedName, minor: tuple[int, int],
              wheel: Path | None) -> str | None:
