@@ -8,8 +8,9 @@ yanked, tags and Requires-Python fit), or an sdist that builds (PEP 517 ``build_
 admits the target's Python; and, for the environment's own tools (pip, setuptools, wheel), whose
 wheel starts in the target's Python (:mod:`~stackmeta.index.runs`). Each cell's Python builds for
 itself, as pip on a laptop does (a build that works on 3.11 can fail on 3.12: Theano 1.0.5's old
-versioneer); stackmeta's own interpreter builds through ``build``, another one of this machine
-(``pythonX.Y`` on PATH or pyenv's) through its own ``pip wheel --use-pep517``. An sdist that fails
+versioneer); stackmeta's own interpreter builds through ``build``, another Python 3 of this machine
+(``pythonX.Y`` on PATH or pyenv's) through ``uv build --python`` (else, and for Python 2, through
+its own ``pip wheel --use-pep517``). An sdist that fails
 to build, or builds a platform-specific wheel, is not installable; its reason is the backend's own
 error line (``Could not run curl-config``, ``invalid python_requires``).
 
@@ -41,7 +42,14 @@ from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.metadata import CoreMetadata, parse_metadata
 from stackmeta.index.once import Once
-from stackmeta.index.pep517 import WHEEL_TIMEOUT, WheelBuild, build_sdist_wheel, plain_reason
+from stackmeta.index.pep517 import (
+    WHEEL_TIMEOUT,
+    Frontend,
+    WheelBuild,
+    build_sdist_wheel,
+    plain_reason,
+    uv_binary,
+)
 from stackmeta.index.runs import ToolRuns, tool
 from stackmeta.index.simple import ProjectFile
 from stackmeta.index.source import file_usable, python_ok
@@ -169,9 +177,20 @@ class Builds:
         with self._running:
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
                                        out_dir=self.wheels_dir, timeout=self.timeout, python=python,
-                                       own_pip=self.python2 or python != self.python)
+                                       frontend=self.frontend(python, tag))
         self._save(result, tag)
         return result
+
+    def frontend(self, python: str, tag: str) -> Frontend:
+        """Who builds with *python* (whose builds' tag is *tag*): ``build`` in the builds' own
+        interpreter; uv for another Python 3.8 or later (when uv is there); else its own pip
+        (Python 2, 3.6 and 3.7)."""
+        if python == self.python and not self.python2:
+            return "build"
+        minor = tuple(int(x) for x in tag.lstrip("-").split(".")) if tag else self.own_minor
+        if not self.python2 and minor is not None and minor >= (3, 8) and uv_binary() is not None:
+            return "uv"
+        return "pip"
 
     def _path(self, sha256: str, tag: str) -> Path | None:
         suffix = "-py2" if self.python2 else tag

@@ -42,6 +42,7 @@ import threading
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import Literal
 
 from packaging.utils import parse_wheel_filename
 
@@ -54,6 +55,9 @@ _WRAPPERS = ("BuildBackendException", "BuildException", "CalledProcessError", "b
 _PIP_WRAPPERS = ("ERROR: Failed building wheel", "ERROR: Command errored out", "error: subprocess-exited",
                  "error: metadata-generation-failed", "ERROR: Failed to build", "ERROR: Could not build",
                  "Failed to build", "error: legacy-install-failure")
+# uv build's summary of a failed build ("error: Failed to build `DIR`", then "cause:" lines)
+_UV_WRAPPERS = ("error: Failed to build",)
+_UV_BACKEND = ("The build backend returned an error", "Call to `")
 # pip's frame around a subprocess's output, and its notes: never the reason
 _PIP_NOISE = ("note:", "hint:", "×", "╰─>", "│", "[end of output]", "[notice]", "DEPRECATION:", "WARNING:")
 TIMEOUT = 900.0  # seconds for one build (creating the environment, installing its requirements)
@@ -63,6 +67,9 @@ MAX_OUTPUT = 1 << 18  # the tail of a build's output that is kept
 NO_COMPILER = "stackmeta-no-compiler-on-a-laptop"  # CC, CXX, FC... while building a wheel
 _COMPILER_VARS = ("CC", "CXX", "CPP", "FC", "F77", "F90", "LDSHARED", "LDCXXSHARED", "MPICC")
 _CHILD = Path(__file__).with_name("_pep517_child.py")  # run by path: needs only build, not stackmeta
+
+
+Frontend = Literal["build", "uv", "pip"]
 
 
 class BuildError(IndexAccessError):
@@ -110,15 +117,20 @@ def pure_wheel(filename: str) -> bool:
 
 
 def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, out_dir: Path | None = None,
-                      python: str = sys.executable, own_pip: bool = False,
+                      python: str = sys.executable, frontend: Frontend = "build",
                       timeout: float = WHEEL_TIMEOUT) -> WheelBuild:
     """Build the wheel of the sdist *archive* (named *filename*) through PEP 517, with the limits
-    above, with the interpreter *python*: through ``build`` (which must be importable there:
-    stackmeta's own interpreter), or with *own_pip* through that interpreter's own ``pip wheel
-    --use-pep517``, as pip on a laptop builds (a Python 2 one, or another Python 3 than
-    stackmeta's, which has no ``build``); the pure-Python wheel is copied into
-    *out_dir* when given. A failed build is a result (its reason is the backend's own error
-    line), never an exception."""
+    above, with the interpreter *python*, by the PEP 517 *frontend*:
+
+    - ``"build"``: ``build`` (which must be importable there: stackmeta's own interpreter);
+    - ``"uv"``: ``uv build --python PYTHON --wheel`` (another Python 3 of the machine, which has
+      no ``build``): the same isolated environment from the same index, its build requirements'
+      wheels cached by uv, several times faster than pip's;
+    - ``"pip"``: that interpreter's own ``pip wheel --use-pep517``, as pip on a laptop builds (a
+      Python 2 one, or another Python where uv is missing).
+
+    The pure-Python wheel is copied into *out_dir* when given. A failed build is a result (its
+    reason is the backend's own error line), never an exception."""
     sha = hashlib.sha256(archive).hexdigest()
     with tempfile.TemporaryDirectory(prefix="stackmeta-wheel-") as tmp:
         try:
@@ -128,7 +140,12 @@ def build_sdist_wheel(archive: bytes, filename: str, *, index_url: str | None, o
         outdir = Path(tmp) / "out"
         env = _environment(index_url)
         env.update(dict.fromkeys(_COMPILER_VARS, NO_COMPILER))
-        if own_pip:  # build is not there (nor runs on Python 2): its pip builds through PEP 517
+        uv = uv_binary() if frontend == "uv" else None
+        if uv is not None:
+            env["UV_PYTHON_DOWNLOADS"] = "never"  # that interpreter, never one uv would fetch
+            cmd = [uv, "build", "--wheel", "--no-progress", "--python", python, "--out-dir", str(outdir),
+                   str(root)]
+        elif frontend != "build":  # build is not there (nor runs on Python 2): its pip builds through PEP 517
             cmd = [python, "-m", "pip", "wheel", "--no-deps", "--use-pep517", "--no-cache-dir",
                    "--disable-pip-version-check", "-w", str(outdir), str(root)]
         else:
@@ -264,14 +281,22 @@ def _last_line(stderr: bytes) -> str:
     # a line with no letter (a banner of '*' or '=') says nothing
     lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines()
              if any(ch.isalpha() for ch in ln)]
+    errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)
+              and not ln.startswith(_PIP_WRAPPERS) and not ln.startswith(_UV_WRAPPERS)]
     for i, line in enumerate(lines):  # uv's: "error: No solution found ..." then "cause: Because ..."
         causes = [ln[len("cause:"):].strip() for ln in lines[i + 1:] if ln.startswith("cause:")]
+        if line.startswith(_UV_WRAPPERS) and causes:
+            # uv build's summary: the backend's own line above it, else what uv says went wrong
+            # (its build requirements could not be installed: the last cause says why)
+            if errors and lines.index(errors[-1]) < i:
+                return errors[-1][:300]
+            if any(c.startswith(_UV_BACKEND) for c in causes):
+                break
         if line.startswith("error:") and causes:
             return f"{line.rstrip(':')}: {causes[-1]}"[:300]
-    errors = [ln for ln in lines if _ERROR_LINE.match(ln) and not ln.startswith(_WRAPPERS)
-              and not ln.startswith(_PIP_WRAPPERS)]
     plain = [ln for ln in lines
-             if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, *_PIP_NOISE, "Traceback", "File ", "^"))]
+             if not ln.startswith((*_WRAPPERS, *_PIP_WRAPPERS, *_UV_WRAPPERS, *_PIP_NOISE, "cause:",
+                                   "Traceback", "File ", "^"))]
     return (errors[-1] if errors else plain[-1] if plain else lines[-1] if lines else "no output")[:300]
 
 

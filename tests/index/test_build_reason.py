@@ -44,3 +44,32 @@ def test_pips_frame_around_a_backends_output_is_not_the_reason() -> None:
            b"ERROR: Failed building wheel for correctionlib\n"
            b"Failed to build correctionlib\n")
     assert _last_line(out) == "No CMAKE_CXX_COMPILER could be found."
+
+
+def test_uv_builds_summary_is_not_the_reason() -> None:
+    # uv build (another Python of the machine builds through it): its own summary and causes
+    # follow the backend's output
+    out = (b"  File \"/tmp/src/Theano-1.0.5/versioneer.py\", line 342, in get_config_from_root\n"
+           b"    parser = configparser.SafeConfigParser()\n"
+           b"             ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^\n"
+           b"AttributeError: module 'configparser' has no attribute 'SafeConfigParser'. Did you mean: "
+           b"'RawConfigParser'?\n"
+           b"error: Failed to build `/tmp/src/Theano-1.0.5`\n"
+           b"  cause: The build backend returned an error\n"
+           b"  cause: Call to `setuptools.build_meta:__legacy__.get_requires_for_build_wheel` failed "
+           b"(exit status: 1)\n"
+           b"\n"
+           b"hint: Build failures usually indicate a problem with the package or the build environment\n")
+    assert _last_line(out) == ("AttributeError: module 'configparser' has no attribute 'SafeConfigParser'. "
+                               "Did you mean: 'RawConfigParser'?")
+
+
+def test_uv_builds_unmet_build_requirement_is_its_cause() -> None:
+    out = (b"error: Failed to build `/tmp/src/pkg-1.0`\n"
+           b"  cause: Failed to resolve requirements from `build-system.requires`\n"
+           b"  cause: No solution found when resolving: `flit-core>=3.2`\n"
+           b"  cause: Because flit-core was not found in the package registry and you require "
+           b"flit-core>=3.2, we can conclude that your requirements are unsatisfiable.\n")
+    assert _last_line(out).endswith("Because flit-core was not found in the package registry and you "
+                                    "require flit-core>=3.2, we can conclude that your requirements are "
+                                    "unsatisfiable.")
