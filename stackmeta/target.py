@@ -105,30 +105,45 @@ class Target:
 
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the best tag of a wheel for this target (lower is better), or None
-        when the wheel cannot be installed here. Remembered (pages list the same wheels again
-        and again)."""
-        return _wheel_rank(self, filename)
+        when the wheel cannot be installed here. Remembered by the name's tag part (pages list
+        the same few hundred tag sets under thousands of names, in every cell)."""
+        if not filename.endswith(".whl"):
+            return None
+        parts = filename[:-4].split("-")
+        if len(parts) not in (5, 6):
+            return None
+        rank = _tags_rank(self, "-".join(parts[-3:]))
+        return rank if rank is None or _valid_wheel_name(filename) else None
 
     def __str__(self) -> str:
         return f"Python {self.python} on {self.platform}"
 
 
-@lru_cache(maxsize=1 << 17)
-def _wheel_rank(target: Target, filename: str) -> int | None:
+@lru_cache(maxsize=1 << 14)
+def _tags_rank(target: Target, tag_text: str) -> int | None:
+    """The rank for *target* of a wheel whose name ends in *tag_text* ("PY-ABI-PLATFORM")."""
     platform_tags = _platform_tags(target.platform, target.glibc)
     order, interpreters, platforms = _tag_order(target.python_minor, platform_tags)
     # a wheel none of whose interpreter or none of whose platform tags fit is turned down from
-    # its name's parts, without parsing it (most wheels of a version: other Pythons, platforms)
-    parts = filename[:-4].split("-") if filename.endswith(".whl") else []
-    if len(parts) in (5, 6) and (interpreters.isdisjoint(parts[-3].lower().split("."))
-                                 or platforms.isdisjoint(parts[-1].lower().split("."))):
+    # its name's parts, without parsing them (most wheels of a version: other Pythons, platforms)
+    py, _abi, plat = tag_text.split("-")
+    if interpreters.isdisjoint(py.lower().split(".")) or platforms.isdisjoint(plat.lower().split(".")):
         return None
     try:
-        _, _, _, wheel_tags = parse_wheel_filename(filename)
+        ranks = [order[tag] for tag in tags.parse_tag(tag_text) if tag in order]
     except ValueError:
         return None
-    ranks = [order[tag] for tag in wheel_tags if tag in order]
     return min(ranks) if ranks else None
+
+
+@lru_cache(maxsize=1 << 12)
+def _valid_wheel_name(filename: str) -> bool:
+    """Whether *filename* is a wheel's name by the spec (asked only of the wheels that fit)."""
+    try:
+        parse_wheel_filename(filename)
+    except ValueError:
+        return False
+    return True
 
 
 def platform_tags(platform: str) -> tuple[str, ...]:

@@ -59,6 +59,7 @@ from packaging.version import Version
 from stackmeta import atomic
 from stackmeta.errors import IndexAccessError, OutputError, StackmetaError, UsageError
 from stackmeta.index.client import FileMetadata
+from stackmeta.index.metadata import strip_description
 from stackmeta.index.simple import (
     ProjectFile,
     ProjectPage,
@@ -102,22 +103,6 @@ def keep_files(page: ProjectPage, target: Target, versions: set[Version],
                 best = metadata_file(live, t)
                 keep.add((best or live[0]).filename)
     return [f for f in page.files if f.filename in keep]
-
-
-def strip_description(data: bytes) -> bytes:
-    """Core metadata without its long description (the message body and any ``Description``
-    field with its continuation lines): what a resolver reads, at a fraction of the size.
-    The headers end with one newline, body or not (so stripping is idempotent)."""
-    head, _, _body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
-    out: list[bytes] = []
-    skipping = False
-    for line in head.rstrip(b"\n").split(b"\n"):
-        if line[:1] in (b" ", b"\t") and skipping:
-            continue
-        skipping = line.lower().startswith(b"description:")
-        if not skipping:
-            out.append(line)
-    return b"\n".join(out) + b"\n"
 
 
 def check_destination(out: Path) -> None:

@@ -46,7 +46,13 @@ from stackmeta.errors import IndexAccessError, StackmetaError
 from stackmeta.index import lazywheel
 from stackmeta.index.cache import Cache, default_cache_dir
 from stackmeta.index.http import Transport
-from stackmeta.index.metadata import MAX_METADATA, CoreMetadata, MetadataSource, parse_metadata
+from stackmeta.index.metadata import (
+    MAX_METADATA,
+    CoreMetadata,
+    MetadataSource,
+    parse_metadata,
+    strip_description,
+)
 from stackmeta.index.once import Once
 from stackmeta.index.simple import ACCEPT, ProjectFile, ProjectPage, parse_project_page
 from stackmeta.progress import NO_PROGRESS, Progress
@@ -68,7 +74,9 @@ class FileMetadata:
     project: NormalizedName
     file: ProjectFile
     source: MetadataSource
-    raw: bytes | None  # the bytes read (METADATA / PKG-INFO); None when nothing could be read
+    # the bytes read (METADATA / PKG-INFO) without the long description (a resolver never
+    # reads it, and it is most of the bytes); None when nothing could be read
+    raw: bytes | None
     metadata: CoreMetadata | None
     note: str | None = None  # e.g. why a metadata build (--build-metadata) failed
 
@@ -206,7 +214,8 @@ class IndexClient:
                                                index_url=credentials.with_auth(self.index_url))
         md = parse_metadata(data, url=f"{file.url} (built)", project=project)
         self.cache.put_metadata(cache_key, data, "pep517")
-        return FileMetadata(project=project, file=file, source="pep517", raw=data, metadata=md)
+        return FileMetadata(project=project, file=file, source="pep517", raw=strip_description(data),
+                            metadata=md)
 
     def metadatas(self, files: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS
                   ) -> dict[tuple[str, ProjectFile], FileMetadata | StackmetaError]:
@@ -256,7 +265,7 @@ class IndexClient:
             if md.version is not None and version is not None and md.version != version:
                 continue
             return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
-                                raw=data, metadata=md)
+                                raw=strip_description(data), metadata=md)
         return None
 
     def _link(self, url: str, project: str) -> str:
@@ -294,7 +303,8 @@ class IndexClient:
         core = file.core_metadata_sha256
         verified = core is not None and hashlib.sha256(data).hexdigest() == core
         self.cache.put_metadata(core if verified else self._scoped_key("md", file.sha256), data, source)
-        return FileMetadata(project=project, file=file, source=source, raw=data, metadata=md)
+        return FileMetadata(project=project, file=file, source=source, raw=strip_description(data),
+                            metadata=md)
 
     def _pep658(self, file: ProjectFile, project: NormalizedName) -> FileMetadata | None:
         """The PEP 658 file, or None when the index has none (404)."""

@@ -136,3 +136,19 @@ def _parse(data: bytes, project: NormalizedName) -> CoreMetadata:
         provides_extra=tuple(raw.get("provides_extra", [])),
         junk=tuple(junk),
     )
+
+
+def strip_description(data: bytes) -> bytes:
+    """Core metadata without its long description (the message body and any ``Description``
+    field with its continuation lines): what a resolver reads, at a fraction of the size.
+    The headers end with one newline, body or not (so stripping is idempotent)."""
+    head, _, _body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    out: list[bytes] = []
+    skipping = False
+    for line in head.rstrip(b"\n").split(b"\n"):
+        if line[:1] in (b" ", b"\t") and skipping:
+            continue
+        skipping = line.lower().startswith(b"description:")
+        if not skipping:
+            out.append(line)
+    return b"\n".join(out) + b"\n"

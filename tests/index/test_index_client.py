@@ -14,6 +14,7 @@ from packaging.version import Version
 from stackmeta.errors import IndexAccessError
 from stackmeta.index import IndexClient, IndexSource
 from stackmeta.index.cache import Cache
+from stackmeta.index.metadata import strip_description
 from stackmeta.index.simple import JSON_TYPE, ProjectFile
 from stackmeta.target import Target
 from tests.httpserver import StaticServer, unreachable_url
@@ -66,7 +67,7 @@ def test_pep658_file_not_advertised_is_still_used(server: StaticServer, tmp_path
         assert f.core_metadata is None  # the JSON page omits the key, as pypi.org does
         fm = c.metadata(f, "urllib3")
     assert fm.source == "pep658"
-    assert fm.raw == wheel_metadata("urllib3-2.0.0-py3-none-any.whl")
+    assert fm.raw == strip_description(wheel_metadata("urllib3-2.0.0-py3-none-any.whl"))
     paths = [p for p, _ in server.log]
     assert paths == ["/simple/urllib3/", "/files/urllib3/urllib3-2.0.0-py3-none-any.whl.metadata"]
 
@@ -75,7 +76,7 @@ def test_range_requests_read_metadata_out_of_the_wheel(server: StaticServer, tmp
     with client(server.url + "/simple", tmp_path / "c") as c:
         fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
     assert fm.source == "range"
-    assert fm.raw == wheel_metadata("six-1.16.0-py2.py3-none-any.whl")
+    assert fm.raw == strip_description(wheel_metadata("six-1.16.0-py2.py3-none-any.whl"))
     wheel_gets = [h for p, h in server.log if p.endswith(".whl")]
     assert wheel_gets and all("Range" in h for h in wheel_gets)  # never the whole wheel
     # no hash on the page for what a range read gives: kept as this index's, by the wheel's sha256
@@ -94,7 +95,7 @@ def test_range_reads_a_wheel_larger_than_the_first_chunk(tmp_path: Path) -> None
         f'<a href="../../files/{src.name}#sha256={sha}">{src.name}</a>')
     with StaticServer(folder) as s, client(s.url + "/simple", None) as c:
         fm = c.metadata(only(c, "urllib3", src.name), "urllib3")
-    assert fm.source == "range" and fm.raw == wheel_metadata(src.name)
+    assert fm.source == "range" and fm.raw == strip_description(wheel_metadata(src.name))
 
 
 def test_server_ignoring_ranges_gives_a_verified_download(server: StaticServer, tmp_path: Path) -> None:
@@ -102,7 +103,7 @@ def test_server_ignoring_ranges_gives_a_verified_download(server: StaticServer, 
     with client(server.url + "/simple", tmp_path / "c") as c:
         fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
     assert fm.source == "download"
-    assert fm.raw == wheel_metadata("six-1.16.0-py2.py3-none-any.whl")
+    assert fm.raw == strip_description(wheel_metadata("six-1.16.0-py2.py3-none-any.whl"))
 
 
 def test_sdist_pkg_info(server: StaticServer, tmp_path: Path) -> None:
