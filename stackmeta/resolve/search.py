@@ -214,6 +214,11 @@ def resolve(
                     moves.append(move)
                     moves += _settle_moved(hard, probe, moves, rank)
                     continue
+                widened = _widen(exc.causes, hard, probe, memo, target, rank, anchored)
+                if widened:
+                    moves += widened
+                    moves += _settle_moved(hard, probe, moves, rank)
+                    continue
                 victim = _choose_drop(exc.causes, moves, dropped, rank, anchored, hard, probe)
                 if victim is not None and victim not in anchored and victim in preferred \
                         and preferred[victim] in memo.versions(victim) \
@@ -473,6 +478,51 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: Provider, moves: S
                         f"every version of the moved {name} conflicts with a kept pin; its nearest "
                         f"version with the fewest conflicts, {name} {version}, requires {text}")))
                     del hard[dep_name]
+
+
+def _widen(causes: Iterable[Any], hard: dict[NormalizedName, Version], probe: Provider, memo: Memo,
+           target: Target, rank: Mapping[NormalizedName, int], anchored: set[NormalizedName]) -> list[_Move]:
+    """Release the hard pins that keep a moved package from the versions the conflict asks of
+    it. A moved package is tried only at versions whose own requirements accept every kept pin;
+    when what requires it (tensorflow-macos 2.13.1: tensorboard<2.14,>=2.13) allows only
+    versions that conflict with kept pins, no candidate is left and nothing in the conflict is
+    hard-pinned to move. Then, of the installable versions the conflict allows, the one that
+    conflicts with the fewest kept pins (the rule's order, then the nearest) is made possible:
+    those pins move (none that is anchored). Empty when no such version helps."""
+    causes = list(causes)
+    out: list[_Move] = []
+    for name in sorted({c.requirement.name for c in causes if c.parent is not None}):
+        if name in hard or name not in probe.preferred:
+            continue
+        reqs = [c for c in causes if c.requirement.name == name]
+        probe.source.prefetch(name)
+        best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None = None
+        for i, version in enumerate(probe.versions(name)):
+            if not all(c.requirement.allows(version) for c in reqs) \
+                    or not memo.installable(name, version, target)[0]:
+                continue
+            blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
+                        if d.name in hard and d.name != name and not d.allows(hard[d.name])]
+            if not blockers:
+                best = None  # a version that fits: the conflict is elsewhere
+                break
+            names = {n for n, _ in blockers}
+            if names & anchored:
+                continue
+            cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
+            if best is None or cost < best[0]:
+                best = (cost, version, blockers)
+        if best is None:
+            continue
+        _, version, blockers = best
+        asked = "; ".join(sorted({_describe(c) for c in reqs}))
+        for dep_name, text in blockers:
+            if dep_name in hard:
+                out.append(_Move(name=dep_name, reason=(
+                    f"{asked}; of the versions that allows, {name} {version} conflicts with the fewest "
+                    f"kept pins: it requires {text}")))
+                del hard[dep_name]
+    return out
 
 
 def _unblock(name: NormalizedName, hard: dict[NormalizedName, Version], probe: Provider,

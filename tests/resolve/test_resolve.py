@@ -13,6 +13,7 @@ from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.errors import RecordError
+from stackmeta.index.installable import Verdict
 from stackmeta.index.source import nearest_order
 from stackmeta.record import BuildKind
 from stackmeta.resolve import search as resolve_module
@@ -41,6 +42,20 @@ class MemorySource:
     def dependencies(self, name: NormalizedName, version: Version) -> list[Requirement] | None:
         self.asked.append((name, str(version)))
         return self.projects.get(name, {}).get(version)
+
+
+class NoWheelFor(MemorySource):
+    """A MemorySource whose versions *missing* have no file the target can install."""
+
+    def __init__(self, projects: Mapping[str, Mapping[str, Sequence[str]]],
+                 missing: set[tuple[str, str]]) -> None:
+        super().__init__(projects)
+        self.missing = {(canonicalize_name(n), Version(v)) for n, v in missing}
+
+    def installable(self, name: NormalizedName, version: Version) -> Verdict:
+        if (name, version) in self.missing:
+            return Verdict(installable=False, how="none", reason="no wheel for this cell, and no sdist")
+        return Verdict(installable=True, how="wheel")
 
 
 TF_INDEX = {
@@ -496,3 +511,27 @@ def test_a_package_left_out_says_why_not_just_that_nothing_fits() -> None:
         "no version is consistent with the rest of the set: correctionlib 2.5.0 requires numpy>=2")
     memo.excluded[name] = "correctionlib requires numpy>=2, which this cell cannot install"
     assert resolve_module._drop_reason(name, alone, memo, preferred, TARGET) == memo.excluded[name]
+
+
+def test_a_moved_package_the_conflict_needs_elsewhere_moves_the_pins_that_block_it() -> None:
+    # CMSSW_12_6_5 on macOS arm64: tensorflow moves to 2.13, a wrapper of tensorflow-macos
+    # 2.13, which requires tensorboard>=2.13; every tensorboard 2.13 requires a newer
+    # google-auth-oauthlib than the release's, which is kept, so the moved tensorboard had no
+    # candidate and the cell had no set. The pin that blocks the version asked for moves.
+    index = {
+        "numpy": {"1.0": [], "2.0": []},
+        "tf": {"1.0": ["numpy<2", "board==1.0"], "2.0": ["tfshim==2.0"]},
+        "tfshim": {"2.0": ["board<3,>=2", "numpy"]},
+        "board": {"1.0": ["auth<2"], "2.0": ["auth>=2"]},
+        "auth": {"1.0": [], "2.0": []},
+        "a": {"1.0": ["numpy", "auth"]},
+        "b": {"1.0": ["numpy", "auth"]},
+    }
+    rel = synthetic_release([package("numpy", "2.0"), package("tf", "1.0"), package("board", "1.0"),
+                             package("auth", "1.0"), package("a", "1.0"), package("b", "1.0")])
+    nearest = resolve(rel, NoWheelFor(index, {("tf", "1.0")}), TARGET, index_url="mem")
+    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
+        "tf": ("1.0", "2.0"), "board": ("1.0", "2.0"), "auth": ("1.0", "2.0")}
+    assert nearest.omissions == ()
+    [auth] = [d for d in nearest.deviations if d.name == "auth"]
+    assert auth.reason == "board 2.0 requires auth>=2"
