@@ -264,7 +264,12 @@ class Provider(AbstractProvider[Req, Cand, str]):
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
         reqs = list(requirements[identifier])
-        name, extras = reqs[0].name, reqs[0].extras
+        if reqs:
+            name, extras = reqs[0].name, reqs[0].extras
+        else:  # backjumping can leave a criterion whose requirements were all withdrawn
+            bare, _, rest = identifier.partition("[")
+            name = canonicalize_name(bare)
+            extras = frozenset(e for e in rest.rstrip("]").split(",") if e)
         bad = {c.version for c in incompatibilities[identifier]}
         moved = name not in self.hard and name in self.preferred
         wanted: list[Version]

@@ -535,3 +535,19 @@ def test_a_moved_package_the_conflict_needs_elsewhere_moves_the_pins_that_block_
     assert nearest.omissions == ()
     [auth] = [d for d in nearest.deviations if d.name == "auth"]
     assert auth.reason == "board 2.0 requires auth>=2"
+
+
+def test_find_matches_with_every_requirement_withdrawn_offers_every_version() -> None:
+    # resolvelib 1.2's backjumping can ask for the matches of a criterion whose requirements
+    # were all withdrawn (CMSSW_12_5_5_patch1's resolve stopped there with an IndexError)
+    from stackmeta.resolve.provider import Provider
+
+    memo = Memo(MemorySource({"numpy": {"1.0": [], "2.0": []}, "dask": {"1.0": []}}))
+    provider = Provider(memo, TARGET, hard={canonicalize_name("dask"): Version("1.0")},
+                        preferred={canonicalize_name("numpy"): Version("1.0")}, rank={})
+    got = provider.find_matches("numpy", {"numpy": iter(())}, {"numpy": iter(())})
+    assert sorted(str(c.version) for c in got()) == ["1.0", "2.0"]
+    extras = provider.find_matches("numpy[dev,x]", {"numpy[dev,x]": iter(())}, {"numpy[dev,x]": iter(())})
+    assert {(c.name, c.extras) for c in extras()} == {("numpy", frozenset({"dev", "x"}))}
+    pinned = provider.find_matches("dask", {"dask": iter(())}, {"dask": iter(())})
+    assert [str(c.version) for c in pinned()] == ["1.0"]
