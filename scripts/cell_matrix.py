@@ -10,8 +10,9 @@
 --uv       ``uv pip compile --python-platform P --python-version X`` of the metapackage, every
            cell: "ok" when it resolves to exactly the cell's pins, else the number of differences
 --pip      ``pip install --dry-run --report --only-binary=:all: --platform ... --python-version ...``
-           of the cell's pins, every cell, the pure wheels stackmeta built offered by --find-links
-           (pip evaluates markers for the machine it runs on, so it is given the cell's pins)
+           of the metapackage, every cell, the pure wheels stackmeta built offered by --find-links
+           (pip evaluates markers for the machine it runs on, so its vendored packaging is given
+           the cell's marker environment)
 
 Each check talks to the real PyPI and can take minutes per cell (the install: tens of minutes for
 a big release).
