@@ -51,7 +51,7 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -456,28 +456,43 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: Provider, moves: S
             return out
         for name in todo:
             done.add(name)
-            probe.source.prefetch(name)
-            best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None
-            best = None
-            for i, version in enumerate(probe.versions(name)):
-                blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
-                            if d.name in hard and d.name != name and not d.allows(hard[d.name])]
-                if not blockers:
-                    best = None
-                    break
-                names = {n for n, _ in blockers}
-                cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
-                if best is None or cost < best[0]:
-                    best = (cost, version, blockers)
+            best = _fewest_blockers(name, hard, probe, rank)
             if best is None:
                 continue
-            _, version, blockers = best
+            version, blockers = best
             for dep_name, text in blockers:
                 if dep_name in hard:
                     out.append(_Move(name=dep_name, reason=(
                         f"every version of the moved {name} conflicts with a kept pin; its nearest "
                         f"version with the fewest conflicts, {name} {version}, requires {text}")))
                     del hard[dep_name]
+
+
+def _fewest_blockers(name: NormalizedName, hard: Mapping[NormalizedName, Version], probe: Provider,
+                    rank: Mapping[NormalizedName, int], *, avoid: Collection[NormalizedName] = (),
+                    allowed: Callable[[Version], bool] | None = None
+                    ) -> tuple[Version, list[tuple[NormalizedName, str]]] | None:
+    """Of *name*'s versions (those *allowed*), the one whose requirements conflict with the
+    fewest hard pins (of those, the one whose conflicting pins fewer of the stack depend on, by
+    the rule; then the nearest), and those conflicting requirements (name, text); a version
+    whose conflicts touch *avoid* is passed over. None when an allowed version conflicts with
+    no hard pin (nothing needs to move), or no version qualifies."""
+    probe.source.prefetch(name)
+    best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None = None
+    for i, version in enumerate(probe.versions(name)):
+        if allowed is not None and not allowed(version):
+            continue
+        blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
+                    if d.name in hard and d.name != name and not d.allows(hard[d.name])]
+        if not blockers:
+            return None
+        names = {n for n, _ in blockers}
+        if names & set(avoid):
+            continue
+        cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
+        if best is None or cost < best[0]:
+            best = (cost, version, blockers)
+    return None if best is None else (best[1], best[2])
 
 
 def _widen(causes: Iterable[Any], hard: dict[NormalizedName, Version], probe: Provider, memo: Memo,
@@ -495,26 +510,15 @@ def _widen(causes: Iterable[Any], hard: dict[NormalizedName, Version], probe: Pr
         if name in hard or name not in probe.preferred:
             continue
         reqs = [c for c in causes if c.requirement.name == name]
-        probe.source.prefetch(name)
-        best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None = None
-        for i, version in enumerate(probe.versions(name)):
-            if not all(c.requirement.allows(version) for c in reqs) \
-                    or not memo.installable(name, version, target)[0]:
-                continue
-            blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
-                        if d.name in hard and d.name != name and not d.allows(hard[d.name])]
-            if not blockers:
-                best = None  # a version that fits: the conflict is elsewhere
-                break
-            names = {n for n, _ in blockers}
-            if names & anchored:
-                continue
-            cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
-            if best is None or cost < best[0]:
-                best = (cost, version, blockers)
+
+        def asked_for(version: Version, name: NormalizedName = name, reqs: list[Any] = reqs) -> bool:
+            return (all(c.requirement.allows(version) for c in reqs)
+                    and memo.installable(name, version, target)[0])
+
+        best = _fewest_blockers(name, hard, probe, rank, avoid=anchored, allowed=asked_for)
         if best is None:
             continue
-        _, version, blockers = best
+        version, blockers = best
         asked = "; ".join(sorted({_describe(c) for c in reqs}))
         for dep_name, text in blockers:
             if dep_name in hard:
