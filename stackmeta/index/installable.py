@@ -106,7 +106,7 @@ class Builds:
         Python builds for itself (:meth:`interpreter`)."""
         python, tag = self.interpreter(minor)
         return self._done.get(f"{file.sha256 or file.url}{tag}", lambda: self._load(file.sha256, tag)
-                              or self._build(file, canonicalize_name(project), python, tag))
+                              or self._build(file, canonicalize_name(project), python, tag, minor))
 
     def interpreter(self, minor: tuple[int, int] | None) -> tuple[str, str]:
         """The interpreter that builds for Python *minor*, and the tag of its builds in the
@@ -168,7 +168,8 @@ class Builds:
         if todo:
             self.client.map(lambda item: self.build(item[1], item[0], minor), todo, progress, "sdist builds")
 
-    def _build(self, file: ProjectFile, project: NormalizedName, python: str, tag: str) -> WheelBuild:
+    def _build(self, file: ProjectFile, project: NormalizedName, python: str, tag: str,
+               minor: tuple[int, int] | None) -> WheelBuild:
         try:
             body = self.client._download(file, project)
         except StackmetaError as exc:
@@ -177,20 +178,17 @@ class Builds:
         with self._running:
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
                                        out_dir=self.wheels_dir, timeout=self.timeout, python=python,
-                                       frontend=self.frontend(python, tag))
+                                       frontend=self.frontend(python, minor))
         self._save(result, tag)
         return result
 
-    def frontend(self, python: str, tag: str) -> Frontend:
-        """Who builds with *python* (whose builds' tag is *tag*): ``build`` in the builds' own
-        interpreter; uv for another Python 3.8 or later (when uv is there); else its own pip
+    def frontend(self, python: str, minor: tuple[int, int] | None) -> Frontend:
+        """Who builds with *python* (:meth:`interpreter` of *minor*): ``build`` in the builds'
+        own interpreter; uv for another Python 3.8 or later (when uv is there); else its own pip
         (Python 2, 3.6 and 3.7)."""
-        if python == self.python and not self.python2:
-            return "build"
-        minor = tuple(int(x) for x in tag.lstrip("-").split(".")) if tag else self.own_minor
-        if not self.python2 and minor is not None and minor >= (3, 8) and uv_binary() is not None:
-            return "uv"
-        return "pip"
+        if python == self.python:
+            return "pip" if self.python2 else "build"
+        return "uv" if minor is not None and minor >= (3, 8) and uv_binary() is not None else "pip"
 
     def _path(self, sha256: str, tag: str) -> Path | None:
         suffix = "-py2" if self.python2 else tag
