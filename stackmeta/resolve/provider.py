@@ -13,9 +13,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
-from resolvelib import AbstractProvider, Resolver
-from resolvelib.resolvers import Criterion, Resolution
-from resolvelib.resolvers.resolution import _build_result
+from resolvelib import AbstractProvider
 
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
@@ -379,37 +377,6 @@ class Provider(AbstractProvider[Req, Cand, str]):
                              specifier=SpecifierSet(f"=={candidate.version}"),
                              text=f"{candidate.name}=={candidate.version}"))
         return deps
-
-
-class _Resolution(Resolution[Req, Cand, str]):
-    """resolvelib's resolution, which asks each round whether every pin still satisfies its
-    requirements (a loop over every criterion): the answer is kept per criterion (criteria are
-    never changed, only replaced) and pin, so each is worked out once."""
-
-    def __init__(self, provider: Any, reporter: Any) -> None:
-        super().__init__(provider, reporter)
-        self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
-
-    def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Cand]) -> bool:
-        pin: Cand | None = self.state.mapping.get(name)
-        if pin is None:
-            return False
-        hit = self._satisfying.get(criterion)
-        if hit is not None and hit[0] is pin:
-            return hit[1]
-        version = pin.version
-        ok = all(i.requirement.allows(version) for i in criterion.information)
-        self._satisfying[criterion] = (pin, ok)
-        return ok
-
-
-class FastResolver(Resolver[Req, Cand, str]):
-    """resolvelib's :class:`~resolvelib.Resolver` with :class:`_Resolution`: the same
-    resolution, each round's check of the pins done once per criterion and pin."""
-
-    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100) -> Any:  # type: ignore[override]
-        state = _Resolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
-        return _build_result(state)
 
 
 def _req_text(req: Requirement) -> str:

@@ -65,7 +65,8 @@ from stackmeta.errors import ResolutionError
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.resolve.nearest import RULE, Addition, Deviation, NearestSet, Omission
-from stackmeta.resolve.provider import Cand, FastResolver, Memo, Provider, Req, dependents
+from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
+from stackmeta.resolve.resolution import FastResolver
 from stackmeta.target import Target
 
 

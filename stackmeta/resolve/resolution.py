@@ -1,0 +1,173 @@
+"""resolvelib's resolution, each round's bookkeeping done in proportion to what the round changed.
+
+resolvelib (1.2) starts every round by asking, for every criterion, whether its pin still
+satisfies it, and after a pin asks again of every criterion: two passes over all the criteria
+a round, and a search pins every package of the set (300 and more) in as many rounds, several
+dozen times a cell. :class:`FastResolution` runs resolvelib's own loop
+(:meth:`resolvelib.resolvers.Resolution.resolve`, the same steps in the same order, its
+backjumping untouched) but keeps the set of unsatisfied criteria from round to round: a
+successful pin changes only the pinned criterion and those of the candidate's dependencies
+(:meth:`_get_updated_criteria` notes them), so only those are asked again; whatever else
+changes the state (a backjump, a rollback, information withdrawn from criteria) makes it ask
+every criterion again, as resolvelib does. The answer is also kept per criterion and pin
+(criteria are never changed, only replaced).
+
+The provider's :meth:`narrow_requirement_selection` must not depend on the order of the names
+it is given (:class:`~stackmeta.resolve.provider.Provider`'s picks the least by a total
+order): the unsatisfied names come from a set, not in the order of the criteria.
+
+``tests/resolve/test_resolution.py`` compares it with resolvelib's own on real searches.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import OrderedDict
+from collections.abc import Iterable
+from typing import Any
+
+from resolvelib import Resolver
+from resolvelib.resolvers import Criterion, Resolution
+from resolvelib.resolvers.exceptions import RequirementsConflicted, ResolutionImpossible, ResolutionTooDeep
+from resolvelib.resolvers.resolution import _build_result
+from resolvelib.structs import IteratorMapping, State
+
+from stackmeta.resolve.provider import Cand, Req
+
+
+class FastResolution(Resolution[Req, Cand, str]):
+    """resolvelib's resolution, the unsatisfied criteria kept from round to round (see the
+    module's docstring)."""
+
+    def __init__(self, provider: Any, reporter: Any) -> None:
+        super().__init__(provider, reporter)
+        self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
+        self._touched: list[tuple[str, bool]] = []  # the last pin's criteria (identifier, existed before)
+
+    def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Cand]) -> bool:
+        pin: Cand | None = self.state.mapping.get(name)
+        if pin is None:
+            return False
+        hit = self._satisfying.get(criterion)
+        if hit is not None and hit[0] is pin:
+            return hit[1]
+        version = pin.version
+        ok = all(i.requirement.allows(version) for i in criterion.information)
+        self._satisfying[criterion] = (pin, ok)
+        return ok
+
+    def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
+        before = self.state.criteria
+        criteria = before.copy()
+        touched = []
+        for requirement in self._p.get_dependencies(candidate=candidate):
+            self._add_to_criteria(criteria, requirement, parent=candidate)
+            key = self._p.identify(requirement_or_candidate=requirement)
+            touched.append((key, key in before))
+        self._touched = touched
+        return criteria
+
+    def _unsatisfied(self) -> set[str]:
+        return {key for key, criterion in self.state.criteria.items()
+                if not self._is_current_pin_satisfying(key, criterion)}
+
+    def resolve(self, requirements: Iterable[Req], max_rounds: int) -> State[Req, Cand, str]:
+        if self._states:
+            raise RuntimeError("already resolved")
+        self._r.starting()
+        self._states = [State(mapping=OrderedDict(), criteria={}, backtrack_causes=[])]
+        for r in requirements:
+            try:
+                self._add_to_criteria(self.state.criteria, r, parent=None)
+            except RequirementsConflicted as e:
+                raise ResolutionImpossible(e.criterion.information) from e
+        self._push_new_state()
+        optimistic_rounds_cutoff: int | None = None
+        optimistic_backjumping_start_round: int | None = None
+        unsatisfied: set[str] | None = None  # None: ask every criterion
+        for round_index in range(max_rounds):
+            self._r.starting_round(index=round_index)
+            ratio = self._optimistic_backjumping_ratio
+            if ratio and self._save_states is not None:
+                if optimistic_backjumping_start_round is None:
+                    optimistic_backjumping_start_round = round_index
+                    optimistic_rounds_cutoff = int((max_rounds - round_index) * ratio)
+                    if optimistic_rounds_cutoff <= 0:
+                        self._rollback_states()
+                        unsatisfied = None
+                        continue
+                elif optimistic_rounds_cutoff is not None \
+                        and round_index - optimistic_backjumping_start_round >= optimistic_rounds_cutoff:
+                    self._rollback_states()
+                    unsatisfied = None
+                    continue
+            if unsatisfied is None:
+                unsatisfied = self._unsatisfied()
+            if not unsatisfied:
+                self._r.ending(state=self.state)
+                return self.state
+            names = list(unsatisfied)
+            if len(names) > 1:
+                narrowed = list(self._p.narrow_requirement_selection(
+                    identifiers=names,
+                    resolutions=self.state.mapping,
+                    candidates=IteratorMapping(self.state.criteria, operator.attrgetter("candidates")),
+                    information=IteratorMapping(self.state.criteria, operator.attrgetter("information")),
+                    backtrack_causes=self.state.backtrack_causes,
+                ))
+            else:
+                narrowed = names
+            if not narrowed:
+                raise RuntimeError("narrow_requirement_selection returned 0 names")
+            name = min(narrowed, key=self._get_preference) if len(narrowed) > 1 else narrowed[0]
+            failure_criterion = self._attempt_to_pin_criterion(name)
+            if failure_criterion:
+                causes = self._extract_causes(failure_criterion)
+                self._r.resolving_conflicts(causes=causes)
+                unsatisfied = None
+                try:
+                    success = self._backjump(causes)
+                except ResolutionImpossible:
+                    if self._optimistic_backjumping_ratio and self._save_states:
+                        failed_optimistic_backjumping = True
+                    else:
+                        raise
+                else:
+                    failed_optimistic_backjumping = bool(
+                        not success and self._optimistic_backjumping_ratio and self._save_states)
+                if failed_optimistic_backjumping and self._save_states:
+                    self._rollback_states()
+                else:
+                    self.state.backtrack_causes[:] = causes
+                    if not success:
+                        raise ResolutionImpossible(self.state.backtrack_causes)
+            else:
+                # only the pinned criterion and its candidate's dependencies' changed: of those,
+                # the ones satisfied before and not now lose the information they gave
+                criteria = self.state.criteria
+                newly: set[str] = set()
+                unsatisfied.discard(name)
+                if not self._is_current_pin_satisfying(name, criteria[name]):
+                    unsatisfied.add(name)
+                for key, existed in self._touched:
+                    if self._is_current_pin_satisfying(key, criteria[key]):
+                        unsatisfied.discard(key)
+                    elif key not in unsatisfied:
+                        if existed and key != name:
+                            newly.add(key)
+                        unsatisfied.add(key)
+                if newly:
+                    self._remove_information_from_criteria(criteria, newly)
+                    unsatisfied = None
+                self._push_new_state()
+            self._r.ending_round(index=round_index, state=self.state)
+        raise ResolutionTooDeep(max_rounds)
+
+
+class FastResolver(Resolver[Req, Cand, str]):
+    """resolvelib's :class:`~resolvelib.Resolver` with :class:`FastResolution`: the same
+    resolution, its bookkeeping in proportion to each round's change."""
+
+    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100) -> Any:  # type: ignore[override]
+        state = FastResolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+        return _build_result(state)
