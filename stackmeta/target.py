@@ -115,6 +115,11 @@ class Target:
         rank = _tags_rank(self, "-".join(parts[-3:]))
         return rank if rank is None or _valid_wheel_name(filename) else None
 
+    def tags_rank(self, tag_text: str) -> int | None:
+        """:meth:`wheel_rank` of a wheel (a valid name) whose name ends in *tag_text*
+        ("PY-ABI-PLATFORM")."""
+        return _tags_rank(self, tag_text)
+
     def __str__(self) -> str:
         return f"Python {self.python} on {self.platform}"
 
@@ -134,6 +139,15 @@ def _tags_rank(target: Target, tag_text: str) -> int | None:
     except ValueError:
         return None
     return min(ranks) if ranks else None
+
+
+def valid_wheel_name(filename: str) -> bool:
+    """Whether *filename* is a wheel's name by the spec (not remembered: for names asked once)."""
+    try:
+        parse_wheel_filename(filename)
+    except ValueError:
+        return False
+    return True
 
 
 @lru_cache(maxsize=1 << 12)

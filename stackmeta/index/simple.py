@@ -136,17 +136,25 @@ class Columns(NamedTuple):
     make: Callable[[int], ProjectFile]
 
 
+class FileGroups(NamedTuple):
+    """A page's files grouped (:meth:`ProjectPage.grouped`): each group's (key, Requires-Python,
+    yanked), and per version (page order) the positions in *groups* of its files' groups."""
+
+    groups: tuple[tuple[object, SpecifierSet | None, bool], ...]
+    versions: tuple[tuple[Version, tuple[int, ...]], ...]
+
+
 class ProjectPage:
     """A project's page: its files (as the index lists them).
 
     Read-only. ``ProjectPage(name=, url=, files=)`` holds ready files; a parsed page builds a
     file's object only when asked for (a page lists thousands of files, a check needs a few):
     :meth:`files_of` builds one version's files, :attr:`files` and :meth:`by_version` all;
-    :meth:`usable_versions` builds none.
+    :meth:`grouped` builds none.
     """
 
-    __slots__ = ("_built", "_by_text", "_index", "_make", "_names", "_of", "_rps", "_yanked", "api_version",
-                 "name", "notes", "url")
+    __slots__ = ("_built", "_by_text", "_groups", "_index", "_make", "_names", "_of", "_rps", "_yanked",
+                 "api_version", "name", "notes", "url")
 
     def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
                  api_version: str | None = None, lazy: Columns | None = None,
@@ -168,6 +176,7 @@ class ProjectPage:
         self._index: dict[Version, list[int]] | None = None
         self._by_text: dict[str, list[int]] | None = None
         self._of: dict[Version, tuple[ProjectFile, ...]] = {}  # files_of's answers
+        self._groups: dict[Callable[[str], object], FileGroups] = {}  # grouped()'s answers
 
     def __repr__(self) -> str:
         return f"ProjectPage(name={self.name!r}, url={self.url!r}, {len(self._names)} files)"
@@ -235,13 +244,28 @@ class ProjectPage:
         """The versions that have files, in page order of first appearance."""
         return list(self._versions())
 
-    def usable_versions(self, usable: Callable[[str, SpecifierSet | None], bool], *, yanked: bool = False
-                        ) -> list[Version]:
-        """The versions with a file for which ``usable(filename, requires_python)`` holds
-        (yanked files only if *yanked*), in page order; no file object is built."""
-        names, rps, yanks = list(self._names), self._rps, self._yanked
-        return [v for v, idx in self._versions().items()
-                if any((yanked or not yanks[i]) and usable(names[i], rps[i]) for i in idx)]
+    def grouped(self, key: Callable[[str], object]) -> FileGroups:
+        """The page's files in groups of the same ``key(filename)``, Requires-Python and yanked
+        flag, and the groups of each version's files: what a target's installability of a
+        version depends on, when *key* keeps what of a name it depends on (a wheel's tags, or
+        "an sdist"). A page lists thousands of files in a few dozen groups, so each cell asks
+        each group once. Made once per page and *key*."""
+        found = self._groups.get(key)
+        if found is None:
+            ids: dict[tuple[object, SpecifierSet | None, bool], int] = {}
+            names, rps, yanks = self._names, self._rps, self._yanked
+            of_file: list[int] = []
+            for i, filename in enumerate(names):
+                group = (key(filename), rps[i], bool(yanks[i]))
+                at = ids.get(group)
+                if at is None:
+                    at = ids[group] = len(ids)
+                of_file.append(at)
+            found = self._groups[key] = FileGroups(
+                groups=tuple(ids),
+                versions=tuple((v, tuple(sorted({of_file[i] for i in idx})))
+                               for v, idx in self._versions().items()))
+        return found
 
     def by_version(self) -> dict[Version, tuple[ProjectFile, ...]]:
         """The files of each version (files whose name gives no version are left out)."""

@@ -24,7 +24,7 @@ from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
-from stackmeta.target import Target
+from stackmeta.target import Target, valid_wheel_name
 
 if TYPE_CHECKING:
     from stackmeta.index.installable import Builds, Verdict
@@ -67,18 +67,30 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
     return out
 
 
+def _kind_key(filename: str) -> str | None:
+    """What of a file's name :func:`_kind_fits` depends on, for any target: a wheel's tag part
+    ("PY-ABI-PLATFORM") when the name is a wheel's by the spec, "" for an sdist, None for
+    anything else (no target installs it)."""
+    kind = file_kind(filename)
+    if kind == "sdist":
+        return ""
+    if kind != "wheel":
+        return None
+    parts = filename[:-4].split("-")
+    if len(parts) not in (5, 6) or not valid_wheel_name(filename):
+        return None
+    return "-".join(parts[-3:])
+
+
 def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False) -> list[Version]:
     """``sorted(installable_versions(page, target, yanked=yanked))``, without building the
-    page's file objects (a page lists thousands of files)."""
-    admits: dict[SpecifierSet | None, bool] = {}  # a page's files share a few specifier objects
-
-    def usable(filename: str, rp: SpecifierSet | None) -> bool:
-        ok = admits.get(rp)
-        if ok is None:
-            ok = admits[rp] = _python_admits(rp, target)
-        return ok and _kind_fits(filename, target)  # Requires-Python first: asked once a specifier
-
-    return sorted(page.usable_versions(usable, yanked=yanked))
+    page's file objects (a page lists thousands of files): each group of files alike for any
+    target (:meth:`ProjectPage.grouped`) is judged once."""
+    grouped = page.grouped(_kind_key)
+    ok = [(yanked or not yank) and isinstance(key, str) and _python_admits(rp, target)
+          and (key == "" or target.tags_rank(key) is not None)
+          for key, rp, yank in grouped.groups]
+    return sorted(v for v, groups in grouped.versions if any(ok[g] for g in groups))
 
 
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
