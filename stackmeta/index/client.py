@@ -124,6 +124,8 @@ class IndexClient:
         self._root = _file_root(self.index_url)  # a file:// index's folder: its links stay inside
         self._scope = self.index_url  # what unverifiable cache entries are kept under (no credentials)
         self._results: Once[object] = Once()  # pages and metadata read, by key (see _once)
+        # content-addressed core metadata read from the cache: (sha256, project) -> (raw, parsed, source)
+        self._same_metadata: dict[tuple[str | None, NormalizedName], tuple[bytes, CoreMetadata, str]] = {}
         self._builds = threading.BoundedSemaphore(2)  # metadata builds at once (each a venv and pip)
         # whole files in memory at once, from the request to the metadata read out of them: a
         # cold resolve asks for the metadata of every version of a project at once, and 16 sdists
@@ -251,21 +253,29 @@ class IndexClient:
         None. An entry whose bytes are not the sha256 it is kept under, that is not *project*'s
         core metadata or names another version than the file's is a miss (damaged or edited)."""
         for key, content_addressed in keys:
-            hit = self.cache.get_metadata(key)
-            if hit is None:
-                continue
-            data, source = hit
-            if content_addressed and hashlib.sha256(data).hexdigest() != key:
-                continue
-            try:
-                md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
-            except IndexAccessError:
-                continue
+            # wheels of a version for other Pythons and platforms mostly carry the same core
+            # metadata: read, checked and parsed once by its sha256, for the client's life
+            known = self._same_metadata.get((key, project)) if content_addressed else None
+            if known is None:
+                hit = self.cache.get_metadata(key)
+                if hit is None:
+                    continue
+                data, source = hit
+                if content_addressed and hashlib.sha256(data).hexdigest() != key:
+                    continue
+                try:
+                    md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
+                except IndexAccessError:
+                    continue
+                known = (strip_description(data), md, source)
+                if content_addressed:
+                    self._same_metadata[(key, project)] = known
+            raw, md, source = known
             version = file.version(project)
             if md.version is not None and version is not None and md.version != version:
                 continue
             return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
-                                raw=strip_description(data), metadata=md)
+                                raw=raw, metadata=md)
         return None
 
     def _link(self, url: str, project: str) -> str:

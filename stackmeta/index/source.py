@@ -226,12 +226,14 @@ class IndexSource:
                         progress, "metadata")
 
 
-def nearest_order(versions: Iterable[Version], release: Version | None) -> list[Version]:
+def nearest_order(versions: Iterable[Version], release: Version | None, *,
+                  pre: bool = False) -> list[Version]:
     """*versions* in the order the resolver tries them for a package the release ships at
     *release*: the release version, then by distance in the ascending list of versions
-    (pre-releases left out unless *release* is one), the lower first on equal distance.
-    For a package the release does not ship (*release* None): newest first, as pip does."""
-    allow_pre = release is not None and release.is_prerelease
+    (pre-releases left out unless *release* is one, or *pre*), the lower first on equal
+    distance. For a package the release does not ship (*release* None): newest first, as pip
+    does."""
+    allow_pre = pre or (release is not None and release.is_prerelease)
     pool = sorted({v for v in versions if allow_pre or not v.is_prerelease or v == release})
     if release is None:
         return pool[::-1]

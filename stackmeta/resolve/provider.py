@@ -85,7 +85,7 @@ class Memo:
         # (name, version) -> its requirements and its wrapped ones (Provider.effective_dependencies)
         self.effective: dict[tuple[NormalizedName, Version], tuple[Req, ...]] = {}
         # (name, preferred version) -> its versions in the order the search tries them
-        self.ordered: dict[tuple[NormalizedName, Version | None], list[Version]] = {}
+        self.ordered: dict[tuple[NormalizedName, Version | None, bool], list[Version]] = {}
         # (name, preferred version, requirements, incompatible versions) -> the versions of
         # that order the requirements allow (Req objects are made once: identity is enough)
         self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req], frozenset[Version]],
@@ -209,17 +209,28 @@ class Provider(AbstractProvider[Req, Cand, str]):
         self._names: dict[str, NormalizedName] = {}
         self._fits: dict[tuple[NormalizedName, Version], bool] = {}  # fits(name, version, self.hard)
 
-    def versions(self, name: NormalizedName) -> list[Version]:
+    def versions(self, name: NormalizedName, pre: bool = False) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
-        sdist may not even build on the target's Python). Kept in the memo: every provider of
-        the search asks for the same orders."""
-        key = (name, self.preferred.get(name))
+        sdist may not even build on the target's Python); pre-releases only when *pre* (or
+        the release's version is one). Kept in the memo: every provider of the search asks
+        for the same orders."""
+        key = (name, self.preferred.get(name), pre)
         found = self.source.ordered.get(key)
         if found is None:
-            order = nearest_order(self.source.versions(name), key[1])
+            order = nearest_order(self.source.versions(name), key[1], pre=pre)
             found = self.source.ordered[key] = sorted(
                 order, key=lambda v: not self.source.has_wheel(name, v, self.target))
         return found
+
+    def allowed(self, name: NormalizedName, reqs: Sequence[Req]) -> list[Version]:
+        """The versions of :meth:`versions` that *reqs* allow, pre-releases as pip takes them
+        (packaging's ``SpecifierSet.filter``): when a requirement names one (``==2.8.0.dev1``,
+        ``>=2.0rc1``), or when no other version is allowed (a project that publishes only
+        pre-releases)."""
+        finals = [v for v in self.versions(name) if all(r.allows(v) for r in reqs)]
+        if finals and not any(r.specifier.prereleases for r in reqs):
+            return finals
+        return [v for v in self.versions(name, pre=True) if all(r.allows(v) for r in reqs)]
 
     def _name(self, identifier: str) -> NormalizedName:
         found = self._names.get(identifier)
@@ -282,8 +293,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
             key = (name, self.preferred.get(name), frozenset(reqs), frozenset(bad))
             found = self.source.wanted.get(key)
             if found is None:
-                found = self.source.wanted[key] = [
-                    v for v in self.versions(name) if v not in bad and all(r.allows(v) for r in reqs)]
+                found = self.source.wanted[key] = [v for v in self.allowed(name, reqs) if v not in bad]
             wanted = found
 
         def matches() -> Iterator[Cand]:

@@ -266,8 +266,7 @@ def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[Normal
     if req.name in omitted or req.name in memo.excluded:
         return True
     probe = Provider(memo, target, hard={}, preferred={}, rank={})
-    return not any(memo.installable(req.name, v, target)[0]
-                   for v in probe.versions(req.name) if req.allows(v))
+    return not any(memo.installable(req.name, v, target)[0] for v in probe.allowed(req.name, [req]))
 
 
 def _escapes(memo: Memo, target: Target, probe: Provider, who: NormalizedName, dep_name: NormalizedName,

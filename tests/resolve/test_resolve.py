@@ -551,3 +551,21 @@ def test_find_matches_with_every_requirement_withdrawn_offers_every_version() ->
     assert {(c.name, c.extras) for c in extras()} == {("numpy", frozenset({"dev", "x"}))}
     pinned = provider.find_matches("dask", {"dask": iter(())}, {"dask": iter(())})
     assert [str(c.version) for c in pinned()] == ["1.0"]
+
+
+def test_a_project_of_pre_releases_only_is_required_as_pip_takes_it() -> None:
+    # tensorflow 2.8.0 requires tf-estimator-nightly==2.8.0.dev2021122109, a project that
+    # publishes only pre-releases: pip installs it (the requirement names a pre-release), and
+    # takes the newest pre-release where no final version is allowed at all
+    index = {
+        "tensorflow": {"2.8.0": ["tf-estimator-nightly==2.8.0.dev2021122109", "gpu-nightly>=0.9.1"]},
+        "tf-estimator-nightly": {"2.8.0.dev2021122109": [], "2.9.0.dev2022020109": []},
+        "gpu-nightly": {"1.0.dev1": [], "1.0.dev2": [], "0.9": []},
+        "keras": {"2.8.0": ["tf-estimator-nightly>=2.0"], "2.9.0": []},
+    }
+    rel = synthetic_release([package("tensorflow", "2.8.0"), package("keras", "2.8.0")])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {
+        "tensorflow": "2.8.0", "keras": "2.8.0", "tf-estimator-nightly": "2.8.0.dev2021122109",
+        "gpu-nightly": "1.0.dev2"}
+    assert (nearest.deviations, nearest.omissions) == ((), ())
