@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from packaging.requirements import Requirement
@@ -54,6 +55,23 @@ class Cand:
 
     def __str__(self) -> str:
         return f"{self.key} {self.version}"
+
+
+@lru_cache(maxsize=1 << 12)
+def asks_for_pre(specifier: SpecifierSet) -> bool:
+    """Whether *specifier* asks for a pre-release: an inclusive comparison (``==``, ``===``,
+    ``>=``, ``<=``, ``~=``) with a pre-release version (packaging's rule up to 24; from 25
+    ``<5.0.0dev``, the common way to keep 5.0's pre-releases *out*, counts too, which would
+    open every protobuf 4 pre-release to a requirement ``protobuf<5.0.0dev,>=3.20``)."""
+    for spec in specifier:
+        if spec.operator in ("==", "===", ">=", "<=", "~="):
+            text = spec.version[:-2] if spec.version.endswith(".*") else spec.version
+            try:
+                if Version(text).is_prerelease:
+                    return True
+            except InvalidVersion:
+                continue
+    return False
 
 
 def _key(name: str, extras: frozenset[str]) -> str:
@@ -223,12 +241,12 @@ class Provider(AbstractProvider[Req, Cand, str]):
         return found
 
     def allowed(self, name: NormalizedName, reqs: Sequence[Req]) -> list[Version]:
-        """The versions of :meth:`versions` that *reqs* allow, pre-releases as pip takes them
-        (packaging's ``SpecifierSet.filter``): when a requirement names one (``==2.8.0.dev1``,
-        ``>=2.0rc1``), or when no other version is allowed (a project that publishes only
-        pre-releases)."""
+        """The versions of :meth:`versions` that *reqs* allow, and pre-releases where pip takes
+        them (``SpecifierSet.filter``): when a requirement asks for one (:func:`asks_for_pre`:
+        ``==2.8.0.dev1``, ``>=2.0rc1``), or when no other version is allowed (a project that
+        publishes only pre-releases, as tf-estimator-nightly)."""
         finals = [v for v in self.versions(name) if all(r.allows(v) for r in reqs)]
-        if finals and not any(r.specifier.prereleases for r in reqs):
+        if finals and not any(asks_for_pre(r.specifier) for r in reqs):
             return finals
         return [v for v in self.versions(name, pre=True) if all(r.allows(v) for r in reqs)]
 
