@@ -141,6 +141,17 @@ def _tags_rank(target: Target, tag_text: str) -> int | None:
     return min(ranks) if ranks else None
 
 
+def full_version(target: Target) -> Version:
+    """``Version(target.python_full)``, made once per Python."""
+    return _full_version(target.python)
+
+
+@lru_cache(maxsize=64)
+def _full_version(python: Version) -> Version:
+    release = python.release + (0,) * (3 - len(python.release))
+    return Version(".".join(str(p) for p in release[:3]))
+
+
 def valid_wheel_name(filename: str) -> bool:
     """Whether *filename* is a wheel's name by the spec (not remembered: for names asked once)."""
     try:

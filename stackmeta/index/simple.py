@@ -138,10 +138,12 @@ class Columns(NamedTuple):
 
 class FileGroups(NamedTuple):
     """A page's files grouped (:meth:`ProjectPage.grouped`): each group's (key, Requires-Python,
-    yanked), and per version (page order) the positions in *groups* of its files' groups."""
+    yanked), and per version (ascending) its files' groups, each with the positions on the
+    page of the version's files in it."""
 
     groups: tuple[tuple[object, SpecifierSet | None, bool], ...]
-    versions: tuple[tuple[Version, tuple[int, ...]], ...]
+    versions: tuple[tuple[Version, tuple[tuple[int, tuple[int, ...]], ...]], ...]
+    checked: dict[int, bool]  # what its user found out of a file (by position), kept with the page
 
 
 class ProjectPage:
@@ -261,10 +263,13 @@ class ProjectPage:
                 if at is None:
                     at = ids[group] = len(ids)
                 of_file.append(at)
-            found = self._groups[key] = FileGroups(
-                groups=tuple(ids),
-                versions=tuple((v, tuple(sorted({of_file[i] for i in idx})))
-                               for v, idx in self._versions().items()))
+            versions = []
+            for v, idx in sorted(self._versions().items()):
+                members: dict[int, list[int]] = {}
+                for i in idx:
+                    members.setdefault(of_file[i], []).append(i)
+                versions.append((v, tuple((g, tuple(members[g])) for g in sorted(members))))
+            found = self._groups[key] = FileGroups(groups=tuple(ids), versions=tuple(versions), checked={})
         return found
 
     def by_version(self) -> dict[Version, tuple[ProjectFile, ...]]:

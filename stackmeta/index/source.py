@@ -24,7 +24,7 @@ from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.simple import ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
-from stackmeta.target import Target, valid_wheel_name
+from stackmeta.target import Target, full_version, valid_wheel_name
 
 if TYPE_CHECKING:
     from stackmeta.index.installable import Builds, Verdict
@@ -68,8 +68,8 @@ def installable_versions(page: ProjectPage, target: Target, *, yanked: bool = Fa
 
 
 def _kind_key(filename: str) -> str | None:
-    """What of a file's name :func:`_kind_fits` depends on, for any target: a wheel's tag part
-    ("PY-ABI-PLATFORM") when the name is a wheel's by the spec, "" for an sdist, None for
+    """What of a file's name :func:`_kind_fits` depends on, for any target, but whether a
+    wheel's name is valid: a wheel's tag part ("PY-ABI-PLATFORM"), "" for an sdist, None for
     anything else (no target installs it)."""
     kind = file_kind(filename)
     if kind == "sdist":
@@ -77,20 +77,41 @@ def _kind_key(filename: str) -> str | None:
     if kind != "wheel":
         return None
     parts = filename[:-4].split("-")
-    if len(parts) not in (5, 6) or not valid_wheel_name(filename):
-        return None
-    return "-".join(parts[-3:])
+    return "-".join(parts[-3:]) if len(parts) in (5, 6) else None
 
 
 def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False) -> list[Version]:
     """``sorted(installable_versions(page, target, yanked=yanked))``, without building the
     page's file objects (a page lists thousands of files): each group of files alike for any
-    target (:meth:`ProjectPage.grouped`) is judged once."""
+    target (:meth:`ProjectPage.grouped`) is judged once; a wheel's name is checked (by the
+    spec) only when its group fits, and once a page."""
     grouped = page.grouped(_kind_key)
-    ok = [(yanked or not yank) and isinstance(key, str) and _python_admits(rp, target)
-          and (key == "" or target.tags_rank(key) is not None)
-          for key, rp, yank in grouped.groups]
-    return sorted(v for v, groups in grouped.versions if any(ok[g] for g in groups))
+    python = full_version(target)
+    admits: dict[int, bool] = {}  # a page's files share a few Requires-Python objects
+    ok: list[bool] = []
+    for key, rp, yank in grouped.groups:
+        if (yank and not yanked) or not isinstance(key, str):
+            ok.append(False)
+            continue
+        if rp is not None:
+            admitted = admits.get(id(rp))
+            if admitted is None:
+                admitted = admits[id(rp)] = rp.contains(python, prereleases=True)
+            if not admitted:
+                ok.append(False)
+                continue
+        ok.append(key == "" or target.tags_rank(key) is not None)
+    names, valid = page.filenames, grouped.checked
+
+    def named(i: int) -> bool:
+        hit = valid.get(i)
+        if hit is None:
+            hit = valid[i] = valid_wheel_name(names[i])
+        return hit
+
+    groups = grouped.groups
+    return [v for v, members in grouped.versions  # in ascending order
+            if any(ok[g] and (groups[g][0] == "" or any(named(i) for i in idx)) for g, idx in members)]
 
 
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:

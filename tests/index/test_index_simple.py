@@ -193,3 +193,44 @@ def test_joined_strings_read_back_and_find_what_each_holds() -> None:
     assert joined.holding("6") == [0, 3, 4]
     assert joined.holding("1.1") == [0, 2, 4]
     assert joined.holding("zzz") == []
+
+
+def test_installable_list_on_recorded_pages_for_every_laptop_platform() -> None:
+    """The grouped reading (each group of alike files judged once) against the file-by-file
+    one, on real pypi.org pages with wheels for many platforms (the CMSSW_14_0_0 snapshot)."""
+    from stackmeta.index import IndexClient
+    from stackmeta.index.source import installable_list, installable_versions
+    from stackmeta.target import PLATFORMS, Target
+
+    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
+    names = ["numpy", "scipy", "tensorflow", "grpcio", "pyzmq", "psutil", "lxml", "six", "awkward-cpp"]
+    laptops = [p for p in PLATFORMS if p != "linux-ppc64le"]
+    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
+        pages = [client.project(n) for n in names]
+    judged = 0
+    for p in pages:
+        assert p is not None
+        for python in ("2.7.18", "3.6.15", "3.9.14", "3.12.0", "3.13.1"):
+            for platform in laptops:
+                target = Target(python=Version(python), platform=platform)
+                expected = sorted(installable_versions(p, target))
+                assert installable_list(p, target) == expected, (p.name, python, platform)
+                judged += len(expected)
+    assert judged > 500  # most of these pages have wheels for most of these cells
+
+
+def test_a_wheel_whose_name_breaks_the_spec_makes_no_version_installable() -> None:
+    from packaging.utils import canonicalize_name
+
+    from stackmeta.index.simple import ProjectFile, ProjectPage
+    from stackmeta.index.source import installable_list, installable_versions
+    from stackmeta.target import Target
+
+    names = ["pkg-1.0-x-py3-none-any.whl",  # a build tag must start with a digit
+             "pkg-1.1-py3-none-any.whl",
+             "pkg-1.2-x-py3-none-any.whl", "pkg-1.2-1-py3-none-any.whl"]
+    p = ProjectPage(name=canonicalize_name("pkg"), url="https://h/simple/pkg/",
+                    files=[ProjectFile(filename=n, url=f"https://h/{n}") for n in names])
+    target = Target(python=Version("3.12.0"))
+    assert [str(v) for v in installable_list(p, target)] == ["1.1", "1.2"]
+    assert installable_list(p, target) == sorted(installable_versions(p, target))
