@@ -194,6 +194,9 @@ def _write(tmp: Path, *, pages: Mapping[NormalizedName, ProjectPage | StackmetaE
     versions: dict[NormalizedName, set[Version]] = {}
     for (name, version), md in metas.items():
         versions.setdefault(name, set()).add(version)
+        if isinstance(md, FileMetadata) and md.metadata is not None and md.raw is None:
+            raise ValueError(f"{name} {version}: metadata without its bytes: read it with "
+                             "IndexClient(keep_raw=True)")
         if isinstance(md, FileMetadata) and md.raw is not None:
             read.setdefault(name, {})[md.file.filename] = md
     names = sorted(n for n, p in pages.items() if isinstance(p, ProjectPage))

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
     rel, _ = _load(args)
     target = closure.default_target(rel, args.python, args.platform)
     snapshot.check_destination(args.out)  # before any request
-    with IndexClient(args.index_url, False if args.no_cache else args.cache_dir, jobs=args.jobs) as client:
+    with IndexClient(args.index_url, False if args.no_cache else args.cache_dir, jobs=args.jobs,
+                     keep_raw=True) as client:
         pages, metas = closure.fetch(rel, target, client, output.progress())
         also: list[Target] = []
         if args.laptop:

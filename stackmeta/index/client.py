@@ -112,7 +112,8 @@ class IndexClient:
 
     def __init__(self, index_url: str = PYPI, cache_dir: Path | Literal[False] | None = None, *,
                  jobs: int = 16, timeout: float = 30.0, retries: int = 4, backoff: float = 0.25,
-                 page_max_age: float = DEFAULT_PAGE_MAX_AGE, transport: Transport | None = None) -> None:
+                 page_max_age: float = DEFAULT_PAGE_MAX_AGE, transport: Transport | None = None,
+                 keep_raw: bool = False) -> None:
         # a user name and password in the URL are for requests only (see stackmeta.credentials)
         self.index_url = normalize_index_url(credentials.without(index_url))
         root = None if cache_dir is False else (cache_dir or default_cache_dir())
@@ -124,8 +125,12 @@ class IndexClient:
         self._root = _file_root(self.index_url)  # a file:// index's folder: its links stay inside
         self._scope = self.index_url  # what unverifiable cache entries are kept under (no credentials)
         self._results: Once[object] = Once()  # pages and metadata read, by key (see _once)
+        # the metadata's bytes kept with the parsed metadata (FileMetadata.raw): for a snapshot,
+        # which writes them out; a resolve or a check needs only the parsed fields
+        self.keep_raw = keep_raw
         # content-addressed core metadata read from the cache: (sha256, project) -> (raw, parsed, source)
-        self._same_metadata: dict[tuple[str | None, NormalizedName], tuple[bytes, CoreMetadata, str]] = {}
+        self._same_metadata: dict[tuple[str | None, NormalizedName],
+                                  tuple[bytes | None, CoreMetadata, str]] = {}
         self._builds = threading.BoundedSemaphore(2)  # metadata builds at once (each a venv and pip)
         # whole files in memory at once, from the request to the metadata read out of them: a
         # cold resolve asks for the metadata of every version of a project at once, and 16 sdists
@@ -216,7 +221,7 @@ class IndexClient:
                                                index_url=credentials.with_auth(self.index_url))
         md = parse_metadata(data, url=f"{file.url} (built)", project=project)
         self.cache.put_metadata(cache_key, data, "pep517")
-        return FileMetadata(project=project, file=file, source="pep517", raw=strip_description(data),
+        return FileMetadata(project=project, file=file, source="pep517", raw=self._raw(data),
                             metadata=md)
 
     def metadatas(self, files: Iterable[tuple[str, ProjectFile]], progress: Progress = NO_PROGRESS
@@ -267,7 +272,7 @@ class IndexClient:
                     md = parse_metadata(data, url=f"{file.url} (cached)", project=project)
                 except IndexAccessError:
                     continue
-                known = (strip_description(data), md, source)
+                known = (self._raw(data), md, source)
                 if content_addressed:
                     self._same_metadata[(key, project)] = known
             raw, md, source = known
@@ -277,6 +282,11 @@ class IndexClient:
             return FileMetadata(project=project, file=file, source=source,  # type: ignore[arg-type]
                                 raw=raw, metadata=md)
         return None
+
+    def _raw(self, data: bytes) -> bytes | None:
+        """What FileMetadata.raw keeps of metadata bytes: without the long description, and
+        only when the client keeps them (:attr:`keep_raw`)."""
+        return strip_description(data) if self.keep_raw else None
 
     def _link(self, url: str, project: str) -> str:
         """*url*, when this index may make stackmeta read it: an http(s) URL, or from a
@@ -313,7 +323,7 @@ class IndexClient:
         core = file.core_metadata_sha256
         verified = core is not None and hashlib.sha256(data).hexdigest() == core
         self.cache.put_metadata(core if verified else self._scoped_key("md", file.sha256), data, source)
-        return FileMetadata(project=project, file=file, source=source, raw=strip_description(data),
+        return FileMetadata(project=project, file=file, source=source, raw=self._raw(data),
                             metadata=md)
 
     def _pep658(self, file: ProjectFile, project: NormalizedName) -> FileMetadata | None:

@@ -205,7 +205,7 @@ def test_an_index_that_answers_nothing_leaves_the_snapshot_there(tmp_path: Path)
     rel = record.load_release(LOCKS, "CMSSW_9_3_0")
     target = closure.default_target(rel)
     url = "http://127.0.0.1:9/simple"
-    with IndexClient(url, False, retries=0) as client:
+    with IndexClient(url, False, retries=0, keep_raw=True) as client:
         pages, metas = closure.fetch(rel, target, client)
     with pytest.raises(StackmetaError) as info:
         snapshot.write_snapshot(out, pages=pages, metas=metas, target=target, about={})

@@ -62,7 +62,7 @@ def wheel_metadata(name: str) -> bytes:
 
 
 def test_pep658_file_not_advertised_is_still_used(server: StaticServer, tmp_path: Path) -> None:
-    with client(server.url + "/simple", tmp_path / "c") as c:
+    with client(server.url + "/simple", tmp_path / "c", keep_raw=True) as c:
         f = only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl")
         assert f.core_metadata is None  # the JSON page omits the key, as pypi.org does
         fm = c.metadata(f, "urllib3")
@@ -70,10 +70,14 @@ def test_pep658_file_not_advertised_is_still_used(server: StaticServer, tmp_path
     assert fm.raw == strip_description(wheel_metadata("urllib3-2.0.0-py3-none-any.whl"))
     paths = [p for p, _ in server.log]
     assert paths == ["/simple/urllib3/", "/files/urllib3/urllib3-2.0.0-py3-none-any.whl.metadata"]
+    # a client that does not write snapshots keeps only the parsed metadata (memory)
+    with client(server.url + "/simple", tmp_path / "c") as c:
+        lean = c.metadata(only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl"), "urllib3")
+    assert lean.raw is None and lean.metadata == fm.metadata
 
 
 def test_range_requests_read_metadata_out_of_the_wheel(server: StaticServer, tmp_path: Path) -> None:
-    with client(server.url + "/simple", tmp_path / "c") as c:
+    with client(server.url + "/simple", tmp_path / "c", keep_raw=True) as c:
         fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
     assert fm.source == "range"
     assert fm.raw == strip_description(wheel_metadata("six-1.16.0-py2.py3-none-any.whl"))
@@ -93,14 +97,14 @@ def test_range_reads_a_wheel_larger_than_the_first_chunk(tmp_path: Path) -> None
     (folder / "simple" / "urllib3").mkdir(parents=True)
     (folder / "simple" / "urllib3" / "index.html").write_text(
         f'<a href="../../files/{src.name}#sha256={sha}">{src.name}</a>')
-    with StaticServer(folder) as s, client(s.url + "/simple", None) as c:
+    with StaticServer(folder) as s, client(s.url + "/simple", None, keep_raw=True) as c:
         fm = c.metadata(only(c, "urllib3", src.name), "urllib3")
     assert fm.source == "range" and fm.raw == strip_description(wheel_metadata(src.name))
 
 
 def test_server_ignoring_ranges_gives_a_verified_download(server: StaticServer, tmp_path: Path) -> None:
     server.fail("/files/six/*.whl", "no-range")
-    with client(server.url + "/simple", tmp_path / "c") as c:
+    with client(server.url + "/simple", tmp_path / "c", keep_raw=True) as c:
         fm = c.metadata(only(c, "six", "six-1.16.0-py2.py3-none-any.whl"), "six")
     assert fm.source == "download"
     assert fm.raw == strip_description(wheel_metadata("six-1.16.0-py2.py3-none-any.whl"))
