@@ -241,14 +241,15 @@ class Provider(AbstractProvider[Req, Cand, str]):
         return found
 
     def allowed(self, name: NormalizedName, reqs: Sequence[Req]) -> list[Version]:
-        """The versions of :meth:`versions` that *reqs* allow, and pre-releases where pip takes
-        them (``SpecifierSet.filter``): when a requirement asks for one (:func:`asks_for_pre`:
-        ``==2.8.0.dev1``, ``>=2.0rc1``), or when no other version is allowed (a project that
-        publishes only pre-releases, as tf-estimator-nightly)."""
-        finals = [v for v in self.versions(name) if all(r.allows(v) for r in reqs)]
-        if finals and not any(asks_for_pre(r.specifier) for r in reqs):
-            return finals
-        return [v for v in self.versions(name, pre=True) if all(r.allows(v) for r in reqs)]
+        """The versions of :meth:`versions` that *reqs* allow, pre-releases too when a
+        requirement asks for one (:func:`asks_for_pre`: tensorflow 2.8.0 requires
+        ``tf-estimator-nightly==2.8.0.dev2021122109``, a project of pre-releases only). Where
+        none asks, the search takes no pre-release (pip would fall back on them when nothing
+        else is allowed; following that, a requirement of tf-keras-nightly led the resolver
+        through hundreds of tf-nightly builds into no set at all): the sets it finds are pip's
+        all the same, every pin exact."""
+        pre = any(asks_for_pre(r.specifier) for r in reqs)
+        return [v for v in self.versions(name, pre=pre) if all(r.allows(v) for r in reqs)]
 
     def _name(self, identifier: str) -> NormalizedName:
         found = self._names.get(identifier)

@@ -555,20 +555,23 @@ def test_find_matches_with_every_requirement_withdrawn_offers_every_version() ->
 
 def test_a_project_of_pre_releases_only_is_required_as_pip_takes_it() -> None:
     # tensorflow 2.8.0 requires tf-estimator-nightly==2.8.0.dev2021122109, a project that
-    # publishes only pre-releases: pip installs it (the requirement names a pre-release), and
-    # takes the newest pre-release where no final version is allowed at all
+    # publishes only pre-releases: pip installs it (the requirement names a pre-release); a
+    # requirement that names none takes no pre-release (keras 2.9.0 then), as the search's rule
     index = {
-        "tensorflow": {"2.8.0": ["tf-estimator-nightly==2.8.0.dev2021122109", "gpu-nightly>=0.9.1"]},
+        "tensorflow": {"2.8.0": ["tf-estimator-nightly==2.8.0.dev2021122109"],
+                       "2.9.0": ["tf-estimator-nightly==2.9.0.dev2022020109"]},
         "tf-estimator-nightly": {"2.8.0.dev2021122109": [], "2.9.0.dev2022020109": []},
-        "gpu-nightly": {"1.0.dev1": [], "1.0.dev2": [], "0.9": []},
+        "keras-nightly": {"1.0.dev1": [], "1.0.dev2": []},
+        "tf-keras": {"2.8.0": ["keras-nightly"], "2.9.0": []},
         "keras": {"2.8.0": ["tf-estimator-nightly>=2.0", "protobuf<5.0.0dev,>=3.20"], "2.9.0": []},
         # "<5.0.0dev" keeps 5.0's pre-releases out; it does not let 4.22's in (packaging 25+ says
         # it names a pre-release; pip has not taken that as asking for them)
         "protobuf": {"3.20.3": [], "4.21.12": [], "4.22.0rc1": []},
     }
-    rel = synthetic_release([package("tensorflow", "2.8.0"), package("keras", "2.8.0")])
+    rel = synthetic_release([package("tensorflow", "2.8.0"), package("keras", "2.8.0"),
+                             package("tf-keras", "2.8.0")])
     nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
     assert {n: str(v) for n, v in nearest.pins} == {
         "tensorflow": "2.8.0", "keras": "2.8.0", "tf-estimator-nightly": "2.8.0.dev2021122109",
-        "gpu-nightly": "1.0.dev2", "protobuf": "4.21.12"}
-    assert (nearest.deviations, nearest.omissions) == ((), ())
+        "protobuf": "4.21.12", "tf-keras": "2.9.0"}
+    assert [d.name for d in nearest.deviations] == ["tf-keras"] and nearest.omissions == ()
