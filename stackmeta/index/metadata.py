@@ -60,7 +60,11 @@ def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
         raise IndexAccessError(f"{url}: metadata of {project} is larger than {MAX_METADATA >> 20} MB "
                                "(no real metadata file is): refused")
     try:
-        return _parse(data, canonicalize_name(project))
+        if not data.strip():
+            raise _Bad(f"empty metadata file for {project}: the index serves a broken file")
+        if b"\x00" in data[:4096]:
+            raise _Bad(f"metadata of {project} is binary, not core metadata")
+        return _parse(_wanted_headers(data), canonicalize_name(project))
     except _Bad as exc:
         raise IndexAccessError(f"{url}: {exc}") from None
 
@@ -88,13 +92,11 @@ def _wanted_headers(data: bytes) -> bytes:
 
 
 @lru_cache(maxsize=2048)
-def _parse(data: bytes, project: NormalizedName) -> CoreMetadata:
-    if not data.strip():
-        raise _Bad(f"empty metadata file for {project}: the index serves a broken file")
-    if b"\x00" in data[:4096]:
-        raise _Bad(f"metadata of {project} is binary, not core metadata")
+def _parse(head: bytes, project: NormalizedName) -> CoreMetadata:
+    """The fields of *head* (:func:`_wanted_headers`: remembered by those few lines, not by
+    the whole file, which a long description makes large)."""
     try:
-        raw, unparsed = parse_email(_wanted_headers(data))
+        raw, unparsed = parse_email(head)
     except (ValueError, UnicodeDecodeError) as exc:
         raise _Bad(f"metadata of {project} does not parse ({exc})") from None
     junk: list[str] = []

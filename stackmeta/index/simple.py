@@ -138,11 +138,12 @@ class Columns(NamedTuple):
 
 class FileGroups(NamedTuple):
     """A page's files grouped (:meth:`ProjectPage.grouped`): each group's (key, Requires-Python,
-    yanked), and per version (ascending) its files' groups, each with the positions on the
-    page of the version's files in it."""
+    yanked); per version (ascending) the groups of its files and the positions of its files
+    on the page; each file's group (by position)."""
 
     groups: tuple[tuple[object, SpecifierSet | None, bool], ...]
-    versions: tuple[tuple[Version, tuple[tuple[int, tuple[int, ...]], ...]], ...]
+    versions: tuple[tuple[Version, tuple[int, ...], Sequence[int]], ...]
+    of_file: Sequence[int]
     checked: dict[int, bool]  # what its user found out of a file (by position), kept with the page
 
 
@@ -256,20 +257,17 @@ class ProjectPage:
         if found is None:
             ids: dict[tuple[object, SpecifierSet | None, bool], int] = {}
             names, rps, yanks = self._names, self._rps, self._yanked
-            of_file: list[int] = []
+            of_file = array("I")
             for i, filename in enumerate(names):
                 group = (key(filename), rps[i], bool(yanks[i]))
                 at = ids.get(group)
                 if at is None:
                     at = ids[group] = len(ids)
                 of_file.append(at)
-            versions = []
-            for v, idx in sorted(self._versions().items()):
-                members: dict[int, list[int]] = {}
-                for i in idx:
-                    members.setdefault(of_file[i], []).append(i)
-                versions.append((v, tuple((g, tuple(members[g])) for g in sorted(members))))
-            found = self._groups[key] = FileGroups(groups=tuple(ids), versions=tuple(versions), checked={})
+            versions = tuple((v, tuple(sorted({of_file[i] for i in idx})), idx)
+                             for v, idx in sorted(self._versions().items()))
+            found = self._groups[key] = FileGroups(groups=tuple(ids), versions=versions, of_file=of_file,
+                                                   checked={})
         return found
 
     def by_version(self) -> dict[Version, tuple[ProjectFile, ...]]:

@@ -109,9 +109,10 @@ def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False)
             hit = valid[i] = valid_wheel_name(names[i])
         return hit
 
-    groups = grouped.groups
-    return [v for v, members in grouped.versions  # in ascending order
-            if any(ok[g] and (groups[g][0] == "" or any(named(i) for i in idx)) for g, idx in members)]
+    groups, of_file = grouped.groups, grouped.of_file
+    return [v for v, gids, idx in grouped.versions  # in ascending order
+            if any(ok[g] and (groups[g][0] == "" or any(named(i) for i in idx if of_file[i] == g))
+                   for g in gids)]
 
 
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:

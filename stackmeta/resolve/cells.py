@@ -6,7 +6,7 @@ pages and metadata are read once), one set of sdist builds (:class:`~stackmeta.i
 each sdist built once for all cells), and whole searches: the search is a function of the
 answers its source gave (versions, wheels, installability, requirements with markers
 evaluated), so when a cell's source gives every answer an earlier cell's search asked for alike
-(:meth:`~stackmeta.resolve.provider.Memo.same_answers`), that cell gets the same set without a
+(:meth:`~stackmeta.resolve.provider.Answers.same`), that cell gets the same set without a
 search. A cell with no consistent set at all is reported as such, and the others are kept.
 
 :class:`~stackmeta.resolve.matrix.CellMatrix` is the result (per cell a nearest set or the
@@ -27,7 +27,7 @@ from stackmeta.index.source import IndexSource
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.matrix import CellMatrix, CellResult
 from stackmeta.resolve.nearest import NearestSet
-from stackmeta.resolve.provider import Memo
+from stackmeta.resolve.provider import Answers, Memo
 from stackmeta.resolve.search import resolve
 
 
@@ -50,7 +50,7 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
     home = home_cell(rel.python)
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
     names = sorted(p.name for p in rel.packages)
-    done: list[tuple[Cell, Memo, NearestSet]] = []
+    done: list[tuple[Cell, Answers, NearestSet]] = []
     results: list[CellResult] = []
     for cell in order:
         target = cell.target
@@ -74,8 +74,8 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
             builds.build_many(todo, progress, target.python_minor)
         memo = Memo(source)
         nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
-        same = next(((c, n) for c, m, n in nearby
-                     if m.same_answers(memo, target)), None)
+        same = next(((c, n) for c, a, n in nearby
+                     if a.same(memo, target)), None)
         if same is not None:
             results.append(CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell),
                                       same_as=same[0].name))
@@ -87,7 +87,7 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
         except ResolutionError as exc:
             results.append(CellResult(cell=cell, nearest=None, failure=str(exc)))
             continue
-        done.append((cell, memo, nearest))
+        done.append((cell, memo.answers(), nearest))
         results.append(CellResult(cell=cell, nearest=nearest))
     return CellMatrix(release=rel.release, index_url=client.index_url,
                       results=tuple(sorted(results, key=lambda r: r.cell)))

@@ -82,8 +82,8 @@ class Memo:
     """A CandidateSource's answers, asked once each (the resolver asks again and again).
 
     Every answer is remembered, so that another cell's source can be asked the same questions
-    (:meth:`same_answers`): when it answers them all alike, the search, which is a function of
-    these answers, finds the same set there."""
+    (:meth:`answers`, :meth:`Answers.same`): when it answers them all alike, the search, which
+    is a function of these answers, finds the same set there."""
 
     MAX_FAILED_BUILDS = 3  # sdists of one project that failed to build before the rest are not tried
 
@@ -177,24 +177,15 @@ class Memo:
             return
         ahead(name, version)
 
-    def same_answers(self, other: Memo, target: Target) -> bool:
-        """Whether *other*'s source answers every question this memo's search asked alike
-        (its versions, wheels, installability and evaluated requirements), asking them."""
-        for name, versions in self._versions.items():
-            if other.versions(name) != versions:
-                return False
-        for (name, version), has in self._wheels.items():
-            if other.has_wheel(name, version, target) != has:
-                return False
-        for (name, version), answer in self._installable.items():
-            if other.installable(name, version, target)[0] != answer[0]:
-                return False
-        probe = Provider(other, target, hard={}, preferred={}, rank={})
-        for (name, version, extras), reqs in self.evaluated.items():
-            theirs = probe.dependencies_of(name, version, extras)
-            if [(r.key, str(r.specifier)) for r in theirs] != [(r.key, str(r.specifier)) for r in reqs]:
-                return False
-        return True
+    def answers(self) -> Answers:
+        """What this memo's search asked and was told (its versions, wheels, installability and
+        evaluated requirements), without the search's own caches: kept for each cell searched
+        (a memo is megabytes), to compare another cell's source with (:meth:`Answers.same`)."""
+        return Answers(
+            versions=dict(self._versions), wheels=dict(self._wheels),
+            installable={k: ok for k, (ok, _) in self._installable.items()},
+            evaluated={k: tuple((r.key, str(r.specifier)) for r in reqs)
+                       for k, reqs in self.evaluated.items()})
 
     def prefetch(self, name: NormalizedName) -> None:
         """Ask for the metadata of every version of *name* at once, when the source can (once
@@ -212,6 +203,34 @@ class Memo:
         if key not in self._deps:
             self._deps[key] = self.source.dependencies(name, version)
         return self._deps[key]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Answers:
+    """A search's questions to its source and the answers (:meth:`Memo.answers`)."""
+
+    versions: dict[NormalizedName, frozenset[Version]]
+    wheels: dict[tuple[NormalizedName, Version], bool]
+    installable: dict[tuple[NormalizedName, Version], bool]
+    evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[tuple[str, str], ...]]
+
+    def same(self, other: Memo, target: Target) -> bool:
+        """Whether *other*'s source answers every question alike, asking them."""
+        for name, versions in self.versions.items():
+            if other.versions(name) != versions:
+                return False
+        for (name, version), has in self.wheels.items():
+            if other.has_wheel(name, version, target) != has:
+                return False
+        for (name, version), ok in self.installable.items():
+            if other.installable(name, version, target)[0] != ok:
+                return False
+        probe = Provider(other, target, hard={}, preferred={}, rank={})
+        for (name, version, extras), reqs in self.evaluated.items():
+            theirs = probe.dependencies_of(name, version, extras)
+            if tuple((r.key, str(r.specifier)) for r in theirs) != reqs:
+                return False
+        return True
 
 
 class Provider(AbstractProvider[Req, Cand, str]):
