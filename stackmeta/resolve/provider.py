@@ -249,14 +249,17 @@ class Provider(AbstractProvider[Req, Cand, str]):
     def versions(self, name: NormalizedName, pre: bool = False) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
         sdist may not even build on the target's Python); pre-releases only when *pre* (or
-        the release's version is one). Kept in the memo: every provider of the search asks
-        for the same orders."""
+        the release's version is one), and then after the final releases. Kept in the memo:
+        every provider of the search asks for the same orders."""
         key = (name, self.preferred.get(name), pre)
         found = self.source.ordered.get(key)
         if found is None:
-            order = nearest_order(self.source.versions(name), key[1], pre=pre)
-            found = self.source.ordered[key] = sorted(
-                order, key=lambda v: not self.source.has_wheel(name, v, self.target))
+            release = key[1]
+            order = nearest_order(self.source.versions(name), release, pre=pre)
+            final_first = pre and not (release is not None and release.is_prerelease)
+            # a pre-release only after every final release (keras>=2.8.0rc0 takes 2.8.0)
+            found = self.source.ordered[key] = sorted(order, key=lambda v: (
+                final_first and v.is_prerelease, not self.source.has_wheel(name, v, self.target)))
         return found
 
     def allowed(self, name: NormalizedName, reqs: Sequence[Req]) -> list[Version]:

@@ -558,8 +558,10 @@ def test_a_project_of_pre_releases_only_is_required_as_pip_takes_it() -> None:
     # publishes only pre-releases: pip installs it (the requirement names a pre-release); a
     # requirement that names none takes no pre-release (keras 2.9.0 then), as the search's rule
     index = {
-        "tensorflow": {"2.8.0": ["tf-estimator-nightly==2.8.0.dev2021122109"],
+        "tensorflow": {"2.8.0": ["tf-estimator-nightly==2.8.0.dev2021122109", "tensorboard<2.9,>=2.8.0rc0"],
                        "2.9.0": ["tf-estimator-nightly==2.9.0.dev2022020109"]},
+        # a requirement that asks for pre-releases takes a final release first, when one fits
+        "tensorboard": {"2.6.0": [], "2.8.0rc0": [], "2.8.0": []},
         "tf-estimator-nightly": {"2.8.0.dev2021122109": [], "2.9.0.dev2022020109": []},
         "keras-nightly": {"1.0.dev1": [], "1.0.dev2": []},
         "tf-keras": {"2.8.0": ["keras-nightly"], "2.9.0": []},
@@ -569,9 +571,9 @@ def test_a_project_of_pre_releases_only_is_required_as_pip_takes_it() -> None:
         "protobuf": {"3.20.3": [], "4.21.12": [], "4.22.0rc1": []},
     }
     rel = synthetic_release([package("tensorflow", "2.8.0"), package("keras", "2.8.0"),
-                             package("tf-keras", "2.8.0")])
+                             package("tf-keras", "2.8.0"), package("tensorboard", "2.6.0")])
     nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
     assert {n: str(v) for n, v in nearest.pins} == {
         "tensorflow": "2.8.0", "keras": "2.8.0", "tf-estimator-nightly": "2.8.0.dev2021122109",
-        "protobuf": "4.21.12", "tf-keras": "2.9.0"}
-    assert [d.name for d in nearest.deviations] == ["tf-keras"] and nearest.omissions == ()
+        "protobuf": "4.21.12", "tf-keras": "2.9.0", "tensorboard": "2.8.0"}
+    assert [d.name for d in nearest.deviations] == ["tensorboard", "tf-keras"] and nearest.omissions == ()
