@@ -29,6 +29,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
+import os
 import re
 import sqlite3
 import threading
@@ -56,7 +57,10 @@ CREATE TABLE IF NOT EXISTS pages (
 
 
 def default_cache_dir() -> Path:
-    return Path(platformdirs.user_cache_dir("stackmeta"))
+    """``$STACKMETA_CACHE_DIR`` when set (as pip's ``PIP_CACHE_DIR``, uv's ``UV_CACHE_DIR``),
+    else the user's cache folder (``platformdirs``)."""
+    chosen = os.environ.get("STACKMETA_CACHE_DIR")
+    return Path(chosen).expanduser() if chosen else Path(platformdirs.user_cache_dir("stackmeta"))
 
 
 class Cache:

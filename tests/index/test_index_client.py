@@ -402,3 +402,19 @@ def test_pending_pages_past_soon_bytes_are_written_in_the_background(tmp_path: P
     assert other.get_page("https://i/simple", "p0", 60) == (body, JSON_TYPE, "https://i/simple/p0/")
     other.close()
     cache.close()
+
+
+def test_the_cache_folder_follows_stackmeta_cache_dir(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_9_3_0"
+    env = {**os.environ, "STACKMETA_CACHE_DIR": str(tmp_path / "mine"), "HOME": str(tmp_path / "home")}
+    env.pop("XDG_CACHE_HOME", None)
+    proc = subprocess.run([sys.executable, "-m", "stackmeta", "check", "CMSSW_9_3_0", "--no-save", "--json",
+                           "--index-url", str(snapshot)], env=env, capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=300)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: the release's own conflicts
+    assert (tmp_path / "mine" / "cache.sqlite3").is_file()
+    assert not (tmp_path / "home").exists()
