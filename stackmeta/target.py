@@ -74,8 +74,7 @@ class Target:
 
     @property
     def python_full(self) -> str:
-        release = self.python.release + (0,) * (3 - len(self.python.release))
-        return ".".join(str(p) for p in release[:3])
+        return str(_full_version(self.python))
 
     def environment(self) -> dict[str, str]:
         sys_platform, system, os_name, machine = PLATFORMS[self.platform]
@@ -161,14 +160,8 @@ def valid_wheel_name(filename: str) -> bool:
     return True
 
 
-@lru_cache(maxsize=1 << 12)
-def _valid_wheel_name(filename: str) -> bool:
-    """Whether *filename* is a wheel's name by the spec (asked only of the wheels that fit)."""
-    try:
-        parse_wheel_filename(filename)
-    except ValueError:
-        return False
-    return True
+# remembered, for Target.wheel_rank (asked only of the wheels that fit, again and again)
+_valid_wheel_name = lru_cache(maxsize=1 << 12)(valid_wheel_name)
 
 
 def platform_tags(platform: str) -> tuple[str, ...]:
