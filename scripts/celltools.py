@@ -105,6 +105,22 @@ def new_venv(python: Path, venv: Path, env: Mapping[str, str]) -> Path:
     return venv / "bin" / "python"
 
 
+_INSTALLED = """
+import json, re
+from importlib import metadata
+found, where = {}, {}
+for dist in metadata.distributions():
+    name = dist.metadata["Name"]
+    if not name:
+        continue
+    name = re.sub(r"[-_.]+", "-", name).lower()
+    place, recorded = str(dist.locate_file("")), dist.read_text("INSTALLER") is not None
+    if name not in found or (where[name] == (place, False) and recorded):
+        found[name], where[name] = dist.version, (place, recorded)
+print(json.dumps(found))
+"""
+
+
 def pip_install(python: Path, wheel: Path, env: Mapping[str, str], cwd: Path) -> Outcome:
     """Real pip in the venv of *python* installs the metapackage (from --find-links, its
     requirements from PyPI); every distribution then installed, as ``pip list`` gives them (run
@@ -116,9 +132,21 @@ def pip_install(python: Path, wheel: Path, env: Mapping[str, str], cwd: Path) ->
     )
     if proc.returncode != 0:
         return Outcome(failure=_failure(proc))
+    return Outcome(pins=installed(python, env, cwd))
+
+
+def installed(python: Path, env: Mapping[str, str], cwd: Path) -> dict[str, str]:
+    """{name: version} of what is installed in the venv of *python*: the distributions its
+    ``importlib.metadata`` finds, where of two of one name in one folder the one an installer
+    recorded (an INSTALLER file) wins (uncertainties 3.1.5's wheel carries a stray
+    uncertainties.egg-info saying 2.4.4, which ``pip list`` and ``pip inspect`` show);
+    ``pip list`` where the Python has no ``importlib.metadata`` (2.7, 3.6, 3.7)."""
+    read = subprocess.run([python, "-c", _INSTALLED], cwd=cwd, env=env, capture_output=True, text=True)
+    if read.returncode == 0:
+        return {canonicalize_name(n): v for n, v in json.loads(read.stdout).items()}
     listed = subprocess.run([python, "-m", "pip", "list", "--format=json"], cwd=cwd, env=env,
                             capture_output=True, text=True, check=True)
-    return Outcome(pins={canonicalize_name(p["name"]): p["version"] for p in json.loads(listed.stdout)})
+    return {canonicalize_name(p["name"]): p["version"] for p in json.loads(listed.stdout)}
 
 
 def module_check(python: Path, wheel: Path, env: Mapping[str, str],

@@ -196,3 +196,29 @@ def test_a_move_across_a_major_version_is_flagged_in_readme_record_and_nearest_t
     assert not crosses_major("2023.4.0", Version("2025.9.0"))  # calendar versions have no major
     assert not crosses_major("1.0.x", Version("2.0"))  # not PEP 440: not judged
     assert crosses_major("0.9.1", Version("1.0.0"))
+
+
+def test_the_stack_module_takes_the_installed_distribution_over_a_stray_egg_info(tmp_path: Path) -> None:
+    """uncertainties 3.1.5's wheel carries an uncertainties.egg-info saying 2.4.4: in one folder,
+    the distribution an installer recorded (INSTALLER) is the one installed, whichever the
+    folder lists first."""
+    import sys
+    from importlib import resources
+
+    site = tmp_path / "site"
+    dist_info = site / "uncertainties-3.1.5.dist-info"
+    dist_info.mkdir(parents=True)
+    (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: uncertainties\nVersion: 3.1.5\n")
+    (dist_info / "INSTALLER").write_text("pip\n")
+    egg_info = site / "uncertainties.egg-info"
+    egg_info.mkdir()
+    (egg_info / "PKG-INFO").write_text("Metadata-Version: 1.1\nName: uncertainties\nVersion: 2.4.4\n")
+    module = tmp_path / "mod" / "stackmod.py"
+    module.parent.mkdir()
+    module.write_text(resources.files("stackmeta.package").joinpath("templates", "stack_module.py.in")
+                      .read_text("utf-8"))
+    code = ("import sys, json; sys.path[:0] = [sys.argv[1], sys.argv[2]]; import stackmod; "
+            "print(json.dumps(stackmod.installed().get('uncertainties')))")
+    proc = subprocess.run([sys.executable, "-I", "-c", code, str(site), str(module.parent)],
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert json.loads(proc.stdout) == "3.1.5"
