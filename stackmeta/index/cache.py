@@ -73,8 +73,11 @@ class Cache:
         if root is not None:
             blocker = next((p for p in (root, *root.parents) if p.exists()), None)
             if blocker is not None and not blocker.is_dir():
+                chosen = os.environ.get("STACKMETA_CACHE_DIR")
+                where = ("set $STACKMETA_CACHE_DIR to a folder (or unset it)"
+                         if chosen and Path(chosen).expanduser() == root else "give --cache-dir a folder")
                 raise OutputError(f"cache folder {root}: {blocker} is a file, not a folder: "
-                                  "give --cache-dir a folder, or --no-cache")
+                                  f"{where}, or --no-cache")
         self.root = root
         self._lock = threading.Lock()  # the pending writes (no I/O under it)
         self._db_lock = threading.Lock()  # the writer connection

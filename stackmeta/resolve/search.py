@@ -478,6 +478,7 @@ def _fewest_blockers(name: NormalizedName, hard: Mapping[NormalizedName, Version
     whose conflicts touch *avoid* is passed over. None when an allowed version conflicts with
     no hard pin (nothing needs to move), or no version qualifies."""
     probe.source.prefetch(name)
+    avoided = set(avoid)
     best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None = None
     for i, version in enumerate(probe.versions(name)):
         if allowed is not None and not allowed(version):
@@ -487,7 +488,7 @@ def _fewest_blockers(name: NormalizedName, hard: Mapping[NormalizedName, Version
         if not blockers:
             return None
         names = {n for n, _ in blockers}
-        if names & set(avoid):
+        if names & avoided:
             continue
         cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
         if best is None or cost < best[0]:

@@ -418,3 +418,22 @@ def test_the_cache_folder_follows_stackmeta_cache_dir(tmp_path: Path) -> None:
     assert proc.returncode in (0, 1), proc.stderr  # 1: the release's own conflicts
     assert (tmp_path / "mine" / "cache.sqlite3").is_file()
     assert not (tmp_path / "home").exists()
+
+
+def test_a_stackmeta_cache_dir_that_is_a_file_is_refused_in_one_line(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_9_3_0"
+    env = {**os.environ, "STACKMETA_CACHE_DIR": str(blocker)}
+    proc = subprocess.run([sys.executable, "-m", "stackmeta", "check", "CMSSW_9_3_0", "--no-save",
+                           "--index-url", str(snapshot)], env=env, capture_output=True, text=True,
+                          cwd=Path(__file__).parents[2], timeout=300)
+    assert proc.returncode != 0 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        f"error: cache folder {blocker}: {blocker} is a file, not a folder: set $STACKMETA_CACHE_DIR "
+        "to a folder (or unset it), or --no-cache"]
+    assert blocker.read_text() == "x"
