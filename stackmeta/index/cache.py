@@ -63,6 +63,14 @@ def default_cache_dir() -> Path:
     return Path(chosen).expanduser() if chosen else Path(platformdirs.user_cache_dir("stackmeta"))
 
 
+def _fix(root: Path | None, what: str) -> str:
+    """How the user points the cache at *what*: by the option, or by the variable that chose *root*."""
+    chosen = os.environ.get("STACKMETA_CACHE_DIR")
+    if chosen and root is not None and Path(chosen).expanduser() == root:
+        return f"set $STACKMETA_CACHE_DIR to {what} (or unset it)"
+    return f"give --cache-dir {what}"
+
+
 class Cache:
     """An on-disk cache under *root*; ``Cache(None)`` keeps nothing. Thread-safe.
 
@@ -73,11 +81,8 @@ class Cache:
         if root is not None:
             blocker = next((p for p in (root, *root.parents) if p.exists()), None)
             if blocker is not None and not blocker.is_dir():
-                chosen = os.environ.get("STACKMETA_CACHE_DIR")
-                where = ("set $STACKMETA_CACHE_DIR to a folder (or unset it)"
-                         if chosen and Path(chosen).expanduser() == root else "give --cache-dir a folder")
                 raise OutputError(f"cache folder {root}: {blocker} is a file, not a folder: "
-                                  f"{where}, or --no-cache")
+                                  f"{_fix(root, 'a folder')}, or --no-cache")
         self.root = root
         self._lock = threading.Lock()  # the pending writes (no I/O under it)
         self._db_lock = threading.Lock()  # the writer connection
@@ -98,8 +103,8 @@ class Cache:
             self.dropped = str(why) or type(why).__name__
             self._md_pending, self._pages_pending, self._pending_bytes = {}, {}, 0
         if first:
-            log.warning("cache %s cannot be written (%s): going on without it; give --cache-dir a "
-                        "writable folder, or --no-cache", self.root, self.dropped)
+            log.warning("cache %s cannot be written (%s): going on without it; %s, or --no-cache",
+                        self.root, self.dropped, _fix(self.root, "a writable folder"))
 
     def _conn(self) -> sqlite3.Connection | None:
         if self.root is None or self.dropped is not None:
