@@ -79,16 +79,54 @@ def _requirement(text: str) -> Requirement:
 _BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\n]*(?:\n|\Z))*")
 _WANTED = re.compile(rb"^(?:metadata-version|name|version|requires-dist|requires-python|dynamic"
                      rb"|provides-extra)[\t ]*:[^\n]*(?:\n[\t ][^\n]*)*", re.IGNORECASE | re.MULTILINE)
+# past a broken header block: the fields that constrain an install, and any core metadata field
+# (the last one ends the headers that the broken line cut off)
+_LATE = re.compile(rb"^(?:requires-dist|requires-python|dynamic|provides-extra)[\t ]*:[^\n]*"
+                   rb"(?:\n[\t ][^\n]*)*", re.IGNORECASE | re.MULTILINE)
+_FIELD = re.compile(rb"^(?:metadata-version|name|version|dynamic|platform|supported-platform|summary"
+                    rb"|description|description-content-type|keywords|home-page|download-url|author"
+                    rb"|author-email|maintainer|maintainer-email|license|license-expression"
+                    rb"|license-file|classifier|requires-dist|requires-python|requires-external"
+                    rb"|project-url|provides-extra|provides-dist|obsoletes-dist|requires|provides"
+                    rb"|obsoletes)[\t ]*:[^\n]*", re.IGNORECASE | re.MULTILINE)
+BROKEN_HEADERS = ("headers broken by a line that is no header (a multi-line field written "
+                  "unindented): Requires-Dist read past it too, as pip running setup.py egg_info "
+                  "reads it (pip building by PEP 517 stops at that line)")
+
+
+def _broken_end(data: bytes, start: int) -> int:
+    """Where the headers that a line that is no header cut off at *start* end: after the
+    last core metadata field of the file; *start* itself when the header block ended
+    properly (at an empty line or the end)."""
+    if data[start:start + 1] in (b"", b"\n", b"\r"):
+        return start
+    end = start
+    for field in _FIELD.finditer(data, start):
+        end = field.end()
+    return end
 
 
 def _wanted_headers(data: bytes) -> bytes:
     """The header lines of the fields read here, with their continuation lines: what
     ``parse_email`` would read of them from the whole file, without the description (the
     body, often most of the file) and the classifiers, URLs, etc. The headers end where the
-    email parser ends them: at the first empty line or line that is no header."""
+    email parser ends them: at the first empty line or line that is no header.
+
+    Where a line that is neither ends them (setuptools writes a multi-line ``Author`` as it
+    is: rep 0.6.6), pips read the file two ways: pip 23.0.1 (Python 3.9's own) runs
+    ``setup.py egg_info`` and reads every Requires-Dist; pip 26.3 builds by PEP 517, stops at
+    that line and sees none. A set must
+    install under both, so the fields that constrain an install are read on to the last core
+    metadata field of the file as well, marked by an ``X-Broken-Headers`` line."""
     block = _BLOCK.match(data)
     head = block.group(0) if block else b""
-    return b"\n".join(_WANTED.findall(head)) + b"\n"
+    wanted = _WANTED.findall(head)
+    late = _LATE.findall(data, len(head), _broken_end(data, len(head)))
+    if any(line[:15].lower() == b"requires-python" for line in wanted):
+        late = [line for line in late if line[:15].lower() != b"requires-python"]
+    if late:
+        wanted += [*late, b"X-Broken-Headers: yes"]
+    return b"\n".join(wanted) + b"\n"
 
 
 @lru_cache(maxsize=2048)
@@ -118,6 +156,8 @@ def _parse(head: bytes, project: NormalizedName) -> CoreMetadata:
             reqs.append(_requirement(item))
         except InvalidRequirement:
             junk.append(f"Requires-Dist: {item!r}")
+    if "x-broken-headers" in unparsed:
+        junk.append(BROKEN_HEADERS)
     for key in unparsed:
         if key.lower() in ("requires-dist", "requires_dist"):
             for item in unparsed[key]:
@@ -144,7 +184,12 @@ def strip_description(data: bytes) -> bytes:
     """Core metadata without its long description (the message body and any ``Description``
     field with its continuation lines): what a resolver reads, at a fraction of the size.
     The headers end with one newline, body or not (so stripping is idempotent)."""
-    head, _, _body = data.replace(b"\r\n", b"\n").partition(b"\n\n")
+    data = data.replace(b"\r\n", b"\n")
+    block = _BLOCK.match(data)
+    # up to the first empty line, or on to the last field that a broken header block cut off
+    first = data.find(b"\n\n")
+    head = data[:max(first if first >= 0 else len(data),
+                     _broken_end(data, len(block.group(0)) if block else 0))]
     out: list[bytes] = []
     skipping = False
     for line in head.rstrip(b"\n").split(b"\n"):

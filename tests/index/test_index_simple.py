@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email.parser
 import json
 import zipfile
 from pathlib import Path
@@ -11,7 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from stackmeta.errors import IndexAccessError
-from stackmeta.index.metadata import parse_metadata
+from stackmeta.index.metadata import BROKEN_HEADERS, parse_metadata, strip_description
 from stackmeta.index.simple import (
     JSON_TYPE,
     ProjectPage,
@@ -234,3 +235,28 @@ def test_a_wheel_whose_name_breaks_the_spec_makes_no_version_installable() -> No
     target = Target(python=Version("3.12.0"))
     assert [str(v) for v in installable_list(p, target)] == ["1.1", "1.2"]
     assert installable_list(p, target) == sorted(installable_versions(p, target))
+
+
+def test_requires_dist_past_headers_broken_by_an_unindented_author_is_read() -> None:
+    # the METADATA setuptools wrote building rep 0.6.6's sdist (its multi-line Author is not
+    # indented): the email parser, and so pip building by PEP 517, stops at its second line and
+    # sees no Requires-Dist; pip running setup.py egg_info sees all 16. Both must accept a set.
+    data = (DATA / "rep-0.6.6.METADATA").read_bytes()
+    assert email.parser.BytesParser().parsebytes(data).get_all("Requires-Dist") is None
+    md = parse_metadata(data, url="u", project="rep")
+    assert len(md.requires_dist) == 16 and "matplotlib==1.5.1" in [str(r) for r in md.requires_dist]
+    assert md.version == Version("0.6.6") and md.requires_python is None
+    assert md.junk == (BROKEN_HEADERS,)
+    stripped = strip_description(data)
+    assert b"Reproducible Experiment Platform is a collaborative" not in stripped
+    assert parse_metadata(stripped, url="u", project="rep") == md
+    assert strip_description(stripped) == stripped
+
+
+def test_a_body_that_looks_like_headers_is_not_read() -> None:
+    data = (b"Metadata-Version: 2.1\nName: ok\nVersion: 1.0\nRequires-Python: >=3.8\n"
+            b"Requires-Dist: six\n\nUsage:\nRequires-Dist: not-a-dependency\nRequires-Python: <3\n")
+    md = parse_metadata(data, url="u", project="ok")
+    assert [str(r) for r in md.requires_dist] == ["six"]
+    assert md.requires_python == SpecifierSet(">=3.8") and md.junk == ()
+    assert strip_description(data) == data.partition(b"\n\n")[0] + b"\n"
