@@ -41,6 +41,7 @@ from stackmeta.check.report import (
 )
 from stackmeta.errors import StackmetaError, UsageError
 from stackmeta.index.client import FileMetadata, IndexClient
+from stackmeta.index.metadata import BROKEN_HEADERS
 from stackmeta.index.simple import ProjectPage
 from stackmeta.index.source import file_usable, installable_list, metadata_file, python_ok
 from stackmeta.progress import NO_PROGRESS, Progress
@@ -304,6 +305,8 @@ def _result(name: NormalizedName, version: Version | None, written: str, *, pinn
         if md.metadata is not None:
             rp = None if md.metadata.requires_python is None else str(md.metadata.requires_python)
             notes.extend(f"metadata junk skipped: {j}" for j in md.metadata.junk)
+            if md.metadata.broken_headers:
+                notes.append(BROKEN_HEADERS)
             if md.dependencies_known:
                 rd = tuple(_req_text(r) for r in md.metadata.requires_dist)
             else:

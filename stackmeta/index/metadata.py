@@ -36,6 +36,9 @@ class CoreMetadata:
     dynamic: tuple[str, ...] = ()
     provides_extra: tuple[str, ...] = ()
     junk: tuple[str, ...] = ()  # what could not be read, one note each
+    # Requires-Dist (etc.) read past a header block broken by a line that is no header
+    # (:data:`BROKEN_HEADERS`): not junk, pip reads the file, but not every pip alike
+    broken_headers: bool = False
 
     @property
     def dependencies_known(self) -> bool:
@@ -156,8 +159,6 @@ def _parse(head: bytes, project: NormalizedName) -> CoreMetadata:
             reqs.append(_requirement(item))
         except InvalidRequirement:
             junk.append(f"Requires-Dist: {item!r}")
-    if "x-broken-headers" in unparsed:
-        junk.append(BROKEN_HEADERS)
     for key in unparsed:
         if key.lower() in ("requires-dist", "requires_dist"):
             for item in unparsed[key]:
@@ -177,6 +178,7 @@ def _parse(head: bytes, project: NormalizedName) -> CoreMetadata:
         dynamic=tuple(d.lower() for d in raw.get("dynamic", [])),
         provides_extra=tuple(raw.get("provides_extra", [])),
         junk=tuple(junk),
+        broken_headers="x-broken-headers" in unparsed,
     )
 
 

@@ -93,6 +93,9 @@ class Memo:
         # dependencies the search found uninstallable here (they require what the cell cannot
         # install): no candidate, so what requires them is left out in turn; name -> why
         self.excluded: dict[NormalizedName, str] = {}
+        # versions the search found uninstallable here, the others of the project being fine:
+        # no candidate; name -> {version: why}
+        self.excluded_versions: dict[NormalizedName, dict[Version, str]] = {}
         self._failed_builds: dict[NormalizedName, int] = {}
         self._wheels: dict[tuple[NormalizedName, Version], bool] = {}
         self._versions: dict[NormalizedName, frozenset[Version]] = {}
@@ -336,6 +339,10 @@ class Provider(AbstractProvider[Req, Cand, str]):
             if found is None:
                 found = self.source.wanted[key] = [v for v in self.allowed(name, reqs) if v not in bad]
             wanted = found
+
+        if name in self.source.excluded_versions:
+            out = self.source.excluded_versions[name]
+            wanted = [v for v in wanted if v not in out]
 
         def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first

@@ -193,7 +193,7 @@ def resolve(
                     _, _, who, req = blocked[0]
                     why = (f"it requires {req.text}, which this cell cannot install: "
                            + omitted.get(req.name, memo.excluded.get(
-                               req.name, f"no version of {req.name} is installable here")))
+                               req.name, f"no version of {req.name} that it allows is installable here")))
                     if who in hard and who not in escaped \
                             and _escapes(memo, target, probe, who, req.name, omitted):
                         escaped.add(who)  # once: if it comes back (anchored), it is left out
@@ -203,6 +203,15 @@ def resolve(
                         moves.append(_Move(name=who, reason=f"{who} {hard.pop(who)} {why[3:]}"))
                         moves += _settle_moved(hard, probe, moves, rank)
                         continue
+                    if who not in hard:
+                        # a moved pin or a dependency: only its versions that require what
+                        # the cell cannot install are out, when another version is installable
+                        bad = _blocked_versions(memo, target, probe, who, req.name, omitted)
+                        if bad is not None:
+                            memo.excluded_versions.setdefault(who, {}).update(
+                                {v: f"{who} {v} {why[3:]}" for v in bad})
+                            moves += _settle_moved(hard, probe, moves, rank)
+                            continue
                     if who in shipped:
                         hard.pop(who, None)
                         dropped[who] = why
@@ -266,7 +275,27 @@ def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[Normal
     if req.name in omitted or req.name in memo.excluded:
         return True
     probe = Provider(memo, target, hard={}, preferred={}, rank={})
-    return not any(memo.installable(req.name, v, target)[0] for v in probe.allowed(req.name, [req]))
+    out = memo.excluded_versions.get(req.name, {})
+    return not any(v not in out and memo.installable(req.name, v, target)[0]
+                   for v in probe.allowed(req.name, [req]))
+
+
+def _blocked_versions(memo: Memo, target: Target, probe: Provider, who: NormalizedName,
+                      dep_name: NormalizedName, omitted: Mapping[NormalizedName, str],
+                      ) -> list[Version] | None:
+    """The installable versions of *who* that require *dep_name* only at versions this cell
+    cannot install; None when that is every installable version (or none is new)."""
+    out = memo.excluded_versions.get(who, {})
+    bad, good = [], False
+    for version in probe.versions(who):
+        if version in out or not memo.installable(who, version, target)[0]:
+            continue
+        reqs = [d for d in probe.dependencies_of(who, version) if d.name == dep_name]
+        if reqs and any(_uninstallable(memo, target, d, omitted) for d in reqs):
+            bad.append(version)
+        else:
+            good = True
+    return bad if bad and good else None
 
 
 def _escapes(memo: Memo, target: Target, probe: Provider, who: NormalizedName, dep_name: NormalizedName,
@@ -444,10 +473,11 @@ def _direct_moves(hard: dict[NormalizedName, Version], probe: Provider,
 
 def _settle_moved(hard: dict[NormalizedName, Version], probe: Provider, moves: Sequence[_Move],
                   rank: Mapping[NormalizedName, int]) -> list[_Move]:
-    """Make sure every moved pin has a version that accepts every hard pin: when none does,
-    its version that conflicts with the fewest hard pins is the target (of those, the one
-    whose conflicting pins fewer of the stack depend on, by the rule; then the nearest), and
-    those pins move too (they could not stay whatever the moved package does)."""
+    """Make sure every moved pin has an installable version that accepts every hard pin: when
+    none does, its version that conflicts with the fewest hard pins is the target (of those,
+    the one whose conflicting pins fewer of the stack depend on, by the rule; then the
+    nearest), and those pins move too (they could not stay whatever the moved package does).
+    A moved pin is settled once, unless it is *again* (some of its versions were excluded)."""
     out: list[_Move] = []
     done: set[NormalizedName] = set()
     while True:
@@ -472,26 +502,34 @@ def _fewest_blockers(name: NormalizedName, hard: Mapping[NormalizedName, Version
                     rank: Mapping[NormalizedName, int], *, avoid: Collection[NormalizedName] = (),
                     allowed: Callable[[Version], bool] | None = None
                     ) -> tuple[Version, list[tuple[NormalizedName, str]]] | None:
-    """Of *name*'s versions (those *allowed*), the one whose requirements conflict with the
-    fewest hard pins (of those, the one whose conflicting pins fewer of the stack depend on, by
-    the rule; then the nearest), and those conflicting requirements (name, text); a version
-    whose conflicts touch *avoid* is passed over. None when an allowed version conflicts with
-    no hard pin (nothing needs to move), or no version qualifies."""
+    """Of *name*'s installable versions (those *allowed*; none the search excluded), the one
+    whose requirements conflict with the fewest hard pins (of those, the one whose conflicting
+    pins fewer of the stack depend on, by the rule; then the nearest), and those conflicting
+    requirements (name, text); a version whose conflicts touch *avoid* is passed over. None
+    when such a version conflicts with no hard pin (nothing needs to move), or none qualifies.
+    Installability is asked last (it may build an sdist): of a version that would count."""
     probe.source.prefetch(name)
     avoided = set(avoid)
+    out = probe.source.excluded_versions.get(name, {})
     best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None = None
+
+    def usable(version: Version) -> bool:
+        return probe.source.installable(name, version, probe.target)[0]
+
     for i, version in enumerate(probe.versions(name)):
-        if allowed is not None and not allowed(version):
+        if version in out or (allowed is not None and not allowed(version)):
             continue
         blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
                     if d.name in hard and d.name != name and not d.allows(hard[d.name])]
         if not blockers:
-            return None
+            if usable(version):
+                return None
+            continue
         names = {n for n, _ in blockers}
         if names & avoided:
             continue
         cost = (len(names), tuple(sorted((rank.get(n, 0) for n in names), reverse=True)), i)
-        if best is None or cost < best[0]:
+        if (best is None or cost < best[0]) and usable(version):
             best = (cost, version, blockers)
     return None if best is None else (best[1], best[2])
 

@@ -12,7 +12,7 @@ from packaging.specifiers import SpecifierSet
 from packaging.version import Version
 
 from stackmeta.errors import IndexAccessError
-from stackmeta.index.metadata import BROKEN_HEADERS, parse_metadata, strip_description
+from stackmeta.index.metadata import parse_metadata, strip_description
 from stackmeta.index.simple import (
     JSON_TYPE,
     ProjectPage,
@@ -246,7 +246,7 @@ def test_requires_dist_past_headers_broken_by_an_unindented_author_is_read() -> 
     md = parse_metadata(data, url="u", project="rep")
     assert len(md.requires_dist) == 16 and "matplotlib==1.5.1" in [str(r) for r in md.requires_dist]
     assert md.version == Version("0.6.6") and md.requires_python is None
-    assert md.junk == (BROKEN_HEADERS,)
+    assert md.broken_headers and md.junk == ()  # pip reads it: not invalid metadata
     stripped = strip_description(data)
     assert b"Reproducible Experiment Platform is a collaborative" not in stripped
     assert parse_metadata(stripped, url="u", project="rep") == md
@@ -258,5 +258,5 @@ def test_a_body_that_looks_like_headers_is_not_read() -> None:
             b"Requires-Dist: six\n\nUsage:\nRequires-Dist: not-a-dependency\nRequires-Python: <3\n")
     md = parse_metadata(data, url="u", project="ok")
     assert [str(r) for r in md.requires_dist] == ["six"]
-    assert md.requires_python == SpecifierSet(">=3.8") and md.junk == ()
+    assert md.requires_python == SpecifierSet(">=3.8") and md.junk == () and not md.broken_headers
     assert strip_description(data) == data.partition(b"\n\n")[0] + b"\n"

@@ -577,3 +577,28 @@ def test_a_project_of_pre_releases_only_is_required_as_pip_takes_it() -> None:
         "tensorflow": "2.8.0", "keras": "2.8.0", "tf-estimator-nightly": "2.8.0.dev2021122109",
         "protobuf": "4.21.12", "tf-keras": "2.9.0", "tensorboard": "2.8.0"}
     assert [d.name for d in nearest.deviations] == ["tensorboard", "tf-keras"] and nearest.omissions == ()
+
+
+def test_a_moved_package_is_not_left_out_for_one_version_that_requires_what_the_cell_cannot_install() -> None:
+    # tensorflow on 3.9 linux-aarch64: its release version has no file there; the version the
+    # move tries requires a wrapper (tensorflow-cpu-aws==2.11.1) that has none either; another
+    # version needs only a kept pin moved. Only the blocked version is out, not the package.
+    index = {
+        "tf": {"1.0": [], "1.1": ["tf-aws==1.1"], "2.0": ["gast>=2"]},
+        "tf-aws": {"1.1": []},
+        "gast": {"1.0": [], "2.0": []},
+        "six": {"1.0": []},
+    }
+    rel = synthetic_release([package("tf", "1.0"), package("gast", "1.0"), package("six", "1.0")])
+    source = NoWheelFor(index, missing={("tf", "1.0"), ("tf-aws", "1.1")})
+    nearest = resolve(rel, source, TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {"tf": "2.0", "gast": "2.0", "six": "1.0"}
+    assert nearest.omissions == ()
+    assert [d.name for d in nearest.deviations] == ["gast", "tf"]
+    # and where no version escapes it, the package is left out saying why
+    index["tf"] = {"1.0": [], "1.1": ["tf-aws==1.1"]}
+    nearest = resolve(rel, NoWheelFor(index, missing={("tf", "1.0"), ("tf-aws", "1.1")}), TARGET,
+                      index_url="mem")
+    assert [(o.name, o.reason) for o in nearest.omissions] == [
+        ("tf", "it requires tf-aws==1.1, which this cell cannot install: no version of tf-aws that "
+               "it allows is installable here")]
