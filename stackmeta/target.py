@@ -98,9 +98,28 @@ class Target:
         if marker is None:
             return True
         env = self.environment()
-        if not extras:
-            return marker.evaluate({**env, "extra": ""})
-        return any(marker.evaluate({**env, "extra": extra}) for extra in extras)
+        try:
+            return any(marker.evaluate({**env, "extra": extra}) for extra in extras or ("",))
+        except ValueError:
+            # a marker current packaging cannot evaluate (pyzmq 20.0.0: implementation_name
+            # === "pypy"): pips before 24.1 compared it as strings, as this does; later pips
+            # stop on it, so there the version is not installable (see marker_error)
+            try:
+                lenient = Marker(str(marker).replace("===", "=="))
+                return any(lenient.evaluate({**env, "extra": extra}) for extra in extras or ("",))
+            except ValueError:
+                return False
+
+    def marker_error(self, marker: Marker | None) -> str | None:
+        """Why current packaging (and so pip 24.1 and later) cannot evaluate *marker* for this
+        target, or None when it can."""
+        if marker is None:
+            return None
+        try:
+            marker.evaluate({**self.environment(), "extra": ""})
+        except ValueError as exc:
+            return f"{marker}: {exc}"
+        return None
 
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the best tag of a wheel for this target (lower is better), or None

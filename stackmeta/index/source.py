@@ -193,6 +193,11 @@ class IndexSource:
             if junk:
                 return replace(found, installable=False, how="none", reason="pip 24.1 and later ignore "
                                f"this version: its metadata is invalid ({junk})")
+            for req in self.dependencies(cname, version) or ():
+                error = self.target.marker_error(req.marker)
+                if error:
+                    return replace(found, installable=False, how="none", reason="pip 24.1 and later "
+                                   f"stop with an error on this version's requirement {req} ({error})")
         return found
 
     def _junk(self, name: NormalizedName, version: Version) -> str:
