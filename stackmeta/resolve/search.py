@@ -212,12 +212,26 @@ def resolve(
                                 {v: f"{who} {v} {why[3:]}" for v in bad})
                             moves += _settle_moved(hard, probe, moves, rank)
                             continue
+                    own = _blocked_release(memo, target, probe, who, req, omitted)
+                    if own is not None:  # say first why the release's version is out
+                        why = own
                     if who in shipped:
                         hard.pop(who, None)
                         dropped[who] = why
                     # no candidate from now on, so what requires it is named (and left out) next
-                    memo.excluded[who] = f"{who} {why[3:]}"
+                    memo.excluded[who] = f"{who} {why[3:]}" if why.startswith("it ") else why
                     continue
+                if isinstance(exc, _GiveUp):
+                    # the resolver was lost, not the set shown impossible: first, a version of
+                    # a dependency the release does not ship that requires what another
+                    # requirement in the conflict rules out is passed over (CMSSW_12_1_1 on
+                    # 3.11: contourpy 1.3.3 requires numpy>=1.25, the tensorflow wrapper
+                    # numpy<=1.24.3; resolvelib kept trying the two tensorflows instead)
+                    clashing = _clashing_additions(exc.causes, shipped, memo)
+                    if clashing:
+                        for (name, version), why in clashing.items():
+                            memo.excluded_versions.setdefault(name, {})[version] = why
+                        continue
                 move = _choose_move(exc.causes, hard, rank, preferred, anchored)
                 if move is not None:
                     del hard[move.name]
@@ -296,6 +310,50 @@ def _blocked_versions(memo: Memo, target: Target, probe: Provider, who: Normaliz
         else:
             good = True
     return bad if bad and good else None
+
+
+def _blocked_release(memo: Memo, target: Target, probe: Provider, who: NormalizedName, req: Req,
+                     omitted: Mapping[NormalizedName, str]) -> str | None:
+    """Why *who* is left out when its release's version (installable here) requires what the
+    cell cannot install, as every other version does (rep 0.6.6 requires matplotlib==1.5.1,
+    an older rep matplotlib==1.4.3); None when the release's version is not such a one."""
+    release = probe.preferred.get(who)
+    if release is None or release not in memo.versions(who) or not memo.installable(who, release, target)[0]:
+        return None
+    for dep in probe.dependencies_of(who, release):
+        if not _uninstallable(memo, target, dep, omitted):
+            continue
+        last = "" if dep.text == req.text else f" (the last one tried: {req.text})"
+        return (f"{who} {release} requires {dep.text}, which this cell cannot install, and every "
+                f"other version installable here requires something it cannot install too{last}")
+    return None
+
+
+def _clashing_additions(causes: Iterable[Any], shipped: Collection[NormalizedName], memo: Memo,
+                        ) -> dict[tuple[NormalizedName, Version], str]:
+    """The versions of dependencies the release does not ship that, in *causes*, require
+    something no version of which another requirement there allows; name, version -> why."""
+    causes = list(causes)
+    out: dict[tuple[NormalizedName, Version], str] = {}
+    for c in causes:
+        parent: Cand | None = c.parent
+        if parent is None or parent.name in shipped:
+            continue
+        known = memo.excluded_versions.get(parent.name, {})
+        if parent.version in known:
+            continue
+        for other in causes:
+            if other.requirement.name != c.requirement.name \
+                    or (other.parent is not None and other.parent.name == parent.name):
+                continue
+            both = [v for v in memo.versions(c.requirement.name)
+                    if c.requirement.allows(v) and other.requirement.allows(v)]
+            if not both:
+                out[(parent.name, parent.version)] = (
+                    f"{parent.name} {parent.version} requires {c.requirement.text}, which "
+                    f"{_describe(other)} rules out")
+                break
+    return out
 
 
 def _escapes(memo: Memo, target: Target, probe: Provider, who: NormalizedName, dep_name: NormalizedName,
@@ -476,8 +534,7 @@ def _settle_moved(hard: dict[NormalizedName, Version], probe: Provider, moves: S
     """Make sure every moved pin has an installable version that accepts every hard pin: when
     none does, its version that conflicts with the fewest hard pins is the target (of those,
     the one whose conflicting pins fewer of the stack depend on, by the rule; then the
-    nearest), and those pins move too (they could not stay whatever the moved package does).
-    A moved pin is settled once, unless it is *again* (some of its versions were excluded)."""
+    nearest), and those pins move too (they could not stay whatever the moved package does)."""
     out: list[_Move] = []
     done: set[NormalizedName] = set()
     while True:

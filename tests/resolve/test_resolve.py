@@ -602,3 +602,36 @@ def test_a_moved_package_is_not_left_out_for_one_version_that_requires_what_the_
     assert [(o.name, o.reason) for o in nearest.omissions] == [
         ("tf", "it requires tf-aws==1.1, which this cell cannot install: no version of tf-aws that "
                "it allows is installable here")]
+    # rep 0.6.6 requires matplotlib==1.5.1, an older rep matplotlib==1.4.3: the reason starts
+    # with the release's version
+    index = {"rep": {"0.6.5": ["mpl==1.4.3"], "0.6.6": ["mpl==1.5.1"]},
+             "mpl": {"1.4.3": [], "1.5.1": [], "3.4.3": []}}
+    rel = synthetic_release([package("rep", "0.6.6"), package("mpl", "3.4.3")])
+    nearest = resolve(rel, NoWheelFor(index, missing={("mpl", "1.4.3"), ("mpl", "1.5.1")}), TARGET,
+                      index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {"mpl": "3.4.3"}
+    assert [(o.name, o.reason) for o in nearest.omissions] == [
+        ("rep", "rep 0.6.6 requires mpl==1.5.1, which this cell cannot install, and every other version "
+                "installable here requires something it cannot install too")]
+
+
+def test_a_lost_resolver_passes_over_an_added_dependency_version_that_clashes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # CMSSW_12_1_1 on 3.11: contourpy (not shipped; matplotlib requires it) 1.3.3 requires
+    # numpy>=1.25, what tensorflow's wrapper rules out; resolvelib backtracked over the two
+    # tensorflows past its limit, and the rule found nothing to settle. Here the limit is 0,
+    # so the first backtrack gives up: the clashing contourpy version is passed over.
+    monkeypatch.setattr(resolve_module._Reporter, "LIMIT", 0)
+    index = {
+        "matplotlib": {"3.6.0": ["contourpy>=1.0.1", "numpy>=1.19"]},
+        "contourpy": {"1.3.2": ["numpy>=1.23"], "1.3.3": ["numpy>=1.25"]},
+        "numpy": {"1.21.2": [], "1.24.3": [], "1.25.0": []},
+        "tensorflow": {"2.6.0": [], "2.12.1": ["numpy<=1.24.3,>=1.22"]},
+    }
+    rel = synthetic_release([package("matplotlib", "3.6.0"), package("numpy", "1.21.2"),
+                             package("tensorflow", "2.6.0")])
+    source = NoWheelFor(index, missing={("numpy", "1.21.2"), ("tensorflow", "2.6.0")})
+    nearest = resolve(rel, source, TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {
+        "matplotlib": "3.6.0", "contourpy": "1.3.2", "numpy": "1.24.3", "tensorflow": "2.12.1"}
+    assert nearest.omissions == ()
