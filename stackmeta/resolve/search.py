@@ -183,14 +183,15 @@ def resolve(
                 # a shipped package that requires one this cell cannot install at all is left out
                 # too (it could not be installed without it), the one fewer depend on first
                 blocked = sorted(
-                    ((c.parent.name not in shipped, rank.get(c.parent.name, 0), c.parent.name, c.requirement)
+                    ((c.parent.name not in shipped, rank.get(c.parent.name, 0), c.parent.name, c.requirement,
+                      c.parent.version)
                      for c in exc.causes
                      if c.parent is not None
                      and c.parent.name not in memo.excluded
                      and _uninstallable(memo, target, c.requirement, omitted)),
                     key=lambda b: (b[0], b[1], b[2]))
                 if blocked:
-                    _, _, who, req = blocked[0]
+                    _, _, who, req, tried = blocked[0]
                     why = (f"it requires {req.text}, which this cell cannot install: "
                            + omitted.get(req.name, memo.excluded.get(
                                req.name, f"no version of {req.name} that it allows is installable here")))
@@ -206,7 +207,7 @@ def resolve(
                     if who not in hard:
                         # a moved pin or a dependency: only its versions that require what
                         # the cell cannot install are out, when another version is installable
-                        bad = _blocked_versions(memo, target, probe, who, req.name, omitted)
+                        bad = _blocked_versions(memo, target, probe, who, req.name, omitted, tried)
                         if bad is not None:
                             memo.excluded_versions.setdefault(who, {}).update(
                                 {v: f"{who} {v} {why[3:]}" for v in bad})
@@ -295,14 +296,15 @@ def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[Normal
 
 
 def _blocked_versions(memo: Memo, target: Target, probe: Provider, who: NormalizedName,
-                      dep_name: NormalizedName, omitted: Mapping[NormalizedName, str],
+                      dep_name: NormalizedName, omitted: Mapping[NormalizedName, str], tried: Version,
                       ) -> list[Version] | None:
     """The installable versions of *who* that require *dep_name* only at versions this cell
-    cannot install; None when that is every installable version (or none is new)."""
+    cannot install, *tried* (the one the conflict tried, a pre-release maybe) among them; None
+    when that is every installable version."""
     out = memo.excluded_versions.get(who, {})
-    bad, good = [], False
+    bad, good = [tried], False
     for version in probe.versions(who):
-        if version in out or not memo.installable(who, version, target)[0]:
+        if version == tried or version in out or not memo.installable(who, version, target)[0]:
             continue
         reqs = [d for d in probe.dependencies_of(who, version) if d.name == dep_name]
         if reqs and any(_uninstallable(memo, target, d, omitted) for d in reqs):
