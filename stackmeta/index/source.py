@@ -22,6 +22,7 @@ from packaging.version import Version
 
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
+from stackmeta.index.metadata import CoreMetadata
 from stackmeta.index.simple import ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target, full_version, valid_wheel_name
@@ -189,32 +190,36 @@ class IndexSource:
         cname = canonicalize_name(name)
         found = verdict(self.files(cname, version), self.target, cname, self.builds)
         if found.installable and self.target.python_minor >= STRICT_METADATA_PYTHON:
-            junk = self._junk(cname, version)
-            if junk:
+            # pip 24.1 and later refuse a version whose metadata does not parse ("has invalid
+            # metadata"), and stop on a requirement marker current packaging cannot evaluate,
+            # where older pips read both leniently
+            md, known = self._pip_reads(cname, version)
+            if md is not None and md.junk:
                 return replace(found, installable=False, how="none", reason="pip 24.1 and later ignore "
-                               f"this version: its metadata is invalid ({junk})")
-            for req in self.dependencies(cname, version) or ():
+                               f"this version: its metadata is invalid ({'; '.join(md.junk)})")
+            for req in md.requires_dist if md is not None and known else ():
                 error = self.target.marker_error(req.marker)
                 if error:
                     return replace(found, installable=False, how="none", reason="pip 24.1 and later "
                                    f"stop with an error on this version's requirement {req} ({error})")
         return found
 
-    def _junk(self, name: NormalizedName, version: Version) -> str:
-        """What in the version's metadata (of the file pip would take, or of the wheel its
-        sdist built) does not parse: pip 24.1 and later refuse such a version outright
-        ("has invalid metadata"), where older pips read it leniently."""
-        files = self.files(name, version)
-        chosen = metadata_file(files, self.target)
+    def _pip_reads(self, name: NormalizedName, version: Version) -> tuple[CoreMetadata | None, bool]:
+        """The core metadata pip reads for that version: of the wheel its sdist built, when the
+        file pip would take is an sdist built before (this never builds), else of that file;
+        and whether its Requires-Dist is authoritative."""
+        chosen = metadata_file(self.files(name, version), self.target)
         if chosen is not None and chosen.kind == "sdist" and self.builds is not None:
             from stackmeta.index.installable import built_metadata
 
             build = self.builds.known(chosen, self.target.python_minor)
             md = built_metadata(build, name) if build is not None and build.pure else None
             if md is not None:
-                return "; ".join(md.junk)
+                return md, True
         fm = self.file_metadata(name, version)
-        return "" if fm is None or fm.metadata is None else "; ".join(fm.metadata.junk)
+        if fm is None or fm.metadata is None:
+            return None, False
+        return fm.metadata, fm.dependencies_known
 
     def build_ahead(self, name: NormalizedName, version: Version) -> None:
         """Start building, in the background, the sdist of a version with no wheel for the
@@ -226,21 +231,8 @@ class IndexSource:
             build_ahead(self.files(cname, version), self.target, cname, self.builds)
 
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
-        if self.builds is not None:
-            from stackmeta.index.installable import built_metadata
-
-            files = self.files(canonicalize_name(name), version)
-            chosen = metadata_file(files, self.target)
-            if chosen is not None and chosen.kind == "sdist":
-                # only a build made before: never builds here
-                build = self.builds.known(chosen, self.target.python_minor)
-                md = built_metadata(build, name) if build is not None and build.pure else None
-                if md is not None:
-                    return md.requires_dist
-        fm = self.file_metadata(name, version)
-        if fm is None or fm.metadata is None or not fm.dependencies_known:
-            return None
-        return fm.metadata.requires_dist
+        md, known = self._pip_reads(canonicalize_name(name), version)
+        return md.requires_dist if md is not None and known else None
 
     def prefetch(self, names: Iterable[str], progress: Progress = NO_PROGRESS) -> None:
         """Fetch many pages at once (errors land in :attr:`errors`)."""
