@@ -195,8 +195,9 @@ def resolve(
                     why = (f"it requires {req.text}, which this cell cannot install: "
                            + omitted.get(req.name, memo.excluded.get(
                                req.name, f"no version of {req.name} that it allows is installable here")))
-                    if who in hard and who not in escaped \
-                            and _escapes(memo, target, probe, who, req.name, omitted):
+                    # the installable versions of it that require that too (None: all do)
+                    bad = _blocked_versions(memo, target, probe, who, req.name, omitted, tried)
+                    if who in hard and who not in escaped and bad is not None:
                         escaped.add(who)  # once: if it comes back (anchored), it is left out
                         # another version of it needs no such thing (awkward 2.1.1 requires
                         # awkward-cpp==12, which has no wheel for Python 3.12; a newer awkward
@@ -204,15 +205,13 @@ def resolve(
                         moves.append(_Move(name=who, reason=f"{who} {hard.pop(who)} {why[3:]}"))
                         moves += _settle_moved(hard, probe, moves, rank)
                         continue
-                    if who not in hard:
+                    if who not in hard and bad is not None:
                         # a moved pin or a dependency: only its versions that require what
                         # the cell cannot install are out, when another version is installable
-                        bad = _blocked_versions(memo, target, probe, who, req.name, omitted, tried)
-                        if bad is not None:
-                            memo.excluded_versions.setdefault(who, {}).update(
-                                {v: f"{who} {v} {why[3:]}" for v in bad})
-                            moves += _settle_moved(hard, probe, moves, rank)
-                            continue
+                        memo.excluded_versions.setdefault(who, {}).update(
+                            {v: f"{who} {v} {why[3:]}" for v in bad})
+                        moves += _settle_moved(hard, probe, moves, rank)
+                        continue
                     own = _blocked_release(memo, target, probe, who, req, omitted)
                     if own is not None:  # say first why the release's version is out
                         why = own
@@ -299,8 +298,8 @@ def _blocked_versions(memo: Memo, target: Target, probe: Provider, who: Normaliz
                       dep_name: NormalizedName, omitted: Mapping[NormalizedName, str], tried: Version,
                       ) -> list[Version] | None:
     """The installable versions of *who* that require *dep_name* only at versions this cell
-    cannot install, *tried* (the one the conflict tried, a pre-release maybe) among them; None
-    when that is every installable version."""
+    cannot install, *tried* (the one the conflict tried: a hard pin's, or a pre-release maybe)
+    among them; None when that is every installable version (none escapes it)."""
     out = memo.excluded_versions.get(who, {})
     bad, good = [tried], False
     for version in probe.versions(who):
@@ -356,19 +355,6 @@ def _clashing_additions(causes: Iterable[Any], shipped: Collection[NormalizedNam
                     f"{_describe(other)} rules out")
                 break
     return out
-
-
-def _escapes(memo: Memo, target: Target, probe: Provider, who: NormalizedName, dep_name: NormalizedName,
-             omitted: Mapping[NormalizedName, str]) -> bool:
-    """Whether some other installable version of *who* requires *dep_name* at a version the
-    cell can install, or not at all."""
-    for version in probe.versions(who):
-        if version == probe.hard.get(who) or not memo.installable(who, version, target)[0]:
-            continue
-        reqs = [d for d in probe.dependencies_of(who, version) if d.name == dep_name]
-        if not reqs or not any(_uninstallable(memo, target, d, omitted) for d in reqs):
-            return True
-    return False
 
 
 def _first_installable(memo: Memo, target: Target, name: NormalizedName, release: Version) -> Version | None:
