@@ -80,33 +80,40 @@ def _requirement(text: str) -> Requirement:
 # the header block as the email parser reads it: header lines and their continuations, up to
 # the first empty line or line that is no header; then, in it, the fields read here
 _BLOCK = re.compile(rb"(?:(?:From |[\041-\071\073-\176]*:|[\t ])[^\n]*(?:\n|\Z))*")
-_WANTED = re.compile(rb"^(?:metadata-version|name|version|requires-dist|requires-python|dynamic"
-                     rb"|provides-extra)[\t ]*:[^\n]*(?:\n[\t ][^\n]*)*", re.IGNORECASE | re.MULTILINE)
-# past a broken header block: the fields that constrain an install, and any core metadata field
-# (the last one ends the headers that the broken line cut off)
-_LATE = re.compile(rb"^(?:requires-dist|requires-python|dynamic|provides-extra)[\t ]*:[^\n]*"
-                   rb"(?:\n[\t ][^\n]*)*", re.IGNORECASE | re.MULTILINE)
-_FIELD = re.compile(rb"^(?:metadata-version|name|version|dynamic|platform|supported-platform|summary"
-                    rb"|description|description-content-type|keywords|home-page|download-url|author"
-                    rb"|author-email|maintainer|maintainer-email|license|license-expression"
-                    rb"|license-file|classifier|requires-dist|requires-python|requires-external"
-                    rb"|project-url|provides-extra|provides-dist|obsoletes-dist|requires|provides"
-                    rb"|obsoletes)[\t ]*:[^\n]*", re.IGNORECASE | re.MULTILINE)
+def _fields(names: str, *, continued: bool = True) -> re.Pattern[bytes]:
+    """The lines of the fields *names* (``a|b``), with their continuation lines when *continued*."""
+    more = rb"(?:\n[\t ][^\n]*)*" if continued else b""
+    return re.compile(rb"^(?:" + names.encode() + rb")[\t ]*:[^\n]*" + more, re.IGNORECASE | re.MULTILINE)
+
+
+# the fields that constrain an install: read past a broken header block too
+_CONSTRAINING = "requires-dist|requires-python|dynamic|provides-extra"
+_WANTED = _fields("metadata-version|name|version|" + _CONSTRAINING)
+_LATE = _fields(_CONSTRAINING)
+# every core metadata field: the last one ends the headers that a broken line cut off
+_FIELD = _fields("metadata-version|name|version|dynamic|platform|supported-platform|summary"
+                 "|description|description-content-type|keywords|home-page|download-url|author"
+                 "|author-email|maintainer|maintainer-email|license|license-expression"
+                 "|license-file|classifier|requires-dist|requires-python|requires-external"
+                 "|project-url|provides-extra|provides-dist|obsoletes-dist|requires|provides"
+                 "|obsoletes", continued=False)
 BROKEN_HEADERS = ("headers broken by a line that is no header (a multi-line field written "
                   "unindented): Requires-Dist read past it too, as pip running setup.py egg_info "
                   "reads it (pip building by PEP 517 stops at that line)")
 
 
-def _broken_end(data: bytes, start: int) -> int:
-    """Where the headers that a line that is no header cut off at *start* end: after the
-    last core metadata field of the file; *start* itself when the header block ended
-    properly (at an empty line or the end)."""
+def _header_bounds(data: bytes) -> tuple[int, int]:
+    """Where the email parser ends the header block (at the first empty line or line that is
+    no header), and where the headers end that a line that is no header cut off there: after
+    the last core metadata field of the file (the same place when the block ended properly)."""
+    block = _BLOCK.match(data)
+    start = block.end() if block else 0
     if data[start:start + 1] in (b"", b"\n", b"\r"):
-        return start
+        return start, start
     end = start
     for field in _FIELD.finditer(data, start):
         end = field.end()
-    return end
+    return start, end
 
 
 def _wanted_headers(data: bytes) -> bytes:
@@ -118,13 +125,12 @@ def _wanted_headers(data: bytes) -> bytes:
     Where a line that is neither ends them (setuptools writes a multi-line ``Author`` as it
     is: rep 0.6.6), pips read the file two ways: pip 23.0.1 (Python 3.9's own) runs
     ``setup.py egg_info`` and reads every Requires-Dist; pip 26.3 builds by PEP 517, stops at
-    that line and sees none. A set must
-    install under both, so the fields that constrain an install are read on to the last core
-    metadata field of the file as well, marked by an ``X-Broken-Headers`` line."""
-    block = _BLOCK.match(data)
-    head = block.group(0) if block else b""
-    wanted = _WANTED.findall(head)
-    late = _LATE.findall(data, len(head), _broken_end(data, len(head)))
+    that line and sees none. A set must install under both, so the fields that constrain an
+    install are read on to the last core metadata field of the file as well, marked by an
+    ``X-Broken-Headers`` line."""
+    head, cut = _header_bounds(data)
+    wanted = _WANTED.findall(data, 0, head)
+    late = _LATE.findall(data, head, cut)
     if any(line[:15].lower() == b"requires-python" for line in wanted):
         late = [line for line in late if line[:15].lower() != b"requires-python"]
     if late:
@@ -187,11 +193,9 @@ def strip_description(data: bytes) -> bytes:
     field with its continuation lines): what a resolver reads, at a fraction of the size.
     The headers end with one newline, body or not (so stripping is idempotent)."""
     data = data.replace(b"\r\n", b"\n")
-    block = _BLOCK.match(data)
     # up to the first empty line, or on to the last field that a broken header block cut off
     first = data.find(b"\n\n")
-    head = data[:max(first if first >= 0 else len(data),
-                     _broken_end(data, len(block.group(0)) if block else 0))]
+    head = data[:max(first if first >= 0 else len(data), _header_bounds(data)[1])]
     out: list[bytes] = []
     skipping = False
     for line in head.rstrip(b"\n").split(b"\n"):
