@@ -107,9 +107,9 @@ def new_venv(python: Path, venv: Path, env: Mapping[str, str]) -> Path:
                              text=True, check=True).stdout.split()[1]
         if Version(pip) < Version("19.3"):
             # Python 3.6's venv brings pip 18.1, which knows no manylinux2014 wheel (and so
-            # would build numpy): as the README says, pip is upgraded first there (to 21.3.1,
-            # its last for 3.6)
-            subprocess.run([inside, "-m", "pip", "install", "-q", "-U", "pip<22", "--index-url", PYPI],
+            # would build numpy): pip is upgraded first there, by the README's command (it
+            # gets 21.3.1, the last for 3.6)
+            subprocess.run([inside, "-m", "pip", "install", "-q", "-U", "pip"],
                            check=True, env=env, capture_output=True, timeout=600)
     return venv / "bin" / "python"
 

@@ -98,15 +98,18 @@ class Target:
         if marker is None:
             return True
         env = self.environment()
+
+        def holds(m: Marker) -> bool:
+            return any(m.evaluate({**env, "extra": extra}) for extra in extras or ("",))
+
         try:
-            return any(marker.evaluate({**env, "extra": extra}) for extra in extras or ("",))
+            return holds(marker)
         except ValueError:
             # a marker current packaging cannot evaluate (pyzmq 20.0.0: implementation_name
             # === "pypy"): pips before 24.1 compared it as strings, as this does; later pips
             # stop on it, so there the version is not installable (see marker_error)
             try:
-                lenient = Marker(str(marker).replace("===", "=="))
-                return any(lenient.evaluate({**env, "extra": extra}) for extra in extras or ("",))
+                return holds(Marker(str(marker).replace("===", "==")))
             except ValueError:
                 return False
 
