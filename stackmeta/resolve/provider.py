@@ -236,6 +236,37 @@ class Answers:
         return True
 
 
+def _none() -> Iterator[Cand]:
+    return iter(())
+
+
+class _Usable:
+    """The versions of a list (nearest first) a provider found usable (:meth:`Provider._usable`),
+    and how far into the list it has looked."""
+
+    __slots__ = ("found", "next", "wanted")
+
+    def __init__(self, wanted: list[Version]) -> None:
+        self.wanted = wanted
+        self.found: list[Version] = []
+        self.next = 0
+
+
+class _Order(dict[str, tuple[int, int, str]]):
+    """identifier -> (0 for a hard pin else 1, minus its rank, identifier): made on first asking."""
+
+    def __init__(self, provider: Provider) -> None:
+        super().__init__()
+        self.provider = provider
+
+    def __missing__(self, identifier: str) -> tuple[int, int, str]:
+        p = self.provider
+        name = p._name(identifier)
+        p._identifiers.setdefault(name, set()).add(identifier)
+        found = self[identifier] = (0 if name in p.hard else 1, -p.rank.get(name, 0), identifier)
+        return found
+
+
 class Provider(AbstractProvider[Req, Cand, str]):
     """resolvelib's view of a CandidateSource, for one target, with hard and soft pins."""
 
@@ -247,7 +278,12 @@ class Provider(AbstractProvider[Req, Cand, str]):
         self.preferred = preferred
         self.rank = rank
         self._names: dict[str, NormalizedName] = {}
+        # id of a list of versions of memo.wanted -> what of it this provider found usable so far
+        self._views: dict[int, _Usable] = {}
         self._fits: dict[tuple[NormalizedName, Version], bool] = {}  # fits(name, version, self.hard)
+        # identifier -> its order in narrow_requirement_selection but for the last conflict
+        self._order = _Order(self)
+        self._identifiers: dict[NormalizedName, set[str]] = {}  # name -> its identifiers ordered
 
     def versions(self, name: NormalizedName, pre: bool = False) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
@@ -301,18 +337,23 @@ class Provider(AbstractProvider[Req, Cand, str]):
                                      backtrack_causes: Sequence[Any]) -> list[str]:
         """The one identifier :meth:`get_preference` prefers (its order is total: the
         identifier decides the last tie), found without asking it once per identifier."""
+        if not isinstance(identifiers, (list, tuple, set, frozenset)):
+            identifiers = list(identifiers)
+        order = self._order
+        best = min(identifiers, key=order.__getitem__)
+        if not backtrack_causes:
+            return [best]
+        # what the last conflict named comes next after the hard pins (of the same kind as best)
         conflict: set[NormalizedName] = set()
         for c in backtrack_causes:
             conflict.add(c.requirement.name)
             if c.parent is not None:
                 conflict.add(c.parent.name)
-        hard, rank, name_of = self.hard, self.rank, self._name
-
-        def key(identifier: str) -> tuple[int, int, int, str]:
-            name = name_of(identifier)
-            return (0 if name in hard else 1, 0 if name in conflict else 1, -rank.get(name, 0), identifier)
-
-        return [min(identifiers, key=key)]
+        asked = identifiers if isinstance(identifiers, (set, frozenset)) else set(identifiers)
+        hard = order[best][0]
+        named = [i for n in conflict for i in self._identifiers.get(n, ())
+                 if i in asked and order[i][0] == hard]
+        return [min(named, key=order.__getitem__)] if named else [best]
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
@@ -323,45 +364,67 @@ class Provider(AbstractProvider[Req, Cand, str]):
             bare, _, rest = identifier.partition("[")
             name = canonicalize_name(bare)
             extras = frozenset(e for e in rest.rstrip("]").split(",") if e)
-        bad = {c.version for c in incompatibilities[identifier]}
-        moved = name not in self.hard and name in self.preferred
-        wanted: list[Version]
-        if name in self.source.excluded:
-            wanted = []
-        elif name in self.hard:
+        # the same candidate objects come many times over (resolvelib's backjumping appends a
+        # criterion's incompatibilities to those it had): by identity first, then by version
+        bad = {c.version for c in {id(c): c for c in incompatibilities[identifier]}.values()}
+        source = self.source
+        if name in source.excluded:
+            return _none
+        if name in self.hard:
             pinned = self.hard[name]
-            wanted = [pinned] if pinned in self.source.versions(name) and pinned not in bad \
-                and all(r.allows(pinned) for r in reqs) else []
-        else:
-            # the same requirements come again and again (every resolution of the search)
-            key = (name, self.preferred.get(name), frozenset(reqs), frozenset(bad))
-            found = self.source.wanted.get(key)
-            if found is None:
-                found = self.source.wanted[key] = [v for v in self.allowed(name, reqs) if v not in bad]
-            wanted = found
-
-        if name in self.source.excluded_versions:
-            out = self.source.excluded_versions[name]
-            wanted = [v for v in wanted if v not in out]
+            if pinned not in source.versions(name) or pinned in bad \
+                    or not all(r.allows(pinned) for r in reqs) \
+                    or pinned in source.excluded_versions.get(name, ()) \
+                    or not source.installable(name, pinned, self.target)[0]:
+                return _none
+            one = Cand(name=name, extras=extras, version=pinned)
+            return lambda: iter((one,))
+        # the same requirements come again and again (every resolution of the search)
+        key = (name, self.preferred.get(name), frozenset(reqs), frozenset(bad))
+        wanted = source.wanted.get(key)
+        if wanted is None:
+            wanted = source.wanted[key] = [v for v in self.allowed(name, reqs) if v not in bad]
+        view = self._views.get(id(wanted))
+        if view is None or view.wanted is not wanted:
+            view = self._views[id(wanted)] = _Usable(wanted)
+        usable = self._usable
 
         def matches() -> Iterator[Cand]:
-            # lazy: metadata is read only for the versions tried, nearest first
-            for i, v in enumerate(wanted):
-                if i + 1 < len(wanted) and not self.source.has_wheel(name, v, self.target):
-                    # an sdist-only version is about to be built: build the next one meanwhile
-                    self.source.build_ahead(name, wanted[i + 1], self.target)
-                if not self.source.installable(name, v, self.target)[0]:
-                    continue  # an sdist that does not build into a pure-Python wheel
-                # a moved pin: only versions whose own requirements accept every hard pin
-                if moved:
-                    fit = self._fits.get((name, v))
-                    if fit is None:
-                        fit = self._fits[(name, v)] = self.fits(name, v, self.hard)
-                    if not fit:
-                        continue
-                yield Cand(name=name, extras=extras, version=v)
+            # lazy: metadata is read only for the versions tried, nearest first; what one
+            # resolution found usable of a list of versions is kept for its next asking
+            found, i = view.found, 0
+            while True:
+                if i < len(found):
+                    yield Cand(name=name, extras=extras, version=found[i])
+                    i += 1
+                    continue
+                if view.next >= len(wanted):
+                    return
+                at = view.next
+                view.next += 1
+                if usable(name, wanted, at):
+                    found.append(wanted[at])
 
         return matches
+
+    def _usable(self, name: NormalizedName, wanted: Sequence[Version], at: int) -> bool:
+        """Whether the resolver may try *name* at ``wanted[at]``: installable here, not passed
+        over by the search, and for a moved pin, its own requirements accepting every hard pin."""
+        source, v = self.source, wanted[at]
+        if v in source.excluded_versions.get(name, ()):
+            return False
+        if at + 1 < len(wanted) and not source.has_wheel(name, v, self.target):
+            # an sdist-only version is about to be built: build the next one meanwhile
+            source.build_ahead(name, wanted[at + 1], self.target)
+        if not source.installable(name, v, self.target)[0]:
+            return False  # an sdist that does not build into a pure-Python wheel
+        if name not in self.hard and name in self.preferred:
+            # a moved pin: only versions whose own requirements accept every hard pin
+            fit = self._fits.get((name, v))
+            if fit is None:
+                fit = self._fits[(name, v)] = self.fits(name, v, self.hard)
+            return fit
+        return True
 
     def fits(self, name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version]) -> bool:
         """Whether *name* *version*'s requirements (through its wrapped packages: see

@@ -12,6 +12,13 @@ changes the state (a backjump, a rollback, information withdrawn from criteria) 
 every criterion again, as resolvelib does. The answer is also kept per criterion and pin
 (criteria are never changed, only replaced).
 
+Backjumping too, step for step as resolvelib's, without its growing lists: resolvelib patches
+every criterion the broken state had incompatibilities for (asking the provider again) and
+appends the criterion's own to them, so the same candidates pile up with every backjump. Here
+only the incompatibilities a criterion does not have yet are applied, and a criterion with
+none new keeps its candidates (:meth:`FastResolution._patch_criteria`); the provider takes
+incompatibilities as a set, so its answers are the same.
+
 The provider's :meth:`narrow_requirement_selection` must not depend on the order of the names
 it is given (:class:`~stackmeta.resolve.provider.Provider`'s picks the least by a total
 order): the unsatisfied names come from a set, not in the order of the criteria.
@@ -23,7 +30,7 @@ from __future__ import annotations
 
 import operator
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from resolvelib import Resolver
@@ -67,6 +74,60 @@ class FastResolution(Resolution[Req, Cand, str]):
         self._touched = touched
         return criteria
 
+    def _backjump(self, causes: list[Any]) -> bool:
+        # resolvelib's _backjump (1.2), step for step, but for the list of the broken state's
+        # incompatibilities: only the criteria that have any, not copied (_patch_criteria
+        # makes new lists)
+        incompatible_deps = {self._p.identify(c.parent) for c in causes if c.parent is not None}
+        incompatible_deps |= {self._p.identify(c.requirement) for c in causes}
+        while len(self._states) >= 3:
+            del self._states[-1]
+            broken_state = self.state
+            while True:
+                try:
+                    broken_state = self._states.pop()
+                    name, candidate = broken_state.mapping.popitem()
+                except (IndexError, KeyError):
+                    raise ResolutionImpossible(causes) from None
+                if not self._optimistic_backjumping_ratio and name not in incompatible_deps:
+                    break
+                if self._optimistic_backjumping_ratio and self._save_states is None \
+                        and name not in incompatible_deps:
+                    self._save_state()
+                current_dependencies = {self._p.identify(d) for d in self._p.get_dependencies(candidate)}
+                if not current_dependencies.isdisjoint(incompatible_deps):
+                    break
+                if not broken_state.mapping:
+                    break
+                if len(self._states) <= 1:
+                    raise ResolutionImpossible(causes)
+            incompatibilities_from_broken = [(k, v.incompatibilities)
+                                             for k, v in broken_state.criteria.items() if v.incompatibilities]
+            incompatibilities_from_broken.append((name, [candidate]))
+            self._push_new_state()
+            if self._patch_criteria(incompatibilities_from_broken):
+                return True
+        return False
+
+    def _patch_criteria(self, incompatibilities_from_broken: list[tuple[str, Collection[Cand]]]) -> bool:  # type: ignore[override]
+        # resolvelib patches every criterion the broken state had incompatibilities for,
+        # asking the provider for its candidates again, and appends the criterion's own
+        # incompatibilities to the broken state's: the lists grow with every backjump, the same
+        # candidates over and over. Only the candidates a criterion does not exclude yet are
+        # new; a criterion with none keeps its candidates (the provider's answer would be the
+        # same), so it is not asked again
+        todo = []
+        criteria = self.state.criteria
+        for key, incompatibilities in incompatibilities_from_broken:
+            criterion = criteria.get(key)
+            if not incompatibilities or criterion is None:
+                continue
+            have = {id(c) for c in criterion.incompatibilities}
+            new = {id(c): c for c in incompatibilities if id(c) not in have}
+            if new:
+                todo.append((key, list(new.values())))
+        return super()._patch_criteria(todo)
+
     def _unsatisfied(self) -> set[str]:
         return {key for key, criterion in self.state.criteria.items()
                 if not self._is_current_pin_satisfying(key, criterion)}
@@ -106,7 +167,7 @@ class FastResolution(Resolution[Req, Cand, str]):
             if not unsatisfied:
                 self._r.ending(state=self.state)
                 return self.state
-            names = list(unsatisfied)
+            names = unsatisfied
             if len(names) > 1:
                 narrowed = list(self._p.narrow_requirement_selection(
                     identifiers=names,
@@ -116,7 +177,7 @@ class FastResolution(Resolution[Req, Cand, str]):
                     backtrack_causes=self.state.backtrack_causes,
                 ))
             else:
-                narrowed = names
+                narrowed = list(names)
             if not narrowed:
                 raise RuntimeError("narrow_requirement_selection returned 0 names")
             name = min(narrowed, key=self._get_preference) if len(narrowed) > 1 else narrowed[0]
