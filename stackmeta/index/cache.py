@@ -139,6 +139,10 @@ class Cache:
             try:
                 db = sqlite3.connect(self.root / DB_NAME, timeout=30, check_same_thread=False,
                                      isolation_level=None)
+                # a reader per thread: SQLite's page cache is per connection (2 MB by
+                # default, filled by the big page bodies read through it); entries are read
+                # once each, so a small one serves as well
+                db.execute("PRAGMA cache_size=-256")
             except sqlite3.Error:
                 return None
             self._local.db = db

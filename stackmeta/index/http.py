@@ -38,6 +38,7 @@ import math
 import mimetypes
 import os
 import ssl
+import sys
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -343,12 +344,33 @@ class Transport:
     def _executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._pool is None:
+                _fewer_malloc_arenas()
                 self._pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="stackmeta",
                                                 initializer=self._mark_worker)
             return self._pool
 
     def _mark_worker(self) -> None:
         self._local.worker = True
+
+
+_ARENAS = 2
+
+
+def _fewer_malloc_arenas() -> None:
+    """Let the worker threads share glibc's malloc arenas (M_ARENA_MAX), unless
+    MALLOC_ARENA_MAX says otherwise. By default each thread gets its own (up to 8 per core), and
+    the big page bodies and metadata each thread reads leave freed memory behind in each one:
+    with 16 workers a resolve's peak RSS was 60 MB higher for nothing (the GIL serialises the
+    work anyway). Elsewhere (another libc) nothing is done."""
+    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc
+        return
+    mallopt(-8, _ARENAS)  # M_ARENA_MAX (malloc.h)
 
 
 def _ignore(_line: bytes) -> None:

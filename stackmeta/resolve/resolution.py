@@ -146,6 +146,12 @@ class FastResolution(Resolution[Req, Cand, str]):
         optimistic_rounds_cutoff: int | None = None
         optimistic_backjumping_start_round: int | None = None
         unsatisfied: set[str] | None = None  # None: ask every criterion
+        # per position of the stack below the top: the state there and the unsatisfied names
+        # of a top copied from it, before its round. A backjump pushes a copy of such a state
+        # (its criteria patched, their information not), so they are that state's again. Not
+        # after a rollback (the states are other copies).
+        known: list[tuple[State[Req, Cand, str], frozenset[str]] | None] = []
+        copied = True  # the top is a copy of the state below it, made before this round
         for round_index in range(max_rounds):
             self._r.starting_round(index=round_index)
             ratio = self._optimistic_backjumping_ratio
@@ -155,14 +161,26 @@ class FastResolution(Resolution[Req, Cand, str]):
                     optimistic_rounds_cutoff = int((max_rounds - round_index) * ratio)
                     if optimistic_rounds_cutoff <= 0:
                         self._rollback_states()
-                        unsatisfied = None
+                        unsatisfied, copied = None, False
                         continue
                 elif optimistic_rounds_cutoff is not None \
                         and round_index - optimistic_backjumping_start_round >= optimistic_rounds_cutoff:
                     self._rollback_states()
-                    unsatisfied = None
+                    unsatisfied, copied = None, False
                     continue
-            if unsatisfied is None:
+            if copied and len(self._states) >= 2:
+                at = len(self._states) - 2
+                below = self._states[at]
+                del known[at + 1:]  # popped by a backjump
+                known += [None] * (at + 1 - len(known))
+                entry = known[at]
+                same = entry is not None and entry[0] is below
+                if unsatisfied is None:
+                    unsatisfied = set(entry[1]) if entry is not None and same else self._unsatisfied()
+                if not same:
+                    known[at] = (below, frozenset(unsatisfied))
+            elif unsatisfied is None:
+                known.clear()
                 unsatisfied = self._unsatisfied()
             if not unsatisfied:
                 self._r.ending(state=self.state)
@@ -198,7 +216,9 @@ class FastResolution(Resolution[Req, Cand, str]):
                         not success and self._optimistic_backjumping_ratio and self._save_states)
                 if failed_optimistic_backjumping and self._save_states:
                     self._rollback_states()
+                    copied = False
                 else:
+                    copied = True
                     self.state.backtrack_causes[:] = causes
                     if not success:
                         raise ResolutionImpossible(self.state.backtrack_causes)
@@ -221,6 +241,7 @@ class FastResolution(Resolution[Req, Cand, str]):
                     self._remove_information_from_criteria(criteria, newly)
                     unsatisfied = None
                 self._push_new_state()
+                copied = True
             self._r.ending_round(index=round_index, state=self.state)
         raise ResolutionTooDeep(max_rounds)
 
