@@ -128,6 +128,21 @@ class FastResolution(Resolution[Req, Cand, str]):
                 todo.append((key, list(new.values())))
         return super()._patch_criteria(todo)
 
+    def _remove_information_from_criteria(self, criteria: dict[str, Criterion[Req, Cand]],
+                                          parents: Collection[str]) -> None:
+        # resolvelib's, but a criterion none of whose information comes from *parents* is
+        # kept as it is (resolvelib makes a new one of every criterion, hundreds a time)
+        if not parents:
+            return
+        identify = self._p.identify
+        for key, criterion in list(criteria.items()):
+            info = criterion.information
+            if any(i.parent is not None and identify(i.parent) in parents for i in info):
+                criteria[key] = Criterion(
+                    criterion.candidates,
+                    [i for i in info if i.parent is None or identify(i.parent) not in parents],
+                    criterion.incompatibilities)
+
     def _unsatisfied(self) -> set[str]:
         return {key for key, criterion in self.state.criteria.items()
                 if not self._is_current_pin_satisfying(key, criterion)}
