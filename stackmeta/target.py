@@ -77,6 +77,24 @@ class Target:
         return str(_full_version(self.python))
 
     def environment(self) -> dict[str, str]:
+        """The marker environment (a new dict: the caller may change it)."""
+        return dict(_environment(self))
+
+    def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
+        """Whether *marker* holds for this target (with the given extras requested). Remembered
+        per marker object and extras (the search evaluates the same requirements' markers in
+        every cell and every resolution)."""
+        if marker is None:
+            return True
+        known = _evaluated(self, extras)
+        hit = known.get(id(marker))
+        if hit is not None and hit[0] is marker:
+            return hit[1]
+        found = self._evaluate(marker, extras)
+        known[id(marker)] = (marker, found)
+        return found
+
+    def _environment(self) -> dict[str, str]:
         sys_platform, system, os_name, machine = PLATFORMS[self.platform]
         major, minor = self.python_minor
         return {
@@ -93,11 +111,8 @@ class Target:
             "sys_platform": sys_platform,
         }
 
-    def evaluate(self, marker: Marker | None, extras: frozenset[str] = frozenset()) -> bool:
-        """Whether *marker* holds for this target (with the given extras requested)."""
-        if marker is None:
-            return True
-        env = self.environment()
+    def _evaluate(self, marker: Marker, extras: frozenset[str]) -> bool:
+        env = _environment(self)
 
         def holds(m: Marker) -> bool:
             return any(m.evaluate({**env, "extra": extra}) for extra in extras or ("",))
@@ -119,7 +134,7 @@ class Target:
         if marker is None:
             return None
         try:
-            marker.evaluate({**self.environment(), "extra": ""})
+            marker.evaluate({**_environment(self), "extra": ""})
         except ValueError as exc:
             return f"{marker}: {exc}"
         return None
@@ -143,6 +158,19 @@ class Target:
 
     def __str__(self) -> str:
         return f"Python {self.python} on {self.platform}"
+
+
+@lru_cache(maxsize=64)
+def _environment(target: Target) -> dict[str, str]:
+    """The target's marker environment, made once (not to be changed: callers copy it)."""
+    return target._environment()
+
+
+@lru_cache(maxsize=256)
+def _evaluated(target: Target, extras: frozenset[str]) -> dict[int, tuple[Marker, bool]]:
+    """id of a marker -> (the marker, whether it holds for *target* with *extras*): the marker
+    is kept, so its id stays its own (a hit is checked to be the same object)."""
+    return {}
 
 
 @lru_cache(maxsize=1 << 14)

@@ -163,6 +163,16 @@ class IndexClient:
         cname = canonicalize_name(name)
         return self._once(f"page:{cname}", lambda: self._fetch_page(cname))
 
+    def read_before(self, name: str) -> tuple[bool, ProjectPage | None]:
+        """Whether the project's page was read before by this client, and it (None: the index
+        does not have the project); never reads."""
+        key = f"page:{canonicalize_name(name)}"
+        return self._results.has(key), cast("ProjectPage | None", self._results.peek(key))
+
+    def metadata_read_before(self, file: ProjectFile) -> bool:
+        """Whether *file*'s metadata was read before by this client; never reads."""
+        return self._results.has(f"md:{file.sha256 or file.url}")
+
     def _once(self, key: str, compute: Callable[[], T]) -> T:
         """*compute*'s result for *key*, computed once for the client's life however many
         threads ask at once (the others wait for it); an exception is not remembered."""

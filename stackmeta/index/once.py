@@ -25,6 +25,11 @@ class Once(Generic[T]):
         with self._lock:
             return self._results.get(key)
 
+    def has(self, key: Hashable) -> bool:
+        """Whether the key has a result; never computes."""
+        with self._lock:
+            return key in self._results
+
     def put(self, key: Hashable, value: T) -> T:
         """Remember *value* for *key* unless a result is there already; the result kept."""
         with self._lock:

@@ -235,14 +235,29 @@ class IndexSource:
         return md.requires_dist if md is not None and known else None
 
     def prefetch(self, names: Iterable[str], progress: Progress = NO_PROGRESS) -> None:
-        """Fetch many pages at once (errors land in :attr:`errors`)."""
-        self.client.map(lambda n: self._page(canonicalize_name(n)), list(names), progress, "pages")
+        """Fetch many pages at once (errors land in :attr:`errors`); those the client read
+        before are not asked for again (a hop through the worker threads is not free, and every
+        cell of a release asks for the same pages)."""
+        todo = [n for n in names if not self.client.read_before(n)[0]]
+        self.client.map(lambda n: self._page(canonicalize_name(n)), todo, progress, "pages")
 
     def prefetch_dependencies(self, pins: Iterable[tuple[str, Version]],
                               progress: Progress = NO_PROGRESS) -> None:
-        """Fetch many pages and the metadata of the given versions at once."""
-        self.client.map(lambda p: self.file_metadata(canonicalize_name(p[0]), p[1]), list(pins),
+        """Fetch many pages and the metadata of the given versions at once; what the client
+        read before is not asked for again (the search asks for every version of a project at
+        once, in every cell)."""
+        self.client.map(lambda p: self.file_metadata(canonicalize_name(p[0]), p[1]),
+                        [p for p in pins if not self._read_before(canonicalize_name(p[0]), p[1])],
                         progress, "metadata")
+
+    def _read_before(self, name: NormalizedName, version: Version) -> bool:
+        """Whether the client read the page of *name* and the metadata file of that version
+        (for this target) before, or there is no such file."""
+        known, page = self.client.read_before(name)
+        if not known:
+            return False
+        chosen = None if page is None else metadata_file(page.files_of(version), self.target)
+        return chosen is None or self.client.metadata_read_before(chosen)
 
 
 def nearest_order(versions: Iterable[Version], release: Version | None, *,
