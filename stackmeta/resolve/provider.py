@@ -407,6 +407,12 @@ class Provider(AbstractProvider[Req, Cand, str]):
 
         return matches
 
+    def keeps_candidates(self, requirement: Req) -> bool:
+        """Whether adding *requirement* to an existing criterion of its identifier leaves the
+        criterion's candidates as they are: a hard pin's one (the pin), which it allows."""
+        pinned = self.hard.get(requirement.name)
+        return pinned is not None and requirement.allows(pinned)
+
     def _usable(self, name: NormalizedName, wanted: Sequence[Version], at: int) -> bool:
         """Whether the resolver may try *name* at ``wanted[at]``: installable here, not passed
         over by the search, and for a moved pin, its own requirements accepting every hard pin."""

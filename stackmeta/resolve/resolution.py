@@ -37,9 +37,9 @@ from resolvelib import Resolver
 from resolvelib.resolvers import Criterion, Resolution
 from resolvelib.resolvers.exceptions import RequirementsConflicted, ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers.resolution import _build_result
-from resolvelib.structs import IteratorMapping, State
+from resolvelib.structs import IteratorMapping, RequirementInformation, State
 
-from stackmeta.resolve.provider import Cand, Req
+from stackmeta.resolve.provider import Cand, Provider, Req
 
 
 class FastResolution(Resolution[Req, Cand, str]):
@@ -48,6 +48,7 @@ class FastResolution(Resolution[Req, Cand, str]):
 
     def __init__(self, provider: Any, reporter: Any) -> None:
         super().__init__(provider, reporter)
+        self._provider: Provider = provider
         self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
         self._touched: list[tuple[str, bool]] = []  # the last pin's criteria (identifier, existed before)
 
@@ -62,6 +63,20 @@ class FastResolution(Resolution[Req, Cand, str]):
         ok = all(i.requirement.allows(version) for i in criterion.information)
         self._satisfying[criterion] = (pin, ok)
         return ok
+
+    def _add_to_criteria(self, criteria: dict[str, Criterion[Req, Cand]], requirement: Req,
+                         parent: Cand | None) -> None:
+        # a requirement of a hard pin that allows the pin leaves its criterion's one candidate
+        # as it is (the provider would answer the same): resolvelib's criterion, without asking
+        criterion = criteria.get(requirement.key)
+        if criterion is not None and self._provider.keeps_candidates(requirement):
+            self._r.adding_requirement(requirement=requirement, parent=parent)
+            criteria[requirement.key] = Criterion(
+                candidates=criterion.candidates,
+                information=[*criterion.information, RequirementInformation(requirement, parent)],
+                incompatibilities=criterion.incompatibilities)
+            return
+        super()._add_to_criteria(criteria, requirement, parent)
 
     def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
         before = self.state.criteria
