@@ -59,3 +59,23 @@ def test_wheel_rank_fits_exactly_the_wheels_packaging_accepts(target: Target) ->
     # a name whose tags fit but which is not a wheel's name is turned down, after a valid one
     # with the same tags was judged (the rank is remembered by tags)
     assert target.wheel_rank("bad-not.a.version!-py3-none-any.whl") is None
+
+
+def test_a_markers_answer_is_its_own_per_target_and_extras() -> None:
+    """Target.evaluate remembers answers per marker object: the same object asked for other
+    targets and extras gets their own answers, and an equal marker made anew is evaluated (not
+    taken for another by its id)."""
+    from packaging.markers import Marker
+
+    marker = Marker('python_version >= "3.10" and sys_platform == "darwin" or extra == "cuda"')
+    mac310 = Target(python=Version("3.10"), platform="macos-arm64")
+    mac39 = Target(python=Version("3.9"), platform="macos-arm64")
+    linux310 = Target(python=Version("3.10"), platform="linux-x86_64")
+    asked = [(mac310, frozenset()), (mac39, frozenset()), (linux310, frozenset()),
+             (linux310, frozenset({"cuda"})), (mac39, frozenset({"cuda"}))]
+    want = [True, False, False, True, True]
+    for _ in range(2):  # the second time from what was remembered
+        assert [t.evaluate(marker, extras) for t, extras in asked] == want
+    for _ in range(50):  # fresh objects, ids reused as they die: each evaluated as itself
+        assert linux310.evaluate(Marker('sys_platform == "linux"')) is True
+        assert linux310.evaluate(Marker('sys_platform == "win32"')) is False
