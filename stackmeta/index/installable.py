@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
 import queue
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from typing import Literal
 from packaging.utils import NormalizedName, canonicalize_name
 
 from stackmeta import atomic
-from stackmeta.errors import StackmetaError
+from stackmeta.errors import BuildError, StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.metadata import CoreMetadata, parse_metadata
 from stackmeta.index.once import Once
@@ -58,6 +59,50 @@ from stackmeta.pythons import find_minor
 from stackmeta.target import Target
 
 CACHE_FORMAT = 1
+PEP517_PIP = (19, 0)  # the first pip with PEP 517 builds (--use-pep517)
+_NO_BUILDER = "not built: no pip here builds through PEP 517 for this Python"
+
+
+@functools.cache
+def _builds_pep517(python: str) -> bool:
+    """Whether the pip of the interpreter *python* builds through PEP 517 (pip 19.0 and later;
+    True when that cannot be told: its own error then says what is wrong)."""
+    try:
+        out = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True,
+                             timeout=120, check=True).stdout.split()
+        return tuple(int(p) for p in out[1].split(".")[:2]) >= PEP517_PIP
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError):
+        return True
+
+
+def _make_upgraded_pip(python: str, minor: tuple[int, int] | None, folder: Path | None, index_url: str,
+                       timeout: float) -> tuple[str | None, str]:
+    """See :meth:`Builds._upgraded_pip`."""
+    import tempfile
+
+    from stackmeta.childenv import pip_environment
+
+    name = f"pip-{minor[0]}.{minor[1]}" if minor else "pip"
+    root = (folder / "pythons" if folder is not None else Path(tempfile.mkdtemp(prefix="stackmeta-pip-")))
+    venv = root / name
+    bin_python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
+    if bin_python.is_file() and _builds_pep517(str(bin_python)):
+        return str(bin_python), ""
+    env = pip_environment(dict(os.environ))
+    env["PIP_INDEX_URL"] = index_url
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for cmd in ([python, "-m", "venv", "--clear", str(venv)],
+                    [str(bin_python), "-m", "pip", "install", "-q", "-U", "pip"]):
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+            if proc.returncode != 0:
+                lines = (proc.stderr or proc.stdout).strip().splitlines() or ["?"]
+                return None, f"{' '.join(cmd[1:4])} failed: {lines[-1]}"
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"could not make a venv of {python} with an upgraded pip: {exc}"
+    if not _builds_pep517(str(bin_python)):
+        return None, f"'python -m pip install -U pip' in a venv of {python} gave no pip 19 or later"
+    return str(bin_python), ""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -92,6 +137,7 @@ class Builds:
         self._started: set[str] = set()  # keys given to start()
         self._workers: list[threading.Thread] = []
         self.runs = ToolRuns(client, self.folder)  # the environment's own tools, run in each Python
+        self._pips: Once[tuple[str | None, str]] = Once(keep=lambda found: found[0] is not None)
 
     @property
     def wheels_dir(self) -> Path | None:
@@ -105,8 +151,17 @@ class Builds:
         ``setup.py`` uses ``configparser.SafeConfigParser``, gone in 3.12): so each cell's
         Python builds for itself (:meth:`interpreter`)."""
         python, tag = self.interpreter(minor)
-        return self._done.get(f"{file.sha256 or file.url}{tag}", lambda: self._load(file.sha256, tag)
-                              or self._build(file, canonicalize_name(project), python, tag, minor))
+        key = f"{file.sha256 or file.url}{tag}"
+        found = self._done.get(key, lambda: self._load(file.sha256, tag)
+                               or self._build(file, canonicalize_name(project), python, tag, minor))
+        if found.reason.startswith(_NO_BUILDER):
+            # not the sdist's fault: no verdict at all (a wrong one would move pins), and
+            # nothing kept (asked again next time)
+            self._done.forget(key)
+            raise BuildError(f"{file.filename} cannot be built for Python {minor[0]}.{minor[1]}: "
+                             f"{found.reason}; check the index (it must serve pip), or run again"
+                             if minor else found.reason)
+        return found
 
     def interpreter(self, minor: tuple[int, int] | None) -> tuple[str, str]:
         """The interpreter that builds for Python *minor*, and the tag of its builds in the
@@ -116,7 +171,14 @@ class Builds:
         if minor is None or self.python2 or minor == self.own_minor:
             return self.python, ""
         found = find_minor(minor)
-        return (self.python, "") if found is None else (found, f"-{minor[0]}.{minor[1]}")
+        if found is None:
+            return self.python, ""
+        tag = f"-{minor[0]}.{minor[1]}"
+        if self.frontend(found, minor) == "pip" and not _builds_pep517(found):
+            # its pip (Python 3.6's own: 18.1) has no PEP 517 builds: the builds are an
+            # upgraded pip's (see _upgraded_pip), kept apart from any made before
+            tag += "-pip-upgraded"
+        return found, tag
 
     @functools.cached_property
     def own_minor(self) -> tuple[int, int] | None:
@@ -176,11 +238,26 @@ class Builds:
             # the index did not give the file: nothing is remembered on disk (it may work later)
             return WheelBuild(sdist=file.filename, sha256=file.sha256 or "", reason=f"not downloaded: {exc}")
         with self._running:
+            frontend = self.frontend(python, minor)
+            if tag.endswith("-pip-upgraded"):
+                upgraded, why = self._upgraded_pip(python, minor)
+                if upgraded is None:
+                    return WheelBuild(sdist=file.filename, sha256=file.sha256 or "",
+                                      reason=f"{_NO_BUILDER}: {why}")
+                python = upgraded
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
                                        out_dir=self.wheels_dir, timeout=self.timeout, python=python,
-                                       frontend=self.frontend(python, minor))
+                                       frontend=frontend)
         self._save(result, tag)
         return result
+
+    def _upgraded_pip(self, python: str, minor: tuple[int, int] | None) -> tuple[str | None, str]:
+        """The interpreter of a venv of *python* whose pip was upgraded as the README tells a
+        user of that Python to (``python -m pip install -U pip``, from the index: Python 3.6
+        gets pip 21.3.1, which builds through PEP 517 as a laptop's does), made once under the
+        builds folder; (None, why) when that cannot be done."""
+        return self._pips.get(python, lambda: _make_upgraded_pip(
+            python, minor, self.folder, self.client.index_url, self.timeout))
 
     def frontend(self, python: str, minor: tuple[int, int] | None) -> Frontend:
         """Who builds with *python* (:meth:`interpreter` of *minor*): ``build`` in the builds'
