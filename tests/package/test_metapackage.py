@@ -222,3 +222,18 @@ def test_the_stack_module_takes_the_installed_distribution_over_a_stray_egg_info
     proc = subprocess.run([sys.executable, "-I", "-c", code, str(site), str(module.parent)],
                           capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(proc.stdout) == "3.1.5"
+    # before 3.8 (no importlib.metadata) the module asks pkg_resources, whose working set keeps
+    # the first of a folder (the egg-info: a real install on 3.6 showed 2.4.4): the same rule
+    from stackmeta.pythons import find_minor
+
+    older = {m: find_minor(m) for m in ((3, 6), (2, 7))}
+    for minor, python in older.items():
+        if python is None:
+            continue
+        proc = subprocess.run([python, "-E", "-s", "-c", code, str(site), str(module.parent)],
+                              capture_output=True, text=True, timeout=60, check=True)
+        assert json.loads(proc.stdout) == "3.1.5", minor
+    if None in older.values():
+        missing = ", ".join(f"{m[0]}.{m[1]}" for m, p in older.items() if p is None)
+        pytest.skip(f"no Python {missing} here: "
+                    "the pkg_resources path is checked with the others")
