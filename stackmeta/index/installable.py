@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import queue
+import shutil
 import subprocess
 import sys
 import threading
@@ -90,16 +91,27 @@ def _make_upgraded_pip(python: str, minor: tuple[int, int] | None, folder: Path 
         return str(bin_python), ""
     env = pip_environment(dict(os.environ))
     env["PIP_INDEX_URL"] = index_url
+    # made aside and moved in place whole: another stackmeta sharing the cache folder sees no
+    # venv or a finished one (`python -m pip` runs from a moved venv; its scripts are not used)
+    aside = root / f".{name}-{os.getpid()}-{threading.get_ident()}"
+    aside_python = aside / bin_python.relative_to(venv)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        for cmd in ([python, "-m", "venv", "--clear", str(venv)],
-                    [str(bin_python), "-m", "pip", "install", "-q", "-U", "pip"]):
+        for cmd in ([python, "-m", "venv", "--clear", str(aside)],
+                    [str(aside_python), "-m", "pip", "install", "-q", "-U", "pip"]):
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
             if proc.returncode != 0:
                 lines = (proc.stderr or proc.stdout).strip().splitlines() or ["?"]
                 return None, f"{' '.join(cmd[1:4])} failed: {lines[-1]}"
+        if bin_python.is_file() and _builds_pep517(str(bin_python)):
+            pass  # another process put one in place meanwhile
+        else:
+            shutil.rmtree(venv, ignore_errors=True)
+            aside.rename(venv)
     except (OSError, subprocess.SubprocessError) as exc:
         return None, f"could not make a venv of {python} with an upgraded pip: {exc}"
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
     if not _builds_pep517(str(bin_python)):
         return None, f"'python -m pip install -U pip' in a venv of {python} gave no pip 19 or later"
     return str(bin_python), ""
