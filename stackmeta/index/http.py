@@ -263,9 +263,13 @@ class Transport:
             self._refuse_if_dead(url, host)  # it failed for another thread meanwhile
             if self._stop.is_set():
                 raise IndexAccessError(f"{url}: interrupted")
-            resp = self._attempt(url, headers, limit, deadline)
-            self._known.add(host)
-            return resp
+            if host not in self._known:
+                resp = self._attempt(url, headers, limit, deadline)
+                self._known.add(host)
+                return resp
+        # it answered another thread meanwhile: the threads that waited for that go at once, not
+        # one by one behind the gate (one that gets no answer held the others for its timeout)
+        return self._attempt(url, headers, limit, deadline)
 
     def _attempt(self, url: str, headers: Mapping[str, str], limit: int, deadline: float) -> Response:
         """One GET, no redirect followed; raises ``pycurl.error`` when no answer came (or the
