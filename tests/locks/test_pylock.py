@@ -162,7 +162,9 @@ def _cell_tags(cell: Cell) -> list[Tag]:
     """The wheel tags an installer of *cell* accepts, best first, from ``packaging.tags`` (the
     platform tags stackmeta gives pip's --platform for it)."""
     major, minor = cell.python
-    abis = ["cp27mu", "cp27m"] if major == 2 else [f"cp{major}{minor}"]
+    # CPython before 3.8 has the pymalloc ABI flag (cp36m), as pip's own tags say
+    abis = (["cp27mu", "cp27m"] if major == 2 else [f"cp{major}{minor}m"] if (major, minor) < (3, 8)
+            else [f"cp{major}{minor}"])
     plats = list(platform_tags(cell.platform))
     return [*tags.cpython_tags(cell.python, abis, plats),
             *tags.compatible_tags(cell.python, f"cp{major}{minor}", plats)]
