@@ -61,7 +61,6 @@ from stackmeta.target import Target
 
 CACHE_FORMAT = 1
 PEP517_PIP = (19, 0)  # the first pip with PEP 517 builds (--use-pep517)
-_NO_BUILDER = "not built: no pip here builds through PEP 517 for this Python"
 
 
 @functools.cache
@@ -77,18 +76,23 @@ def _builds_pep517(python: str) -> bool:
 
 
 def _make_upgraded_pip(python: str, minor: tuple[int, int] | None, folder: Path | None, index_url: str,
-                       timeout: float) -> tuple[str | None, str]:
+                       timeout: float) -> str:
     """See :meth:`Builds._upgraded_pip`."""
+    import atexit
     import tempfile
 
     from stackmeta.childenv import pip_environment
 
     name = f"pip-{minor[0]}.{minor[1]}" if minor else "pip"
-    root = (folder / "pythons" if folder is not None else Path(tempfile.mkdtemp(prefix="stackmeta-pip-")))
+    if folder is None:  # no cache folder: for this process only
+        root = Path(tempfile.mkdtemp(prefix="stackmeta-pip-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+    else:
+        root = folder / "pythons"
     venv = root / name
     bin_python = venv / ("Scripts/python.exe" if sys.platform == "win32" else "bin/python")
     if bin_python.is_file() and _builds_pep517(str(bin_python)):
-        return str(bin_python), ""
+        return str(bin_python)
     env = pip_environment(dict(os.environ))
     env["PIP_INDEX_URL"] = index_url
     # made aside and moved in place whole: another stackmeta sharing the cache folder sees no
@@ -102,19 +106,17 @@ def _make_upgraded_pip(python: str, minor: tuple[int, int] | None, folder: Path 
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, check=False)
             if proc.returncode != 0:
                 lines = (proc.stderr or proc.stdout).strip().splitlines() or ["?"]
-                return None, f"{' '.join(cmd[1:4])} failed: {lines[-1]}"
-        if bin_python.is_file() and _builds_pep517(str(bin_python)):
-            pass  # another process put one in place meanwhile
-        else:
+                raise BuildError(f"{' '.join(cmd[1:4])} failed: {lines[-1]}")
+        if not (bin_python.is_file() and _builds_pep517(str(bin_python))):  # else: another process's
             shutil.rmtree(venv, ignore_errors=True)
             aside.rename(venv)
     except (OSError, subprocess.SubprocessError) as exc:
-        return None, f"could not make a venv of {python} with an upgraded pip: {exc}"
+        raise BuildError(f"could not make a venv of {python} with an upgraded pip: {exc}") from None
     finally:
         shutil.rmtree(aside, ignore_errors=True)
     if not _builds_pep517(str(bin_python)):
-        return None, f"'python -m pip install -U pip' in a venv of {python} gave no pip 19 or later"
-    return str(bin_python), ""
+        raise BuildError(f"'python -m pip install -U pip' in a venv of {python} gave no pip 19 or later")
+    return str(bin_python)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -149,7 +151,7 @@ class Builds:
         self._started: set[str] = set()  # keys given to start()
         self._workers: list[threading.Thread] = []
         self.runs = ToolRuns(client, self.folder)  # the environment's own tools, run in each Python
-        self._pips: Once[tuple[str | None, str]] = Once(keep=lambda found: found[0] is not None)
+        self._pips: Once[str] = Once()  # python -> its venv with an upgraded pip (a failure: raised)
 
     @property
     def wheels_dir(self) -> Path | None:
@@ -163,17 +165,8 @@ class Builds:
         ``setup.py`` uses ``configparser.SafeConfigParser``, gone in 3.12): so each cell's
         Python builds for itself (:meth:`interpreter`)."""
         python, tag = self.interpreter(minor)
-        key = f"{file.sha256 or file.url}{tag}"
-        found = self._done.get(key, lambda: self._load(file.sha256, tag)
-                               or self._build(file, canonicalize_name(project), python, tag, minor))
-        if found.reason.startswith(_NO_BUILDER):
-            # not the sdist's fault: no verdict at all (a wrong one would move pins), and
-            # nothing kept (asked again next time)
-            self._done.forget(key)
-            raise BuildError(f"{file.filename} cannot be built for Python {minor[0]}.{minor[1]}: "
-                             f"{found.reason}; check the index (it must serve pip), or run again"
-                             if minor else found.reason)
-        return found
+        return self._done.get(f"{file.sha256 or file.url}{tag}", lambda: self._load(file.sha256, tag)
+                              or self._build(file, canonicalize_name(project), python, tag, minor))
 
     def interpreter(self, minor: tuple[int, int] | None) -> tuple[str, str]:
         """The interpreter that builds for Python *minor*, and the tag of its builds in the
@@ -252,22 +245,26 @@ class Builds:
         with self._running:
             frontend = self.frontend(python, minor)
             if tag.endswith("-pip-upgraded"):
-                upgraded, why = self._upgraded_pip(python, minor)
-                if upgraded is None:
-                    return WheelBuild(sdist=file.filename, sha256=file.sha256 or "",
-                                      reason=f"{_NO_BUILDER}: {why}")
-                python = upgraded
+                try:
+                    python = self._upgraded_pip(python, minor)
+                except BuildError as exc:
+                    # no pip to build with is not the sdist's fault: no verdict at all (a wrong
+                    # one would move pins), an error (not remembered: asked again next time)
+                    raise BuildError(f"{file.filename} cannot be built for Python {minor[0]}.{minor[1]}: "
+                                     "not built: no pip here builds through PEP 517 for this Python: "
+                                     f"{exc}; check the index (it must serve pip), or run again"
+                                     if minor else str(exc)) from None
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
                                        out_dir=self.wheels_dir, timeout=self.timeout, python=python,
                                        frontend=frontend)
         self._save(result, tag)
         return result
 
-    def _upgraded_pip(self, python: str, minor: tuple[int, int] | None) -> tuple[str | None, str]:
+    def _upgraded_pip(self, python: str, minor: tuple[int, int] | None) -> str:
         """The interpreter of a venv of *python* whose pip was upgraded as the README tells a
         user of that Python to (``python -m pip install -U pip``, from the index: Python 3.6
         gets pip 21.3.1, which builds through PEP 517 as a laptop's does), made once under the
-        builds folder; (None, why) when that cannot be done."""
+        builds folder; :class:`BuildError` when that cannot be done."""
         return self._pips.get(python, lambda: _make_upgraded_pip(
             python, minor, self.folder, self.client.index_url, self.timeout))
 

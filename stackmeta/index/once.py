@@ -30,11 +30,6 @@ class Once(Generic[T]):
         with self._lock:
             return key in self._results
 
-    def forget(self, key: Hashable) -> None:
-        """Drop the key's result (it is computed again when asked again)."""
-        with self._lock:
-            self._results.pop(key, None)
-
     def put(self, key: Hashable, value: T) -> T:
         """Remember *value* for *key* unless a result is there already; the result kept."""
         with self._lock:
