@@ -94,23 +94,6 @@ class Target:
         known[id(marker)] = (marker, found)
         return found
 
-    def _environment(self) -> dict[str, str]:
-        sys_platform, system, os_name, machine = PLATFORMS[self.platform]
-        major, minor = self.python_minor
-        return {
-            "implementation_name": "cpython",
-            "implementation_version": self.python_full,
-            "os_name": os_name,
-            "platform_machine": machine,
-            "platform_python_implementation": "CPython",
-            "platform_release": "",
-            "platform_system": system,
-            "platform_version": "",
-            "python_full_version": self.python_full,
-            "python_version": f"{major}.{minor}",
-            "sys_platform": sys_platform,
-        }
-
     def _evaluate(self, marker: Marker, extras: frozenset[str]) -> bool:
         env = _environment(self)
 
@@ -163,7 +146,21 @@ class Target:
 @lru_cache(maxsize=64)
 def _environment(target: Target) -> dict[str, str]:
     """The target's marker environment, made once (not to be changed: callers copy it)."""
-    return target._environment()
+    sys_platform, system, os_name, machine = PLATFORMS[target.platform]
+    major, minor = target.python_minor
+    return {
+        "implementation_name": "cpython",
+        "implementation_version": target.python_full,
+        "os_name": os_name,
+        "platform_machine": machine,
+        "platform_python_implementation": "CPython",
+        "platform_release": "",
+        "platform_system": system,
+        "platform_version": "",
+        "python_full_version": target.python_full,
+        "python_version": f"{major}.{minor}",
+        "sys_platform": sys_platform,
+    }
 
 
 @lru_cache(maxsize=256)
