@@ -236,6 +236,11 @@ class Answers:
         return True
 
 
+def _conflict_names(causes: Sequence[Any]) -> set[NormalizedName]:
+    """The packages a conflict's causes name: each requirement's, and each requirer's."""
+    return {c.requirement.name for c in causes} | {c.parent.name for c in causes if c.parent is not None}
+
+
 def _none() -> Iterator[Cand]:
     return iter(())
 
@@ -324,12 +329,11 @@ class Provider(AbstractProvider[Req, Cand, str]):
     def get_preference(self, identifier: str, resolutions: Mapping[str, Cand],
                        candidates: Mapping[str, Iterator[Cand]], information: Mapping[str, Iterator[Any]],
                        backtrack_causes: Sequence[Any]) -> tuple[int, int, int, str]:
-        name = canonicalize_name(identifier.split("[")[0])
         # hard pins first (one candidate each), then what the last conflict named (as pip
-        # does), then what more of the stack depends on
-        in_conflict = any(c.requirement.name == name or (c.parent is not None and c.parent.name == name)
-                          for c in backtrack_causes)
-        return (0 if name in self.hard else 1, 0 if in_conflict else 1, -self.rank.get(name, 0), identifier)
+        # does), then what more of the stack depends on (see _Order)
+        hard, minus_rank, _ = self._order[identifier]
+        in_conflict = self._name(identifier) in _conflict_names(backtrack_causes)
+        return (hard, 0 if in_conflict else 1, minus_rank, identifier)
 
     def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Cand],
                                      candidates: Mapping[str, Iterator[Cand]],
@@ -344,11 +348,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         if not backtrack_causes:
             return [best]
         # what the last conflict named comes next after the hard pins (of the same kind as best)
-        conflict: set[NormalizedName] = set()
-        for c in backtrack_causes:
-            conflict.add(c.requirement.name)
-            if c.parent is not None:
-                conflict.add(c.parent.name)
+        conflict = _conflict_names(backtrack_causes)
         asked = identifiers if isinstance(identifiers, (set, frozenset)) else set(identifiers)
         hard = order[best][0]
         named = [i for n in conflict for i in self._identifiers.get(n, ())
