@@ -7,7 +7,7 @@ through ``packaging``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from packaging import tags
@@ -61,12 +61,19 @@ class Target:
     python: Version
     platform: str = "linux-x86_64"
     glibc: tuple[int, int] = DEFAULT_GLIBC
+    # the hash, made once: a target keys the caches of wheel tags and markers, asked millions
+    # of times a search, and a Version's own hash is made anew on each asking
+    _hash: int = field(init=False, repr=False, compare=False, default=0)
 
     def __post_init__(self) -> None:
         if self.platform not in PLATFORMS:
             raise UsageError(
                 f"unknown platform {self.platform!r}: use one of {', '.join(PLATFORMS)}"
             )
+        object.__setattr__(self, "_hash", hash((self.python, self.platform, self.glibc)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     @property
     def python_minor(self) -> tuple[int, int]:

@@ -151,6 +151,8 @@ class IndexSource:
         self.builds = builds
         self.errors: dict[str, str] = {}
         self._lock = threading.Lock()
+        # (name, version) -> the file whose metadata pip reads here (asked again and again)
+        self._chosen: dict[tuple[NormalizedName, Version], ProjectFile | None] = {}
 
     def _page(self, name: NormalizedName) -> ProjectPage | None:
         try:
@@ -171,9 +173,20 @@ class IndexSource:
         page = self._page(canonicalize_name(name))
         return () if page is None else page.files_of(version)
 
+    def _metadata_file(self, name: NormalizedName, version: Version,
+                       page: ProjectPage | None = None) -> ProjectFile | None:
+        """:func:`metadata_file` of that version's files (of *page*, when given), made once."""
+        key = (name, version)
+        try:
+            return self._chosen[key]
+        except KeyError:
+            files = self.files(name, version) if page is None else page.files_of(version)
+            found = self._chosen[key] = metadata_file(files, self.target)
+            return found
+
     def file_metadata(self, name: NormalizedName, version: Version) -> FileMetadata | None:
         cname = canonicalize_name(name)
-        chosen = metadata_file(self.files(cname, version), self.target)
+        chosen = self._metadata_file(cname, version)
         if chosen is None:
             return None
         try:
@@ -208,7 +221,7 @@ class IndexSource:
         """The core metadata pip reads for that version: of the wheel its sdist built, when the
         file pip would take is an sdist built before (this never builds), else of that file;
         and whether its Requires-Dist is authoritative."""
-        chosen = metadata_file(self.files(name, version), self.target)
+        chosen = self._metadata_file(name, version)
         if chosen is not None and chosen.kind == "sdist" and self.builds is not None:
             from stackmeta.index.installable import built_metadata
 
@@ -256,7 +269,7 @@ class IndexSource:
         known, page = self.client.read_before(name)
         if not known:
             return False
-        chosen = None if page is None else metadata_file(page.files_of(version), self.target)
+        chosen = None if page is None else self._metadata_file(name, version, page)
         return chosen is None or self.client.metadata_read_before(chosen)
 
 
