@@ -112,7 +112,6 @@ class Memo:
         self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req], frozenset[Version]],
                           list[Version]] = {}
         self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
-        self._prefetched: set[NormalizedName] = set()
 
     def root(self, name: NormalizedName, version: Version | None = None) -> Req:
         """The search's requirement of *name* at *version* (any version when None), made once."""
@@ -190,16 +189,20 @@ class Memo:
             evaluated={k: tuple((r.key, str(r.specifier)) for r in reqs)
                        for k, reqs in self.evaluated.items()})
 
-    def prefetch(self, name: NormalizedName) -> None:
-        """Ask for the metadata of every version of *name* at once, when the source can (once
-        per name: the search asks again and again)."""
-        if name in self._prefetched:
-            return
-        self._prefetched.add(name)
+    def ahead(self, name: NormalizedName, versions: Sequence[Version], first: int = 8) -> Iterator[Version]:
+        """*versions* of *name*, one by one; the metadata of the next ones is asked for at once
+        (when the source can), in batches just before they are reached: *first*, then twice as
+        many each time. A caller that stops early reads little more than it needs (most stop
+        at the first few versions), one that goes through them all waits on a few batches."""
         batch = getattr(self.source, "prefetch_dependencies", None)
-        todo = [(name, v) for v in sorted(self.versions(name)) if (name, v) not in self._deps]
-        if batch is not None and len(todo) > 1:
-            batch(todo)
+        size, end = first, 0
+        for i, version in enumerate(versions):
+            if i == end and batch is not None:
+                todo = [(name, v) for v in versions[i:i + size] if (name, v) not in self._deps]
+                if len(todo) > 1:
+                    batch(todo)
+                end, size = i + size, size * 2
+            yield version
 
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
         key = (name, version)

@@ -553,7 +553,6 @@ def _fewest_blockers(name: NormalizedName, hard: Mapping[NormalizedName, Version
     requirements (name, text); a version whose conflicts touch *avoid* is passed over. None
     when such a version conflicts with no hard pin (nothing needs to move), or none qualifies.
     Installability is asked last (it may build an sdist): of a version that would count."""
-    probe.source.prefetch(name)
     avoided = set(avoid)
     out = probe.source.excluded_versions.get(name, {})
     best: tuple[tuple[int, tuple[int, ...], int], Version, list[tuple[NormalizedName, str]]] | None = None
@@ -561,7 +560,7 @@ def _fewest_blockers(name: NormalizedName, hard: Mapping[NormalizedName, Version
     def usable(version: Version) -> bool:
         return probe.source.installable(name, version, probe.target)[0]
 
-    for i, version in enumerate(probe.versions(name)):
+    for i, version in enumerate(probe.source.ahead(name, probe.versions(name))):
         if version in out or (allowed is not None and not allowed(version)):
             continue
         blockers = [(d.name, d.text) for d in probe.effective_dependencies(name, version)
@@ -669,8 +668,7 @@ class _Reporter(BaseReporter):  # type: ignore[type-arg]
 
 def _can_move(probe: Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version]) -> bool:
     """Whether some version of *name* accepts the pins of *keep*."""
-    probe.source.prefetch(name)
-    return any(probe.fits(name, v, keep) for v in probe.versions(name))
+    return any(probe.fits(name, v, keep) for v in probe.source.ahead(name, probe.versions(name)))
 
 
 def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
