@@ -116,6 +116,26 @@ def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False)
                    for g in gids)]
 
 
+def wheel_versions(page: ProjectPage, target: Target) -> frozenset[Version]:
+    """The versions with a wheel (a valid name) for the target, yanked or not, whatever their
+    Requires-Python: those of which ``any(target.wheel_rank(f.filename) is not None for f in
+    page.files_of(version))``, found without building the page's file objects (as
+    :func:`installable_list`)."""
+    grouped = page.grouped(_kind_key)
+    fits = [isinstance(key, str) and key != "" and target.tags_rank(key) is not None
+            for key, _, _ in grouped.groups]
+    names, valid, of_file = page.filenames, grouped.checked, grouped.of_file
+
+    def named(i: int) -> bool:
+        hit = valid.get(i)
+        if hit is None:
+            hit = valid[i] = valid_wheel_name(names[i])
+        return hit
+
+    return frozenset(v for v, gids, idx in grouped.versions
+                     if any(fits[g] for g in gids) and any(fits[of_file[i]] and named(i) for i in idx))
+
+
 def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
     """The file whose metadata describes this version for the target: the best usable wheel
     (as pip would pick it), else an sdist (``.tar.gz`` first), else None."""
@@ -153,6 +173,7 @@ class IndexSource:
         self._lock = threading.Lock()
         # (name, version) -> the file whose metadata pip reads here (asked again and again)
         self._chosen: dict[tuple[NormalizedName, Version], ProjectFile | None] = {}
+        self._wheels: dict[NormalizedName, frozenset[Version]] = {}  # name -> its versions with a wheel here
 
     def _page(self, name: NormalizedName) -> ProjectPage | None:
         try:
@@ -167,6 +188,15 @@ class IndexSource:
         if page is None:
             return []
         return installable_list(page, self.target)
+
+    def has_wheel(self, name: NormalizedName, version: Version) -> bool:
+        """Whether that version has a wheel for the target (:func:`wheel_versions`)."""
+        cname = canonicalize_name(name)
+        found = self._wheels.get(cname)
+        if found is None:
+            page = self._page(cname)
+            found = self._wheels[cname] = frozenset() if page is None else wheel_versions(page, self.target)
+        return version in found
 
     def files(self, name: NormalizedName, version: Version) -> tuple[ProjectFile, ...]:
         """All files of that version on the page (usable or not)."""

@@ -134,8 +134,10 @@ class Memo:
         key = (name, version)
         if key not in self._wheels:
             files = getattr(self.source, "files", None)
-            self._wheels[key] = files is None or any(
-                target.wheel_rank(f.filename) is not None for f in files(name, version))
+            ask = getattr(self.source, "has_wheel", None)
+            self._wheels[key] = files is None or (
+                ask(name, version) if ask is not None and getattr(self.source, "target", None) == target
+                else any(target.wheel_rank(f.filename) is not None for f in files(name, version)))
         return self._wheels[key]
 
     def on_index(self, name: NormalizedName, version: Version) -> bool:

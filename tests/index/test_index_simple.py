@@ -220,11 +220,38 @@ def test_installable_list_on_recorded_pages_for_every_laptop_platform() -> None:
     assert judged > 500  # most of these pages have wheels for most of these cells
 
 
+def test_wheel_versions_are_those_with_a_wheel_for_the_target_on_recorded_pages() -> None:
+    """The grouped reading of which versions have a wheel for a cell (the search's wheels-first
+    order asks it of every version) against the file-by-file one, on real pypi.org pages: any
+    wheel whose tags fit, yanked or not, whatever its Requires-Python."""
+    from stackmeta.index import IndexClient
+    from stackmeta.index.source import wheel_versions
+    from stackmeta.target import PLATFORMS, Target
+
+    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
+    names = ["numpy", "scipy", "tensorflow", "grpcio", "pyzmq", "psutil", "lxml", "six", "awkward-cpp"]
+    laptops = [p for p in PLATFORMS if p != "linux-ppc64le"]
+    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
+        pages = [client.project(n) for n in names]
+    found = missing = 0
+    for p in pages:
+        assert p is not None
+        for python in ("2.7.18", "3.6.15", "3.9.14", "3.12.0", "3.13.1"):
+            for platform in laptops:
+                target = Target(python=Version(python), platform=platform)
+                expected = {v for v, files in p.by_version().items()
+                            if any(target.wheel_rank(f.filename) is not None for f in files)}
+                assert wheel_versions(p, target) == expected, (p.name, python, platform)
+                found += len(expected)
+                missing += len(p.by_version()) - len(expected)
+    assert found > 500 and missing > 500  # many versions with a wheel for a cell, many without
+
+
 def test_a_wheel_whose_name_breaks_the_spec_makes_no_version_installable() -> None:
     from packaging.utils import canonicalize_name
 
     from stackmeta.index.simple import ProjectFile, ProjectPage
-    from stackmeta.index.source import installable_list, installable_versions
+    from stackmeta.index.source import installable_list, installable_versions, wheel_versions
     from stackmeta.target import Target
 
     names = ["pkg-1.0-x-py3-none-any.whl",  # a build tag must start with a digit
@@ -235,6 +262,7 @@ def test_a_wheel_whose_name_breaks_the_spec_makes_no_version_installable() -> No
     target = Target(python=Version("3.12.0"))
     assert [str(v) for v in installable_list(p, target)] == ["1.1", "1.2"]
     assert installable_list(p, target) == sorted(installable_versions(p, target))
+    assert sorted(str(v) for v in wheel_versions(p, target)) == ["1.1", "1.2"]
 
 
 def test_requires_dist_past_headers_broken_by_an_unindented_author_is_read() -> None:
