@@ -89,6 +89,14 @@ class FastResolution(Resolution[Req, Cand, str]):
         self._touched = touched
         return criteria
 
+    def _save_state(self) -> None:
+        # resolvelib copies every state of the stack (hundreds, each a mapping and criteria of
+        # hundreds), in case optimistic backjumping fails and they are rolled back to. A state
+        # below the top is never changed (a round changes only the top, a copy pushed for it;
+        # _backjump leaves a broken state as it is), so the states themselves are kept
+        if self._save_states is None:
+            self._save_states = list(self._states)
+
     def _backjump(self, causes: list[Any]) -> bool:
         # resolvelib's _backjump (1.2), step for step, but for the list of the broken state's
         # incompatibilities: only the criteria that have any, not copied (_patch_criteria
@@ -99,10 +107,13 @@ class FastResolution(Resolution[Req, Cand, str]):
             del self._states[-1]
             broken_state = self.state
             while True:
+                # the broken state's last pin, the state left as it is (resolvelib pops it off
+                # the mapping, which is then asked only whether it is empty): a state saved for
+                # a rollback is the same object (see _save_state)
                 try:
                     broken_state = self._states.pop()
-                    name, candidate = broken_state.mapping.popitem()
-                except (IndexError, KeyError):
+                    name, candidate = next(reversed(broken_state.mapping.items()))
+                except (IndexError, StopIteration):
                     raise ResolutionImpossible(causes) from None
                 if not self._optimistic_backjumping_ratio and name not in incompatible_deps:
                     break
@@ -112,7 +123,7 @@ class FastResolution(Resolution[Req, Cand, str]):
                 current_dependencies = {self._p.identify(d) for d in self._p.get_dependencies(candidate)}
                 if not current_dependencies.isdisjoint(incompatible_deps):
                     break
-                if not broken_state.mapping:
+                if len(broken_state.mapping) == 1:  # empty once its last pin is popped
                     break
                 if len(self._states) <= 1:
                     raise ResolutionImpossible(causes)
