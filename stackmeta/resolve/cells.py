@@ -51,6 +51,7 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
     names = sorted(p.name for p in rel.packages)
     done: list[tuple[Cell, Answers, NearestSet]] = []
+    shared: dict[object, object] = {}  # the answers alike in several cells, kept once (Memo.answers)
     results: list[CellResult] = []
     for cell in order:
         target = cell.target
@@ -87,7 +88,7 @@ def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell
         except ResolutionError as exc:
             results.append(CellResult(cell=cell, nearest=None, failure=str(exc)))
             continue
-        done.append((cell, memo.answers(), nearest))
+        done.append((cell, memo.answers(shared), nearest))
         results.append(CellResult(cell=cell, nearest=nearest))
     return CellMatrix(release=rel.release, index_url=client.index_url,
                       results=tuple(sorted(results, key=lambda r: r.cell)))

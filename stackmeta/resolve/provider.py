@@ -181,15 +181,28 @@ class Memo:
             return
         ahead(name, version)
 
-    def answers(self) -> Answers:
+    def answers(self, shared: dict[Any, Any] | None = None) -> Answers:
         """What this memo's search asked and was told (its versions, wheels, installability and
-        evaluated requirements), without the search's own caches: kept for each cell searched
-        (a memo is megabytes), to compare another cell's source with (:meth:`Answers.same`)."""
+        evaluated requirements), without the search's own caches: kept for each cell searched,
+        to compare another cell's source with (:meth:`Answers.same`). Kept small: grouped by
+        project, and each answer that a cell before gave alike (most are) is that one's object,
+        through *shared* (one dict for all the cells of a release)."""
+        table: dict[Any, Any] = {} if shared is None else shared
+
+        def one(value: Any) -> Any:
+            return table.setdefault(value, value)
+
+        asked: dict[NormalizedName, list[Version]] = {}
+        for name, version in self._wheels:
+            asked.setdefault(name, []).append(version)
         return Answers(
-            versions=dict(self._versions), wheels=dict(self._wheels),
-            installable={k: ok for k, (ok, _) in self._installable.items()},
-            evaluated={k: tuple((r.key, str(r.specifier)) for r in reqs)
-                       for k, reqs in self.evaluated.items()})
+            versions=tuple((name, one(versions)) for name, versions in self._versions.items()),
+            wheels=tuple((name, one(tuple(versions)),
+                          one(frozenset(v for v in versions if self._wheels[(name, v)])))
+                         for name, versions in asked.items()),
+            installable=tuple((name, version, ok) for (name, version), (ok, _) in self._installable.items()),
+            evaluated=tuple((key, one(tuple((r.key, str(r.specifier)) for r in reqs)))
+                            for key, reqs in self.evaluated.items()))
 
     def ahead(self, name: NormalizedName, versions: Sequence[Version], first: int = 8) -> Iterator[Version]:
         """*versions* of *name*, one by one; the metadata of the next ones is asked for at once
@@ -215,26 +228,31 @@ class Memo:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Answers:
-    """A search's questions to its source and the answers (:meth:`Memo.answers`)."""
+    """A search's questions to its source and the answers (:meth:`Memo.answers`), in the order
+    they were first asked."""
 
-    versions: dict[NormalizedName, frozenset[Version]]
-    wheels: dict[tuple[NormalizedName, Version], bool]
-    installable: dict[tuple[NormalizedName, Version], bool]
-    evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[tuple[str, str], ...]]
+    versions: tuple[tuple[NormalizedName, frozenset[Version]], ...]
+    # per project: the versions asked whether they have a wheel, and those that have
+    wheels: tuple[tuple[NormalizedName, tuple[Version, ...], frozenset[Version]], ...]
+    installable: tuple[tuple[NormalizedName, Version, bool], ...]
+    # (name, version, extras) -> its requirements (key and specifier) for the target
+    evaluated: tuple[tuple[tuple[NormalizedName, Version, frozenset[str]], tuple[tuple[str, str], ...]], ...]
 
     def same(self, other: Memo, target: Target) -> bool:
-        """Whether *other*'s source answers every question alike, asking them."""
-        for name, versions in self.versions.items():
+        """Whether *other*'s source answers every question alike, asking them (installability,
+        which may build, in the order this search asked it)."""
+        for name, versions in self.versions:
             if other.versions(name) != versions:
                 return False
-        for (name, version), has in self.wheels.items():
-            if other.has_wheel(name, version, target) != has:
-                return False
-        for (name, version), ok in self.installable.items():
+        for name, asked, with_wheel in self.wheels:
+            for version in asked:
+                if other.has_wheel(name, version, target) != (version in with_wheel):
+                    return False
+        for name, version, ok in self.installable:
             if other.installable(name, version, target)[0] != ok:
                 return False
         probe = Provider(other, target, hard={}, preferred={}, rank={})
-        for (name, version, extras), reqs in self.evaluated.items():
+        for (name, version, extras), reqs in self.evaluated:
             theirs = probe.dependencies_of(name, version, extras)
             if tuple((r.key, str(r.specifier)) for r in theirs) != reqs:
                 return False
