@@ -252,6 +252,21 @@ class Cache:
             return None
         return (bytes(row[0]), str(row[1])) if row else None
 
+    def has_metadata(self, sha256: str | None) -> bool:
+        """Whether there is metadata for the file with this sha256 (without reading it)."""
+        if sha256 is None or not _SHA.match(sha256):
+            return False
+        with self._lock:
+            if sha256 in self._md_pending:
+                return True
+        db = self._reader()
+        if db is None:
+            return False
+        try:
+            return db.execute("SELECT 1 FROM metadata WHERE sha256 = ?", (sha256,)).fetchone() is not None
+        except sqlite3.Error:
+            return False
+
     def put_metadata(self, sha256: str | None, data: bytes, source: str) -> None:
         if sha256 is None or not _SHA.match(sha256) or source not in SOURCES:
             return

@@ -173,6 +173,12 @@ class IndexClient:
         """Whether *file*'s metadata was read before by this client; never reads."""
         return self._results.has(f"md:{file.sha256 or file.url}")
 
+    def metadata_at_hand(self, file: ProjectFile) -> bool:
+        """Whether *file*'s metadata comes without a request: read before by this client, or
+        in the disk cache (an entry that does not check out when read is fetched after all)."""
+        return self.metadata_read_before(file) or any(
+            self.cache.has_metadata(key) for key, _ in self._md_keys(file))
+
     def _once(self, key: str, compute: Callable[[], T]) -> T:
         """*compute*'s result for *key*, computed once for the client's life however many
         threads ask at once (the others wait for it); an exception is not remembered."""

@@ -273,6 +273,22 @@ class IndexSource:
             cname = canonicalize_name(name)
             build_ahead(self.files(cname, version), self.target, cname, self.builds)
 
+    def at_hand(self, name: NormalizedName, version: Version) -> bool:
+        """Whether :meth:`dependencies` of that version answers without a request (its page
+        and metadata were read before, or are in the cache); never reads."""
+        cname = canonicalize_name(name)
+        known, page = self.client.read_before(cname)
+        if not known:
+            return False
+        chosen = None if page is None else self._metadata_file(cname, version, page)
+        if chosen is None:
+            return True
+        if chosen.kind == "sdist" and self.builds is not None:
+            build = self.builds.known(chosen, self.target.python_minor)
+            if build is not None and build.pure:
+                return True
+        return self.client.metadata_at_hand(chosen)
+
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
         md, known = self._pip_reads(canonicalize_name(name), version)
         return md.requires_dist if md is not None and known else None

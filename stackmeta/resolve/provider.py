@@ -86,6 +86,7 @@ class Memo:
     is a function of these answers, finds the same set there."""
 
     MAX_FAILED_BUILDS = 3  # sdists of one project that failed to build before the rest are not tried
+    READ_AHEAD = 8  # versions whose requirements are asked for at once when the first is not at hand
 
     def __init__(self, source: CandidateSource) -> None:
         self.source = source
@@ -107,10 +108,9 @@ class Memo:
         self.effective: dict[tuple[NormalizedName, Version], tuple[Req, ...]] = {}
         # (name, preferred version) -> its versions in the order the search tries them
         self.ordered: dict[tuple[NormalizedName, Version | None, bool], list[Version]] = {}
-        # (name, preferred version, requirements, incompatible versions) -> the versions of
-        # that order the requirements allow (Req objects are made once: identity is enough)
-        self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req], frozenset[Version]],
-                          list[Version]] = {}
+        # (name, preferred version, requirements) -> the versions of that order the
+        # requirements allow (Req objects are made once: identity is enough)
+        self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req]], list[Version]] = {}
         self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
 
     def root(self, name: NormalizedName, version: Version | None = None) -> Req:
@@ -204,20 +204,38 @@ class Memo:
             evaluated=tuple((key, one(tuple((r.key, str(r.specifier)) for r in reqs)))
                             for key, reqs in self.evaluated.items()))
 
-    def ahead(self, name: NormalizedName, versions: Sequence[Version], first: int = 8) -> Iterator[Version]:
-        """*versions* of *name*, one by one; the metadata of the next ones is asked for at once
-        (when the source can), in batches just before they are reached: *first*, then twice as
-        many each time. A caller that stops early reads little more than it needs (most stop
-        at the first few versions), one that goes through them all waits on a few batches."""
-        batch = getattr(self.source, "prefetch_dependencies", None)
+    def ahead(self, name: NormalizedName, versions: Sequence[Version],
+              first: int = READ_AHEAD) -> Iterator[Version]:
+        """*versions* of *name*, one by one, read ahead (:meth:`read_ahead`) in batches just
+        before they are reached: *first*, then twice as many each time. A caller that stops
+        early reads little more than it needs (most stop at the first few versions), one that
+        goes through them all waits on a few batches."""
         size, end = first, 0
         for i, version in enumerate(versions):
-            if i == end and batch is not None:
-                todo = [(name, v) for v in versions[i:i + size] if (name, v) not in self._deps]
-                if len(todo) > 1:
-                    batch(todo)
+            if i >= end and self.read_ahead(name, versions, i, size):
                 end, size = i + size, size * 2
             yield version
+
+    def read_ahead(self, name: NormalizedName, versions: Sequence[Version], at: int,
+                   size: int = READ_AHEAD) -> bool:
+        """Before ``versions[at]`` is judged or its requirements read: when its metadata would
+        be a request (a cold cache), ask at once for that of the next *size* versions with a
+        wheel for the target, which a caller going through versions one by one reaches next.
+        Nothing when it is at hand: a warm run reads nothing it does not use. Whether a batch
+        was asked for."""
+        version = versions[at]
+        at_hand = getattr(self.source, "at_hand", None)
+        batch = getattr(self.source, "prefetch_dependencies", None)
+        target = getattr(self.source, "target", None)
+        if at_hand is None or batch is None or target is None \
+                or (name, version) in self._deps or (name, version) in self._installable \
+                or at_hand(name, version):
+            return False
+        todo = [(name, v) for v in versions[at:at + size]
+                if (name, v) not in self._deps and self.has_wheel(name, v, target)]
+        if len(todo) > 1:
+            batch(todo)
+        return True
 
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
         key = (name, version)
@@ -402,11 +420,14 @@ class Provider(AbstractProvider[Req, Cand, str]):
                 return _none
             one = Cand(name=name, extras=extras, version=pinned)
             return lambda: iter((one,))
-        # the same requirements come again and again (every resolution of the search)
-        key = (name, self.preferred.get(name), frozenset(reqs), frozenset(bad))
+        # the same requirements come again and again (every resolution of the search); the
+        # versions backjumping ruled out (*bad*) differ nearly every time, so they are passed
+        # over as the list is gone through (a list kept per set of them: hundreds of thousands
+        # of lists in a long search)
+        key = (name, self.preferred.get(name), frozenset(reqs))
         wanted = source.wanted.get(key)
         if wanted is None:
-            wanted = source.wanted[key] = [v for v in self.allowed(name, reqs) if v not in bad]
+            wanted = source.wanted[key] = self.allowed(name, reqs)
         view = self._views.get(id(wanted))
         if view is None or view.wanted is not wanted:
             view = self._views[id(wanted)] = _Usable(wanted)
@@ -418,8 +439,10 @@ class Provider(AbstractProvider[Req, Cand, str]):
             found, i = view.found, 0
             while True:
                 if i < len(found):
-                    yield Cand(name=name, extras=extras, version=found[i])
+                    version = found[i]
                     i += 1
+                    if version not in bad:
+                        yield Cand(name=name, extras=extras, version=version)
                     continue
                 if view.next >= len(wanted):
                     return
@@ -442,6 +465,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         source, v = self.source, wanted[at]
         if v in source.excluded_versions.get(name, ()):
             return False
+        source.read_ahead(name, wanted, at)  # nothing when its metadata is at hand
         if at + 1 < len(wanted) and not source.has_wheel(name, v, self.target):
             # an sdist-only version is about to be built: build the next one meanwhile
             source.build_ahead(name, wanted[at + 1], self.target)

@@ -291,7 +291,7 @@ def _uninstallable(memo: Memo, target: Target, req: Req, omitted: Mapping[Normal
     probe = Provider(memo, target, hard={}, preferred={}, rank={})
     out = memo.excluded_versions.get(req.name, {})
     return not any(v not in out and memo.installable(req.name, v, target)[0]
-                   for v in probe.allowed(req.name, [req]))
+                   for v in memo.ahead(req.name, probe.allowed(req.name, [req])))
 
 
 def _blocked_versions(memo: Memo, target: Target, probe: Provider, who: NormalizedName,
@@ -302,7 +302,7 @@ def _blocked_versions(memo: Memo, target: Target, probe: Provider, who: Normaliz
     among them; None when that is every installable version (none escapes it)."""
     out = memo.excluded_versions.get(who, {})
     bad, good = [tried], False
-    for version in probe.versions(who):
+    for version in memo.ahead(who, probe.versions(who)):
         if version == tried or version in out or not memo.installable(who, version, target)[0]:
             continue
         reqs = [d for d in probe.dependencies_of(who, version) if d.name == dep_name]
@@ -360,7 +360,7 @@ def _clashing_additions(causes: Iterable[Any], shipped: Collection[NormalizedNam
 def _first_installable(memo: Memo, target: Target, name: NormalizedName, release: Version) -> Version | None:
     """The nearest version of *name* the target can install (wheels first), or None."""
     probe = Provider(memo, target, hard={}, preferred={name: release}, rank={})
-    for version in probe.versions(name):
+    for version in memo.ahead(name, probe.versions(name)):
         if version != release and memo.installable(name, version, target)[0]:
             return version
     return None
