@@ -73,12 +73,19 @@ class CellSource:
         self.asked.add(("files", canonicalize_name(name), version))
         return self.source.files(name, version)
 
+    def has_wheel(self, name: NormalizedName, version: Version) -> bool:
+        self.asked.add(("wheel", canonicalize_name(name), version))
+        return self.source.has_wheel(name, version)
+
     def installable(self, name: NormalizedName, version: Version) -> Verdict:
         key = (canonicalize_name(name), version)
         if key in self.judged:
             return Verdict(installable=True, how="wheel")
         self.asked.add(("installable", *key))
         return self.source.installable(name, version)
+
+    def at_hand(self, name: NormalizedName, version: Version) -> bool:
+        return self.source.at_hand(name, version)
 
     def build_ahead(self, name: NormalizedName, version: Version) -> None:
         if (canonicalize_name(name), version) not in self.judged:
@@ -100,6 +107,8 @@ class CellSource:
             files = self.source.files(name, version)
             return (tuple((f.filename, f.upload_time) for f in files),
                     any(target.wheel_rank(f.filename) is not None for f in files))
+        if kind == "wheel":
+            return self.source.has_wheel(name, version)
         if kind == "installable":
             found = self.installable(name, version)
             return found.installable, found.how

@@ -40,13 +40,14 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import NormalizedName, canonicalize_name
 from packaging.version import InvalidVersion, Version
-from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep, Resolver
+from resolvelib import BaseReporter, ResolutionImpossible, ResolutionTooDeep
 
 from stackmeta.errors import ResolutionError, UsageError, quoted
 from stackmeta.index.source import nearest_order
 from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.resolve.nearest import NearestSet, crosses_major, major_flag
 from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
+from stackmeta.resolve.resolution import FastResolver
 from stackmeta.target import Target
 
 ENV_RECORD = "stackmeta-env.json"  # in the environment's folder: what it was made from
@@ -485,7 +486,8 @@ def _plan(nearest: NearestSet, source: CandidateSource, target: Target, *,
                   for n in sorted(released)]
         roots += [_req(a, text=f"--add {a}") for a in active]
         try:
-            result = Resolver(provider, _Patience(limit=300)).resolve(roots, max_rounds=max_rounds)
+            result = FastResolver(provider, _Patience(limit=_RULE_PATIENCE)).resolve(roots,
+                                                                                     max_rounds=max_rounds)
         except (ResolutionImpossible, _GiveUp) as exc:
             # a resolution that backtracks long is settled by the rule, on its last conflict
             causes = list(exc.causes)
@@ -629,9 +631,9 @@ def _fewest_blocking(provider: Provider, name: NormalizedName, hard: Mapping[Nor
     and fit the fixed pins: the hard pins shutting out the one shut out by the fewest (with
     why); none when a version is shut out by none (nothing to release)."""
     best: list[tuple[NormalizedName, str]] | None = None
-    for version in provider.versions(name):
-        if not allowed(version):
-            continue
+    # the metadata of the versions to go through is read in batches just before they are reached
+    # (a package with hundreds of versions is otherwise one request after another)
+    for version in provider.source.ahead(name, [v for v in provider.versions(name) if allowed(v)]):
         deps = provider.dependencies_of(name, version)
         if not leaves_room(deps):
             continue
@@ -644,6 +646,10 @@ def _fewest_blocking(provider: Provider, name: NormalizedName, hard: Mapping[Nor
         if best is None or len(blocking) < len(best):
             best = blocking
     return list(dict(best).items()) if best else []
+
+
+# backtracks of a resolution of the rule's loop before its last conflict is settled by the rule
+_RULE_PATIENCE = 300
 
 
 class _Patience(BaseReporter):  # type: ignore[type-arg]
@@ -760,7 +766,7 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
     # the clash (found fast, and named directly)
     alone = _Patience(limit=1000)
     try:
-        Resolver(Provider(memo, target, hard=fixed, preferred=fixed, rank=rank), alone).resolve(
+        FastResolver(Provider(memo, target, hard=fixed, preferred=fixed, rank=rank), alone).resolve(
             _roots({}, (), overrides, additions), max_rounds=max_rounds)
     except ResolutionImpossible as exc:
         raise no_set(list(exc.causes), alone.conflicts) from None
@@ -769,7 +775,7 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         raise gave_up(alone) from None
     patience = _Patience()
     try:
-        result = Resolver(provider, patience).resolve(_roots({}, free, overrides, additions),
+        result = FastResolver(provider, patience).resolve(_roots({}, free, overrides, additions),
                                                       max_rounds=max_rounds)
     except ResolutionImpossible as exc:
         raise no_set(list(exc.causes), patience.conflicts) from None
@@ -777,6 +783,11 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         raise gave_up(patience) from None
     chosen = {c.name: c.version for c in result.mapping.values()}
     moved = {n for n in free if chosen.get(n) != pins[n]}
+    # an attempt differs from the set found by one pin: one that backtracks more than twice as
+    # long as finding the set did is taken as failing (coffea on CMSSW_14_0_0's cells: such
+    # attempts ran to the limit without a set, about 20 s each, while every attempt that
+    # resolved backtracked no more than the first resolution)
+    attempt_limit = min(_Patience.LIMIT, max(_RULE_PATIENCE, 2 * patience.backtracks))
     for candidate in [None, *sorted(moved, key=lambda n: (-rank.get(n, 0), n))]:
         trial = moved - {candidate} if candidate is not None else moved
         if candidate is not None and candidate not in moved:
@@ -784,8 +795,8 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         hard = {n: pins[n] for n in free if n not in trial}
         attempt = Provider(memo, target, hard={**hard, **fixed}, preferred=preferred, rank=rank)
         try:
-            better = Resolver(attempt, _Patience()).resolve(_roots(hard, trial, overrides, additions),
-                                                            max_rounds=max_rounds)
+            better = FastResolver(attempt, _Patience(limit=attempt_limit)).resolve(
+                _roots(hard, trial, overrides, additions), max_rounds=max_rounds)
         except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
             continue
         now = {c.name: c.version for c in better.mapping.values()}
