@@ -783,11 +783,6 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         raise gave_up(patience) from None
     chosen = {c.name: c.version for c in result.mapping.values()}
     moved = {n for n in free if chosen.get(n) != pins[n]}
-    # an attempt differs from the set found by one pin: one that backtracks more than twice as
-    # long as finding the set did is taken as failing (coffea on CMSSW_14_0_0's cells: such
-    # attempts ran to the limit without a set, about 20 s each, while every attempt that
-    # resolved backtracked no more than the first resolution)
-    attempt_limit = min(_Patience.LIMIT, max(_RULE_PATIENCE, 2 * patience.backtracks))
     for candidate in [None, *sorted(moved, key=lambda n: (-rank.get(n, 0), n))]:
         trial = moved - {candidate} if candidate is not None else moved
         if candidate is not None and candidate not in moved:
@@ -795,7 +790,7 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
         hard = {n: pins[n] for n in free if n not in trial}
         attempt = Provider(memo, target, hard={**hard, **fixed}, preferred=preferred, rank=rank)
         try:
-            better = FastResolver(attempt, _Patience(limit=attempt_limit)).resolve(
+            better = FastResolver(attempt, _Patience()).resolve(
                 _roots(hard, trial, overrides, additions), max_rounds=max_rounds)
         except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
             continue
