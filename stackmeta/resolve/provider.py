@@ -110,8 +110,30 @@ class Memo:
         self.ordered: dict[tuple[NormalizedName, Version | None, bool], list[Version]] = {}
         # (name, preferred version, requirements) -> the versions of that order the
         # requirements allow (Req objects are made once: identity is enough)
-        self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[Req]], list[Version]] = {}
+        # (name, preferred version, the requirements' answers) -> the versions of that order the
+        # requirements allow: requirements alike (one name, one specifier: a dependency most
+        # versions of a package require alike) share one dict of answers (shared_answers), so
+        # one key; a key holds the ids of those dicts, kept alive in _keys (ids never reused)
+        self.wanted: dict[tuple[NormalizedName, Version | None, frozenset[int]], list[Version]] = {}
+        self._keys: list[dict[Version, bool]] = []
+        self._answers: dict[tuple[NormalizedName, str], dict[Version, bool]] = {}
         self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
+
+    def shared_answers(self, name: NormalizedName, specifier: SpecifierSet) -> dict[Version, bool]:
+        """The answers ("does this version satisfy it") of every requirement of *name* with this
+        specifier: one dict for all of them."""
+        return self._answers.setdefault((name, str(specifier)), {})
+
+    def wanted_list(self, name: NormalizedName, preferred: Version | None, reqs: Sequence[Req],
+                    make: Callable[[], list[Version]]) -> list[Version]:
+        """The versions of *name* (nearest *preferred* first) that *reqs* allow, made by *make*
+        once per set of requirements (requirements alike counted once)."""
+        key = (name, preferred, frozenset([id(r.answers) for r in reqs]))
+        found = self.wanted.get(key)
+        if found is None:
+            found = self.wanted[key] = make()
+            self._keys.extend(r.answers for r in reqs)
+        return found
 
     def root(self, name: NormalizedName, version: Version | None = None) -> Req:
         """The search's requirement of *name* at *version* (any version when None), made once."""
@@ -424,10 +446,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         # versions backjumping ruled out (*bad*) differ nearly every time, so they are passed
         # over as the list is gone through (a list kept per set of them: hundreds of thousands
         # of lists in a long search)
-        key = (name, self.preferred.get(name), frozenset(reqs))
-        wanted = source.wanted.get(key)
-        if wanted is None:
-            wanted = source.wanted[key] = self.allowed(name, reqs)
+        wanted = source.wanted_list(name, self.preferred.get(name), reqs, lambda: self.allowed(name, reqs))
         view = self._views.get(id(wanted))
         if view is None or view.wanted is not wanted:
             view = self._views[id(wanted)] = _Usable(wanted)
@@ -507,7 +526,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
                     continue
                 if wrapped in self.source.versions(dep.name):
                     out += [Req(name=d.name, extras=d.extras, specifier=d.specifier,
-                                text=f"{d.text} (through {dep.name} {wrapped})")
+                                text=f"{d.text} (through {dep.name} {wrapped})", answers=d.answers)
                             for d in self.dependencies_of(dep.name, wrapped) if d.name != name]
             found = self.source.effective[key] = tuple(out)
         return list(found)
@@ -541,15 +560,17 @@ class Provider(AbstractProvider[Req, Cand, str]):
             if dep == name and not req.extras:
                 continue
             out.append(Req(name=dep, extras=frozenset(canonicalize_name(e) for e in req.extras),
-                            specifier=req.specifier, text=_req_text(req)))
+                           specifier=req.specifier, text=_req_text(req),
+                           answers=self.source.shared_answers(dep, req.specifier)))
         return tuple(out)
 
     def get_dependencies(self, candidate: Cand) -> list[Req]:
         deps = self.dependencies_of(candidate.name, candidate.version, candidate.extras)
         if candidate.extras:
-            deps.append(Req(name=candidate.name, extras=frozenset(),
-                             specifier=SpecifierSet(f"=={candidate.version}"),
-                             text=f"{candidate.name}=={candidate.version}"))
+            specifier = SpecifierSet(f"=={candidate.version}")
+            deps.append(Req(name=candidate.name, extras=frozenset(), specifier=specifier,
+                            text=f"{candidate.name}=={candidate.version}",
+                            answers=self.source.shared_answers(candidate.name, specifier)))
         return deps
 
 
