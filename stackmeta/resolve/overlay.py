@@ -776,7 +776,7 @@ def _complete_plan(nearest: NearestSet, memo: Memo, target: Target, *, overrides
     patience = _Patience()
     try:
         result = FastResolver(provider, patience).resolve(_roots({}, free, overrides, additions),
-                                                      max_rounds=max_rounds)
+                                                          max_rounds=max_rounds)
     except ResolutionImpossible as exc:
         raise no_set(list(exc.causes), patience.conflicts) from None
     except (ResolutionTooDeep, _GiveUp):

@@ -108,8 +108,6 @@ class Memo:
         self.effective: dict[tuple[NormalizedName, Version], tuple[Req, ...]] = {}
         # (name, preferred version) -> its versions in the order the search tries them
         self.ordered: dict[tuple[NormalizedName, Version | None, bool], list[Version]] = {}
-        # (name, preferred version, requirements) -> the versions of that order the
-        # requirements allow (Req objects are made once: identity is enough)
         # (name, preferred version, the requirements' answers) -> the versions of that order the
         # requirements allow: requirements alike (one name, one specifier: a dependency most
         # versions of a package require alike) share one dict of answers (shared_answers), so
@@ -484,7 +482,8 @@ class Provider(AbstractProvider[Req, Cand, str]):
         source, v = self.source, wanted[at]
         if v in source.excluded_versions.get(name, ()):
             return False
-        source.read_ahead(name, wanted, at)  # nothing when its metadata is at hand
+        if source.read_ahead(name, wanted, at) and name not in self.hard and name in self.preferred:
+            self._read_wrapped_ahead(name, wanted[at:at + source.READ_AHEAD])  # fits() reads them
         if at + 1 < len(wanted) and not source.has_wheel(name, v, self.target):
             # an sdist-only version is about to be built: build the next one meanwhile
             source.build_ahead(name, wanted[at + 1], self.target)
@@ -517,19 +516,46 @@ class Provider(AbstractProvider[Req, Cand, str]):
         if found is None:
             out = self.dependencies_of(name, version)
             for dep in list(out):
-                exact = [s for s in dep.specifier if s.operator in ("==", "===") and "*" not in s.version]
-                if dep.name in self.preferred or dep.name == name or len(exact) != 1:
-                    continue
-                try:
-                    wrapped = Version(exact[0].version)
-                except InvalidVersion:
-                    continue
-                if wrapped in self.source.versions(dep.name):
+                wrapped = self._wrapped(name, dep.name, dep.specifier)
+                if wrapped is not None and wrapped in self.source.versions(dep.name):
                     out += [Req(name=d.name, extras=d.extras, specifier=d.specifier,
                                 text=f"{d.text} (through {dep.name} {wrapped})", answers=d.answers)
                             for d in self.dependencies_of(dep.name, wrapped) if d.name != name]
             found = self.source.effective[key] = tuple(out)
         return list(found)
+
+    def _wrapped(self, name: NormalizedName, dep: NormalizedName, specifier: SpecifierSet) -> Version | None:
+        """The one version at which *name* requires *dep* (*specifier*), a package the release
+        does not ship, or None."""
+        exact = [s for s in specifier if s.operator in ("==", "===") and "*" not in s.version]
+        if dep in self.preferred or dep == name or len(exact) != 1:
+            return None
+        try:
+            return Version(exact[0].version)
+        except InvalidVersion:
+            return None
+
+    def _read_wrapped_ahead(self, name: NormalizedName, versions: Sequence[Version]) -> None:
+        """After the metadata of *versions* was read ahead: that of the packages they wrap
+        (:meth:`effective_dependencies`), asked for at once too, when not at hand."""
+        source = self.source
+        at_hand = getattr(source.source, "at_hand", None)
+        batch = getattr(source.source, "prefetch_dependencies", None)
+        if at_hand is None or batch is None:
+            return
+        todo = []
+        for version in versions:
+            if (name, version) in source.effective or not source.has_wheel(name, version, self.target):
+                continue
+            for req in source.dependencies(name, version) or ():  # as read: nothing is evaluated
+                if not self.target.evaluate(req.marker):
+                    continue
+                dep = canonicalize_name(req.name)
+                wrapped = self._wrapped(name, dep, req.specifier)
+                if wrapped is not None and not at_hand(dep, wrapped):
+                    todo.append((dep, wrapped))
+        if len(todo) > 1:
+            batch(todo)
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
         found = requirement.answers.get(candidate.version)
