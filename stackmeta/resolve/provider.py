@@ -545,7 +545,8 @@ class Provider(AbstractProvider[Req, Cand, str]):
             return
         todo = []
         for version in versions:
-            if (name, version) in source.effective or not source.has_wheel(name, version, self.target):
+            if (name, version) in source.effective or not source.has_wheel(name, version, self.target) \
+                    or not at_hand(name, version):  # only what the batch read: no request here
                 continue
             for req in source.dependencies(name, version) or ():  # as read: nothing is evaluated
                 if not self.target.evaluate(req.marker):
