@@ -518,6 +518,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
             for dep in list(out):
                 wrapped = self._wrapped(name, dep.name, dep.specifier)
                 if wrapped is not None and wrapped in self.source.versions(dep.name):
+                    self._wrapped_miss(name, version, dep.name, wrapped)
                     out += [Req(name=d.name, extras=d.extras, specifier=d.specifier,
                                 text=f"{d.text} (through {dep.name} {wrapped})", answers=d.answers)
                             for d in self.dependencies_of(dep.name, wrapped) if d.name != name]
@@ -534,6 +535,17 @@ class Provider(AbstractProvider[Req, Cand, str]):
             return Version(exact[0].version)
         except InvalidVersion:
             return None
+
+    def _wrapped_miss(self, name: NormalizedName, version: Version, dep: NormalizedName,
+                      wrapped: Version) -> None:
+        """Before *dep* *wrapped* (which *name* *version* wraps) is read: when it is not at hand
+        (a cold cache), the packages the next versions of *name* wrap are asked for with it."""
+        at_hand = getattr(self.source.source, "at_hand", None)
+        if at_hand is None or at_hand(dep, wrapped):
+            return
+        order = self.versions(name)
+        at = order.index(version) if version in order else len(order)
+        self._read_wrapped_ahead(name, [version, *order[at + 1:at + self.source.READ_AHEAD]])
 
     def _read_wrapped_ahead(self, name: NormalizedName, versions: Sequence[Version]) -> None:
         """After the metadata of *versions* was read ahead: that of the packages they wrap
