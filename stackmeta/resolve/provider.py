@@ -244,18 +244,26 @@ class Memo:
         Nothing when it is at hand: a warm run reads nothing it does not use. Whether a batch
         was asked for."""
         version = versions[at]
-        at_hand = getattr(self.source, "at_hand", None)
-        batch = getattr(self.source, "prefetch_dependencies", None)
         target = getattr(self.source, "target", None)
-        if at_hand is None or batch is None or target is None \
-                or (name, version) in self._deps or (name, version) in self._installable \
-                or at_hand(name, version):
+        if target is None or (name, version) in self._deps or (name, version) in self._installable \
+                or self.at_hand(name, version):
             return False
-        todo = [(name, v) for v in versions[at:at + size]
-                if (name, v) not in self._deps and self.has_wheel(name, v, target)]
-        if len(todo) > 1:
-            batch(todo)
+        self.prefetch([(name, v) for v in versions[at:at + size]
+                       if (name, v) not in self._deps and self.has_wheel(name, v, target)])
         return True
+
+    def at_hand(self, name: NormalizedName, version: Version) -> bool:
+        """Whether the source has that version's metadata without a request (True when it
+        cannot tell: then nothing is read ahead)."""
+        at_hand = getattr(self.source, "at_hand", None)
+        return at_hand is None or bool(at_hand(name, version))
+
+    def prefetch(self, pins: Sequence[tuple[NormalizedName, Version]]) -> None:
+        """Ask the source for the metadata of *pins* at once (when it can, and they are more
+        than one: one is read where it is needed)."""
+        batch = getattr(self.source, "prefetch_dependencies", None)
+        if batch is not None and len(pins) > 1:
+            batch(pins)
 
     def dependencies(self, name: NormalizedName, version: Version) -> Sequence[Requirement] | None:
         key = (name, version)
@@ -540,8 +548,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
                       wrapped: Version) -> None:
         """Before *dep* *wrapped* (which *name* *version* wraps) is read: when it is not at hand
         (a cold cache), the packages the next versions of *name* wrap are asked for with it."""
-        at_hand = getattr(self.source.source, "at_hand", None)
-        if at_hand is None or at_hand(dep, wrapped):
+        if self.source.at_hand(dep, wrapped):
             return
         order = self.versions(name)
         at = order.index(version) if version in order else len(order)
@@ -551,24 +558,19 @@ class Provider(AbstractProvider[Req, Cand, str]):
         """After the metadata of *versions* was read ahead: that of the packages they wrap
         (:meth:`effective_dependencies`), asked for at once too, when not at hand."""
         source = self.source
-        at_hand = getattr(source.source, "at_hand", None)
-        batch = getattr(source.source, "prefetch_dependencies", None)
-        if at_hand is None or batch is None:
-            return
         todo = []
         for version in versions:
             if (name, version) in source.effective or not source.has_wheel(name, version, self.target) \
-                    or not at_hand(name, version):  # only what the batch read: no request here
+                    or not source.at_hand(name, version):  # only what the batch read: no request here
                 continue
             for req in source.dependencies(name, version) or ():  # as read: nothing is evaluated
                 if not self.target.evaluate(req.marker):
                     continue
                 dep = canonicalize_name(req.name)
                 wrapped = self._wrapped(name, dep, req.specifier)
-                if wrapped is not None and not at_hand(dep, wrapped):
+                if wrapped is not None and not source.at_hand(dep, wrapped):
                     todo.append((dep, wrapped))
-        if len(todo) > 1:
-            batch(todo)
+        source.prefetch(todo)
 
     def is_satisfied_by(self, requirement: Req, candidate: Cand) -> bool:
         found = requirement.answers.get(candidate.version)
