@@ -26,9 +26,10 @@ RULE = (
     "and those pins move too; a moved pin goes to the nearest version (by position in the "
     "ascending list of installable versions, lower first on a tie; versions with a wheel for the "
     "target before sdist-only ones) that makes the whole set consistent; finally single changes "
-    "(a left-out package moved instead, a moved pin put back with what conflicts with it moved) "
-    "are kept when they leave out fewer packages, move fewer pins, or move pins fewer of the "
-    "stack depend on"
+    "(a left-out package moved instead; a moved pin put back, or pinned at its version across "
+    "the fewest release series, with what conflicts with it moved) are kept when they leave out "
+    "fewer packages, move pins less far (a moved pin counts one, and one more for every release "
+    "series, major.minor, it crosses), move fewer pins, or move pins fewer of the stack depend on"
 )
 
 

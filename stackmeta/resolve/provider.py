@@ -78,6 +78,12 @@ def _key(name: str, extras: frozenset[str]) -> str:
     return f"{name}[{','.join(sorted(extras))}]" if extras else name
 
 
+def series(version: Version) -> tuple[int, int, int]:
+    """The release series of *version*: its epoch, major and minor (2.12.1 is in 2.12)."""
+    release = version.release
+    return version.epoch, release[0], release[1] if len(release) > 1 else 0
+
+
 class Memo:
     """A CandidateSource's answers, asked once each (the resolver asks again and again).
 
@@ -100,6 +106,7 @@ class Memo:
         self._failed_builds: dict[NormalizedName, int] = {}
         self._wheels: dict[tuple[NormalizedName, Version], bool] = {}
         self._versions: dict[NormalizedName, frozenset[Version]] = {}
+        self._series: dict[NormalizedName, list[tuple[int, int, int]]] = {}
         self._deps: dict[tuple[NormalizedName, Version], Sequence[Requirement] | None] = {}
         # (name, version, extras) -> its requirements for the target, markers evaluated
         self.evaluated: dict[tuple[NormalizedName, Version, frozenset[str]], tuple[Req, ...]] = {}
@@ -148,6 +155,13 @@ class Memo:
         if name not in self._versions:
             self._versions[name] = frozenset(self.source.versions(name))
         return self._versions[name]
+
+    def series(self, name: NormalizedName) -> list[tuple[int, int, int]]:
+        """The release series (:func:`series`) of *name*'s versions, ascending, each once."""
+        found = self._series.get(name)
+        if found is None:
+            found = self._series[name] = sorted({series(v) for v in self.versions(name)})
+        return found
 
     def has_wheel(self, name: NormalizedName, version: Version, target: Target) -> bool:
         """Whether that version has a wheel for *target* (True when the source cannot say)."""

@@ -27,15 +27,21 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    fits nowhere keeps the release's version and the pins it conflicts with move (it is
    *anchored*); failing that it is left out (an omission with the conflict).
 3. Improve: single changes of the consistent set are tried, each resolved with resolvelib,
-   and kept when the set gets nearer to the release: fewer omissions first (leaving a
-   shipped package out is worse than moving it), then fewer moved pins, then (the rule)
-   moved pins fewer of the stack depends on. The changes: a left-out package brought back as
-   a moved pin; a moved (or anchored-over) pin put back at the release's version, the hard
-   pins that conflict with that version released instead. Repeated until no change helps
-   (at most 120 resolutions). CMSSW_14_0_0: 14 moves and 1 omission (was 13 and 2, with
-   numpy moved): numpy 1.24.3 and awkward-cpp 13 stay; tensorflow 2.12.0 -> 2.12.1 (which
-   accepts numpy 1.24.3) with keras, gast, wrapt, pythran, beniget; awkward 2.1.1 -> 2.1.2;
-   dask-awkward 2023.4.1 -> 2023.4.0 instead of being left out.
+   and kept when the set gets nearer to the release (:func:`_score`): fewer omissions first
+   (leaving a shipped package out is worse than moving it), then how far the pins move (each
+   moved pin counts one, and one more for every release series, major.minor, that it
+   crosses), then fewer moved pins, then (the rule) moved pins fewer of the stack depends on.
+   The changes: a left-out package brought back as a moved pin; a moved pin pinned at its
+   installable version across the fewest release series (:func:`_nearer`); a moved (or
+   anchored-over) pin put back at the release's version. Either of the last two releases the
+   hard pins that conflict with the new pin, and those that require a released package at
+   versions the new pin excludes (:func:`_released_by`). Repeated until no change helps (at
+   most 120 resolutions). CMSSW_14_0_0 on 3.9: numpy 1.24.3 and awkward-cpp 13 stay;
+   tensorflow 2.12.0 -> 2.12.1 (which accepts numpy 1.24.3) with keras, gast, wrapt, pythran,
+   beniget: 6 moves across 6 series, where keeping gast (which pythran and beniget require)
+   took tensorflow to 2.8.0, with keras, tensorboard, tensorboard-data-server and
+   google-auth-oauthlib: 5 moves across 13 series; awkward 2.1.1 -> 2.1.2; dask-awkward
+   2023.4.1 -> 2023.4.0 instead of being left out.
 4. A released pin is still required, and its candidates are tried *nearest first*:
    "nearest" is the distance in the project's ascending list of installable versions
    (pre-releases only when the release's own version is one) from the release version; the
@@ -51,6 +57,7 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -65,7 +72,7 @@ from stackmeta.errors import ResolutionError
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.candidates import CandidateSource
 from stackmeta.resolve.nearest import RULE, Addition, Deviation, NearestSet, Omission
-from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents
+from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents, series
 from stackmeta.resolve.resolution import FastResolver
 from stackmeta.target import Target
 
@@ -380,13 +387,26 @@ def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Versio
         return None
 
 
-def _score(rel: record.Release, result: Any,
-           rank: Mapping[NormalizedName, int]) -> tuple[int, int, tuple[int, ...]]:
+def _series_crossed(memo: Memo, name: NormalizedName, release: Version, version: Version) -> int:
+    """How many release series a move from *release* to *version* crosses: the series of
+    *name*'s versions on the index after the nearer end's, up to the farther one's
+    (tensorflow 2.12.0 -> 2.12.1: 0; -> 2.8.0: 4, through 2.11, 2.10, 2.9 and 2.8)."""
+    low, high = sorted((series(release), series(version)))
+    if low == high:
+        return 0
+    known = memo.series(name)
+    return max(bisect_left(known, high) - bisect_right(known, low), 0) + 1
+
+
+def _score(rel: record.Release, result: Any, rank: Mapping[NormalizedName, int],
+           memo: Memo) -> tuple[int, int, int, tuple[int, ...]]:
     """How far a consistent set is from the release, smaller is nearer: the omissions first
-    (leaving a shipped package out is worse than moving it), then the moved pins, then (the
-    rule) how much of the stack depends on the moved pins, the most depended-on first."""
+    (leaving a shipped package out is worse than moving it), then how far the moved pins go
+    (each counts one, and one more for every release series it crosses: tensorflow 2.12.0 ->
+    2.12.1 counts 1, -> 2.8.0 counts 5), then the moved pins, then (the rule) how much of the
+    stack depends on the moved pins, the most depended-on first."""
     pins = {c.name: c.version for c in result.mapping.values()}
-    omitted = moved = 0
+    omitted = moved = far = 0
     ranks: list[int] = []
     for pkg in rel.packages:
         if pkg.version is None:
@@ -396,8 +416,9 @@ def _score(rel: record.Release, result: Any,
             omitted += 1
         elif have != pkg.version:
             moved += 1
+            far += 1 + _series_crossed(memo, pkg.name, pkg.version, have)
             ranks.append(rank.get(pkg.name, 0))
-    return omitted, moved, tuple(sorted(ranks, reverse=True))
+    return omitted, far, moved, tuple(sorted(ranks, reverse=True))
 
 
 def _improve(
@@ -408,8 +429,10 @@ def _improve(
 ) -> tuple[Any, Provider, list[_Move], dict[NormalizedName, str]] | None:
     """Improve a consistent set by single changes, each tried with resolvelib, kept when the
     set gets nearer to the release (:func:`_score`): a left-out package brought back as a
-    moved pin; a moved pin put back at the release's version, the hard pins that conflict with
-    that version released instead (each to its nearest version that fits); and, for each set of
+    moved pin; a moved pin pinned at its version across the fewest release series
+    (:func:`_nearer`), or put back at the release's version, the hard pins that cannot stay
+    with it released instead (:func:`_released_by`; each to its nearest version that fits);
+    and, for each set of
     *hints* (another cell's), what it moved moved here too and what it kept that this set left
     out brought back (a wrapper package can tie several moves together: tensorflow 2.12.0 on
     Windows is tensorflow-intel 2.12.0, which no single change frees). Repeated until no change
@@ -417,7 +440,8 @@ def _improve(
     hard = dict(hard)
     moves = list(moves)
     dropped = dict(dropped)
-    best = _score(rel, result, rank)
+    best = _score(rel, result, rank, memo)
+    current = result
     improved: tuple[Any, Provider] | None = None
     tried: set[tuple[frozenset[NormalizedName], frozenset[NormalizedName]]] = set()
     probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
@@ -442,23 +466,22 @@ def _improve(
             why = f"{dropped[name]}; an older or newer version fits"
             options.append((hard, [*moves, _Move(name=name, reason=why)],
                             {n: r for n, r in dropped.items() if n != name}))
+        pins = {c.name: c.version for c in current.mapping.values()}
+        for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
+            nearer = _nearer(name, pins.get(name), preferred.get(name), probe, memo, target)
+            if nearer is not None:
+                released = _released_by(name, nearer, hard, probe, memo)
+                new_hard = {**hard, name: nearer}
+                for move in released:
+                    new_hard.pop(move.name, None)
+                options.append((new_hard, [*moves, *released], dropped))
         for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
             version = preferred.get(name)
             if version is None or version not in memo.versions(name) \
                     or not memo.installable(name, version, target)[0]:
                 continue
             new_hard = {**hard, name: version}
-            released: list[_Move] = []
-            for dep in probe.dependencies_of(name, version):
-                if dep.name in hard and dep.name != name and not dep.allows(hard[dep.name]):
-                    released.append(_Move(name=dep.name, reason=f"{name} {version} requires {dep.text}"))
-            for other, other_version in sorted(hard.items()):
-                for dep in probe.dependencies_of(other, other_version):
-                    if dep.name == name and other != name and not dep.allows(version):
-                        released.append(_Move(name=other, reason=(
-                            f"{other} {other_version} requires {dep.text}, which excludes the release's "
-                            f"{name} {version}")))
-                        break
+            released = _released_by(name, version, hard, probe, memo)
             for move in released:
                 new_hard.pop(move.name, None)
             options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
@@ -467,14 +490,17 @@ def _improve(
             if key in tried:
                 continue
             tried.add(key)
+            free = [m.name for m in new_moves if m.name not in new_dropped]
+            if _hopeless(new_hard, free, probe):
+                continue
             budget -= 1
             progress.advance()
-            free = [m.name for m in new_moves if m.name not in new_dropped]
             found = _attempt(memo, target, hard=new_hard, free=free, preferred=preferred, rank=rank,
                              max_rounds=max_rounds)
-            if found is not None and _score(rel, found[0], rank) < best:
-                best = _score(rel, found[0], rank)
+            if found is not None and (score := _score(rel, found[0], rank, memo)) < best:
+                best = score
                 improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
+                current = found[0]
                 probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
                 break
             if budget <= 0:
@@ -484,6 +510,60 @@ def _improve(
     if improved is None:
         return None
     return improved[0], improved[1], moves, dropped
+
+
+def _nearer(name: NormalizedName, have: Version | None, release: Version | None, probe: Provider,
+            memo: Memo, target: Target) -> Version | None:
+    """For a moved pin at *have* across release series from *release*: its installable version
+    (not the release's, not one the search passed over) across the fewest series, fewer than
+    *have* crosses, the nearest of those first; None when there is none. Tensorflow moved from
+    2.12.0 to 2.8.0 (the newest that accepts the release's gast 0.5.3): 2.12.1, which moves gast
+    instead, crosses no series."""
+    if have is None or release is None or have == release:
+        return None
+    far = _series_crossed(memo, name, release, have)
+    if far == 0:
+        return None
+    out = memo.excluded_versions.get(name, {})
+    order = [v for v in probe.versions(name, pre=release.is_prerelease) if v != release and v not in out]
+    crossed = {v: _series_crossed(memo, name, release, v) for v in order}
+    # installability is asked last, in this order (it may build an sdist)
+    for version in sorted((v for v in order if crossed[v] < far), key=crossed.__getitem__):
+        if memo.installable(name, version, target)[0]:
+            return version
+    return None
+
+
+def _released_by(name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version],
+                 probe: Provider, memo: Memo) -> list[_Move]:
+    """The hard pins that cannot stay when *name* is pinned at *version*: those its
+    requirements exclude, those whose own requirements exclude it, and those that require a
+    package released here at versions none of which *name* *version* allows (pythran 0.12.1
+    requires gast~=0.5.0: when tensorflow 2.12.1, which requires gast<=0.4.0, releases gast,
+    pythran cannot stay either)."""
+    released: list[_Move] = []
+    narrowed: dict[NormalizedName, Req] = {}
+    for dep in probe.effective_dependencies(name, version):
+        if dep.name in hard and dep.name != name and not dep.allows(hard[dep.name]):
+            released.append(_Move(name=dep.name, reason=f"{name} {version} requires {dep.text}"))
+            narrowed[dep.name] = dep
+    for other, other_version in sorted(hard.items()):
+        if other == name or other in narrowed:
+            continue
+        for dep in probe.effective_dependencies(other, other_version):
+            if dep.name == name and not dep.allows(version):
+                released.append(_Move(name=other, reason=(
+                    f"{other} {other_version} requires {dep.text}, which excludes the release's "
+                    f"{name} {version}")))
+                break
+            narrow = narrowed.get(dep.name)
+            if narrow is not None and not any(dep.allows(v) and narrow.allows(v)
+                                              for v in memo.versions(dep.name)):
+                released.append(_Move(name=other, reason=(
+                    f"{other} {other_version} requires {dep.text}, which no version of {dep.name} that "
+                    f"{name} {version} allows ({narrow.text}) meets")))
+                break
+    return released
 
 
 def _direct_moves(hard: dict[NormalizedName, Version], probe: Provider,
@@ -664,6 +744,16 @@ class _Reporter(BaseReporter):  # type: ignore[type-arg]
         self.backtracks += 1
         if self.backtracks > self.LIMIT:
             raise _GiveUp(list(causes))
+
+
+def _hopeless(hard: Mapping[NormalizedName, Version], free: Iterable[NormalizedName],
+              probe: Provider) -> bool:
+    """Whether a moved pin of *free* has no version whose requirements accept every pin of
+    *hard*: the resolver takes only such versions of a moved pin, so that set cannot
+    resolve (pre-releases count too, as a requirement may ask for one)."""
+    return any(name in probe.preferred and name not in hard and not any(
+        probe.fits(name, v, hard) for v in probe.source.ahead(name, probe.versions(name, pre=True)))
+        for name in free)
 
 
 def _can_move(probe: Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version]) -> bool:

@@ -66,8 +66,9 @@ def test_every_resolution_of_a_real_search_is_resolvelibs(monkeypatch: pytest.Mo
     with IndexClient(SNAPSHOT.as_uri(), False, retries=0) as client:
         nearest = search.resolve(rel, IndexSource(client, target), target, index_url=client.index_url)
     kinds = [ours[0] for ours, _ in seen]
-    # the search's resolutions: conflicts found one at a time, then the improvement pass
-    assert kinds.count("impossible") >= 3 and kinds.count("resolved") >= 3
+    # the search's resolutions: conflicts found one at a time, then the improvement pass,
+    # whose changes may not resolve at all
+    assert kinds.count("impossible") >= 1 and kinds.count("resolved") >= 3
     assert all(len(ours[1]) > 0 for ours, _ in seen)
     assert [ours for ours, _ in seen] == [theirs for _, theirs in seen]
     assert {d.name for d in nearest.deviations} >= {"tensorflow", "awkward"}

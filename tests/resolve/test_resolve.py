@@ -341,6 +341,69 @@ def test_of_two_tensorflow_versions_that_move_as_many_pins_the_one_keeping_proto
     assert (nearest.additions, nearest.omissions) == ((), ())
 
 
+def test_a_moved_pin_goes_no_farther_than_a_nearer_set_needs() -> None:
+    # as in CMSSW_14_0_0 on Python 3.9: every tensorflow from 2.9 to 2.12 requires gast<=0.4.0,
+    # and the release's gast 0.5.3 has dependents (pythran, beniget); tensorflow 2.8.0 accepts
+    # it (and requires tf-estimator-nightly, not the release's tensorflow-estimator). Keeping
+    # gast takes tensorflow four release series back, with keras and tensorboard (3 moves
+    # across 11 series: counted 14); tensorflow 2.12.1 moves gast, pythran, beniget, keras and
+    # wrapt instead (6 moves across 6 series: 12), the set a user of the release would want;
+    # tensorflow 2.11.0 would keep keras and wrapt but move protobuf and tensorboard (13)
+    keras = {f"2.{m}.0": [] for m in range(8, 13)}
+    board = {f"2.{m}.0": ["numpy"] for m in range(8, 12)} | {"2.12.1": ["numpy"]}
+    index = {
+        **TF_SHAPED,
+        "keras": keras, "tensorboard": board,
+        "beniget": {"0.3.0": ["gast~=0.4.0"], "0.4.1": ["gast~=0.5.0"]},
+        "pythran": {"0.9.11": ["gast~=0.4.0", "beniget~=0.3.0", "numpy"],
+                    "0.10.0": ["gast~=0.4.0", "beniget~=0.3.0", "numpy"],
+                    "0.11.0": ["gast~=0.5.0", "beniget~=0.4.0", "numpy"],
+                    "0.12.1": ["gast~=0.5.0", "beniget~=0.4.0", "numpy"]},
+        "protobuf": {"3.19.6": [], "4.21.9": []},
+        "googleapis-common-protos": {"1.59.0": ["protobuf>=3.19.5"]},
+        "tf-estimator-nightly": {"2.8.0.dev2021122109": []},
+        "tensorflow": {
+            "2.8.0": ["numpy>=1.20", "keras<2.9,>=2.8.0rc0", "gast>=0.2.1", "wrapt>=1.11.0",
+                      "protobuf>=3.9.2", "tensorboard<2.9,>=2.8",
+                      "tf-estimator-nightly==2.8.0.dev2021122109"],
+            **{f"2.{m}.0": ["numpy>=1.20", f"keras<2.{m + 1},>=2.{m}.0", "gast<=0.4.0,>=0.2.1",
+                            "wrapt>=1.11.0", "protobuf<3.20,>=3.9.2", f"tensorboard<2.{m + 1},>=2.{m}"]
+               for m in (9, 10, 11)},
+            "2.12.0": ["numpy<1.24,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
+                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+            "2.12.1": ["numpy<=1.24.3,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
+                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+        },
+    }
+    rel = synthetic_release([package(n, v) for n, v in [
+        ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("keras", "2.11.0"),
+        ("wrapt", "1.15.0"), ("gast", "0.5.3"), ("beniget", "0.4.1"), ("pythran", "0.12.1"),
+        ("protobuf", "4.21.9"), ("googleapis-common-protos", "1.59.0"), ("tensorboard", "2.12.1"),
+        ("tensorflow", "2.12.0")]])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
+        "tensorflow": ("2.12.0", "2.12.1"), "keras": ("2.11.0", "2.12.0"), "wrapt": ("1.15.0", "1.14.1"),
+        "gast": ("0.5.3", "0.4.0"), "pythran": ("0.12.1", "0.10.0"), "beniget": ("0.4.1", "0.3.0")}
+    pins = {n: str(v) for n, v in nearest.pins}
+    assert (pins["numpy"], pins["protobuf"], pins["tensorboard"]) == ("1.24.3", "4.21.9", "2.12.1")
+    assert (nearest.additions, nearest.omissions) == ((), ())
+
+
+def test_how_far_a_move_goes_is_counted_in_release_series() -> None:
+    memo = Memo(MemorySource({"tensorflow": {v: [] for v in [
+        "2.8.0", "2.8.4", "2.9.0", "2.10.0", "2.11.1", "2.12.0", "2.12.1", "2.13.0", "3.0.0"]}}))
+    name = canonicalize_name("tensorflow")
+
+    def crossed(a: str, b: str) -> int:
+        return resolve_module._series_crossed(memo, name, Version(a), Version(b))
+
+    assert crossed("2.12.0", "2.12.1") == 0
+    assert crossed("2.12.0", "2.8.0") == crossed("2.12.0", "2.8.4") == 4
+    assert crossed("2.12.0", "2.13.0") == crossed("2.13.0", "2.12.0") == 1
+    assert crossed("2.12.0", "3.0.0") == 2  # 2.13, then 3.0
+    assert crossed("2.12.0", "2.14.0") == 2  # 2.13 on the index, and 2.14 itself
+
+
 def test_a_package_no_release_version_fits_moves_instead_of_being_left_out() -> None:
     # awkward 2.1.1 requires awkward-cpp==12, the release ships awkward-cpp 13 (awkward-cpp
     # stays: awkward depends on it); dask-awkward 2023.4.1 requires awkward>=2.1.3, which
@@ -413,8 +476,10 @@ def test_the_improvement_moves_a_left_out_package_instead() -> None:
     better = resolve_module._improve(rel, memo, TARGET, rank={}, preferred=preferred, hard=hard,
                                      moves=moves, dropped=dropped, result=found[0], max_rounds=10_000)
     assert better is not None
+    # dask-awkward back at 2023.3.2 (it accepts awkward 2.1.1); then awkward 2.1.1 -> 2.1.2
+    # (a patch) brings awkward-cpp back to 13, the release's, instead of 13 -> 12 (across series)
     assert {c.name: str(c.version) for c in better[0].mapping.values()} == {
-        "awkward-cpp": "12", "awkward": "2.1.1", "dask-awkward": "2023.3.2"}
+        "awkward-cpp": "13", "awkward": "2.1.2", "dask-awkward": "2023.3.2"}
     assert better[3] == {}
 
 
