@@ -38,9 +38,9 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    versions the new pin excludes (:func:`_released_by`). Repeated until no change helps (at
    most 120 resolutions). CMSSW_14_0_0 on 3.9: numpy 1.24.3 and awkward-cpp 13 stay;
    tensorflow 2.12.0 -> 2.12.1 (which accepts numpy 1.24.3) with keras, gast, wrapt, pythran,
-   beniget: 6 moves across 6 series, where keeping gast (which pythran and beniget require)
+   beniget: 6 moves across 7 series, where keeping gast (which pythran and beniget require)
    took tensorflow to 2.8.0, with keras, tensorboard, tensorboard-data-server and
-   google-auth-oauthlib: 5 moves across 13 series; awkward 2.1.1 -> 2.1.2; dask-awkward
+   google-auth-oauthlib: 5 moves across 16 series; awkward 2.1.1 -> 2.1.2; dask-awkward
    2023.4.1 -> 2023.4.0 instead of being left out.
 4. A released pin is still required, and its candidates are tried *nearest first*:
    "nearest" is the distance in the project's ascending list of installable versions
