@@ -443,7 +443,7 @@ def _improve(
     best = _score(rel, result, rank, memo)
     current = result
     improved: tuple[Any, Provider] | None = None
-    tried: set[tuple[frozenset[NormalizedName], frozenset[NormalizedName]]] = set()
+    tried: set[tuple[frozenset[tuple[NormalizedName, Version]], frozenset[NormalizedName]]] = set()
     probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
     while budget > 0:
         free = [m.name for m in moves if m.name not in dropped]
@@ -470,23 +470,17 @@ def _improve(
         for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
             nearer = _nearer(name, pins.get(name), preferred.get(name), probe, memo, target)
             if nearer is not None:
-                released = _released_by(name, nearer, hard, probe, memo)
-                new_hard = {**hard, name: nearer}
-                for move in released:
-                    new_hard.pop(move.name, None)
+                new_hard, released = _pinned(name, nearer, hard, probe, memo)
                 options.append((new_hard, [*moves, *released], dropped))
         for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
             version = preferred.get(name)
             if version is None or version not in memo.versions(name) \
                     or not memo.installable(name, version, target)[0]:
                 continue
-            new_hard = {**hard, name: version}
-            released = _released_by(name, version, hard, probe, memo)
-            for move in released:
-                new_hard.pop(move.name, None)
+            new_hard, released = _pinned(name, version, hard, probe, memo)
             options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
         for new_hard, new_moves, new_dropped in options:
-            key = (frozenset(new_hard), frozenset(new_dropped))
+            key = (frozenset(new_hard.items()), frozenset(new_dropped))
             if key in tried:
                 continue
             tried.add(key)
@@ -534,6 +528,17 @@ def _nearer(name: NormalizedName, have: Version | None, release: Version | None,
     return None
 
 
+def _pinned(name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version], probe: Provider,
+            memo: Memo) -> tuple[dict[NormalizedName, Version], list[_Move]]:
+    """*hard* with *name* pinned at *version*, without the pins that then cannot stay
+    (:func:`_released_by`), and those."""
+    released = _released_by(name, version, hard, probe, memo)
+    new_hard = {**hard, name: version}
+    for move in released:
+        new_hard.pop(move.name, None)
+    return new_hard, released
+
+
 def _released_by(name: NormalizedName, version: Version, hard: Mapping[NormalizedName, Version],
                  probe: Provider, memo: Memo) -> list[_Move]:
     """The hard pins that cannot stay when *name* is pinned at *version*: those its
@@ -552,9 +557,9 @@ def _released_by(name: NormalizedName, version: Version, hard: Mapping[Normalize
             continue
         for dep in probe.effective_dependencies(other, other_version):
             if dep.name == name and not dep.allows(version):
+                whose = "the release's " if probe.preferred.get(name) == version else ""
                 released.append(_Move(name=other, reason=(
-                    f"{other} {other_version} requires {dep.text}, which excludes the release's "
-                    f"{name} {version}")))
+                    f"{other} {other_version} requires {dep.text}, which excludes {whose}{name} {version}")))
                 break
             narrow = narrowed.get(dep.name)
             if narrow is not None and not any(dep.allows(v) and narrow.allows(v)

@@ -454,6 +454,28 @@ def test_the_improvement_puts_back_a_kept_pin_that_an_anchored_dependent_had_mov
     assert "tensorflow" not in better[3] and after["numpy"] == "1.24.3"
 
 
+def test_the_improvement_tries_a_pin_at_the_release_after_the_same_names_at_other_versions() -> None:
+    # x moved to 3.0 (the only version that accepts the release's a 1.0); bringing x nearer, to
+    # 1.1, and putting it back at 1.0 both release a (each requires a>=2.0): the same names
+    # pinned, at other versions. x 1.1 with a 2.0 is no nearer (counted 4 against 3); x 1.0
+    # with a 2.0 is (2), and is tried too
+    index = {"a": {"1.0": [], "2.0": [], "3.0": []},
+             "x": {"1.0": ["a>=2.0"], "1.1": ["a>=2.0"], "2.0": ["a>=2.0"], "3.0": []}}
+    rel = synthetic_release([package("a", "1.0"), package("x", "1.0")])
+    memo = Memo(MemorySource(index))
+    preferred = {p.name: p.version for p in rel.packages if p.version is not None}
+    hard = {canonicalize_name("a"): Version("1.0")}
+    moves = [resolve_module._Move(name=canonicalize_name("x"), reason="r")]
+    found = resolve_module._attempt(memo, TARGET, hard=hard, free=[canonicalize_name("x")],
+                                    preferred=preferred, rank={}, max_rounds=10_000)
+    assert found is not None
+    assert {c.name: str(c.version) for c in found[0].mapping.values()} == {"a": "1.0", "x": "3.0"}
+    better = resolve_module._improve(rel, memo, TARGET, rank={}, preferred=preferred, hard=hard,
+                                     moves=moves, dropped={}, result=found[0], max_rounds=10_000)
+    assert better is not None
+    assert {c.name: str(c.version) for c in better[0].mapping.values()} == {"a": "2.0", "x": "1.0"}
+
+
 def test_the_improvement_moves_a_left_out_package_instead() -> None:
     # the state the rule's passes reached for CMSSW_14_0_0: dask-awkward left out, as no
     # version seemed to fit; 2023.3.2 accepts awkward 2.1.1: a move is better than an omission
