@@ -756,14 +756,14 @@ def _hopeless(hard: Mapping[NormalizedName, Version], free: Iterable[NormalizedN
     """Whether a moved pin of *free* has no version whose requirements accept every pin of
     *hard*: the resolver takes only such versions of a moved pin, so that set cannot
     resolve (pre-releases count too, as a requirement may ask for one)."""
-    return any(name in probe.preferred and name not in hard and not any(
-        probe.fits(name, v, hard) for v in probe.source.ahead(name, probe.versions(name, pre=True)))
-        for name in free)
+    return any(name in probe.preferred and name not in hard and not _can_move(probe, name, hard, pre=True)
+               for name in free)
 
 
-def _can_move(probe: Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version]) -> bool:
-    """Whether some version of *name* accepts the pins of *keep*."""
-    return any(probe.fits(name, v, keep) for v in probe.source.ahead(name, probe.versions(name)))
+def _can_move(probe: Provider, name: NormalizedName, keep: Mapping[NormalizedName, Version],
+              pre: bool = False) -> bool:
+    """Whether some version of *name* (pre-releases too when *pre*) accepts the pins of *keep*."""
+    return any(probe.fits(name, v, keep) for v in probe.source.ahead(name, probe.versions(name, pre=pre)))
 
 
 def _choose_move(causes: Iterable[Any], hard: Mapping[NormalizedName, Version],
