@@ -34,9 +34,11 @@ consistent set, found by ``resolvelib`` (the resolver pip is built on) over a
    The changes: a left-out package brought back as a moved pin; a moved pin pinned at its
    installable version across the fewest release series (:func:`_nearer`); a moved (or
    anchored-over) pin put back at the release's version. Either of the last two releases the
-   hard pins that conflict with the new pin, and those that require a released package at
-   versions the new pin excludes (:func:`_released_by`). Repeated until no change helps (at
-   most 120 resolutions). CMSSW_14_0_0 on 3.9: numpy 1.24.3 and awkward-cpp 13 stay;
+   hard pins that conflict with the new pin, and those that require a package at versions the
+   new pin excludes (:func:`_released_by`). Versions the search passed over when the resolver
+   was lost (a dependency's version clashing with a kept pin's requirement) were judged against
+   the pins of that moment: the improvement pass may try them again. Repeated until no change
+   helps (at most 120 resolutions). CMSSW_14_0_0 on 3.9: numpy 1.24.3 and awkward-cpp 13 stay;
    tensorflow 2.12.0 -> 2.12.1 (which accepts numpy 1.24.3) with keras, gast, wrapt, pythran,
    beniget: 6 moves across 7 series, where keeping gast (which pythran and beniget require)
    took tensorflow to 2.8.0, with keras, tensorboard, tensorboard-data-server and
@@ -177,6 +179,9 @@ def resolve(
     anchored: set[NormalizedName] = set()
     forced: set[NormalizedName] = set()  # moved so that an anchored package fits
     escaped: set[NormalizedName] = set()  # moved off a requirement this cell cannot install
+    # versions passed over in a lost resolver's clash, and those excluded only for needing them:
+    # judged against the pins of that moment, so the improvement pass may try them again
+    passed: set[tuple[NormalizedName, Version]] = set()
     progress.start("resolving", None)
     try:
         for _ in range(2 * len(shipped) + 1):
@@ -217,6 +222,8 @@ def resolve(
                         # the cell cannot install are out, when another version is installable
                         memo.excluded_versions.setdefault(who, {}).update(
                             {v: f"{who} {v} {why[3:]}" for v in bad})
+                        if any((req.name, v) in passed for v in memo.excluded_versions.get(req.name, ())):
+                            passed.update((who, v) for v in bad)
                         moves += _settle_moved(hard, probe, moves, rank)
                         continue
                     own = _blocked_release(memo, target, probe, who, req, omitted)
@@ -238,6 +245,7 @@ def resolve(
                     if clashing:
                         for (name, version), why in clashing.items():
                             memo.excluded_versions.setdefault(name, {})[version] = why
+                        passed.update(clashing)
                         continue
                 move = _choose_move(exc.causes, hard, rank, preferred, anchored)
                 if move is not None:
@@ -278,6 +286,8 @@ def resolve(
                     f"{rel.release}: the resolver gave up after {max_rounds} rounds for {target}: "
                     "report it with the record"
                 ) from None
+            for name, version in passed:
+                memo.excluded_versions.get(name, {}).pop(version, None)
             better = _improve(rel, memo, target, rank=rank, preferred=preferred, hard=hard, moves=moves,
                               hints=hints,
                               dropped=dropped, result=result, max_rounds=max_rounds, progress=progress)
@@ -543,17 +553,20 @@ def _released_by(name: NormalizedName, version: Version, hard: Mapping[Normalize
                  probe: Provider, memo: Memo) -> list[_Move]:
     """The hard pins that cannot stay when *name* is pinned at *version*: those its
     requirements exclude, those whose own requirements exclude it, and those that require a
-    package released here at versions none of which *name* *version* allows (pythran 0.12.1
-    requires gast~=0.5.0: when tensorflow 2.12.1, which requires gast<=0.4.0, releases gast,
-    pythran cannot stay either)."""
+    package at versions none of which *name* *version* allows (pythran 0.12.1 requires
+    gast~=0.5.0: with tensorflow 2.12.1, which requires gast<=0.4.0, pythran cannot stay,
+    whether gast was kept or had moved already)."""
     released: list[_Move] = []
-    narrowed: dict[NormalizedName, Req] = {}
+    narrowed: dict[NormalizedName, list[Req]] = {}
     for dep in probe.effective_dependencies(name, version):
-        if dep.name in hard and dep.name != name and not dep.allows(hard[dep.name]):
+        if dep.name == name:
+            continue
+        narrowed.setdefault(dep.name, []).append(dep)
+        if dep.name in hard and not dep.allows(hard[dep.name]):
             released.append(_Move(name=dep.name, reason=f"{name} {version} requires {dep.text}"))
-            narrowed[dep.name] = dep
+    gone = {m.name for m in released}
     for other, other_version in sorted(hard.items()):
-        if other == name or other in narrowed:
+        if other == name or other in gone:
             continue
         for dep in probe.effective_dependencies(other, other_version):
             if dep.name == name and not dep.allows(version):
@@ -561,12 +574,12 @@ def _released_by(name: NormalizedName, version: Version, hard: Mapping[Normalize
                 released.append(_Move(name=other, reason=(
                     f"{other} {other_version} requires {dep.text}, which excludes {whose}{name} {version}")))
                 break
-            narrow = narrowed.get(dep.name)
-            if narrow is not None and not any(dep.allows(v) and narrow.allows(v)
-                                              for v in memo.versions(dep.name)):
+            narrow = narrowed.get(dep.name, [])
+            if narrow and not any(dep.allows(v) and all(n.allows(v) for n in narrow)
+                                  for v in memo.versions(dep.name)):
                 released.append(_Move(name=other, reason=(
                     f"{other} {other_version} requires {dep.text}, which no version of {dep.name} that "
-                    f"{name} {version} allows ({narrow.text}) meets")))
+                    f"{name} {version} allows ({', '.join(n.text for n in narrow)}) meets")))
                 break
     return released
 

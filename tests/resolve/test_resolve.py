@@ -389,6 +389,27 @@ def test_a_moved_pin_goes_no_farther_than_a_nearer_set_needs() -> None:
     assert (nearest.additions, nearest.omissions) == ((), ())
 
 
+def test_a_new_pin_releases_the_kept_pins_that_require_what_it_rules_out() -> None:
+    # pinning tensorflow at 2.12.1 (gast<=0.4.0): pythran and beniget require gast~=0.5.0, so
+    # they cannot stay, whether gast itself is kept (released too) or had moved already
+    index = {**TF_SHAPED, "beniget": {"0.3.0": ["gast~=0.4.0"], "0.4.1": ["gast~=0.5.0"]},
+             "pythran": {"0.9.11": ["gast~=0.4.0"], "0.12.1": ["gast~=0.5.0", "beniget~=0.4.0"]},
+             "tensorflow": {"2.12.1": ["gast<=0.4.0,>=0.2.1", "numpy<=1.24.3"]}}
+    memo = Memo(MemorySource(index))
+    preferred = {canonicalize_name(n): Version(v) for n, v in [
+        ("gast", "0.5.3"), ("beniget", "0.4.1"), ("pythran", "0.12.1"), ("numpy", "1.24.3"),
+        ("tensorflow", "2.12.0")]}
+    probe = resolve_module.Provider(memo, TARGET, hard={}, preferred=preferred, rank={})
+    kept = {n: v for n, v in preferred.items() if n != "tensorflow"}
+    for hard in (kept, {n: v for n, v in kept.items() if n != "gast"}):
+        released = resolve_module._released_by(canonicalize_name("tensorflow"), Version("2.12.1"), hard,
+                                               probe, memo)
+        assert sorted(m.name for m in released) == sorted({"beniget", "pythran"} | ({"gast"} & set(hard)))
+    reasons = {m.name: m.reason for m in released}
+    assert reasons["pythran"] == ("pythran 0.12.1 requires gast~=0.5.0, which no version of gast that "
+                                  "tensorflow 2.12.1 allows (gast<=0.4.0,>=0.2.1) meets")
+
+
 def test_how_far_a_move_goes_is_counted_in_release_series() -> None:
     memo = Memo(MemorySource({"tensorflow": {v: [] for v in [
         "2.8.0", "2.8.4", "2.9.0", "2.10.0", "2.11.1", "2.12.0", "2.12.1", "2.13.0", "3.0.0"]}}))
