@@ -305,6 +305,35 @@ def test_a_dependent_that_fits_nowhere_moves_to_the_version_that_moves_fewest_pi
         "pythran 0.9.11 requires gast~=0.4.0; tensorflow 2.11.1 requires gast<=0.4.0,>=0.2.1")
 
 
+# tensorflow 2.12's requirements (2.12.1 accepts the release's numpy 1.24.3)
+TF_2_12 = {
+    "2.12.0": ["numpy<1.24,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
+               "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+    "2.12.1": ["numpy<=1.24.3,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
+               "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+}
+
+
+def _assert_tensorflow_2_12_1(index: Mapping[str, Mapping[str, Sequence[str]]], *, pythran: str) -> None:
+    """TF_STACK resolved over *index*: tensorflow 2.12.1, with keras, wrapt, gast, pythran (to
+    *pythran*) and beniget moved; numpy, protobuf and tensorboard kept."""
+    rel = synthetic_release([package(n, v) for n, v in TF_STACK])
+    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
+    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
+        "tensorflow": ("2.12.0", "2.12.1"), "keras": ("2.11.0", "2.12.0"), "wrapt": ("1.15.0", "1.14.1"),
+        "gast": ("0.5.3", "0.4.0"), "pythran": ("0.12.1", pythran), "beniget": ("0.4.1", "0.3.0")}
+    pins = {n: str(v) for n, v in nearest.pins}
+    assert (pins["numpy"], pins["protobuf"], pins["tensorboard"]) == ("1.24.3", "4.21.9", "2.12.1")
+    assert (nearest.additions, nearest.omissions) == ((), ())
+
+
+# CMSSW_14_0_0's tensorflow and what it conflicts with, at the release's versions
+TF_STACK = [
+    ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("protobuf", "4.21.9"),
+    ("googleapis-common-protos", "1.59.0"), ("keras", "2.11.0"), ("wrapt", "1.15.0"), ("gast", "0.5.3"),
+    ("beniget", "0.4.1"), ("pythran", "0.12.1"), ("tensorboard", "2.12.1"), ("tensorflow", "2.12.0")]
+
+
 def test_of_two_tensorflow_versions_that_move_as_many_pins_the_one_keeping_protobuf_wins() -> None:
     # as in CMSSW_14_0_0: tensorflow 2.12.0 conflicts with numpy, keras, gast and wrapt;
     # 2.11.1 accepts numpy, keras and wrapt but conflicts with gast, protobuf and tensorboard;
@@ -322,23 +351,10 @@ def test_of_two_tensorflow_versions_that_move_as_many_pins_the_one_keeping_proto
         "tensorflow": {
             "2.11.1": ["numpy>=1.20", "keras<2.12,>=2.11.0", "gast<=0.4.0,>=0.2.1", "wrapt>=1.11.0",
                        "protobuf<3.20,>=3.9.2", "tensorboard<2.12,>=2.11"],
-            "2.12.0": ["numpy<1.24,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
-                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
-            "2.12.1": ["numpy<=1.24.3,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
-                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+            **TF_2_12,
         },
     }
-    rel = synthetic_release([package(n, v) for n, v in [
-        ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("protobuf", "4.21.9"),
-        ("googleapis-common-protos", "1.59.0"), ("keras", "2.11.0"), ("wrapt", "1.15.0"), ("gast", "0.5.3"),
-        ("beniget", "0.4.1"), ("pythran", "0.12.1"), ("tensorboard", "2.12.1"), ("tensorflow", "2.12.0")]])
-    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
-    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
-        "tensorflow": ("2.12.0", "2.12.1"), "keras": ("2.11.0", "2.12.0"), "wrapt": ("1.15.0", "1.14.1"),
-        "gast": ("0.5.3", "0.4.0"), "pythran": ("0.12.1", "0.9.11"), "beniget": ("0.4.1", "0.3.0")}
-    pins = {n: str(v) for n, v in nearest.pins}
-    assert (pins["numpy"], pins["protobuf"], pins["tensorboard"]) == ("1.24.3", "4.21.9", "2.12.1")
-    assert (nearest.additions, nearest.omissions) == ((), ())
+    _assert_tensorflow_2_12_1(index, pythran="0.9.11")
 
 
 def test_a_moved_pin_goes_no_farther_than_a_nearer_set_needs() -> None:
@@ -369,24 +385,10 @@ def test_a_moved_pin_goes_no_farther_than_a_nearer_set_needs() -> None:
             **{f"2.{m}.0": ["numpy>=1.20", f"keras<2.{m + 1},>=2.{m}.0", "gast<=0.4.0,>=0.2.1",
                             "wrapt>=1.11.0", "protobuf<3.20,>=3.9.2", f"tensorboard<2.{m + 1},>=2.{m}"]
                for m in (9, 10, 11)},
-            "2.12.0": ["numpy<1.24,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
-                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
-            "2.12.1": ["numpy<=1.24.3,>=1.22", "keras<2.13,>=2.12.0", "gast<=0.4.0,>=0.2.1",
-                       "wrapt<1.15,>=1.11.0", "protobuf>=3.20.3", "tensorboard<2.13,>=2.12"],
+            **TF_2_12,
         },
     }
-    rel = synthetic_release([package(n, v) for n, v in [
-        ("numpy", "1.24.3"), ("scipy", "1.10.1"), ("pandas", "2.0.1"), ("keras", "2.11.0"),
-        ("wrapt", "1.15.0"), ("gast", "0.5.3"), ("beniget", "0.4.1"), ("pythran", "0.12.1"),
-        ("protobuf", "4.21.9"), ("googleapis-common-protos", "1.59.0"), ("tensorboard", "2.12.1"),
-        ("tensorflow", "2.12.0")]])
-    nearest = resolve(rel, MemorySource(index), TARGET, index_url="mem")
-    assert {d.name: (d.release_version, str(d.version)) for d in nearest.deviations} == {
-        "tensorflow": ("2.12.0", "2.12.1"), "keras": ("2.11.0", "2.12.0"), "wrapt": ("1.15.0", "1.14.1"),
-        "gast": ("0.5.3", "0.4.0"), "pythran": ("0.12.1", "0.10.0"), "beniget": ("0.4.1", "0.3.0")}
-    pins = {n: str(v) for n, v in nearest.pins}
-    assert (pins["numpy"], pins["protobuf"], pins["tensorboard"]) == ("1.24.3", "4.21.9", "2.12.1")
-    assert (nearest.additions, nearest.omissions) == ((), ())
+    _assert_tensorflow_2_12_1(index, pythran="0.10.0")
 
 
 def test_a_new_pin_releases_the_kept_pins_that_require_what_it_rules_out() -> None:
