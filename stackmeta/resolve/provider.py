@@ -409,6 +409,11 @@ class Provider(AbstractProvider[Req, Cand, str]):
     def identify(self, requirement_or_candidate: Req | Cand) -> str:
         return requirement_or_candidate.key
 
+    def order_of(self, identifier: str) -> tuple[int, int, str]:
+        """*identifier*'s place in :meth:`narrow_requirement_selection`'s order when no
+        conflict is named: (0 for a hard pin else 1, minus its rank, identifier)."""
+        return self._order[identifier]
+
     def get_preference(self, identifier: str, resolutions: Mapping[str, Cand],
                        candidates: Mapping[str, Iterator[Cand]], information: Mapping[str, Iterator[Any]],
                        backtrack_causes: Sequence[Any]) -> tuple[int, int, int, str]:

@@ -23,11 +23,26 @@ The provider's :meth:`narrow_requirement_selection` must not depend on the order
 it is given (:class:`~stackmeta.resolve.provider.Provider`'s picks the least by a total
 order): the unsatisfied names come from a set, not in the order of the criteria.
 
+The hard pins first, in one state: the provider puts every hard pin (one candidate each)
+before anything else, so a resolution's first rounds pin them one by one, in an order fixed by
+the provider, each round copying the state (hundreds of entries) for a backjump that can never
+land there (a hard pin has no other candidate: patching one leaves it none). Here they are
+pinned in that order into one state, with no copies (:meth:`FastResolution._pin_hard`); the
+rounds are counted as rounds. What follows is resolvelib's loop on the same state. A backjump
+that reaches the hard pins fails as resolvelib's would, popping them one by one; when that
+ends an optimistic backjump before any state was saved, resolvelib would have saved the stack
+at the first hard pin the conflict does not name and, after the rollback, pinned the hard pins
+popped above it again: the saved stack is the hard pins' state (the same state the pinning
+again gives). A conflict among the hard pins themselves cannot resolve (their requirements
+are fixed); the resolution is then run resolvelib's way from the start, for resolvelib's own
+causes, unless the caller needs no causes (:meth:`FastResolver.resolve`).
+
 ``tests/resolve/test_resolution.py`` compares it with resolvelib's own on real searches.
 """
 
 from __future__ import annotations
 
+import heapq
 import operator
 from collections import OrderedDict
 from collections.abc import Collection, Iterable
@@ -46,11 +61,14 @@ class FastResolution(Resolution[Req, Cand, str]):
     """resolvelib's resolution, the unsatisfied criteria kept from round to round (see the
     module's docstring)."""
 
-    def __init__(self, provider: Any, reporter: Any) -> None:
+    def __init__(self, provider: Any, reporter: Any, *, hard_first: bool = True) -> None:
         super().__init__(provider, reporter)
         self._provider: Provider = provider
         self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
         self._touched: list[tuple[str, bool]] = []  # the last pin's criteria (identifier, existed before)
+        self._hard_first = hard_first
+        self._in_place = False  # pins change the top state's criteria themselves (_pin_hard)
+        self._hard_state: State[Req, Cand, str] | None = None  # the hard pins' state (_pin_hard)
 
     def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Cand]) -> bool:
         pin: Cand | None = self.state.mapping.get(name)
@@ -80,14 +98,46 @@ class FastResolution(Resolution[Req, Cand, str]):
 
     def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
         before = self.state.criteria
-        criteria = before.copy()
+        criteria = before if self._in_place else before.copy()
         touched = []
         for requirement in self._p.get_dependencies(candidate=candidate):
-            self._add_to_criteria(criteria, requirement, parent=candidate)
             key = self._p.identify(requirement_or_candidate=requirement)
-            touched.append((key, key in before))
+            existed = key in before
+            self._add_to_criteria(criteria, requirement, parent=candidate)
+            touched.append((key, existed))
         self._touched = touched
         return criteria
+
+    def _pin_hard(self) -> int | None:
+        """Pin every hard pin into the top state, in the order the loop would pin them (the
+        least unsatisfied identifier by the provider's order, hard pins first; a hard pin's
+        extras come up as its dependencies name them); how many, or None when one of them
+        conflicts (the state is then spoilt)."""
+        order = self._provider.order_of
+        state = self.state
+        criteria, mapping = state.criteria, state.mapping
+        heap = [order(key) for key in criteria if order(key)[0] == 0]
+        heapq.heapify(heap)
+        count = 0
+        self._in_place = True
+        try:
+            while heap:
+                name = heapq.heappop(heap)[2]
+                if name in mapping:
+                    continue
+                if self._attempt_to_pin_criterion(name):
+                    return None
+                count += 1
+                for key, existed in self._touched:
+                    if key in mapping:
+                        if not self._is_current_pin_satisfying(key, criteria[key]):
+                            return None
+                    elif not existed and order(key)[0] == 0:
+                        heapq.heappush(heap, order(key))
+        finally:
+            self._in_place = False
+        self._hard_state = state
+        return count
 
     def _save_state(self) -> None:
         # resolvelib copies every state of the stack (hundreds, each a mapping and criteria of
@@ -115,6 +165,15 @@ class FastResolution(Resolution[Req, Cand, str]):
                     name, candidate = next(reversed(broken_state.mapping.items()))
                 except (IndexError, StopIteration):
                     raise ResolutionImpossible(causes) from None
+                if broken_state is self._hard_state:
+                    # resolvelib pops the hard pins one by one here, and every patch leaves the
+                    # popped pin no candidate: it fails, but for an optimistic backjump that
+                    # saved nothing yet, which saves at the first hard pin the conflict does
+                    # not name (see the module's docstring)
+                    if self._optimistic_backjumping_ratio and self._save_states is None \
+                            and not incompatible_deps.issuperset(broken_state.mapping):
+                        self._save_at_hard_pins(broken_state)
+                    raise ResolutionImpossible(causes)
                 if not self._optimistic_backjumping_ratio and name not in incompatible_deps:
                     break
                 if self._optimistic_backjumping_ratio and self._save_states is None \
@@ -134,6 +193,13 @@ class FastResolution(Resolution[Req, Cand, str]):
             if self._patch_criteria(incompatibilities_from_broken):
                 return True
         return False
+
+    def _save_at_hard_pins(self, hard_state: State[Req, Cand, str]) -> None:
+        # the stack resolvelib would roll back to, as it is once the hard pins popped above its
+        # save are pinned again: the hard pins' state, and a copy of it to pin the next into
+        again = State(mapping=hard_state.mapping.copy(), criteria=hard_state.criteria.copy(),
+                      backtrack_causes=hard_state.backtrack_causes[:])
+        self._save_states = [*self._states, hard_state, again]
 
     def _patch_criteria(self, incompatibilities_from_broken: list[tuple[str, Collection[Cand]]]) -> bool:  # type: ignore[override]
         # resolvelib patches every criterion the broken state had incompatibilities for,
@@ -184,6 +250,13 @@ class FastResolution(Resolution[Req, Cand, str]):
             except RequirementsConflicted as e:
                 raise ResolutionImpossible(e.criterion.information) from e
         self._push_new_state()
+        first = 0
+        if self._hard_first:
+            pinned = self._pin_hard()
+            if pinned is None:
+                raise _HardConflict
+            first = pinned
+            self._push_new_state()
         optimistic_rounds_cutoff: int | None = None
         optimistic_backjumping_start_round: int | None = None
         unsatisfied: set[str] | None = None  # None: ask every criterion
@@ -193,7 +266,7 @@ class FastResolution(Resolution[Req, Cand, str]):
         # after a rollback (the states are other copies).
         known: list[tuple[State[Req, Cand, str], frozenset[str]] | None] = []
         copied = True  # the top is a copy of the state below it, made before this round
-        for round_index in range(max_rounds):
+        for round_index in range(first, max_rounds):
             self._r.starting_round(index=round_index)
             ratio = self._optimistic_backjumping_ratio
             if ratio and self._save_states is not None:
@@ -287,10 +360,25 @@ class FastResolution(Resolution[Req, Cand, str]):
         raise ResolutionTooDeep(max_rounds)
 
 
+class _HardConflict(Exception):
+    """The hard pins conflict among themselves (:meth:`FastResolution._pin_hard`)."""
+
+
 class FastResolver(Resolver[Req, Cand, str]):
     """resolvelib's :class:`~resolvelib.Resolver` with :class:`FastResolution`: the same
     resolution, its bookkeeping in proportion to each round's change."""
 
-    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100) -> Any:  # type: ignore[override]
-        state = FastResolution(self.provider, self.reporter).resolve(requirements, max_rounds=max_rounds)
+    def resolve(self, requirements: Iterable[Req], max_rounds: int = 100,  # type: ignore[override]
+                *, causes: bool = True) -> Any:
+        """resolvelib's resolution of *requirements*. When the hard pins conflict among
+        themselves, there is none: the ResolutionImpossible carries resolvelib's causes (the
+        resolution is run again its way for them) when *causes*, else none."""
+        roots = list(requirements)
+        try:
+            state = FastResolution(self.provider, self.reporter).resolve(roots, max_rounds=max_rounds)
+        except _HardConflict:
+            if not causes:
+                raise ResolutionImpossible([]) from None
+            state = FastResolution(self.provider, self.reporter, hard_first=False).resolve(
+                roots, max_rounds=max_rounds)
         return _build_result(state)

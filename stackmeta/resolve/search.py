@@ -392,7 +392,8 @@ def _attempt(memo: Memo, target: Target, *, hard: Mapping[NormalizedName, Versio
     roots = [memo.root(n, v) for n, v in sorted(hard.items())]
     roots += [memo.root(n) for n in sorted(set(free))]
     try:
-        return FastResolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds), provider
+        return FastResolver(provider, _Reporter()).resolve(roots, max_rounds=max_rounds, causes=False), \
+            provider
     except (ResolutionImpossible, ResolutionTooDeep, _GiveUp):
         return None
 
