@@ -445,7 +445,11 @@ class Provider(AbstractProvider[Req, Cand, str]):
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
-        reqs = list(requirements[identifier])
+        return self.matches(identifier, list(requirements[identifier]), incompatibilities[identifier])
+
+    def matches(self, identifier: str, reqs: Sequence[Req], incompatibilities: Iterable[Cand],
+                ) -> Callable[[], Iterator[Cand]]:
+        """:meth:`find_matches` of *identifier*, given its requirements and incompatibilities."""
         if reqs:
             name, extras = reqs[0].name, reqs[0].extras
         else:  # backjumping can leave a criterion whose requirements were all withdrawn
@@ -454,7 +458,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
             extras = frozenset(e for e in rest.rstrip("]").split(",") if e)
         # the same candidate objects come many times over (resolvelib's backjumping appends a
         # criterion's incompatibilities to those it had): by identity first, then by version
-        bad = {c.version for c in {id(c): c for c in incompatibilities[identifier]}.values()}
+        bad = {c.version for c in {id(c): c for c in incompatibilities}.values()}
         source = self.source
         if name in source.excluded:
             return _none

@@ -52,7 +52,7 @@ from resolvelib import Resolver
 from resolvelib.resolvers import Criterion, Resolution
 from resolvelib.resolvers.exceptions import RequirementsConflicted, ResolutionImpossible, ResolutionTooDeep
 from resolvelib.resolvers.resolution import _build_result
-from resolvelib.structs import IteratorMapping, RequirementInformation, State
+from resolvelib.structs import IteratorMapping, RequirementInformation, State, build_iter_view
 
 from stackmeta.resolve.provider import Cand, Provider, Req
 
@@ -94,7 +94,21 @@ class FastResolution(Resolution[Req, Cand, str]):
                 information=[*criterion.information, RequirementInformation(requirement, parent)],
                 incompatibilities=criterion.incompatibilities)
             return
-        super()._add_to_criteria(criteria, requirement, parent)
+        # resolvelib's own, the provider asked directly (the requirements and incompatibilities
+        # of this identifier, in resolvelib's order) instead of through two IteratorMappings
+        self._r.adding_requirement(requirement=requirement, parent=parent)
+        key = requirement.key
+        if criterion is not None:
+            incompatibilities = list(criterion.incompatibilities)
+            information = [*criterion.information, RequirementInformation(requirement, parent)]
+        else:
+            incompatibilities, information = [], [RequirementInformation(requirement, parent)]
+        matches = self._provider.matches(key, [i.requirement for i in information], incompatibilities)
+        criterion = Criterion(candidates=build_iter_view(matches), information=information,
+                              incompatibilities=incompatibilities)
+        if not criterion.candidates:
+            raise RequirementsConflicted(criterion)
+        criteria[key] = criterion
 
     def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
         before = self.state.criteria
