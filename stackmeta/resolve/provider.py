@@ -5,7 +5,7 @@ search; and :func:`dependents`, the count the rule ranks packages by."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -123,6 +123,15 @@ class Memo:
         self._keys: list[dict[Version, bool]] = []
         self._answers: dict[tuple[NormalizedName, str], dict[Version, bool]] = {}
         self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
+        self._cands: dict[tuple[NormalizedName, frozenset[str], Version], Cand] = {}
+
+    def cand(self, name: NormalizedName, extras: frozenset[str], version: Version) -> Cand:
+        """The candidate *name* [*extras*] *version*, made once for the search's many resolutions."""
+        key = (name, extras, version)
+        found = self._cands.get(key)
+        if found is None:
+            found = self._cands[key] = Cand(name=name, extras=extras, version=version)
+        return found
 
     def shared_answers(self, name: NormalizedName, specifier: SpecifierSet) -> dict[Version, bool]:
         """The answers ("does this version satisfy it") of every requirement of *name* with this
@@ -324,6 +333,9 @@ def _conflict_names(causes: Sequence[Any]) -> set[NormalizedName]:
     return {c.requirement.name for c in causes} | {c.parent.name for c in causes if c.parent is not None}
 
 
+_NO_VERSIONS: frozenset[Version] = frozenset()
+
+
 def _none() -> Iterator[Cand]:
     return iter(())
 
@@ -372,6 +384,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         # identifier -> its order in narrow_requirement_selection but for the last conflict
         self._order = _Order(self)
         self._identifiers: dict[NormalizedName, set[str]] = {}  # name -> its identifiers ordered
+        self._bads: dict[int, tuple[Collection[Cand], frozenset[Version]]] = {}  # see _bad
 
     def versions(self, name: NormalizedName, pre: bool = False) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
@@ -445,20 +458,23 @@ class Provider(AbstractProvider[Req, Cand, str]):
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
-        return self.matches(identifier, list(requirements[identifier]), incompatibilities[identifier])
+        # resolvelib's patching: the incompatibilities are a new chain of lists each time
+        bad = frozenset(c.version for c in incompatibilities[identifier])
+        return self.matches(identifier, list(requirements[identifier]), (), bad=bad)
 
-    def matches(self, identifier: str, reqs: Sequence[Req], incompatibilities: Iterable[Cand],
-                ) -> Callable[[], Iterator[Cand]]:
-        """:meth:`find_matches` of *identifier*, given its requirements and incompatibilities."""
+    def matches(self, identifier: str, reqs: Sequence[Req], incompatibilities: Collection[Cand], *,
+                bad: frozenset[Version] | None = None) -> Callable[[], Iterator[Cand]]:
+        """:meth:`find_matches` of *identifier*, given its requirements and incompatibilities
+        (a collection never changed, whose versions are kept while it lives), or the versions
+        of those, *bad*."""
         if reqs:
             name, extras = reqs[0].name, reqs[0].extras
         else:  # backjumping can leave a criterion whose requirements were all withdrawn
             bare, _, rest = identifier.partition("[")
             name = canonicalize_name(bare)
             extras = frozenset(e for e in rest.rstrip("]").split(",") if e)
-        # the same candidate objects come many times over (resolvelib's backjumping appends a
-        # criterion's incompatibilities to those it had): by identity first, then by version
-        bad = {c.version for c in {id(c): c for c in incompatibilities}.values()}
+        if bad is None:
+            bad = self._bad(incompatibilities)
         source = self.source
         if name in source.excluded:
             return _none
@@ -469,8 +485,8 @@ class Provider(AbstractProvider[Req, Cand, str]):
                     or pinned in source.excluded_versions.get(name, ()) \
                     or not source.installable(name, pinned, self.target)[0]:
                 return _none
-            one = Cand(name=name, extras=extras, version=pinned)
-            return lambda: iter((one,))
+            one = (source.cand(name, extras, pinned),)
+            return lambda: iter(one)
         # the same requirements come again and again (every resolution of the search); the
         # versions backjumping ruled out (*bad*) differ nearly every time, so they are passed
         # over as the list is gone through (a list kept per set of them: hundreds of thousands
@@ -479,7 +495,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         view = self._views.get(id(wanted))
         if view is None or view.wanted is not wanted:
             view = self._views[id(wanted)] = _Usable(wanted)
-        usable = self._usable
+        usable, cand = self._usable, source.cand
 
         def matches() -> Iterator[Cand]:
             # lazy: metadata is read only for the versions tried, nearest first; what one
@@ -490,7 +506,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
                     version = found[i]
                     i += 1
                     if version not in bad:
-                        yield Cand(name=name, extras=extras, version=version)
+                        yield cand(name, extras, version)
                     continue
                 if view.next >= len(wanted):
                     return
@@ -500,6 +516,17 @@ class Provider(AbstractProvider[Req, Cand, str]):
                     found.append(wanted[at])
 
         return matches
+
+    def _bad(self, incompatibilities: Collection[Cand]) -> frozenset[Version]:
+        """The versions of *incompatibilities*: the same list comes many times over (a criterion
+        keeps its list when a requirement is added to it), so its answer is kept while it lives."""
+        if not incompatibilities:
+            return _NO_VERSIONS
+        key = id(incompatibilities)
+        found = self._bads.get(key)
+        if found is None or found[0] is not incompatibilities:
+            found = self._bads[key] = (incompatibilities, frozenset(c.version for c in incompatibilities))
+        return found[1]
 
     def keeps_candidates(self, requirement: Req) -> bool:
         """Whether adding *requirement* to an existing criterion of its identifier leaves the

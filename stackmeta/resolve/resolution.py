@@ -99,7 +99,7 @@ class FastResolution(Resolution[Req, Cand, str]):
         self._r.adding_requirement(requirement=requirement, parent=parent)
         key = requirement.key
         if criterion is not None:
-            incompatibilities = list(criterion.incompatibilities)
+            incompatibilities = criterion.incompatibilities  # never changed: shared, not copied
             information = [*criterion.information, RequirementInformation(requirement, parent)]
         else:
             incompatibilities, information = [], [RequirementInformation(requirement, parent)]
