@@ -9,8 +9,9 @@ take? Against the real PyPI:
   peak RSS; and one cell resolved (``--python``, linux-x86_64, the user cache), its peak RSS;
   each against the target (peak RSS under 200 MB);
 - peer: ``uv pip compile --universal`` of the release's package names with the release's
-  versions as preferences (uv prefers the versions of an existing output file), its time,
-  and the ratio.
+  versions as preferences (uv prefers the versions of an existing output file), without what
+  the record's home cell leaves out and from wheels only where the release's version cannot be
+  installed there (uv would stop at an sdist that needs a compiler), its time, and the ratio.
 
     .venv/bin/python benchmarks/cells_bench.py [--lock CMSSW_14_0_0] [--skip-cold] [--cells K]
         [--cache-dir DIR]
@@ -122,9 +123,22 @@ def main() -> int:
             print("peer: no uv here")
             return 0
         from stackmeta import record
+        from stackmeta.cells import home_cell
+        from stackmeta.resolve.matrix import load_cells
 
         rel = record.load_release(locks, args.lock)
-        pins = [(p.name, p.version) for p in rel.packages if p.version is not None]
+        # the same problem as the home cell's search: without what it leaves out (pip cannot
+        # install it here: an sdist that needs a compiler, which uv would try to build and stop at)
+        matrix = load_cells(locks, args.lock)
+        home = home_cell(rel.python)
+        found = next((r.nearest for r in matrix.results if r.cell == home), None) if matrix else None
+        out = {o.name for o in found.omissions} if found is not None else set()
+        pins = [(p.name, p.version) for p in rel.packages if p.version is not None and p.name not in out]
+        # and, like the search, from wheels only where the release's version cannot be installed
+        moved = found.deviations if found is not None else ()
+        wheels_only = sorted({d.name for d in moved if "cannot be installed in this cell" in d.reason})
+        print(f"peer: without the {len(out)} packages the {home} set leaves out, wheels only for "
+              f"{', '.join(wheels_only) or 'none'}")
         (tmp / "in.txt").write_text("".join(f"{n}\n" for n, _ in pins))
         (tmp / "out.txt").write_text("".join(f"{n}=={v}\n" for n, v in pins))
         start = time.perf_counter()
@@ -143,6 +157,7 @@ def main() -> int:
                 "--no-config",
                 "--index-url",
                 "https://pypi.org/simple",
+                *[arg for name in wheels_only for arg in ("--only-binary", name)],
             ],
             capture_output=True,
             text=True,

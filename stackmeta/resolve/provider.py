@@ -31,10 +31,10 @@ class Req:
     specifier: SpecifierSet
     text: str  # as written (for reasons)
     answers: dict[Version, bool] = field(default_factory=dict, repr=False)
+    key: str = field(init=False, repr=False)  # resolvelib's identifier, asked for very often
 
-    @property
-    def key(self) -> str:
-        return _key(self.name, self.extras)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", _key(self.name, self.extras))
 
     def allows(self, version: Version) -> bool:
         found = self.answers.get(version)
@@ -48,10 +48,10 @@ class Cand:
     name: NormalizedName
     extras: frozenset[str]
     version: Version
+    key: str = field(init=False, repr=False, compare=False)  # resolvelib's identifier
 
-    @property
-    def key(self) -> str:
-        return _key(self.name, self.extras)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "key", _key(self.name, self.extras))
 
     def __str__(self) -> str:
         return f"{self.key} {self.version}"
