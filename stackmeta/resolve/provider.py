@@ -384,7 +384,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         # identifier -> its order in narrow_requirement_selection but for the last conflict
         self._order = _Order(self)
         self._identifiers: dict[NormalizedName, set[str]] = {}  # name -> its identifiers ordered
-        self._bads: dict[int, tuple[Collection[Cand], frozenset[Version]]] = {}  # see _bad
+        self._bads: dict[int, tuple[Collection[Cand], frozenset[Version]]] = {}  # see bad_versions
 
     def versions(self, name: NormalizedName, pre: bool = False) -> list[Version]:
         """Nearest first; versions with a wheel for the target before sdist-only ones (an
@@ -460,21 +460,18 @@ class Provider(AbstractProvider[Req, Cand, str]):
                      incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
         # resolvelib's patching: the incompatibilities are a new chain of lists each time
         bad = frozenset(c.version for c in incompatibilities[identifier])
-        return self.matches(identifier, list(requirements[identifier]), (), bad=bad)
+        return self.matches(identifier, list(requirements[identifier]), bad)
 
-    def matches(self, identifier: str, reqs: Sequence[Req], incompatibilities: Collection[Cand], *,
-                bad: frozenset[Version] | None = None) -> Callable[[], Iterator[Cand]]:
-        """:meth:`find_matches` of *identifier*, given its requirements and incompatibilities
-        (a collection never changed, whose versions are kept while it lives), or the versions
-        of those, *bad*."""
+    def matches(self, identifier: str, reqs: Sequence[Req], bad: frozenset[Version],
+                ) -> Callable[[], Iterator[Cand]]:
+        """:meth:`find_matches` of *identifier*, given its requirements and the versions its
+        incompatibilities rule out (:meth:`bad_versions`)."""
         if reqs:
             name, extras = reqs[0].name, reqs[0].extras
         else:  # backjumping can leave a criterion whose requirements were all withdrawn
             bare, _, rest = identifier.partition("[")
             name = canonicalize_name(bare)
             extras = frozenset(e for e in rest.rstrip("]").split(",") if e)
-        if bad is None:
-            bad = self._bad(incompatibilities)
         source = self.source
         if name in source.excluded:
             return _none
@@ -517,15 +514,16 @@ class Provider(AbstractProvider[Req, Cand, str]):
 
         return matches
 
-    def _bad(self, incompatibilities: Collection[Cand]) -> frozenset[Version]:
-        """The versions of *incompatibilities*: the same list comes many times over (a criterion
-        keeps its list when a requirement is added to it), so its answer is kept while it lives."""
+    def bad_versions(self, incompatibilities: Collection[Cand]) -> frozenset[Version]:
+        """The versions of a criterion's *incompatibilities*, a collection never changed: the
+        same one comes many times over (a criterion keeps it when a requirement is added to
+        it), so the answer is kept, with the collection (its id is not reused while kept)."""
         if not incompatibilities:
             return _NO_VERSIONS
-        key = id(incompatibilities)
-        found = self._bads.get(key)
-        if found is None or found[0] is not incompatibilities:
-            found = self._bads[key] = (incompatibilities, frozenset(c.version for c in incompatibilities))
+        found = self._bads.get(id(incompatibilities))
+        if found is None:
+            found = self._bads[id(incompatibilities)] = (incompatibilities,
+                                                         frozenset(c.version for c in incompatibilities))
         return found[1]
 
     def keeps_candidates(self, requirement: Req) -> bool:

@@ -67,8 +67,8 @@ class FastResolution(Resolution[Req, Cand, str]):
         self._satisfying: dict[Criterion[Req, Cand], tuple[Cand, bool]] = {}
         self._touched: list[tuple[str, bool]] = []  # the last pin's criteria (identifier, existed before)
         self._hard_first = hard_first
-        self._in_place = False  # pins change the top state's criteria themselves (_pin_hard)
-        self._hard_state: State[Req, Cand, str] | None = None  # the hard pins' state (_pin_hard)
+        # the hard pins' state (_pin_hard): while it is the top, pins change its criteria themselves
+        self._hard_state: State[Req, Cand, str] | None = None
 
     def _is_current_pin_satisfying(self, name: str, criterion: Criterion[Req, Cand]) -> bool:
         pin: Cand | None = self.state.mapping.get(name)
@@ -103,7 +103,8 @@ class FastResolution(Resolution[Req, Cand, str]):
             information = [*criterion.information, RequirementInformation(requirement, parent)]
         else:
             incompatibilities, information = [], [RequirementInformation(requirement, parent)]
-        matches = self._provider.matches(key, [i.requirement for i in information], incompatibilities)
+        matches = self._provider.matches(key, [i.requirement for i in information],
+                                         self._provider.bad_versions(incompatibilities))
         criterion = Criterion(candidates=build_iter_view(matches), information=information,
                               incompatibilities=incompatibilities)
         if not criterion.candidates:
@@ -112,7 +113,7 @@ class FastResolution(Resolution[Req, Cand, str]):
 
     def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
         before = self.state.criteria
-        criteria = before if self._in_place else before.copy()
+        criteria = before if self.state is self._hard_state else before.copy()
         touched = []
         for requirement in self._p.get_dependencies(candidate=candidate):
             key = self._p.identify(requirement_or_candidate=requirement)
@@ -128,29 +129,24 @@ class FastResolution(Resolution[Req, Cand, str]):
         extras come up as its dependencies name them); how many, or None when one of them
         conflicts (the state is then spoilt)."""
         order = self._provider.order_of
-        state = self.state
+        state = self._hard_state = self.state
         criteria, mapping = state.criteria, state.mapping
-        heap = [order(key) for key in criteria if order(key)[0] == 0]
+        heap = [place for place in map(order, criteria) if place[0] == 0]
         heapq.heapify(heap)
         count = 0
-        self._in_place = True
-        try:
-            while heap:
-                name = heapq.heappop(heap)[2]
-                if name in mapping:
-                    continue
-                if self._attempt_to_pin_criterion(name):
-                    return None
-                count += 1
-                for key, existed in self._touched:
-                    if key in mapping:
-                        if not self._is_current_pin_satisfying(key, criteria[key]):
-                            return None
-                    elif not existed and order(key)[0] == 0:
-                        heapq.heappush(heap, order(key))
-        finally:
-            self._in_place = False
-        self._hard_state = state
+        while heap:
+            name = heapq.heappop(heap)[2]
+            if name in mapping:
+                continue
+            if self._attempt_to_pin_criterion(name):
+                return None
+            count += 1
+            for key, existed in self._touched:
+                if key in mapping:
+                    if not self._is_current_pin_satisfying(key, criteria[key]):
+                        return None
+                elif not existed and (place := order(key))[0] == 0:
+                    heapq.heappush(heap, place)
         return count
 
     def _save_state(self) -> None:
