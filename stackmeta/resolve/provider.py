@@ -353,17 +353,28 @@ class _Usable:
 
 
 class _Order(dict[str, tuple[int, int, str]]):
-    """identifier -> (0 for a hard pin else 1, minus its rank, identifier): made on first asking."""
+    """identifier -> (0 for a hard pin else 1, minus its rank, identifier): made on first asking.
+    It holds what it needs, not the provider (a cycle would leave every provider of a search,
+    with all it found, to the cyclic garbage collector, whose full passes then cost a third of
+    the search's time)."""
 
-    def __init__(self, provider: Provider) -> None:
+    def __init__(self, hard: Mapping[NormalizedName, Version], rank: Mapping[NormalizedName, int]) -> None:
         super().__init__()
-        self.provider = provider
+        self.hard = hard
+        self.rank = rank
+        self.names: dict[str, NormalizedName] = {}  # identifier -> its project's name
+        self.identifiers: dict[NormalizedName, set[str]] = {}  # name -> its identifiers ordered
+
+    def name(self, identifier: str) -> NormalizedName:
+        found = self.names.get(identifier)
+        if found is None:
+            found = self.names[identifier] = canonicalize_name(identifier.split("[")[0])
+        return found
 
     def __missing__(self, identifier: str) -> tuple[int, int, str]:
-        p = self.provider
-        name = p._name(identifier)
-        p._identifiers.setdefault(name, set()).add(identifier)
-        found = self[identifier] = (0 if name in p.hard else 1, -p.rank.get(name, 0), identifier)
+        name = self.name(identifier)
+        self.identifiers.setdefault(name, set()).add(identifier)
+        found = self[identifier] = (0 if name in self.hard else 1, -self.rank.get(name, 0), identifier)
         return found
 
 
@@ -377,13 +388,11 @@ class Provider(AbstractProvider[Req, Cand, str]):
         self.hard = hard
         self.preferred = preferred
         self.rank = rank
-        self._names: dict[str, NormalizedName] = {}
         # id of a list of versions of memo.wanted -> what of it this provider found usable so far
         self._views: dict[int, _Usable] = {}
         self._fits: dict[tuple[NormalizedName, Version], bool] = {}  # fits(name, version, self.hard)
         # identifier -> its order in narrow_requirement_selection but for the last conflict
-        self._order = _Order(self)
-        self._identifiers: dict[NormalizedName, set[str]] = {}  # name -> its identifiers ordered
+        self._order = _Order(hard, rank)
         self._bads: dict[int, tuple[Collection[Cand], frozenset[Version]]] = {}  # see bad_versions
 
     def versions(self, name: NormalizedName, pre: bool = False) -> list[Version]:
@@ -413,12 +422,6 @@ class Provider(AbstractProvider[Req, Cand, str]):
         pre = any(asks_for_pre(r.specifier) for r in reqs)
         return [v for v in self.versions(name, pre=pre) if all(r.allows(v) for r in reqs)]
 
-    def _name(self, identifier: str) -> NormalizedName:
-        found = self._names.get(identifier)
-        if found is None:
-            found = self._names[identifier] = canonicalize_name(identifier.split("[")[0])
-        return found
-
     def identify(self, requirement_or_candidate: Req | Cand) -> str:
         return requirement_or_candidate.key
 
@@ -433,7 +436,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         # hard pins first (one candidate each), then what the last conflict named (as pip
         # does), then what more of the stack depends on (see _Order)
         hard, minus_rank, _ = self._order[identifier]
-        in_conflict = self._name(identifier) in _conflict_names(backtrack_causes)
+        in_conflict = self._order.name(identifier) in _conflict_names(backtrack_causes)
         return (hard, 0 if in_conflict else 1, minus_rank, identifier)
 
     def narrow_requirement_selection(self, identifiers: Iterable[str], resolutions: Mapping[str, Cand],
@@ -452,7 +455,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         conflict = _conflict_names(backtrack_causes)
         asked = identifiers if isinstance(identifiers, (set, frozenset)) else set(identifiers)
         hard = order[best][0]
-        named = [i for n in conflict for i in self._identifiers.get(n, ())
+        named = [i for n in conflict for i in order.identifiers.get(n, ())
                  if i in asked and order[i][0] == hard]
         return [min(named, key=order.__getitem__)] if named else [best]
 

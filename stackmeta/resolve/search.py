@@ -74,6 +74,7 @@ from stackmeta import record
 from stackmeta.errors import ResolutionError
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.candidates import CandidateSource
+from stackmeta.resolve.gcpace import rare_full_collections
 from stackmeta.resolve.nearest import RULE, Addition, Deviation, NearestSet, Omission
 from stackmeta.resolve.provider import Cand, Memo, Provider, Req, dependents, series
 from stackmeta.resolve.resolution import FastResolver
@@ -125,7 +126,17 @@ def resolve(
     the source's answers (a fresh :class:`Memo` of *source* by default); it keeps what the
     search asked, so that another cell can tell whether the search would go the same way.
     *hints*: sets found for other targets (other cells); the improvement pass also tries moving
-    what each of them moved, and keeps that when it is nearer (see :func:`_improve`)."""
+    what each of them moved, and keeps that when it is nearer (see :func:`_improve`). The
+    garbage collector's full passes are rare meanwhile (:mod:`stackmeta.resolve.gcpace`)."""
+    with rare_full_collections():
+        return _search(rel, source, target, index_url=index_url, progress=progress, max_rounds=max_rounds,
+                       memo=memo, hints=hints)
+
+
+def _search(
+    rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
+    progress: Progress, max_rounds: int, memo: Memo | None, hints: Sequence[NearestSet],
+) -> NearestSet:
     shipped = {p.name: p for p in rel.packages}
     memo = memo if memo is not None else Memo(source)
     omitted: dict[NormalizedName, str] = {}
