@@ -25,6 +25,7 @@ from stackmeta.index.client import IndexClient
 from stackmeta.index.installable import Builds
 from stackmeta.index.source import IndexSource
 from stackmeta.progress import NO_PROGRESS, Progress
+from stackmeta.resolve.gcpace import rare_full_collections
 from stackmeta.resolve.matrix import CellMatrix, CellResult
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.provider import Answers, Memo
@@ -46,7 +47,14 @@ def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
 
 def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
                   builds: Builds | None = None, progress: Progress = NO_PROGRESS) -> CellMatrix:
-    """The nearest set of *rel* in each of *cells* (see the module's docstring)."""
+    """The nearest set of *rel* in each of *cells* (see the module's docstring); the garbage
+    collector's full passes rare meanwhile (:mod:`stackmeta.resolve.gcpace`)."""
+    with rare_full_collections():
+        return _resolve_cells(rel, client, cells, builds=builds, progress=progress)
+
+
+def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
+                   builds: Builds | None, progress: Progress) -> CellMatrix:
     home = home_cell(rel.python)
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
     names = sorted(p.name for p in rel.packages)

@@ -244,7 +244,7 @@ class Memo:
                           one(frozenset(v for v in versions if self._wheels[(name, v)])))
                          for name, versions in asked.items()),
             installable=tuple((name, version, ok) for (name, version), (ok, _) in self._installable.items()),
-            evaluated=tuple((key, one(tuple((r.key, str(r.specifier)) for r in reqs)))
+            evaluated=tuple((key, one(tuple(r.text for r in reqs)))
                             for key, reqs in self.evaluated.items()))
 
     def ahead(self, name: NormalizedName, versions: Sequence[Version],
@@ -304,8 +304,9 @@ class Answers:
     # per project: the versions asked whether they have a wheel, and those that have
     wheels: tuple[tuple[NormalizedName, tuple[Version, ...], frozenset[Version]], ...]
     installable: tuple[tuple[NormalizedName, Version, bool], ...]
-    # (name, version, extras) -> its requirements (key and specifier) for the target
-    evaluated: tuple[tuple[tuple[NormalizedName, Version, frozenset[str]], tuple[tuple[str, str], ...]], ...]
+    # (name, version, extras) -> its requirements for the target (name, extras and specifier:
+    # Req.text, made once with the requirement)
+    evaluated: tuple[tuple[tuple[NormalizedName, Version, frozenset[str]], tuple[str, ...]], ...]
 
     def same(self, other: Memo, target: Target) -> bool:
         """Whether *other*'s source answers every question alike, asking them (installability,
@@ -323,7 +324,7 @@ class Answers:
         probe = Provider(other, target, hard={}, preferred={}, rank={})
         for (name, version, extras), reqs in self.evaluated:
             theirs = probe.dependencies_of(name, version, extras)
-            if tuple((r.key, str(r.specifier)) for r in theirs) != reqs:
+            if tuple(r.text for r in theirs) != reqs:
                 return False
         return True
 
