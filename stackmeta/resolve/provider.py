@@ -124,6 +124,9 @@ class Memo:
         self._answers: dict[tuple[NormalizedName, str], dict[Version, bool]] = {}
         self._roots: dict[tuple[NormalizedName, Version | None], Req] = {}
         self._cands: dict[tuple[NormalizedName, frozenset[str], Version], Cand] = {}
+        # a hard pin's root requirement -> (name, version) and its criterion as a resolution
+        # starts with it (FastResolution._add_root): valid while Provider.still_one says so
+        self.hard_roots: dict[Req, tuple[tuple[NormalizedName, Version], Any]] = {}
 
     def cand(self, name: NormalizedName, extras: frozenset[str], version: Version) -> Cand:
         """The candidate *name* [*extras*] *version*, made once for the search's many resolutions."""
@@ -529,6 +532,14 @@ class Provider(AbstractProvider[Req, Cand, str]):
             found = self._bads[id(incompatibilities)] = (incompatibilities,
                                                          frozenset(c.version for c in incompatibilities))
         return found[1]
+
+    def still_one(self, name: NormalizedName, version: Version) -> bool:
+        """Whether *name* is hard-pinned at *version* and the search has not ruled it out since
+        :meth:`matches` gave it as the one candidate of a root requirement (its installability
+        and place on the index do not change)."""
+        source = self.source
+        return self.hard.get(name) == version and name not in source.excluded \
+            and version not in source.excluded_versions.get(name, ())
 
     def keeps_candidates(self, requirement: Req) -> bool:
         """Whether adding *requirement* to an existing criterion of its identifier leaves the

@@ -110,6 +110,22 @@ class FastResolution(Resolution[Req, Cand, str]):
             raise RequirementsConflicted(criterion)
         criteria[key] = criterion
 
+    def _add_root(self, criteria: dict[str, Criterion[Req, Cand]], requirement: Req) -> None:
+        # a hard pin's root criterion (the pin its one candidate, the root its information) is
+        # the same in every resolution of the search while the pin is a candidate: made once
+        # (criteria are never changed, only replaced), asked again only whether that still holds
+        provider = self._provider
+        known = provider.source.hard_roots.get(requirement)
+        if known is not None and requirement.key not in criteria and provider.still_one(*known[0]):
+            self._r.adding_requirement(requirement=requirement, parent=None)
+            criteria[requirement.key] = known[1]
+            return
+        self._add_to_criteria(criteria, requirement, None)
+        pinned = provider.hard.get(requirement.name)
+        if pinned is not None and not requirement.extras and requirement.allows(pinned) \
+                and len(criteria[requirement.key].information) == 1:
+            provider.source.hard_roots[requirement] = ((requirement.name, pinned), criteria[requirement.key])
+
     def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
         before = self.state.criteria
         criteria = before if self.state is self._hard_state else before.copy()
@@ -257,7 +273,7 @@ class FastResolution(Resolution[Req, Cand, str]):
         self._states = [State(mapping={}, criteria={}, backtrack_causes=[])]
         for r in requirements:
             try:
-                self._add_to_criteria(self.state.criteria, r, parent=None)
+                self._add_root(self.state.criteria, r)
             except RequirementsConflicted as e:
                 raise ResolutionImpossible(e.criterion.information) from e
         self._push_new_state()

@@ -146,3 +146,26 @@ def test_hard_pins_that_conflict_among_themselves_have_no_resolution() -> None:
     assert _outcome(lambda: fast.resolve(roots, max_rounds=100)) == theirs
     fast = FastResolver(provider, search._Reporter())
     assert _outcome(lambda: fast.resolve(roots, max_rounds=100, causes=False)) == ("impossible", ())
+
+
+def test_a_hard_pins_root_made_once_is_asked_again_when_the_search_rules_it_out() -> None:
+    # the root criterion of a hard pin is kept for the search's next resolutions; once the
+    # search rules that version out (excluded_versions) or another provider pins another
+    # version, the next resolution asks the provider again, as resolvelib does
+    projects = {"a": {"1": ["b"], "2": ["b"]}, "b": {"1": []}}
+    provider, roots = _small(projects, {"a": "1"}, [], {})
+    first = _outcome(lambda: FastResolver(provider, search._Reporter()).resolve(roots, max_rounds=100))
+    assert first == ("resolved", (("a", "1"), ("b", "1")))
+    assert provider.source.hard_roots, "the hard pin's root was not kept"
+    again = _outcome(lambda: FastResolver(provider, search._Reporter()).resolve(roots, max_rounds=100))
+    assert again == first
+    provider.source.excluded_versions[canonicalize_name("a")] = {Version("1"): "ruled out"}
+    theirs = _outcome(lambda: Resolver(provider, search._Reporter()).resolve(roots, max_rounds=100))
+    ours = _outcome(lambda: FastResolver(provider, search._Reporter()).resolve(roots, max_rounds=100))
+    assert ours == theirs == ("impossible", (("a==1", "None"),))
+    provider.source.excluded_versions.clear()
+    other = Provider(provider.source, TARGET, hard={canonicalize_name("a"): Version("2")},
+                     preferred=provider.preferred, rank={})
+    # the same root requirement (a==1) under a provider that pins a at 2: no candidate
+    assert _outcome(lambda: FastResolver(other, search._Reporter()).resolve(roots, max_rounds=100)) \
+        == _outcome(lambda: Resolver(other, search._Reporter()).resolve(roots, max_rounds=100))
