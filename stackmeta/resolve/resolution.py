@@ -82,10 +82,14 @@ class FastResolution(Resolution[Req, Cand, str]):
         return ok
 
     def _add_to_criteria(self, criteria: dict[str, Criterion[Req, Cand]], requirement: Req,
-                         parent: Cand | None) -> None:
-        # a requirement of a hard pin that allows the pin leaves its criterion's one candidate
+                         parent: Cand | None, base: dict[str, Criterion[Req, Cand]] | None = None) -> None:
+        # *criteria* gets the new criterion; the one it replaces is there, or else in *base*
+        # (the state's, when *criteria* holds only a pin's changes: _get_updated_criteria).
+        # A requirement of a hard pin that allows the pin leaves its criterion's one candidate
         # as it is (the provider would answer the same): resolvelib's criterion, without asking
         criterion = criteria.get(requirement.key)
+        if criterion is None and base is not None:
+            criterion = base.get(requirement.key)
         if criterion is not None and self._provider.keeps_candidates(requirement):
             self._r.adding_requirement(requirement=requirement, parent=parent)
             criteria[requirement.key] = Criterion(
@@ -127,13 +131,17 @@ class FastResolution(Resolution[Req, Cand, str]):
             provider.source.hard_roots[requirement] = ((requirement.name, pinned), criteria[requirement.key])
 
     def _get_updated_criteria(self, candidate: Cand) -> dict[str, Criterion[Req, Cand]]:
+        # resolvelib copies the state's criteria (hundreds) for the few the candidate's
+        # dependencies change, then updates the state's with the whole copy: only the changed
+        # ones are returned here, which updates them alike (in place on the hard pins' state)
         before = self.state.criteria
-        criteria = before if self.state is self._hard_state else before.copy()
+        in_place = self.state is self._hard_state
+        criteria = before if in_place else {}
         touched = []
         for requirement in self._p.get_dependencies(candidate=candidate):
-            key = self._p.identify(requirement_or_candidate=requirement)
+            key = requirement.key
             existed = key in before
-            self._add_to_criteria(criteria, requirement, parent=candidate)
+            self._add_to_criteria(criteria, requirement, parent=candidate, base=None if in_place else before)
             touched.append((key, existed))
         self._touched = touched
         return criteria
