@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -54,7 +54,7 @@ from stackmeta.index.pep517 import (
 )
 from stackmeta.index.runs import ToolRuns, tool
 from stackmeta.index.simple import ProjectFile
-from stackmeta.index.source import file_usable, python_ok
+from stackmeta.index.source import F, file_usable, python_ok
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.pythons import find_minor
 from stackmeta.target import Target
@@ -323,15 +323,23 @@ def built_metadata(build: WheelBuild, project: str) -> CoreMetadata | None:
         return None
 
 
-def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: Builds | None) -> Verdict:
+def verdict(files: Sequence[F], target: Target, project: str, builds: Builds | None,
+            full: Callable[[F], ProjectFile] | None = None) -> Verdict:
     """Whether a cell (*target*) can install the version whose files are *files*: a usable wheel;
     else an sdist that *builds* into a pure wheel whose Requires-Python admits the target (with
-    *builds* None an sdist counts as installable, unbuilt)."""
+    *builds* None an sdist counts as installable, unbuilt). *files* may be a page's rows
+    (:class:`~stackmeta.index.simple.FileRow`): *full* then gives the file of one, for the
+    sdist to build or the wheel to run (pip, setuptools, wheel)."""
+
+    def file_of(f: F) -> ProjectFile:
+        return full(f) if full is not None else f  # type: ignore[return-value]
+
     live = [f for f in files if not f.yanked] or list(files)
     wheels = [f for f in live if f.kind == "wheel" and file_usable(f, target)]
     if wheels:
         best = min(wheels, key=lambda f: target.wheel_rank(f.filename) or 0)
-        failure = _tool_failure(builds, best, project, target)
+        runs = _runs_tools(builds, project)
+        failure = _tool_failure(builds, file_of(best), project, target) if runs else ""
         if failure:
             return Verdict(installable=False, how="none", file=best.filename, reason=failure)
         return Verdict(installable=True, how="wheel", file=best.filename)
@@ -344,7 +352,8 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
                        f"excludes Python {target.python_minor[0]}.{target.python_minor[1]}")
     if builds is None:
         return Verdict(installable=True, how="built", file=sdist.filename, reason="")
-    build = builds.build(sdist, project, target.python_minor)
+    source = file_of(sdist)
+    build = builds.build(source, project, target.python_minor)
     if not build.pure:
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"no wheel for this cell; its sdist does not build: {build.reason}")
@@ -354,11 +363,16 @@ def verdict(files: Sequence[ProjectFile], target: Target, project: str, builds: 
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"its built wheel requires Python {md.requires_python}")
     wheels_dir = builds.wheels_dir
-    failure = _tool_failure(builds, sdist, project, target,
+    failure = _tool_failure(builds, source, project, target,
                             None if wheels_dir is None or build.wheel is None else wheels_dir / build.wheel)
     if failure:
         return Verdict(installable=False, how="none", file=sdist.filename, reason=failure)
     return Verdict(installable=True, how="built", file=sdist.filename)
+
+
+def _runs_tools(builds: Builds | None, project: str) -> bool:
+    """Whether :func:`_tool_failure` would run *project*'s wheel (pip, setuptools, wheel)."""
+    return builds is not None and bool(tool(canonicalize_name(project)))
 
 
 def _tool_failure(builds: Builds | None, file: ProjectFile, project: str, target: Target,
@@ -374,7 +388,7 @@ def _tool_failure(builds: Builds | None, file: ProjectFile, project: str, target
     return f"it does not start on Python {minor}: {failure}" if failure else ""
 
 
-def _sdist(live: Sequence[ProjectFile]) -> ProjectFile | None:
+def _sdist(live: Sequence[F]) -> F | None:
     """The sdist that is built for a version (a ``.tar.gz`` first)."""
     sdists = sorted((f for f in live if f.kind == "sdist"), key=lambda f: not f.filename.endswith(".tar.gz"))
     return sdists[0] if sdists else None

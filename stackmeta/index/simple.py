@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from html.parser import HTMLParser
 from itertools import accumulate, pairwise
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, Literal, NamedTuple, Protocol, overload
 from urllib.parse import urldefrag, urljoin, urlsplit
 
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -136,6 +136,35 @@ class Columns(NamedTuple):
     make: Callable[[int], ProjectFile]
 
 
+class FileInfo(Protocol):
+    """What choosing among a version's files needs of each: a :class:`ProjectFile`, or a
+    :class:`FileRow` of a page's columns."""
+
+    @property
+    def filename(self) -> str: ...
+    @property
+    def requires_python(self) -> SpecifierSet | None: ...
+    @property
+    def yanked(self) -> bool: ...
+    @property
+    def kind(self) -> FileKind: ...
+
+
+class FileRow(NamedTuple):
+    """What a page's columns say of one file (:meth:`ProjectPage.rows_of`): enough to choose
+    among a version's files (a wheel's tags, Requires-Python, yanked) without building their
+    objects; :meth:`ProjectPage.file_at` builds the one chosen."""
+
+    filename: str
+    requires_python: SpecifierSet | None
+    yanked: bool
+    position: int  # on the page
+
+    @property
+    def kind(self) -> FileKind:
+        return file_kind(self.filename)
+
+
 class FileGroups(NamedTuple):
     """A page's files grouped (:meth:`ProjectPage.grouped`): each group's (key, Requires-Python,
     yanked); per version (ascending) the groups of its files and the positions of its files
@@ -156,8 +185,8 @@ class ProjectPage:
     :meth:`grouped` builds none.
     """
 
-    __slots__ = ("_built", "_by_text", "_groups", "_index", "_make", "_names", "_of", "_rps", "_yanked",
-                 "api_version", "name", "notes", "url")
+    __slots__ = ("_at", "_built", "_by_text", "_groups", "_index", "_make", "_names", "_of", "_rps",
+                 "_yanked", "api_version", "name", "notes", "url")
 
     def __init__(self, *, name: NormalizedName, url: str, files: Iterable[ProjectFile] = (),
                  api_version: str | None = None, lazy: Columns | None = None,
@@ -179,6 +208,7 @@ class ProjectPage:
         self._index: dict[Version, list[int]] | None = None
         self._by_text: dict[str, list[int]] | None = None
         self._of: dict[Version, tuple[ProjectFile, ...]] = {}  # files_of's answers
+        self._at: dict[Version, tuple[int, ...]] = {}  # the positions of each version's files
         self._groups: dict[Callable[[str], object], FileGroups] = {}  # grouped()'s answers
 
     def __repr__(self) -> str:
@@ -277,12 +307,28 @@ class ProjectPage:
     def files_of(self, version: Version) -> tuple[ProjectFile, ...]:
         hit = self._of.get(version)
         if hit is None:
-            hit = self._of[version] = self._files_of(version)
+            hit = self._of[version] = tuple(self._file(i) for i in self._positions_of(version))
         return hit
 
-    def _files_of(self, version: Version) -> tuple[ProjectFile, ...]:
+    def rows_of(self, version: Version) -> tuple[FileRow, ...]:
+        """:meth:`files_of` as rows of the page's columns, in the same order: no file object is
+        built (a search judges thousands of versions, each of a dozen files or more)."""
+        names, rps, yanks = self._names, self._rps, self._yanked
+        return tuple(FileRow(names[i], rps[i], bool(yanks[i]), i) for i in self._positions_of(version))
+
+    def file_at(self, position: int) -> ProjectFile:
+        """The file at *position* on the page (a :class:`FileRow`'s), built once."""
+        return self._file(position)
+
+    def _positions_of(self, version: Version) -> tuple[int, ...]:
+        hit = self._at.get(version)
+        if hit is None:
+            hit = self._at[version] = self._find(version)
+        return hit
+
+    def _find(self, version: Version) -> tuple[int, ...]:
         if self._index is not None:
-            return tuple(self._file(i) for i in self._versions().get(version, ()))
+            return tuple(self._versions().get(version, ()))
         # one version's files (a pin's), without parsing every version of the page: only the
         # texts that can spell an equal version (the same non-zero numbers in the same order)
         # are parsed and compared
@@ -300,13 +346,13 @@ class ProjectPage:
                 text = _version_text(self._names[i], self.name, same)
                 if text is not None and _numbers(text) == wanted and _version(text) == version:
                     found.append(i)
-            return tuple(self._file(i) for i in found)
+            return tuple(found)
         idx: list[int] = []
         for text, ids in self._texts().items():
             if _numbers(text) == wanted and _version(text) == version:
                 idx.extend(ids)
         idx.sort()
-        return tuple(self._file(i) for i in idx)
+        return tuple(idx)
 
     def replace_files(self, files: Iterable[ProjectFile]) -> ProjectPage:
         return ProjectPage(name=self.name, url=self.url, files=files, api_version=self.api_version,

@@ -13,7 +13,7 @@ import bisect
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
@@ -23,7 +23,7 @@ from packaging.version import Version
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.metadata import CoreMetadata
-from stackmeta.index.simple import ProjectFile, ProjectPage, file_kind
+from stackmeta.index.simple import FileInfo, ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target, full_version, valid_wheel_name
 
@@ -31,12 +31,15 @@ if TYPE_CHECKING:
     from stackmeta.index.installable import Builds, Verdict
 
 
-def python_ok(file: ProjectFile, target: Target) -> bool:
+F = TypeVar("F", bound=FileInfo)
+
+
+def python_ok(file: FileInfo, target: Target) -> bool:
     """Whether the file's Requires-Python (from the page) admits the target's Python."""
     return file.requires_python is None or file.requires_python.contains(target.python_full, prereleases=True)
 
 
-def file_usable(file: ProjectFile, target: Target) -> bool:
+def file_usable(file: FileInfo, target: Target) -> bool:
     """pip could install this file for the target (yanked or not): a wheel whose tags fit or
     an sdist, with a Requires-Python admitting the target's Python."""
     return _usable(file.filename, file.requires_python, target)
@@ -136,7 +139,7 @@ def wheel_versions(page: ProjectPage, target: Target) -> frozenset[Version]:
                      if any(fits[g] for g in gids) and any(fits[of_file[i]] and named(i) for i in idx))
 
 
-def metadata_file(files: Sequence[ProjectFile], target: Target) -> ProjectFile | None:
+def metadata_file(files: Sequence[F], target: Target) -> F | None:
     """The file whose metadata describes this version for the target: the best usable wheel
     (as pip would pick it), else an sdist (``.tar.gz`` first), else None."""
     wheels = [(target.wheel_rank(f.filename), f) for f in files if f.kind == "wheel"]
@@ -205,13 +208,15 @@ class IndexSource:
 
     def _metadata_file(self, name: NormalizedName, version: Version,
                        page: ProjectPage | None = None) -> ProjectFile | None:
-        """:func:`metadata_file` of that version's files (of *page*, when given), made once."""
+        """:func:`metadata_file` of that version's files (of *page*, when given), made once:
+        chosen from the page's rows, only the chosen file built."""
         key = (name, version)
         try:
             return self._chosen[key]
         except KeyError:
-            files = self.files(name, version) if page is None else page.files_of(version)
-            found = self._chosen[key] = metadata_file(files, self.target)
+            page = page if page is not None else self._page(canonicalize_name(name))
+            row = None if page is None else metadata_file(page.rows_of(version), self.target)
+            found = self._chosen[key] = None if row is None or page is None else page.file_at(row.position)
             return found
 
     def file_metadata(self, name: NormalizedName, version: Version) -> FileMetadata | None:
@@ -231,7 +236,12 @@ class IndexSource:
         from stackmeta.index.installable import verdict
 
         cname = canonicalize_name(name)
-        found = verdict(self.files(cname, version), self.target, cname, self.builds)
+        page = self._page(cname)
+        if page is None:
+            found = verdict((), self.target, cname, self.builds)
+        else:  # judged on the page's rows: a file is built only to be built or run
+            found = verdict(page.rows_of(version), self.target, cname, self.builds,
+                            full=lambda row: page.file_at(row.position))
         if found.installable and self.target.python_minor >= STRICT_METADATA_PYTHON:
             # pip 24.1 and later refuse a version whose metadata does not parse ("has invalid
             # metadata"), and stop on a requirement marker current packaging cannot evaluate,

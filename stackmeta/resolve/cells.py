@@ -76,6 +76,8 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
             for pkg in rel.packages:
                 if pkg.version is None:
                     continue
+                if source.has_wheel(pkg.name, pkg.version):  # judged on the page's rows
+                    continue
                 files = source.files(pkg.name, pkg.version)
                 if files and not any(f.kind == "wheel" and target.wheel_rank(f.filename) is not None
                                      for f in files):

@@ -288,3 +288,38 @@ def test_a_body_that_looks_like_headers_is_not_read() -> None:
     assert [str(r) for r in md.requires_dist] == ["six"]
     assert md.requires_python == SpecifierSet(">=3.8") and md.junk == () and not md.broken_headers
     assert strip_description(data) == data.partition(b"\n\n")[0] + b"\n"
+
+
+def test_rows_of_a_version_choose_as_its_files_do_on_recorded_pages() -> None:
+    """A version's rows (the page's columns, no file objects) against its files, on real
+    pypi.org pages: the same files in the same order, and the same choices made of them (the
+    metadata file, and the installability verdict without builds), every cell."""
+    from stackmeta.index import IndexClient
+    from stackmeta.index.installable import verdict
+    from stackmeta.index.source import metadata_file
+    from stackmeta.target import PLATFORMS, Target
+
+    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
+    names = ["numpy", "tensorflow", "grpcio", "pyzmq", "six", "awkward-cpp", "pip"]
+    laptops = [p for p in PLATFORMS if p != "linux-ppc64le"]
+    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
+        pages = [client.project(n) for n in names]
+    chosen = yanked = 0
+    for p in pages:
+        assert p is not None
+        for version in p.versions():
+            files, rows = p.files_of(version), p.rows_of(version)
+            assert [(f.filename, f.requires_python, f.yanked) for f in files] \
+                == [(r.filename, r.requires_python, r.yanked) for r in rows]
+            assert all(p.file_at(r.position) is f for r, f in zip(rows, files, strict=True))
+            yanked += sum(r.yanked for r in rows)
+            for python in ("2.7.18", "3.9.14", "3.13.1"):
+                for platform in laptops:
+                    target = Target(python=Version(python), platform=platform)
+                    row, file = metadata_file(rows, target), metadata_file(files, target)
+                    assert (row is None and file is None) \
+                        or (row is not None and p.file_at(row.position) is file)
+                    chosen += file is not None
+                    assert verdict(rows, target, p.name, None, full=lambda r, p=p: p.file_at(r.position)) \
+                        == verdict(files, target, p.name, None), (p.name, version, target)
+    assert chosen > 1000 and yanked > 0
