@@ -6,7 +6,7 @@ take? Against the real PyPI:
 - cold: the same with an empty page and metadata cache, the sdist builds still cached (the
   target excludes builds);
 - check: ``stackmeta check RELEASE`` in a child process, cold (an empty cache) then warm, its
-  peak RSS; and one cell resolved (``--python``, linux-x86_64, the user cache), its peak RSS;
+  peak RSS; and one cell resolved (``--python``, linux-x86_64, the warm runs' cache), its peak RSS;
   each against the target (peak RSS under 200 MB);
 - peer: ``uv pip compile --universal`` of the release's package names with the release's
   versions as preferences (uv prefers the versions of an existing output file), without what
@@ -110,8 +110,10 @@ def main() -> int:
                                         "--cache-dir", str(cache), "--no-save", "--quiet", "--json"])
             print(f"check {label}: {took:.1f} s, peak RSS {peak:.0f} MB (exit {rc})")
             rss[f"check {label}"] = peak
+        warm_cache = ["--cache-dir", args.cache_dir] if args.cache_dir else []  # the warm runs' cache
         took, rc, peak = _measured([str(BIN / "stackmeta"), "resolve", args.lock, "--locks-dir", str(locks),
-                                    "--python", args.python, "--platform", "linux-x86_64", "--quiet"])
+                                    "--python", args.python, "--platform", "linux-x86_64", "--quiet",
+                                    *warm_cache])
         print(f"resolve, one cell ({args.python}, linux-x86_64, warm): {took:.1f} s, peak RSS {peak:.0f} MB "
               f"(exit {rc})")
         rss["resolve, one cell (warm)"] = peak
