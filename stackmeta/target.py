@@ -170,10 +170,12 @@ def _environment(target: Target) -> dict[str, str]:
     }
 
 
-@lru_cache(maxsize=256)
+@lru_cache(maxsize=64)
 def _evaluated(target: Target, extras: frozenset[str]) -> dict[int, tuple[Marker, bool]]:
     """id of a marker -> (the marker, whether it holds for *target* with *extras*): the marker
-    is kept, so its id stays its own (a hit is checked to be the same object)."""
+    is kept, so its id stays its own (a hit is checked to be the same object). A search asks
+    for a few extras per target (5 in a cell of CMSSW_14_0_0), a check for five or six targets
+    at a time: the targets of cells resolved long before are let go (4,000 markers each)."""
     return {}
 
 
@@ -245,7 +247,7 @@ def _platform_tags(platform: str, glibc: tuple[int, int]) -> tuple[str, ...]:
     return ("win_amd64",)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)  # a few targets at a time (a check's platforms; a search's cell)
 def _tag_order(python: tuple[int, int], platforms: tuple[str, ...]
                ) -> tuple[dict[tags.Tag, int], frozenset[str], frozenset[str]]:
     """The tags pip accepts, best first (tag -> rank), and their interpreter and platform parts."""

@@ -596,7 +596,7 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
     def make(i: int) -> ProjectFile:
         if i in odd:
             return _json_file(odd[i], join)
-        link, sha, size, upload, md = packed[i].split("\n")
+        link, sha, size, upload, md = _unpack(packed[i])
         filename, yanked = filenames[i], yanks[i]
         return ProjectFile(
             filename=filename,
@@ -659,7 +659,57 @@ def _pack(entry: dict[str, Any], filename: str) -> str | None:
         return None
     if link.endswith(filename) and link[-len(filename) - 1:-len(filename)] == "/":
         link = link[:-len(filename)]
-    return f"{link}\n{sha}\n{size_text}\n{upload}\n{md}"
+    return _compact(link, sha, size_text, upload, md)
+
+
+# pypi.org's file URLs: this, then the file's blake2b-256 in hex as "xx/yy/<60 digits>/", then its name
+_FILES = "https://files.pythonhosted.org/packages/"
+
+
+def _digest(text: str) -> str | None:
+    """*text*, 64 lowercase hex digits (a sha256 or blake2b-256), as 32 characters, one per
+    byte (latin-1: a str of them takes a byte each); None when it is not exactly that."""
+    if len(text) != 64:
+        return None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        return None
+    return raw.decode("latin-1") if raw.hex() == text else None
+
+
+def _compact(link: str, sha: str, size: str, upload: str, md: str) -> str:
+    """A file's packed fields (:func:`_pack`) in half the room, exactly as :func:`_unpack` gives
+    them back: the hex digests (the sha256, the metadata's, and the blake2b in a pypi.org URL)
+    as bytes; a flag character says which. A page of pypi.org keeps ~140 bytes a file instead
+    of ~270 (the pages of a release's stack, 200,000 files and more: 50 MB before)."""
+    bits, raw = 0, ""
+    rest = link[len(_FILES):] if link.startswith(_FILES) else ""
+    if len(rest) == 67 and rest[2] == "/" and rest[5] == "/" and rest[66] == "/":
+        path = _digest(rest[0:2] + rest[3:5] + rest[6:66])
+        if path is not None:
+            bits, raw, link = bits | 1, raw + path, ""
+    digest = _digest(sha)
+    if digest is not None:
+        bits, raw, sha = bits | 2, raw + digest, ""
+    digest = _digest(md[1:]) if md[:1] == "1" else None
+    if digest is not None:
+        bits, raw, md = bits | 4, raw + digest, ""
+    return f"{chr(48 + bits)}{raw}{link}\n{sha}\n{size}\n{upload}\n{md}"
+
+
+def _unpack(record: str) -> tuple[str, str, str, str, str]:
+    """The fields :func:`_compact` packed: link, sha256, size, upload time, core metadata."""
+    bits, at = ord(record[0]) - 48, 1
+    link, sha, size, upload, md = record[1 + 32 * bin(bits).count("1"):].split("\n")
+    if bits & 1:
+        h = record[at:at + 32].encode("latin-1").hex()
+        link, at = f"{_FILES}{h[:2]}/{h[2:4]}/{h[4:]}/", at + 32
+    if bits & 2:
+        sha, at = record[at:at + 32].encode("latin-1").hex(), at + 32
+    if bits & 4:
+        md = "1" + record[at:at + 32].encode("latin-1").hex()
+    return link, sha, size, upload, md
 
 
 def _json_file(entry: dict[str, Any], join: Callable[[str], str]) -> ProjectFile:

@@ -323,3 +323,27 @@ def test_rows_of_a_version_choose_as_its_files_do_on_recorded_pages() -> None:
                     assert verdict(rows, target, p.name, None, full=lambda r, p=p: p.file_at(r.position)) \
                         == verdict(files, target, p.name, None), (p.name, version, target)
     assert chosen > 1000 and yanked > 0
+
+
+def test_packed_fields_read_back_exactly_in_half_the_room() -> None:
+    """A file's packed fields come back exactly, compacted or not: pypi.org's URLs and lowercase
+    hex digests as bytes (whatever bytes: a newline, a "0"), anything else as it is."""
+    from stackmeta.index.simple import _compact, _unpack
+
+    blake = "0a30" + "0a" * 30  # bytes a separator or the flag could be mistaken for
+    sha, md = "ff" * 32, "1" + "0a" * 32
+    cases = [
+        (f"https://files.pythonhosted.org/packages/{blake[:2]}/{blake[2:4]}/{blake[4:]}/", sha, "123",
+         "2024-01-01T00:00:00.000Z", md),
+        (f"https://files.pythonhosted.org/packages/{blake[:2]}/{blake[2:4]}/{blake[4:]}", sha, "", "", "1"),
+        ("https://files.pythonhosted.org/packages/xy/zz/" + "0" * 60 + "/", "AB" * 32, "7", "", "0"),
+        ("https://h/files/", "ab" * 31, "", "", "1" + "CD" * 32),
+        ("../../pkg-1.0.tar.gz", "", "", "", ""),
+        ("https://files.pythonhosted.org/packages/", " " + "ab" * 31 + "a", "1", "u", "1" + "ab" * 32),
+    ]
+    for fields in cases:
+        packed = _compact(*fields)
+        assert _unpack(packed) == fields, fields
+        assert max(map(ord, packed)) < 256  # a byte a character
+    assert len(_compact(*cases[0])) < 130 < len("\n".join(cases[0]))
+    assert _compact(*cases[4])[0] == "0"  # nothing compacted
