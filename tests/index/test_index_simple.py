@@ -32,6 +32,22 @@ def page(name: str, kind: str) -> ProjectPage:
     return parse_project_page(body, ctype, f"https://pypi.org/simple/{name}/", name)
 
 
+# recorded pages with wheels for many platforms, and without
+MANY_PLATFORMS = ["numpy", "scipy", "tensorflow", "grpcio", "pyzmq", "psutil", "lxml", "six", "awkward-cpp"]
+
+
+def _recorded_pages(names: list[str]) -> tuple[list[ProjectPage | None], list[str]]:
+    """The pages of *names* recorded from pypi.org (the CMSSW_14_0_0 snapshot), and the laptop
+    platforms."""
+    from stackmeta.index import IndexClient
+    from stackmeta.target import PLATFORMS
+
+    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
+    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
+        pages = [client.project(n) for n in names]
+    return pages, [p for p in PLATFORMS if p != "linux-ppc64le"]
+
+
 def test_json_page_of_six() -> None:
     p = page("six", "json")
     f = next(f for f in p.files if f.filename == "six-1.16.0-py2.py3-none-any.whl")
@@ -199,15 +215,10 @@ def test_joined_strings_read_back_and_find_what_each_holds() -> None:
 def test_installable_list_on_recorded_pages_for_every_laptop_platform() -> None:
     """The grouped reading (each group of alike files judged once) against the file-by-file
     one, on real pypi.org pages with wheels for many platforms (the CMSSW_14_0_0 snapshot)."""
-    from stackmeta.index import IndexClient
     from stackmeta.index.source import installable_list, installable_versions
-    from stackmeta.target import PLATFORMS, Target
+    from stackmeta.target import Target
 
-    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
-    names = ["numpy", "scipy", "tensorflow", "grpcio", "pyzmq", "psutil", "lxml", "six", "awkward-cpp"]
-    laptops = [p for p in PLATFORMS if p != "linux-ppc64le"]
-    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
-        pages = [client.project(n) for n in names]
+    pages, laptops = _recorded_pages(MANY_PLATFORMS)
     judged = 0
     for p in pages:
         assert p is not None
@@ -224,15 +235,10 @@ def test_wheel_versions_are_those_with_a_wheel_for_the_target_on_recorded_pages(
     """The grouped reading of which versions have a wheel for a cell (the search's wheels-first
     order asks it of every version) against the file-by-file one, on real pypi.org pages: any
     wheel whose tags fit, yanked or not, whatever its Requires-Python."""
-    from stackmeta.index import IndexClient
     from stackmeta.index.source import wheel_versions
-    from stackmeta.target import PLATFORMS, Target
+    from stackmeta.target import Target
 
-    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
-    names = ["numpy", "scipy", "tensorflow", "grpcio", "pyzmq", "psutil", "lxml", "six", "awkward-cpp"]
-    laptops = [p for p in PLATFORMS if p != "linux-ppc64le"]
-    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
-        pages = [client.project(n) for n in names]
+    pages, laptops = _recorded_pages(MANY_PLATFORMS)
     found = missing = 0
     for p in pages:
         assert p is not None
@@ -294,16 +300,11 @@ def test_rows_of_a_version_choose_as_its_files_do_on_recorded_pages() -> None:
     """A version's rows (the page's columns, no file objects) against its files, on real
     pypi.org pages: the same files in the same order, and the same choices made of them (the
     metadata file, and the installability verdict without builds), every cell."""
-    from stackmeta.index import IndexClient
     from stackmeta.index.installable import verdict
     from stackmeta.index.source import metadata_file
-    from stackmeta.target import PLATFORMS, Target
+    from stackmeta.target import Target
 
-    snapshot = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0"
-    names = ["numpy", "tensorflow", "grpcio", "pyzmq", "six", "awkward-cpp", "pip"]
-    laptops = [p for p in PLATFORMS if p != "linux-ppc64le"]
-    with IndexClient(snapshot.as_uri(), False, retries=0) as client:
-        pages = [client.project(n) for n in names]
+    pages, laptops = _recorded_pages(["numpy", "tensorflow", "grpcio", "pyzmq", "six", "awkward-cpp", "pip"])
     chosen = yanked = 0
     for p in pages:
         assert p is not None
