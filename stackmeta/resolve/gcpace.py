@@ -15,19 +15,33 @@ note (a provider is freed by its reference count), and the thresholds are put ba
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 FULL_EVERY = 1000  # middle-generation collections before a full one may run (Python's default: 10)
 
 
+_lock = threading.Lock()
+_open: list[tuple[int, int, int]] = []  # the thresholds before the outermost open block
+
+
 @contextmanager
 def rare_full_collections(every: int = FULL_EVERY) -> Iterator[None]:
     """Within the block, a full collection runs at most after *every* collections of the
-    middle generation (and Python's own rule still holds); the thresholds as they were after."""
-    before = gc.get_threshold()
-    gc.set_threshold(before[0], before[1], max(before[2], every))
+    middle generation (and Python's own rule still holds); the thresholds as they were once
+    the last open block ends (blocks may nest, or overlap in threads)."""
+    with _lock:
+        if not _open:
+            _open.append(gc.get_threshold())
+        else:
+            _open.append(_open[0])
+        before = _open[0]
+        gc.set_threshold(before[0], before[1], max(gc.get_threshold()[2], before[2], every))
     try:
         yield
     finally:
-        gc.set_threshold(*before)
+        with _lock:
+            _open.pop()
+            if not _open:
+                gc.set_threshold(*before)

@@ -50,3 +50,19 @@ def test_a_provider_and_what_it_found_go_with_their_last_reference() -> None:
     finally:
         if enabled:
             gc.enable()
+
+
+def test_blocks_that_overlap_in_threads_leave_the_thresholds_as_they_were() -> None:
+    # two searches in threads: the first ends while the second runs, then the second ends
+    import threading
+
+    before = gc.get_threshold()
+    first, second = rare_full_collections(), rare_full_collections()
+    first.__enter__()
+    thread = threading.Thread(target=second.__enter__)
+    thread.start()
+    thread.join(5)
+    first.__exit__(None, None, None)
+    assert gc.get_threshold()[2] == max(before[2], FULL_EVERY)  # the second still runs
+    second.__exit__(None, None, None)
+    assert gc.get_threshold() == before
