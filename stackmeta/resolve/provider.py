@@ -340,10 +340,6 @@ def _conflict_names(causes: Sequence[Any]) -> set[NormalizedName]:
 _NO_VERSIONS: frozenset[Version] = frozenset()
 
 
-def _none() -> Iterator[Cand]:
-    return iter(())
-
-
 class _Usable:
     """The versions of a list (nearest first) a provider found usable (:meth:`Provider._usable`),
     and how far into the list it has looked."""
@@ -354,6 +350,61 @@ class _Usable:
         self.wanted = wanted
         self.found: list[Version] = []
         self.next = 0
+
+
+class Matches:
+    """The candidates of a moved pin or a dependency (:meth:`Provider.matches`), nearest first:
+    resolvelib calls it for an iterator of them. Lazy: metadata is read only for the versions
+    tried; what one resolution found usable of a list of versions is kept for its next asking
+    (*view*); the versions backjumping ruled out (*bad*) are passed over. :meth:`any` says
+    whether there is one without making an iterator (resolvelib's view would make one, and a
+    copy of it, for every requirement added)."""
+
+    __slots__ = ("bad", "cand", "extras", "name", "usable", "view")
+
+    def __init__(self, name: NormalizedName, extras: frozenset[str], bad: frozenset[Version], view: _Usable,
+                 usable: Callable[[NormalizedName, Sequence[Version], int], bool],
+                 cand: Callable[[NormalizedName, frozenset[str], Version], Cand]) -> None:
+        self.name, self.extras, self.bad, self.view = name, extras, bad, view
+        self.usable, self.cand = usable, cand
+
+    def __call__(self) -> Iterator[Cand]:
+        name, extras, bad, view, cand = self.name, self.extras, self.bad, self.view, self.cand
+        found, wanted, i = view.found, view.wanted, 0
+        while True:
+            if i < len(found):
+                version = found[i]
+                i += 1
+                if version not in bad:
+                    yield cand(name, extras, version)
+                continue
+            if not self._grow(found, wanted):
+                return
+
+    def any(self) -> bool:
+        """Whether :meth:`__call__` would give a candidate (what it would find on the way is
+        found: kept in the view, as it would be)."""
+        bad, view = self.bad, self.view
+        found, wanted, i = view.found, view.wanted, 0
+        while True:
+            if i < len(found):
+                if found[i] not in bad:
+                    return True
+                i += 1
+                continue
+            if not self._grow(found, wanted):
+                return False
+
+    def _grow(self, found: list[Version], wanted: list[Version]) -> bool:
+        """Judge the view's next version (kept in *found* when usable); False at the end."""
+        view = self.view
+        if view.next >= len(wanted):
+            return False
+        at = view.next
+        view.next += 1
+        if self.usable(self.name, wanted, at):
+            found.append(wanted[at])
+        return True
 
 
 class _Order(dict[str, tuple[int, int, str]]):
@@ -464,15 +515,16 @@ class Provider(AbstractProvider[Req, Cand, str]):
         return [min(named, key=order.__getitem__)] if named else [best]
 
     def find_matches(self, identifier: str, requirements: Mapping[str, Iterator[Req]],
-                     incompatibilities: Mapping[str, Iterator[Cand]]) -> Callable[[], Iterator[Cand]]:
+                     incompatibilities: Mapping[str, Iterator[Cand]]) -> Matches | tuple[Cand, ...]:
         # resolvelib's patching: the incompatibilities are a new chain of lists each time
         bad = frozenset(c.version for c in incompatibilities[identifier])
         return self.matches(identifier, list(requirements[identifier]), bad)
 
     def matches(self, identifier: str, reqs: Sequence[Req], bad: frozenset[Version],
-                ) -> Callable[[], Iterator[Cand]]:
+                ) -> Matches | tuple[Cand, ...]:
         """:meth:`find_matches` of *identifier*, given its requirements and the versions its
-        incompatibilities rule out (:meth:`bad_versions`)."""
+        incompatibilities rule out (:meth:`bad_versions`): a hard pin's one candidate (or none)
+        as a tuple, anything else's as :class:`Matches`."""
         if reqs:
             name, extras = reqs[0].name, reqs[0].extras
         else:  # backjumping can leave a criterion whose requirements were all withdrawn
@@ -481,16 +533,15 @@ class Provider(AbstractProvider[Req, Cand, str]):
             extras = frozenset(e for e in rest.rstrip("]").split(",") if e)
         source = self.source
         if name in source.excluded:
-            return _none
+            return ()
         if name in self.hard:
             pinned = self.hard[name]
             if pinned not in source.versions(name) or pinned in bad \
                     or not all(r.allows(pinned) for r in reqs) \
                     or pinned in source.excluded_versions.get(name, ()) \
                     or not source.installable(name, pinned, self.target)[0]:
-                return _none
-            one = (source.cand(name, extras, pinned),)
-            return lambda: iter(one)
+                return ()
+            return (source.cand(name, extras, pinned),)
         # the same requirements come again and again (every resolution of the search); the
         # versions backjumping ruled out (*bad*) differ nearly every time, so they are passed
         # over as the list is gone through (a list kept per set of them: hundreds of thousands
@@ -499,27 +550,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         view = self._views.get(id(wanted))
         if view is None or view.wanted is not wanted:
             view = self._views[id(wanted)] = _Usable(wanted)
-        usable, cand = self._usable, source.cand
-
-        def matches() -> Iterator[Cand]:
-            # lazy: metadata is read only for the versions tried, nearest first; what one
-            # resolution found usable of a list of versions is kept for its next asking
-            found, i = view.found, 0
-            while True:
-                if i < len(found):
-                    version = found[i]
-                    i += 1
-                    if version not in bad:
-                        yield cand(name, extras, version)
-                    continue
-                if view.next >= len(wanted):
-                    return
-                at = view.next
-                view.next += 1
-                if usable(name, wanted, at):
-                    found.append(wanted[at])
-
-        return matches
+        return Matches(name, extras, bad, view, self._usable, source.cand)
 
     def bad_versions(self, incompatibilities: Collection[Cand]) -> frozenset[Version]:
         """The versions of a criterion's *incompatibilities*, a collection never changed: the

@@ -53,7 +53,7 @@ from resolvelib.resolvers.exceptions import RequirementsConflicted, ResolutionIm
 from resolvelib.resolvers.resolution import _build_result
 from resolvelib.structs import IteratorMapping, RequirementInformation, State, build_iter_view
 
-from stackmeta.resolve.provider import Cand, Provider, Req
+from stackmeta.resolve.provider import Cand, Matches, Provider, Req
 
 
 class FastResolution(Resolution[Req, Cand, str]):
@@ -110,7 +110,9 @@ class FastResolution(Resolution[Req, Cand, str]):
                                          self._provider.bad_versions(incompatibilities))
         criterion = Criterion(candidates=build_iter_view(matches), information=information,
                               incompatibilities=incompatibilities)
-        if not criterion.candidates:
+        # whether there is a candidate, asked without the iterator (and its copy) resolvelib's
+        # view would make for it: the same answer
+        if not (matches.any() if isinstance(matches, Matches) else matches):
             raise RequirementsConflicted(criterion)
         criteria[key] = criterion
 

@@ -655,12 +655,15 @@ def test_find_matches_with_every_requirement_withdrawn_offers_every_version() ->
     memo = Memo(MemorySource({"numpy": {"1.0": [], "2.0": []}, "dask": {"1.0": []}}))
     provider = Provider(memo, TARGET, hard={canonicalize_name("dask"): Version("1.0")},
                         preferred={canonicalize_name("numpy"): Version("1.0")}, rank={})
-    got = provider.find_matches("numpy", {"numpy": iter(())}, {"numpy": iter(())})
-    assert sorted(str(c.version) for c in got()) == ["1.0", "2.0"]
-    extras = provider.find_matches("numpy[dev,x]", {"numpy[dev,x]": iter(())}, {"numpy[dev,x]": iter(())})
-    assert {(c.name, c.extras) for c in extras()} == {("numpy", frozenset({"dev", "x"}))}
-    pinned = provider.find_matches("dask", {"dask": iter(())}, {"dask": iter(())})
-    assert [str(c.version) for c in pinned()] == ["1.0"]
+    from resolvelib.structs import build_iter_view  # as resolvelib takes what find_matches gives
+
+    got = build_iter_view(provider.find_matches("numpy", {"numpy": iter(())}, {"numpy": iter(())}))
+    assert sorted(str(c.version) for c in got) == ["1.0", "2.0"]
+    extras = build_iter_view(
+        provider.find_matches("numpy[dev,x]", {"numpy[dev,x]": iter(())}, {"numpy[dev,x]": iter(())}))
+    assert {(c.name, c.extras) for c in extras} == {("numpy", frozenset({"dev", "x"}))}
+    pinned = build_iter_view(provider.find_matches("dask", {"dask": iter(())}, {"dask": iter(())}))
+    assert [str(c.version) for c in pinned] == ["1.0"]
 
 
 def test_a_project_of_pre_releases_only_is_required_as_pip_takes_it() -> None:
