@@ -23,7 +23,8 @@ FULL_EVERY = 1000  # middle-generation collections before a full one may run (Py
 
 
 _lock = threading.Lock()
-_open: list[tuple[int, int, int]] = []  # the thresholds before the outermost open block
+_open = 0  # blocks open now
+_before = (0, 0, 0)  # the thresholds when the first of them opened
 
 
 @contextmanager
@@ -31,17 +32,16 @@ def rare_full_collections(every: int = FULL_EVERY) -> Iterator[None]:
     """Within the block, a full collection runs at most after *every* collections of the
     middle generation (and Python's own rule still holds); the thresholds as they were once
     the last open block ends (blocks may nest, or overlap in threads)."""
+    global _open, _before
     with _lock:
-        if not _open:
-            _open.append(gc.get_threshold())
-        else:
-            _open.append(_open[0])
-        before = _open[0]
-        gc.set_threshold(before[0], before[1], max(gc.get_threshold()[2], before[2], every))
+        if _open == 0:
+            _before = gc.get_threshold()
+        _open += 1
+        gc.set_threshold(_before[0], _before[1], max(gc.get_threshold()[2], _before[2], every))
     try:
         yield
     finally:
         with _lock:
-            _open.pop()
-            if not _open:
-                gc.set_threshold(*before)
+            _open -= 1
+            if _open == 0:
+                gc.set_threshold(*_before)
