@@ -338,8 +338,7 @@ def verdict(files: Sequence[F], target: Target, project: str, builds: Builds | N
     wheels = [f for f in live if f.kind == "wheel" and file_usable(f, target)]
     if wheels:
         best = min(wheels, key=lambda f: target.wheel_rank(f.filename) or 0)
-        runs = _runs_tools(builds, project)
-        failure = _tool_failure(builds, file_of(best), project, target) if runs else ""
+        failure = _tool_failure(builds, lambda: file_of(best), project, target)
         if failure:
             return Verdict(installable=False, how="none", file=best.filename, reason=failure)
         return Verdict(installable=True, how="wheel", file=best.filename)
@@ -363,24 +362,21 @@ def verdict(files: Sequence[F], target: Target, project: str, builds: Builds | N
         return Verdict(installable=False, how="none", file=sdist.filename,
                        reason=f"its built wheel requires Python {md.requires_python}")
     wheels_dir = builds.wheels_dir
-    failure = _tool_failure(builds, source, project, target,
+    failure = _tool_failure(builds, lambda: source, project, target,
                             None if wheels_dir is None or build.wheel is None else wheels_dir / build.wheel)
     if failure:
         return Verdict(installable=False, how="none", file=sdist.filename, reason=failure)
     return Verdict(installable=True, how="built", file=sdist.filename)
 
 
-def _runs_tools(builds: Builds | None, project: str) -> bool:
-    """Whether :func:`_tool_failure` would run *project*'s wheel (pip, setuptools, wheel)."""
-    return builds is not None and bool(tool(canonicalize_name(project)))
-
-
-def _tool_failure(builds: Builds | None, file: ProjectFile, project: str, target: Target,
+def _tool_failure(builds: Builds | None, file_of: Callable[[], ProjectFile], project: str, target: Target,
                   wheel: Path | None = None) -> str:
     """For pip, setuptools and wheel: why the version does not start in the target's Python
-    (see :mod:`~stackmeta.index.runs`); "" when it does, or for any other project."""
+    (see :mod:`~stackmeta.index.runs`); "" when it does, or for any other project. The file
+    (*file_of*) is asked for only then (from a page's row, it is built)."""
     if builds is None or not tool(canonicalize_name(project)):
         return ""
+    file = file_of()
     if file.kind == "sdist" and wheel is None:
         return ""  # no built wheel on disk to run: the metadata's word stands
     failure = builds.runs.failure(file, canonicalize_name(project), target.python_minor, wheel)

@@ -76,12 +76,9 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
             for pkg in rel.packages:
                 if pkg.version is None:
                     continue
-                if source.has_wheel(pkg.name, pkg.version):  # judged on the page's rows
-                    continue
-                files = source.files(pkg.name, pkg.version)
-                if files and not any(f.kind == "wheel" and target.wheel_rank(f.filename) is not None
-                                     for f in files):
-                    todo += [(str(pkg.name), f) for f in files if f.kind == "sdist"][:1]
+                if not source.has_wheel(pkg.name, pkg.version):  # judged on the page's rows
+                    todo += [(str(pkg.name), f) for f in source.files(pkg.name, pkg.version)
+                             if f.kind == "sdist"][:1]
             builds.build_many(todo, progress, target.python_minor)
         memo = Memo(source)
         nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first

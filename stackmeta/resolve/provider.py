@@ -357,8 +357,7 @@ class Matches:
     resolvelib calls it for an iterator of them. Lazy: metadata is read only for the versions
     tried; what one resolution found usable of a list of versions is kept for its next asking
     (*view*); the versions backjumping ruled out (*bad*) are passed over. :meth:`any` says
-    whether there is one without making an iterator (resolvelib's view would make one, and a
-    copy of it, for every requirement added)."""
+    whether there is one."""
 
     __slots__ = ("bad", "cand", "extras", "name", "usable", "view")
 
@@ -378,33 +377,17 @@ class Matches:
                 if version not in bad:
                     yield cand(name, extras, version)
                 continue
-            if not self._grow(found, wanted):
+            if view.next >= len(wanted):
                 return
+            at = view.next
+            view.next += 1
+            if self.usable(name, wanted, at):
+                found.append(wanted[at])
 
     def any(self) -> bool:
-        """Whether :meth:`__call__` would give a candidate (what it would find on the way is
-        found: kept in the view, as it would be)."""
-        bad, view = self.bad, self.view
-        found, wanted, i = view.found, view.wanted, 0
-        while True:
-            if i < len(found):
-                if found[i] not in bad:
-                    return True
-                i += 1
-                continue
-            if not self._grow(found, wanted):
-                return False
-
-    def _grow(self, found: list[Version], wanted: list[Version]) -> bool:
-        """Judge the view's next version (kept in *found* when usable); False at the end."""
-        view = self.view
-        if view.next >= len(wanted):
-            return False
-        at = view.next
-        view.next += 1
-        if self.usable(self.name, wanted, at):
-            found.append(wanted[at])
-        return True
+        """Whether :meth:`__call__` gives a candidate: its first, from one iterator (resolvelib's
+        view would make it and a copy of it, for every requirement added)."""
+        return next(self(), None) is not None
 
 
 class _Order(dict[str, tuple[int, int, str]]):
