@@ -18,7 +18,7 @@ from stackmeta.errors import IndexAccessError, ResolutionError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.index.installable import Builds, python2_interpreter
 from stackmeta.record import BuildKind
-from stackmeta.resolve.cells import resolve_cells
+from stackmeta.resolve.cells import build_release_sdists, resolve_cells
 from stackmeta.resolve.matrix import save_cells
 from stackmeta.resolve.nearest import RULE, save_nearest
 from stackmeta.resolve.search import resolve
@@ -46,18 +46,21 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
         "cells",
         "Without --python and --platform, every laptop cell is resolved: each CPython minor from "
         "the release's own up to --newest-python, times linux-x86_64, linux-aarch64, macos-x86_64, "
-        "macos-arm64, windows-amd64 (2.7 for a Python 2 release). A version is installable in a cell "
-        "when it has a wheel for it, or an sdist that builds (PEP 517, isolated, build requirements "
-        "from the index only, no compiler, --build-timeout per build, two at a time, cached by the "
-        "sdist's sha256) into a pure-Python wheel. Saved as the record's 'cells' section; "
-        "locks/<RELEASE>.nearest.txt gets one line per pin with the marker of its cells.")
+        "macos-arm64, windows-amd64 (2.7 for a Python 2 release). Saved as the record's 'cells' "
+        "section; locks/<RELEASE>.nearest.txt gets one line per pin with the marker of its cells.")
     cells.add_argument("--newest-python", default="3.13", metavar="X.Y",
                        help="the newest Python of the cells (default: 3.13; 3.14 where the index has "
                             "its wheels)")
-    cells.add_argument("--no-build", action="store_true",
-                       help="do not build sdists: an sdist counts as installable (faster, less true)")
-    cells.add_argument("--build-timeout", type=float, default=300.0, metavar="SECONDS",
-                       help="time limit of one sdist build (default: 300)")
+    building = p.add_argument_group(
+        "installable",
+        "In a cell, or the one target of --python/--platform, a version is installable when it has "
+        "a wheel for it, or an sdist that builds (PEP 517, isolated, build requirements from the "
+        "index only, no compiler, --build-timeout per build, two at a time, cached by the sdist's "
+        "sha256) into a pure-Python wheel.")
+    building.add_argument("--no-build", action="store_true",
+                          help="do not build sdists: an sdist counts as installable (faster, less true)")
+    building.add_argument("--build-timeout", type=float, default=300.0, metavar="SECONDS",
+                          help="time limit of one sdist build (default: 300)")
     p.set_defaults(func=run)
 
 
@@ -69,6 +72,21 @@ def require_pages(source: IndexSource, nothing_done: str) -> None:
         name, error = min(page_errors.items())
         raise IndexAccessError(f"{len(page_errors)} project page(s) could not be read, first {name}: "
                                f"{error}: {nothing_done}; run again")
+
+
+def _builds(args: argparse.Namespace, rel: record.Release, client: IndexClient) -> Builds | None:
+    """The sdist builds that judge installability (None with --no-build): a Python 2 release's
+    with Python 2.7."""
+    if args.no_build:
+        return None
+    python, python2 = sys.executable, rel.python.major == 2
+    if python2:
+        found = python2_interpreter()
+        if found is None:
+            raise UsageError("a Python 2 release's sdists are built with Python 2.7, and none was "
+                             "found (python2.7 on PATH, or pyenv's): install one, or pass --no-build")
+        python = found
+    return Builds(client, timeout=args.build_timeout, python=python, python2=python2)
 
 
 def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> int:
@@ -83,18 +101,8 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
         client.projects(from_pypi, progress)
         require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
                       "nothing was written")
-        builds = None
-        if not args.no_build:
-            python, python2 = sys.executable, rel.python.major == 2
-            if python2:
-                found = python2_interpreter()
-                if found is None:
-                    raise UsageError("a Python 2 release's sdists are built with Python 2.7, and none was "
-                                     "found (python2.7 on PATH, or pyenv's): install one, or pass --no-build")
-                python = found
-            builds = Builds(client, timeout=args.build_timeout, python=python, python2=python2)
         try:
-            matrix = resolve_cells(rel, client, cells, builds=builds, progress=progress)
+            matrix = resolve_cells(rel, client, cells, builds=_builds(args, rel, client), progress=progress)
         except ResolutionError as exc:
             raise IndexAccessError(str(exc)) from None
     if not matrix.resolved:
@@ -129,7 +137,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
     target = Target(python=python, platform=platform)
     progress = output.progress()
     with IndexClient(args.index_url, cache_dir=args.cache_dir) as client:
-        source = IndexSource(client, target)
+        source = IndexSource(client, target, builds=_builds(args, rel, client))
         names = sorted(p.name for p in rel.packages)
         source.prefetch(names, progress)
         source.prefetch_dependencies(record.pins(rel), progress)
@@ -137,6 +145,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         from_pypi = sorted(p.name for p in rel.packages if p.build is BuildKind.PYPI)
         require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
                       "nothing was written")
+        build_release_sdists(rel, source, progress)
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress)
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")

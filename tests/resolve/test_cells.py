@@ -21,6 +21,7 @@ import subprocess
 import tarfile
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 from packaging.markers import Marker
@@ -33,7 +34,15 @@ from stackmeta.index import IndexClient
 from stackmeta.index.installable import Builds
 from stackmeta.package import builder, metapackage
 from stackmeta.resolve.cells import resolve_cells
-from tests.pypiserver_fixture import env_without_index, make_wheel, package, pypiserver, synthetic_release
+from tests.clirunner import run_cli
+from tests.pypiserver_fixture import (
+    env_without_index,
+    make_wheel,
+    package,
+    pypiserver,
+    synthetic_release,
+    write_record,
+)
 
 PYTHONS = {v: Path.home() / f".pyenv/versions/{full}/bin/python" for v, full in
            (("3.9", "3.9.18"), ("3.10", "3.10.13"))}
@@ -249,6 +258,33 @@ def test_each_cell_installs_exactly_its_pins_with_real_pip(tmp_path: Path) -> No
                                  env=env, capture_output=True, text=True)
             assert pip.returncode != 0
             assert "requires a different Python: 3.8.18 not in '<3.11,>=3.9'" in pip.stderr
+
+
+@pytest.mark.slow
+def test_resolve_for_one_target_builds_as_the_cells_do(tmp_path: Path) -> None:
+    """``stackmeta resolve RELEASE --python 3.9 --platform linux-x86_64`` judges an sdist-only
+    version by building it, as the cells do: curlish and ccish move, puresdist (it builds) stays;
+    with --no-build every sdist counts as installable and the release is kept whole."""
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    write_record(locks, RELEASE)
+    with pypiserver(tmp_path / "server") as server:
+        fill(server.packages)
+        runs: dict[tuple[str, ...], dict[str, Any]] = {}
+        for flags in ((), ("--no-build",)):
+            code, out, err = run_cli("resolve", "CMSSW_14_0_0", "--python", "3.9",
+                                     "--platform", "linux-x86_64", "--index-url", server.simple,
+                                     "--locks-dir", str(locks), "--cache-dir", str(tmp_path / "cache"),
+                                     "--json", *flags)
+            assert code == 0, err
+            runs[flags] = json.loads(out)
+    built = runs[()]
+    assert {d["name"]: d["version"] for d in built["deviations"]} == {"curlish": "7.45.3", "ccish": "1.1"}
+    assert "its sdist does not build: RuntimeError: Could not run curl-config" in next(
+        d["reason"] for d in built["deviations"] if d["name"] == "curlish")
+    assert built["pins"]["puresdist"] == "1.0" and built["omissions"] == []
+    guessed = runs[("--no-build",)]
+    assert guessed["deviations"] == [] and guessed["pins"]["curlish"] == "7.45.2"
 
 
 def test_a_cell_of_no_platform_is_refused_by_name() -> None:

@@ -228,7 +228,7 @@ def with_oraclelib(index: str, tmp_path: Path) -> Path:
     write_record(locks, synthetic_release([package(n, v) for n, v in {**PINS, "oraclelib": "1.0"}.items()],
                                           release=RELEASE, python=PYTHON))
     code, _, err = run_cli("resolve", RELEASE, "--platform", "linux-x86_64", "--index-url", index,
-                             "--locks-dir", str(locks), "-q",
+                             "--locks-dir", str(locks), "-q", "--no-build",
                              "--cache-dir", str(locks / "cache"))
     assert code == 0, err
     return locks

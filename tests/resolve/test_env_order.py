@@ -96,10 +96,13 @@ def test_env_installs_the_plan_whatever_the_order(index: str, tmp_path: Path) ->
     locks.mkdir()
     write_record(locks, synthetic_release([package(n, v) for n, v in PINS.items()], release=RELEASE,
                                           python=PYTHON))
+    # --no-build: their dependencies are unknown before a build, taken as none (a build would
+    # see the clash and move sharedlib)
     code, out, err = run_cli("resolve", RELEASE, "--platform", "linux-x86_64", "--index-url", index,
-                             "--locks-dir", str(locks), "--cache-dir", str(locks / "cache"), "--json")
+                             "--locks-dir", str(locks), "--cache-dir", str(locks / "cache"), "--json",
+                             "--no-build")
     assert code == 0, err
-    assert json.loads(out)["pins"] == PINS  # their dependencies are unknown before a build: taken as none
+    assert json.loads(out)["pins"] == PINS
 
     # --no-build: the sdists are not built to read their real requirements (else the plan would
     # see the clash and move sharedlib), so pip alone sees them
