@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -90,6 +89,7 @@ def project_options(args: argparse.Namespace) -> metapackage.Options:
 def build_group(args: argparse.Namespace, output: Output) -> int:
     """``stackmeta build --base RELEASE --add ... --name N --version V``."""
     from stackmeta.index import IndexClient, IndexSource
+    from stackmeta.index.installable import builds_for
     from stackmeta.resolve import baseline, overlay
     from stackmeta.target import Target
 
@@ -121,7 +121,8 @@ def build_group(args: argparse.Namespace, output: Output) -> int:
     target = Target(python=nearest.python, platform=nearest.platform)
     output.info(f"checking {asked} against {args.base}'s set on {index_url} ...")
     with IndexClient(index_url, cache_dir=args.cache_dir) as client:
-        plan = overlay.plan(replace(nearest, index_url=index_url), IndexSource(client, target), target,
+        source = IndexSource(client, target, builds=builds_for(client, python2=rel.python.major == 2))
+        plan = overlay.plan(replace(nearest, index_url=index_url), source, target,
                             overrides=overrides, additions=additions)
     for far in plan.far:
         output.warn(str(far))
@@ -150,7 +151,7 @@ def _build_group_cells(args: argparse.Namespace, output: Output, loaded: Resolve
     """``build --base`` on a record with a cells section: the group planned in every cell, one
     wheel whose requirements carry the cells' markers (as the release's own metapackage)."""
     from stackmeta.index import IndexClient
-    from stackmeta.index.installable import Builds, python2_interpreter
+    from stackmeta.index.installable import builds_for
     from stackmeta.resolve.group_cells import label, plan_cells
 
     rel = loaded.release
@@ -158,9 +159,7 @@ def _build_group_cells(args: argparse.Namespace, output: Output, loaded: Resolve
     output.info(f"checking {asked} against {args.base}'s sets in {len(cells.results)} cells on "
                 f"{index_url} ...")
     with IndexClient(index_url, cache_dir=args.cache_dir) as client:
-        python, python2 = sys.executable, rel.python.major == 2
-        found = python2_interpreter() if python2 else python
-        builds = Builds(client, python=found, python2=python2) if found is not None else None
+        builds = builds_for(client, python2=rel.python.major == 2)
         group = plan_cells(cells, client, home_cell(rel.python), overrides=overrides, additions=additions,
                            builds=builds, progress=output.progress(), stop_at_moves=not args.allow_moves)
     main = group.main  # raises the home cell's error when no cell has a set

@@ -6,13 +6,10 @@ import argparse
 import hashlib
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-from packaging.utils import NormalizedName
-from packaging.version import Version
 
 from stackmeta import record
 from stackmeta.cells import Cell, running_cell
@@ -22,7 +19,6 @@ from stackmeta.console import Output
 from stackmeta.errors import RecordError, ResolutionError
 from stackmeta.index import IndexClient, IndexSource
 from stackmeta.index.installable import Builds
-from stackmeta.progress import Progress
 from stackmeta.resolve import overlay, venv
 from stackmeta.resolve.group_cells import CellSource
 from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix
@@ -121,8 +117,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         source.prefetch(names, progress)
         source.prefetch_dependencies([*nearest.pins, *((o.name, o.version) for o in overrides)], progress)
         require_pages(source, "nothing was created")
-        if builds is not None and from_cells is None:
-            _build_sdists(source, builds, nearest.pins, progress)
+        if from_cells is None:
+            source.build_sdists(nearest.pins, progress)
         nearest_here = replace(nearest, index_url=index_url)
         # the cell's own set was judged when the release was resolved; the rest is judged here
         planned_on = CellSource(source, nearest.pins) if from_cells is not None else source
@@ -203,19 +199,6 @@ def _cell_set(doc: Mapping[str, Any], cell: Cell, release: str) -> NearestSet | 
     if cell not in matrix.cells:
         return None  # a cell the record was not resolved for
     return matrix.result(cell).nearest
-
-
-def _build_sdists(source: IndexSource, builds: Builds, pins: Sequence[tuple[NormalizedName, Version]],
-                  progress: Progress) -> None:
-    """Build, two at a time, the sdists of the pins without a wheel for the cell (the plan then
-    finds each built, or failed, once)."""
-    todo = []
-    for name, version in pins:
-        files = source.files(name, version)
-        if files and not any(f.kind == "wheel" and source.target.wheel_rank(f.filename) is not None
-                             for f in files):
-            todo += [(str(name), f) for f in files if f.kind == "sdist"][:1]
-    builds.build_many(todo, progress, source.target.python_minor)
 
 
 def _warn_unknown(plan: overlay.Plan, output: Output) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +15,9 @@ from stackmeta.commands import common
 from stackmeta.console import Output
 from stackmeta.errors import IndexAccessError, ResolutionError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
-from stackmeta.index.installable import Builds, python2_interpreter
+from stackmeta.index.installable import Builds, builds_for
 from stackmeta.record import BuildKind
-from stackmeta.resolve.cells import build_release_sdists, resolve_cells
+from stackmeta.resolve.cells import resolve_cells
 from stackmeta.resolve.matrix import save_cells
 from stackmeta.resolve.nearest import RULE, save_nearest
 from stackmeta.resolve.search import resolve
@@ -79,14 +78,11 @@ def _builds(args: argparse.Namespace, rel: record.Release, client: IndexClient) 
     with Python 2.7."""
     if args.no_build:
         return None
-    python, python2 = sys.executable, rel.python.major == 2
-    if python2:
-        found = python2_interpreter()
-        if found is None:
-            raise UsageError("a Python 2 release's sdists are built with Python 2.7, and none was "
-                             "found (python2.7 on PATH, or pyenv's): install one, or pass --no-build")
-        python = found
-    return Builds(client, timeout=args.build_timeout, python=python, python2=python2)
+    builds = builds_for(client, python2=rel.python.major == 2, timeout=args.build_timeout)
+    if builds is None:
+        raise UsageError("a Python 2 release's sdists are built with Python 2.7, and none was "
+                         "found (python2.7 on PATH, or pyenv's): install one, or pass --no-build")
+    return builds
 
 
 def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> int:
@@ -145,7 +141,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
         from_pypi = sorted(p.name for p in rel.packages if p.build is BuildKind.PYPI)
         require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
                       "nothing was written")
-        build_release_sdists(rel, source, progress)
+        source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress)
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")

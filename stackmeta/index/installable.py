@@ -402,6 +402,13 @@ def build_ahead(files: Sequence[ProjectFile], target: Target, project: str, buil
         builds.start(sdist, project, target.python_minor)
 
 
+def builds_for(client: IndexClient, *, python2: bool, timeout: float = WHEEL_TIMEOUT) -> Builds | None:
+    """The builds of a release's sdists: with the running Python, a Python 2 release's with
+    Python 2.7 (:func:`python2_interpreter`; None when there is none)."""
+    python = python2_interpreter() if python2 else sys.executable
+    return None if python is None else Builds(client, timeout=timeout, python=python, python2=python2)
+
+
 def python2_interpreter() -> str | None:
     """A Python 2.7 interpreter to build Python 2 cells' sdists with: ``python2.7`` on PATH, or
     pyenv's; None when there is none that runs."""

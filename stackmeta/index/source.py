@@ -319,6 +319,19 @@ class IndexSource:
                         [p for p in pins if not self._read_before(canonicalize_name(p[0]), p[1])],
                         progress, "metadata")
 
+    def build_sdists(self, pins: Iterable[tuple[NormalizedName, Version]],
+                     progress: Progress = NO_PROGRESS) -> None:
+        """With :attr:`builds`: build, two at a time, the sdist of each pin that has no wheel
+        for the target, so that the search and the plans find each verdict ready (built, or
+        failed) instead of building one at a time."""
+        if self.builds is None:
+            return
+        todo = []
+        for name, version in pins:
+            if not self.has_wheel(name, version):  # judged on the page's rows
+                todo += [(str(name), f) for f in self.files(name, version) if f.kind == "sdist"][:1]
+        self.builds.build_many(todo, progress, self.target.python_minor)
+
     def _read_before(self, name: NormalizedName, version: Version) -> bool:
         """Whether the client read the page of *name* and the metadata file of that version
         (for this target) before, or there is no such file."""

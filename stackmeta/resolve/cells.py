@@ -45,22 +45,6 @@ def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
         omissions=tuple(dataclasses.replace(o, reason=fix(o.reason)) for o in nearest.omissions))
 
 
-def build_release_sdists(rel: record.Release, source: IndexSource, progress: Progress = NO_PROGRESS) -> None:
-    """Build, two at a time, the sdists of the release's versions that have no wheel for
-    *source*'s target (when *source* has builds), so that the search finds their verdicts ready."""
-    builds = source.builds
-    if builds is None:
-        return
-    todo = []
-    for pkg in rel.packages:
-        if pkg.version is None:
-            continue
-        if not source.has_wheel(pkg.name, pkg.version):  # judged on the page's rows
-            todo += [(str(pkg.name), f) for f in source.files(pkg.name, pkg.version)
-                     if f.kind == "sdist"][:1]
-    builds.build_many(todo, progress, source.target.python_minor)
-
-
 def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
                   builds: Builds | None = None, progress: Progress = NO_PROGRESS) -> CellMatrix:
     """The nearest set of *rel* in each of *cells* (see the module's docstring); the garbage
@@ -87,7 +71,7 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
             name, error = min(page_errors.items())
             raise ResolutionError(f"{cell}: {len(page_errors)} project page(s) could not be read, first "
                                   f"{name}: {error}: nothing was written; run again")
-        build_release_sdists(rel, source, progress)
+        source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
         memo = Memo(source)
         nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
         same = next(((c, n) for c, a, n in nearby
