@@ -503,6 +503,16 @@ def _improve(
                 continue
             new_hard, released = _pinned(name, version, hard, probe, memo)
             options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
+        # last (tried only when nothing above helped, so what helped before still wins): a
+        # left-out package brought back with every moved pin held at its version in this set.
+        # With them free, the resolver may go through their versions again and give up; the
+        # set they found may well take the package back (pythran 0.9.11, dropped during a clash
+        # over numpy, fits the gast 0.4.0 and beniget 0.3.0 the set ends with)
+        held = {n: pins[n] for n in free if n in pins}
+        for name in sorted(dropped, key=lambda n: (-rank.get(n, 0), n)) if held else ():
+            why = f"{dropped[name]}; an older or newer version fits"
+            options.append(({**hard, **held}, [*moves, _Move(name=name, reason=why)],
+                            {n: r for n, r in dropped.items() if n != name}))
         for new_hard, new_moves, new_dropped in options:
             key = (frozenset(new_hard.items()), frozenset(new_dropped))
             if key in tried:

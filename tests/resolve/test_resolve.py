@@ -748,3 +748,42 @@ def test_a_lost_resolver_passes_over_an_added_dependency_version_that_clashes(
     assert {n: str(v) for n, v in nearest.pins} == {
         "matplotlib": "3.6.0", "contourpy": "1.3.2", "numpy": "1.24.3", "tensorflow": "2.12.1"}
     assert nearest.omissions == ()
+
+
+def test_a_left_out_package_comes_back_with_the_moved_pins_held_where_the_set_has_them(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # CMSSW_13_0_21 on 3.9 macOS arm64: pythran was left out during a clash over numpy. Brought
+    # back with the moved pins free, the resolver takes gast back to the release's 0.5.3 first
+    # (pythran 0.12.1 with it), finds no tensorflow then, and gives up (here at the first
+    # backtrack); yet pythran 0.9.11 fits the gast 0.4.0 the set has: held there, it comes back
+    monkeypatch.setattr(resolve_module._Reporter, "CHANGE_LIMIT", 0)
+    index = {
+        "numpy": {"1.23.5": [], "1.24.3": []},
+        "gast": {"0.4.0": [], "0.5.3": []},
+        "pythran": {"0.9.11": ["gast~=0.4.0"], "0.12.1": ["gast~=0.5.0"]},
+        "tensorflow": {"2.12.0": ["numpy<1.24", "gast<=0.4.0"], "2.12.1": ["numpy<=1.24.3", "gast<=0.4.0"]},
+    }
+    rel = synthetic_release([package("numpy", "1.24.3"), package("gast", "0.5.3"),
+                             package("pythran", "0.12.1"), package("tensorflow", "2.12.0")])
+    memo = Memo(MemorySource(index))
+    preferred = {p.name: p.version for p in rel.packages if p.version is not None}
+    hard = {canonicalize_name("numpy"): Version("1.24.3")}
+    moves = [resolve_module._Move(name=canonicalize_name(n), reason="r") for n in ("gast", "tensorflow")]
+    dropped = {canonicalize_name("pythran"): "no version is consistent with the rest of the set"}
+    free = [canonicalize_name("gast"), canonicalize_name("tensorflow")]
+    found = resolve_module._attempt(memo, TARGET, hard=hard, free=free, preferred=preferred, rank={},
+                                    max_rounds=10_000)
+    assert found is not None
+    assert {c.name: str(c.version) for c in found[0].mapping.values()} == {
+        "numpy": "1.24.3", "gast": "0.4.0", "tensorflow": "2.12.1"}
+    # brought back with gast and tensorflow free: given up
+    assert resolve_module._attempt(memo, TARGET, hard=hard, free=[*free, canonicalize_name("pythran")],
+                                   preferred=preferred, rank={}, max_rounds=10_000) is None
+    better = resolve_module._improve(rel, memo, TARGET, rank={}, preferred=preferred, hard=hard,
+                                     moves=moves, dropped=dropped, result=found[0], max_rounds=10_000)
+    assert better is not None
+    assert {c.name: str(c.version) for c in better[0].mapping.values()} == {
+        "numpy": "1.24.3", "gast": "0.4.0", "tensorflow": "2.12.1", "pythran": "0.9.11"}
+    assert better[3] == {}
+    assert [m.reason for m in better[2] if m.name == "pythran"] == [
+        "no version is consistent with the rest of the set; an older or newer version fits"]
