@@ -503,16 +503,7 @@ def _improve(
                 continue
             new_hard, released = _pinned(name, version, hard, probe, memo)
             options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
-        # last (tried only when nothing above helped, so what helped before still wins): a
-        # left-out package brought back with every moved pin held at its version in this set.
-        # With them free, the resolver may go through their versions again and give up; the
-        # set they found may well take the package back (pythran 0.9.11, dropped during a clash
-        # over numpy, fits the gast 0.4.0 and beniget 0.3.0 the set ends with)
-        held = {n: pins[n] for n in free if n in pins}
-        for name in sorted(dropped, key=lambda n: (-rank.get(n, 0), n)) if held else ():
-            why = f"{dropped[name]}; an older or newer version fits"
-            options.append(({**hard, **held}, [*moves, _Move(name=name, reason=why)],
-                            {n: r for n, r in dropped.items() if n != name}))
+        options += _held_back(hard, moves, dropped, pins, rank)  # last: see _held_back
         for new_hard, new_moves, new_dropped in options:
             key = (frozenset(new_hard.items()), frozenset(new_dropped))
             if key in tried:
@@ -535,9 +526,45 @@ def _improve(
                 break
         else:
             break
+    while budget <= 0:  # spent: the bringing back with the moved pins held still gets its turn
+        pins = {c.name: c.version for c in current.mapping.values()}
+        for new_hard, new_moves, new_dropped in _held_back(hard, moves, dropped, pins, rank):
+            key = (frozenset(new_hard.items()), frozenset(new_dropped))
+            if key in tried:
+                continue
+            tried.add(key)
+            progress.advance()
+            free = [m.name for m in new_moves if m.name not in new_dropped]
+            found = _attempt(memo, target, hard=new_hard, free=free, preferred=preferred, rank=rank,
+                             max_rounds=max_rounds)
+            if found is not None and (score := _score(rel, found[0], rank, memo)) < best:
+                best = score
+                improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
+                current = found[0]
+                break
+        else:
+            break
     if improved is None:
         return None
     return improved[0], improved[1], moves, dropped
+
+
+def _held_back(hard: Mapping[NormalizedName, Version], moves: Sequence[_Move],
+               dropped: Mapping[NormalizedName, str], pins: Mapping[NormalizedName, Version],
+               rank: Mapping[NormalizedName, int],
+               ) -> list[tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]]:
+    """The improvement pass's last changes, tried only when nothing else helped (so what helped
+    before still wins), and after its budget is spent: each left-out package brought back with
+    every moved pin held at its version in the set (*pins*). With them free, the resolver may
+    go through their versions again and give up, though the set they found takes the package
+    back (pythran 0.9.11, left out during a clash over numpy, fits the gast 0.4.0 and beniget
+    0.3.0 the set ends with)."""
+    held = {m.name: pins[m.name] for m in moves if m.name not in dropped and m.name in pins}
+    if not held:
+        return []
+    return [({**hard, **held}, [*moves, _Move(name=name, reason=f"{why}; an older or newer version fits")],
+             {n: r for n, r in dropped.items() if n != name})
+            for name, why in sorted(dropped.items(), key=lambda d: (-rank.get(d[0], 0), d[0]))]
 
 
 def _nearer(name: NormalizedName, have: Version | None, release: Version | None, probe: Provider,
