@@ -9,17 +9,17 @@ from typing import Any
 from packaging.version import InvalidVersion, Version
 
 from stackmeta import record
-from stackmeta.cells import cells_for
+from stackmeta.cells import Cell, cells_for
 from stackmeta.check.report import require_known
 from stackmeta.commands import common
 from stackmeta.console import Output
-from stackmeta.errors import IndexAccessError, ResolutionError, UsageError
+from stackmeta.errors import IndexAccessError, RecordError, ResolutionError, UsageError
 from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.index.installable import Builds, builds_for
 from stackmeta.record import BuildKind
 from stackmeta.resolve.cells import resolve_cells
-from stackmeta.resolve.matrix import save_cells
-from stackmeta.resolve.nearest import RULE, save_nearest
+from stackmeta.resolve.matrix import load_cells, save_cells
+from stackmeta.resolve.nearest import RULE, NearestSet, load_nearest, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
 
@@ -98,7 +98,8 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
         require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
                       "nothing was written")
         try:
-            matrix = resolve_cells(rel, client, cells, builds=_builds(args, rel, client), progress=progress)
+            matrix = resolve_cells(rel, client, cells, builds=_builds(args, rel, client), progress=progress,
+                                   before=load_cells(args.locks_dir, args.release))
         except ResolutionError as exc:
             raise IndexAccessError(str(exc)) from None
     if not matrix.resolved:
@@ -117,6 +118,23 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
         output.result(f"  {r.cell.name}: {c['exact']} exact, {c['moved']} moved, {c['left_out']} left out, "
                       f"{c['added']} added{same}")
     return 0
+
+
+def _had(args: argparse.Namespace, target: Target) -> NearestSet | None:
+    """The set the record has for *target*: its cell's, or its "consistent" section's when
+    that was resolved for the same Python minor and platform (tried last by the search)."""
+    cells = load_cells(args.locks_dir, args.release)
+    if cells is not None:
+        try:
+            return cells.result(Cell(python=target.python_minor, platform=target.platform)).nearest
+        except (KeyError, UsageError):  # no such cell (UsageError: a platform no cell has)
+            return None
+    try:
+        had = load_nearest(args.locks_dir, args.release)
+    except RecordError:
+        return None
+    same = Target(python=had.python, platform=had.platform).python_minor == target.python_minor
+    return had if same and had.platform == target.platform else None
 
 
 def run(args: argparse.Namespace, output: Output) -> int:
@@ -142,7 +160,8 @@ def run(args: argparse.Namespace, output: Output) -> int:
         require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,
                       "nothing was written")
         source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
-        nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress)
+        nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress,
+                          before=_had(args, target))
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")
     path = save_nearest(args.locks_dir, args.release, rel, nearest)

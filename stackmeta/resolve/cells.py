@@ -45,16 +45,36 @@ def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
         omissions=tuple(dataclasses.replace(o, reason=fix(o.reason)) for o in nearest.omissions))
 
 
+def _had(before: CellMatrix | None, cell: Cell) -> NearestSet | None:
+    """*cell*'s set in *before*, if it had one."""
+    if before is None:
+        return None
+    try:
+        return before.result(cell).nearest
+    except KeyError:
+        return None
+
+
+def _alike(one: NearestSet | None, other: NearestSet | None) -> bool:
+    """Whether two sets had before are the same set (pins and packages left out, with reasons)."""
+    if one is None or other is None:
+        return one is other
+    return one.pins == other.pins and one.omissions == other.omissions
+
+
 def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
-                  builds: Builds | None = None, progress: Progress = NO_PROGRESS) -> CellMatrix:
+                  builds: Builds | None = None, progress: Progress = NO_PROGRESS,
+                  before: CellMatrix | None = None) -> CellMatrix:
     """The nearest set of *rel* in each of *cells* (see the module's docstring); the garbage
-    collector's full passes rare meanwhile (:mod:`stackmeta.resolve.gcpace`)."""
+    collector's full passes rare meanwhile (:mod:`stackmeta.resolve.gcpace`). *before*: the
+    cells resolved before (the record's): each cell's set there is tried last by its search
+    (:func:`~stackmeta.resolve.search.resolve`), so no cell gets farther than a set that holds."""
     with rare_full_collections():
-        return _resolve_cells(rel, client, cells, builds=builds, progress=progress)
+        return _resolve_cells(rel, client, cells, builds=builds, progress=progress, before=before)
 
 
 def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
-                   builds: Builds | None, progress: Progress) -> CellMatrix:
+                   builds: Builds | None, progress: Progress, before: CellMatrix | None) -> CellMatrix:
     home = home_cell(rel.python)
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
     names = sorted(p.name for p in rel.packages)
@@ -74,8 +94,10 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
         source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
         memo = Memo(source)
         nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
+        # the same answers and the same set before: the search would go the same way
+        had = _had(before, cell)
         same = next(((c, n) for c, a, n in nearby
-                     if a.same(memo, target)), None)
+                     if _alike(_had(before, c), had) and a.same(memo, target)), None)
         if same is not None:
             results.append(CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell),
                                       same_as=same[0].name))
@@ -83,7 +105,7 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
         try:
             hints = [n for _, _, n in nearby[:2]]
             nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,
-                              hints=hints)
+                              hints=hints, before=had)
         except ResolutionError as exc:
             results.append(CellResult(cell=cell, nearest=None, failure=str(exc)))
             continue

@@ -89,6 +89,10 @@ class _Move:
     reason: str
 
 
+# one change the improvement pass tries: the hard pins, the moves, the packages left out
+_Change = tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]
+
+
 def _describe(info: Any) -> str:
     req: Req = info.requirement
     parent: Cand | None = info.parent
@@ -120,22 +124,25 @@ def _drop_reason(victim: NormalizedName, causes: Iterable[Any], memo: Memo,
 def resolve(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
     progress: Progress = NO_PROGRESS, max_rounds: int = 200_000, memo: Memo | None = None,
-    hints: Sequence[NearestSet] = (),
+    hints: Sequence[NearestSet] = (), before: NearestSet | None = None,
 ) -> NearestSet:
     """The nearest consistent set of *rel* for *target* (see the module's docstring). *memo*:
     the source's answers (a fresh :class:`Memo` of *source* by default); it keeps what the
     search asked, so that another cell can tell whether the search would go the same way.
     *hints*: sets found for other targets (other cells); the improvement pass also tries moving
-    what each of them moved, and keeps that when it is nearer (see :func:`_improve`). The
-    garbage collector's full passes are rare meanwhile (:mod:`stackmeta.resolve.gcpace`)."""
+    what each of them moved, and keeps that when it is nearer (see :func:`_improve`). *before*:
+    the set this target had (the record's, resolved before): the improvement pass tries it last,
+    so a set found again is never farther than one that still holds. The garbage collector's
+    full passes are rare meanwhile (:mod:`stackmeta.resolve.gcpace`)."""
     with rare_full_collections():
         return _search(rel, source, target, index_url=index_url, progress=progress, max_rounds=max_rounds,
-                       memo=memo, hints=hints)
+                       memo=memo, hints=hints, before=before)
 
 
 def _search(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
     progress: Progress, max_rounds: int, memo: Memo | None, hints: Sequence[NearestSet],
+    before: NearestSet | None = None,
 ) -> NearestSet:
     shipped = {p.name: p for p in rel.packages}
     memo = memo if memo is not None else Memo(source)
@@ -301,7 +308,7 @@ def _search(
             for name, version in passed:
                 memo.excluded_versions.get(name, {}).pop(version, None)
             better = _improve(rel, memo, target, rank=rank, preferred=preferred, hard=hard, moves=moves,
-                              hints=hints,
+                              hints=hints, before=before,
                               dropped=dropped, result=result, max_rounds=max_rounds, progress=progress)
             if better is not None:
                 result, provider, moves, dropped = better
@@ -450,6 +457,7 @@ def _improve(
     preferred: Mapping[NormalizedName, Version], hard: Mapping[NormalizedName, Version],
     moves: Sequence[_Move], dropped: Mapping[NormalizedName, str], result: Any, max_rounds: int,
     progress: Progress = NO_PROGRESS, budget: int = 120, hints: Sequence[NearestSet] = (),
+    before: NearestSet | None = None,
 ) -> tuple[Any, Provider, list[_Move], dict[NormalizedName, str]] | None:
     """Improve a consistent set by single changes, each tried with resolvelib, kept when the
     set gets nearer to the release (:func:`_score`): a left-out package brought back as a
@@ -460,7 +468,9 @@ def _improve(
     *hints* (another cell's), what it moved moved here too and what it kept that this set left
     out brought back (a wrapper package can tie several moves together: tensorflow 2.12.0 on
     Windows is tensorflow-intel 2.12.0, which no single change frees). Repeated until no change
-    helps, at most *budget* resolutions. None when nothing helped."""
+    helps, at most *budget* resolutions; the last changes (:func:`_held_back`, and *before*,
+    the set this target had, :func:`_previous`) get their turn after that too. None when
+    nothing helped."""
     hard = dict(hard)
     moves = list(moves)
     dropped = dict(dropped)
@@ -468,10 +478,11 @@ def _improve(
     current = result
     improved: tuple[Any, Provider] | None = None
     tried: set[tuple[frozenset[tuple[NormalizedName, Version]], frozenset[NormalizedName]]] = set()
+    previous = _previous(before, hard, moves, dropped, preferred, memo, target)
     probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
     while budget > 0:
         free = [m.name for m in moves if m.name not in dropped]
-        options: list[tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]] = []
+        options: list[_Change] = []
         for hint in hints:
             pinned = {n for n, _ in hint.pins}
             hint_moved = {d.name for d in hint.deviations} - set(dropped)
@@ -503,7 +514,7 @@ def _improve(
                 continue
             new_hard, released = _pinned(name, version, hard, probe, memo)
             options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
-        options += _held_back(hard, moves, dropped, pins, rank)  # last: see _held_back
+        options += _held_back(hard, moves, dropped, pins, rank) + previous  # last: see _held_back
         for new_hard, new_moves, new_dropped in options:
             key = (frozenset(new_hard.items()), frozenset(new_dropped))
             if key in tried:
@@ -528,7 +539,7 @@ def _improve(
             break
     while budget <= 0:  # spent: the bringing back with the moved pins held still gets its turn
         pins = {c.name: c.version for c in current.mapping.values()}
-        for new_hard, new_moves, new_dropped in _held_back(hard, moves, dropped, pins, rank):
+        for new_hard, new_moves, new_dropped in _held_back(hard, moves, dropped, pins, rank) + previous:
             key = (frozenset(new_hard.items()), frozenset(new_dropped))
             if key in tried:
                 continue
@@ -549,10 +560,42 @@ def _improve(
     return improved[0], improved[1], moves, dropped
 
 
+def _previous(before: NearestSet | None, hard: Mapping[NormalizedName, Version], moves: Sequence[_Move],
+              dropped: Mapping[NormalizedName, str], preferred: Mapping[NormalizedName, Version], memo: Memo,
+              target: Target) -> list[_Change]:
+    """The set this target had (*before*, resolved earlier) as one change of the improvement
+    pass: each package in play (kept, moved or left out now) pinned where that set pins it, or
+    left out where it left it out, with its reason then. Tried last, it is kept only when it is
+    still consistent and installable and nearer than the set found: a search again, with
+    another order of conflicts, can settle on a set farther than one that still holds. None
+    (an empty list) when *before* does not cover every package in play, or pins a version
+    that is gone or not installable here."""
+    if before is None:
+        return []
+    pinned, left_out = before.pin_map, {o.name: o.reason for o in before.omissions}
+    new_hard: dict[NormalizedName, Version] = {}
+    new_dropped: dict[NormalizedName, str] = {}
+    for name in sorted({*hard, *(m.name for m in moves), *dropped}):
+        version = pinned.get(name)
+        if version is not None:
+            if version not in memo.versions(name) or not memo.installable(name, version, target)[0]:
+                return []
+            new_hard[name] = version
+        elif name in left_out:
+            new_dropped[name] = left_out[name]
+        else:
+            return []
+    why = f"as in the set for {before.python} {before.platform} resolved before"
+    moving = {m.name for m in moves}
+    new_moves = [*moves, *(_Move(name=n, reason=why) for n, v in sorted(new_hard.items())
+                           if n not in moving and v != preferred.get(n))]
+    return [(new_hard, new_moves, new_dropped)]
+
+
 def _held_back(hard: Mapping[NormalizedName, Version], moves: Sequence[_Move],
                dropped: Mapping[NormalizedName, str], pins: Mapping[NormalizedName, Version],
                rank: Mapping[NormalizedName, int],
-               ) -> list[tuple[dict[NormalizedName, Version], list[_Move], dict[NormalizedName, str]]]:
+               ) -> list[_Change]:
     """The improvement pass's last changes, tried only when nothing else helped (so what helped
     before still wins), and after its budget is spent: each left-out package brought back with
     every moved pin held at its version in the set (*pins*). With them free, the resolver may

@@ -787,3 +787,45 @@ def test_a_left_out_package_comes_back_with_the_moved_pins_held_where_the_set_ha
     assert better[3] == {}
     assert [m.reason for m in better[2] if m.name == "pythran"] == [
         "no version is consistent with the rest of the set; an older or newer version fits"]
+
+
+def _set_of(rel: record.Release, pins: Mapping[str, str]) -> NearestSet:
+    from stackmeta.resolve.nearest import RULE
+
+    pinned = tuple(sorted((canonicalize_name(n), Version(v)) for n, v in pins.items()))
+    return NearestSet(release=rel.release, python=TARGET.python, platform=TARGET.platform, index_url="mem",
+                      rule=RULE, pins=pinned)
+
+
+def test_the_set_resolved_before_is_taken_back_when_it_still_holds_and_is_nearer() -> None:
+    # found: numpy moved to 1.23.5 for tensorflow 2.12.0 (across a series); before: tensorflow
+    # 2.12.2, which accepts the release's numpy (within its series): nearer, and it still holds.
+    # With no budget left only the last changes run: the set before is one of them
+    index = {**TF_INDEX, "tensorflow": {**TF_INDEX["tensorflow"],
+                                        "2.12.2": ["numpy<=1.24.3,>=1.22", "libclang>=13.0.0"]}}
+    rel = tf_release()
+    memo = Memo(MemorySource(index))
+    preferred = {p.name: p.version for p in rel.packages if p.version is not None}
+    hard = {n: v for n, v in preferred.items() if n != "numpy"}
+    moves = [resolve_module._Move(name=canonicalize_name("numpy"), reason="r")]
+    found = resolve_module._attempt(memo, TARGET, hard=hard, free=[canonicalize_name("numpy")],
+                                    preferred=preferred, rank={}, max_rounds=10_000)
+    assert found is not None
+    assert {c.name: str(c.version) for c in found[0].mapping.values()}["numpy"] == "1.23.5"
+
+    def improve(before: NearestSet | None) -> dict[str, str] | None:
+        better = resolve_module._improve(rel, memo, TARGET, rank={}, preferred=preferred, hard=hard,
+                                         moves=moves, dropped={}, result=found[0], max_rounds=10_000,
+                                         budget=0, before=before)
+        return None if better is None else {c.name: str(c.version) for c in better[0].mapping.values()}
+
+    assert improve(None) is None
+    shipped = {"numpy": "1.24.3", "scipy": "1.10.1", "pandas": "2.0.1", "tensorflow": "2.12.2"}
+    got = improve(_set_of(rel, {**shipped, "libclang": "16.0.6"}))
+    assert got is not None and {n: got[n] for n in shipped} == shipped
+    # farther than the set found (tensorflow 2.11.0 crosses a series, and moves one more): not taken
+    assert improve(_set_of(rel, {**shipped, "numpy": "1.22.4", "tensorflow": "2.11.0"})) is None
+    # a version the index no longer has: not tried
+    assert improve(_set_of(rel, {**shipped, "tensorflow": "2.12.9"})) is None
+    # a package in play that the set before neither pins nor leaves out: not tried
+    assert improve(_set_of(rel, {n: v for n, v in shipped.items() if n != "pandas"})) is None
