@@ -480,6 +480,30 @@ def _improve(
     tried: set[tuple[frozenset[tuple[NormalizedName, Version]], frozenset[NormalizedName]]] = set()
     previous = _previous(before, hard, moves, dropped, preferred, memo, target)
     probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+
+    def attempt(change: _Change) -> bool | None:
+        """Resolve *change* and keep it when the set gets nearer (True); None when it was tried
+        before, or cannot resolve (:func:`_hopeless`)."""
+        nonlocal best, improved, hard, moves, dropped, current, probe
+        new_hard, new_moves, new_dropped = change
+        key = (frozenset(new_hard.items()), frozenset(new_dropped))
+        if key in tried:
+            return None
+        tried.add(key)
+        free = [m.name for m in new_moves if m.name not in new_dropped]
+        if _hopeless(new_hard, free, probe):
+            return None
+        progress.advance()
+        found = _attempt(memo, target, hard=new_hard, free=free, preferred=preferred, rank=rank,
+                         max_rounds=max_rounds)
+        if found is None or (score := _score(rel, found[0], rank, memo)) >= best:
+            return False
+        best = score
+        improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
+        current = found[0]
+        probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
+        return True
+
     while budget > 0:
         free = [m.name for m in moves if m.name not in dropped]
         options: list[_Change] = []
@@ -515,45 +539,18 @@ def _improve(
             new_hard, released = _pinned(name, version, hard, probe, memo)
             options.append((new_hard, [*[m for m in moves if m.name != name], *released], dropped))
         options += _held_back(hard, moves, dropped, pins, rank) + previous  # last: see _held_back
-        for new_hard, new_moves, new_dropped in options:
-            key = (frozenset(new_hard.items()), frozenset(new_dropped))
-            if key in tried:
-                continue
-            tried.add(key)
-            free = [m.name for m in new_moves if m.name not in new_dropped]
-            if _hopeless(new_hard, free, probe):
+        for change in options:
+            got_nearer = attempt(change)
+            if got_nearer is None:
                 continue
             budget -= 1
-            progress.advance()
-            found = _attempt(memo, target, hard=new_hard, free=free, preferred=preferred, rank=rank,
-                             max_rounds=max_rounds)
-            if found is not None and (score := _score(rel, found[0], rank, memo)) < best:
-                best = score
-                improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
-                current = found[0]
-                probe = Provider(memo, target, hard=hard, preferred=preferred, rank=rank)
-                break
-            if budget <= 0:
+            if got_nearer or budget <= 0:
                 break
         else:
             break
-    while budget <= 0:  # spent: the bringing back with the moved pins held still gets its turn
+    while budget <= 0:  # spent: the last changes still get their turn
         pins = {c.name: c.version for c in current.mapping.values()}
-        for new_hard, new_moves, new_dropped in _held_back(hard, moves, dropped, pins, rank) + previous:
-            key = (frozenset(new_hard.items()), frozenset(new_dropped))
-            if key in tried:
-                continue
-            tried.add(key)
-            progress.advance()
-            free = [m.name for m in new_moves if m.name not in new_dropped]
-            found = _attempt(memo, target, hard=new_hard, free=free, preferred=preferred, rank=rank,
-                             max_rounds=max_rounds)
-            if found is not None and (score := _score(rel, found[0], rank, memo)) < best:
-                best = score
-                improved, hard, moves, dropped = found, new_hard, new_moves, dict(new_dropped)
-                current = found[0]
-                break
-        else:
+        if not any(attempt(change) for change in _held_back(hard, moves, dropped, pins, rank) + previous):
             break
     if improved is None:
         return None
