@@ -238,7 +238,7 @@ class CheckReport:
                 seconds=data.get("seconds", 0.0),
                 requests=data.get("requests", 0),
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:  # what a damaged section gives
             raise RecordError(f"malformed check section ({exc!r}): run 'stackmeta check' again") from None
 
 

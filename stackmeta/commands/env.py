@@ -16,12 +16,12 @@ from stackmeta.cells import Cell, running_cell
 from stackmeta.commands import common
 from stackmeta.commands.resolve import require_pages
 from stackmeta.console import Output
-from stackmeta.errors import RecordError, ResolutionError
+from stackmeta.errors import ResolutionError
 from stackmeta.index import IndexClient, IndexSource
 from stackmeta.index.installable import Builds
 from stackmeta.resolve import overlay, venv
 from stackmeta.resolve.group_cells import CellSource
-from stackmeta.resolve.matrix import CELLS_SECTION, CellMatrix
+from stackmeta.resolve.matrix import cells_of
 from stackmeta.resolve.nearest import NearestSet, load_resolved
 from stackmeta.target import Target
 
@@ -189,13 +189,9 @@ def _show(plan: overlay.Plan, nearest: NearestSet, output: Output, judged_by: st
 def _cell_set(doc: Mapping[str, Any], cell: Cell, release: str) -> NearestSet | None:
     """The nearest set of *cell* in the record's "cells" section (None when the record has no
     such section, or no set for that cell)."""
-    if CELLS_SECTION not in doc:
+    matrix = cells_of(doc, release, release)
+    if matrix is None:
         return None
-    try:
-        matrix = CellMatrix.from_json(doc[CELLS_SECTION])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RecordError(f"{release}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
-                          f"'stackmeta resolve {release}' again") from None
     if cell not in matrix.cells:
         return None  # a cell the record was not resolved for
     return matrix.result(cell).nearest

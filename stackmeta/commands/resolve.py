@@ -18,7 +18,7 @@ from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.index.installable import Builds, builds_for
 from stackmeta.record import BuildKind
 from stackmeta.resolve.cells import resolve_cells
-from stackmeta.resolve.matrix import load_cells, save_cells
+from stackmeta.resolve.matrix import CellMatrix, load_cells, save_cells
 from stackmeta.resolve.nearest import RULE, NearestSet, load_nearest, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
@@ -99,7 +99,7 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
                       "nothing was written")
         try:
             matrix = resolve_cells(rel, client, cells, builds=_builds(args, rel, client), progress=progress,
-                                   before=load_cells(args.locks_dir, args.release))
+                                   before=_cells_before(args, output))
         except ResolutionError as exc:
             raise IndexAccessError(str(exc)) from None
     if not matrix.resolved:
@@ -120,10 +120,20 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
     return 0
 
 
-def _had(args: argparse.Namespace, target: Target) -> NearestSet | None:
+def _cells_before(args: argparse.Namespace, output: Output) -> CellMatrix | None:
+    """The record's cells as resolved before (tried last by each cell's search); a malformed
+    section is said and left aside (this run writes it anew), never the run's end."""
+    try:
+        return load_cells(args.locks_dir, args.release)
+    except RecordError as exc:
+        output.warn(f"{str(exc).partition(': run')[0]}: resolved without the sets it held")
+        return None
+
+
+def _had(args: argparse.Namespace, target: Target, output: Output) -> NearestSet | None:
     """The set the record has for *target*: its cell's, or its "consistent" section's when
     that was resolved for the same Python minor and platform (tried last by the search)."""
-    cells = load_cells(args.locks_dir, args.release)
+    cells = _cells_before(args, output)
     if cells is not None:
         try:
             return cells.result(Cell(python=target.python_minor, platform=target.platform)).nearest
@@ -161,7 +171,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
                       "nothing was written")
         source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress,
-                          before=_had(args, target))
+                          before=_had(args, target, output))
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")
     path = save_nearest(args.locks_dir, args.release, rel, nearest)

@@ -120,13 +120,19 @@ class CellMatrix:
 def load_cells(locks_dir: Path, name: str) -> CellMatrix | None:
     """The cell matrix saved in the record *name* (None when it has none: resolved before cells)."""
     path = record.record_path(locks_dir, name)
-    data = record.read_document(path).get(CELLS_SECTION)
+    return cells_of(record.read_document(path), path, name)
+
+
+def cells_of(doc: Mapping[str, Any], where: Path | str, name: str) -> CellMatrix | None:
+    """The cell matrix in the record document *doc* (read from *where*, the record *name*):
+    None when it has none; RecordError, saying how to make it anew, when it is malformed."""
+    data = doc.get(CELLS_SECTION)
     if data is None:
         return None
     try:
         return CellMatrix.from_json(data)
-    except (KeyError, TypeError, ValueError) as exc:
-        raise RecordError(f"{path}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # what a damaged section gives
+        raise RecordError(f"{where}: malformed {CELLS_SECTION!r} section ({exc!r}): run "
                           f"'stackmeta resolve {name}' again") from None
 
 

@@ -29,6 +29,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 from stackmeta import cells as laptop_cells
+from stackmeta import record
 from stackmeta.cells import Cell, cells_for
 from stackmeta.index import IndexClient
 from stackmeta.index.installable import Builds
@@ -267,7 +268,9 @@ def test_resolve_for_one_target_builds_as_the_cells_do(tmp_path: Path) -> None:
     with --no-build every sdist counts as installable and the release is kept whole."""
     locks = tmp_path / "locks"
     locks.mkdir()
-    write_record(locks, RELEASE)
+    path = write_record(locks, RELEASE)
+    # a malformed cells section (the sets before, tried last) is said, and does not stop the run
+    record.update_section(path, "cells", {"cells": "damaged"})
     with pypiserver(tmp_path / "server") as server:
         fill(server.packages)
         runs: dict[tuple[str, ...], dict[str, Any]] = {}
@@ -278,6 +281,12 @@ def test_resolve_for_one_target_builds_as_the_cells_do(tmp_path: Path) -> None:
                                      "--json", *flags)
             assert code == 0, err
             runs[flags] = json.loads(out)
+        code, _, err = run_cli("resolve", "CMSSW_14_0_0", "--python", "3.9", "--platform", "linux-x86_64",
+                               "--index-url", server.simple, "--locks-dir", str(locks), "--no-build", "-q",
+                               "--cache-dir", str(tmp_path / "cache"))
+        assert code == 0, err
+        assert err.startswith(f"warning: {path}: malformed 'cells' section (AttributeError(")
+        assert err.rstrip().endswith("): resolved without the sets it held") and len(err.splitlines()) == 1
     built = runs[()]
     assert {d["name"]: d["version"] for d in built["deviations"]} == {"curlish": "7.45.3", "ccish": "1.1"}
     assert "its sdist does not build: RuntimeError: Could not run curl-config" in next(
