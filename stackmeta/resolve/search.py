@@ -201,6 +201,9 @@ def _search(
     # versions passed over in a lost resolver's clash, and those excluded only for needing them:
     # judged against the pins of that moment, so the improvement pass may try them again
     passed: set[tuple[NormalizedName, Version]] = set()
+    # left out while other versions of it are installable (it came back, anchored, after moving
+    # off what this cell cannot install): ruled out for the search, not for the improvement pass
+    shut: set[NormalizedName] = set()
     progress.start("resolving", None)
     try:
         for _ in range(2 * len(shipped) + 1):
@@ -245,9 +248,12 @@ def _search(
                             passed.update((who, v) for v in bad)
                         moves += _settle_moved(hard, probe, moves, rank)
                         continue
-                    own = _blocked_release(memo, target, probe, who, req, omitted)
-                    if own is not None:  # say first why the release's version is out
+                    # say first why the release's version is out, when no version escapes
+                    own = _blocked_release(memo, target, probe, who, req, omitted) if bad is None else None
+                    if own is not None:
                         why = own
+                    elif bad is not None:
+                        shut.add(who)
                     if who in shipped:
                         hard.pop(who, None)
                         dropped[who] = why
@@ -307,6 +313,8 @@ def _search(
                 ) from None
             for name, version in passed:
                 memo.excluded_versions.get(name, {}).pop(version, None)
+            for name in shut:  # the improvement pass may bring it back at a version that escapes
+                memo.excluded.pop(name, None)
             better = _improve(rel, memo, target, rank=rank, preferred=preferred, hard=hard, moves=moves,
                               hints=hints, before=before,
                               dropped=dropped, result=result, max_rounds=max_rounds, progress=progress)

@@ -829,3 +829,25 @@ def test_the_set_resolved_before_is_taken_back_when_it_still_holds_and_is_nearer
     assert improve(_set_of(rel, {**shipped, "tensorflow": "2.12.9"})) is None
     # a package in play that the set before neither pins nor leaves out: not tried
     assert improve(_set_of(rel, {n: v for n, v in shipped.items() if n != "pandas"})) is None
+
+
+def test_a_package_left_out_while_another_version_escapes_comes_back_in_the_improvement() -> None:
+    # b 3.0 (the release's) requires a>=2.0, and no a>=2.0 is installable here; b moves off it
+    # once, comes back anchored, and is left out for the search. b 4.0 requires only c==2.0,
+    # which the set has: the improvement pass brings it back, and no reason may say that every
+    # other version of b requires something the cell cannot install. (Found by comparing the
+    # search with and without this on random small indexes; CMSSW_12_5_5_patch1 left hist out
+    # on 3.10 macos-arm64 so, though hist 2.5.0 fits.)
+    index = {
+        "a": {"1.0": ["c==2.0"], "2.0": [], "3.0": ["c<2.0"]},
+        "b": {"1.0": [], "2.0": [], "3.0": ["a>=2.0", "d>=1.0"], "4.0": ["c==2.0"]},
+        "c": {"1.0": ["b>=4.0"], "2.0": [], "3.0": ["a<3.0"]},
+        "d": {"1.0": [], "2.0": ["c<2.0"]},
+    }
+    shipped = {"a": "2.0", "b": "3.0", "c": "2.0", "d": "1.0"}
+    rel = synthetic_release([package(n, v) for n, v in shipped.items()])
+    source = NoWheelFor(index, missing={("a", "2.0"), ("a", "3.0"), ("b", "2.0"), ("d", "1.0")})
+    nearest = resolve(rel, source, TARGET, index_url="mem")
+    assert {n: str(v) for n, v in nearest.pins} == {"a": "1.0", "b": "4.0", "c": "2.0"}
+    assert [o.name for o in nearest.omissions] == ["d"]
+    assert not any("every other version" in o.reason for o in nearest.omissions)
