@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,8 @@ from stackmeta.index import PYPI, IndexClient, IndexSource
 from stackmeta.index.installable import Builds, builds_for
 from stackmeta.record import BuildKind
 from stackmeta.resolve.cells import resolve_cells
-from stackmeta.resolve.matrix import CellMatrix, load_cells, save_cells
-from stackmeta.resolve.nearest import RULE, NearestSet, load_nearest, save_nearest
+from stackmeta.resolve.matrix import CellMatrix, cells_of, save_cells
+from stackmeta.resolve.nearest import RULE, NearestSet, nearest_of, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
 
@@ -85,7 +86,7 @@ def _builds(args: argparse.Namespace, rel: record.Release, client: IndexClient) 
     return builds
 
 
-def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> int:
+def run_cells(args: argparse.Namespace, output: Output, doc: Mapping[str, Any], rel: record.Release) -> int:
     """``stackmeta resolve RELEASE``: every cell."""
     newest = args.newest_python.split(".")
     if len(newest) != 2 or not all(p.isdigit() for p in newest):
@@ -99,7 +100,7 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
                       "nothing was written")
         try:
             matrix = resolve_cells(rel, client, cells, builds=_builds(args, rel, client), progress=progress,
-                                   before=_cells_before(args, output))
+                                   before=_cells_before(args, output, doc))
         except ResolutionError as exc:
             raise IndexAccessError(str(exc)) from None
     if not matrix.resolved:
@@ -120,27 +121,28 @@ def run_cells(args: argparse.Namespace, output: Output, rel: record.Release) -> 
     return 0
 
 
-def _cells_before(args: argparse.Namespace, output: Output) -> CellMatrix | None:
+def _cells_before(args: argparse.Namespace, output: Output, doc: Mapping[str, Any]) -> CellMatrix | None:
     """The record's cells as resolved before (tried last by each cell's search); a malformed
     section is said and left aside (this run writes it anew), never the run's end."""
     try:
-        return load_cells(args.locks_dir, args.release)
+        return cells_of(doc, record.record_path(args.locks_dir, args.release), args.release)
     except RecordError as exc:
         output.warn(f"{str(exc).partition(': run')[0]}: resolved without the sets it held")
         return None
 
 
-def _had(args: argparse.Namespace, target: Target, output: Output) -> NearestSet | None:
+def _had(args: argparse.Namespace, output: Output, doc: Mapping[str, Any],
+         target: Target) -> NearestSet | None:
     """The set the record has for *target*: its cell's, or its "consistent" section's when
     that was resolved for the same Python minor and platform (tried last by the search)."""
-    cells = _cells_before(args, output)
+    cells = _cells_before(args, output, doc)
     if cells is not None:
         try:
-            return cells.result(Cell(python=target.python_minor, platform=target.platform)).nearest
-        except (KeyError, UsageError):  # no such cell (UsageError: a platform no cell has)
+            return cells.set_of(Cell(python=target.python_minor, platform=target.platform))
+        except UsageError:  # a platform no cell has
             return None
     try:
-        had = load_nearest(args.locks_dir, args.release)
+        had = nearest_of(doc, record.record_path(args.locks_dir, args.release), args.release)
     except RecordError:
         return None
     same = Target(python=had.python, platform=had.platform).python_minor == target.python_minor
@@ -150,9 +152,9 @@ def _had(args: argparse.Namespace, target: Target, output: Output) -> NearestSet
 def run(args: argparse.Namespace, output: Output) -> int:
     if args.index_url:
         args.index_url = common.index_url(args.index_url)
-    rel = record.load_release(args.locks_dir, args.release)
+    doc, rel = record.load(args.locks_dir, args.release)  # read once: the sets before are in it
     if args.python is None and args.platform is None:
-        return run_cells(args, output, rel)
+        return run_cells(args, output, doc, rel)
     try:
         python = Version(args.python) if args.python else rel.python
     except InvalidVersion:
@@ -171,7 +173,7 @@ def run(args: argparse.Namespace, output: Output) -> int:
                       "nothing was written")
         source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress,
-                          before=_had(args, target, output))
+                          before=_had(args, output, doc, target))
         for key, err in sorted(source.errors.items()):
             output.warn(f"{key}: dependencies unknown ({err})")
     path = save_nearest(args.locks_dir, args.release, rel, nearest)

@@ -16,7 +16,7 @@ one-line failure), kept in the record by :mod:`stackmeta.resolve.matrix`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from stackmeta import record
 from stackmeta.cells import Cell, home_cell
@@ -45,16 +45,6 @@ def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
         omissions=tuple(dataclasses.replace(o, reason=fix(o.reason)) for o in nearest.omissions))
 
 
-def _had(before: CellMatrix | None, cell: Cell) -> NearestSet | None:
-    """*cell*'s set in *before*, if it had one."""
-    if before is None:
-        return None
-    try:
-        return before.result(cell).nearest
-    except KeyError:
-        return None
-
-
 def _alike(one: NearestSet | None, other: NearestSet | None) -> bool:
     """Whether two sets had before are the same set (pins and packages left out, with reasons)."""
     if one is None or other is None:
@@ -81,6 +71,7 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
     done: list[tuple[Cell, Answers, NearestSet]] = []
     shared: dict[object, object] = {}  # the answers alike in several cells, kept once (Memo.answers)
     results: list[CellResult] = []
+    set_before: Callable[[Cell], NearestSet | None] = (lambda _: None) if before is None else before.set_of
     for cell in order:
         target = cell.target
         source = IndexSource(client, target, builds=builds)
@@ -95,9 +86,9 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
         memo = Memo(source)
         nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
         # the same answers and the same set before: the search would go the same way
-        had = _had(before, cell)
+        had = set_before(cell)
         same = next(((c, n) for c, a, n in nearby
-                     if _alike(_had(before, c), had) and a.same(memo, target)), None)
+                     if _alike(set_before(c), had) and a.same(memo, target)), None)
         if same is not None:
             results.append(CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell),
                                       same_as=same[0].name))

@@ -50,6 +50,10 @@ class CellMatrix:
     def resolved(self) -> tuple[CellResult, ...]:
         return tuple(r for r in self.results if r.nearest is not None)
 
+    def set_of(self, cell: Cell) -> NearestSet | None:
+        """*cell*'s set; None when the matrix has no such cell, or no set for it."""
+        return next((r.nearest for r in self.results if r.cell == cell), None)
+
     def result(self, cell: Cell) -> CellResult:
         for r in self.results:
             if r.cell == cell:

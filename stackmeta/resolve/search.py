@@ -529,10 +529,7 @@ def _improve(
             kept = {n: v for n, v in hard.items() if n not in hint_moved}
             options.append(({**kept, **at}, [*moves, *extra],
                             {n: r for n, r in dropped.items() if n not in back}))
-        for name in sorted(dropped, key=lambda n: (-rank.get(n, 0), n)):
-            why = f"{dropped[name]}; an older or newer version fits"
-            options.append((hard, [*moves, _Move(name=name, reason=why)],
-                            {n: r for n, r in dropped.items() if n != name}))
+        options += _brought_back(hard, moves, dropped, rank)
         pins = {c.name: c.version for c in current.mapping.values()}
         for name in sorted(set(free), key=lambda n: (-rank.get(n, 0), n)):
             nearer = _nearer(name, pins.get(name), preferred.get(name), probe, memo, target)
@@ -608,9 +605,14 @@ def _held_back(hard: Mapping[NormalizedName, Version], moves: Sequence[_Move],
     back (pythran 0.9.11, left out during a clash over numpy, fits the gast 0.4.0 and beniget
     0.3.0 the set ends with)."""
     held = {m.name: pins[m.name] for m in moves if m.name not in dropped and m.name in pins}
-    if not held:
-        return []
-    return [({**hard, **held}, [*moves, _Move(name=name, reason=f"{why}; an older or newer version fits")],
+    return _brought_back({**hard, **held}, moves, dropped, rank) if held else []
+
+
+def _brought_back(hard: Mapping[NormalizedName, Version], moves: Sequence[_Move],
+                  dropped: Mapping[NormalizedName, str], rank: Mapping[NormalizedName, int]) -> list[_Change]:
+    """Each left-out package brought back as a moved pin, with *hard* pinned, the one more of
+    the stack depends on first."""
+    return [(dict(hard), [*moves, _Move(name=name, reason=f"{why}; an older or newer version fits")],
              {n: r for n, r in dropped.items() if n != name})
             for name, why in sorted(dropped.items(), key=lambda d: (-rank.get(d[0], 0), d[0]))]
 
