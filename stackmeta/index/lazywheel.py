@@ -32,6 +32,12 @@ _EOCD64 = b"PK\x06\x06"
 _CENTRAL = b"PK\x01\x02"
 _LOCAL = b"PK\x03\x04"
 _METADATA = re.compile(r"^([^/]+)\.dist-info/METADATA$")
+_METADATA_END = b".dist-info/METADATA"
+# fields of a central directory entry: compression method (at 10, then time and date), CRC-32
+# and sizes; the lengths of name, extra field and comment (at 28); the local header's offset (42)
+_SIZES = struct.Struct("<H4xLLL")
+_LENGTHS = struct.Struct("<3H")
+_OFFSET = struct.Struct("<L")
 
 
 class ZipReadError(Exception):
@@ -151,22 +157,28 @@ def _read_metadata(sparse: _Sparse, project: str, size: int | None) -> tuple[byt
 
 
 def _find_metadata(central: bytes, project: str) -> tuple[int, int, int, int, int, int] | None:
+    """The METADATA entry of *project*'s ``.dist-info`` in the central directory (or of
+    another ``.dist-info`` when none is *project*'s): (method, crc, compressed and full size,
+    local header offset, name and extra lengths). Walked entry by entry, as zipfile does; only a
+    name ending in ``/METADATA`` is decoded (a wheel holds thousands of files)."""
     wanted = canonicalize_name(project)
     found: list[tuple[bool, tuple[int, int, int, int, int, int]]] = []
-    pos = 0
-    while pos + 46 <= len(central) and central[pos:pos + 4] == _CENTRAL:
-        (_, _, _, _, method, _, _, crc, csize, usize, nlen, xlen, clen, _, _, _, local_at) = struct.unpack(
-            "<4s6H3L5H2L", central[pos:pos + 46])
-        name = central[pos + 46:pos + 46 + nlen].decode("utf-8", "replace")
-        extra = central[pos + 46 + nlen:pos + 46 + nlen + xlen]
-        m = _METADATA.match(name)
-        if m:
-            if 0xFFFFFFFF in (csize, usize, local_at):
-                usize, csize, local_at = _zip64_extra(extra, usize, csize, local_at)
-            dist = m.group(1).rsplit("-", 1)[0]
-            entry = (method, crc, csize, usize, local_at, nlen + xlen)
-            found.append((canonicalize_name(dist) == wanted, entry))
-        pos += 46 + nlen + xlen + clen
+    pos, size = 0, len(central)
+    while pos + 46 <= size and central.startswith(_CENTRAL, pos):
+        nlen, xlen, clen = _LENGTHS.unpack_from(central, pos + 28)
+        start = pos + 46
+        if central.endswith(_METADATA_END, start, start + nlen):
+            m = _METADATA.match(central[start:start + nlen].decode("utf-8", "replace"))
+            if m:
+                method, crc, csize, usize = _SIZES.unpack_from(central, pos + 10)
+                (local_at,) = _OFFSET.unpack_from(central, pos + 42)
+                if 0xFFFFFFFF in (csize, usize, local_at):
+                    extra = central[start + nlen:start + nlen + xlen]
+                    usize, csize, local_at = _zip64_extra(extra, usize, csize, local_at)
+                dist = m.group(1).rsplit("-", 1)[0]
+                entry = (method, crc, csize, usize, local_at, nlen + xlen)
+                found.append((canonicalize_name(dist) == wanted, entry))
+        pos = start + nlen + xlen + clen
     if not found:
         return None
     found.sort(key=lambda x: not x[0])
