@@ -24,6 +24,8 @@ from stackmeta.resolve.nearest import RULE, NearestSet, nearest_of, save_nearest
 from stackmeta.resolve.search import resolve
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
 
+CELLS_JOBS = 32  # requests in flight at once when resolving every cell (16 elsewhere)
+
 
 def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     p = subparsers.add_parser(
@@ -93,7 +95,9 @@ def run_cells(args: argparse.Namespace, output: Output, doc: Mapping[str, Any], 
         raise UsageError(f"--newest-python {args.newest_python!r}: use <major>.<minor>, e.g. 3.13")
     cells = cells_for(rel.python, newest=(int(newest[0]), int(newest[1])))
     progress = output.progress()
-    with IndexClient(args.index_url, cache_dir=args.cache_dir) as client:
+    # from a cold cache the cells are searched several at once first (stackmeta.resolve.warmup),
+    # each asking for batches of metadata: more requests in flight than one search needs
+    with IndexClient(args.index_url, cache_dir=args.cache_dir, jobs=CELLS_JOBS) as client:
         from_pypi = sorted(p.name for p in rel.packages if p.build is BuildKind.PYPI)
         client.projects(from_pypi, progress)
         require_known([n for n in from_pypi if client.project(n) is None], len(from_pypi), client.index_url,

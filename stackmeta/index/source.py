@@ -319,6 +319,15 @@ class IndexSource:
                         [p for p in pins if not self._read_before(canonicalize_name(p[0]), p[1])],
                         progress, "metadata")
 
+    def unread(self, pins: Iterable[tuple[str, Version]]) -> int:
+        """How many of *pins* have a metadata file here that would need a request: neither
+        read by the client before nor in its disk cache (pages are read, not metadata)."""
+        count = 0
+        for name, version in pins:
+            chosen = self._metadata_file(canonicalize_name(name), version)
+            count += chosen is not None and not self.client.metadata_at_hand(chosen)
+        return count
+
     def build_sdists(self, pins: Iterable[tuple[NormalizedName, Version]],
                      progress: Progress = NO_PROGRESS) -> None:
         """With :attr:`builds`: build, two at a time, the sdist of each pin that has no wheel

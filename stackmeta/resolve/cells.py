@@ -7,7 +7,9 @@ each sdist built once for all cells), and whole searches: the search is a functi
 answers its source gave (versions, wheels, installability, requirements with markers
 evaluated), so when a cell's source gives every answer an earlier cell's search asked for alike
 (:meth:`~stackmeta.resolve.provider.Answers.same`), that cell gets the same set without a
-search. A cell with no consistent set at all is reported as such, and the others are kept.
+search. From a cold cache the cells are first searched a few at once, to fetch what they read
+(:mod:`stackmeta.resolve.warmup`); the exact run, cell by cell, finds it at hand. A cell with no
+consistent set at all is reported as such, and the others are kept.
 
 :class:`~stackmeta.resolve.matrix.CellMatrix` is the result (per cell a nearest set or the
 one-line failure), kept in the record by :mod:`stackmeta.resolve.matrix`.
@@ -30,6 +32,7 @@ from stackmeta.resolve.matrix import CellMatrix, CellResult
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.provider import Answers, Memo
 from stackmeta.resolve.search import resolve
+from stackmeta.resolve.warmup import THREADS, WarmUp
 
 
 def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
@@ -54,53 +57,65 @@ def _alike(one: NearestSet | None, other: NearestSet | None) -> bool:
 
 def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
                   builds: Builds | None = None, progress: Progress = NO_PROGRESS,
-                  before: CellMatrix | None = None) -> CellMatrix:
+                  before: CellMatrix | None = None, warm_up: int = THREADS) -> CellMatrix:
     """The nearest set of *rel* in each of *cells* (see the module's docstring); the garbage
     collector's full passes rare meanwhile (:mod:`stackmeta.resolve.gcpace`). *before*: the
     cells resolved before (the record's): each cell's set there is tried last by its search
-    (:func:`~stackmeta.resolve.search.resolve`), so no cell gets farther than a set that holds."""
+    (:func:`~stackmeta.resolve.search.resolve`), so no cell gets farther than a set that holds.
+    *warm_up*: the cold cells are first searched that many at once, to fetch what they read
+    (:mod:`stackmeta.resolve.warmup`; 0: not)."""
     with rare_full_collections():
-        return _resolve_cells(rel, client, cells, builds=builds, progress=progress, before=before)
+        return _resolve_cells(rel, client, cells, builds=builds, progress=progress, before=before,
+                              warm_up=warm_up)
 
 
 def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
-                   builds: Builds | None, progress: Progress, before: CellMatrix | None) -> CellMatrix:
+                   builds: Builds | None, progress: Progress, before: CellMatrix | None,
+                   warm_up: int) -> CellMatrix:
     home = home_cell(rel.python)
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
-    names = sorted(p.name for p in rel.packages)
     done: list[tuple[Cell, Answers, NearestSet]] = []
     shared: dict[object, object] = {}  # the answers alike in several cells, kept once (Memo.answers)
     results: list[CellResult] = []
     set_before: Callable[[Cell], NearestSet | None] = (lambda _: None) if before is None else before.set_of
-    for cell in order:
-        target = cell.target
-        source = IndexSource(client, target, builds=builds)
-        source.prefetch(names, progress)
-        source.prefetch_dependencies(record.pins(rel), progress)
-        page_errors = {n: e for n, e in source.errors.items() if "==" not in n}
-        if page_errors:
-            name, error = min(page_errors.items())
-            raise ResolutionError(f"{cell}: {len(page_errors)} project page(s) could not be read, first "
-                                  f"{name}: {error}: nothing was written; run again")
-        source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
-        memo = Memo(source)
-        nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
-        # the same answers and the same set before: the search would go the same way
-        had = set_before(cell)
-        same = next(((c, n) for c, a, n in nearby
-                     if _alike(set_before(c), had) and a.same(memo, target)), None)
-        if same is not None:
-            results.append(CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell),
-                                      same_as=same[0].name))
-            continue
-        try:
-            hints = [n for _, _, n in nearby[:2]]
-            nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,
-                              hints=hints, before=had)
-        except ResolutionError as exc:
-            results.append(CellResult(cell=cell, nearest=None, failure=str(exc)))
-            continue
-        done.append((cell, memo.answers(shared), nearest))
-        results.append(CellResult(cell=cell, nearest=nearest))
+    with WarmUp(rel, client, order, builds=builds, before=set_before, threads=warm_up,
+                   progress=progress) as reading:
+        for cell in order:
+            reading.wait_for(cell)
+            results.append(_resolve_cell(rel, client, cell, builds=builds, progress=progress, done=done,
+                                         shared=shared, set_before=set_before))
     return CellMatrix(release=rel.release, index_url=client.index_url,
                       results=tuple(sorted(results, key=lambda r: r.cell)))
+
+
+def _resolve_cell(rel: record.Release, client: IndexClient, cell: Cell, *, builds: Builds | None,
+                  progress: Progress, done: list[tuple[Cell, Answers, NearestSet]],
+                  shared: dict[object, object],
+                  set_before: Callable[[Cell], NearestSet | None]) -> CellResult:
+    """*cell*'s result, the cells searched before it *done* (a searched cell is added)."""
+    target = cell.target
+    source = IndexSource(client, target, builds=builds)
+    source.prefetch(sorted(p.name for p in rel.packages), progress)
+    source.prefetch_dependencies(record.pins(rel), progress)
+    page_errors = {n: e for n, e in source.errors.items() if "==" not in n}
+    if page_errors:
+        name, error = min(page_errors.items())
+        raise ResolutionError(f"{cell}: {len(page_errors)} project page(s) could not be read, first "
+                              f"{name}: {error}: nothing was written; run again")
+    source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
+    memo = Memo(source)
+    nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
+    # the same answers and the same set before: the search would go the same way
+    had = set_before(cell)
+    same = next(((c, n) for c, a, n in nearby
+                 if _alike(set_before(c), had) and a.same(memo, target)), None)
+    if same is not None:
+        return CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell), same_as=same[0].name)
+    try:
+        hints = [n for _, _, n in nearby[:2]]
+        nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,
+                          hints=hints, before=had)
+    except ResolutionError as exc:
+        return CellResult(cell=cell, nearest=None, failure=str(exc))
+    done.append((cell, memo.answers(shared), nearest))
+    return CellResult(cell=cell, nearest=nearest)

@@ -179,12 +179,22 @@ class Memo:
         """Whether that version has a wheel for *target* (True when the source cannot say)."""
         key = (name, version)
         if key not in self._wheels:
-            files = getattr(self.source, "files", None)
-            ask = getattr(self.source, "has_wheel", None)
-            self._wheels[key] = files is None or (
-                ask(name, version) if ask is not None and getattr(self.source, "target", None) == target
-                else any(target.wheel_rank(f.filename) is not None for f in files(name, version)))
+            self._wheels[key] = self._ask_wheel(name, version, target)
         return self._wheels[key]
+
+    def wheel_here(self, name: NormalizedName, version: Version, target: Target) -> bool:
+        """:meth:`has_wheel`, not kept among the answers (:meth:`answers`) when not asked
+        before: for reading ahead, which asks only from a cold cache, so that what a search was
+        asked is the same from a cold cache and a warm one."""
+        known = self._wheels.get((name, version))
+        return self._ask_wheel(name, version, target) if known is None else known
+
+    def _ask_wheel(self, name: NormalizedName, version: Version, target: Target) -> bool:
+        files = getattr(self.source, "files", None)
+        ask = getattr(self.source, "has_wheel", None)
+        return files is None or (
+            ask(name, version) if ask is not None and getattr(self.source, "target", None) == target
+            else any(target.wheel_rank(f.filename) is not None for f in files(name, version)))
 
     def on_index(self, name: NormalizedName, version: Version) -> bool:
         """Whether the index has any file of that version (for any Python or platform; False
@@ -275,7 +285,7 @@ class Memo:
                 or self.at_hand(name, version):
             return False
         self.prefetch([(name, v) for v in versions[at:at + size]
-                       if (name, v) not in self._deps and self.has_wheel(name, v, target)])
+                       if (name, v) not in self._deps and self.wheel_here(name, v, target)])
         return True
 
     def at_hand(self, name: NormalizedName, version: Version) -> bool:
@@ -637,7 +647,7 @@ class Provider(AbstractProvider[Req, Cand, str]):
         source = self.source
         todo = []
         for version in versions:
-            if (name, version) in source.effective or not source.has_wheel(name, version, self.target) \
+            if (name, version) in source.effective or not source.wheel_here(name, version, self.target) \
                     or not source.at_hand(name, version):  # only what the batch read: no request here
                 continue
             for req in source.dependencies(name, version) or ():  # as read: nothing is evaluated

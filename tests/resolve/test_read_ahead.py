@@ -97,3 +97,26 @@ def test_a_cold_cache_reads_the_next_versions_at_once_a_warm_one_nothing_more(
         assert _wheel_reads(index) == set()
         assert [str(r) for r in memo.dependencies(NAME, order[-1]) or ()] == ["six"]
         assert _wheel_reads(index) == set()
+
+
+def test_what_a_search_was_asked_is_the_same_from_a_cold_cache_and_a_warm_one(
+        index: StaticServer, tmp_path: Path) -> None:
+    # reading ahead asks whether the next versions have a wheel only from a cold cache: those
+    # questions are not the search's, so another cell's sameness check (Answers.same) does not
+    # depend on what the cache held
+    order = [Version(v) for v in WHEELS]
+    asked = []
+    for _ in ("cold", "warm"):
+        with _client(index, tmp_path / "cache") as client:
+            source = IndexSource(client, T39)
+            source.prefetch([NAME])
+            memo = Memo(source)
+            walk = memo.ahead(NAME, order)
+            assert [next(walk) for _ in range(2)] == order[:2]
+            for v in order[:2]:
+                memo.has_wheel(NAME, v, T39)
+                memo.dependencies(NAME, v)
+            asked.append(memo.answers())
+    cold, warm = asked
+    assert cold.wheels == warm.wheels == ((NAME, (order[0], order[1]), frozenset(order[:2])),)
+    assert cold == warm

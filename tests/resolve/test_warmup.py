@@ -1,0 +1,77 @@
+"""Cold cells warmed up (stackmeta.resolve.warmup): searched at once in threads before the exact
+run, on the synthetic release of test_cells (real sdists built through PEP 517, a real
+pypiserver on loopback). A warm-up changes what is fetched when, never a cell's set."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from stackmeta.index import IndexClient
+from stackmeta.index.installable import Builds
+from stackmeta.resolve import warmup
+from stackmeta.resolve.cells import resolve_cells
+from tests.pypiserver_fixture import pypiserver
+from tests.resolve.test_cells import CELLS, RELEASE, fill
+
+
+def _resolve(index: str, cache: Path, builds: Path, threads: int) -> Any:
+    with IndexClient(index, cache_dir=cache) as client:
+        return resolve_cells(RELEASE, client, CELLS, builds=Builds(client, folder=builds), warm_up=threads)
+
+
+def test_cells_warmed_up_get_the_sets_they_get_one_by_one(tmp_path: Path) -> None:
+    with pypiserver(tmp_path / "server") as server:
+        fill(server.packages)
+        builds = tmp_path / "builds"  # shared: each sdist is built once for the two runs
+        one_by_one = _resolve(server.simple, tmp_path / "cache1", builds, threads=0)
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache2") as client:
+            cold = warmup.cold_cells(RELEASE, client, CELLS)
+        assert cold == list(CELLS)  # an empty cache: every cell is cold
+        at_once = _resolve(server.simple, tmp_path / "cache2", builds, threads=4)
+        assert at_once.results == one_by_one.results
+        assert at_once.failed == ()
+        # the cache is warm now: nothing is warmed up
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache2") as client:
+            assert warmup.cold_cells(RELEASE, client, CELLS) == []
+            assert warmup.WarmUp(RELEASE, client, CELLS).cells == []
+
+
+def _stuck(*_a: Any, progress: Any, **_k: Any) -> None:
+    """A search that never ends but reports progress (as a real one does at every step)."""
+    while True:
+        progress.advance()
+        time.sleep(0.01)
+
+
+def _warmup_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("stackmeta-warmup-")]
+
+
+def test_leaving_stops_the_threads_and_a_bug_in_one_is_raised(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    with pypiserver(tmp_path / "server") as server:
+        fill(server.packages)
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache") as client:
+            monkeypatch.setattr(warmup, "resolve", _stuck)
+            with warmup.WarmUp(RELEASE, client, CELLS, threads=3) as reading:
+                assert len(reading.cells) == len(CELLS)
+                time.sleep(0.3)
+                assert len(_warmup_threads()) == 3
+            # the run ended (here: early, as on Ctrl-C): each thread stops at its next step
+            deadline = time.monotonic() + 5
+            while _warmup_threads() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert _warmup_threads() == []
+
+            def broken(*_a: Any, **_k: Any) -> None:
+                raise ZeroDivisionError("a bug in the search")
+
+            monkeypatch.setattr(warmup, "resolve", broken)
+            with pytest.raises(ZeroDivisionError, match="a bug in the search"), \
+                    warmup.WarmUp(RELEASE, client, CELLS, threads=2) as reading:
+                reading.wait_for(CELLS[-1])
