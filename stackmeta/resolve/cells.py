@@ -32,7 +32,7 @@ from stackmeta.resolve.matrix import CellMatrix, CellResult
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.provider import Answers, Memo
 from stackmeta.resolve.search import resolve
-from stackmeta.resolve.warmup import THREADS, WarmUp
+from stackmeta.resolve.warmup import THREADS, Guess, WarmUp, nearby
 
 
 def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
@@ -74,25 +74,27 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
                    warm_up: int) -> CellMatrix:
     home = home_cell(rel.python)
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
-    done: list[tuple[Cell, Answers, NearestSet]] = []
+    done: dict[Cell, tuple[Answers, NearestSet]] = {}  # the cells searched, in order
     shared: dict[object, object] = {}  # the answers alike in several cells, kept once (Memo.answers)
     results: list[CellResult] = []
     set_before: Callable[[Cell], NearestSet | None] = (lambda _: None) if before is None else before.set_of
     with WarmUp(rel, client, order, builds=builds, before=set_before, threads=warm_up,
-                   progress=progress) as reading:
+                progress=progress) as warming:
         for cell in order:
-            reading.wait_for(cell)
-            results.append(_resolve_cell(rel, client, cell, builds=builds, progress=progress, done=done,
-                                         shared=shared, set_before=set_before))
+            result, guessed = _resolve_cell(rel, client, cell, builds=builds, progress=progress, done=done,
+                                            shared=shared, set_before=set_before, guess=warming.guess(cell))
+            warming.settled(cell, done[cell][1] if cell in done else None, guessed=guessed)
+            results.append(result)
     return CellMatrix(release=rel.release, index_url=client.index_url,
                       results=tuple(sorted(results, key=lambda r: r.cell)))
 
 
 def _resolve_cell(rel: record.Release, client: IndexClient, cell: Cell, *, builds: Builds | None,
-                  progress: Progress, done: list[tuple[Cell, Answers, NearestSet]],
-                  shared: dict[object, object],
-                  set_before: Callable[[Cell], NearestSet | None]) -> CellResult:
-    """*cell*'s result, the cells searched before it *done* (a searched cell is added)."""
+                  progress: Progress, done: dict[Cell, tuple[Answers, NearestSet]],
+                  shared: dict[object, object], set_before: Callable[[Cell], NearestSet | None],
+                  guess: Guess | None) -> tuple[CellResult, bool]:
+    """*cell*'s result, the cells searched before it *done* (a searched cell is added); its
+    search run ahead (*guess*) taken when it holds (:meth:`Guess.holds`), and whether it was."""
     target = cell.target
     source = IndexSource(client, target, builds=builds)
     source.prefetch(sorted(p.name for p in rel.packages), progress)
@@ -103,19 +105,26 @@ def _resolve_cell(rel: record.Release, client: IndexClient, cell: Cell, *, build
         raise ResolutionError(f"{cell}: {len(page_errors)} project page(s) could not be read, first "
                               f"{name}: {error}: nothing was written; run again")
     source.build_sdists(record.pins(rel), progress)  # the release's sdist-only versions
-    memo = Memo(source)
-    nearby = sorted(done, key=lambda d: d[0].python != cell.python)  # same Python first
-    # the same answers and the same set before: the search would go the same way
+    earlier = nearby(list(done), cell)
+    # the same answers and the same set before: the search would go the same way (each
+    # earlier search's questions asked on a fresh memo: what this cell's search asks is its own)
     had = set_before(cell)
-    same = next(((c, n) for c, a, n in nearby
-                 if _alike(set_before(c), had) and a.same(memo, target)), None)
+    same = next((c for c in earlier if _alike(set_before(c), had) and done[c][0].same(Memo(source), target)),
+                None)
     if same is not None:
-        return CellResult(cell=cell, nearest=_relabel(same[1], same[0], cell), same_as=same[0].name)
+        return CellResult(cell=cell, nearest=_relabel(done[same][1], same, cell), same_as=same.name), False
+    hints = [done[c][1] for c in earlier[:2]]
+    if guess is not None and guess.holds(earlier[:2], hints, source):
+        if guess.nearest is not None:
+            done[cell] = (guess.answers, guess.nearest)
+            return CellResult(cell=cell, nearest=guess.nearest), True
+        if guess.failure is not None:
+            return CellResult(cell=cell, nearest=None, failure=guess.failure), True
+    memo = Memo(source)
     try:
-        hints = [n for _, _, n in nearby[:2]]
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,
                           hints=hints, before=had)
     except ResolutionError as exc:
-        return CellResult(cell=cell, nearest=None, failure=str(exc))
-    done.append((cell, memo.answers(shared), nearest))
-    return CellResult(cell=cell, nearest=nearest)
+        return CellResult(cell=cell, nearest=None, failure=str(exc)), False
+    done[cell] = (memo.answers(shared), nearest)
+    return CellResult(cell=cell, nearest=nearest), False

@@ -124,13 +124,15 @@ def _drop_reason(victim: NormalizedName, causes: Iterable[Any], memo: Memo,
 def resolve(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
     progress: Progress = NO_PROGRESS, max_rounds: int = 200_000, memo: Memo | None = None,
-    hints: Sequence[NearestSet] = (), before: NearestSet | None = None,
+    hints: Sequence[NearestSet] | Callable[[], Sequence[NearestSet]] = (), before: NearestSet | None = None,
 ) -> NearestSet:
     """The nearest consistent set of *rel* for *target* (see the module's docstring). *memo*:
     the source's answers (a fresh :class:`Memo` of *source* by default); it keeps what the
     search asked, so that another cell can tell whether the search would go the same way.
     *hints*: sets found for other targets (other cells); the improvement pass also tries moving
-    what each of them moved, and keeps that when it is nearer (see :func:`_improve`). *before*:
+    what each of them moved, and keeps that when it is nearer (see :func:`_improve`); or a
+    function that gives them, called once the improvement pass starts (what comes before does
+    not use them: a cell's search may start before its hints are known). *before*:
     the set this target had (the record's, resolved before): the improvement pass tries it last,
     so a set found again is never farther than one that still holds. The garbage collector's
     full passes are rare meanwhile (:mod:`stackmeta.resolve.gcpace`)."""
@@ -141,7 +143,8 @@ def resolve(
 
 def _search(
     rel: record.Release, source: CandidateSource, target: Target, *, index_url: str,
-    progress: Progress, max_rounds: int, memo: Memo | None, hints: Sequence[NearestSet],
+    progress: Progress, max_rounds: int, memo: Memo | None,
+    hints: Sequence[NearestSet] | Callable[[], Sequence[NearestSet]],
     before: NearestSet | None = None,
 ) -> NearestSet:
     shipped = {p.name: p for p in rel.packages}
@@ -316,7 +319,7 @@ def _search(
             for name in shut:  # the improvement pass may bring it back at a version that escapes
                 memo.excluded.pop(name, None)
             better = _improve(rel, memo, target, rank=rank, preferred=preferred, hard=hard, moves=moves,
-                              hints=hints, before=before,
+                              hints=hints() if callable(hints) else hints, before=before,
                               dropped=dropped, result=result, max_rounds=max_rounds, progress=progress)
             if better is not None:
                 result, provider, moves, dropped = better

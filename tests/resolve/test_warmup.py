@@ -4,6 +4,7 @@ pypiserver on loopback). A warm-up changes what is fetched when, never a cell's 
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from stackmeta.index import IndexClient
 from stackmeta.index.installable import Builds
+from stackmeta.index.source import IndexSource
 from stackmeta.resolve import warmup
 from stackmeta.resolve.cells import resolve_cells
 from tests.pypiserver_fixture import pypiserver
@@ -24,17 +26,54 @@ def _resolve(index: str, cache: Path, builds: Path, threads: int) -> Any:
         return resolve_cells(RELEASE, client, CELLS, builds=Builds(client, folder=builds), warm_up=threads)
 
 
-def test_cells_warmed_up_get_the_sets_they_get_one_by_one(tmp_path: Path) -> None:
+def test_cells_warmed_up_get_the_sets_they_get_one_by_one(tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[bool] = []
+    guesses: dict[Any, Any] = {}
+    real_settled, real_guess = warmup.WarmUp.settled, warmup.WarmUp.guess
+
+    def settled(self: Any, cell: Any, nearest: Any, *, guessed: bool = False) -> None:
+        taken.append(guessed)
+        real_settled(self, cell, nearest, guessed=guessed)
+
+    def guess(self: Any, cell: Any) -> Any:
+        found = guesses[cell] = real_guess(self, cell)
+        return found
+
+    monkeypatch.setattr(warmup.WarmUp, "settled", settled)
+    monkeypatch.setattr(warmup.WarmUp, "guess", guess)
     with pypiserver(tmp_path / "server") as server:
         fill(server.packages)
         builds = tmp_path / "builds"  # shared: each sdist is built once for the two runs
         one_by_one = _resolve(server.simple, tmp_path / "cache1", builds, threads=0)
+        assert not any(taken) and set(guesses.values()) == {None}
+        taken.clear()
         with IndexClient(server.simple, cache_dir=tmp_path / "cache2") as client:
             cold = warmup.cold_cells(RELEASE, client, CELLS)
         assert cold == list(CELLS)  # an empty cache: every cell is cold
         at_once = _resolve(server.simple, tmp_path / "cache2", builds, threads=4)
         assert at_once.results == one_by_one.results
         assert at_once.failed == ()
+        # the cells searched (not taken from an earlier cell) took their search run ahead
+        searched = [r for r in at_once.results if r.same_as is None]
+        assert sum(taken) == len(searched) >= 2
+        # a guess holds only with the very hints it was given, and the same answers
+        home = next(r.cell for r in searched if not guesses[r.cell].hint_cells)
+        later = next(g for g in guesses.values() if g.hint_cells and g.hints)
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache2") as client:
+            built = Builds(client, folder=builds)  # the verdicts of the sdists' builds, as in the runs
+            source = IndexSource(client, home.target, builds=built)
+            assert guesses[home].holds((), [], source)
+            assert not guesses[home].holds(later.hint_cells, list(later.hints), source)
+            # an equal set is not the same one: the exact run compares the very objects it gave
+            copies = [dataclasses.replace(h) for h in later.hints]
+            assert copies == list(later.hints)
+            assert not later.holds(later.hint_cells, copies, source)
+            # another cell's source answers otherwise (its Python's wheels)
+            other = next(c for c in CELLS if c.python != home.python)
+            assert not guesses[home].holds((), [], IndexSource(client, other.target, builds=built))
+            # without builds, the source answers otherwise whether an sdist-only version installs
+            assert not guesses[home].holds((), [], IndexSource(client, home.target))
         # the cache is warm now: nothing is warmed up
         with IndexClient(server.simple, cache_dir=tmp_path / "cache2") as client:
             assert warmup.cold_cells(RELEASE, client, CELLS) == []
@@ -74,4 +113,4 @@ def test_leaving_stops_the_threads_and_a_bug_in_one_is_raised(tmp_path: Path,
             monkeypatch.setattr(warmup, "resolve", broken)
             with pytest.raises(ZeroDivisionError, match="a bug in the search"), \
                     warmup.WarmUp(RELEASE, client, CELLS, threads=2) as reading:
-                reading.wait_for(CELLS[-1])
+                reading.guess(CELLS[-1])
