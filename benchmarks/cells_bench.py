@@ -4,7 +4,8 @@ take? Against the real PyPI:
 - warm: every cell of the release (default CMSSW_14_0_0) resolved with the user cache already
   filled (pages, metadata, sdist builds), in a child process (its peak RSS reported);
 - cold: the same with an empty page and metadata cache, the sdist builds still cached (the
-  target excludes builds);
+  target excludes builds); as ``stackmeta resolve`` does it (its requests in flight, and the
+  cold cells searched ahead, several at once: :mod:`stackmeta.resolve.warmup`);
 - check: ``stackmeta check RELEASE`` in a child process, cold (an empty cache) then warm, its
   peak RSS; and one cell resolved (``--python``, linux-x86_64, the warm runs' cache), its peak RSS;
   each against the target (peak RSS under 200 MB);
@@ -47,12 +48,13 @@ from stackmeta.cells import cells_for
 from stackmeta.index import IndexClient
 from stackmeta.index.cache import default_cache_dir
 from stackmeta.index.installable import Builds
+from stackmeta.commands.resolve import CELLS_JOBS
 from stackmeta.resolve.cells import resolve_cells
 locks, name, cache, count, warm = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 rel = record.load_release(locks, name)
 cells = cells_for(rel.python)[:count] if count else cells_for(rel.python)
 start, cpu = time.perf_counter(), time.process_time()
-with IndexClient(cache_dir=Path(cache) if cache else None) as client:
+with IndexClient(cache_dir=Path(cache) if cache else None, jobs=CELLS_JOBS) as client:
     builds = Builds(client, folder=(Path(warm) if warm else default_cache_dir()) / "builds")
     matrix = resolve_cells(rel, client, cells, builds=builds)
 took, cpu = time.perf_counter() - start, time.process_time() - cpu

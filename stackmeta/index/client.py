@@ -143,6 +143,9 @@ class IndexClient:
     def __exit__(self, exc_type: object, *exc: object) -> None:
         if exc_type is not None and not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
             self.transport.abort()  # Ctrl-C: what is in flight stops now, not after its timeout
+            from stackmeta.index import pep517
+
+            pep517.stop_builds()  # and the sdists' builds (a build stopped so is not a verdict)
         self.close()
 
     def close(self) -> None:

@@ -243,6 +243,8 @@ class Builds:
             # the index did not give the file: nothing is remembered on disk (it may work later)
             return WheelBuild(sdist=file.filename, sha256=file.sha256 or "", reason=f"not downloaded: {exc}")
         with self._running:
+            if self.client.transport.aborted:  # Ctrl-C while waiting for a turn: no verdict at all
+                raise BuildError(f"{file.filename}: not built: the run was interrupted")
             frontend = self.frontend(python, minor)
             if tag.endswith("-pip-upgraded"):
                 try:
@@ -257,6 +259,8 @@ class Builds:
             result = build_sdist_wheel(body, file.filename, index_url=self.client.index_url,
                                        out_dir=self.wheels_dir, timeout=self.timeout, python=python,
                                        frontend=frontend)
+            if self.client.transport.aborted:  # stopped by Ctrl-C (stop_builds): not its verdict
+                raise BuildError(f"{file.filename}: not built: the run was interrupted")
         self._save(result, tag)
         return result
 

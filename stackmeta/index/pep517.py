@@ -219,9 +219,10 @@ _LIVE_LOCK = threading.Lock()
 
 
 @atexit.register
-def _stop_live() -> None:
-    """The builds still running when the program ends (builds ahead, waited for by daemon
-    threads; or the program was interrupted) are stopped with their whole process group."""
+def stop_builds() -> None:
+    """Stop the builds running now with their whole process group: when the program ends
+    (builds ahead, waited for by daemon threads), and at once on Ctrl-C (each runs in its own
+    session, which the terminal's Ctrl-C does not reach; see IndexClient.__exit__)."""
     with _LIVE_LOCK:
         live = list(_LIVE)
     for proc in live:

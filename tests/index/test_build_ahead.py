@@ -109,3 +109,49 @@ def _alive(pid: int) -> bool:
         return False
     stat = Path(f"/proc/{pid}/stat")
     return not (stat.exists() and stat.read_text().split(") ")[1].startswith("Z"))
+
+
+CTRL_C = textwrap.dedent('''
+    import sys
+    from pathlib import Path
+    from packaging.version import Version
+    from stackmeta.index import IndexClient
+    from stackmeta.index.installable import Builds
+    from stackmeta.index.source import IndexSource
+    from stackmeta.target import Target
+
+    with IndexClient(sys.argv[1], cache_dir=Path(sys.argv[2])) as client:
+        source = IndexSource(client, Target(python=Version("3.9.14"), platform="linux-x86_64"))
+        todo = [("sleeper", f) for v in ("1.0", "1.1", "1.2", "1.3")
+                for f in source.files("sleeper", Version(v)) if f.kind == "sdist"]
+        Builds(client).build_many(todo)  # two at a time, the others waiting for their turn
+''')
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_the_builds_at_once_and_leaves_no_verdict(tmp_path: Path) -> None:
+    import signal
+
+    log = tmp_path / "builds.log"
+    env = {**os.environ, "STACKMETA_TEST_BUILD_LOG": str(log), "STACKMETA_TEST_BUILD_SLEEP": "600",
+           "PYTHONPATH": str(ROOT)}
+    with pypiserver(tmp_path / "server") as server:
+        for version in ("1.0", "1.1", "1.2", "1.3"):
+            make_sdist(server.packages, "sleeper", version)
+        # a terminal's Ctrl-C: SIGINT to the program's process group (the builds run in their own)
+        proc = subprocess.Popen([sys.executable, "-c", CTRL_C, server.simple, str(tmp_path / "cache")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        assert len(_wait_for(log, 2, 240)) == 2, proc.stderr  # two builds run (and sleep 600 s)
+        start = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        took = time.monotonic() - start
+    assert "KeyboardInterrupt" in err
+    assert took < 15, took  # the two waiting builds did not start, the running ones were stopped
+    assert sorted(name for name, _ in _built(log)) == ["sleeper-1.0", "sleeper-1.1"]
+    for _, pid in _built(log):
+        assert not _alive(pid), "a backend still runs"
+    # a build stopped by Ctrl-C is no verdict: nothing is remembered for the next run
+    assert list((tmp_path / "cache" / "builds").glob("*.json")) == []
