@@ -44,8 +44,9 @@ def test_cells_warmed_up_get_the_sets_they_get_one_by_one(tmp_path: Path,
     monkeypatch.setattr(warmup.WarmUp, "guess", guess)
     with pypiserver(tmp_path / "server") as server:
         fill(server.packages)
-        builds = tmp_path / "builds"  # shared: each sdist is built once for the two runs
-        one_by_one = _resolve(server.simple, tmp_path / "cache1", builds, threads=0)
+        # each run builds its sdists (the searches ahead wait for builds, as a first cold run does)
+        one_by_one = _resolve(server.simple, tmp_path / "cache1", tmp_path / "builds1", threads=0)
+        builds = tmp_path / "builds2"
         assert not any(taken) and set(guesses.values()) == {None}
         taken.clear()
         with IndexClient(server.simple, cache_dir=tmp_path / "cache2") as client:
