@@ -319,13 +319,16 @@ class IndexSource:
                         [p for p in pins if not self._read_before(canonicalize_name(p[0]), p[1])],
                         progress, "metadata")
 
-    def unread(self, pins: Iterable[tuple[str, Version]]) -> int:
+    def unread(self, pins: Iterable[tuple[str, Version]], enough: int | None = None) -> int:
         """How many of *pins* have a metadata file here that would need a request: neither
-        read by the client before nor in its disk cache (pages are read, not metadata)."""
+        read by the client before nor in its disk cache (pages are read, not metadata); the
+        count stops at *enough* when given (a caller that only compares it with that)."""
         count = 0
         for name, version in pins:
             chosen = self._metadata_file(canonicalize_name(name), version)
             count += chosen is not None and not self.client.metadata_at_hand(chosen)
+            if enough is not None and count >= enough:
+                break
         return count
 
     def build_sdists(self, pins: Iterable[tuple[NormalizedName, Version]],

@@ -69,19 +69,17 @@ class _Stopper:
 
 
 def cold_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
-               builds: Builds | None = None) -> list[Cell]:
+               builds: Builds | None = None, progress: Progress = NO_PROGRESS) -> list[Cell]:
     """The *cells* whose pins' metadata needs more than :data:`COLD_SHARE` requests (the
-    release's pages read first, all at once)."""
+    release's pages read first, all at once, those the client read before not again)."""
+    if not cells:
+        return []
     pins = list(record.pins(rel))
-    source = IndexSource(client, cells[0].target, builds=builds) if cells else None
-    if source is not None:
-        source.prefetch(sorted(p.name for p in rel.packages))
-    cold = []
-    for cell in cells:
-        unread = IndexSource(client, cell.target, builds=builds).unread(pins)
-        if unread > COLD_SHARE * len(pins):
-            cold.append(cell)
-    return cold
+    names = sorted(p.name for p in rel.packages)
+    IndexSource(client, cells[0].target, builds=builds).prefetch(names, progress)
+    enough = int(COLD_SHARE * len(pins)) + 1
+    return [cell for cell in cells
+            if IndexSource(client, cell.target, builds=builds).unread(pins, enough) >= enough]
 
 
 def nearby(earlier: Sequence[Cell], cell: Cell) -> list[Cell]:
@@ -127,7 +125,7 @@ class WarmUp:
                  threads: int = THREADS, progress: Progress = NO_PROGRESS) -> None:
         self.rel, self.client, self.builds, self.before = rel, client, builds, before
         self.progress = progress
-        self.cells = cold_cells(rel, client, order, builds=builds) if threads > 0 else []
+        self.cells = cold_cells(rel, client, order, builds=builds, progress=progress) if threads > 0 else []
         if len(self.cells) < 2:
             self.cells = []
         self._order = list(order)
