@@ -63,6 +63,19 @@ def auth_for(url: str) -> tuple[str, str] | None:
         return _known.get(origin)
 
 
+def known() -> tuple[tuple[str, tuple[str, str]], ...]:
+    """The credentials kept, by origin: for a child process of stackmeta's own, which keeps
+    them as this one does (:func:`remember`)."""
+    with _lock:
+        return tuple(_known.items())
+
+
+def remember(entries: tuple[tuple[str, tuple[str, str]], ...]) -> None:
+    """Keep *entries* (:func:`known` of the parent process)."""
+    with _lock:
+        _known.update(dict(entries))
+
+
 def with_auth(url: str) -> str:
     """*url* with the credentials kept for its host put back: only for a child process that
     makes the requests itself (pip), given through its environment, never its command line."""

@@ -22,6 +22,7 @@ from stackmeta.resolve.cells import resolve_cells
 from stackmeta.resolve.matrix import CellMatrix, cells_of, save_cells
 from stackmeta.resolve.nearest import RULE, NearestSet, nearest_of, save_nearest
 from stackmeta.resolve.search import resolve
+from stackmeta.resolve.warmup import PROCESSES
 from stackmeta.target import PLATFORMS, Target, platform_for_arch
 
 CELLS_JOBS = 32  # requests in flight at once when resolving every cell (16 elsewhere)
@@ -53,6 +54,10 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     cells.add_argument("--newest-python", default="3.13", metavar="X.Y",
                        help="the newest Python of the cells (default: 3.13; 3.14 where the index has "
                             "its wheels)")
+    cells.add_argument("--processes", type=_processes, default=PROCESSES, metavar="N",
+                       help="from a warm cache, search cells in N more processes beside this one "
+                            f"(default here: {PROCESSES}, the cores but one, at most 3; 0: one "
+                            "process; each holds its own copy of the metadata)")
     building = p.add_argument_group(
         "installable",
         "In a cell, or the one target of --python/--platform, a version is installable when it has "
@@ -64,6 +69,16 @@ def register(subparsers: Any, common: argparse.ArgumentParser) -> None:
     building.add_argument("--build-timeout", type=float, default=300.0, metavar="SECONDS",
                           help="time limit of one sdist build (default: 300)")
     p.set_defaults(func=run)
+
+
+def _processes(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = -1
+    if not 0 <= n <= 16:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of processes from 0 to 16")
+    return n
 
 
 def require_pages(source: IndexSource, nothing_done: str) -> None:
@@ -104,7 +119,7 @@ def run_cells(args: argparse.Namespace, output: Output, doc: Mapping[str, Any], 
                       "nothing was written")
         try:
             matrix = resolve_cells(rel, client, cells, builds=_builds(args, rel, client), progress=progress,
-                                   before=_cells_before(args, output, doc))
+                                   before=_cells_before(args, output, doc), processes=args.processes)
         except ResolutionError as exc:
             raise IndexAccessError(str(exc)) from None
     if not matrix.resolved:

@@ -8,7 +8,9 @@ answers its source gave (versions, wheels, installability, requirements with mar
 evaluated), so when a cell's source gives every answer an earlier cell's search asked for alike
 (:meth:`~stackmeta.resolve.provider.Answers.same`), that cell gets the same set without a
 search. From a cold cache the cells are first searched a few at once, to fetch what they read
-(:mod:`stackmeta.resolve.warmup`); the exact run, cell by cell, finds it at hand. A cell with no
+(:mod:`stackmeta.resolve.warmup`); the exact run, cell by cell, finds it at hand. From a warm
+one, cells are searched by turns here and in a second process, whose sets the exact run takes
+when it proves it would have found them. A cell with no
 consistent set at all is reported as such, and the others are kept.
 
 :class:`~stackmeta.resolve.matrix.CellMatrix` is the result (per cell a nearest set or the
@@ -18,6 +20,7 @@ one-line failure), kept in the record by :mod:`stackmeta.resolve.matrix`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Callable, Sequence
 
 from stackmeta import record
@@ -32,7 +35,7 @@ from stackmeta.resolve.matrix import CellMatrix, CellResult
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.provider import Answers, Memo
 from stackmeta.resolve.search import resolve
-from stackmeta.resolve.warmup import THREADS, Guess, WarmUp, nearby
+from stackmeta.resolve.warmup import PROCESSES, THREADS, Guess, WarmUp, nearby
 
 
 def _relabel(nearest: NearestSet, old: Cell, new: Cell) -> NearestSet:
@@ -57,32 +60,35 @@ def _alike(one: NearestSet | None, other: NearestSet | None) -> bool:
 
 def resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
                   builds: Builds | None = None, progress: Progress = NO_PROGRESS,
-                  before: CellMatrix | None = None, warm_up: int = THREADS) -> CellMatrix:
+                  before: CellMatrix | None = None, warm_up: int = THREADS,
+                  processes: int = PROCESSES) -> CellMatrix:
     """The nearest set of *rel* in each of *cells* (see the module's docstring); the garbage
     collector's full passes rare meanwhile (:mod:`stackmeta.resolve.gcpace`). *before*: the
     cells resolved before (the record's): each cell's set there is tried last by its search
     (:func:`~stackmeta.resolve.search.resolve`), so no cell gets farther than a set that holds.
-    *warm_up*: the cold cells are first searched that many at once, to fetch what they read
-    (:mod:`stackmeta.resolve.warmup`; 0: not)."""
+    *warm_up*: the cold cells are first searched that many at once, to fetch what they read;
+    *processes*: from a warm cache, the cells are searched ahead in that many more processes
+    (:mod:`stackmeta.resolve.warmup`; 0 and 0: one cell after another)."""
     with rare_full_collections():
         return _resolve_cells(rel, client, cells, builds=builds, progress=progress, before=before,
-                              warm_up=warm_up)
+                              warm_up=warm_up, processes=processes)
 
 
 def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cell], *,
                    builds: Builds | None, progress: Progress, before: CellMatrix | None,
-                   warm_up: int) -> CellMatrix:
+                   warm_up: int, processes: int) -> CellMatrix:
     home = home_cell(rel.python)
     order = sorted(cells, key=lambda c: (c != home, c.python != home.python, c))
     done: dict[Cell, tuple[Answers, NearestSet]] = {}  # the cells searched, in order
     shared: dict[object, object] = {}  # the answers alike in several cells, kept once (Memo.answers)
     results: list[CellResult] = []
     set_before: Callable[[Cell], NearestSet | None] = (lambda _: None) if before is None else before.set_of
-    with WarmUp(rel, client, order, builds=builds, before=set_before, threads=warm_up,
+    with WarmUp(rel, client, order, builds=builds, before=set_before, threads=warm_up, processes=processes,
                 progress=progress) as warming:
         for cell in order:
             result, guessed = _resolve_cell(rel, client, cell, builds=builds, progress=progress, done=done,
-                                            shared=shared, set_before=set_before, guess=warming.guess(cell))
+                                            shared=shared, set_before=set_before,
+                                            guess=functools.partial(warming.guess, cell))
             warming.settled(cell, done[cell][1] if cell in done else None, guessed=guessed)
             results.append(result)
     return CellMatrix(release=rel.release, index_url=client.index_url,
@@ -92,9 +98,10 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
 def _resolve_cell(rel: record.Release, client: IndexClient, cell: Cell, *, builds: Builds | None,
                   progress: Progress, done: dict[Cell, tuple[Answers, NearestSet]],
                   shared: dict[object, object], set_before: Callable[[Cell], NearestSet | None],
-                  guess: Guess | None) -> tuple[CellResult, bool]:
+                  guess: Callable[[], Guess | None]) -> tuple[CellResult, bool]:
     """*cell*'s result, the cells searched before it *done* (a searched cell is added); its
-    search run ahead (*guess*) taken when it holds (:meth:`Guess.holds`), and whether it was."""
+    search run ahead (*guess*, asked for only when the cell is to be searched) taken when it
+    holds (:meth:`Guess.holds`), and whether it was."""
     target = cell.target
     source = IndexSource(client, target, builds=builds)
     source.prefetch(sorted(p.name for p in rel.packages), progress)
@@ -114,12 +121,13 @@ def _resolve_cell(rel: record.Release, client: IndexClient, cell: Cell, *, build
     if same is not None:
         return CellResult(cell=cell, nearest=_relabel(done[same][1], same, cell), same_as=same.name), False
     hints = [done[c][1] for c in earlier[:2]]
-    if guess is not None and guess.holds(earlier[:2], hints, source):
-        if guess.nearest is not None:
-            done[cell] = (guess.answers, guess.nearest)
-            return CellResult(cell=cell, nearest=guess.nearest), True
-        if guess.failure is not None:
-            return CellResult(cell=cell, nearest=None, failure=guess.failure), True
+    ahead = guess()
+    if ahead is not None and ahead.holds(earlier[:2], hints, source):
+        if ahead.nearest is not None:
+            done[cell] = (ahead.answers.interned(shared), ahead.nearest)
+            return CellResult(cell=cell, nearest=ahead.nearest), True
+        if ahead.failure is not None:
+            return CellResult(cell=cell, nearest=None, failure=ahead.failure), True
     memo = Memo(source)
     try:
         nearest = resolve(rel, source, target, index_url=client.index_url, progress=progress, memo=memo,

@@ -321,6 +321,19 @@ class Answers:
     # Req.text, made once with the requirement)
     evaluated: tuple[tuple[tuple[NormalizedName, Version, frozenset[str]], tuple[str, ...]], ...]
 
+    def interned(self, shared: dict[Any, Any]) -> Answers:
+        """These answers, each one alike in an earlier cell's (*shared*, as for
+        :meth:`Memo.answers`) that one's object: for answers made elsewhere (another thread's
+        memo, another process's)."""
+
+        def one(value: Any) -> Any:
+            return shared.setdefault(value, value)
+
+        return Answers(versions=tuple((n, one(v)) for n, v in self.versions),
+                       wheels=tuple((n, one(asked), one(have)) for n, asked, have in self.wheels),
+                       installable=self.installable,
+                       evaluated=tuple((key, one(reqs)) for key, reqs in self.evaluated))
+
     def same(self, other: Memo, target: Target) -> bool:
         """Whether *other*'s source answers every question alike, asking them (installability,
         which may build, in the order this search asked it)."""

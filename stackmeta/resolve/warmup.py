@@ -1,4 +1,6 @@
-"""Cold cells searched ahead: several at once in threads, each as the exact run would.
+"""Cells searched ahead of the exact run, each as the exact run would: from a cold cache
+several at once in threads (they wait on the index), from a warm one in a second process (they
+are CPU-bound, and one process runs one search at a time).
 
 A search learns which versions it needs only as it goes, so from a cold cache it reads their
 metadata in small batches one after another and waits on the index most of its time (a cell of
@@ -9,22 +11,27 @@ whose source answers alike an earlier cell's search is not searched at all.
 
 :class:`WarmUp` runs the searches of the cold cells a few at once in threads, in the exact
 run's order, each with the hints the exact run will give it if every cell before it is searched
-(its improvement pass, the only part that uses them, waits for the exact run's sets of those
-cells). Each search's set and what it asked (:class:`~stackmeta.resolve.provider.Answers`) are
-kept as a :class:`Guess`. The exact run takes a guess as the cell's set only when it would
-have searched that cell with those very hints and set before, and the cell's source answers
-every question of the guess alike (asked again, on a fresh memo): the search is a function of
-these, so it would find that set. Else it searches, finding at hand what the guess read. So the
-sets are the same as cell by cell; only when things are fetched, and by which thread, changes.
+(its improvement pass, the only part that uses them, waits for the sets of those cells). Each
+search's set and what it asked (:class:`~stackmeta.resolve.provider.Answers`) are kept as a
+:class:`Guess`. The exact run takes a guess as the cell's set only when it would have searched
+that cell with the same hints and set before, and the cell's source answers every question of
+the guess alike (asked again, on a fresh memo): the search is a function of these, so it would
+find that set. Else it searches, finding at hand what the guess read. So the sets are the same
+as cell by cell; only when things are fetched, and by which thread, changes.
 
 A cell is cold when the metadata of many of its release pins needs a request (neither read by
-the client nor in its disk cache): with a warm cache nothing is searched ahead, and a run costs
-what it did. Ctrl-C stops the threads at their next step (they are daemons: the process does not
-wait for them).
+the client nor in its disk cache). With a warm cache the cells are searched by turns by the
+exact run itself and by second processes (:mod:`stackmeta.resolve.remote`), a process taking
+first a cell whose hints are known: the exact run's sets, or a guess's set not yet settled (a
+guess given a set the exact run does not settle on has other hints than the exact run's, and
+is not taken). Ctrl-C stops the threads at
+their next step (they are daemons: the process does not wait for them) and the processes.
 """
 
 from __future__ import annotations
 
+import functools
+import os
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -38,9 +45,12 @@ from stackmeta.index.source import IndexSource
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.resolve.nearest import NearestSet
 from stackmeta.resolve.provider import Answers, Memo
+from stackmeta.resolve.remote import ClientSpec, Remote
 from stackmeta.resolve.search import resolve
 
-THREADS = 12  # cells searched at once (they share the client's requests in flight)
+THREADS = 12  # cold cells searched at once (they share the client's requests in flight)
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+PROCESSES = min(3, _CORES - 1)  # warm cells: searched in this many more processes and one thread here
 COLD_SHARE = 0.1  # a cell is cold when more than this share of its pins' metadata needs a request
 WAIT_STEP = 0.5  # seconds between looks at the threads (Ctrl-C is seen at once anyway)
 
@@ -102,38 +112,51 @@ class Guess:
 
     def holds(self, hint_cells: Sequence[Cell], hints: Sequence[NearestSet], source: IndexSource) -> bool:
         """Whether the exact run's search of the cell would find this: given the same hints
-        (the very sets), and every question asked again on a fresh memo of *source* answered
-        alike (:meth:`Answers.same`)."""
-        return (self.hints is None or (
-                    self.hint_cells == tuple(hint_cells) and len(self.hints) == len(hints)
-                    and all(a is b for a, b in zip(self.hints, hints, strict=True)))) \
+        (the same cells, and sets equal to the exact run's: a search reads nothing else of
+        them), and every question asked again on a fresh memo of *source* answered alike
+        (:meth:`Answers.same`)."""
+        return (self.hints is None or (self.hint_cells == tuple(hint_cells) and self.hints == tuple(hints))) \
             and self.answers.same(Memo(source), source.target)
 
 
 class WarmUp:
-    """The cold ones of *order* (:func:`cold_cells`; *order* is the exact run's) searched in
-    threads, *threads* at once, in order (see the module's docstring). Nothing is searched
-    ahead for fewer than two cold cells (one cell alone waits as long either way). Used as a
-    context manager around the exact run, which asks :meth:`guess` for a cell before its own
-    work on it and tells :meth:`settled` each cell's outcome; leaving it stops the threads. An
-    error of a search is a guess like a set; a bug in a thread is raised by :meth:`guess` or on
-    leaving."""
+    """The cells of *order* (the exact run's) searched ahead, in order (see the module's
+    docstring): from a cold cache the cold ones (:func:`cold_cells`; at least two, one cell
+    alone waits as long either way) in *threads* threads at once; else, from a warm cache,
+    every cell, in *processes* second processes (:class:`~stackmeta.resolve.remote.Remote`)
+    and one thread here, the searches being CPU-bound (none with no process, or no disk cache
+    the processes could share). Used as a context manager around the exact run, which asks
+    :meth:`guess` for a cell when it would search it and tells :meth:`settled` each cell's
+    outcome; leaving it stops the threads and the processes. An error of a search is a guess
+    like a set; a bug in a thread or a process is raised by :meth:`guess` or on leaving."""
 
     def __init__(self, rel: record.Release, client: IndexClient, order: Sequence[Cell], *,
                  builds: Builds | None = None,
                  before: Callable[[Cell], NearestSet | None] = lambda _: None,
-                 threads: int = THREADS, progress: Progress = NO_PROGRESS) -> None:
+                 threads: int = THREADS, processes: int = 0, progress: Progress = NO_PROGRESS) -> None:
         self.rel, self.client, self.builds, self.before = rel, client, builds, before
         self.progress = progress
-        self.cells = cold_cells(rel, client, order, builds=builds, progress=progress) if threads > 0 else []
-        if len(self.cells) < 2:
-            self.cells = []
+        cold = cold_cells(rel, client, order, builds=builds, progress=progress) if threads > 0 else []
+        self._spec = ClientSpec.of(client, builds) if processes > 0 and len(cold) < 2 else None
+        self.cells: list[Cell] = []
+        self.processes = 0  # second processes searching
+        if len(cold) >= 2:
+            self.cells = cold
+        elif self._spec is not None and len(order) >= 2:
+            self.cells, self.processes, threads = list(order), processes, 0
         self._order = list(order)
-        position = {c: i for i, c in enumerate(order)}
+        self._position = {c: i for i, c in enumerate(order)}
         # each cell's hint cells if every cell before it is searched (see _hints)
-        self._hint_cells = {c: tuple(nearby(order[:position[c]], c)[:2]) for c in self.cells}
+        self._hint_cells = {c: tuple(nearby(order[:self._position[c]], c)[:2]) for c in self.cells}
         self._pins = list(record.pins(rel))
-        self._todo = list(reversed(self.cells))  # popped from the end: in order
+        # who searches each cell: True, a searcher ahead; False, the exact run itself. Cold
+        # cells are all searched ahead, in order. Warm, each search costs CPU wherever it runs:
+        # the exact run searches a cell itself unless a process took it, and a process takes
+        # the second cell not yet taken from where the exact run is (the first is the exact
+        # run's next), so that the two take turns rather than wait for each other
+        self._claims: dict[Cell, bool] = {}
+        self._at = 0  # the position in *order* of the exact run
+        self._lead = 1 if self.processes else 0
         self._guesses: dict[Cell, Guess | None] = {}  # None: stopped, or a bug
         self._settled: dict[Cell, NearestSet | None] = {}  # the exact run's sets (None: not searched)
         self._cond = threading.Condition()
@@ -141,26 +164,42 @@ class WarmUp:
         self._failures: list[BaseException] = []
         self._stopper = _Stopper(self._stop)
         self._threads = min(threads, len(self.cells))
+        self._remotes: list[Remote] = []
         self.taken = 0  # guesses the exact run took
 
     def __enter__(self) -> WarmUp:
-        for i in range(self._threads):
-            threading.Thread(target=self._work, name=f"stackmeta-warmup-{i}", daemon=True).start()
+        if self.processes:
+            # what this client read and has not written yet is what the processes read first
+            self.client.cache.flush()
+            assert self._spec is not None
+            self._remotes = [Remote(self.rel, self._spec) for _ in range(self.processes)]
+        searchers: list[Remote | None] = [None] * self._threads
+        searchers.extend(self._remotes)
+        for i, remote in enumerate(searchers):
+            threading.Thread(target=self._work, args=(remote,), name=f"stackmeta-warmup-{i}",
+                             daemon=True).start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
+        for remote in self._remotes:
+            remote.close()
         if exc[0] is None:
             self._raise()
 
     def guess(self, cell: Cell) -> Guess | None:
-        """*cell*'s search run ahead, once it ended (None at once for a cell not searched
-        ahead)."""
+        """*cell*'s search run ahead, once it ended; None at once for a cell not searched
+        ahead: the exact run searches it (and no process takes it then)."""
         if cell not in self.cells:
             return None
         with self._cond:
+            self._at = max(self._at, self._position[cell])
+            if self._lead and not self._claims.setdefault(cell, False):
+                return None
             if cell not in self._guesses:
-                self.progress.start("cold cells searched ahead", len(self.cells))
+                what = f"cells searched ahead in {self.processes + 1} processes" if self.processes \
+                    else "cold cells searched ahead"
+                self.progress.start(what, len(self.cells))
                 self.progress.advance(len(self._guesses))
                 try:
                     while cell not in self._guesses and not self._failures:
@@ -179,6 +218,8 @@ class WarmUp:
         *guessed*: the exact run took its guess (counted in :attr:`taken`)."""
         with self._cond:
             self._settled[cell] = nearest
+            self._guesses.pop(cell, None)  # kept by the exact run when taken
+            self._at = max(self._at, self._position[cell] + 1)
             self.taken += guessed
             self._cond.notify_all()
 
@@ -187,15 +228,28 @@ class WarmUp:
             if self._failures:
                 raise self._failures[0]
 
+    def _ready(self, cell: Cell) -> bool:
+        """Whether *cell*'s set is known as a hint (:meth:`_set_of`)."""
+        return cell in self._settled or (self._lead > 0 and self._guesses.get(cell) is not None)
+
+    def _set_of(self, cell: Cell) -> NearestSet | None:
+        """*cell*'s set as a hint: the exact run's once settled; before that, from a warm cache,
+        its guess's (the exact run's set when the guess holds: were it not to, no guess given
+        it as a hint would hold either, as its hints differ)."""
+        if cell in self._settled:
+            return self._settled[cell]
+        guess = self._guesses.get(cell) if self._lead else None
+        return None if guess is None else guess.nearest
+
     def _hints(self, cell: Cell) -> tuple[tuple[Cell, ...], list[NearestSet]]:
-        """*cell*'s hint cells and the exact run's sets of them, once it has them: the cells
-        foreseen when each was searched; else (one was not: its set came from an earlier cell,
-        or it had none) the nearest of the cells searched before, once the exact run settled
-        every cell before this one."""
+        """*cell*'s hint cells and their sets (:meth:`_set_of`), once known: the cells foreseen
+        when each was searched; else (one was not: its set came from an earlier cell, or it had
+        none) the nearest of the cells searched before, once the exact run settled every cell
+        before this one."""
         with self._cond:
             foreseen = self._hint_cells[cell]
-            self._wait(lambda: all(c in self._settled for c in foreseen))
-            sets = [n for c in foreseen if (n := self._settled[c]) is not None]
+            self._wait(lambda: all(self._ready(c) for c in foreseen))
+            sets = [n for c in foreseen if (n := self._set_of(c)) is not None]
             if len(sets) == len(foreseen):
                 return foreseen, sets
             earlier = self._order[:self._order.index(cell)]
@@ -232,15 +286,30 @@ class WarmUp:
         return Guess(hint_cells=hint_cells, hints=None if hint_sets is None else tuple(hint_sets),
                      nearest=nearest, failure=failure, answers=memo.answers())
 
-    def _work(self) -> None:
-        while True:
-            with self._cond:
-                if not self._todo or self._stop.is_set():
-                    return
-                cell = self._todo.pop()
+    def _next(self) -> Cell | None:
+        """The next cell a searcher ahead takes (see ``_claims``), None when there is none."""
+        with self._cond:
+            if self._stop.is_set():
+                return None
+            free = [c for c in self.cells if c not in self._claims and self._position[c] >= self._at]
+            free = free[self._lead:]
+            if not free:
+                return None
+            # a process takes first a cell whose hints are known (it will not wait for them)
+            cell = next((c for c in free if all(self._ready(h) for h in self._hint_cells[c])), free[0]) \
+                if self._lead else free[0]
+            self._claims[cell] = True
+            return cell
+
+    def _work(self, remote: Remote | None) -> None:
+        """Search cells (here, or in *remote*) until none is left to take."""
+        while (cell := self._next()) is not None:
             guess: Guess | None = None
             try:
-                guess = self._search(cell)
+                if remote is None:
+                    guess = self._search(cell)
+                else:
+                    guess = remote.search(cell, self.before(cell), functools.partial(self._hints, cell))
             except (StackmetaError, _Stopped):
                 pass
             except BaseException as exc:  # a bug: the run stops and shows it
@@ -250,3 +319,5 @@ class WarmUp:
             with self._cond:
                 self._guesses[cell] = guess
                 self._cond.notify_all()
+            if remote is not None and not remote.alive:
+                return  # the process is gone (killed?): the exact run searches the cells left

@@ -15,15 +15,16 @@ import pytest
 from stackmeta.index import IndexClient
 from stackmeta.index.installable import Builds
 from stackmeta.index.source import IndexSource
-from stackmeta.resolve import warmup
+from stackmeta.resolve import remote, warmup
 from stackmeta.resolve.cells import resolve_cells
-from tests.pypiserver_fixture import pypiserver
-from tests.resolve.test_cells import CELLS, RELEASE, fill
+from tests.pypiserver_fixture import make_wheel, package, pypiserver, synthetic_release
+from tests.resolve.test_cells import CELLS, PLATFORM_TAGS, RELEASE, fill
 
 
-def _resolve(index: str, cache: Path, builds: Path, threads: int) -> Any:
+def _resolve(index: str, cache: Path, builds: Path, threads: int, processes: int = 0) -> Any:
     with IndexClient(index, cache_dir=cache) as client:
-        return resolve_cells(RELEASE, client, CELLS, builds=Builds(client, folder=builds), warm_up=threads)
+        return resolve_cells(RELEASE, client, CELLS, builds=Builds(client, folder=builds), warm_up=threads,
+                             processes=processes)
 
 
 def test_cells_warmed_up_get_the_sets_they_get_one_by_one(tmp_path: Path,
@@ -66,10 +67,15 @@ def test_cells_warmed_up_get_the_sets_they_get_one_by_one(tmp_path: Path,
             source = IndexSource(client, home.target, builds=built)
             assert guesses[home].holds((), [], source)
             assert not guesses[home].holds(later.hint_cells, list(later.hints), source)
-            # an equal set is not the same one: the exact run compares the very objects it gave
+            # the hints compared are sets equal to those given (another process's are copies),
+            # and one pin otherwise is another hint
+            own = IndexSource(client, next(c for c, g in guesses.items() if g is later).target, builds=built)
             copies = [dataclasses.replace(h) for h in later.hints]
-            assert copies == list(later.hints)
-            assert not later.holds(later.hint_cells, copies, source)
+            assert later.holds(later.hint_cells, copies, own)
+            other_pin = dataclasses.replace(copies[0], pins=copies[0].pins[1:])
+            assert not later.holds(later.hint_cells, [other_pin, *copies[1:]], own)
+            elsewhere = tuple(c for c in CELLS if c not in later.hint_cells)[:len(copies)]
+            assert not later.holds(elsewhere, copies, own)  # the same sets, as other cells' hints
             # another cell's source answers otherwise (its Python's wheels)
             other = next(c for c in CELLS if c.python != home.python)
             assert not guesses[home].holds((), [], IndexSource(client, other.target, builds=built))
@@ -115,3 +121,101 @@ def test_leaving_stops_the_threads_and_a_bug_in_one_is_raised(tmp_path: Path,
             with pytest.raises(ZeroDivisionError, match="a bug in the search"), \
                     warmup.WarmUp(RELEASE, client, CELLS, threads=2) as reading:
                 reading.guess(CELLS[-1])
+
+
+# the release with a package at another version on each platform: no cell has another's
+# answers, so every cell is searched (in the synthetic release most cells take an earlier one's)
+APART = synthetic_release([*RELEASE.packages, package("platish", "1.0")])
+
+
+def _fill_apart(packages: Path) -> None:
+    fill(packages)
+    for i, plat in enumerate(PLATFORM_TAGS.values()):
+        make_wheel(packages, "platish", f"1.{i}", tag=f"py3-none-{plat}")
+
+
+def _resolve_apart(index: str, cache: Path, builds: Path, processes: int) -> Any:
+    with IndexClient(index, cache_dir=cache) as client:
+        return resolve_cells(APART, client, CELLS, builds=Builds(client, folder=builds),
+                             warm_up=warmup.THREADS if processes else 0, processes=processes)
+
+
+def _remote_searches(monkeypatch: pytest.MonkeyPatch, before: Any = None) -> list[tuple[Any, Any]]:
+    """The searches the second processes made, as the parent got them: (cell, guess)."""
+    made: list[tuple[Any, Any]] = []
+    real = remote.Remote.search
+
+    def search(self: Any, cell: Any, *args: Any) -> Any:
+        if before is not None:
+            before(self)
+        guess = real(self, cell, *args)
+        made.append((cell, guess))
+        return guess
+
+    monkeypatch.setattr(remote.Remote, "search", search)
+    return made
+
+
+def test_warm_cells_searched_in_a_second_process_get_the_sets_they_get_one_by_one(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    taken: list[tuple[Any, bool]] = []
+    real_settled = warmup.WarmUp.settled
+
+    def settled(self: Any, cell: Any, nearest: Any, *, guessed: bool = False) -> None:
+        taken.append((cell, guessed))
+        real_settled(self, cell, nearest, guessed=guessed)
+
+    monkeypatch.setattr(warmup.WarmUp, "settled", settled)
+    made = _remote_searches(monkeypatch)
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        cache, builds = tmp_path / "cache", tmp_path / "builds"
+        one_by_one = _resolve_apart(server.simple, cache, builds, processes=0)
+        assert made == [] and all(r.same_as is None for r in one_by_one.results)
+        with IndexClient(server.simple, cache_dir=cache) as client:
+            warm = warmup.WarmUp(APART, client, CELLS, processes=1)
+            assert (warm.cells, warm.processes) == (list(CELLS), 1)  # warm: every cell, one process
+        taken.clear()
+        two = _resolve_apart(server.simple, cache, builds, processes=1)
+        assert two.results == one_by_one.results and two.failed == ()
+        # the second process searched cells, and the exact run took each of them (the same
+        # hints, the same answers); the other cells it searched itself
+        from_remote = [c for c, g in made if g is not None]
+        assert from_remote and sorted(c for c, guessed in taken if guessed) == sorted(from_remote)
+        assert len(taken) == len(CELLS) > len(from_remote)
+
+
+def test_a_second_process_gone_leaves_its_cells_to_the_exact_run(tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        cache, builds = tmp_path / "cache", tmp_path / "builds"
+        one_by_one = _resolve_apart(server.simple, cache, builds, processes=0)
+        made = _remote_searches(monkeypatch, before=lambda r: r._proc.kill())  # killed (say, out of memory)
+        gone = _resolve_apart(server.simple, cache, builds, processes=1)
+        assert gone.results == one_by_one.results
+        assert [g for _, g in made] == [None]  # it asked once, got nothing, and took no more cells
+
+
+def test_a_bug_in_the_second_process_is_raised_and_leaving_stops_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    site.mkdir()
+    # the child process imports this at startup: its search has a bug
+    (site / "sitecustomize.py").write_text(
+        "import stackmeta.resolve.search as s\n"
+        "def broken(*a, **k):\n    raise ZeroDivisionError('a bug in the search')\n"
+        "s.resolve = broken\n")
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        cache, builds = tmp_path / "cache", tmp_path / "builds"
+        _resolve_apart(server.simple, cache, builds, processes=0)
+        monkeypatch.setenv("PYTHONPATH", str(site))
+        with pytest.raises(remote.RemoteBug, match="ZeroDivisionError: a bug in the search"):
+            _resolve_apart(server.simple, cache, builds, processes=1)
+        with IndexClient(server.simple, cache_dir=cache) as client:
+            with warmup.WarmUp(APART, client, CELLS, processes=1) as warming:
+                child = warming._remotes[0]._proc
+                assert child.poll() is None
+            # gone once the run is (it ignores Ctrl-C: the parent stops it)
+            assert child.returncode is not None
