@@ -123,11 +123,17 @@ class Target:
         target, or None when it can."""
         if marker is None:
             return None
+        known = _marker_errors(self)  # remembered as evaluate's answers are
+        hit = known.get(id(marker))
+        if hit is not None and hit[0] is marker:
+            return hit[1]
+        found = None
         try:
             marker.evaluate({**_environment(self), "extra": ""})
         except ValueError as exc:
-            return f"{marker}: {exc}"
-        return None
+            found = f"{marker}: {exc}"
+        known[id(marker)] = (marker, found)
+        return found
 
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the best tag of a wheel for this target (lower is better), or None
@@ -176,6 +182,12 @@ def _evaluated(target: Target, extras: frozenset[str]) -> dict[int, tuple[Marker
     is kept, so its id stays its own (a hit is checked to be the same object). A search asks
     for a few extras per target (5 in a cell of CMSSW_14_0_0), a check for five or six targets
     at a time: the targets of cells resolved long before are let go (4,000 markers each)."""
+    return {}
+
+
+@lru_cache(maxsize=64)
+def _marker_errors(target: Target) -> dict[int, tuple[Marker, str | None]]:
+    """id of a marker -> (the marker, :meth:`Target.marker_error`'s answer), as :func:`_evaluated`."""
     return {}
 
 

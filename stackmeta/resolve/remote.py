@@ -116,6 +116,9 @@ class Remote:
             return True
         except (OSError, ValueError):  # the child is gone (or closed): no guess
             return False
+        except (pickle.PicklingError, TypeError, AttributeError):  # cannot be sent: searched here
+            self.close()
+            return False
 
     def _read(self) -> Any:
         try:

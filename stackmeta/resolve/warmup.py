@@ -172,7 +172,11 @@ class WarmUp:
             # what this client read and has not written yet is what the processes read first
             self.client.cache.flush()
             assert self._spec is not None
-            self._remotes = [Remote(self.rel, self._spec) for _ in range(self.processes)]
+            for _ in range(self.processes):
+                try:
+                    self._remotes.append(Remote(self.rel, self._spec))
+                except OSError:  # no process to be had (a limit reached): the exact run searches
+                    break
         searchers: list[Remote | None] = [None] * self._threads
         searchers.extend(self._remotes)
         for i, remote in enumerate(searchers):
