@@ -177,6 +177,10 @@ class IndexSource:
         # (name, version) -> the file whose metadata pip reads here (asked again and again)
         self._chosen: dict[tuple[NormalizedName, Version], ProjectFile | None] = {}
         self._wheels: dict[NormalizedName, frozenset[Version]] = {}  # name -> its versions with a wheel here
+        # answers made once (a cell's sameness checks and its guess's check each ask on a fresh
+        # memo, the same questions again); not when the page could not be read (it may be later)
+        self._versions: dict[NormalizedName, Sequence[Version]] = {}
+        self._verdicts: dict[tuple[NormalizedName, Version], Verdict] = {}
 
     def _page(self, name: NormalizedName) -> ProjectPage | None:
         try:
@@ -187,10 +191,14 @@ class IndexSource:
             return None
 
     def versions(self, name: NormalizedName) -> Sequence[Version]:
-        page = self._page(canonicalize_name(name))
-        if page is None:
-            return []
-        return installable_list(page, self.target)
+        cname = canonicalize_name(name)
+        found = self._versions.get(cname)
+        if found is None:
+            page = self._page(cname)
+            if page is None:
+                return []
+            found = self._versions[cname] = tuple(installable_list(page, self.target))
+        return found
 
     def has_wheel(self, name: NormalizedName, version: Version) -> bool:
         """Whether that version has a wheel for the target (:func:`wheel_versions`)."""
@@ -233,10 +241,19 @@ class IndexSource:
 
     def installable(self, name: NormalizedName, version: Version) -> Verdict:
         """Whether the target can install that version (building its sdist if need be)."""
+        cname = canonicalize_name(name)
+        key = (cname, version)
+        found = self._verdicts.get(key)
+        if found is None:
+            page = self._page(cname)
+            found = self._installable(cname, version, page)
+            if page is not None:
+                self._verdicts[key] = found
+        return found
+
+    def _installable(self, cname: NormalizedName, version: Version, page: ProjectPage | None) -> Verdict:
         from stackmeta.index.installable import verdict
 
-        cname = canonicalize_name(name)
-        page = self._page(cname)
         if page is None:
             found = verdict((), self.target, cname, self.builds)
         else:  # judged on the page's rows: a file is built only to be built or run

@@ -157,13 +157,13 @@ def test_index_source_versions_and_dependencies(server: StaticServer) -> None:
     with client(server.url + "/simple", None) as c:
         src = IndexSource(c, T39)
         src.prefetch(["delta", "alpha", "yankedpkg", "py3only"])
-        assert src.versions("delta") == [Version("2.0"), Version("3.0"), Version("4.0rc1")]
-        assert src.versions("yankedpkg") == []  # yanked: not a candidate
-        assert src.versions("py3only") == []  # Requires-Python >=3.12
+        assert list(src.versions("delta")) == [Version("2.0"), Version("3.0"), Version("4.0rc1")]
+        assert list(src.versions("yankedpkg")) == []  # yanked: not a candidate
+        assert list(src.versions("py3only")) == []  # Requires-Python >=3.12
         deps = src.dependencies("alpha", Version("1.0"))
         assert deps is not None and [str(r) for r in deps] == ["beta<2", "gamma[extra1]", "six"]
         assert src.dependencies("oldsdist", Version("0.1")) is None
-        assert src.versions("notthere") == [] and src.errors == {}
+        assert list(src.versions("notthere")) == [] and src.errors == {}
 
 
 # -- faults: one clear message naming the package and the URL; nothing wrong cached -------
