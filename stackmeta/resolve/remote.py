@@ -45,6 +45,9 @@ from stackmeta.resolve.gcpace import rare_full_collections
 from stackmeta.resolve.nearest import NearestSet
 
 STOP_WAIT = 3.0  # seconds a child gets to leave after SIGTERM
+# seconds a search in the child may go without a word (a warm search takes seconds; its sdist
+# builds, if any were not made before, at most --build-timeout each, two at a time)
+SEARCH_LIMIT = 1800.0
 
 
 class RemoteBug(RuntimeError):
@@ -98,7 +101,8 @@ class Remote:
     called from one thread at a time; :meth:`close` from any (it ends a search under way, whose
     :meth:`search` then returns None)."""
 
-    def __init__(self, rel: record.Release, spec: ClientSpec) -> None:
+    def __init__(self, rel: record.Release, spec: ClientSpec, *, limit: float | None = None) -> None:
+        self.limit = SEARCH_LIMIT if limit is None else limit
         env = dict(os.environ)
         root = str(Path(stackmeta.__file__).resolve().parent.parent)  # this stackmeta, installed or not
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
@@ -135,11 +139,18 @@ class Remote:
         if not self.alive or not self._write(("search", cell, before)):
             return None
         while True:
-            message = self._read()
+            # a child that says nothing for that long is stopped (its cells are the exact run's)
+            watchdog = threading.Timer(self.limit, self.close)
+            watchdog.daemon = True
+            watchdog.start()
+            try:
+                message = self._read()
+            finally:
+                watchdog.cancel()
             if not isinstance(message, tuple) or not message:
                 return None
             if message[0] == "hints":
-                cells, sets = hints()
+                cells, sets = hints()  # not timed: the exact run's sets may take their time
                 if not self._write(("hints", tuple(cells), tuple(sets))):
                     return None
             elif message[0] == "guess":

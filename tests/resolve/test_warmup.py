@@ -197,15 +197,35 @@ def test_a_second_process_gone_leaves_its_cells_to_the_exact_run(tmp_path: Path,
         assert [g for _, g in made] == [None]  # it asked once, got nothing, and took no more cells
 
 
-def test_a_bug_in_the_second_process_is_raised_and_leaving_stops_it(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+def _site(tmp_path: Path, body: str) -> Path:
+    """A folder with a sitecustomize.py that the child process imports at startup: *body*
+    given the child's stackmeta.resolve.search as ``s``."""
     site = tmp_path / "site"
     site.mkdir()
-    # the child process imports this at startup: its search has a bug
-    (site / "sitecustomize.py").write_text(
-        "import stackmeta.resolve.search as s\n"
-        "def broken(*a, **k):\n    raise ZeroDivisionError('a bug in the search')\n"
-        "s.resolve = broken\n")
+    (site / "sitecustomize.py").write_text("import stackmeta.resolve.search as s\n" + body)
+    return site
+
+
+def test_a_second_process_that_hangs_is_stopped_and_its_cells_searched_here(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = _site(tmp_path, "import time\ndef stuck(*a, **k):\n    time.sleep(3600)\ns.resolve = stuck\n")
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        cache, builds = tmp_path / "cache", tmp_path / "builds"
+        one_by_one = _resolve_apart(server.simple, cache, builds, processes=0)
+        made = _remote_searches(monkeypatch)
+        monkeypatch.setenv("PYTHONPATH", str(site))
+        monkeypatch.setattr(remote, "SEARCH_LIMIT", 2.0)
+        start = time.monotonic()
+        stopped = _resolve_apart(server.simple, cache, builds, processes=1)
+        assert stopped.results == one_by_one.results
+        assert [g for _, g in made] == [None] and time.monotonic() - start < 60
+
+
+def test_a_bug_in_the_second_process_is_raised_and_leaving_stops_it(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    site = _site(tmp_path, "def broken(*a, **k):\n    raise ZeroDivisionError('a bug in the search')\n"
+                           "s.resolve = broken\n")
     with pypiserver(tmp_path / "server") as server:
         _fill_apart(server.packages)
         cache, builds = tmp_path / "cache", tmp_path / "builds"
