@@ -32,7 +32,7 @@ import shutil
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -145,6 +145,7 @@ class Builds:
         self.timeout = timeout
         self.jobs = jobs
         self._lock = threading.Lock()
+        self.building = 0  # builds running now
         self._done: Once[WheelBuild] = Once()
         self._running = threading.BoundedSemaphore(jobs)
         self._ahead: queue.Queue[tuple[ProjectFile, str, tuple[int, int] | None]] = queue.Queue()
@@ -242,7 +243,7 @@ class Builds:
         except StackmetaError as exc:
             # the index did not give the file: nothing is remembered on disk (it may work later)
             return WheelBuild(sdist=file.filename, sha256=file.sha256 or "", reason=f"not downloaded: {exc}")
-        with self._running:
+        with self._running, self._counted():
             if self.client.transport.aborted:  # Ctrl-C while waiting for a turn: no verdict at all
                 raise BuildError(f"{file.filename}: not built: the run was interrupted")
             frontend = self.frontend(python, minor)
@@ -263,6 +264,16 @@ class Builds:
                 raise BuildError(f"{file.filename}: not built: the run was interrupted")
         self._save(result, tag)
         return result
+
+    @contextlib.contextmanager
+    def _counted(self) -> Iterator[None]:
+        with self._lock:
+            self.building += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self.building -= 1
 
     def _upgraded_pip(self, python: str, minor: tuple[int, int] | None) -> str:
         """The interpreter of a venv of *python* whose pip was upgraded as the README tells a

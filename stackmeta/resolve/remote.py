@@ -1,9 +1,9 @@
 """A cell's search in a second process: the searches are CPU-bound, and one process runs one
-at a time (the GIL), so on a machine with two cores a warm run of a release's cells uses one.
+at a time (the GIL), so on a machine with two cores a warm run of a release's cells used one.
 
-:class:`Remote` starts ``python -m stackmeta.resolve.remote``, which opens the same index and
-disk cache as the parent (:class:`ClientSpec`) and searches the cells it is given, one at a
-time, as :mod:`stackmeta.resolve.warmup`'s threads do: it asks the parent for its hints when
+:class:`Remote` starts this Python running :func:`main` of this stackmeta, which opens the same
+index and disk cache as the parent (:class:`ClientSpec`) and searches the cells it is given, one
+at a time, as :mod:`stackmeta.resolve.warmup`'s threads do: it asks the parent for its hints when
 its improvement pass starts, and sends back a :class:`~stackmeta.resolve.warmup.Guess`, which
 the exact run takes only when it holds (:meth:`Guess.holds`: the same hints, and every
 question asked again in the parent answered alike). So a second process changes where a search
@@ -91,6 +91,18 @@ class Setup:
     auth: tuple[tuple[str, tuple[str, str]], ...]
 
 
+# the child runs this very stackmeta (the folder holding it is sys.argv[1]), put first on its
+# path only when it would import another (from a checkout: it is not installed)
+_BOOT = """import sys, importlib.util, os
+root = sys.argv[1]
+spec = importlib.util.find_spec("stackmeta")
+if spec is None or os.path.dirname(os.path.dirname(os.path.realpath(spec.origin))) != root:
+    sys.path.insert(0, root)
+from stackmeta.resolve.remote import main
+main()
+"""
+
+
 def _send(stream: IO[bytes], message: object) -> None:
     pickle.dump(message, stream, protocol=pickle.HIGHEST_PROTOCOL)
     stream.flush()
@@ -103,12 +115,10 @@ class Remote:
 
     def __init__(self, rel: record.Release, spec: ClientSpec, *, limit: float | None = None) -> None:
         self.limit = SEARCH_LIMIT if limit is None else limit
-        env = dict(os.environ)
-        root = str(Path(stackmeta.__file__).resolve().parent.parent)  # this stackmeta, installed or not
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        root = str(Path(stackmeta.__file__).resolve().parent.parent)
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "stackmeta.resolve.remote"], stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, start_new_session=True)
+            [sys.executable, "-c", _BOOT, root], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL, start_new_session=True)
         self._lock = threading.Lock()
         self._closed = False
         self._write(Setup(rel=rel, spec=spec, auth=credentials.known()))

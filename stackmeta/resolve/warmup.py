@@ -24,8 +24,8 @@ the client nor in its disk cache). With a warm cache the cells are searched by t
 exact run itself and by second processes (:mod:`stackmeta.resolve.remote`), a process taking
 first a cell whose hints are known: the exact run's sets, or a guess's set not yet settled (a
 guess given a set the exact run does not settle on has other hints than the exact run's, and
-is not taken). Ctrl-C stops the threads at
-their next step (they are daemons: the process does not wait for them) and the processes.
+is not taken). Ctrl-C stops the threads at their next step (they are daemons: the process does
+not wait for them) and the processes.
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ from stackmeta.resolve.search import resolve
 
 THREADS = 12  # cold cells searched at once (they share the client's requests in flight)
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-PROCESSES = min(3, _CORES - 1)  # warm cells: searched in this many more processes and one thread here
+PROCESSES = min(3, _CORES - 1)  # warm cells: searched in this many more processes, by turns with this one
 COLD_SHARE = 0.1  # a cell is cold when more than this share of its pins' metadata needs a request
 WAIT_STEP = 0.5  # seconds between looks at the threads (Ctrl-C is seen at once anyway)
 
@@ -123,12 +123,13 @@ class WarmUp:
     """The cells of *order* (the exact run's) searched ahead, in order (see the module's
     docstring): from a cold cache the cold ones (:func:`cold_cells`; at least two, one cell
     alone waits as long either way) in *threads* threads at once; else, from a warm cache,
-    every cell, in *processes* second processes (:class:`~stackmeta.resolve.remote.Remote`)
-    and one thread here, the searches being CPU-bound (none with no process, or no disk cache
-    the processes could share). Used as a context manager around the exact run, which asks
-    :meth:`guess` for a cell when it would search it and tells :meth:`settled` each cell's
-    outcome; leaving it stops the threads and the processes. An error of a search is a guess
-    like a set; a bug in a thread or a process is raised by :meth:`guess` or on leaving."""
+    the cells are searched by turns by the exact run and *processes* second processes
+    (:class:`~stackmeta.resolve.remote.Remote`), the searches being CPU-bound (nothing ahead
+    with no process, or no disk cache the processes could share). Used as a context manager
+    around the exact run, which asks :meth:`guess` for a cell when it would search it and tells
+    :meth:`settled` each cell's outcome; leaving it stops the threads and the processes. An
+    error of a search is a guess like a set; a bug in a thread or a process is raised by
+    :meth:`guess` or on leaving."""
 
     def __init__(self, rel: record.Release, client: IndexClient, order: Sequence[Cell], *,
                  builds: Builds | None = None,
@@ -151,9 +152,9 @@ class WarmUp:
         self._pins = list(record.pins(rel))
         # who searches each cell: True, a searcher ahead; False, the exact run itself. Cold
         # cells are all searched ahead, in order. Warm, each search costs CPU wherever it runs:
-        # the exact run searches a cell itself unless a process took it, and a process takes
-        # the second cell not yet taken from where the exact run is (the first is the exact
-        # run's next), so that the two take turns rather than wait for each other
+        # the exact run searches a cell itself unless a process took it, and a process leaves
+        # the exact run the first cell not yet taken from where it is (its next), so that the
+        # two take turns rather than wait for each other (see _next)
         self._claims: dict[Cell, bool] = {}
         self._at = 0  # the position in *order* of the exact run
         self._lead = 1 if self.processes else 0
@@ -201,20 +202,29 @@ class WarmUp:
             if self._lead and not self._claims.setdefault(cell, False):
                 return None
             if cell not in self._guesses:
-                what = f"cells searched ahead in {self.processes + 1} processes" if self.processes \
-                    else "cold cells searched ahead"
-                self.progress.start(what, len(self.cells))
-                self.progress.advance(len(self._guesses))
+                shown = None
                 try:
                     while cell not in self._guesses and not self._failures:
-                        shown = len(self._guesses)
+                        # the bar says so while sdists build (a search waits for them)
+                        what = self._what()
+                        if what != shown:
+                            self.progress.start(what, len(self.cells))
+                            self.progress.advance(len(self._guesses))
+                            shown, count = what, len(self._guesses)
                         self._cond.wait(WAIT_STEP)
-                        if len(self._guesses) > shown:
-                            self.progress.advance(len(self._guesses) - shown)
+                        if len(self._guesses) > count:
+                            self.progress.advance(len(self._guesses) - count)
+                            count = len(self._guesses)
                 finally:
                     self.progress.done()
         self._raise()
         return self._guesses.get(cell)
+
+    def _what(self) -> str:
+        """The progress bar's label while the exact run waits for a search ahead."""
+        what = f"cells searched ahead in {self.processes + 1} processes" if self.processes \
+            else "cold cells searched ahead"
+        return f"{what}, building sdists" if self.builds is not None and self.builds.building else what
 
     def settled(self, cell: Cell, nearest: NearestSet | None, *, guessed: bool = False) -> None:
         """The exact run's outcome for *cell*: its set when it was searched, else None (a set
@@ -238,8 +248,8 @@ class WarmUp:
 
     def _set_of(self, cell: Cell) -> NearestSet | None:
         """*cell*'s set as a hint: the exact run's once settled; before that, from a warm cache,
-        its guess's (the exact run's set when the guess holds: were it not to, no guess given
-        it as a hint would hold either, as its hints differ)."""
+        its guess's (the exact run's set when the guess is taken; a guess given another set
+        than the exact run settles on does not have the exact run's hints, and is not taken)."""
         if cell in self._settled:
             return self._settled[cell]
         guess = self._guesses.get(cell) if self._lead else None

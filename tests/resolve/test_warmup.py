@@ -239,3 +239,43 @@ def test_a_bug_in_the_second_process_is_raised_and_leaving_stops_it(tmp_path: Pa
                 assert child.poll() is None
             # gone once the run is (it ignores Ctrl-C: the parent stops it)
             assert child.returncode is not None
+
+
+class _Labels:
+    """A progress that keeps the labels it was started with."""
+
+    def __init__(self) -> None:
+        self.labels: list[str] = []
+
+    def start(self, what: str, total: int | None) -> None:
+        self.labels.append(what)
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+    def done(self) -> None:
+        pass
+
+
+def test_the_bar_says_when_the_searches_ahead_wait_for_sdist_builds(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    with pypiserver(tmp_path / "server") as server:
+        fill(server.packages)
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache") as client:
+            builds = Builds(client, folder=tmp_path / "builds")
+
+            def building(*_a: Any, progress: Any, **_k: Any) -> None:
+                # a search whose sdists build for a while (as Builds counts them), then ends
+                with builds._counted():
+                    time.sleep(3 * warmup.WAIT_STEP)
+                from stackmeta.errors import ResolutionError
+                raise ResolutionError("no consistent set")
+
+            monkeypatch.setattr(warmup, "resolve", building)
+            shown = _Labels()
+            with warmup.WarmUp(RELEASE, client, CELLS, builds=builds, threads=2, progress=shown) as reading:
+                assert len(reading.cells) == len(CELLS)  # an empty cache: all cold
+                guess = reading.guess(CELLS[0])
+            assert guess is not None and guess.failure == "no consistent set"
+            assert "cold cells searched ahead, building sdists" in shown.labels
+            assert builds.building == 0
