@@ -331,8 +331,9 @@ class Answers:
 
         return Answers(versions=tuple((n, one(v)) for n, v in self.versions),
                        wheels=tuple((n, one(asked), one(have)) for n, asked, have in self.wheels),
-                       installable=self.installable,
-                       evaluated=tuple((key, one(reqs)) for key, reqs in self.evaluated))
+                       installable=tuple((n, one(v), ok) for n, v, ok in self.installable),
+                       evaluated=tuple(((n, one(v), one(extras)), one(reqs))
+                                       for (n, v, extras), reqs in self.evaluated))
 
     def same(self, other: Memo, target: Target) -> bool:
         """Whether *other*'s source answers every question alike, asking them (installability,
