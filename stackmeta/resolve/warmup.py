@@ -158,7 +158,8 @@ class WarmUp:
         self._claims: dict[Cell, bool] = {}
         self._at = 0  # the position in *order* of the exact run
         self._lead = 1 if self.processes else 0
-        self._guesses: dict[Cell, Guess | None] = {}  # None: stopped, or a bug
+        self._guesses: dict[Cell, Guess | None] = {}  # None: stopped, or a bug (until settled)
+        self._made = 0  # searches ahead ended (the bar's count)
         self._settled: dict[Cell, NearestSet | None] = {}  # the exact run's sets (None: not searched)
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -209,12 +210,12 @@ class WarmUp:
                         what = self._what()
                         if what != shown:
                             self.progress.start(what, len(self.cells))
-                            self.progress.advance(len(self._guesses))
-                            shown, count = what, len(self._guesses)
+                            self.progress.advance(self._made)
+                            shown, count = what, self._made
                         self._cond.wait(WAIT_STEP)
-                        if len(self._guesses) > count:
-                            self.progress.advance(len(self._guesses) - count)
-                            count = len(self._guesses)
+                        if self._made > count:
+                            self.progress.advance(self._made - count)
+                            count = self._made
                 finally:
                     self.progress.done()
         self._raise()
@@ -332,6 +333,7 @@ class WarmUp:
                 self._stop.set()
             with self._cond:
                 self._guesses[cell] = guess
+                self._made += 1
                 self._cond.notify_all()
             if remote is not None and not remote.alive:
                 return  # the process is gone (killed?): the exact run searches the cells left
