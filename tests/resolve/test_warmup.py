@@ -278,3 +278,14 @@ def test_the_bar_says_when_the_searches_ahead_wait_for_sdist_builds(tmp_path: Pa
                 guess = reading.guess(CELLS[0])
             assert guess is not None and guess.failure == "no consistent set"
             assert "cold cells searched ahead, building sdists" in shown.labels
+
+
+def test_a_release_that_cannot_be_sent_leaves_the_cells_here(tmp_path: Path) -> None:
+    with IndexClient("https://pypi.org/simple", cache_dir=tmp_path / "cache") as client:
+        spec = remote.ClientSpec.of(client, None)
+    assert spec is not None
+    unsendable = dataclasses.replace(RELEASE, packages=(*RELEASE.packages, lambda: None))  # type: ignore[arg-type]
+    child = remote.Remote(unsendable, spec)
+    assert not child.alive  # closed at once: the release could not be pickled
+    assert child._proc.returncode is not None
+    assert child.search(CELLS[0], None, lambda: ((), ())) is None  # its cells are searched here
