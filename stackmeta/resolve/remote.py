@@ -38,7 +38,7 @@ from typing import IO, Any
 import stackmeta
 from stackmeta import credentials, record
 from stackmeta.cells import Cell
-from stackmeta.errors import ResolutionError, StackmetaError
+from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.installable import Builds
 from stackmeta.resolve.gcpace import rare_full_collections
@@ -201,10 +201,7 @@ class _Stopped(Exception):
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child: searches cells as the parent asks, until the end of its input."""
-    from stackmeta.index.source import IndexSource
-    from stackmeta.resolve.provider import Memo
-    from stackmeta.resolve.search import resolve
-    from stackmeta.resolve.warmup import Guess
+    from stackmeta.resolve.warmup import search_ahead
 
     setup: Setup = pickle.load(inp)
     credentials.remember(setup.auth)
@@ -223,29 +220,17 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
             except EOFError:
                 return
             cell, before = message[1], message[2]
-            given: tuple[tuple[Cell, ...], tuple[NearestSet, ...]] | None = None
 
-            def hints() -> list[NearestSet]:
-                nonlocal given
+            def hints() -> tuple[Sequence[Cell], Sequence[NearestSet]]:
                 _send(out, ("hints",))
                 try:
                     reply = pickle.load(inp)
                 except EOFError:  # the parent left
                     raise _Stopped from None
-                given = (reply[1], reply[2])
-                return list(reply[2])
+                return reply[1], reply[2]
 
             try:
-                source = IndexSource(client, cell.target, builds=builds)
-                source.prefetch_dependencies(pins)
-                source.build_sdists(pins)
-                memo = Memo(source)
-                nearest, failure = None, None
-                try:
-                    nearest = resolve(rel, source, cell.target, index_url=client.index_url, memo=memo,
-                                      hints=hints, before=before)
-                except ResolutionError as exc:
-                    failure = str(exc)
+                guess = search_ahead(rel, client, cell, builds=builds, pins=pins, before=before, hints=hints)
             except _Stopped:
                 return
             except StackmetaError:
@@ -254,9 +239,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
             except Exception:
                 _send(out, ("bug", traceback.format_exc()))
                 continue
-            _send(out, ("guess", Guess(hint_cells=given[0] if given else (),
-                                       hints=None if given is None else given[1],
-                                       nearest=nearest, failure=failure, answers=memo.answers())))
+            _send(out, ("guess", guess))
 
 
 def main() -> None:

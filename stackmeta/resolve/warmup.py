@@ -36,6 +36,9 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from packaging.utils import NormalizedName
+from packaging.version import Version
+
 from stackmeta import record
 from stackmeta.cells import Cell
 from stackmeta.errors import ResolutionError, StackmetaError
@@ -117,6 +120,36 @@ class Guess:
         (:meth:`Answers.same`)."""
         return (self.hints is None or (self.hint_cells == tuple(hint_cells) and self.hints == tuple(hints))) \
             and self.answers.same(Memo(source), source.target)
+
+
+def search_ahead(rel: record.Release, client: IndexClient, cell: Cell, *, builds: Builds | None,
+                 pins: Sequence[tuple[NormalizedName, Version]], before: NearestSet | None,
+                 hints: Callable[[], tuple[Sequence[Cell], Sequence[NearestSet]]],
+                 progress: Progress = NO_PROGRESS) -> Guess:
+    """*cell*'s search, as the exact run would make it, kept as a :class:`Guess`: *hints* gives
+    the hint cells and their sets when the improvement pass asks for them (it may wait); the
+    search's one-line failure is a guess too. In a warm-up thread and in a second process
+    (:mod:`stackmeta.resolve.remote`)."""
+    source = IndexSource(client, cell.target, builds=builds)
+    source.prefetch_dependencies(pins, progress)
+    source.build_sdists(pins, progress)
+    memo = Memo(source)
+    given: tuple[Sequence[Cell], Sequence[NearestSet]] | None = None
+
+    def hint_sets() -> list[NearestSet]:
+        nonlocal given
+        given = hints()
+        return list(given[1])
+
+    nearest, failure = None, None
+    try:
+        nearest = resolve(rel, source, cell.target, index_url=client.index_url, progress=progress, memo=memo,
+                          hints=hint_sets, before=before)
+    except ResolutionError as exc:
+        failure = str(exc)
+    return Guess(hint_cells=() if given is None else tuple(given[0]),
+                 hints=None if given is None else tuple(given[1]),
+                 nearest=nearest, failure=failure, answers=memo.answers())
 
 
 class WarmUp:
@@ -280,26 +313,9 @@ class WarmUp:
             self._cond.wait(WAIT_STEP)
 
     def _search(self, cell: Cell) -> Guess:
-        source = IndexSource(self.client, cell.target, builds=self.builds)
-        source.prefetch_dependencies(self._pins, self._stopper)
-        source.build_sdists(self._pins, self._stopper)
-        memo = Memo(source)
-        given: tuple[tuple[Cell, ...], list[NearestSet]] | None = None
-
-        def hints() -> list[NearestSet]:
-            nonlocal given
-            given = self._hints(cell)
-            return given[1]
-
-        nearest, failure = None, None
-        try:
-            nearest = resolve(self.rel, source, cell.target, index_url=self.client.index_url,
-                              progress=self._stopper, memo=memo, hints=hints, before=self.before(cell))
-        except ResolutionError as exc:
-            failure = str(exc)
-        hint_cells, hint_sets = given if given is not None else ((), None)
-        return Guess(hint_cells=hint_cells, hints=None if hint_sets is None else tuple(hint_sets),
-                     nearest=nearest, failure=failure, answers=memo.answers())
+        return search_ahead(self.rel, self.client, cell, builds=self.builds, pins=self._pins,
+                            before=self.before(cell), hints=functools.partial(self._hints, cell),
+                            progress=self._stopper)
 
     def _next(self) -> Cell | None:
         """The next cell a searcher ahead takes (see ``_claims``), None when there is none."""
