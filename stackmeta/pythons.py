@@ -9,10 +9,11 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 from packaging.version import InvalidVersion, Version
+
+from stackmeta.once import Once
 
 
 def candidates(minor: tuple[int, int], *, search_path: str | None = None,
@@ -39,19 +40,15 @@ def candidates(minor: tuple[int, int], *, search_path: str | None = None,
     return out
 
 
-_lock = threading.Lock()
-_found: dict[tuple[int, int], str | None] = {}  # find_minor's answers
+_found: Once[str | None] = Once()  # find_minor's answers, by major.minor
 
 
 def find_minor(minor: tuple[int, int]) -> str | None:
     """The first of :func:`candidates` that runs and is that major.minor; None when none is.
-    Found once for the process, however many threads ask at once (each asked in turn: a
+    Found once for the process, however many threads ask at once (the others wait: a
     resolve's 32 request threads had each run the probes, 19 s of CPU in a warm run of 25
     cells, a pyenv shim being a shell script)."""
-    with _lock:
-        if minor not in _found:
-            _found[minor] = _probe(minor)
-        return _found[minor]
+    return _found.get(minor, lambda: _probe(minor))
 
 
 def _probe(minor: tuple[int, int]) -> str | None:

@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "stackmeta"
 # data flows: read a manifest -> judge an index -> check -> resolve -> write locks -> package
 STAGES = ("manifest", "index", "check", "resolve", "locks", "package")
 SHARED = ("errors", "atomic", "console", "credentials", "progress", "target", "cells", "release", "record",
-          "childenv", "pythons")
+          "childenv", "pythons", "once")
 TOP = ("commands", "cli", "__main__")
 
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from stackmeta import pythons
+from stackmeta.once import Once
 
 
 def test_an_interpreter_is_probed_once_however_many_threads_ask(monkeypatch: pytest.MonkeyPatch) -> None:
     minor = (sys.version_info[0], sys.version_info[1])
-    monkeypatch.setattr(pythons, "_found", {})  # nothing found yet in this process
+    monkeypatch.setattr(pythons, "_found", Once())  # nothing found yet in this process
     probed: list[str] = []
     real = subprocess.run
 
@@ -30,4 +31,4 @@ def test_an_interpreter_is_probed_once_however_many_threads_ask(monkeypatch: pyt
     assert probed and len(probed) == len(set(probed))  # each candidate run once at most
     assert probed[-1] == found.pop()  # the last one probed is the one that answered
     assert pythons.find_minor((1, 9)) is None  # no such Python: None, and remembered
-    assert (1, 9) in pythons._found
+    assert pythons._found.has((1, 9))

@@ -53,8 +53,8 @@ from stackmeta.index.metadata import (
     parse_metadata,
     strip_description,
 )
-from stackmeta.index.once import Once
 from stackmeta.index.simple import ACCEPT, ProjectFile, ProjectPage, parse_project_page
+from stackmeta.once import Once
 from stackmeta.progress import NO_PROGRESS, Progress
 
 T = TypeVar("T")

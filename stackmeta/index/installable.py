@@ -43,7 +43,6 @@ from stackmeta import atomic
 from stackmeta.errors import BuildError, StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.metadata import CoreMetadata, parse_metadata
-from stackmeta.index.once import Once
 from stackmeta.index.pep517 import (
     WHEEL_TIMEOUT,
     Frontend,
@@ -55,6 +54,7 @@ from stackmeta.index.pep517 import (
 from stackmeta.index.runs import ToolRuns, tool
 from stackmeta.index.simple import ProjectFile
 from stackmeta.index.source import F, file_usable, python_ok
+from stackmeta.once import Once
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.pythons import find_minor
 from stackmeta.target import Target

@@ -27,8 +27,8 @@ from packaging.utils import NormalizedName
 from stackmeta import atomic
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import IndexClient
-from stackmeta.index.once import Once
 from stackmeta.index.simple import ProjectFile
+from stackmeta.once import Once
 from stackmeta.pythons import find_minor
 
 # what is imported to know that the tool starts (pip's own vendored pkg_resources is what

@@ -1,5 +1,6 @@
 """A computation per key done once however many threads ask at once (the others wait for it):
-the index client's pages and metadata, sdist builds, the tools' smoke runs."""
+the index client's pages and metadata, sdist builds, the tools' smoke runs, the interpreters
+found on this machine."""
 
 from __future__ import annotations
 
