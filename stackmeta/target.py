@@ -7,8 +7,10 @@ through ``packaging``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, TypeVar
 
 from packaging import tags
 from packaging.markers import Marker
@@ -93,13 +95,7 @@ class Target:
         every cell and every resolution)."""
         if marker is None:
             return True
-        known = _evaluated(self, extras)
-        hit = known.get(id(marker))
-        if hit is not None and hit[0] is marker:
-            return hit[1]
-        found = self._evaluate(marker, extras)
-        known[id(marker)] = (marker, found)
-        return found
+        return _remembered(_evaluated(self, extras), marker, self._evaluate, extras)
 
     def _evaluate(self, marker: Marker, extras: frozenset[str]) -> bool:
         env = _environment(self)
@@ -123,17 +119,14 @@ class Target:
         target, or None when it can."""
         if marker is None:
             return None
-        known = _marker_errors(self)  # remembered as evaluate's answers are
-        hit = known.get(id(marker))
-        if hit is not None and hit[0] is marker:
-            return hit[1]
-        found = None
+        return _remembered(_marker_errors(self), marker, self._marker_error)
+
+    def _marker_error(self, marker: Marker) -> str | None:
         try:
             marker.evaluate({**_environment(self), "extra": ""})
         except ValueError as exc:
-            found = f"{marker}: {exc}"
-        known[id(marker)] = (marker, found)
-        return found
+            return f"{marker}: {exc}"
+        return None
 
     def wheel_rank(self, filename: str) -> int | None:
         """The rank of the best tag of a wheel for this target (lower is better), or None
@@ -183,6 +176,21 @@ def _evaluated(target: Target, extras: frozenset[str]) -> dict[int, tuple[Marker
     for a few extras per target (5 in a cell of CMSSW_14_0_0), a check for five or six targets
     at a time: the targets of cells resolved long before are let go (4,000 markers each)."""
     return {}
+
+
+R = TypeVar("R")
+
+
+def _remembered(known: dict[int, tuple[Marker, R]], marker: Marker, compute: Callable[..., R],
+                *args: Any) -> R:
+    """``compute(marker, *args)``, kept in *known* by the marker's id with the marker
+    itself (so the id stays its own: a hit is checked to be the same object)."""
+    hit = known.get(id(marker))
+    if hit is not None and hit[0] is marker:
+        return hit[1]
+    found = compute(marker, *args)
+    known[id(marker)] = (marker, found)
+    return found
 
 
 @lru_cache(maxsize=64)
