@@ -250,7 +250,3 @@ def main() -> None:
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # what anything prints is not the protocol
     with contextlib.suppress(EOFError, BrokenPipeError, KeyboardInterrupt, SystemExit):
         _serve(sys.stdin.buffer, out)
-
-
-if __name__ == "__main__":
-    main()
