@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Literal
 
+from packaging.markers import Marker
 from packaging.metadata import parse_email
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
@@ -74,7 +75,17 @@ def parse_metadata(data: bytes, *, url: str, project: str) -> CoreMetadata:
 
 @lru_cache(maxsize=4096)
 def _requirement(text: str) -> Requirement:
-    return Requirement(text)
+    req = Requirement(text)
+    if req.marker is not None and len(_MARKERS) < _MAX_MARKERS:
+        req.marker = _MARKERS.setdefault(str(req.marker), req.marker)
+    return req
+
+
+# one Marker object per marker text: thousands of requirements share a few hundred markers
+# (``python_version < "3.10"``), and a target remembers what each marker object evaluates to
+# (stackmeta.target), so each is evaluated once per target, not once per requirement
+_MARKERS: dict[str, Marker] = {}
+_MAX_MARKERS = 1 << 14  # more are not shared (what an index serves is untrusted: no unbounded growth)
 
 
 # the header block as the email parser reads it: header lines and their continuations, up to

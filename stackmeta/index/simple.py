@@ -88,7 +88,9 @@ class Joined(Sequence[str]):
     def __init__(self, items: Iterable[str]) -> None:
         items = list(items)
         self._text = "".join(items)
-        self._starts = array("Q", accumulate(map(len, items), initial=0))
+        # where each starts: 4 bytes each (a page's text is far below 4 GiB), else 8
+        self._starts = array("I" if len(self._text) < 1 << 32 else "Q",
+                             accumulate(map(len, items), initial=0))
 
     def __len__(self) -> int:
         return len(self._starts) - 1
@@ -200,15 +202,17 @@ class ProjectPage:
             self._names: Sequence[str] = [f.filename for f in built]
             self._rps: Sequence[SpecifierSet | None] = [f.requires_python for f in built]
             self._yanked: Sequence[object] = [f.yanked for f in built]
-            self._built: list[ProjectFile | None] = list(built)
+            self._built: dict[int, ProjectFile] = dict(enumerate(built))
             self._make: Callable[[int], ProjectFile] | None = None
         else:
             self._names, self._rps, self._yanked, self._make = lazy
-            self._built = [None] * len(self._names)
-        self._index: dict[Version, list[int]] | None = None
-        self._by_text: dict[str, list[int]] | None = None
+            self._built = {}  # the files built so far, by position (a check builds a few)
+        # positions as arrays of 4-byte numbers (a page has thousands of files: a list of ints
+        # is 36 bytes a position)
+        self._index: dict[Version, array[int]] | None = None
+        self._by_text: dict[str, array[int]] | None = None  # let go once _index is made
         self._of: dict[Version, tuple[ProjectFile, ...]] = {}  # files_of's answers
-        self._at: dict[Version, tuple[int, ...]] = {}  # the positions of each version's files
+        self._at: dict[Version, Sequence[int]] = {}  # the positions of each version's files
         self._groups: dict[Callable[[str], object], FileGroups] = {}  # grouped()'s answers
 
     def __repr__(self) -> str:
@@ -222,9 +226,10 @@ class ProjectPage:
     __hash__ = None  # type: ignore[assignment]
 
     def _file(self, i: int) -> ProjectFile:
-        f = self._built[i]
+        f = self._built.get(i)
         if f is None:
-            assert self._make is not None
+            if self._make is None or not 0 <= i < len(self._names):
+                raise IndexError(i)
             f = self._built[i] = self._make(i)
         return f
 
@@ -236,10 +241,10 @@ class ProjectPage:
     def filenames(self) -> Sequence[str]:
         return self._names
 
-    def _texts(self) -> dict[str, list[int]]:
+    def _texts(self) -> dict[str, array[int]]:
         """The version text of each file name (not yet parsed) -> the files' indexes."""
         if self._by_text is None:
-            by_text: dict[str, list[int]] = {}  # a page repeats each version string many times
+            by_text: dict[str, array[int]] = {}  # a page repeats each version string many times
             same: dict[str, bool] = {}  # ... and its project's name in a few spellings
             project = self.name
             for i, filename in enumerate(self._names):
@@ -257,20 +262,22 @@ class ProjectPage:
                     if text in by_text:
                         by_text[text].append(i)
                     else:
-                        by_text[text] = [i]
+                        by_text[text] = array("I", (i,))
             self._by_text = by_text
         return self._by_text
 
-    def _versions(self) -> dict[Version, list[int]]:
+    def _versions(self) -> dict[Version, array[int]]:
         if self._index is None:
-            index: dict[Version, list[int]] = {}
+            index: dict[Version, array[int]] = {}
             for text, idx in self._texts().items():
                 v = _version(text)
                 if v is not None:
-                    index.setdefault(v, []).extend(idx)
-            for idx in index.values():
-                idx.sort()
+                    if v in index:  # another spelling of a version (1.0 and 1.0.0): in order
+                        index[v] = array("I", sorted([*index[v], *idx]))
+                    else:
+                        index[v] = idx  # in order: made by going through the page
             self._index = index
+            self._by_text = None  # _find reads the index from now on
         return self._index
 
     def versions(self) -> list[Version]:
@@ -320,15 +327,15 @@ class ProjectPage:
         """The file at *position* on the page (a :class:`FileRow`'s), built once."""
         return self._file(position)
 
-    def _positions_of(self, version: Version) -> tuple[int, ...]:
+    def _positions_of(self, version: Version) -> Sequence[int]:
         hit = self._at.get(version)
         if hit is None:
             hit = self._at[version] = self._find(version)
         return hit
 
-    def _find(self, version: Version) -> tuple[int, ...]:
+    def _find(self, version: Version) -> Sequence[int]:
         if self._index is not None:
-            return tuple(self._versions().get(version, ()))
+            return self._index.get(version, ())
         # one version's files (a pin's), without parsing every version of the page: only the
         # texts that can spell an equal version (the same non-zero numbers in the same order)
         # are parsed and compared

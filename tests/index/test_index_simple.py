@@ -192,7 +192,7 @@ def test_installable_list_is_the_installable_versions_without_building_files(pyt
             p = page(name, kind)
             assert installable_list(p, target, yanked=yanked) == sorted(
                 installable_versions(page(name, kind), target, yanked=yanked))
-            assert p._built.count(None) == (len(p.filenames) if kind == "json" else 0)
+            assert len(p._built) == (0 if kind == "json" else len(p.filenames))  # none built from JSON
 
 
 def test_joined_strings_read_back_and_find_what_each_holds() -> None:
@@ -348,3 +348,21 @@ def test_packed_fields_read_back_exactly_in_half_the_room() -> None:
         assert max(map(ord, packed)) < 256  # a byte a character
     assert len(_compact(*cases[0])) < 130 < len("\n".join(cases[0]))
     assert _compact(*cases[4])[0] == "0"  # nothing compacted
+
+
+def test_requirements_with_the_same_marker_share_one_marker_object() -> None:
+    """A target remembers what each marker object evaluates to: requirements of different
+    projects with the same marker text share one object (evaluated once per target)."""
+    from stackmeta.index.metadata import parse_metadata
+
+    def md(name: str, extra: str) -> bytes:
+        return (f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+                f"Requires-Dist: typing-extensions; python_version < \"3.10\"\n"
+                f"Requires-Dist: {extra}; python_version<'3.10'\n"
+                f"Requires-Dist: colorama; sys_platform == \"win32\"\n").encode()
+
+    one = parse_metadata(md("alpha", "six"), url="u", project="alpha").requires_dist
+    two = parse_metadata(md("beta", "attrs"), url="u", project="beta").requires_dist
+    assert one[0].marker is one[1].marker is two[0].marker is two[1].marker  # spelled two ways
+    assert one[2].marker is two[2].marker and one[2].marker is not one[0].marker
+    assert str(one[0].marker) == 'python_version < "3.10"'
