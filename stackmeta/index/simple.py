@@ -169,13 +169,16 @@ class FileRow(NamedTuple):
 
 class FileGroups(NamedTuple):
     """A page's files grouped (:meth:`ProjectPage.grouped`): each group's (key, Requires-Python,
-    yanked); per version (ascending) the groups of its files and the positions of its files
-    on the page; each file's group (by position)."""
+    yanked); the versions (ascending) and, in the same order, the groups of each one's files and
+    the positions of its files on the page (columns, not a tuple a version: a release's pages
+    list 50,000 versions); each file's group (by position)."""
 
     groups: tuple[tuple[object, SpecifierSet | None, bool], ...]
-    versions: tuple[tuple[Version, tuple[int, ...], Sequence[int]], ...]
+    versions: tuple[Version, ...]
+    group_ids: tuple[Sequence[int], ...]  # ascending; bytes when the groups are fewer than 256
+    positions: tuple[Sequence[int], ...]
     of_file: Sequence[int]
-    checked: dict[int, bool]  # what its user found out of a file (by position), kept with the page
+    checked: bytearray  # what its user found out of each file (by position; 0: not yet), kept with the page
 
 
 class ProjectPage:
@@ -301,10 +304,13 @@ class ProjectPage:
                 if at is None:
                     at = ids[group] = len(ids)
                 of_file.append(at)
-            versions = tuple((v, tuple(sorted({of_file[i] for i in idx})), idx)
-                             for v, idx in sorted(self._versions().items()))
-            found = self._groups[key] = FileGroups(groups=tuple(ids), versions=versions, of_file=of_file,
-                                                   checked={})
+            ordered = sorted(self._versions().items())
+            few = len(ids) < 256
+            group_ids = tuple((bytes if few else tuple)(sorted({of_file[i] for i in idx}))
+                              for _, idx in ordered)
+            found = self._groups[key] = FileGroups(
+                groups=tuple(ids), versions=tuple(v for v, _ in ordered), group_ids=group_ids,
+                positions=tuple(idx for _, idx in ordered), of_file=of_file, checked=bytearray(len(names)))
         return found
 
     def by_version(self) -> dict[Version, tuple[ProjectFile, ...]]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import bisect
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, TypeVar
 
@@ -23,7 +23,7 @@ from packaging.version import Version
 from stackmeta.errors import StackmetaError
 from stackmeta.index.client import FileMetadata, IndexClient
 from stackmeta.index.metadata import CoreMetadata
-from stackmeta.index.simple import FileInfo, ProjectFile, ProjectPage, file_kind
+from stackmeta.index.simple import FileGroups, FileInfo, ProjectFile, ProjectPage, file_kind
 from stackmeta.progress import NO_PROGRESS, Progress
 from stackmeta.target import Target, full_version, valid_wheel_name
 
@@ -105,18 +105,30 @@ def installable_list(page: ProjectPage, target: Target, *, yanked: bool = False)
                 ok.append(False)
                 continue
         ok.append(key == "" or target.tags_rank(key) is not None)
+    named = _checker(page, grouped)
+    groups, of_file = grouped.groups, grouped.of_file
+    return [v for v, gids, idx in _by_version(grouped)  # ascending
+            if any(ok[g] and (groups[g][0] == "" or any(named(i) for i in idx if of_file[i] == g))
+                   for g in gids)]
+
+
+def _by_version(grouped: FileGroups) -> Iterable[tuple[Version, Sequence[int], Sequence[int]]]:
+    """Each version of *grouped* (ascending), the groups of its files and their positions."""
+    return zip(grouped.versions, grouped.group_ids, grouped.positions, strict=True)
+
+
+def _checker(page: ProjectPage, grouped: FileGroups) -> Callable[[int], bool]:
+    """Whether the file at a position has a valid wheel name (by the spec), found out once
+    a page (kept in *grouped*'s ``checked``: 1 not valid, 2 valid)."""
     names, valid = page.filenames, grouped.checked
 
     def named(i: int) -> bool:
-        hit = valid.get(i)
-        if hit is None:
-            hit = valid[i] = valid_wheel_name(names[i])
-        return hit
+        hit = valid[i]
+        if not hit:
+            hit = valid[i] = 2 if valid_wheel_name(names[i]) else 1
+        return hit == 2
 
-    groups, of_file = grouped.groups, grouped.of_file
-    return [v for v, gids, idx in grouped.versions  # in ascending order
-            if any(ok[g] and (groups[g][0] == "" or any(named(i) for i in idx if of_file[i] == g))
-                   for g in gids)]
+    return named
 
 
 def wheel_versions(page: ProjectPage, target: Target) -> frozenset[Version]:
@@ -127,15 +139,8 @@ def wheel_versions(page: ProjectPage, target: Target) -> frozenset[Version]:
     grouped = page.grouped(_kind_key)
     fits = [isinstance(key, str) and key != "" and target.tags_rank(key) is not None
             for key, _, _ in grouped.groups]
-    names, valid, of_file = page.filenames, grouped.checked, grouped.of_file
-
-    def named(i: int) -> bool:
-        hit = valid.get(i)
-        if hit is None:
-            hit = valid[i] = valid_wheel_name(names[i])
-        return hit
-
-    return frozenset(v for v, gids, idx in grouped.versions
+    named, of_file = _checker(page, grouped), grouped.of_file
+    return frozenset(v for v, gids, idx in _by_version(grouped)
                      if any(fits[g] for g in gids) and any(fits[of_file[i]] and named(i) for i in idx))
 
 
