@@ -2,8 +2,10 @@
 take? Against the real PyPI:
 
 - warm: every cell of the release (default CMSSW_14_0_0) resolved with the user cache already
-  filled (pages, metadata, sdist builds), in a child process (its peak RSS reported, and its
-  own children's: the second processes that search cells, :mod:`stackmeta.resolve.remote`);
+  filled (pages, metadata, sdist builds), in a child process (its peak RSS reported, and that
+  of the second processes that search cells, :mod:`stackmeta.resolve.remote`, read from
+  ``/proc`` just before each is stopped: getrusage's largest child also counts a child forked
+  at its parent's size);
 - cold: the same with an empty page and metadata cache, the sdist builds still cached (the
   target excludes builds); as ``stackmeta resolve`` does it (its requests in flight, and the
   cold cells searched ahead, several at once: :mod:`stackmeta.resolve.warmup`);
@@ -52,6 +54,17 @@ from stackmeta.index.cache import default_cache_dir
 from stackmeta.index.installable import Builds
 from stackmeta.commands.resolve import CELLS_JOBS
 from stackmeta.resolve.cells import resolve_cells
+from stackmeta.resolve import remote
+searchers = []  # each search process's own peak RSS (MB), read just before it is stopped (Linux)
+_close = remote.Remote.close
+def close(self):
+    try:
+        with open(f"/proc/{self._proc.pid}/status") as f:
+            searchers.extend(int(line.split()[1]) / 1024 for line in f if line.startswith("VmHWM:"))
+    except OSError:
+        pass
+    _close(self)
+remote.Remote.close = close
 locks, name, cache, count, warm = Path(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5]
 rel = record.load_release(locks, name)
 cells = cells_for(rel.python)[:count] if count else cells_for(rel.python)
@@ -67,7 +80,8 @@ rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": took, "cpu_seconds": cpu, "rss_mb": rss, "cells": len(matrix.results),
                   "searched": sum(r.same_as is None for r in matrix.results),
                   "children_cpu_seconds": children() - cpu_children,
-                  "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024}))
+                  "children_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+                  "search_processes_rss_mb": max(searchers, default=0)}))
 """
 
 
@@ -109,12 +123,17 @@ def main() -> int:
         print(
             f"warm: {warm['cells']} cells ({warm['searched']} searched) in {warm['seconds']:.1f} s "
             f"(CPU {warm['cpu_seconds']:.1f} s, its child processes' {warm['children_cpu_seconds']:.1f} s), "
-            f"peak RSS {warm['rss_mb']:.0f} MB (the largest child's {warm['children_rss_mb']:.0f} MB)"
+            f"peak RSS {warm['rss_mb']:.0f} MB "
+            f"(the search processes' {warm['search_processes_rss_mb']:.0f} MB; "
+            f"the largest child's by getrusage {warm['children_rss_mb']:.0f} MB, which counts a forked "
+            "child at its parent's size)"
         )
         if not args.skip_cold:
             cold = _child(locks, args.lock, str(tmp / "cold-cache"), args.cells, args.cache_dir)
             print(f"cold (builds cached): {cold['seconds']:.1f} s, peak RSS {cold['rss_mb']:.0f} MB")
-        rss: dict[str, float] = {"resolve, all cells (warm)": warm["rss_mb"]}
+        rss: dict[str, float] = {
+            "resolve, all cells (warm)": warm["rss_mb"],
+            "resolve, all cells (warm), a search process": warm["search_processes_rss_mb"]}
         for label, cache in (("cold", tmp / "check-cache"), ("warm", tmp / "check-cache")):
             took, rc, peak = _measured([str(BIN / "stackmeta"), "check", args.lock, "--locks-dir", str(locks),
                                         "--cache-dir", str(cache), "--no-save", "--quiet", "--json"])
