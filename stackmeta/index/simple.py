@@ -549,12 +549,126 @@ def parse_project_page(body: bytes, content_type: str, url: str, name: str | Non
     raise _bad(url, f"unexpected content type {content_type!r}")
 
 
-def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
+class _Files:
+    """A JSON page's files as they are read, entry by entry (:func:`_parse_json`): the columns a
+    :class:`ProjectPage` keeps, each entry packed (:func:`_pack`) as soon as it is read."""
+
+    def __init__(self, project: NormalizedName) -> None:
+        self.project = project
+        self.names: list[str] = []
+        self.rps: list[SpecifierSet | None] = []
+        self.yanks: list[object] = []
+        self.packs: list[str] = []  # the rest of each file in one string (_pack); "": in odd
+        self.odd: dict[int, dict[str, Any]] = {}  # the entries _pack cannot hold, as they came
+        self.foreign: list[tuple[str, str]] = []
+        self._specs: dict[str | None, SpecifierSet | None] = {}
+        self._memo: dict[str, bool] = {}
+
+    def add(self, entry: object) -> bool:
+        """Take one entry of the page's "files"; False when it is no file entry (no filename/url)."""
+        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
+                or not isinstance(entry.get("url"), str):
+            return False
+        filename: str = entry["filename"]
+        head = filename.partition("-")[0]  # _other_project's cheap first test, inline (per file)
+        memo, project = self._memo, self.project
+        same = memo.get(head)
+        if same is None:
+            same = memo[head] = canonicalize_name(head) == project
+        if not same:
+            other = _other_project(filename, project, memo)
+            if other is not None:
+                self.foreign.append((filename, other))
+                return True
+        rp = entry.get("requires-python")
+        rp = rp if isinstance(rp, str) else None
+        specs = self._specs
+        if rp in specs:  # a page repeats a few Requires-Python texts
+            self.rps.append(specs[rp])
+        else:
+            self.rps.append(specs.setdefault(rp, _specifier(rp)))
+        self.yanks.append(entry.get("yanked", False))
+        rec = _pack(entry, filename)
+        if rec is None:
+            self.odd[len(self.names)] = entry
+        self.packs.append(rec or "")
+        self.names.append(filename)
+        return True
+
+
+_SPACE = re.compile(r"[ \t\n\r]*")  # JSON's whitespace (as the json module skips it)
+_DECODER = json.JSONDecoder()
+
+
+def _skip(text: str, at: int) -> int:
+    """Where the JSON whitespace from *at* on ends."""
+    found = _SPACE.match(text, at)
+    return at if found is None else found.end()
+
+
+def _streamed(body: bytes, name: str) -> dict[str, Any] | None:
+    """``json.loads(body)``, its top-level "files" list read one entry at a time into
+    :class:`_Files` (for project *name*): a big page's entries (pydantic-core's 15,000, 7 MB
+    of JSON) never exist all at once as dicts (~1.4 kB each), which left the process that much
+    larger for good. None when the body is not plainly a well-formed JSON object of that shape,
+    or an entry is no file entry: then it is read whole (:func:`json.loads`), which gives the
+    same page or the same error."""
     try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise _bad(url, f"not JSON: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("files"), list):
+        text = body.decode(json.detect_encoding(body), "surrogatepass")
+        files = _Files(canonicalize_name(name))
+        data: dict[str, Any] = {}
+        at = _skip(text, 0)
+        if text[at:at + 1] != "{":
+            return None
+        at = _skip(text, at + 1)
+        while text[at:at + 1] != "}":
+            if text[at:at + 1] != '"':
+                return None
+            key, at = _DECODER.raw_decode(text, at)
+            at = _skip(text, at)
+            if text[at:at + 1] != ":":
+                return None
+            at = _skip(text, at + 1)
+            if key == "files" and text[at:at + 1] == "[":
+                files = _Files(files.project)  # a key given twice: the last counts (as json.loads)
+                at = _skip(text, at + 1)
+                while text[at:at + 1] != "]":
+                    entry, at = _DECODER.raw_decode(text, at)
+                    if not files.add(entry):
+                        return None
+                    at = _skip(text, at)
+                    if text[at:at + 1] == ",":
+                        at = _skip(text, at + 1)
+                        if text[at:at + 1] == "]":
+                            return None  # a trailing comma: not JSON
+                    elif text[at:at + 1] != "]":
+                        return None
+                data[key] = files
+                at += 1
+            else:
+                data[key], at = _DECODER.raw_decode(text, at)
+            at = _skip(text, at)
+            if text[at:at + 1] == ",":
+                at = _skip(text, at + 1)
+                if text[at:at + 1] == "}":
+                    return None
+            elif text[at:at + 1] != "}":
+                return None
+        if _skip(text, at + 1) != len(text):
+            return None
+        return data
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None
+
+
+def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
+    data = _streamed(body, name) if name is not None else None
+    if data is None:  # the whole JSON at once (no name to judge files by, or not plainly well-formed)
+        try:
+            data = json.loads(body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise _bad(url, f"not JSON: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("files"), (list, _Files)):
         raise _bad(url, "no 'files' list")
     meta = data.get("meta") or {}
     api = meta.get("api-version") if isinstance(meta, dict) else None
@@ -567,43 +681,18 @@ def _parse_json(body: bytes, url: str, name: str | None) -> ProjectPage:
     if name is not None and project != canonicalize_name(name):
         raise IndexAccessError(f"{url}: the page is project {page_name!r}'s, not {name}'s: "
                                "the index serves another project's page; refused")
-    names: list[str] = []
-    rps: list[SpecifierSet | None] = []
-    yanks: list[object] = []
-    packs: list[str] = []  # the rest of each file in one string (_pack); "": in odd
-    odd: dict[int, dict[str, Any]] = {}  # the entries _pack cannot hold, as they came
-    specs: dict[str | None, SpecifierSet | None] = {}
-    foreign: list[tuple[str, str]] = []
-    memo: dict[str, bool] = {}
-    for entry in data["files"]:
-        if not isinstance(entry, dict) or not isinstance(entry.get("filename"), str) \
-                or not isinstance(entry.get("url"), str):
-            raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
-        filename = entry["filename"]
-        head = filename.partition("-")[0]  # _other_project's cheap first test, inline (per file)
-        same = memo.get(head)
-        if same is None:
-            same = memo[head] = canonicalize_name(head) == project
-        if not same:
-            other = _other_project(filename, project, memo)
-            if other is not None:
-                foreign.append((filename, other))
-                continue
-        rp = entry.get("requires-python")
-        rp = rp if isinstance(rp, str) else None
-        if rp in specs:  # a page repeats a few Requires-Python texts
-            rps.append(specs[rp])
-        else:
-            rps.append(specs.setdefault(rp, _specifier(rp)))
-        yanks.append(entry.get("yanked", False))
-        rec = _pack(entry, filename)
-        if rec is None:
-            odd[len(names)] = entry
-        packs.append(rec or "")
-        names.append(filename)
+    files = data["files"]
     del data  # the JSON is not kept: a page of thousands of files is ~1 kB a file as dicts
+    if not isinstance(files, _Files):
+        entries, files = files, _Files(project)
+        for entry in entries:
+            if not files.add(entry):
+                raise _bad(url, f"file entry without filename/url: {str(entry)[:80]}")
+        del entries
+    names, rps, yanks, packs, odd, foreign = (files.names, files.rps, files.yanks, files.packs, files.odd,
+                                              files.foreign)
     packed, filenames = Joined(packs), Joined(names)
-    del packs, names
+    del packs, names, files
     join = _joiner(url)
 
     def make(i: int) -> ProjectFile:

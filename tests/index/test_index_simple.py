@@ -366,3 +366,77 @@ def test_requirements_with_the_same_marker_share_one_marker_object() -> None:
     assert one[0].marker is one[1].marker is two[0].marker is two[1].marker  # spelled two ways
     assert one[2].marker is two[2].marker and one[2].marker is not one[0].marker
     assert str(one[0].marker) == 'python_version < "3.10"'
+
+
+def _whole(body: bytes, url: str, name: str, monkeypatch: pytest.MonkeyPatch) -> ProjectPage | str:
+    """The page (or the error) as json.loads reads it all at once (not entry by entry)."""
+    from stackmeta.index import simple
+
+    with monkeypatch.context() as m:
+        m.setattr(simple, "_streamed", lambda body, name: None)
+        try:
+            return parse_project_page(body, JSON_TYPE, url, name)
+        except IndexAccessError as exc:
+            return str(exc)
+
+
+def _streamed_page(body: bytes, url: str, name: str) -> ProjectPage | str:
+    try:
+        return parse_project_page(body, JSON_TYPE, url, name)
+    except IndexAccessError as exc:
+        return str(exc)
+
+
+def test_a_json_page_read_entry_by_entry_is_the_page_read_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every recorded JSON page of the CMSSW_14_0_0 snapshot (numpy's thousands of files
+    included) gives the same page, file for file, read entry by entry as read whole."""
+    from stackmeta.index.simple import _streamed
+
+    simple = Path(__file__).parents[1] / "data" / "snapshots" / "CMSSW_14_0_0" / "simple"
+    pages = sorted(simple.glob("*/index.json"))
+    assert len(pages) > 300
+    for path in pages:
+        body, name = path.read_bytes(), path.parent.name
+        url = f"https://pypi.org/simple/{name}/"
+        assert _streamed(body, name) is not None, name  # read entry by entry indeed
+        streamed, whole = _streamed_page(body, url, name), _whole(body, url, name, monkeypatch)
+        assert isinstance(streamed, ProjectPage) and isinstance(whole, ProjectPage), name
+        assert streamed == whole and list(streamed.filenames) == list(whole.filenames), name
+        assert streamed.notes == whole.notes and streamed.api_version == whole.api_version, name
+
+
+@pytest.mark.parametrize("body", [
+    # odd but well-formed: the same page either way
+    b'{"files": [], "name": "pkg"}',
+    b' \n{ "meta" : {"api-version": "1.1"} , "name":"pkg" ,"files":[ '
+    b'{"filename":"pkg-1.0.tar.gz","url":"https://h/pkg-1.0.tar.gz","hashes":{}} ] } \n',
+    b'{"fil\\u0065s": [{"filename": "pkg-1.0.tar.gz", "url": "u"}], "name": "pkg"}',  # an escaped key
+    b'{"files": [{"filename": "pkg-1.0.tar.gz", "url": "u"}], "files": [{"filename": "pkg-2.0.tar.gz", '
+    b'"url": "v"}]}',  # the key twice: the last counts
+    b'{"files": [{"filename": "pkg-1.0.tar.gz", "url": "u"}], "files": 3}',
+    b'{"files": [{"filename": "other-1.0-py3-none-any.whl", "url": "u"}, '
+    b'{"filename": "pkg-1.0.tar.gz", "url": "u", "yanked": "bad", "requires-python": ">=3.8",'
+    b' "size": 12, "upload-time": "2020-01-01T00:00:00Z", "core-metadata": {"sha256": "ab"}}]}',
+    '\ufeff{"files": []}'.encode(),  # a UTF-8 BOM
+    '{"files": [{"filename": "pkg-1.0.tar.gz", "url": "u\u00e9"}]}'.encode("utf-16"),
+    # not what a page is, or not JSON: the same error either way
+    b'{"files": [{"filename": "pkg-1.0.tar.gz"}]}',
+    b'{"files": [{"filename": "pkg-1.0.tar.gz", "url": "u"},]}',
+    b'{"files": [], }',
+    b'{"files": []} x',
+    b'{"files": [], "meta": {"api-version": "2.0"}}',
+    b'{"files": [], "name": "other"}',
+    b'{"files": [], "name": 5}',
+    b'{"files" [] }',
+    b'["files"]',
+    b'{"files": [1, 2]}',
+    b'{"files": [{"filename": "pkg-1.0.tar.gz", "url": "u"}]',
+    b'',
+    b'\xff\xfe\x00',
+])
+def test_an_odd_json_page_reads_the_same_entry_by_entry(body: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://h/simple/pkg/"
+    streamed, whole = _streamed_page(body, url, "pkg"), _whole(body, url, "pkg", monkeypatch)
+    assert type(streamed) is type(whole) and streamed == whole
+    if isinstance(streamed, ProjectPage) and isinstance(whole, ProjectPage):
+        assert list(streamed.filenames) == list(whole.filenames) and streamed.notes == whole.notes
