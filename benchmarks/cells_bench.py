@@ -17,9 +17,11 @@ take? Against the real PyPI:
   the record's home cell leaves out and from wheels only where the release's version cannot be
   installed there (uv would stop at an sdist that needs a compiler), its time, and the ratio.
 
-    .venv/bin/python benchmarks/cells_bench.py [--lock CMSSW_14_0_0] [--skip-cold] [--cells K]
+    .venv/bin/python benchmarks/cells_bench.py [--lock CMSSW_14_0_0] [--skip-cold] [--cells K] [--repeat N]
         [--cache-dir DIR]
 
+``--repeat N`` runs the warm resolve N times, each reported; the slowest run and the largest
+peaks are held against the targets (a target met in one run of several is not met).
 ``--cells K`` resolves only the first K cells (sorted, as ``cells_for`` gives them);
 ``--cache-dir`` is the warm cache (default: the user cache folder). The warm line gives the
 wall time and the CPU time (every thread, and apart every child process's), which compares
@@ -112,6 +114,8 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=0, metavar="K", help="only the first K cells")
     parser.add_argument("--cache-dir", default="", help="the warm cache (default: the user cache)")
     parser.add_argument("--python", default="3.9", help="the Python of the one-cell resolve")
+    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+                        help="warm runs (each reported; the slowest and largest count for the targets)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as t:
         tmp = Path(t)
@@ -119,15 +123,25 @@ def main() -> int:
         locks.mkdir()
         for path in (ROOT / "locks").glob(f"{args.lock}.*"):
             shutil.copy(path, locks / path.name)
-        warm = _child(locks, args.lock, args.cache_dir, args.cells, args.cache_dir)
-        print(
-            f"warm: {warm['cells']} cells ({warm['searched']} searched) in {warm['seconds']:.1f} s "
-            f"(CPU {warm['cpu_seconds']:.1f} s, its child processes' {warm['children_cpu_seconds']:.1f} s), "
-            f"peak RSS {warm['rss_mb']:.0f} MB "
-            f"(the search processes' {warm['search_processes_rss_mb']:.0f} MB; "
-            f"the largest child's by getrusage {warm['children_rss_mb']:.0f} MB, which counts a forked "
-            "child at its parent's size)"
-        )
+        runs = []
+        for _ in range(max(args.repeat, 1)):
+            warm = _child(locks, args.lock, args.cache_dir, args.cells, args.cache_dir)
+            print(
+                f"warm: {warm['cells']} cells ({warm['searched']} searched) in {warm['seconds']:.1f} s "
+                f"(CPU {warm['cpu_seconds']:.1f} s, "
+                f"its child processes' {warm['children_cpu_seconds']:.1f} s), "
+                f"peak RSS {warm['rss_mb']:.0f} MB "
+                f"(the search processes' {warm['search_processes_rss_mb']:.0f} MB; "
+                f"the largest child's by getrusage {warm['children_rss_mb']:.0f} MB, which counts a forked "
+                "child at its parent's size)"
+            )
+            runs.append(warm)
+        # the targets hold in every run, or they are not met: the slowest run and the largest peaks
+        warm = {**max(runs, key=lambda r: r["seconds"]), "rss_mb": max(r["rss_mb"] for r in runs),
+                "search_processes_rss_mb": max(r["search_processes_rss_mb"] for r in runs)}
+        if len(runs) > 1:
+            print(f"warm, {len(runs)} runs: slowest {warm['seconds']:.1f} s, largest peak RSS "
+                  f"{warm['rss_mb']:.0f} MB (search processes {warm['search_processes_rss_mb']:.0f} MB)")
         if not args.skip_cold:
             cold = _child(locks, args.lock, str(tmp / "cold-cache"), args.cells, args.cache_dir)
             print(f"cold (builds cached): {cold['seconds']:.1f} s, peak RSS {cold['rss_mb']:.0f} MB")
