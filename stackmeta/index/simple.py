@@ -606,6 +606,25 @@ def _skip(text: str, at: int) -> int:
     return at if found is None else found.end()
 
 
+def _opened(text: str, at: int, close: str) -> tuple[int, bool]:
+    """Just inside an array or object ending with *close*: where its first item starts, and
+    whether it is empty instead (then: where it ends)."""
+    at = _skip(text, at)
+    return (at + 1, True) if text[at:at + 1] == close else (at, False)
+
+
+def _next_item(text: str, at: int, close: str) -> tuple[int, bool] | None:
+    """After an item of an array or object ending with *close*: where the next item starts, or
+    (the last item) where it ends and True; None when neither follows (a trailing comma too)."""
+    at = _skip(text, at)
+    if text[at:at + 1] == close:
+        return at + 1, True
+    if text[at:at + 1] != ",":
+        return None
+    at = _skip(text, at + 1)
+    return None if text[at:at + 1] == close else (at, False)
+
+
 def _streamed(body: bytes, name: str) -> dict[str, Any] | None:
     """``json.loads(body)``, its top-level "files" list read one entry at a time into
     :class:`_Files` (for project *name*): a big page's entries (pydantic-core's 15,000, 7 MB
@@ -615,13 +634,13 @@ def _streamed(body: bytes, name: str) -> dict[str, Any] | None:
     same page or the same error."""
     try:
         text = body.decode(json.detect_encoding(body), "surrogatepass")
-        files = _Files(canonicalize_name(name))
+        project = canonicalize_name(name)
         data: dict[str, Any] = {}
         at = _skip(text, 0)
         if text[at:at + 1] != "{":
             return None
-        at = _skip(text, at + 1)
-        while text[at:at + 1] != "}":
+        at, done = _opened(text, at + 1, "}")
+        while not done:
             if text[at:at + 1] != '"':
                 return None
             key, at = _DECODER.raw_decode(text, at)
@@ -630,33 +649,19 @@ def _streamed(body: bytes, name: str) -> dict[str, Any] | None:
                 return None
             at = _skip(text, at + 1)
             if key == "files" and text[at:at + 1] == "[":
-                files = _Files(files.project)  # a key given twice: the last counts (as json.loads)
-                at = _skip(text, at + 1)
-                while text[at:at + 1] != "]":
+                files = data[key] = _Files(project)  # a key given twice: the last counts (as json.loads)
+                at, end = _opened(text, at + 1, "]")
+                while not end:
                     entry, at = _DECODER.raw_decode(text, at)
-                    if not files.add(entry):
+                    if not files.add(entry) or (step := _next_item(text, at, "]")) is None:
                         return None
-                    at = _skip(text, at)
-                    if text[at:at + 1] == ",":
-                        at = _skip(text, at + 1)
-                        if text[at:at + 1] == "]":
-                            return None  # a trailing comma: not JSON
-                    elif text[at:at + 1] != "]":
-                        return None
-                data[key] = files
-                at += 1
+                    at, end = step
             else:
                 data[key], at = _DECODER.raw_decode(text, at)
-            at = _skip(text, at)
-            if text[at:at + 1] == ",":
-                at = _skip(text, at + 1)
-                if text[at:at + 1] == "}":
-                    return None
-            elif text[at:at + 1] != "}":
+            if (step := _next_item(text, at, "}")) is None:
                 return None
-        if _skip(text, at + 1) != len(text):
-            return None
-        return data
+            at, done = step
+        return data if _skip(text, at) == len(text) else None
     except (ValueError, UnicodeDecodeError, RecursionError):
         return None
 
