@@ -107,6 +107,13 @@ def _measured(cmd: list[str]) -> tuple[float, int, float]:
     return time.perf_counter() - start, os.waitstatus_to_exitcode(status), usage.ru_maxrss / 1024
 
 
+def _runs(text: str) -> int:
+    """--repeat's value: a number of runs from 1 to 20 (argparse prints the one-line error)."""
+    if not text.isdigit() or not 1 <= int(text) <= 20:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a number of warm runs from 1 to 20")
+    return int(text)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lock", default="CMSSW_14_0_0")
@@ -114,7 +121,7 @@ def main() -> int:
     parser.add_argument("--cells", type=int, default=0, metavar="K", help="only the first K cells")
     parser.add_argument("--cache-dir", default="", help="the warm cache (default: the user cache)")
     parser.add_argument("--python", default="3.9", help="the Python of the one-cell resolve")
-    parser.add_argument("--repeat", type=int, default=1, metavar="N",
+    parser.add_argument("--repeat", type=_runs, default=1, metavar="N",
                         help="warm runs (each reported; the slowest and largest count for the targets)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as t:
@@ -124,7 +131,7 @@ def main() -> int:
         for path in (ROOT / "locks").glob(f"{args.lock}.*"):
             shutil.copy(path, locks / path.name)
         runs = []
-        for _ in range(max(args.repeat, 1)):
+        for _ in range(args.repeat):
             warm = _child(locks, args.lock, args.cache_dir, args.cells, args.cache_dir)
             print(
                 f"warm: {warm['cells']} cells ({warm['searched']} searched) in {warm['seconds']:.1f} s "
