@@ -63,10 +63,19 @@ CACHE_FORMAT = 1
 PEP517_PIP = (19, 0)  # the first pip with PEP 517 builds (--use-pep517)
 
 
-@functools.cache
+_PIPS_PEP517: Once[bool] = Once()  # _builds_pep517's answers, by interpreter
+
+
 def _builds_pep517(python: str) -> bool:
     """Whether the pip of the interpreter *python* builds through PEP 517 (pip 19.0 and later;
-    True when that cannot be told: its own error then says what is wrong)."""
+    True when that cannot be told: its own error then says what is wrong). Asked once for the
+    process, however many threads ask at once (the others wait: ``pip --version`` is a third of
+    a second of CPU, and a second process's 32 request threads had each run it at once, 2.7 s
+    of its first search)."""
+    return _PIPS_PEP517.get(python, lambda: _ask_pip(python))
+
+
+def _ask_pip(python: str) -> bool:
     try:
         out = subprocess.run([python, "-m", "pip", "--version"], capture_output=True, text=True,
                              timeout=120, check=True).stdout.split()

@@ -341,6 +341,18 @@ class IndexSource:
                         [p for p in pins if not self._read_before(canonicalize_name(p[0]), p[1])],
                         progress, "metadata")
 
+    def prefetch_at_hand(self, pins: Iterable[tuple[str, Version]]) -> None:
+        """:meth:`prefetch_dependencies` of those *pins* whose page the client read and whose
+        metadata file is in the disk cache: never a request."""
+        todo = []
+        for name, version in pins:
+            cname = canonicalize_name(name)
+            known, page = self.client.read_before(cname)
+            chosen = None if page is None else self._metadata_file(cname, version, page)
+            if known and chosen is not None and self.client.metadata_at_hand(chosen):
+                todo.append((cname, version))
+        self.prefetch_dependencies(todo)
+
     def unread(self, pins: Iterable[tuple[str, Version]], enough: int | None = None) -> int:
         """How many of *pins* have a metadata file here that would need a request: neither
         read by the client before nor in its disk cache (pages are read, not metadata); the

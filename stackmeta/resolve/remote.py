@@ -201,7 +201,7 @@ class _Stopped(Exception):
 
 def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
     """The child: searches cells as the parent asks, until the end of its input."""
-    from stackmeta.resolve.warmup import search_ahead
+    from stackmeta.resolve.warmup import preload, search_ahead
 
     setup: Setup = pickle.load(inp)
     credentials.remember(setup.auth)
@@ -214,6 +214,7 @@ def _serve(inp: IO[bytes], out: IO[bytes]) -> None:
         if spec.builds is not None:
             folder, limit, jobs, python, python2 = spec.builds
             builds = Builds(client, folder=folder, timeout=limit, jobs=jobs, python=python, python2=python2)
+        preload(rel, client, pins)
         while True:
             try:
                 message = pickle.load(inp)

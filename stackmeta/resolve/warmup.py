@@ -40,7 +40,7 @@ from packaging.utils import NormalizedName
 from packaging.version import Version
 
 from stackmeta import record
-from stackmeta.cells import Cell
+from stackmeta.cells import Cell, home_cell
 from stackmeta.errors import ResolutionError, StackmetaError
 from stackmeta.index.client import IndexClient
 from stackmeta.index.installable import Builds
@@ -152,6 +152,15 @@ def search_ahead(rel: record.Release, client: IndexClient, cell: Cell, *, builds
                  nearest=nearest, failure=failure, answers=memo.answers())
 
 
+def preload(rel: record.Release, client: IndexClient, pins: Sequence[tuple[NormalizedName, Version]]) -> None:
+    """Read what a second process's first search needs and the disk cache holds: the release's
+    pages and its pins' metadata (for its home cell; most files serve every cell). Never a
+    request: it runs while the parent looks whether the cache is warm at all (when it is not,
+    the parent stops the process), and what is not at hand is read when a search asks."""
+    client.projects_at_hand(sorted(p.name for p in rel.packages))
+    IndexSource(client, home_cell(rel.python).target).prefetch_at_hand(pins)
+
+
 class WarmUp:
     """The cells of *order* (the exact run's) searched ahead, in order (see the module's
     docstring): from a cold cache the cold ones (:func:`cold_cells`; at least two, one cell
@@ -170,14 +179,22 @@ class WarmUp:
                  threads: int = THREADS, processes: int = 0, progress: Progress = NO_PROGRESS) -> None:
         self.rel, self.client, self.builds, self.before = rel, client, builds, before
         self.progress = progress
-        cold = cold_cells(rel, client, order, builds=builds, progress=progress) if threads > 0 else []
-        self._spec = ClientSpec.of(client, builds) if processes > 0 and len(cold) < 2 else None
+        spec = ClientSpec.of(client, builds) if processes > 0 and len(order) >= 2 else None
+        # the processes start before the cache is looked at: each reads meanwhile what its first
+        # search needs and is at hand (:func:`preload`); a cold cache stops them
+        self._remotes = [] if spec is None else self._start(spec, processes)
+        try:
+            cold = cold_cells(rel, client, order, builds=builds, progress=progress) if threads > 0 else []
+        except BaseException:
+            self._close()
+            raise
         self.cells: list[Cell] = []
         self.processes = 0  # second processes searching
         if len(cold) >= 2:
+            self._close()
             self.cells = cold
-        elif self._spec is not None and len(order) >= 2:
-            self.cells, self.processes, threads = list(order), processes, 0
+        elif self._remotes:
+            self.cells, self.processes, threads = list(order), len(self._remotes), 0
         self._order = list(order)
         self._position = {c: i for i, c in enumerate(order)}
         # each cell's hint cells if every cell before it is searched (see _hints)
@@ -199,19 +216,28 @@ class WarmUp:
         self._failures: list[BaseException] = []
         self._stopper = _Stopper(self._stop)
         self._threads = min(threads, len(self.cells))
-        self._remotes: list[Remote] = []
         self.taken = 0  # guesses the exact run took
+
+    def _start(self, spec: ClientSpec, processes: int) -> list[Remote]:
+        """Up to *processes* second processes (fewer when no more can be had: a limit reached)."""
+        # what this client read and has not written yet is what the processes read first
+        self.client.cache.flush()
+        remotes: list[Remote] = []
+        for _ in range(processes):
+            try:
+                remotes.append(Remote(self.rel, spec))
+            except OSError:
+                break
+        return remotes
+
+    def _close(self) -> None:
+        for remote in self._remotes:
+            remote.close()
+        self._remotes = []
 
     def __enter__(self) -> WarmUp:
         if self.processes:
-            # what this client read and has not written yet is what the processes read first
-            self.client.cache.flush()
-            assert self._spec is not None
-            for _ in range(self.processes):
-                try:
-                    self._remotes.append(Remote(self.rel, self._spec))
-                except OSError:  # no process to be had (a limit reached): the exact run searches
-                    break
+            self.client.cache.flush()  # what the cache check read: the processes read it next
         searchers: list[Remote | None] = [None] * self._threads
         searchers.extend(self._remotes)
         for i, remote in enumerate(searchers):
@@ -221,8 +247,7 @@ class WarmUp:
 
     def __exit__(self, *exc: object) -> None:
         self._stop.set()
-        for remote in self._remotes:
-            remote.close()
+        self._close()
         if exc[0] is None:
             self._raise()
 

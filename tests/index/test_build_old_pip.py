@@ -62,3 +62,32 @@ def test_an_old_pips_python_builds_through_the_pip_a_user_upgrades_to(tmp_path: 
     assert _builds_pep517(str(venv_python))
     assert [p.name for p in (tmp_path / "cache" / "builds").glob("*.json")] == [
         f"{sdist.sha256}-3.6-pip-upgraded.json"]
+
+
+def test_a_pythons_pip_is_asked_once_however_many_threads_ask(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # a second process's 32 request threads each ran `pip --version` at once (a third of a
+    # second of CPU each): now one runs it, the others wait for its answer
+    import sys
+    import threading
+
+    from stackmeta.index import installable
+
+    python = tmp_path / "python"  # this interpreter under a name asked nowhere before
+    python.symlink_to(sys.executable)
+    runs: list[str] = []
+    real = installable._ask_pip
+
+    def counted(path: str) -> bool:
+        runs.append(path)
+        return real(path)
+
+    monkeypatch.setattr(installable, "_ask_pip", counted)
+    answers: list[bool] = []
+    threads = [threading.Thread(target=lambda: answers.append(_builds_pep517(str(python)))) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert answers == [True] * 8  # this venv's pip builds through PEP 517
+    assert runs == [str(python)]

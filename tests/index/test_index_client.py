@@ -138,6 +138,36 @@ def test_pages_are_cached_for_page_max_age(server: StaticServer, tmp_path: Path)
     assert [p for p, _ in server.log] == ["/simple/six/"]
 
 
+def test_pages_at_hand_are_read_from_the_cache_without_a_request(server: StaticServer,
+                                                                  tmp_path: Path) -> None:
+    url = server.url + "/simple"
+    with client(url, tmp_path / "c", page_max_age=600) as c:
+        c.projects(["six", "alpha"])
+    server.clear()
+    with client(url, tmp_path / "c", page_max_age=600) as c:
+        # "beta" was never fetched: not at hand, and not asked for either
+        assert c.projects_at_hand(["six", "alpha", "beta", "six"]) == ["six", "alpha"]
+        assert c.read_before("six")[0] and c.read_before("alpha")[0] and not c.read_before("beta")[0]
+        assert c.project("six") == c.read_before("six")[1]  # kept: the page project() gives
+    with client(url, tmp_path / "c", page_max_age=0) as c:  # every page too old
+        assert c.projects_at_hand(["six", "alpha"]) == []
+    assert server.log == []
+
+
+def test_pages_are_fetched_a_few_at_once(server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    # parsing takes turns: more pages in flight than PAGES_AT_ONCE would only hold more bodies
+    monkeypatch.setattr("stackmeta.index.client.PAGES_AT_ONCE", 2)
+    server.fail("/simple/*", "timeout", delay=0.3)
+    names = ["alpha", "beta", "gamma", "delta", "six", "urllib3"]
+    with client(server.url + "/simple", None, jobs=8) as c:
+        pages = c.projects(names)
+    assert all(p is not None and not isinstance(p, Exception) for p in pages.values())
+    arrivals = sorted(server.arrivals)
+    assert len(arrivals) == len(names)
+    # never three at once: each request starts after the one two before it ended
+    assert all(arrivals[i] >= arrivals[i - 2] + 0.25 for i in range(2, len(arrivals)))
+
+
 def test_html_only_server(tmp_path: Path) -> None:
     with StaticServer(FIXTURE, negotiate=False) as s, client(s.url + "/simple", tmp_path / "c") as c:
         f = only(c, "urllib3", "urllib3-2.0.0-py3-none-any.whl")

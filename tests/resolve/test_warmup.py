@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from stackmeta import record
+from stackmeta.cells import home_cell
 from stackmeta.index import IndexClient
 from stackmeta.index.installable import Builds
 from stackmeta.index.source import IndexSource
@@ -172,8 +174,8 @@ def test_warm_cells_searched_in_a_second_process_get_the_sets_they_get_one_by_on
         cache, builds = tmp_path / "cache", tmp_path / "builds"
         one_by_one = _resolve_apart(server.simple, cache, builds, processes=0)
         assert made == [] and all(r.same_as is None for r in one_by_one.results)
-        with IndexClient(server.simple, cache_dir=cache) as client:
-            warm = warmup.WarmUp(APART, client, CELLS, processes=1)
+        with IndexClient(server.simple, cache_dir=cache) as client, \
+                warmup.WarmUp(APART, client, CELLS, processes=1) as warm:
             assert (warm.cells, warm.processes) == (list(CELLS), 1)  # warm: every cell, one process
         taken.clear()
         two = _resolve_apart(server.simple, cache, builds, processes=1)
@@ -183,6 +185,50 @@ def test_warm_cells_searched_in_a_second_process_get_the_sets_they_get_one_by_on
         from_remote = [c for c, g in made if g is not None]
         assert from_remote and sorted(c for c, guessed in taken if guessed) == sorted(from_remote)
         assert len(taken) == len(CELLS) > len(from_remote)
+
+
+def test_a_second_process_reads_what_is_at_hand_before_its_first_search(tmp_path: Path) -> None:
+    # started before the parent looks at the cache, it reads the release's pages and its pins'
+    # metadata from the disk cache meanwhile, and never asks the index (here: gone)
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        cache, builds = tmp_path / "cache", tmp_path / "builds"
+        _resolve_apart(server.simple, cache, builds, processes=0)
+        index = server.simple
+    with IndexClient(index, cache_dir=cache, retries=0, timeout=2) as client:
+        asked: list[str] = []
+        real_get = client.transport.get
+        client.transport.get = lambda url, **kw: asked.append(url) or real_get(url, **kw)  # type: ignore[method-assign]
+        warmup.preload(APART, client, list(record.pins(APART)))
+        source = IndexSource(client, home_cell(APART.python).target)  # its pins' files, as pip picks there
+        for name, version in record.pins(APART):
+            assert client.read_before(name)[0]
+            chosen = source._metadata_file(name, version)
+            assert chosen is None or client.metadata_read_before(chosen)
+        # a stale page is not at hand: nothing read, and still no request (the index is gone)
+        client.page_max_age = 1e-9
+        assert client.projects_at_hand(["platish", "alpha"]) == []
+        assert asked == []
+
+
+def test_a_cold_cache_stops_the_second_processes_started_before_it_was_looked_at(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started: list[remote.Remote] = []
+    real_init = remote.Remote.__init__
+
+    def init(self: remote.Remote, *args: Any, **kwargs: Any) -> None:
+        real_init(self, *args, **kwargs)
+        started.append(self)
+
+    monkeypatch.setattr(remote.Remote, "__init__", init)
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        with IndexClient(server.simple, cache_dir=tmp_path / "cache") as client, \
+                warmup.WarmUp(APART, client, CELLS, processes=1) as cold:
+            # the process was started, then stopped once the cache was found cold: the cold
+            # cells are searched in threads
+            assert len(started) == 1 and not started[0].alive and started[0]._proc.returncode is not None
+            assert cold.processes == 0 and cold._remotes == [] and cold.cells == list(CELLS)
 
 
 def test_a_second_process_gone_leaves_its_cells_to_the_exact_run(tmp_path: Path,
