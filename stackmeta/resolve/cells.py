@@ -84,7 +84,7 @@ def _resolve_cells(rel: record.Release, client: IndexClient, cells: Sequence[Cel
     results: list[CellResult] = []
     set_before: Callable[[Cell], NearestSet | None] = (lambda _: None) if before is None else before.set_of
     with WarmUp(rel, client, order, builds=builds, before=set_before, threads=warm_up, processes=processes,
-                progress=progress) as warming:
+                progress=progress, shared=shared) as warming:
         for cell in order:
             result, guessed = _resolve_cell(rel, client, cell, builds=builds, progress=progress, done=done,
                                             shared=shared, set_before=set_before,

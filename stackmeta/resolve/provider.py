@@ -323,14 +323,20 @@ class Answers:
 
     def interned(self, shared: dict[Any, Any]) -> Answers:
         """These answers, each one alike in an earlier cell's (*shared*, as for
-        :meth:`Memo.answers`) that one's object: for answers made elsewhere (another thread's
-        memo, another process's)."""
+        :meth:`Memo.answers`) that one's object, and the versions in a collection not seen
+        before each an earlier one's too: for answers made elsewhere (another thread's memo,
+        another process's, whose every object is new here: a second process's answers for one
+        cell are ~300,000 objects, 40,000 of them versions)."""
 
         def one(value: Any) -> Any:
             return shared.setdefault(value, value)
 
-        return Answers(versions=tuple((n, one(v)) for n, v in self.versions),
-                       wheels=tuple((n, one(asked), one(have)) for n, asked, have in self.wheels),
+        def each(values: Any) -> Any:  # a tuple or frozenset of versions
+            found = shared.get(values)
+            return found if found is not None else one(type(values)(map(one, values)))
+
+        return Answers(versions=tuple((n, each(v)) for n, v in self.versions),
+                       wheels=tuple((n, each(asked), each(have)) for n, asked, have in self.wheels),
                        installable=tuple((n, one(v), ok) for n, v, ok in self.installable),
                        evaluated=tuple(((n, one(v), one(extras)), one(reqs))
                                        for (n, v, extras), reqs in self.evaluated))

@@ -30,6 +30,7 @@ not wait for them) and the processes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import threading
@@ -176,8 +177,13 @@ class WarmUp:
     def __init__(self, rel: record.Release, client: IndexClient, order: Sequence[Cell], *,
                  builds: Builds | None = None,
                  before: Callable[[Cell], NearestSet | None] = lambda _: None,
-                 threads: int = THREADS, processes: int = 0, progress: Progress = NO_PROGRESS) -> None:
+                 threads: int = THREADS, processes: int = 0, progress: Progress = NO_PROGRESS,
+                 shared: dict[object, object] | None = None) -> None:
         self.rel, self.client, self.builds, self.before = rel, client, builds, before
+        # the exact run's answers alike in several cells (Memo.answers): a second process's
+        # guess is made of them as it arrives (it may wait a while to be taken; several did, each
+        # its own copy of every answer: the parent's peak)
+        self._shared: dict[object, object] = {} if shared is None else shared
         self.progress = progress
         spec = ClientSpec.of(client, builds) if processes > 0 and len(order) >= 2 else None
         # the processes start before the cache is looked at: each reads meanwhile what its first
@@ -366,6 +372,8 @@ class WarmUp:
                     guess = self._search(cell)
                 else:
                     guess = remote.search(cell, self.before(cell), functools.partial(self._hints, cell))
+                    if guess is not None:
+                        guess = dataclasses.replace(guess, answers=guess.answers.interned(self._shared))
             except (StackmetaError, _Stopped):
                 pass
             except BaseException as exc:  # a bug: the run stops and shows it

@@ -335,3 +335,30 @@ def test_a_release_that_cannot_be_sent_leaves_the_cells_here(tmp_path: Path) -> 
     assert not child.alive  # closed at once: the release could not be pickled
     assert child._proc.returncode is not None
     assert child.search(CELLS[0], None, lambda: ((), ())) is None  # its cells are searched here
+
+
+def test_answers_from_another_process_are_made_of_the_answers_seen_before() -> None:
+    # a second process's answers arrive as new objects (unpickled): interned as they arrive,
+    # each collection of versions equal to one seen before is that one, and a new one is made
+    # of the versions seen before (40,000 versions a cell, kept by every guess waiting)
+    from packaging.version import Version
+
+    from stackmeta.resolve.provider import Answers
+
+    def answers(versions: list[str], asked: list[str]) -> Answers:
+        key = (Version(versions[0]), frozenset[str]())
+        return Answers(versions=(("numpy", frozenset(Version(v) for v in versions)),),
+                       wheels=(("numpy", tuple(Version(v) for v in asked), frozenset([Version(asked[0])])),),
+                       installable=(("numpy", Version(asked[0]), True),),
+                       evaluated=((("numpy", *key), ("six>=1",)),))
+
+    shared: dict[object, object] = {}
+    first = answers(["1.0", "1.1"], ["1.1"]).interned(shared)
+    same = answers(["1.0", "1.1"], ["1.1"]).interned(shared)
+    assert same == first and same.versions[0][1] is first.versions[0][1]
+    assert same.wheels[0][1] is first.wheels[0][1] and same.evaluated[0][1] is first.evaluated[0][1]
+    other = answers(["1.0", "1.1", "1.2"], ["1.2", "1.1"]).interned(shared)
+    assert other.versions[0][1] == frozenset({Version("1.0"), Version("1.1"), Version("1.2")})
+    seen = {id(v) for v in first.versions[0][1]}
+    assert {id(v) for v in other.versions[0][1]} & seen == seen  # 1.0 and 1.1: the objects seen before
+    assert other.wheels[0][1][1] is next(v for v in first.versions[0][1] if v == Version("1.1"))
