@@ -13,8 +13,10 @@ died, are a guess that does not hold, or none.
 The protocol is pickles over the child's stdin and stdout (the child's own ``sys.stdout`` is
 its stderr, which is discarded: the parent is the one that reports). Parent to child: the
 :class:`Setup`, then ``("search", cell, before)`` and ``("hints", cells, sets)`` when asked.
-Child to parent: ``("hints",)``, ``("guess", guess)``, ``("none",)`` (an index error: the
-parent's own search will meet it and say it), and ``("bug", traceback)``. The child
+On the Setup the child reads, before its first search, what the disk cache holds of the
+release (:func:`~stackmeta.resolve.warmup.preload`). Child to parent: ``("hints",)``,
+``("guess", guess)``, ``("none",)`` (an index error: the parent's own search will meet it and
+say it), and ``("bug", traceback)``. The child
 ignores Ctrl-C (the parent stops it) and ends at end of input; on SIGTERM it stops its builds
 first (:class:`~stackmeta.index.client.IndexClient` does, leaving on anything but an
 exception).

@@ -21,7 +21,8 @@ as cell by cell; only when things are fetched, and by which thread, changes.
 
 A cell is cold when the metadata of many of its release pins needs a request (neither read by
 the client nor in its disk cache). With a warm cache the cells are searched by turns by the
-exact run itself and by second processes (:mod:`stackmeta.resolve.remote`), a process taking
+exact run itself and by second processes (:mod:`stackmeta.resolve.remote`: started before the
+cache is looked at, each reading meanwhile what is at hand, :func:`preload`), a process taking
 first a cell whose hints are known: the exact run's sets, or a guess's set not yet settled (a
 guess given a set the exact run does not settle on has other hints than the exact run's, and
 is not taken). Ctrl-C stops the threads at their next step (they are daemons: the process does
@@ -182,7 +183,8 @@ class WarmUp:
         self.rel, self.client, self.builds, self.before = rel, client, builds, before
         # the exact run's answers alike in several cells (Memo.answers): a second process's
         # guess is made of them as it arrives (it may wait a while to be taken; several did, each
-        # its own copy of every answer: the parent's peak)
+        # its own copy of every answer: the parent's peak). Used by the exact run's thread too:
+        # dict.setdefault at once from two threads keeps at worst an equal object twice
         self._shared: dict[object, object] = {} if shared is None else shared
         self.progress = progress
         spec = ClientSpec.of(client, builds) if processes > 0 and len(order) >= 2 else None
