@@ -457,7 +457,7 @@ _HASHED = re.compile(r"[0-9a-f]{8}\.[0-9]+")  # OpenSSL's name for a certificate
 def _folder_only(cafile: str | None, capath: str | None) -> bool:
     """Whether libcurl may be given the CA folder alone (OpenSSL then reads from it, by its
     hashed names, just the certificates a connection needs): a bundle file is read whole into
-    every handle, about 0.8 MB each (32 handles that connect: 30 MB for the run). Only for the
+    every handle, about 0.8 MB each (32 handles that connect: 20 to 26 MB more). Only for the
     system's own bundle (SSL_CERT_FILE naming another file is the user's choice: used as given)
     beside a folder of hashed names. Should the folder lack what the bundle has, a server it
     does not verify is tried again with the bundle (:meth:`Transport._ca_failed`)."""
