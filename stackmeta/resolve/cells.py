@@ -124,7 +124,7 @@ def _resolve_cell(rel: record.Release, client: IndexClient, cell: Cell, *, build
     ahead = guess()
     if ahead is not None and ahead.holds(earlier[:2], hints, source):
         if ahead.nearest is not None:
-            done[cell] = (ahead.answers.interned(shared), ahead.nearest)
+            done[cell] = (ahead.answers, ahead.nearest)  # interned as it arrived (WarmUp)
             return CellResult(cell=cell, nearest=ahead.nearest), True
         if ahead.failure is not None:
             return CellResult(cell=cell, nearest=None, failure=ahead.failure), True

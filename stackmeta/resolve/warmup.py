@@ -181,10 +181,11 @@ class WarmUp:
                  threads: int = THREADS, processes: int = 0, progress: Progress = NO_PROGRESS,
                  shared: dict[object, object] | None = None) -> None:
         self.rel, self.client, self.builds, self.before = rel, client, builds, before
-        # the exact run's answers alike in several cells (Memo.answers): a second process's
-        # guess is made of them as it arrives (it may wait a while to be taken; several did, each
-        # its own copy of every answer: the parent's peak). Used by the exact run's thread too:
-        # dict.setdefault at once from two threads keeps at worst an equal object twice
+        # the exact run's answers alike in several cells (Memo.answers): each guess is made of
+        # them as it arrives, and kept so when taken (a guess may wait a while to be taken;
+        # several did, each a second process's copy of every answer: the parent's peak). Used by
+        # the exact run's thread too: dict.setdefault at once from two threads keeps at worst an
+        # equal object twice
         self._shared: dict[object, object] = {} if shared is None else shared
         self.progress = progress
         spec = ClientSpec.of(client, builds) if processes > 0 and len(order) >= 2 else None
@@ -374,8 +375,8 @@ class WarmUp:
                     guess = self._search(cell)
                 else:
                     guess = remote.search(cell, self.before(cell), functools.partial(self._hints, cell))
-                    if guess is not None:
-                        guess = dataclasses.replace(guess, answers=guess.answers.interned(self._shared))
+                if guess is not None:  # made of the answers kept already (the exact run keeps it so)
+                    guess = dataclasses.replace(guess, answers=guess.answers.interned(self._shared))
             except (StackmetaError, _Stopped):
                 pass
             except BaseException as exc:  # a bug: the run stops and shows it
