@@ -287,6 +287,24 @@ def test_a_bug_in_the_second_process_is_raised_and_leaving_stops_it(tmp_path: Pa
             assert child.returncode is not None
 
 
+def test_a_bug_in_the_second_processs_reading_ahead_is_raised(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    # it reads before its first search: a bug there is the run's bug, not a process quietly gone
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import stackmeta.resolve.warmup as w\n"
+        "def broken(*a, **k):\n    raise ZeroDivisionError('a bug in reading ahead')\n"
+        "w.preload = broken\n")
+    with pypiserver(tmp_path / "server") as server:
+        _fill_apart(server.packages)
+        cache, builds = tmp_path / "cache", tmp_path / "builds"
+        _resolve_apart(server.simple, cache, builds, processes=0)
+        monkeypatch.setenv("PYTHONPATH", str(site))
+        with pytest.raises(remote.RemoteBug, match="ZeroDivisionError: a bug in reading ahead"):
+            _resolve_apart(server.simple, cache, builds, processes=1)
+
+
 class _Labels:
     """A progress that keeps the labels it was started with."""
 
