@@ -25,7 +25,6 @@ package never stops the others. Results are kept in memory for the client's life
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import io
 import struct
@@ -189,14 +188,13 @@ class IndexClient:
             key = f"page:{cname}"
             if self._results.has(key):
                 continue
-            cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
-            if cached is None:
-                continue
             try:
-                self._once(key, functools.partial(_parse_page, *cached, cname))
+                page = self._cached_page(cname)
             except StackmetaError:
                 continue
-            read.append(cname)
+            if page is not None:
+                self._results.put(key, page)
+                read.append(cname)
         return read
 
     def metadata_read_before(self, file: ProjectFile) -> bool:
@@ -216,10 +214,9 @@ class IndexClient:
 
     def _fetch_page(self, cname: NormalizedName) -> ProjectPage | None:
         url = self.project_url(cname)
-        cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
+        cached = self._cached_page(cname)
         if cached is not None:
-            body, ctype, final = cached
-            return _parse_page(body, ctype, final, cname)
+            return cached
         with self._pages:  # PAGES_AT_ONCE: from the request to the page parsed
             resp = self.transport.get(url, headers={"Accept": ACCEPT, "Accept-Encoding": "gzip"})
             if resp.status in (404, 410):
@@ -232,6 +229,12 @@ class IndexClient:
             page = _parse_page(resp.body, resp.content_type, resp.url, cname)
             self.cache.put_page(self.index_url, cname, resp.body, resp.content_type, resp.url)
             return page
+
+    def _cached_page(self, cname: NormalizedName) -> ProjectPage | None:
+        """The page from the disk cache, fetched less than ``page_max_age`` ago; None when it is
+        not there (never a request)."""
+        cached = self.cache.get_page(self.index_url, cname, self.page_max_age)
+        return None if cached is None else _parse_page(*cached, cname)
 
     def projects(self, names: Iterable[str], progress: Progress = NO_PROGRESS
                  ) -> dict[NormalizedName, ProjectPage | StackmetaError | None]:
